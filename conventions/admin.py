@@ -1,0 +1,1 @@
+"""Admin of the conventions app (models come in a later issue)."""

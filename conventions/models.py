@@ -1,0 +1,1 @@
+"""Models of the conventions app (built in a later issue)."""

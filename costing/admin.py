@@ -1,0 +1,1 @@
+"""Admin of the costing app (models come in a later issue)."""

@@ -1,0 +1,1 @@
+"""Models of the costing app (built in a later issue)."""

@@ -1,0 +1,126 @@
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.utils.translation import gettext_lazy as _
+from simple_history.admin import SimpleHistoryAdmin
+
+from mutualisation.models import (
+    EpciMembership,
+    Membership,
+    Organisation,
+    PopulationRecord,
+    Service,
+    UnitType,
+    UnitWeight,
+)
+
+
+class PopulationRecordInline(admin.TabularInline):
+    model = PopulationRecord
+    extra = 0
+    fields = ["vintage", "in_force_year", "municipal", "total", "source"]
+
+
+class EpciMembershipInline(admin.TabularInline):
+    model = EpciMembership
+    fk_name = "member"
+    extra = 0
+    fields = ["epci", "valid_from", "valid_until"]
+
+
+@admin.register(Organisation)
+class OrganisationAdmin(SimpleHistoryAdmin):
+    list_display = [
+        "name",
+        "kind",
+        "siren",
+        "insee_code",
+        "epci_nature",
+        "tax_regime",
+        "budget_nomenclature",
+    ]
+    list_filter = ["kind", "epci_nature", "tax_regime", "budget_nomenclature"]
+    search_fields = ["name", "siren", "insee_code"]
+    fieldsets = [
+        (None, {"fields": ["kind", "name", "siren", "insee_code", "address"]}),
+        (_("EPCI"), {"fields": ["epci_nature", "tax_regime"]}),
+        (
+            _("Budget et signature"),
+            {"fields": ["budget_nomenclature", "representative_title", "representative_name"]},
+        ),
+    ]
+    inlines = [EpciMembershipInline, PopulationRecordInline]
+
+
+@admin.register(EpciMembership)
+class EpciMembershipAdmin(SimpleHistoryAdmin):
+    list_display = ["member", "epci", "valid_from", "valid_until"]
+    list_filter = ["epci"]
+    search_fields = ["member__name", "member__insee_code", "epci__name"]
+    autocomplete_fields = ["member", "epci"]
+    date_hierarchy = "valid_from"
+
+
+@admin.register(PopulationRecord)
+class PopulationRecordAdmin(SimpleHistoryAdmin):
+    list_display = ["organisation", "vintage", "in_force_year", "municipal", "total", "source"]
+    list_filter = ["vintage", "in_force_year"]
+    search_fields = ["organisation__name", "organisation__insee_code", "source"]
+    autocomplete_fields = ["organisation"]
+    list_select_related = ["organisation"]
+
+
+class UnitWeightInline(admin.TabularInline):
+    model = UnitWeight
+    extra = 0
+
+
+@admin.register(UnitType)
+class UnitTypeAdmin(SimpleHistoryAdmin):
+    list_display = ["label", "code", "unit"]
+    list_filter = ["unit"]
+    search_fields = ["label", "code"]
+    inlines = [UnitWeightInline]
+
+
+@admin.register(UnitWeight)
+class UnitWeightAdmin(SimpleHistoryAdmin):
+    list_display = ["unit_type", "code", "label", "weight"]
+    list_filter = ["unit_type"]
+    search_fields = ["code", "label", "unit_type__label"]
+    list_select_related = ["unit_type"]
+
+
+@admin.register(Service)
+class ServiceAdmin(SimpleHistoryAdmin):
+    list_display = ["name", "code", "provider", "kind", "unit_type"]
+    list_filter = ["kind", "provider", "unit_type"]
+    search_fields = ["name", "code", "provider__name"]
+    autocomplete_fields = ["provider"]
+    list_select_related = ["provider", "unit_type"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(SimpleHistoryAdmin):
+    list_display = ["user", "organisation", "role"]
+    list_filter = ["role", "organisation__kind"]
+    search_fields = ["user__username", "user__last_name", "organisation__name"]
+    autocomplete_fields = ["user", "organisation"]
+    list_select_related = ["user", "organisation"]
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["organisation"]
+    verbose_name_plural = _("Rôles dans les organisations")
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class MutualisUserAdmin(UserAdmin):
+    inlines = [MembershipInline]
+    list_display = ["username", "first_name", "last_name", "email", "is_staff", "is_active"]

@@ -1,0 +1,25 @@
+"""Settings for the test suite: the real settings, made fast and self-contained.
+
+DEBUG stays off (pytest-django forces it anyway) so the tests exercise production behaviour,
+except where noted below.
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-" + "x" * 60)
+
+from mutualisation.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# The test client speaks plain HTTP and templates use {% static %} without a collectstatic step.
+SECURE_SSL_REDIRECT = False
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# seed_demo is tested with its demo accounts; a test turns this off to prove the guard.
+DEMO_USERS_ENABLED = True
+# Serve static files from the finders (static/, node_modules) as in development.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

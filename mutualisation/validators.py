@@ -1,0 +1,53 @@
+"""Validators for the identifiers of French public bodies (SIREN, code INSEE)."""
+
+import re
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+INSEE_CODE_RE = re.compile(r"^(?:[0-9]{2}|2[AB])[0-9]{3}$")
+
+
+def luhn_is_valid(digits: str) -> bool:
+    """Luhn checksum: every second digit from the right is doubled (9 → 18 → 1 + 8)."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2 == 1:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def validate_siren(value: str) -> None:
+    """A SIREN is 9 digits whose Luhn checksum is valid (INSEE, répertoire SIRENE)."""
+    if not (len(value) == 9 and value.isascii() and value.isdigit()):
+        raise ValidationError(
+            _("Le SIREN « %(value)s » doit comporter exactement 9 chiffres."),
+            code="siren_format",
+            params={"value": value},
+        )
+    if not luhn_is_valid(value):
+        raise ValidationError(
+            _(
+                "Le SIREN « %(value)s » est invalide : sa clé de contrôle (algorithme de Luhn) "
+                "ne correspond pas. Vérifiez-le sur l'avis de situation SIRENE."
+            ),
+            code="siren_checksum",
+            params={"value": value},
+        )
+
+
+def validate_insee_code(value: str) -> None:
+    """A commune's code officiel géographique: 5 characters, 2A/2B allowed for Corsica."""
+    if not INSEE_CODE_RE.match(value):
+        raise ValidationError(
+            _(
+                "Le code INSEE « %(value)s » est invalide : 5 caractères attendus, chiffres ou "
+                "2A/2B pour la Corse (ex. 63113)."
+            ),
+            code="insee_format",
+            params={"value": value},
+        )

@@ -1,0 +1,111 @@
+"""Shared fixtures: a small territory and the personas every permission test uses.
+
+Personas: Métropole manager, finance officer, reader of commune A, reader of commune B,
+administrator, and an outsider (an account with no role).
+"""
+
+import io
+import os
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from django.core.management import call_command
+
+from mutualisation.models import Role
+from tests.factories import (
+    EpciFactory,
+    EpciMembershipFactory,
+    MembershipFactory,
+    OrganisationFactory,
+    UserFactory,
+)
+
+PASSWORD = "mot-de-passe-de-test"
+
+
+@pytest.fixture
+def territory(db):
+    epci = EpciFactory(name="Métropole de test")
+    commune_a = OrganisationFactory(name="Commune A")
+    commune_b = OrganisationFactory(name="Commune B")
+    for commune in (commune_a, commune_b):
+        EpciMembershipFactory(member=commune, epci=epci)
+    return SimpleNamespace(epci=epci, commune_a=commune_a, commune_b=commune_b)
+
+
+@pytest.fixture
+def personas(territory):
+    def member(username, organisation, role, **extra):
+        user = UserFactory(username=username, **extra)
+        MembershipFactory(user=user, organisation=organisation, role=role)
+        return user
+
+    return SimpleNamespace(
+        manager=member("gestionnaire", territory.epci, Role.MANAGER),
+        finance=member("finances", territory.epci, Role.FINANCE),
+        reader_a=member("lecteur.a", territory.commune_a, Role.COMMUNE_READER),
+        reader_b=member("lecteur.b", territory.commune_b, Role.COMMUNE_READER),
+        admin=member("admin", territory.epci, Role.ADMINISTRATOR, is_staff=True, is_superuser=True),
+        outsider=UserFactory(username="exterieur"),
+    )
+
+
+def run_seed_demo(*args):
+    """Run the seed_demo command quietly; returns what it printed."""
+    out = io.StringIO()
+    call_command("seed_demo", *args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def demo_territory(db):
+    """The Clermont Auvergne Métropole demo territory, with its demo accounts."""
+    return run_seed_demo()
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright (no downloaded browser)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            "Chromium est introuvable : lancez « make test » (il installe le paquet chromium)."
+        )
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls made by the tests
+    # themselves around it are still synchronous.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def screenshot(page, name):
+    """Keep a full-page screenshot under var/screenshots/ for a person to look at."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

@@ -1,0 +1,110 @@
+"""Test data builders (factory_boy). Identifiers are valid: SIRENs pass the Luhn check."""
+
+import factory
+from django.contrib.auth import get_user_model
+
+from mutualisation.models import (
+    EpciMembership,
+    EpciNature,
+    Membership,
+    Organisation,
+    OrganisationKind,
+    PopulationRecord,
+    Service,
+    ServiceKind,
+    TaxRegime,
+    Unit,
+    UnitType,
+)
+from mutualisation.validators import luhn_is_valid
+
+
+def siren_from(seed: int) -> str:
+    """A valid SIREN built from 8 digits of ``seed`` plus the Luhn check digit."""
+    stem = f"{seed % 10**8:08d}"
+    return next(stem + str(d) for d in range(10) if luhn_is_valid(stem + str(d)))
+
+
+class OrganisationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Organisation
+
+    kind = OrganisationKind.COMMUNE
+    name = factory.Sequence(lambda n: f"Commune {n}")
+    # Fictitious identifiers (département 99), far from the demo territory's real ones.
+    siren = factory.Sequence(lambda n: siren_from(99100000 + n))
+    insee_code = factory.Sequence(lambda n: f"{99000 + n % 1000:05d}")
+    representative_title = "Le Maire"
+
+
+class EpciFactory(OrganisationFactory):
+    kind = OrganisationKind.EPCI
+    name = factory.Sequence(lambda n: f"Métropole {n}")
+    siren = factory.Sequence(lambda n: siren_from(99200000 + n))
+    insee_code = None
+    epci_nature = EpciNature.METRO
+    tax_regime = TaxRegime.FPU
+    representative_title = "Le Président"
+
+
+class EpciMembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = EpciMembership
+
+    member = factory.SubFactory(OrganisationFactory)
+    epci = factory.SubFactory(EpciFactory)
+    valid_from = factory.Faker("date_between", start_date="-10y", end_date="-1y")
+
+
+class PopulationRecordFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PopulationRecord
+
+    organisation = factory.SubFactory(OrganisationFactory)
+    vintage = 2023
+    in_force_year = 2026
+    municipal = 1000
+    total = 1020
+    source = "INSEE"
+
+
+class UnitTypeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = UnitType
+
+    code = factory.Sequence(lambda n: f"unite-{n}")
+    label = factory.Sequence(lambda n: f"Unité {n}")
+    unit = Unit.HOUR
+
+
+class ServiceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Service
+
+    code = factory.Sequence(lambda n: f"service-{n}")
+    name = factory.Sequence(lambda n: f"Service {n}")
+    provider = factory.SubFactory(EpciFactory)
+    kind = ServiceKind.FUNCTIONAL
+    unit_type = factory.SubFactory(UnitTypeFactory)
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"agent{n}")
+    password = factory.PostGenerationMethodCall("set_password", "mot-de-passe-de-test")
+
+    @factory.post_generation
+    def save_password(obj, create, extracted, **kwargs):
+        if create:
+            obj.save()
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    user = factory.SubFactory(UserFactory)
+    organisation = factory.SubFactory(EpciFactory)

@@ -1,0 +1,81 @@
+"""Every model is administrable: each changelist and add page answers for an administrator."""
+
+import pytest
+from django.contrib import admin
+from django.urls import reverse
+
+from tests.conftest import run_seed_demo
+
+pytestmark = pytest.mark.django_db
+
+REGISTERED = sorted(
+    (model._meta.app_label, model._meta.model_name) for model in admin.site._registry
+)
+
+
+@pytest.fixture
+def admin_client_with_data(client, personas):
+    run_seed_demo("--no-users")
+    client.force_login(personas.admin)
+    return client
+
+
+def test_every_reference_model_is_registered():
+    for name in [
+        "organisation",
+        "epcimembership",
+        "populationrecord",
+        "service",
+        "unittype",
+        "unitweight",
+        "membership",
+    ]:
+        assert ("mutualisation", name) in REGISTERED
+
+
+@pytest.mark.parametrize(("app_label", "model_name"), REGISTERED)
+def test_changelist_and_add_pages_answer(admin_client_with_data, app_label, model_name):
+    client = admin_client_with_data
+    changelist = client.get(reverse(f"admin:{app_label}_{model_name}_changelist"))
+    assert changelist.status_code == 200
+    add = client.get(reverse(f"admin:{app_label}_{model_name}_add"))
+    assert add.status_code == 200
+
+
+@pytest.mark.parametrize(("app_label", "model_name"), REGISTERED)
+def test_changelist_search_answers(admin_client_with_data, app_label, model_name):
+    response = admin_client_with_data.get(
+        reverse(f"admin:{app_label}_{model_name}_changelist"), {"q": "Clermont"}
+    )
+    assert response.status_code == 200
+
+
+def test_admin_refuses_an_invalid_siren_in_french(admin_client_with_data):
+    response = admin_client_with_data.post(
+        reverse("admin:mutualisation_organisation_add"),
+        {
+            "kind": "COMMUNE",
+            "name": "Commune fictive",
+            "siren": "216301134",
+            "insee_code": "63999",
+            "budget_nomenclature": "M57",
+            "epci_memberships-TOTAL_FORMS": "0",
+            "epci_memberships-INITIAL_FORMS": "0",
+            "population_records-TOTAL_FORMS": "0",
+            "population_records-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 200
+    assert "Le SIREN « 216301134 » est invalide" in response.content.decode()
+
+
+def test_admin_is_in_french(admin_client_with_data):
+    html = admin_client_with_data.get(reverse("admin:index")).content.decode()
+    assert "Territoire et référentiels" in html
+    assert "Populations légales" in html
+
+
+def test_non_administrators_cannot_enter_the_admin(client, personas):
+    client.force_login(personas.manager)
+    response = client.get(reverse("admin:index"))
+    assert response.status_code == 302
