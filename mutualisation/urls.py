@@ -2,13 +2,14 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
+from django.utils.translation import gettext_lazy as _
 
 from mutualisation import views
 from mutualisation.forms import LoginForm
 
-admin.site.site_header = "Mutualis — administration"
-admin.site.site_title = "Mutualis"
-admin.site.index_title = "Référentiels, conventions et coûts"
+admin.site.site_header = _("Mutualis — administration")
+admin.site.site_title = _("Mutualis")
+admin.site.index_title = _("Référentiels, conventions et coûts")
 
 urlpatterns = [
     path("", views.home, name="home"),
