@@ -1,1 +1,716 @@
-"""Models of the conventions app (built in a later issue)."""
+"""Conventions de mutualisation and what hangs on them: parties, services, versioned terms,
+forecasts, deliberations, staff-body opinions, impact sheet, agents, attachments, avenants and
+termination. Legal transitions live in conventions/services.py, not here."""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+from mutualisation.models import Organisation, Service, UnitType
+
+
+class ConventionKind(models.TextChoices):
+    MISE_A_DISPOSITION = "MISE_A_DISPOSITION", _("Mise à disposition de services")
+    SERVICE_COMMUN = "SERVICE_COMMUN", _("Service commun")
+    MISE_EN_COMMUN_BIENS = "MISE_EN_COMMUN_BIENS", _("Mise en commun de biens")
+    CONVENTION_GESTION = "CONVENTION_GESTION", _("Convention de gestion")
+    PRESTATION = "PRESTATION", _("Prestation de services")
+    MAD_AGENT = "MAD_AGENT", _("Mise à disposition individuelle d'agent")
+
+
+# The articles each kind rests on, recited in the visas of the convention document.
+LEGAL_BASIS = {
+    ConventionKind.MISE_A_DISPOSITION: (
+        "L. 5211-4-1 du code général des collectivités territoriales",
+        "D. 5211-16 du code général des collectivités territoriales",
+    ),
+    ConventionKind.SERVICE_COMMUN: ("L. 5211-4-2 du code général des collectivités territoriales",),
+    ConventionKind.MISE_EN_COMMUN_BIENS: (
+        "L. 5211-4-3 du code général des collectivités territoriales",
+    ),
+    ConventionKind.CONVENTION_GESTION: (
+        "L. 5215-27 du code général des collectivités territoriales",
+        "L. 5217-7 du code général des collectivités territoriales",
+    ),
+    ConventionKind.PRESTATION: ("L. 5111-1 du code général des collectivités territoriales",),
+    ConventionKind.MAD_AGENT: ("code général de la fonction publique (mise à disposition)",),
+}
+
+
+class Status(models.TextChoices):
+    DRAFT = "DRAFT", _("Brouillon")
+    CONSULTATION = "CONSULTATION", _("En consultation")
+    DELIBERATED = "DELIBERATED", _("Délibérée")
+    SIGNED = "SIGNED", _("Signée")
+    IN_FORCE = "IN_FORCE", _("En vigueur")
+    TERMINATED = "TERMINATED", _("Résiliée")
+    EXPIRED = "EXPIRED", _("Échue")
+
+
+# Until deliberated, the convention's text may still change; afterwards only by avenant.
+EDITABLE_STATUSES = (Status.DRAFT, Status.CONSULTATION)
+
+
+class Direction(models.TextChoices):
+    ASCENDANTE = "ASCENDANTE", _("ascendante (commune → EPCI, L. 5211-4-1 II)")
+    DESCENDANTE = "DESCENDANTE", _("descendante (EPCI → communes, L. 5211-4-1 III)")
+
+
+class SettlementMode(models.TextChoices):
+    TITRE = "TITRE", _("Titre de recettes")
+    AC_IMPUTATION = "AC_IMPUTATION", _("Imputation sur l'attribution de compensation")
+    MIXED = "MIXED", _("Mixte (imputation sur l'AC et titre de recettes pour le solde)")
+
+
+class ConventionQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Conventions the user may see: all for Métropole staff, those their commune is party
+        to for a commune reader, none otherwise."""
+        from mutualisation.rules import scope_of
+
+        scope = scope_of(user)
+        if scope.territory_wide:
+            return self.all()
+        if not scope.organisation_ids:
+            return self.none()
+        return self.filter(
+            pk__in=Party.objects.filter(organisation_id__in=scope.organisation_ids).values(
+                "convention_id"
+            )
+        )
+
+
+class Convention(models.Model):
+    reference = models.CharField(_("référence"), max_length=20, unique=True, editable=False)
+    title = models.CharField(_("intitulé"), max_length=250)
+    kind = models.CharField(_("type de convention"), max_length=24, choices=ConventionKind.choices)
+    object = models.TextField(_("objet"))
+    preamble = models.TextField(
+        _("préambule"),
+        blank=True,
+        help_text=_(
+            "Intérêt de la mutualisation « dans le cadre d'une bonne organisation des services »."
+        ),
+    )
+    status = models.CharField(
+        _("statut"), max_length=12, choices=Status.choices, default=Status.DRAFT, editable=False
+    )
+    managing_organisation = models.ForeignKey(
+        Organisation,
+        verbose_name=_("organisation gestionnaire du service commun"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="managed_conventions",
+    )
+    start_date = models.DateField(_("date de prise d'effet"))
+    signature_date = models.DateField(_("date de signature"), null=True, blank=True, editable=False)
+    version = models.PositiveIntegerField(_("version"), default=1, editable=False)
+    created_at = models.DateTimeField(_("créée le"), auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("créée par"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    history = HistoricalRecords()
+    objects = ConventionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("convention")
+        verbose_name_plural = _("conventions")
+        ordering = ["-start_date", "-reference"]
+
+    def __str__(self):
+        return f"{self.reference} — {self.title}"
+
+    def get_absolute_url(self):
+        return reverse("conventions:detail", args=[self.reference])
+
+    @property
+    def is_editable(self) -> bool:
+        return self.status in EDITABLE_STATUSES
+
+    @property
+    def legal_basis(self) -> tuple[str, ...]:
+        return LEGAL_BASIS[ConventionKind(self.kind)]
+
+
+class PartyRole(models.TextChoices):
+    PROVIDER = "PROVIDER", _("Prestataire")
+    BENEFICIARY = "BENEFICIARY", _("Bénéficiaire")
+    MEMBER = "MEMBER", _("Membre du service commun")
+
+
+class Party(models.Model):
+    convention = models.ForeignKey(
+        Convention, verbose_name=_("convention"), on_delete=models.CASCADE, related_name="parties"
+    )
+    organisation = models.ForeignKey(
+        Organisation,
+        verbose_name=_("organisation"),
+        on_delete=models.PROTECT,
+        related_name="parties",
+    )
+    role = models.CharField(_("rôle"), max_length=12, choices=PartyRole.choices)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("partie")
+        verbose_name_plural = _("parties")
+        ordering = ["convention", "role", "organisation__name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["convention", "organisation"],
+                name="one_role_per_party",
+                violation_error_message=_("Cette organisation est déjà partie à la convention."),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.organisation} ({self.get_role_display()})"
+
+
+class AllocationKey(models.TextChoices):
+    UNITS = "UNITS", _("Unités consommées")
+    POPULATION = "POPULATION", _("Population (millésime nommé)")
+    FIXED_SHARES = "FIXED_SHARES", _("Pourcentages fixes")
+
+
+class ConventionService(models.Model):
+    """A service covered by the convention, counted in a unit type."""
+
+    convention = models.ForeignKey(
+        Convention, verbose_name=_("convention"), on_delete=models.CASCADE, related_name="services"
+    )
+    service = models.ForeignKey(
+        Service,
+        verbose_name=_("service"),
+        on_delete=models.PROTECT,
+        related_name="convention_lines",
+    )
+    unit_type = models.ForeignKey(
+        UnitType,
+        verbose_name=_("unité de fonctionnement"),
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    allocation_key = models.CharField(
+        _("clé de répartition"),
+        max_length=12,
+        choices=AllocationKey.choices,
+        blank=True,
+        help_text=_("Pour un service commun."),
+    )
+    population_vintage = models.PositiveSmallIntegerField(
+        _("millésime de population"),
+        null=True,
+        blank=True,
+        help_text=_("Obligatoire pour une clé de population."),
+    )
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("service couvert")
+        verbose_name_plural = _("services couverts")
+        ordering = ["convention", "service__name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["convention", "service"],
+                name="service_once_per_convention",
+                violation_error_message=_("Ce service figure déjà dans la convention."),
+            ),
+            models.CheckConstraint(
+                condition=~Q(allocation_key=AllocationKey.POPULATION)
+                | Q(population_vintage__isnull=False),
+                name="population_key_names_its_vintage",
+                violation_error_message=_("Une clé de population doit nommer son millésime."),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.service} ({self.unit_type})"
+
+
+class Terms(models.Model):
+    """Financial and duration terms, versioned: the initial ones, then one set per avenant.
+
+    The terms in force on a date are those with the latest ``effective_from`` on or before it,
+    among the initial terms and those of signed avenants (see ``ConventionQuerySet``/services).
+    """
+
+    convention = models.ForeignKey(
+        Convention, verbose_name=_("convention"), on_delete=models.CASCADE, related_name="terms"
+    )
+    amendment = models.OneToOneField(
+        "Amendment",
+        verbose_name=_("avenant"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="terms",
+    )
+    effective_from = models.DateField(_("applicable à partir du"))
+    settlement_mode = models.CharField(
+        _("modalité de règlement"), max_length=16, choices=SettlementMode.choices
+    )
+    periodicity_months = models.PositiveSmallIntegerField(
+        _("périodicité des remboursements (mois)"), validators=[MinValueValidator(1)]
+    )
+    instalment_count = models.PositiveSmallIntegerField(
+        _("nombre d'acomptes par an"), default=0, validators=[MaxValueValidator(12)]
+    )
+    unit_cost_method = models.TextField(_("méthode de détermination du coût unitaire"), blank=True)
+    end_date = models.DateField(_("date d'échéance"), null=True, blank=True)
+    tacit_renewal = models.BooleanField(_("reconduction tacite"), default=False)
+    notice_months = models.PositiveSmallIntegerField(_("préavis de résiliation (mois)"), default=3)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("conditions")
+        verbose_name_plural = _("conditions")
+        ordering = ["convention", "effective_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["convention", "effective_from"],
+                name="one_terms_per_effective_date",
+                violation_error_message=_(
+                    "Des conditions s'appliquent déjà à partir de cette date."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=Q(periodicity_months__gte=1), name="periodicity_at_least_one_month"
+            ),
+        ]
+
+    def __str__(self):
+        if self.amendment_id:
+            return _("Conditions de l'avenant n° %(number)s") % {"number": self.amendment.number}
+        return _("Conditions initiales")
+
+
+class UsageForecast(models.Model):
+    """Forecast units of use per beneficiary and year (D5211-16), part of a set of terms."""
+
+    terms = models.ForeignKey(
+        Terms, verbose_name=_("conditions"), on_delete=models.CASCADE, related_name="forecasts"
+    )
+    service = models.ForeignKey(
+        ConventionService,
+        verbose_name=_("service"),
+        on_delete=models.CASCADE,
+        related_name="forecasts",
+    )
+    beneficiary = models.ForeignKey(
+        Organisation, verbose_name=_("bénéficiaire"), on_delete=models.PROTECT, related_name="+"
+    )
+    year = models.PositiveSmallIntegerField(_("année"))
+    units = models.DecimalField(_("unités prévues"), max_digits=12, decimal_places=3)
+    fixed_share_percent = models.DecimalField(
+        _("part fixe (%)"),
+        max_digits=6,
+        decimal_places=3,
+        null=True,
+        blank=True,
+        help_text=_("Pour une clé en pourcentages fixes."),
+    )
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("prévision d'utilisation")
+        verbose_name_plural = _("prévisions d'utilisation")
+        ordering = ["terms", "year", "service", "beneficiary__name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["terms", "service", "beneficiary", "year"],
+                name="one_forecast_per_beneficiary_service_year",
+                violation_error_message=_(
+                    "Une prévision existe déjà pour ce bénéficiaire, ce service et cette année."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=Q(units__gte=0),
+                name="forecast_units_not_negative",
+                violation_error_message=_("Les unités prévues ne peuvent être négatives."),
+            ),
+            models.CheckConstraint(
+                condition=Q(fixed_share_percent__isnull=True)
+                | (Q(fixed_share_percent__gte=0) & Q(fixed_share_percent__lte=100)),
+                name="fixed_share_is_a_percentage",
+                violation_error_message=_("Une part fixe est comprise entre 0 et 100 %."),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.beneficiary} {self.year} : {self.units}"
+
+
+class Amendment(models.Model):
+    """An avenant: numbered, effective from a date, with its own deliberations and signature."""
+
+    class AmendmentStatus(models.TextChoices):
+        DRAFT = "DRAFT", _("Projet")
+        SIGNED = "SIGNED", _("Signé")
+
+    convention = models.ForeignKey(
+        Convention,
+        verbose_name=_("convention"),
+        on_delete=models.CASCADE,
+        related_name="amendments",
+    )
+    number = models.PositiveSmallIntegerField(_("numéro"), editable=False)
+    object = models.TextField(_("objet de l'avenant"))
+    effective_from = models.DateField(_("prend effet le"))
+    status = models.CharField(
+        _("statut"),
+        max_length=8,
+        choices=AmendmentStatus.choices,
+        default=AmendmentStatus.DRAFT,
+        editable=False,
+    )
+    signature_date = models.DateField(_("date de signature"), null=True, blank=True, editable=False)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("avenant")
+        verbose_name_plural = _("avenants")
+        ordering = ["convention", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["convention", "number"], name="amendment_number_unique"
+            ),
+            models.CheckConstraint(condition=Q(number__gte=1), name="amendment_number_positive"),
+        ]
+
+    def __str__(self):
+        return _("Avenant n° %(number)s") % {"number": self.number}
+
+
+class Vote(models.TextChoices):
+    ADOPTED = "ADOPTED", _("Adoptée")
+    REJECTED = "REJECTED", _("Rejetée")
+
+
+class Deliberation(models.Model):
+    """A deliberation of an assembly approving the convention (or one of its avenants)."""
+
+    convention = models.ForeignKey(
+        Convention,
+        verbose_name=_("convention"),
+        on_delete=models.CASCADE,
+        related_name="deliberations",
+    )
+    amendment = models.ForeignKey(
+        Amendment,
+        verbose_name=_("avenant"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="deliberations",
+        help_text=_("Vide pour la délibération sur la convention elle-même."),
+    )
+    organisation = models.ForeignKey(
+        Organisation,
+        verbose_name=_("organisation"),
+        on_delete=models.PROTECT,
+        related_name="deliberations",
+    )
+    assembly = models.CharField(
+        _("assemblée"),
+        max_length=120,
+        help_text=_("Ex. : conseil métropolitain, conseil municipal."),
+    )
+    date = models.DateField(_("date de séance"))
+    number = models.CharField(_("numéro"), max_length=40)
+    object = models.CharField(_("objet"), max_length=300, blank=True)
+    vote = models.CharField(_("vote"), max_length=8, choices=Vote.choices, default=Vote.ADOPTED)
+    votes_for = models.PositiveIntegerField(_("voix pour"), null=True, blank=True)
+    votes_against = models.PositiveIntegerField(_("voix contre"), null=True, blank=True)
+    abstentions = models.PositiveIntegerField(_("abstentions"), null=True, blank=True)
+    link = models.URLField(_("lien vers l'acte"), blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("délibération")
+        verbose_name_plural = _("délibérations")
+        ordering = ["date", "organisation__name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "number"],
+                name="deliberation_number_unique_per_organisation",
+                violation_error_message=_(
+                    "Ce numéro de délibération existe déjà pour cette organisation."
+                ),
+            ),
+        ]
+
+    def __str__(self):
+        return _("Délibération n° %(number)s du %(date)s (%(organisation)s)") % {
+            "number": self.number,
+            "date": self.date.strftime("%d/%m/%Y"),
+            "organisation": self.organisation,
+        }
+
+
+class StaffBody(models.TextChoices):
+    CST = "CST", _("Comité social territorial")
+    CT = "CT", _("Comité technique (avant le 1er janvier 2023)")
+    CAP = "CAP", _("Commission administrative paritaire")
+    CCP = "CCP", _("Commission consultative paritaire")
+
+
+class Opinion(models.TextChoices):
+    FAVOURABLE = "FAVOURABLE", _("Favorable")
+    UNFAVOURABLE = "UNFAVOURABLE", _("Défavorable")
+    SPLIT = "SPLIT", _("Partagé")
+
+
+class StaffBodyOpinion(models.Model):
+    convention = models.ForeignKey(
+        Convention, verbose_name=_("convention"), on_delete=models.CASCADE, related_name="opinions"
+    )
+    amendment = models.ForeignKey(
+        Amendment,
+        verbose_name=_("avenant"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="opinions",
+    )
+    organisation = models.ForeignKey(
+        Organisation, verbose_name=_("organisation"), on_delete=models.PROTECT, related_name="+"
+    )
+    body = models.CharField(_("instance"), max_length=3, choices=StaffBody.choices)
+    date = models.DateField(_("date de l'avis"))
+    opinion = models.CharField(_("avis"), max_length=12, choices=Opinion.choices)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("avis d'instance paritaire")
+        verbose_name_plural = _("avis d'instances paritaires")
+        ordering = ["date"]
+
+    def __str__(self):
+        return _("Avis %(opinion)s du %(body)s de %(organisation)s, %(date)s") % {
+            "opinion": self.get_opinion_display().lower(),
+            "body": self.body,
+            "organisation": self.organisation,
+            "date": self.date.strftime("%d/%m/%Y"),
+        }
+
+
+class ImpactSheet(models.Model):
+    """Fiche d'impact of a service commun (L5211-4-2), annexed to the convention."""
+
+    convention = models.OneToOneField(
+        Convention,
+        verbose_name=_("convention"),
+        on_delete=models.CASCADE,
+        related_name="impact_sheet",
+    )
+    established_on = models.DateField(_("établie le"))
+    organisation_and_working_conditions = models.TextField(
+        _("effets sur l'organisation et les conditions de travail")
+    )
+    pay = models.TextField(_("effets sur la rémunération"))
+    acquired_rights = models.TextField(_("effets sur les droits acquis"))
+    agreements = models.TextField(_("accords conclus"), blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("fiche d'impact")
+        verbose_name_plural = _("fiches d'impact")
+
+    def __str__(self):
+        return _("Fiche d'impact de %(convention)s") % {"convention": self.convention.reference}
+
+
+class AgentRegime(models.TextChoices):
+    TRANSFER = "TRANSFER", _("Transfert")
+    MAD_BY_LAW = "MAD_BY_LAW", _("Mise à disposition de plein droit")
+    MAD_INDIVIDUAL = "MAD_INDIVIDUAL", _("Mise à disposition individuelle")
+
+
+class AgentAssignment(models.Model):
+    """An agent concerned by the convention, under a pseudonymous reference (no personal data)."""
+
+    convention = models.ForeignKey(
+        Convention, verbose_name=_("convention"), on_delete=models.CASCADE, related_name="agents"
+    )
+    agent_ref = models.CharField(
+        _("référence de l'agent"), max_length=40, help_text=_("Référence pseudonyme.")
+    )
+    job_title = models.CharField(_("fonction"), max_length=200, blank=True)
+    employer = models.ForeignKey(
+        Organisation, verbose_name=_("employeur"), on_delete=models.PROTECT, related_name="+"
+    )
+    regime = models.CharField(_("régime"), max_length=16, choices=AgentRegime.choices)
+    share_percent = models.DecimalField(
+        _("quotité (%)"),
+        max_digits=5,
+        decimal_places=2,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+    )
+    functional_authority = models.CharField(_("autorité fonctionnelle"), max_length=200)
+    hierarchical_authority = models.CharField(_("autorité hiérarchique"), max_length=200)
+    agent_consent = models.BooleanField(_("accord de l'agent recueilli"), default=False)
+    start_date = models.DateField(_("début"))
+    end_date = models.DateField(_("fin"), null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("agent concerné")
+        verbose_name_plural = _("agents concernés")
+        ordering = ["convention", "agent_ref"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(share_percent__gt=0) & Q(share_percent__lte=100),
+                name="agent_share_is_a_percentage",
+                violation_error_message=_("La quotité est comprise entre 0 et 100 %."),
+            ),
+            models.CheckConstraint(
+                condition=Q(end_date__isnull=True) | Q(end_date__gte=F("start_date")),
+                name="agent_dates_ordered",
+                violation_error_message=_("La fin précède le début."),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.agent_ref} ({self.get_regime_display()}, {self.share_percent} %)"
+
+    def clean(self):
+        errors = {}
+        if self.regime == AgentRegime.TRANSFER and self.share_percent not in (None, 100):
+            errors["share_percent"] = _(
+                "Un transfert suppose un agent à 100 % dans le service ; à temps partiel, "
+                "l'agent est mis à disposition de plein droit."
+            )
+        in_service_commun = (
+            self.convention_id is not None and self.convention.kind == ConventionKind.SERVICE_COMMUN
+        )
+        if (
+            in_service_commun
+            and self.regime == AgentRegime.MAD_BY_LAW
+            and self.share_percent == 100
+        ):
+            errors["regime"] = _(
+                "Un agent à 100 % dans le service commun est transféré de plein droit, "
+                "pas mis à disposition."
+            )
+        if self.regime == AgentRegime.MAD_INDIVIDUAL:
+            if not self.agent_consent:
+                errors["agent_consent"] = _(
+                    "Une mise à disposition individuelle requiert l'accord de l'agent."
+                )
+            if not self.end_date:
+                errors["end_date"] = _(
+                    "Une mise à disposition individuelle a une durée : indiquez sa fin."
+                )
+        if errors:
+            raise ValidationError(errors)
+
+
+def attachment_path(instance, filename):
+    return f"conventions/{instance.convention.reference}/{filename}"
+
+
+class Attachment(models.Model):
+    """A signed scan (PDF only; checked on upload by conventions.forms.AttachmentForm)."""
+
+    convention = models.ForeignKey(
+        Convention,
+        verbose_name=_("convention"),
+        on_delete=models.CASCADE,
+        related_name="attachments",
+    )
+    title = models.CharField(_("titre"), max_length=200)
+    file = models.FileField(_("fichier PDF"), upload_to=attachment_path)
+    size = models.PositiveIntegerField(_("taille (octets)"), editable=False)
+    sha256 = models.CharField(_("empreinte SHA-256"), max_length=64, editable=False)
+    uploaded_at = models.DateTimeField(_("déposé le"), auto_now_add=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("déposé par"),
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("pièce jointe")
+        verbose_name_plural = _("pièces jointes")
+        ordering = ["-uploaded_at"]
+
+    def __str__(self):
+        return self.title
+
+
+class Termination(models.Model):
+    """Résiliation of a convention, with what becomes of agents and assets (réversibilité)."""
+
+    convention = models.OneToOneField(
+        Convention,
+        verbose_name=_("convention"),
+        on_delete=models.CASCADE,
+        related_name="termination",
+    )
+    notified_on = models.DateField(_("notifiée le"))
+    effective_on = models.DateField(_("prend effet le"))
+    requested_by = models.ForeignKey(
+        Organisation,
+        verbose_name=_("à l'initiative de"),
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    reason = models.TextField(_("motif"))
+    notice_respected = models.BooleanField(_("préavis respecté"), editable=False)
+    agents_outcome = models.TextField(_("situation des agents"))
+    assets_outcome = models.TextField(_("situation des biens"), blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("résiliation")
+        verbose_name_plural = _("résiliations")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(effective_on__gte=F("notified_on")),
+                name="termination_effective_after_notice",
+                violation_error_message=_(
+                    "La résiliation ne peut prendre effet avant sa notification."
+                ),
+            ),
+        ]
+
+    def __str__(self):
+        return _("Résiliation de %(convention)s") % {"convention": self.convention.reference}
+
+
+class ReferenceCounter(models.Model):
+    """Last reference number given per year (CONV-2025-007), incremented under a row lock."""
+
+    year = models.PositiveSmallIntegerField(_("année"), unique=True)
+    last_number = models.PositiveIntegerField(_("dernier numéro"), default=0)
+
+    class Meta:
+        verbose_name = _("compteur de références")
+        verbose_name_plural = _("compteurs de références")
+
+    def __str__(self):
+        return f"{self.year} : {self.last_number}"

@@ -1,8 +1,11 @@
 """Test data builders (factory_boy). Identifiers are valid: SIRENs pass the Luhn check."""
 
+from datetime import date
+
 import factory
 from django.contrib.auth import get_user_model
 
+from conventions.models import Convention, ConventionKind, SettlementMode, Terms
 from mutualisation.models import (
     EpciMembership,
     EpciNature,
@@ -108,3 +111,33 @@ class MembershipFactory(factory.django.DjangoModelFactory):
 
     user = factory.SubFactory(UserFactory)
     organisation = factory.SubFactory(EpciFactory)
+
+
+class ConventionFactory(factory.django.DjangoModelFactory):
+    """A draft convention with its reference; add parties, services and terms as needed."""
+
+    class Meta:
+        model = Convention
+
+    reference = factory.Sequence(lambda n: f"CONV-2026-{n + 1:03d}")
+    title = factory.Sequence(lambda n: f"Convention {n}")
+    kind = ConventionKind.MISE_A_DISPOSITION
+    object = "Mise à disposition du service pour l'exercice des compétences du bénéficiaire."
+    preamble = "Dans le cadre d'une bonne organisation des services."
+    start_date = date(2026, 1, 1)
+
+
+class TermsFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Terms
+
+    convention = factory.SubFactory(ConventionFactory)
+    effective_from = factory.SelfAttribute("convention.start_date")
+    settlement_mode = SettlementMode.TITRE
+    periodicity_months = 12
+    instalment_count = 4
+    unit_cost_method = (
+        "Coût de fonctionnement du dernier compte administratif divisé par les unités."
+    )
+    end_date = date(2028, 12, 31)
+    notice_months = 3

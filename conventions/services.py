@@ -1,0 +1,693 @@
+"""Writes on conventions: creation with a generated reference, optimistic-locked edits, the legal
+lifecycle (brouillon → en consultation → délibérée → signée → en vigueur → résiliée / échue),
+avenants and termination. Each refused transition lists, in French, everything that is missing.
+"""
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from dateutil.relativedelta import relativedelta
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+
+from conventions.models import (
+    AllocationKey,
+    Amendment,
+    Convention,
+    ConventionKind,
+    Direction,
+    ImpactSheet,
+    PartyRole,
+    ReferenceCounter,
+    SettlementMode,
+    StaffBody,
+    Status,
+    Termination,
+    Terms,
+    Vote,
+)
+from mutualisation.models import (
+    EpciMembership,
+    OrganisationKind,
+    PopulationRecord,
+    TaxRegime,
+)
+
+# Comités sociaux territoriaux replaced comités techniques on this date (loi 2019-828).
+CST_FROM = date(2023, 1, 1)
+# D5211-16: « Cette périodicité ne peut être supérieure à un an. »
+MAX_PERIODICITY_MONTHS = 12
+# Kinds whose reimbursement follows D5211-16 (and its practice for services communs).
+COSTED_KINDS = (ConventionKind.MISE_A_DISPOSITION, ConventionKind.SERVICE_COMMUN)
+
+
+class TransitionRefused(Exception):
+    """A legal transition refused, with the list of what is missing (French sentences)."""
+
+    def __init__(self, target, missing):
+        self.target = target
+        self.missing = list(missing)
+        super().__init__("; ".join(self.missing))
+
+
+class StaleVersion(Exception):
+    """Someone else saved the convention since the form was loaded (optimistic locking)."""
+
+
+def fmt(day: date) -> str:
+    return date_format(day, "SHORT_DATE_FORMAT")
+
+
+def names(organisations) -> str:
+    return ", ".join(sorted(str(o) for o in organisations))
+
+
+# --- references and creation -------------------------------------------------------------------
+
+
+def next_reference(year: int) -> str:
+    """CONV-<year>-<nnn>, without gaps, safe under concurrency (row lock on the year's counter)."""
+    ReferenceCounter.objects.get_or_create(year=year)
+    counter = ReferenceCounter.objects.select_for_update().get(year=year)
+    counter.last_number = F("last_number") + 1
+    counter.save(update_fields=["last_number"])
+    counter.refresh_from_db()
+    return f"CONV-{year}-{counter.last_number:03d}"
+
+
+@transaction.atomic
+def convention_create(*, convention: Convention, terms: Terms, user=None) -> Convention:
+    """Save a new draft convention (built by a form) with its initial terms."""
+    convention.reference = next_reference(convention.start_date.year)
+    convention.status = Status.DRAFT
+    convention.created_by = user if user and user.is_authenticated else None
+    convention.save()
+    terms.convention = convention
+    terms.amendment = None
+    terms.effective_from = convention.start_date
+    terms.save()
+    return convention
+
+
+def bump_version(convention: Convention, expected_version: int) -> None:
+    """Claim the next version, or raise StaleVersion if another save came first."""
+    updated = Convention.objects.filter(pk=convention.pk, version=expected_version).update(
+        version=F("version") + 1
+    )
+    if not updated:
+        raise StaleVersion
+    convention.version = expected_version + 1
+
+
+# --- reading terms -----------------------------------------------------------------------------
+
+
+def terms_in_force(convention: Convention, on: date) -> Terms | None:
+    """The terms applicable on a date: initial terms, superseded by each signed avenant from its
+    effective date. Draft avenants never apply."""
+    return (
+        convention.terms.filter(
+            Q(amendment__isnull=True) | Q(amendment__status=Amendment.AmendmentStatus.SIGNED),
+            effective_from__lte=on,
+        )
+        .order_by("-effective_from")
+        .first()
+    )
+
+
+def initial_terms(convention: Convention) -> Terms:
+    return convention.terms.get(amendment__isnull=True)
+
+
+def current_terms(convention: Convention) -> Terms:
+    """Terms in force today, or the initial ones before the convention starts."""
+    today = timezone.localdate()
+    return terms_in_force(convention, today) or initial_terms(convention)
+
+
+def direction_of(parties) -> str | None:
+    """Ascendante / descendante, derived from who provides and who benefits (never stored)."""
+    providers = [p.organisation for p in parties if p.role == PartyRole.PROVIDER]
+    beneficiaries = [p.organisation for p in parties if p.role == PartyRole.BENEFICIARY]
+    if len(providers) != 1 or not beneficiaries:
+        return None
+    provider = providers[0]
+    if provider.kind == OrganisationKind.EPCI and all(b.is_commune for b in beneficiaries):
+        return Direction.DESCENDANTE
+    if provider.is_commune and all(b.is_epci for b in beneficiaries):
+        return Direction.ASCENDANTE
+    return None
+
+
+# --- legal gates -------------------------------------------------------------------------------
+
+
+@dataclass
+class Loaded:
+    """Everything the gates read, loaded once."""
+
+    convention: Convention
+    parties: list
+    services: list
+    terms: Terms
+    forecasts: list
+    deliberations: list
+    opinions: list
+    impact_sheet: ImpactSheet | None
+
+
+def load(convention: Convention) -> Loaded:
+    terms = initial_terms(convention)
+    try:
+        impact_sheet = convention.impact_sheet
+    except ImpactSheet.DoesNotExist:
+        impact_sheet = None
+    return Loaded(
+        convention=convention,
+        parties=list(convention.parties.select_related("organisation")),
+        services=list(convention.services.select_related("service__provider", "unit_type")),
+        terms=terms,
+        forecasts=list(terms.forecasts.select_related("beneficiary", "service")),
+        deliberations=list(
+            convention.deliberations.filter(amendment__isnull=True).select_related("organisation")
+        ),
+        opinions=list(
+            convention.opinions.filter(amendment__isnull=True).select_related("organisation")
+        ),
+        impact_sheet=impact_sheet,
+    )
+
+
+def is_member_of(commune, epci, on: date) -> bool:
+    return EpciMembership.objects.current(on).filter(member=commune, epci=epci).exists()
+
+
+def party_gaps(data: Loaded) -> list[str]:
+    convention, parties = data.convention, data.parties
+    gaps = []
+    providers = [p.organisation for p in parties if p.role == PartyRole.PROVIDER]
+    beneficiaries = [p.organisation for p in parties if p.role == PartyRole.BENEFICIARY]
+    members = [p.organisation for p in parties if p.role == PartyRole.MEMBER]
+    kind = convention.kind
+
+    if kind == ConventionKind.SERVICE_COMMUN:
+        epcis = [o for o in members if o.is_epci]
+        if providers or beneficiaries:
+            gaps.append(
+                _(
+                    "Les parties d'un service commun en sont membres (ni prestataire ni bénéficiaire)."
+                )
+            )
+        if len(epcis) != 1:
+            gaps.append(
+                _(
+                    "Un service commun réunit un EPCI à fiscalité propre et des communes membres : l'EPCI doit être membre (L5211-4-2)."
+                )
+            )
+        if len(members) < 2:
+            gaps.append(_("Un service commun réunit au moins deux membres."))
+        if epcis:
+            outsiders = [
+                o
+                for o in members
+                if o.is_commune and not is_member_of(o, epcis[0], convention.start_date)
+            ]
+            if outsiders:
+                gaps.append(
+                    _("Communes non membres de %(epci)s à la date de prise d'effet : %(names)s.")
+                    % {"epci": epcis[0], "names": names(outsiders)}
+                )
+        managing = convention.managing_organisation
+        if managing is None:
+            gaps.append(_("Organisation gestionnaire du service commun non désignée."))
+        elif managing not in members:
+            gaps.append(_("L'organisation gestionnaire doit être membre du service commun."))
+        return gaps
+
+    if members:
+        gaps.append(_("Le rôle « membre » est réservé aux services communs."))
+    if len(providers) != 1:
+        gaps.append(_("Un prestataire et un seul est requis."))
+    if not beneficiaries:
+        gaps.append(_("Au moins un bénéficiaire est requis."))
+    if (
+        kind in (ConventionKind.MISE_A_DISPOSITION, ConventionKind.MISE_EN_COMMUN_BIENS)
+        and len(providers) == 1
+    ):
+        provider = providers[0]
+        every = [provider, *beneficiaries]
+        communes = [o for o in every if o.is_commune]
+        epcis = [o for o in every if o.is_epci]
+        if not epcis and len(communes) >= 2:
+            gaps.append(
+                _(
+                    "Une mise à disposition de services (L5211-4-1) lie un EPCI et ses communes "
+                    "membres, pas deux communes entre elles : pour une coopération entre communes, "
+                    "utilisez une prestation de services (L5111-1) ou une entente (L5221-1)."
+                )
+            )
+        elif direction_of(data.parties) is None:
+            gaps.append(
+                _(
+                    "Une mise à disposition va de l'EPCI vers ses communes membres (descendante) ou "
+                    "d'une commune vers son EPCI (ascendante)."
+                )
+            )
+        else:
+            epci = epcis[0]
+            outsiders = [c for c in communes if not is_member_of(c, epci, convention.start_date)]
+            if outsiders:
+                gaps.append(
+                    _("Communes non membres de %(epci)s à la date de prise d'effet : %(names)s.")
+                    % {"epci": epci, "names": names(outsiders)}
+                )
+    return gaps
+
+
+def service_gaps(data: Loaded) -> list[str]:
+    convention, services = data.convention, data.services
+    gaps = []
+    if not services and convention.kind != ConventionKind.MAD_AGENT:
+        gaps.append(_("Aucun service couvert par la convention."))
+    if convention.kind == ConventionKind.SERVICE_COMMUN:
+        members = [p.organisation for p in data.parties]
+        for line in services:
+            if not line.allocation_key:
+                gaps.append(
+                    _("Clé de répartition manquante pour le service « %(service)s ».")
+                    % {"service": line.service}
+                )
+            elif line.allocation_key == AllocationKey.POPULATION:
+                known = set(
+                    PopulationRecord.objects.filter(
+                        organisation__in=members, vintage=line.population_vintage
+                    ).values_list("organisation_id", flat=True)
+                )
+                lacking = [o for o in members if o.pk not in known and not o.is_epci]
+                if lacking:
+                    gaps.append(
+                        _("Population du millésime %(vintage)s manquante pour : %(names)s.")
+                        % {"vintage": line.population_vintage, "names": names(lacking)}
+                    )
+            elif line.allocation_key == AllocationKey.FIXED_SHARES:
+                by_year: dict[int, list] = {}
+                for forecast in data.forecasts:
+                    if forecast.service_id == line.pk:
+                        by_year.setdefault(forecast.year, []).append(
+                            forecast.fixed_share_percent or 0
+                        )
+                if not by_year:
+                    gaps.append(
+                        _("Parts fixes manquantes pour le service « %(service)s ».")
+                        % {"service": line.service}
+                    )
+                for year, shares in sorted(by_year.items()):
+                    if sum(shares) != 100:
+                        gaps.append(
+                            _(
+                                "Les parts fixes du service « %(service)s » pour %(year)s totalisent %(sum)s %% au lieu de 100 %%."
+                            )
+                            % {"service": line.service, "year": year, "sum": sum(shares)}
+                        )
+    return gaps
+
+
+def terms_gaps(data: Loaded) -> list[str]:
+    convention, terms = data.convention, data.terms
+    gaps = []
+    if convention.kind in COSTED_KINDS and terms.periodicity_months > MAX_PERIODICITY_MONTHS:
+        gaps.append(
+            _(
+                "Périodicité de remboursement de %(months)s mois : elle ne peut dépasser 12 mois (D5211-16)."
+            )
+            % {"months": terms.periodicity_months}
+        )
+    if convention.kind in COSTED_KINDS and not terms.unit_cost_method.strip():
+        gaps.append(_("Méthode de détermination du coût unitaire non définie (D5211-16)."))
+    if convention.kind == ConventionKind.MISE_A_DISPOSITION:
+        beneficiaries = [p.organisation for p in data.parties if p.role == PartyRole.BENEFICIARY]
+        have = {(f.service_id, f.beneficiary_id) for f in data.forecasts}
+        for line in data.services:
+            lacking = [b for b in beneficiaries if (line.pk, b.pk) not in have]
+            if lacking:
+                gaps.append(
+                    _(
+                        "Prévision d'utilisation en unités manquante pour le service « %(service)s » : %(names)s (D5211-16)."
+                    )
+                    % {"service": line.service, "names": names(lacking)}
+                )
+    if terms.settlement_mode in (SettlementMode.AC_IMPUTATION, SettlementMode.MIXED):
+        if convention.kind != ConventionKind.SERVICE_COMMUN:
+            gaps.append(
+                _(
+                    "L'imputation sur l'attribution de compensation est réservée aux services communs (L5211-4-2)."
+                )
+            )
+        epcis = [p.organisation for p in data.parties if p.organisation.is_epci]
+        if epcis and any(e.tax_regime != TaxRegime.FPU for e in epcis):
+            gaps.append(
+                _(
+                    "L'imputation sur l'attribution de compensation suppose un EPCI à fiscalité professionnelle unique (FPU)."
+                )
+            )
+    if terms.end_date and terms.end_date <= convention.start_date:
+        gaps.append(
+            _("La date d'échéance (%(end)s) doit suivre la date de prise d'effet (%(start)s).")
+            % {"end": fmt(terms.end_date), "start": fmt(convention.start_date)}
+        )
+    return gaps
+
+
+def content_gaps(data: Loaded) -> list[str]:
+    return party_gaps(data) + service_gaps(data) + terms_gaps(data)
+
+
+def deliberation_gaps(parties, deliberations, *, what: str) -> list[str]:
+    gaps = []
+    adopted = {d.organisation_id for d in deliberations if d.vote == Vote.ADOPTED}
+    rejected = [d.organisation for d in deliberations if d.vote == Vote.REJECTED]
+    lacking = [p.organisation for p in parties if p.organisation_id not in adopted]
+    if lacking:
+        gaps.append(
+            _("Délibération approuvant %(what)s manquante pour : %(names)s.")
+            % {"what": what, "names": names(lacking)}
+        )
+    if rejected:
+        gaps.append(
+            _("%(what)s a été rejeté(e) par : %(names)s.")
+            % {"what": what, "names": names(rejected)}
+        )
+    today = timezone.localdate()
+    future = [d for d in deliberations if d.date > today]
+    if future:
+        gaps.append(
+            _("Délibération datée dans le futur : n° %(numbers)s.")
+            % {"numbers": ", ".join(d.number for d in future)}
+        )
+    return gaps
+
+
+def staff_body_gaps(data: Loaded) -> list[str]:
+    """Service commun: fiche d'impact, and the opinion of each party's staff body (CST from
+    2023-01-01, comité technique before), given before its deliberation."""
+    gaps = []
+    if data.convention.kind != ConventionKind.SERVICE_COMMUN:
+        return gaps
+    if data.impact_sheet is None:
+        gaps.append(_("Fiche d'impact manquante (obligatoire pour un service commun, L5211-4-2)."))
+    staff_opinions = [o for o in data.opinions if o.body in (StaffBody.CST, StaffBody.CT)]
+    have = {o.organisation_id for o in staff_opinions}
+    lacking = [p.organisation for p in data.parties if p.organisation_id not in have]
+    if lacking:
+        gaps.append(
+            _("Avis du comité social territorial manquant pour : %(names)s.")
+            % {"names": names(lacking)}
+        )
+    for opinion in staff_opinions:
+        expected = StaffBody.CST if opinion.date >= CST_FROM else StaffBody.CT
+        if opinion.body != expected:
+            gaps.append(
+                _("L'avis du %(date)s de %(organisation)s relève du %(expected)s, pas du %(body)s.")
+                % {
+                    "date": fmt(opinion.date),
+                    "organisation": opinion.organisation,
+                    "expected": expected,
+                    "body": opinion.body,
+                }
+            )
+    first_deliberation = {}
+    for deliberation in data.deliberations:
+        current = first_deliberation.get(deliberation.organisation_id)
+        if current is None or deliberation.date < current:
+            first_deliberation[deliberation.organisation_id] = deliberation.date
+    for opinion in staff_opinions:
+        deliberated = first_deliberation.get(opinion.organisation_id)
+        if deliberated and opinion.date > deliberated:
+            gaps.append(
+                _(
+                    "L'avis de l'instance de %(organisation)s (%(date)s) doit précéder sa délibération (%(deliberated)s)."
+                )
+                % {
+                    "organisation": opinion.organisation,
+                    "date": fmt(opinion.date),
+                    "deliberated": fmt(deliberated),
+                }
+            )
+    return gaps
+
+
+def signature_gaps(data: Loaded, signature_date: date | None) -> list[str]:
+    if signature_date is None:
+        return [_("Date de signature manquante.")]
+    gaps = []
+    if signature_date > timezone.localdate():
+        gaps.append(_("La date de signature ne peut être dans le futur."))
+    late = [d for d in data.deliberations if d.date > signature_date]
+    if late:
+        gaps.append(
+            _("La signature (%(date)s) ne peut précéder les délibérations n° %(numbers)s.")
+            % {"date": fmt(signature_date), "numbers": ", ".join(d.number for d in late)}
+        )
+    return gaps
+
+
+def gaps_for(
+    convention: Convention, target: str, *, signature_date: date | None = None
+) -> list[str]:
+    """Everything missing for ``convention`` to reach ``target`` (empty list: allowed)."""
+    data = load(convention)
+    gaps = content_gaps(data)
+    if target in (Status.DELIBERATED, Status.SIGNED):
+        gaps += deliberation_gaps(data.parties, data.deliberations, what=_("la convention"))
+        gaps += staff_body_gaps(data)
+    if target == Status.SIGNED:
+        gaps += signature_gaps(data, signature_date)
+    return gaps
+
+
+# --- transitions -------------------------------------------------------------------------------
+
+TRANSITIONS = {
+    # name: (allowed from, target)
+    "submit": ((Status.DRAFT,), Status.CONSULTATION),
+    "withdraw": ((Status.CONSULTATION,), Status.DRAFT),
+    "deliberate": ((Status.CONSULTATION,), Status.DELIBERATED),
+    "sign": ((Status.DELIBERATED,), Status.SIGNED),
+    "enter_into_force": ((Status.SIGNED,), Status.IN_FORCE),
+    "expire": ((Status.IN_FORCE,), Status.EXPIRED),
+}
+
+
+def _check_from(convention: Convention, name: str) -> str:
+    allowed, target = TRANSITIONS[name]
+    if convention.status not in allowed:
+        raise TransitionRefused(
+            target,
+            [
+                _("Transition impossible depuis le statut « %(status)s ».")
+                % {"status": convention.get_status_display()}
+            ],
+        )
+    return target
+
+
+def _locked(convention: Convention) -> Convention:
+    return Convention.objects.select_for_update().get(pk=convention.pk)
+
+
+@transaction.atomic
+def convention_transition(
+    convention: Convention, name: str, *, signature_date: date | None = None, on: date | None = None
+) -> Convention:
+    """Apply a named transition or raise TransitionRefused listing everything missing."""
+    convention = _locked(convention)
+    target = _check_from(convention, name)
+    today = on or timezone.localdate()
+    if name in ("submit", "deliberate", "sign"):
+        missing = gaps_for(convention, target, signature_date=signature_date)
+    elif name == "enter_into_force":
+        missing = []
+        if today < convention.start_date:
+            missing.append(
+                _("La convention ne prend effet que le %(date)s.")
+                % {"date": fmt(convention.start_date)}
+            )
+    elif name == "expire":
+        terms = terms_in_force(convention, today)
+        missing = []
+        if terms is None or terms.end_date is None or terms.end_date >= today:
+            missing.append(_("La convention n'est pas arrivée à échéance."))
+        elif terms.tacit_renewal:
+            missing.append(
+                _("La convention est reconduite tacitement : résiliez-la pour y mettre fin.")
+            )
+    else:
+        missing = []
+    if missing:
+        raise TransitionRefused(target, missing)
+    convention.status = target
+    fields = ["status", "version"]
+    if name == "sign":
+        convention.signature_date = signature_date
+        fields.append("signature_date")
+    convention.version += 1
+    convention.save(update_fields=fields)
+    return convention
+
+
+def notice_respected(convention: Convention, notified_on: date, effective_on: date) -> bool:
+    terms = terms_in_force(convention, notified_on) or initial_terms(convention)
+    return add_months(notified_on, terms.notice_months) <= effective_on
+
+
+@transaction.atomic
+def convention_terminate(convention: Convention, termination: Termination) -> Convention:
+    """Résiliation: the convention must be signed or in force; agents and assets are settled."""
+    convention = _locked(convention)
+    missing = []
+    if convention.status not in (Status.SIGNED, Status.IN_FORCE):
+        missing.append(
+            _("Seule une convention signée ou en vigueur peut être résiliée (statut : %(status)s).")
+            % {"status": convention.get_status_display()}
+        )
+    if not termination.agents_outcome.strip():
+        missing.append(_("La situation des agents (réversibilité) doit être précisée."))
+    if termination.effective_on < termination.notified_on:
+        missing.append(_("La résiliation ne peut prendre effet avant sa notification."))
+    if missing:
+        raise TransitionRefused(Status.TERMINATED, missing)
+    termination.convention = convention
+    termination.notice_respected = notice_respected(
+        convention, termination.notified_on, termination.effective_on
+    )
+    termination.save()
+    convention.status = Status.TERMINATED
+    convention.version += 1
+    convention.save(update_fields=["status", "version"])
+    return convention
+
+
+# --- avenants ----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def amendment_create(*, convention: Convention, amendment: Amendment, terms: Terms) -> Amendment:
+    """A draft avenant with its own terms, effective from a date after the convention starts."""
+    convention = _locked(convention)
+    missing = []
+    if convention.status not in (Status.SIGNED, Status.IN_FORCE):
+        missing.append(_("Un avenant modifie une convention signée ou en vigueur."))
+    if amendment.effective_from <= convention.start_date:
+        missing.append(_("Un avenant prend effet après la date de prise d'effet de la convention."))
+    if convention.terms.filter(effective_from=amendment.effective_from).exists():
+        missing.append(_("Des conditions s'appliquent déjà à partir de cette date."))
+    if missing:
+        raise TransitionRefused(Amendment.AmendmentStatus.DRAFT, missing)
+    last = convention.amendments.order_by("-number").values_list("number", flat=True).first()
+    amendment.convention = convention
+    amendment.number = (last or 0) + 1
+    amendment.save()
+    previous = terms_in_force(convention, amendment.effective_from) or initial_terms(convention)
+    terms.convention = convention
+    terms.amendment = amendment
+    terms.effective_from = amendment.effective_from
+    terms.save()
+    for forecast in previous.forecasts.all():
+        forecast.pk = None
+        forecast.terms = terms
+        forecast.save()
+    return amendment
+
+
+@transaction.atomic
+def amendment_sign(amendment: Amendment, *, signature_date: date) -> Amendment:
+    """Sign an avenant once every party approved it by deliberation; its terms then apply from
+    its effective date, and the superseded ones remain for earlier dates."""
+    amendment = Amendment.objects.select_for_update().get(pk=amendment.pk)
+    convention = amendment.convention
+    parties = list(convention.parties.select_related("organisation"))
+    deliberations = list(amendment.deliberations.select_related("organisation"))
+    missing = []
+    if amendment.status != Amendment.AmendmentStatus.DRAFT:
+        missing.append(_("Cet avenant est déjà signé."))
+    missing += deliberation_gaps(
+        parties, deliberations, what=_("l'avenant n° %(number)s") % {"number": amendment.number}
+    )
+    data = load(convention)
+    data.terms = amendment.terms
+    data.forecasts = list(amendment.terms.forecasts.select_related("beneficiary", "service"))
+    missing += terms_gaps(data)
+    if signature_date > timezone.localdate():
+        missing.append(_("La date de signature ne peut être dans le futur."))
+    late = [d for d in deliberations if d.date > signature_date]
+    if late:
+        missing.append(
+            _("La signature ne peut précéder les délibérations n° %(numbers)s.")
+            % {"numbers": ", ".join(d.number for d in late)}
+        )
+    if missing:
+        raise TransitionRefused(Amendment.AmendmentStatus.SIGNED, missing)
+    amendment.status = Amendment.AmendmentStatus.SIGNED
+    amendment.signature_date = signature_date
+    amendment.save(update_fields=["status", "signature_date"])
+    Convention.objects.filter(pk=convention.pk).update(version=F("version") + 1)
+    return amendment
+
+
+# --- alerts ------------------------------------------------------------------------------------
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day ``months`` later (or earlier), clamped to the end of a shorter month."""
+    return day + relativedelta(months=months)
+
+
+@dataclass(frozen=True)
+class Alert:
+    convention: Convention
+    kind: str  # "end" or "notice"
+    on: date
+    label: str
+
+
+def alerts(*, within_days: int, on: date | None = None, conventions=None) -> list[Alert]:
+    """Conventions ending, or whose notice date comes, within ``within_days`` days."""
+    today = on or timezone.localdate()
+    horizon = today + timedelta(days=within_days)
+    queryset = conventions if conventions is not None else Convention.objects.all()
+    found = []
+    for convention in queryset.filter(status__in=(Status.SIGNED, Status.IN_FORCE)).prefetch_related(
+        "terms__amendment"
+    ):
+        applicable = [
+            t
+            for t in convention.terms.all()
+            if t.effective_from <= today
+            and (t.amendment is None or t.amendment.status == Amendment.AmendmentStatus.SIGNED)
+        ] or [t for t in convention.terms.all() if t.amendment is None]
+        terms = max(applicable, key=lambda t: t.effective_from)
+        if terms.end_date is None:
+            continue
+        notice_date = add_months(terms.end_date, -terms.notice_months)
+        if today <= notice_date <= horizon:
+            found.append(
+                Alert(
+                    convention,
+                    "notice",
+                    notice_date,
+                    _("Date limite de préavis le %(date)s") % {"date": fmt(notice_date)},
+                )
+            )
+        if today <= terms.end_date <= horizon:
+            found.append(
+                Alert(
+                    convention,
+                    "end",
+                    terms.end_date,
+                    _("Échéance le %(date)s") % {"date": fmt(terms.end_date)},
+                )
+            )
+    return sorted(found, key=lambda a: (a.on, a.convention.reference))

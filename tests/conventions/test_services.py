@@ -1,0 +1,413 @@
+"""The legal lifecycle: each gate refuses and names what is missing, then lets the convention
+through once it is supplied."""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+import time_machine
+
+from conventions import services
+from conventions.models import (
+    Amendment,
+    Convention,
+    ConventionKind,
+    Deliberation,
+    Direction,
+    Party,
+    PartyRole,
+    SettlementMode,
+    StaffBody,
+    StaffBodyOpinion,
+    Status,
+    Termination,
+    Terms,
+    UsageForecast,
+    Vote,
+)
+from mutualisation.models import TaxRegime
+from tests.conventions.conftest import add_deliberations, complete_service_commun_file
+from tests.factories import EpciFactory, EpciMembershipFactory, OrganisationFactory
+
+pytestmark = pytest.mark.django_db
+
+TODAY = date(2026, 11, 28)
+
+
+def refusal(convention, name, **kwargs):
+    with pytest.raises(services.TransitionRefused) as refused:
+        services.convention_transition(convention, name, **kwargs)
+    return "\n".join(refused.value.missing)
+
+
+def reach(convention, *names, **kwargs):
+    for name in names:
+        convention = services.convention_transition(convention, name, **kwargs)
+    return convention
+
+
+# --- references --------------------------------------------------------------------------------
+
+
+def test_references_are_numbered_per_year_without_gaps():
+    assert services.next_reference(2025) == "CONV-2025-001"
+    assert services.next_reference(2025) == "CONV-2025-002"
+    assert services.next_reference(2026) == "CONV-2026-001"
+
+
+def test_create_gives_a_reference_and_initial_terms_from_the_start_date(territory):
+    convention = Convention(
+        title="Paie",
+        kind=ConventionKind.MISE_A_DISPOSITION,
+        object="Paie",
+        start_date=date(2027, 1, 1),
+    )
+    terms = Terms(settlement_mode=SettlementMode.TITRE, periodicity_months=6)
+    services.convention_create(convention=convention, terms=terms)
+    assert convention.reference == "CONV-2027-001"
+    assert convention.status == Status.DRAFT
+    assert services.initial_terms(convention).effective_from == date(2027, 1, 1)
+
+
+# --- parties -----------------------------------------------------------------------------------
+
+
+def test_direction_is_derived_from_who_provides(mad_descendante, territory):
+    parties = list(mad_descendante.convention.parties.select_related("organisation"))
+    assert services.direction_of(parties) == Direction.DESCENDANTE
+    ascending = [
+        Party(organisation=territory.commune_a, role=PartyRole.PROVIDER),
+        Party(organisation=territory.epci, role=PartyRole.BENEFICIARY),
+    ]
+    assert services.direction_of(ascending) == Direction.ASCENDANTE
+
+
+def test_mise_a_disposition_between_two_communes_is_refused_with_a_pointer(
+    mad_descendante, territory
+):
+    convention = mad_descendante.convention
+    convention.parties.filter(organisation__in=[territory.epci, territory.commune_a]).delete()
+    Party.objects.create(
+        convention=convention, organisation=territory.commune_a, role=PartyRole.PROVIDER
+    )
+    message = refusal(convention, "submit")
+    assert "pas deux communes entre elles" in message
+    assert "prestation de services (L5111-1)" in message
+    assert "entente (L5221-1)" in message
+
+
+def test_mise_a_disposition_to_a_commune_outside_the_epci_is_refused(mad_descendante):
+    stranger = OrganisationFactory(name="Commune voisine")
+    EpciMembershipFactory(member=stranger, epci=EpciFactory(name="Autre EPCI"))
+    Party.objects.create(
+        convention=mad_descendante.convention, organisation=stranger, role=PartyRole.BENEFICIARY
+    )
+    message = refusal(mad_descendante.convention, "submit")
+    assert "Communes non membres de Métropole de test" in message
+    assert "Commune voisine" in message
+
+
+def test_valid_mise_a_disposition_goes_to_consultation(mad_descendante):
+    convention = reach(mad_descendante.convention, "submit")
+    assert convention.status == Status.CONSULTATION
+
+
+# --- D5211-16 ----------------------------------------------------------------------------------
+
+
+def test_periodicity_over_twelve_months_is_refused_then_accepted(mad_descendante):
+    Terms.objects.filter(pk=mad_descendante.terms.pk).update(periodicity_months=18)
+    message = refusal(mad_descendante.convention, "submit")
+    assert "Périodicité de remboursement de 18 mois" in message
+    assert "12 mois (D5211-16)" in message
+    Terms.objects.filter(pk=mad_descendante.terms.pk).update(periodicity_months=12)
+    assert reach(mad_descendante.convention, "submit").status == Status.CONSULTATION
+
+
+def test_missing_forecast_units_are_named_per_beneficiary(mad_descendante, territory):
+    UsageForecast.objects.filter(beneficiary=territory.commune_b).delete()
+    message = refusal(mad_descendante.convention, "submit")
+    assert "Prévision d'utilisation en unités manquante" in message
+    assert "Commune B" in message
+    assert "Commune A" not in message
+    UsageForecast.objects.create(
+        terms=mad_descendante.terms,
+        service=mad_descendante.line,
+        beneficiary=territory.commune_b,
+        year=2026,
+        units=Decimal("10"),
+    )
+    assert reach(mad_descendante.convention, "submit").status == Status.CONSULTATION
+
+
+def test_missing_unit_cost_method_is_refused(mad_descendante):
+    Terms.objects.filter(pk=mad_descendante.terms.pk).update(unit_cost_method="  ")
+    assert "Méthode de détermination du coût unitaire" in refusal(
+        mad_descendante.convention, "submit"
+    )
+
+
+# --- deliberations and signature --------------------------------------------------------------
+
+
+def test_no_deliberated_status_without_an_approving_deliberation_of_every_party(
+    mad_descendante, territory
+):
+    convention = reach(mad_descendante.convention, "submit")
+    add_deliberations(convention, [territory.epci])
+    message = refusal(convention, "deliberate")
+    assert "Délibération approuvant la convention manquante pour : Commune A, Commune B." in message
+    add_deliberations(
+        convention, [territory.commune_a, territory.commune_b], day=date(2025, 12, 12)
+    )
+    assert reach(convention, "deliberate").status == Status.DELIBERATED
+
+
+def test_a_rejecting_deliberation_blocks_the_convention(mad_descendante, territory):
+    convention = reach(mad_descendante.convention, "submit")
+    add_deliberations(convention, [territory.epci, territory.commune_a, territory.commune_b])
+    Deliberation.objects.filter(organisation=territory.commune_b).update(vote=Vote.REJECTED)
+    message = refusal(convention, "deliberate")
+    assert "rejeté(e) par : Commune B" in message
+
+
+@time_machine.travel(TODAY)
+def test_signature_needs_a_date_after_the_deliberations(mad_descendante, territory):
+    convention = reach(mad_descendante.convention, "submit")
+    add_deliberations(convention, [territory.epci, territory.commune_a, territory.commune_b])
+    convention = reach(convention, "deliberate")
+    assert "Date de signature manquante" in refusal(convention, "sign")
+    message = refusal(convention, "sign", signature_date=date(2025, 12, 1))
+    assert "ne peut précéder les délibérations" in message
+    assert "ne peut être dans le futur" in refusal(
+        convention, "sign", signature_date=date(2027, 1, 1)
+    )
+    convention = reach(convention, "sign", signature_date=date(2025, 12, 20))
+    assert (convention.status, convention.signature_date) == (Status.SIGNED, date(2025, 12, 20))
+
+
+@time_machine.travel(date(2025, 12, 25))
+def test_entry_into_force_waits_for_the_start_date(mad_descendante, territory):
+    convention = reach(mad_descendante.convention, "submit")
+    add_deliberations(convention, [territory.epci, territory.commune_a, territory.commune_b])
+    convention = reach(convention, "deliberate", "sign", signature_date=date(2025, 12, 20))
+    assert "ne prend effet que le 01/01/2026" in refusal(convention, "enter_into_force")
+    with time_machine.travel(date(2026, 1, 2)):
+        assert reach(convention, "enter_into_force").status == Status.IN_FORCE
+
+
+def test_transition_from_the_wrong_status_is_refused(mad_descendante):
+    message = refusal(mad_descendante.convention, "sign", signature_date=date(2025, 12, 20))
+    assert "Transition impossible depuis le statut « Brouillon »" in message
+
+
+# --- service commun ----------------------------------------------------------------------------
+
+
+def test_service_commun_needs_its_impact_sheet_and_staff_body_opinions(service_commun, territory):
+    convention = reach(service_commun.convention, "submit")
+    everyone = [territory.epci, territory.commune_a, territory.commune_b]
+    add_deliberations(convention, everyone)
+    message = refusal(convention, "deliberate")
+    assert "Fiche d'impact manquante" in message
+    assert (
+        "Avis du comité social territorial manquant pour : Commune A, Commune B, Métropole de test."
+        in message
+    )
+    complete_service_commun_file(convention, everyone)
+    assert reach(convention, "deliberate").status == Status.DELIBERATED
+
+
+def test_staff_body_must_be_a_cst_from_2023_and_precede_the_deliberation(service_commun, territory):
+    convention = reach(service_commun.convention, "submit")
+    everyone = [territory.epci, territory.commune_a, territory.commune_b]
+    add_deliberations(convention, everyone)
+    complete_service_commun_file(convention, everyone)
+    StaffBodyOpinion.objects.filter(organisation=territory.commune_a).update(body=StaffBody.CT)
+    StaffBodyOpinion.objects.filter(organisation=territory.commune_b).update(
+        date=date(2025, 12, 20)
+    )
+    message = refusal(convention, "deliberate")
+    assert "relève du CST, pas du CT" in message
+    assert "doit précéder sa délibération" in message
+
+
+def test_ac_imputation_requires_an_fpu_epci(service_commun, territory):
+    Terms.objects.filter(pk=service_commun.terms.pk).update(
+        settlement_mode=SettlementMode.AC_IMPUTATION
+    )
+    type(territory.epci).objects.filter(pk=territory.epci.pk).update(tax_regime=TaxRegime.FA)
+    message = refusal(service_commun.convention, "submit")
+    assert "fiscalité professionnelle unique (FPU)" in message
+    type(territory.epci).objects.filter(pk=territory.epci.pk).update(tax_regime=TaxRegime.FPU)
+    assert reach(service_commun.convention, "submit").status == Status.CONSULTATION
+
+
+def test_ac_imputation_is_refused_for_a_mise_a_disposition(mad_descendante):
+    Terms.objects.filter(pk=mad_descendante.terms.pk).update(settlement_mode=SettlementMode.MIXED)
+    assert "réservée aux services communs" in refusal(mad_descendante.convention, "submit")
+
+
+def test_population_key_needs_the_named_vintage_for_every_member(service_commun, territory):
+    service_commun.line.population_vintage = 2021
+    service_commun.line.save()
+    message = refusal(service_commun.convention, "submit")
+    assert "Population du millésime 2021 manquante pour : Commune A, Commune B." in message
+
+
+def test_service_commun_needs_a_managing_organisation(service_commun):
+    Convention.objects.filter(pk=service_commun.convention.pk).update(managing_organisation=None)
+    service_commun.convention.refresh_from_db()
+    assert "Organisation gestionnaire" in refusal(service_commun.convention, "submit")
+
+
+def test_incoherent_dates_are_refused(mad_descendante):
+    Terms.objects.filter(pk=mad_descendante.terms.pk).update(end_date=date(2025, 6, 30))
+    message = refusal(mad_descendante.convention, "submit")
+    assert (
+        "La date d'échéance (30/06/2025) doit suivre la date de prise d'effet (01/01/2026)."
+        in message
+    )
+
+
+def test_every_missing_item_is_listed_at_once(mad_descendante, territory):
+    Terms.objects.filter(pk=mad_descendante.terms.pk).update(
+        periodicity_months=24, unit_cost_method=""
+    )
+    UsageForecast.objects.all().delete()
+    with pytest.raises(services.TransitionRefused) as refused:
+        services.convention_transition(mad_descendante.convention, "submit")
+    assert len(refused.value.missing) == 3
+
+
+# --- avenants ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def signed_mad(mad_descendante, territory):
+    convention = reach(mad_descendante.convention, "submit")
+    add_deliberations(convention, [territory.epci, territory.commune_a, territory.commune_b])
+    with time_machine.travel(TODAY):
+        return reach(convention, "deliberate", "sign", signature_date=date(2025, 12, 20))
+
+
+@time_machine.travel(TODAY)
+def test_an_avenant_effective_in_july_leaves_the_terms_of_march_unchanged(signed_mad, territory):
+    convention = signed_mad
+    amendment = services.amendment_create(
+        convention=convention,
+        amendment=Amendment(
+            object="Passage à une périodicité trimestrielle", effective_from=date(2026, 7, 1)
+        ),
+        terms=Terms(
+            settlement_mode=SettlementMode.TITRE, periodicity_months=3, unit_cost_method="Idem."
+        ),
+    )
+    assert amendment.number == 1
+    # A draft avenant changes nothing, on any date.
+    assert services.terms_in_force(convention, date(2026, 8, 1)).periodicity_months == 12
+    with pytest.raises(services.TransitionRefused) as refused:
+        services.amendment_sign(amendment, signature_date=date(2026, 6, 20))
+    assert "Délibération approuvant l'avenant n° 1 manquante" in "\n".join(refused.value.missing)
+    add_deliberations(
+        convention,
+        [territory.epci, territory.commune_a, territory.commune_b],
+        day=date(2026, 6, 10),
+        amendment=amendment,
+    )
+    services.amendment_sign(amendment, signature_date=date(2026, 6, 20))
+    march = services.terms_in_force(convention, date(2026, 3, 1))
+    july = services.terms_in_force(convention, date(2026, 7, 1))
+    assert (march.periodicity_months, march.amendment) == (12, None)
+    assert (july.periodicity_months, july.amendment) == (3, amendment)
+    # The forecasts carried over to the avenant's terms; the superseded ones stay.
+    assert july.forecasts.count() == march.forecasts.count() == 2
+
+
+@time_machine.travel(TODAY)
+def test_avenants_are_numbered_in_order(signed_mad):
+    numbers = [
+        services.amendment_create(
+            convention=signed_mad,
+            amendment=Amendment(object=f"Avenant {month}", effective_from=date(2026, month, 1)),
+            terms=Terms(
+                settlement_mode=SettlementMode.TITRE, periodicity_months=6, unit_cost_method="x"
+            ),
+        ).number
+        for month in (4, 9)
+    ]
+    assert numbers == [1, 2]
+
+
+def test_an_avenant_on_a_draft_convention_is_refused(mad_descendante):
+    with pytest.raises(services.TransitionRefused, match="convention signée ou en vigueur"):
+        services.amendment_create(
+            convention=mad_descendante.convention,
+            amendment=Amendment(object="x", effective_from=date(2026, 7, 1)),
+            terms=Terms(settlement_mode=SettlementMode.TITRE, periodicity_months=6),
+        )
+
+
+# --- termination, expiry, alerts ---------------------------------------------------------------
+
+
+@time_machine.travel(TODAY)
+def test_termination_records_whether_notice_was_respected(signed_mad, territory):
+    termination = Termination(
+        notified_on=date(2026, 11, 1),
+        effective_on=date(2026, 12, 31),
+        requested_by=territory.commune_a,
+        reason="Réorganisation des services.",
+        agents_outcome="Les agents retrouvent leur service d'origine.",
+    )
+    convention = services.convention_terminate(signed_mad, termination)
+    assert convention.status == Status.TERMINATED
+    assert termination.notice_respected is False  # 3 months' notice from 1 November: 1 February
+
+
+@time_machine.travel(TODAY)
+def test_termination_without_the_agents_outcome_is_refused(signed_mad, territory):
+    with pytest.raises(services.TransitionRefused, match="situation des agents"):
+        services.convention_terminate(
+            signed_mad,
+            Termination(
+                notified_on=date(2026, 1, 1),
+                effective_on=date(2026, 6, 30),
+                requested_by=territory.epci,
+                reason="x",
+                agents_outcome="",
+            ),
+        )
+
+
+def test_alerts_name_ending_conventions_and_notice_dates(signed_mad):
+    found = services.alerts(within_days=60, on=date(2028, 9, 15))
+    assert [(a.kind, a.on) for a in found] == [("notice", date(2028, 9, 30))]
+    found = services.alerts(within_days=120, on=date(2028, 9, 15))
+    assert [(a.kind, a.on) for a in found] == [
+        ("notice", date(2028, 9, 30)),
+        ("end", date(2028, 12, 31)),
+    ]
+
+
+def test_expiry_only_after_the_end_date(signed_mad):
+    with time_machine.travel(date(2026, 1, 5)):
+        convention = reach(signed_mad, "enter_into_force")
+    with time_machine.travel(date(2028, 6, 1)):
+        assert "pas arrivée à échéance" in refusal(convention, "expire")
+    with time_machine.travel(date(2029, 1, 2)):
+        assert reach(convention, "expire").status == Status.EXPIRED
+
+
+# --- optimistic locking ------------------------------------------------------------------------
+
+
+def test_a_stale_version_is_refused(mad_descendante):
+    convention = mad_descendante.convention
+    first, second = (
+        Convention.objects.get(pk=convention.pk),
+        Convention.objects.get(pk=convention.pk),
+    )
+    services.bump_version(first, first.version)
+    with pytest.raises(services.StaleVersion):
+        services.bump_version(second, second.version)
