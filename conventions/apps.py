@@ -5,3 +5,11 @@ from django.utils.translation import gettext_lazy as _
 class ConventionsConfig(AppConfig):
     name = "conventions"
     verbose_name = _("Conventions")
+
+    def seed_demo(self) -> str:
+        """Called by ``manage.py seed_demo`` after the territory is loaded."""
+        from conventions.demo import seed_demo_conventions
+
+        return _("conventions de démonstration créées : %(count)s") % {
+            "count": seed_demo_conventions()
+        }

@@ -18,6 +18,7 @@ from conventions.models import (
     Amendment,
     Convention,
     ConventionKind,
+    Deliberation,
     Direction,
     ImpactSheet,
     PartyRole,
@@ -79,8 +80,11 @@ def next_reference(year: int) -> str:
 
 
 @transaction.atomic
-def convention_create(*, convention: Convention, terms: Terms, user=None) -> Convention:
-    """Save a new draft convention (built by a form) with its initial terms."""
+def convention_create(
+    *, convention: Convention, terms: Terms, user=None, formsets=()
+) -> Convention:
+    """Save a new draft convention (built by a form) with its initial terms, and the validated
+    inline formsets (parties, services) that hang on it."""
     convention.reference = next_reference(convention.start_date.year)
     convention.status = Status.DRAFT
     convention.created_by = user if user and user.is_authenticated else None
@@ -89,10 +93,13 @@ def convention_create(*, convention: Convention, terms: Terms, user=None) -> Con
     terms.amendment = None
     terms.effective_from = convention.start_date
     terms.save()
+    for formset in formsets:
+        formset.instance = convention
+        formset.save()
     return convention
 
 
-def bump_version(convention: Convention, expected_version: int) -> None:
+def bump_version(convention: Convention, expected_version: int | None) -> None:
     """Claim the next version, or raise StaleVersion if another save came first."""
     updated = Convention.objects.filter(pk=convention.pk, version=expected_version).update(
         version=F("version") + 1
@@ -100,6 +107,48 @@ def bump_version(convention: Convention, expected_version: int) -> None:
     if not updated:
         raise StaleVersion
     convention.version = expected_version + 1
+
+
+@transaction.atomic
+def convention_update(*, convention: Convention, expected_version: int | None, forms) -> None:
+    """Save validated forms of a draft convention, unless someone saved it in the meantime
+    (optimistic locking on ``version``: the second save is refused, nothing is written)."""
+    bump_version(convention, expected_version)
+    main, terms_form, *formsets = forms
+    saved = main.save(commit=False)
+    saved.version = convention.version
+    saved.save()
+    terms = terms_form.save(commit=False)
+    terms.effective_from = saved.start_date
+    terms.save()
+    for formset in formsets:
+        formset.save()
+
+
+def stale_version_message(convention: Convention) -> str:
+    latest = convention.history.select_related("history_user").first()
+    who = latest.history_user if latest and latest.history_user else _("un autre utilisateur")
+    when = (
+        date_format(timezone.localtime(latest.history_date), "SHORT_DATETIME_FORMAT")
+        if latest
+        else ""
+    )
+    return _(
+        "Cette convention a été modifiée par %(who)s (%(when)s) depuis l'ouverture du formulaire. "
+        "Rien n'a été enregistré ; vos saisies sont conservées ci-dessous. Ouvrez la convention dans "
+        "un autre onglet pour voir la dernière version, puis enregistrez à nouveau."
+    ) % {"who": who, "when": when}
+
+
+@transaction.atomic
+def related_save(*, convention: Convention, form, user) -> None:
+    """Save a record attached to the convention (opinion, impact sheet, agent, attachment)."""
+    record = form.save(commit=False)
+    record.convention = convention
+    if hasattr(record, "uploaded_by_id"):
+        record.uploaded_by = user
+    record.save()
+    Convention.objects.filter(pk=convention.pk).update(version=F("version") + 1)
 
 
 # --- reading terms -----------------------------------------------------------------------------
@@ -691,3 +740,202 @@ def alerts(*, within_days: int, on: date | None = None, conventions=None) -> lis
                 )
             )
     return sorted(found, key=lambda a: (a.on, a.convention.reference))
+
+
+TERMS_FIELDS = (
+    "settlement_mode",
+    "periodicity_months",
+    "instalment_count",
+    "unit_cost_method",
+    "end_date",
+    "tacit_renewal",
+    "notice_months",
+)
+
+
+def terms_values(terms: Terms) -> dict:
+    """The values of a set of terms, to pre-fill an avenant's terms."""
+    return {name: getattr(terms, name) for name in TERMS_FIELDS}
+
+
+@transaction.atomic
+def amendment_deliberation_add(*, amendment: Amendment, deliberation: Deliberation) -> None:
+    deliberation.convention = amendment.convention
+    deliberation.amendment = amendment
+    deliberation.save()
+
+
+# --- what the screens and the document show ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    day: date
+    label: str
+    kind: str
+
+
+def timeline(convention: Convention, data: Loaded, amendments, termination) -> list[Event]:
+    """Opinions, deliberations, signature, entry into force, avenants and termination, by date."""
+    events = [Event(convention.created_at.date(), _("Création du projet"), "draft")]
+    for opinion in convention.opinions.select_related("organisation", "amendment"):
+        events.append(Event(opinion.date, str(opinion), "opinion"))
+    for deliberation in convention.deliberations.select_related("organisation", "amendment"):
+        suffix = (
+            _(" — avenant n° %(number)s") % {"number": deliberation.amendment.number}
+            if deliberation.amendment
+            else ""
+        )
+        vote = deliberation.get_vote_display().lower()
+        events.append(Event(deliberation.date, f"{deliberation} : {vote}{suffix}", "deliberation"))
+    if convention.signature_date:
+        events.append(
+            Event(convention.signature_date, _("Signature de la convention"), "signature")
+        )
+    events.append(Event(convention.start_date, _("Prise d'effet"), "start"))
+    for amendment in amendments:
+        if amendment.signature_date:
+            events.append(
+                Event(
+                    amendment.signature_date,
+                    _("Signature de l'avenant n° %(number)s") % {"number": amendment.number},
+                    "amendment",
+                )
+            )
+        events.append(
+            Event(
+                amendment.effective_from,
+                _("Effet de l'avenant n° %(number)s") % {"number": amendment.number},
+                "amendment",
+            )
+        )
+    if termination:
+        events.append(
+            Event(termination.notified_on, _("Notification de la résiliation"), "termination")
+        )
+        events.append(
+            Event(termination.effective_on, _("Fin de la convention (résiliation)"), "termination")
+        )
+    return sorted(events, key=lambda e: e.day)
+
+
+NEXT_STEP = {
+    Status.DRAFT: "submit",
+    Status.CONSULTATION: "deliberate",
+    Status.DELIBERATED: "sign",
+    Status.SIGNED: "enter_into_force",
+}
+
+
+HISTORY_HIDDEN_FIELDS = {"id", "version", "created_at", "created_by"}
+
+
+def display_value(field, value) -> str:
+    if value in (None, ""):
+        return "—"
+    choices = dict(field.flatchoices) if field.choices else None
+    if choices:
+        return str(choices.get(value, value))
+    if isinstance(value, date):
+        return fmt(value)
+    return str(value)
+
+
+def history_entries(convention: Convention, limit: int = 30) -> list[tuple]:
+    """(record, [“field : old → new”, …]) for the latest changes, newest first."""
+    records = list(convention.history.select_related("history_user")[: limit + 1])
+    entries = []
+    for newer, older in zip(records, [*records[1:], None], strict=True):
+        changes = []
+        if older is not None:
+            # simple-history's diff_against skips non-editable fields such as the status.
+            for field in older.tracked_fields:
+                if field.name in HISTORY_HIDDEN_FIELDS:
+                    continue
+                old, new = getattr(older, field.attname), getattr(newer, field.attname)
+                if old != new:
+                    changes.append(
+                        f"{field.verbose_name} : {display_value(field, old)} → "
+                        f"{display_value(field, new)}"
+                    )
+        entries.append((newer, changes))
+    return entries[:limit]
+
+
+def convention_overview(convention: Convention) -> dict:
+    """Everything the detail page shows, loaded with a bounded number of queries."""
+    data = load(convention)
+    amendments = list(
+        convention.amendments.prefetch_related("deliberations__organisation").select_related(
+            "terms"
+        )
+    )
+    try:
+        termination = convention.termination
+    except Termination.DoesNotExist:
+        termination = None
+    today = timezone.localdate()
+    all_terms = list(
+        convention.terms.select_related("amendment").prefetch_related(
+            "forecasts__beneficiary", "forecasts__service__service"
+        )
+    )
+    in_force = terms_in_force(convention, today)
+    next_step = NEXT_STEP.get(convention.status)
+    next_gaps = []
+    if next_step in ("submit", "deliberate"):
+        next_gaps = gaps_for(convention, TRANSITIONS[next_step][1])
+    elif next_step == "sign":
+        next_gaps = gaps_for(convention, Status.DELIBERATED)
+    return {
+        "data": data,
+        "direction": direction_of(data.parties)
+        if convention.kind == ConventionKind.MISE_A_DISPOSITION
+        else None,
+        "amendments": amendments,
+        "termination": termination,
+        "all_terms": all_terms,
+        "terms_in_force": in_force,
+        "timeline": timeline(convention, data, amendments, termination),
+        "next_step": next_step,
+        "next_gaps": next_gaps,
+        "agents": list(convention.agents.select_related("employer")),
+        "attachments": list(convention.attachments.select_related("uploaded_by")),
+        "history": history_entries(convention),
+        "alerts": alerts(within_days=90, conventions=Convention.objects.filter(pk=convention.pk)),
+    }
+
+
+def convention_document(convention: Convention) -> dict:
+    """The context of the convention PDF: parties with their representatives, visas, the terms
+    (initial ones, and each signed avenant's), annexes."""
+    data = load(convention)
+    amendments = list(
+        convention.amendments.filter(status=Amendment.AmendmentStatus.SIGNED).select_related(
+            "terms"
+        )
+    )
+    try:
+        termination = convention.termination
+    except Termination.DoesNotExist:
+        termination = None
+    all_deliberations = list(
+        convention.deliberations.select_related("organisation", "amendment").order_by("date")
+    )
+    return {
+        "convention": convention,
+        "data": data,
+        "direction": direction_of(data.parties)
+        if convention.kind == ConventionKind.MISE_A_DISPOSITION
+        else None,
+        "providers": [p for p in data.parties if p.role == PartyRole.PROVIDER],
+        "beneficiaries": [p for p in data.parties if p.role == PartyRole.BENEFICIARY],
+        "members": [p for p in data.parties if p.role == PartyRole.MEMBER],
+        "deliberations": all_deliberations,
+        "opinions": list(convention.opinions.select_related("organisation").order_by("date")),
+        "amendments": amendments,
+        "termination": termination,
+        "agents": list(convention.agents.select_related("employer")),
+        "forecast_years": sorted({f.year for f in data.forecasts}),
+        "draft": convention.status in (Status.DRAFT, Status.CONSULTATION),
+    }

@@ -12,6 +12,9 @@ def navigation(request):
     items = []
     if scope.has_any_role:
         items.append({"label": _("Territoire"), "url": reverse("home"), "name": "home"})
+        items.append(
+            {"label": _("Conventions"), "url": reverse("conventions:list"), "name": "conventions"}
+        )
     if user is not None and user.is_authenticated and user.has_perm("mutualisation.use_admin"):
         items.append({"label": _("Administration"), "url": reverse("admin:index"), "name": "admin"})
     return {"nav_items": items, "user_scope": scope}

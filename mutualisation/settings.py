@@ -132,6 +132,14 @@ STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/bootstrap", BASE_DIR / "node_modules" / "bootstrap" / "dist"),
     ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
+    (
+        "vendor/fonts/source-sans-3",
+        BASE_DIR / "node_modules" / "@fontsource" / "source-sans-3" / "files",
+    ),
+    (
+        "vendor/fonts/source-serif-4",
+        BASE_DIR / "node_modules" / "@fontsource" / "source-serif-4" / "files",
+    ),
 ]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -170,6 +178,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
+    # WeasyPrint and fontTools narrate every rendering step at INFO.
+    "loggers": {
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
+    },
 }
 
 # Demo accounts (seed_demo) are created only when this is true; it can never be true with DEBUG

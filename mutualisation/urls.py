@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 
 from mutualisation import views
@@ -13,6 +13,7 @@ admin.site.index_title = _("Référentiels, conventions et coûts")
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("conventions/", include("conventions.urls")),
     path(
         "connexion/",
         auth_views.LoginView.as_view(

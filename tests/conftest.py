@@ -13,7 +13,9 @@ from types import SimpleNamespace
 import pytest
 from django.core.management import call_command
 
+from mutualisation.management.commands.seed_demo import DEMO_PASSWORD
 from mutualisation.models import Role
+from mutualisation.services import seed_demo_territory
 from tests.factories import (
     EpciFactory,
     EpciMembershipFactory,
@@ -59,10 +61,9 @@ def run_seed_demo(*args):
     return out.getvalue()
 
 
-@pytest.fixture
-def demo_territory(db):
-    """The Clermont Auvergne Métropole demo territory, with its demo accounts."""
-    return run_seed_demo()
+def seed_territory(with_users=True):
+    """Only the demo territory (and accounts): much faster than the whole seed_demo."""
+    return seed_demo_territory(with_users=with_users, password=DEMO_PASSWORD)
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

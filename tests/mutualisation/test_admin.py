@@ -4,7 +4,7 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from tests.conftest import run_seed_demo
+from tests.conftest import seed_territory
 
 pytestmark = pytest.mark.django_db
 
@@ -15,7 +15,7 @@ REGISTERED = sorted(
 
 @pytest.fixture
 def admin_client_with_data(client, personas):
-    run_seed_demo("--no-users")
+    seed_territory(with_users=False)
     client.force_login(personas.admin)
     return client
 

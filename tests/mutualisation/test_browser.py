@@ -3,13 +3,13 @@ territory, log out."""
 
 import pytest
 
-from tests.conftest import run_seed_demo, screenshot
+from tests.conftest import screenshot, seed_territory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_demo_user_logs_in_with_the_keyboard_and_reads_the_territory(live_server, page):
-    run_seed_demo()
+    seed_territory()
     page.goto(live_server.url + "/")
     assert page.url.startswith(live_server.url + "/connexion/?next=/")
     assert page.locator("html").get_attribute("lang") == "fr"
@@ -43,7 +43,7 @@ def test_demo_user_logs_in_with_the_keyboard_and_reads_the_territory(live_server
 
 
 def test_wrong_password_is_explained_and_keeps_the_username(live_server, page):
-    run_seed_demo()
+    seed_territory()
     page.goto(live_server.url + "/connexion/")
     page.get_by_label("Identifiant").fill("finances")
     page.get_by_label("Mot de passe").fill("mauvais")

@@ -3,7 +3,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from tests.conftest import run_seed_demo
+from tests.conftest import seed_territory
 
 pytestmark = pytest.mark.django_db
 
@@ -12,7 +12,7 @@ NNBSP = "\xa0"  # the thousands separator of Django's French format (no-break sp
 
 @pytest.fixture
 def demo(db):
-    run_seed_demo()
+    seed_territory()
 
 
 def test_anonymous_visitor_is_sent_to_the_login_page(client):

@@ -1,3 +1,4 @@
+from django.apps import apps
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
@@ -31,6 +32,12 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(_("Territoire de démonstration chargé (créés — %s).") % created)
         )
+        # Later apps (conventions, costing) add their demo data through AppConfig.seed_demo,
+        # so this command needs no import from them.
+        for config in apps.get_app_configs():
+            seeder = getattr(config, "seed_demo", None)
+            if seeder is not None:
+                self.stdout.write(f"{config.verbose_name} : {seeder()}")
         if report.demo_users:
             self.stdout.write(
                 _("Comptes de démonstration (mot de passe commun : %s) :") % DEMO_PASSWORD

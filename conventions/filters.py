@@ -1,0 +1,60 @@
+"""Filters of the conventions list (django-filter): search, type, status, commune, service, year."""
+
+from datetime import date
+
+import django_filters
+from django.db.models import Exists, OuterRef, Q
+from django.utils.translation import gettext_lazy as _
+
+from conventions.models import Convention, ConventionKind, ConventionService, Party, Status, Terms
+from mutualisation.models import Organisation, Service
+
+
+class ConventionFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(label=_("Recherche"), method="search")
+    kind = django_filters.ChoiceFilter(label=_("Type"), choices=ConventionKind.choices)
+    status = django_filters.ChoiceFilter(label=_("Statut"), choices=Status.choices)
+    organisation = django_filters.ModelChoiceFilter(
+        label=_("Commune ou organisation"), queryset=Organisation.objects.none(), method="party"
+    )
+    service = django_filters.ModelChoiceFilter(
+        label=_("Service"), queryset=Service.objects.order_by("name"), method="covers"
+    )
+    year = django_filters.NumberFilter(label=_("Année d'application"), method="active_in")
+
+    class Meta:
+        model = Convention
+        fields = ["q", "kind", "status", "organisation", "service", "year"]
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Only organisations the user may see are offered (a commune reader sees their own).
+        self.filters["organisation"].queryset = Organisation.objects.visible_to(user).order_by(
+            "name"
+        )
+
+    def search(self, queryset, name, value):
+        return queryset.filter(
+            Q(reference__icontains=value) | Q(title__icontains=value) | Q(object__icontains=value)
+        )
+
+    def party(self, queryset, name, value):
+        return queryset.filter(
+            Exists(Party.objects.filter(convention=OuterRef("pk"), organisation=value))
+        )
+
+    def covers(self, queryset, name, value):
+        return queryset.filter(
+            Exists(ConventionService.objects.filter(convention=OuterRef("pk"), service=value))
+        )
+
+    def active_in(self, queryset, name, value):
+        """Conventions applicable during the year: started by its end, not ended before it."""
+        year = int(value)
+        if not 1900 <= year <= 2200:
+            return queryset.none()
+        first, last = date(year, 1, 1), date(year, 12, 31)
+        ended_before = Terms.objects.filter(
+            convention=OuterRef("pk"), amendment__isnull=True, end_date__lt=first
+        )
+        return queryset.filter(start_date__lte=last).exclude(Exists(ended_before))

@@ -1,0 +1,322 @@
+"""Forms of the conventions screens: shape of the input and French messages, no legal rules
+(those are the gates in conventions/services.py)."""
+
+import hashlib
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.forms import inlineformset_factory
+from django.template.defaultfilters import filesizeformat
+from django.utils.translation import gettext_lazy as _
+from pypdf import PdfReader
+from pypdf.errors import PdfReadError
+
+from conventions.models import (
+    AgentAssignment,
+    Amendment,
+    Attachment,
+    Convention,
+    ConventionKind,
+    ConventionService,
+    Deliberation,
+    ImpactSheet,
+    Party,
+    StaffBodyOpinion,
+    Termination,
+    Terms,
+    UsageForecast,
+)
+from conventions.services import MAX_PERIODICITY_MONTHS
+from mutualisation.models import Organisation
+
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs=attrs, format="%Y-%m-%d")
+
+
+def date_widgets(*names):
+    return {name: DateInput() for name in names}
+
+
+class ConventionForm(forms.ModelForm):
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    class Meta:
+        model = Convention
+        fields = ["title", "kind", "object", "preamble", "managing_organisation", "start_date"]
+        widgets = {
+            **date_widgets("start_date"),
+            "object": forms.Textarea(attrs={"rows": 3}),
+            "preamble": forms.Textarea(attrs={"rows": 3}),
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["managing_organisation"].help_text = _(
+            "Pour un service commun : l'EPCI, ou la commune désignée par délibération de l'EPCI."
+        )
+        if self.instance.pk:
+            self.fields["version"].initial = self.instance.version
+
+    def clean(self):
+        cleaned = super().clean()
+        if (
+            cleaned.get("managing_organisation")
+            and cleaned.get("kind") != ConventionKind.SERVICE_COMMUN
+        ):
+            self.add_error(
+                "managing_organisation",
+                _("Une organisation gestionnaire n'est désignée que pour un service commun."),
+            )
+        return cleaned
+
+
+class TermsForm(forms.ModelForm):
+    class Meta:
+        model = Terms
+        fields = [
+            "settlement_mode",
+            "periodicity_months",
+            "instalment_count",
+            "unit_cost_method",
+            "end_date",
+            "tacit_renewal",
+            "notice_months",
+        ]
+        widgets = {
+            **date_widgets("end_date"),
+            "unit_cost_method": forms.Textarea(attrs={"rows": 3}),
+        }
+
+    def __init__(self, *args, start_date=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.start_date = start_date
+        self.fields["periodicity_months"].help_text = _("12 mois au plus (D5211-16).")
+
+    def clean_periodicity_months(self):
+        months = self.cleaned_data["periodicity_months"]
+        if months > MAX_PERIODICITY_MONTHS:
+            raise ValidationError(
+                _("La périodicité des remboursements ne peut dépasser 12 mois (D5211-16).")
+            )
+        return months
+
+    def clean(self):
+        cleaned = super().clean()
+        end_date = cleaned.get("end_date")
+        if end_date and self.start_date and end_date <= self.start_date:
+            self.add_error("end_date", _("L'échéance doit suivre la date de prise d'effet."))
+        return cleaned
+
+
+class ConventionServiceForm(forms.ModelForm):
+    class Meta:
+        model = ConventionService
+        fields = ["service", "unit_type", "allocation_key", "population_vintage"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["unit_type"].required = False
+        self.fields["unit_type"].help_text = _("Par défaut, l'unité de référence du service.")
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("service") and not cleaned.get("unit_type"):
+            cleaned["unit_type"] = cleaned["service"].unit_type
+            self.instance.unit_type = cleaned["unit_type"]
+        return cleaned
+
+
+class DeliberationForm(forms.ModelForm):
+    link = forms.URLField(
+        label=_("lien vers l'acte"), required=False, assume_scheme="https", max_length=200
+    )
+
+    class Meta:
+        model = Deliberation
+        fields = [
+            "organisation",
+            "assembly",
+            "date",
+            "number",
+            "object",
+            "vote",
+            "votes_for",
+            "votes_against",
+            "abstentions",
+            "link",
+        ]
+        widgets = date_widgets("date")
+
+
+PartyFormSet = inlineformset_factory(
+    Convention, Party, fields=["organisation", "role"], extra=1, can_delete=True
+)
+ServiceFormSet = inlineformset_factory(
+    Convention, ConventionService, form=ConventionServiceForm, extra=1, can_delete=True
+)
+
+
+class BaseDeliberationFormSet(forms.BaseInlineFormSet):
+    """Deliberations on the convention itself (those of avenants are entered with them)."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(amendment__isnull=True)
+
+
+DeliberationFormSet = inlineformset_factory(
+    Convention,
+    Deliberation,
+    form=DeliberationForm,
+    formset=BaseDeliberationFormSet,
+    extra=1,
+    can_delete=True,
+)
+
+
+class UsageForecastForm(forms.ModelForm):
+    class Meta:
+        model = UsageForecast
+        fields = ["service", "beneficiary", "year", "units", "fixed_share_percent"]
+        localized_fields = ["units", "fixed_share_percent"]
+
+    def __init__(self, *args, convention=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if convention is not None:
+            self.fields["service"].queryset = convention.services.select_related("service")
+            self.fields["beneficiary"].queryset = Organisation.objects.filter(
+                parties__convention=convention
+            )
+
+
+ForecastFormSet = inlineformset_factory(
+    Terms, UsageForecast, form=UsageForecastForm, extra=2, can_delete=True
+)
+
+
+class OpinionForm(forms.ModelForm):
+    class Meta:
+        model = StaffBodyOpinion
+        fields = ["organisation", "body", "date", "opinion"]
+        widgets = date_widgets("date")
+
+
+class ImpactSheetForm(forms.ModelForm):
+    class Meta:
+        model = ImpactSheet
+        fields = [
+            "established_on",
+            "organisation_and_working_conditions",
+            "pay",
+            "acquired_rights",
+            "agreements",
+        ]
+        widgets = date_widgets("established_on")
+
+
+class AgentForm(forms.ModelForm):
+    class Meta:
+        model = AgentAssignment
+        fields = [
+            "agent_ref",
+            "job_title",
+            "employer",
+            "regime",
+            "share_percent",
+            "functional_authority",
+            "hierarchical_authority",
+            "agent_consent",
+            "start_date",
+            "end_date",
+        ]
+        widgets = date_widgets("start_date", "end_date")
+        localized_fields = ["share_percent"]
+
+    def __init__(self, *args, convention=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if convention is not None:
+            self.instance.convention = convention
+
+
+class AttachmentForm(forms.ModelForm):
+    """A signed scan: PDF only, at most 10 Mo, and it must really be a readable PDF."""
+
+    class Meta:
+        model = Attachment
+        fields = ["title", "file"]
+        widgets = {"file": forms.ClearableFileInput(attrs={"accept": "application/pdf,.pdf"})}
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_ATTACHMENT_BYTES:
+            raise ValidationError(
+                _("Le fichier pèse %(size)s ; la limite est de %(limit)s.")
+                % {
+                    "size": filesizeformat(upload.size),
+                    "limit": filesizeformat(MAX_ATTACHMENT_BYTES),
+                }
+            )
+        if not upload.name.lower().endswith(".pdf"):
+            raise ValidationError(_("Seuls les fichiers PDF sont acceptés (extension .pdf)."))
+        content = upload.read()
+        upload.seek(0)
+        if not content.startswith(b"%PDF-"):
+            raise ValidationError(
+                _("Ce fichier n'est pas un PDF : son contenu ne commence pas par %PDF.")
+            )
+        try:
+            pages = len(PdfReader(upload).pages)
+        except (PdfReadError, ValueError, KeyError, TypeError):
+            pages = 0
+        upload.seek(0)
+        if pages == 0:
+            raise ValidationError(_("Ce PDF est illisible ou ne contient aucune page."))
+        self.instance.size = upload.size
+        self.instance.sha256 = hashlib.sha256(content).hexdigest()
+        return upload
+
+
+class AmendmentForm(forms.ModelForm):
+    class Meta:
+        model = Amendment
+        fields = ["object", "effective_from"]
+        widgets = {**date_widgets("effective_from"), "object": forms.Textarea(attrs={"rows": 3})}
+
+
+class SignatureForm(forms.Form):
+    signature_date = forms.DateField(label=_("Date de signature"), widget=DateInput())
+
+
+class TerminationForm(forms.ModelForm):
+    class Meta:
+        model = Termination
+        fields = [
+            "notified_on",
+            "effective_on",
+            "requested_by",
+            "reason",
+            "agents_outcome",
+            "assets_outcome",
+        ]
+        widgets = {
+            **date_widgets("notified_on", "effective_on"),
+            "reason": forms.Textarea(attrs={"rows": 2}),
+            "agents_outcome": forms.Textarea(attrs={"rows": 3}),
+            "assets_outcome": forms.Textarea(attrs={"rows": 3}),
+        }
+
+    def __init__(self, *args, convention=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if convention is not None:
+            self.fields["requested_by"].queryset = Organisation.objects.filter(
+                parties__convention=convention
+            )
+
+    def validate_constraints(self, exclude=None):
+        # The convention is attached by the service; its constraints are checked there.
+        return super().validate_constraints(exclude={*(exclude or ()), "convention"})

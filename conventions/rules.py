@@ -1,0 +1,26 @@
+"""Who may do what with conventions, on top of the scopes of mutualisation/rules.py.
+
+Managers (and administrators) create and edit; finance reads; a commune reader sees only the
+conventions their commune is party to; querysets filter with ``Convention.objects.visible_to``.
+"""
+
+import rules
+
+from mutualisation.rules import has_any_role, is_administrator, is_manager, scope_of
+
+
+@rules.predicate
+def can_see_convention(user, convention):
+    if convention is None:
+        return has_any_role(user)
+    scope = scope_of(user)
+    if scope.territory_wide:
+        return True
+    return convention.parties.filter(organisation_id__in=scope.organisation_ids).exists()
+
+
+is_convention_editor = is_manager | is_administrator
+
+rules.add_perm("conventions.view_convention", can_see_convention)
+rules.add_perm("conventions.add_convention", is_convention_editor)
+rules.add_perm("conventions.change_convention", is_convention_editor & can_see_convention)

@@ -1,0 +1,55 @@
+"""The conventions list table (django-tables2)."""
+
+import django_tables2 as tables
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from conventions.models import Convention, ConventionKind, Direction
+from conventions.services import direction_of
+
+
+class ConventionTable(tables.Table):
+    reference = tables.Column(verbose_name=_("Référence"), linkify=True)
+    title = tables.Column(verbose_name=_("Intitulé"))
+    kind = tables.Column(verbose_name=_("Type"))
+    parties = tables.Column(verbose_name=_("Parties"), empty_values=(), orderable=False)
+    status = tables.Column(verbose_name=_("Statut"))
+    start_date = tables.DateColumn(verbose_name=_("Prise d'effet"), format="SHORT_DATE_FORMAT")
+
+    class Meta:
+        model = Convention
+        fields = ["reference", "title", "kind", "parties", "status", "start_date"]
+        attrs = {"class": "table table-sm table-striped align-middle"}
+        order_by = ("-start_date",)
+        empty_text = _("Aucune convention ne correspond à ces critères.")
+
+    def render_kind(self, record, value):
+        direction = (
+            direction_of(record.parties.all())
+            if record.kind == ConventionKind.MISE_A_DISPOSITION
+            else None
+        )
+        if direction:
+            return format_html("{}<br><small>{}</small>", value, Direction(direction).label)
+        return value
+
+    def render_parties(self, record):
+        return ", ".join(party.organisation.name for party in record.parties.all())
+
+    def render_status(self, record, value):
+        return format_html(
+            '<span class="badge text-bg-{}">{}</span>',
+            STATUS_BADGES.get(record.status, "secondary"),
+            value,
+        )
+
+
+STATUS_BADGES = {
+    "DRAFT": "secondary",
+    "CONSULTATION": "info",
+    "DELIBERATED": "primary",
+    "SIGNED": "primary",
+    "IN_FORCE": "success",
+    "TERMINATED": "dark",
+    "EXPIRED": "dark",
+}

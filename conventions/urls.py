@@ -1,0 +1,27 @@
+from django.urls import path
+
+from conventions import views
+
+app_name = "conventions"
+
+urlpatterns = [
+    path("", views.convention_list, name="list"),
+    path("nouvelle/", views.convention_create, name="create"),
+    path("<str:reference>/", views.convention_detail, name="detail"),
+    path("<str:reference>/modifier/", views.convention_edit, name="edit"),
+    path("<str:reference>/pdf/", views.convention_pdf, name="pdf"),
+    path("<str:reference>/transition/<str:name>/", views.convention_transition, name="transition"),
+    path("<str:reference>/ajouter/<str:kind>/", views.convention_add_related, name="add-related"),
+    path("<str:reference>/avenants/nouveau/", views.amendment_create, name="amendment-create"),
+    path(
+        "<str:reference>/avenants/<int:number>/deliberation/",
+        views.amendment_deliberation_add,
+        name="amendment-deliberation",
+    ),
+    path(
+        "<str:reference>/avenants/<int:number>/signer/",
+        views.amendment_sign,
+        name="amendment-sign",
+    ),
+    path("<str:reference>/resilier/", views.convention_terminate, name="terminate"),
+]

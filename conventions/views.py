@@ -1,0 +1,334 @@
+"""Screens of the conventions: list, detail with timeline and history, create and edit with
+inline formsets, legal transitions, avenants, termination, related records and the PDF."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+from django_tables2 import RequestConfig
+
+from conventions import forms, services
+from conventions.filters import ConventionFilter
+from conventions.models import (
+    Amendment,
+    Convention,
+    ConventionKind,
+    ImpactSheet,
+    Status,
+    Terms,
+)
+from conventions.tables import ConventionTable
+from mutualisation.documents import render_pdf
+from mutualisation.rules import scope_of
+
+ALERT_DAYS = 90
+
+
+def get_convention(request, reference, perm="conventions.view_convention"):
+    """A convention the user may see (404 otherwise, so its existence is not revealed), with
+    ``perm`` checked on it (403)."""
+    convention = get_object_or_404(
+        Convention.objects.visible_to(request.user).select_related("managing_organisation"),
+        reference=reference,
+    )
+    if not request.user.has_perm(perm, convention):
+        raise PermissionDenied
+    return convention
+
+
+@login_required
+def convention_list(request):
+    if not scope_of(request.user).has_any_role:
+        return render(request, "mutualisation/no_role.html", status=403)
+    visible = Convention.objects.visible_to(request.user)
+    filterset = ConventionFilter(
+        request.GET,
+        queryset=visible.prefetch_related("parties__organisation"),
+        user=request.user,
+    )
+    table = ConventionTable(filterset.qs)
+    RequestConfig(request, paginate={"per_page": 25}).configure(table)
+    context = {"filter": filterset, "table": table}
+    if request.htmx:
+        return render(request, "conventions/_convention_table.html", context)
+    context["alerts"] = services.alerts(within_days=ALERT_DAYS, conventions=visible)
+    context["alert_days"] = ALERT_DAYS
+    return render(request, "conventions/convention_list.html", context)
+
+
+def detail_context(request, convention):
+    return {
+        "convention": convention,
+        **services.convention_overview(convention),
+        "can_edit": request.user.has_perm("conventions.change_convention", convention),
+    }
+
+
+@login_required
+def convention_detail(request, reference):
+    convention = get_convention(request, reference)
+    return render(
+        request, "conventions/convention_detail.html", detail_context(request, convention)
+    )
+
+
+def convention_forms(request, convention, terms):
+    data = request.POST if request.method == "POST" else None
+    main = forms.ConventionForm(data, instance=convention)
+    terms_form = forms.TermsForm(data, instance=terms, prefix="terms")
+    if main.is_bound and main.is_valid():
+        terms_form.start_date = main.cleaned_data["start_date"]
+    else:
+        terms_form.start_date = convention.start_date
+    formsets = {
+        "parties": forms.PartyFormSet(data, instance=convention, prefix="parties"),
+        "services": forms.ServiceFormSet(data, instance=convention, prefix="services"),
+    }
+    if convention.pk:
+        formsets["deliberations"] = forms.DeliberationFormSet(
+            data, instance=convention, prefix="deliberations"
+        )
+        formsets["forecasts"] = forms.ForecastFormSet(
+            data, instance=terms, prefix="forecasts", form_kwargs={"convention": convention}
+        )
+    return main, terms_form, formsets
+
+
+def all_valid(*items):
+    # A list, not a generator: every form is validated, so every error shows at once.
+    return all([item.is_valid() for item in items])  # noqa: C419
+
+
+@login_required
+def convention_create(request):
+    if not request.user.has_perm("conventions.add_convention"):
+        raise PermissionDenied
+    convention, terms = Convention(), Terms()
+    main, terms_form, formsets = convention_forms(request, convention, terms)
+    if request.method == "POST" and all_valid(main, terms_form, *formsets.values()):
+        convention = services.convention_create(
+            convention=main.save(commit=False),
+            terms=terms_form.save(commit=False),
+            user=request.user,
+            formsets=formsets.values(),
+        )
+        messages.success(
+            request, _("Convention %(reference)s créée.") % {"reference": convention.reference}
+        )
+        return redirect(convention)
+    return render(
+        request,
+        "conventions/convention_form.html",
+        {"form": main, "terms_form": terms_form, "formsets": formsets, "creating": True},
+    )
+
+
+@login_required
+def convention_edit(request, reference):
+    convention = get_convention(request, reference, "conventions.change_convention")
+    if not convention.is_editable:
+        messages.warning(
+            request,
+            _("Une convention délibérée ne se modifie plus que par avenant."),
+        )
+        return redirect(convention)
+    terms = services.initial_terms(convention)
+    main, terms_form, formsets = convention_forms(request, convention, terms)
+    status = 200
+    if request.method == "POST" and all_valid(main, terms_form, *formsets.values()):
+        try:
+            services.convention_update(
+                convention=convention,
+                expected_version=main.cleaned_data["version"],
+                forms=[main, terms_form, *formsets.values()],
+            )
+        except services.StaleVersion:
+            main.add_error(None, services.stale_version_message(convention))
+            status = 409
+        else:
+            messages.success(request, _("Convention enregistrée."))
+            return redirect(convention)
+    return render(
+        request,
+        "conventions/convention_form.html",
+        {"form": main, "terms_form": terms_form, "formsets": formsets, "convention": convention},
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def convention_transition(request, reference, name):
+    convention = get_convention(request, reference, "conventions.change_convention")
+    if name not in services.TRANSITIONS:
+        raise PermissionDenied
+    signature_date = None
+    if name == "sign":
+        form = forms.SignatureForm(request.POST)
+        signature_date = form.cleaned_data["signature_date"] if form.is_valid() else None
+    try:
+        convention = services.convention_transition(convention, name, signature_date=signature_date)
+    except services.TransitionRefused as refused:
+        context = detail_context(request, convention)
+        context["refusal"] = {
+            "target": Status(refused.target).label
+            if refused.target in Status.values
+            else refused.target,
+            "missing": refused.missing,
+        }
+        return render(request, "conventions/convention_detail.html", context, status=409)
+    messages.success(
+        request,
+        _("La convention est désormais « %(status)s ».")
+        % {"status": convention.get_status_display()},
+    )
+    return redirect(convention)
+
+
+RELATED_FORMS = {
+    "avis": (forms.OpinionForm, _("Avis d'une instance paritaire")),
+    "fiche-impact": (forms.ImpactSheetForm, _("Fiche d'impact")),
+    "agent": (forms.AgentForm, _("Agent concerné")),
+    "piece-jointe": (forms.AttachmentForm, _("Pièce jointe signée (PDF)")),
+}
+
+
+@login_required
+def convention_add_related(request, reference, kind):
+    convention = get_convention(request, reference, "conventions.change_convention")
+    if kind not in RELATED_FORMS:
+        raise PermissionDenied
+    form_class, title = RELATED_FORMS[kind]
+    instance = None
+    if kind == "fiche-impact":
+        if convention.kind != ConventionKind.SERVICE_COMMUN:
+            raise PermissionDenied
+        instance = ImpactSheet.objects.filter(convention=convention).first()
+    kwargs = {"instance": instance}
+    if kind == "agent":
+        kwargs["convention"] = convention
+    form = form_class(request.POST or None, request.FILES or None, **kwargs)
+    if request.method == "POST" and form.is_valid():
+        services.related_save(convention=convention, form=form, user=request.user)
+        messages.success(request, _("%(title)s enregistré(e).") % {"title": title})
+        return redirect(convention)
+    return render(
+        request,
+        "conventions/related_form.html",
+        {"convention": convention, "form": form, "title": title},
+    )
+
+
+@login_required
+def amendment_create(request, reference):
+    convention = get_convention(request, reference, "conventions.change_convention")
+    current = services.current_terms(convention)
+    form = forms.AmendmentForm(request.POST or None)
+    terms_form = forms.TermsForm(
+        request.POST or None,
+        instance=Terms(**services.terms_values(current)),
+        prefix="terms",
+        start_date=convention.start_date,
+    )
+    if request.method == "POST" and all_valid(form, terms_form):
+        try:
+            amendment = services.amendment_create(
+                convention=convention,
+                amendment=form.save(commit=False),
+                terms=terms_form.save(commit=False),
+            )
+        except services.TransitionRefused as refused:
+            for reason in refused.missing:
+                form.add_error(None, reason)
+        else:
+            messages.success(
+                request,
+                _("Avenant n° %(number)s créé : faites-le délibérer par chaque partie.")
+                % {"number": amendment.number},
+            )
+            return redirect(convention)
+    return render(
+        request,
+        "conventions/amendment_form.html",
+        {"convention": convention, "form": form, "terms_form": terms_form},
+    )
+
+
+def get_amendment(request, reference, number):
+    convention = get_convention(request, reference, "conventions.change_convention")
+    return get_object_or_404(Amendment, convention=convention, number=number)
+
+
+@login_required
+def amendment_deliberation_add(request, reference, number):
+    amendment = get_amendment(request, reference, number)
+    form = forms.DeliberationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        services.amendment_deliberation_add(
+            amendment=amendment, deliberation=form.save(commit=False)
+        )
+        messages.success(request, _("Délibération enregistrée."))
+        return redirect(amendment.convention)
+    return render(
+        request,
+        "conventions/related_form.html",
+        {
+            "convention": amendment.convention,
+            "form": form,
+            "title": _("Délibération sur l'avenant n° %(number)s") % {"number": amendment.number},
+        },
+    )
+
+
+@login_required
+@require_POST
+def amendment_sign(request, reference, number):
+    amendment = get_amendment(request, reference, number)
+    form = forms.SignatureForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise services.TransitionRefused(
+                Amendment.AmendmentStatus.SIGNED, [_("Date de signature manquante.")]
+            )
+        services.amendment_sign(amendment, signature_date=form.cleaned_data["signature_date"])
+    except services.TransitionRefused as refused:
+        context = detail_context(request, amendment.convention)
+        context["refusal"] = {
+            "target": _("avenant n° %(number)s signé") % {"number": amendment.number},
+            "missing": refused.missing,
+        }
+        return render(request, "conventions/convention_detail.html", context, status=409)
+    messages.success(request, _("Avenant n° %(number)s signé.") % {"number": amendment.number})
+    return redirect(amendment.convention)
+
+
+@login_required
+def convention_terminate(request, reference):
+    convention = get_convention(request, reference, "conventions.change_convention")
+    form = forms.TerminationForm(request.POST or None, convention=convention)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.convention_terminate(convention, form.save(commit=False))
+        except services.TransitionRefused as refused:
+            for reason in refused.missing:
+                form.add_error(None, reason)
+        else:
+            messages.success(request, _("Convention résiliée."))
+            return redirect(convention)
+    return render(
+        request,
+        "conventions/related_form.html",
+        {"convention": convention, "form": form, "title": _("Résilier la convention")},
+    )
+
+
+@login_required
+def convention_pdf(request, reference):
+    convention = get_convention(request, reference)
+    pdf = render_pdf("conventions/convention_pdf.html", services.convention_document(convention))
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{convention.reference}.pdf"'
+    return response

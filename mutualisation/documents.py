@@ -1,0 +1,44 @@
+"""PDF documents: one function turns a print template into PDF bytes with WeasyPrint.
+
+Templates extend templates/pdf/base.html and use static/css/pdf.css; fonts are the project's own
+(npm @fontsource packages), embedded in every PDF, so a document renders the same everywhere.
+Resources are addressed as ``static:<path>`` and read from the static files; nothing is fetched
+from the network, and a missing resource stops the rendering instead of degrading silently.
+"""
+
+from pathlib import Path
+
+from django.contrib.staticfiles import finders
+from django.contrib.staticfiles.storage import staticfiles_storage
+from django.template.loader import render_to_string
+from weasyprint import HTML
+from weasyprint.urls import URLFetcher
+
+STATIC_SCHEME = "static"
+
+
+def static_path(relative: str) -> str:
+    """The file behind a static path: from the finders, else from the collected STATIC_ROOT."""
+    return finders.find(relative) or staticfiles_storage.path(relative)
+
+
+class StaticURLFetcher(URLFetcher):
+    """Serves ``static:`` URLs from the static files; refuses every other scheme but data:."""
+
+    def __init__(self):
+        super().__init__(allowed_protocols={"file", "data"}, fail_on_errors=True)
+
+    def fetch(self, url, headers=None):
+        if url.startswith(f"{STATIC_SCHEME}:"):
+            relative = url.removeprefix(f"{STATIC_SCHEME}:").lstrip("/")
+            url = Path(static_path(relative)).as_uri()
+        return super().fetch(url, headers)
+
+
+def render_pdf(template_name: str, context: dict) -> bytes:
+    """Render ``template_name`` with ``context`` and return the PDF bytes.
+
+    The template's <title> becomes the PDF's title metadata.
+    """
+    html = render_to_string(template_name, {**context, "STATIC_SCHEME": STATIC_SCHEME})
+    return HTML(string=html, url_fetcher=StaticURLFetcher()).write_pdf()
