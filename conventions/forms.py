@@ -134,7 +134,7 @@ class ConventionServiceForm(forms.ModelForm):
 
 class DeliberationForm(forms.ModelForm):
     link = forms.URLField(
-        label=_("lien vers l'acte"), required=False, assume_scheme="https", max_length=200
+        label=_("Lien vers l'acte"), required=False, assume_scheme="https", max_length=200
     )
 
     class Meta:
@@ -156,6 +156,10 @@ class DeliberationForm(forms.ModelForm):
 
 PartyFormSet = inlineformset_factory(
     Convention, Party, fields=["organisation", "role"], extra=1, can_delete=True
+)
+# A new convention has at least a provider and a beneficiary: offer three empty rows.
+NewPartyFormSet = inlineformset_factory(
+    Convention, Party, fields=["organisation", "role"], extra=3, can_delete=False
 )
 ServiceFormSet = inlineformset_factory(
     Convention, ConventionService, form=ConventionServiceForm, extra=1, can_delete=True

@@ -84,7 +84,9 @@ def convention_forms(request, convention, terms):
     else:
         terms_form.start_date = convention.start_date
     formsets = {
-        "parties": forms.PartyFormSet(data, instance=convention, prefix="parties"),
+        "parties": (forms.PartyFormSet if convention.pk else forms.NewPartyFormSet)(
+            data, instance=convention, prefix="parties"
+        ),
         "services": forms.ServiceFormSet(data, instance=convention, prefix="services"),
     }
     if convention.pk:

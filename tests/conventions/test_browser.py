@@ -1,0 +1,86 @@
+"""A manager enters a convention in a real Chromium and carries it to consultation; the reader
+of another commune never sees it."""
+
+import pytest
+
+from conventions.models import Convention, Status
+from tests.conftest import screenshot, seed_territory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+PASSWORD = "demo-mutualis-2026"
+
+
+def log_in(page, live_server, username):
+    page.goto(live_server.url + "/connexion/")
+    page.get_by_label("Identifiant").fill(username)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_url(live_server.url + "/")
+
+
+def test_manager_creates_a_convention_then_puts_it_into_consultation(live_server, page):
+    seed_territory()
+    log_in(page, live_server, "gestionnaire")
+    page.get_by_role("link", name="Conventions").click()
+    page.get_by_role("link", name="Nouvelle convention").click()
+
+    page.get_by_label("Intitulé").fill("Mise à disposition du service des archives")
+    page.get_by_label("Type de convention").select_option(label="Mise à disposition de services")
+    page.get_by_label("Objet").fill("Traitement des archives de la commune de Beaumont.")
+    page.get_by_label("Date de prise d'effet").fill("2027-01-01")
+    page.get_by_label("Modalité de règlement").select_option(label="Titre de recettes")
+    page.get_by_label("Périodicité des remboursements (mois)").fill("18")
+    page.get_by_label("Méthode de détermination du coût unitaire").fill(
+        "Coût du service / mètres linéaires traités."
+    )
+    parties = page.locator("[role=group][aria-label^='Parties']")
+    parties.nth(0).get_by_label("Organisation").select_option(label="Clermont Auvergne Métropole")
+    parties.nth(0).get_by_label("Rôle").select_option(label="Prestataire")
+    parties.nth(1).get_by_label("Organisation").select_option(label="Beaumont")
+    parties.nth(1).get_by_label("Rôle").select_option(label="Bénéficiaire")
+    page.locator("[role=group][aria-label^='Services couverts']").first.get_by_label(
+        "Service"
+    ).select_option(label="Archives")
+    page.get_by_role("button", name="Enregistrer").click()
+
+    # 18 months is refused in French, and nothing typed is lost.
+    assert (
+        "ne peut dépasser 12 mois"
+        in page.locator("#id_terms-periodicity_months").locator("..").inner_text()
+    )
+    assert (
+        page.get_by_label("Intitulé").input_value() == "Mise à disposition du service des archives"
+    )
+    screenshot(page, "convention-form-error")
+    page.get_by_label("Périodicité des remboursements (mois)").fill("12")
+    page.get_by_role("button", name="Enregistrer").click()
+    page.wait_for_url(live_server.url + "/conventions/CONV-2027-001/")
+    assert "descendante" in page.locator(".lead").inner_text()
+
+    # Consultation is refused until the forecast units are entered.
+    page.get_by_role("button", name="Mettre en consultation").click()
+    alert = page.get_by_role("alert")
+    assert "Prévision d'utilisation en unités manquante" in alert.inner_text()
+    screenshot(page, "convention-refused")
+
+    page.get_by_role("link", name="Modifier").click()
+    forecasts = page.locator("[role=group][aria-label^='Prévisions']")
+    forecasts.nth(0).get_by_label("Service").select_option(index=1)
+    forecasts.nth(0).get_by_label("Bénéficiaire").select_option(label="Beaumont")
+    forecasts.nth(0).get_by_label("Année").fill("2027")
+    forecasts.nth(0).get_by_label("Unités prévues").fill("12,5")
+    page.get_by_role("button", name="Enregistrer").click()
+    page.get_by_role("button", name="Mettre en consultation").click()
+    assert "désormais « En consultation »" in page.get_by_role("status").first.inner_text()
+    screenshot(page, "convention-detail")
+    convention = Convention.objects.get(reference="CONV-2027-001")
+    assert convention.status == Status.CONSULTATION
+    assert str(convention.terms.get().forecasts.get().units) == "12.500"
+
+    # Another commune's reader finds nothing, not even the reference.
+    page.get_by_role("button", name="Se déconnecter").click()
+    log_in(page, live_server, "lecteur.aubiere")
+    page.goto(live_server.url + "/conventions/")
+    assert "CONV-2027-001" not in page.locator("#table-conventions").inner_text()
+    response = page.goto(live_server.url + "/conventions/CONV-2027-001/")
+    assert response.status == 404
