@@ -24,4 +24,9 @@ urlpatterns = [
         name="amendment-sign",
     ),
     path("<str:reference>/resilier/", views.convention_terminate, name="terminate"),
+    path(
+        "<str:reference>/pieces/<int:pk>/",
+        views.attachment_download,
+        name="attachment-download",
+    ),
 ]

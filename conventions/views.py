@@ -4,7 +4,7 @@ inline formsets, legal transitions, avenants, termination, related records and t
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
+from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -324,6 +324,17 @@ def convention_terminate(request, reference):
         request,
         "conventions/related_form.html",
         {"convention": convention, "form": form, "title": _("Résilier la convention")},
+    )
+
+
+@login_required
+def attachment_download(request, reference, pk):
+    convention = get_convention(request, reference)
+    attachment = get_object_or_404(convention.attachments, pk=pk)
+    return FileResponse(
+        attachment.file.open("rb"),
+        content_type="application/pdf",
+        filename=f"{convention.reference}-{attachment.pk}.pdf",
     )
 
 

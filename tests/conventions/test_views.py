@@ -353,6 +353,15 @@ def test_a_signed_pdf_is_attached_with_its_fingerprint(client, personas, convent
     import hashlib
 
     assert attachment.sha256 == hashlib.sha256(content).hexdigest()
+    download = client.get(
+        reverse("conventions:attachment-download", args=[convention.reference, attachment.pk])
+    )
+    assert b"".join(download.streaming_content) == content
+    client.force_login(personas.reader_b)
+    hidden = client.get(
+        reverse("conventions:attachment-download", args=[convention.reference, attachment.pk])
+    )
+    assert hidden.status_code == 404
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,74 @@
+"""Money rules, written once (pure Python: no Django). See docs/costing.md, « Arrondis ».
+
+- Amounts are ``Decimal``; a float is refused.
+- Rounding is to the cent, half up (« au centime le plus proche, 0,005 arrondi au-dessus »).
+- A shared amount is split by the largest-remainder method, so the rounded shares always add up
+  exactly to the total.
+"""
+
+from collections.abc import Sequence
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+
+CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
+
+
+class MoneyError(ValueError):
+    """An amount or a split that cannot be computed (the message says why, in French)."""
+
+
+def as_decimal(value) -> Decimal:
+    """A Decimal from a Decimal, an int or a string; floats are refused (binary rounding)."""
+    if isinstance(value, float):
+        raise MoneyError("Montant en virgule flottante refusé : utilisez Decimal ou une chaîne.")
+    if isinstance(value, Decimal):
+        return value
+    return Decimal(value)
+
+
+def round_cents(amount: Decimal) -> Decimal:
+    """Round half up to the cent: 242,3125 → 242,31 ; 0,005 → 0,01."""
+    return as_decimal(amount).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def allocate(total: Decimal, weights: Sequence[Decimal], tie_keys: Sequence[str]) -> list[Decimal]:
+    """Split ``total`` (in cents) pro rata of ``weights``; the shares add up exactly to ``total``.
+
+    Each share is first rounded down to the cent; the cents left over go one by one to the largest
+    remainders, ties going to the smallest ``tie_keys`` (the SIREN of the beneficiary).
+    Weights all zero (or none) is an error, never a lost cost.
+    """
+    total = round_cents(total)
+    weights = [as_decimal(w) for w in weights]
+    if len(weights) != len(tie_keys):
+        raise MoneyError("Autant de clés de départage que de pondérations sont requises.")
+    if any(w < 0 for w in weights):
+        raise MoneyError("Une pondération de répartition ne peut être négative.")
+    weight_sum = sum(weights, Decimal(0))
+    if not weights or weight_sum == 0:
+        raise MoneyError(
+            "Répartition impossible : toutes les pondérations sont nulles ; le coût ne peut être "
+            "réparti (vérifiez la clé de répartition)."
+        )
+    exact = [total * w / weight_sum for w in weights]
+    sign = -1 if total < 0 else 1
+    shares = [(abs(e)).quantize(CENT, rounding=ROUND_DOWN) * sign for e in exact]
+    leftover_cents = int((abs(total) - sum(abs(s) for s in shares)) / CENT)
+    order = sorted(
+        range(len(weights)),
+        key=lambda i: (-(abs(exact[i]) - abs(shares[i])), tie_keys[i]),
+    )
+    for i in order[:leftover_cents]:
+        shares[i] += CENT * sign
+    return shares
+
+
+def split_evenly(total: Decimal, count: int) -> list[Decimal]:
+    """``count`` instalments of ``total``: all but the last rounded down to the cent, the last
+    one absorbing the rounding so that they add up exactly to ``total`` (and it is never the
+    smallest, nor negative)."""
+    if count < 1:
+        raise MoneyError("Le nombre d'acomptes doit être au moins 1.")
+    total = round_cents(total)
+    each = (total / count).quantize(CENT, rounding=ROUND_DOWN)
+    return [each] * (count - 1) + [total - each * (count - 1)]

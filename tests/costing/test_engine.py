@@ -1,0 +1,357 @@
+"""The reimbursement engine, without a database: worked examples of docs/costing.md and
+properties that hold for any input."""
+
+import random
+import subprocess
+import sys
+from datetime import date
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from costing import engine
+from costing.engine import (
+    ConventionInput,
+    CostLineInput,
+    EngineError,
+    Party,
+    Period,
+    ServiceInput,
+    Usage,
+    compute_unit_cost,
+    compute_year,
+)
+
+METRO = Party(1, "246300701", "Clermont Auvergne Métropole", is_epci=True)
+AUBIERE = Party(2, "216300145", "Aubière")
+AULNAT = Party(3, "216300194", "Aulnat")
+BEAUMONT = Party(4, "216300327", "Beaumont")
+CLERMONT = Party(5, "216301135", "Clermont-Ferrand")
+YEAR = Period(date(2025, 1, 1), date(2025, 12, 31))
+HALVES = (Period(date(2025, 1, 1), date(2025, 6, 30)), Period(date(2025, 7, 1), date(2025, 12, 31)))
+
+
+def test_engine_imports_no_django():
+    root = Path(__file__).resolve().parents[2]
+    code = "import sys, costing.engine; print(sorted(m for m in sys.modules if m.split('.')[0] in {'django', 'conventions', 'mutualisation'}))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+# --- worked examples (docs/costing.md) ---------------------------------------------------------
+
+
+def test_example_unit_cost_448_278_27_over_1850_units_is_242_31():
+    lines = [
+        CostLineInput(
+            "Rémunérations et charges", engine.PERSONNEL, D("402150.00"), D("6030.27"), True
+        ),
+        CostLineInput("Fournitures", engine.SUPPLIES, D("12480.00"), D("0"), True),
+        CostLineInput(
+            "Renouvellement des postes", engine.ASSET_RENEWAL, D("18000.00"), D("-1200.00"), True
+        ),
+        CostLineInput(
+            "Contrats de maintenance", engine.SERVICE_CONTRACTS, D("10818.00"), D("0"), True
+        ),
+        CostLineInput("Réception annuelle", engine.OTHER_LINKED, D("3500.00"), D("0"), False),
+    ]
+    result = compute_unit_cost(lines, D("1850"))
+    assert result.eligible_cost == D("448278.27")
+    assert result.excluded_cost == D("3500.00")
+    assert result.unit_cost == D("242.31")
+
+
+def test_example_37_units_at_242_31_give_8965_47():
+    convention = ConventionInput(
+        reference="CONV-2025-001",
+        payee=METRO,
+        payers=(AUBIERE,),
+        services=(ServiceInput("si", "Systèmes d'information", D("242.31")),),
+        periods=(YEAR,),
+        usages=(
+            Usage(AUBIERE.id, "si", date(2025, 3, 1), D("20")),
+            Usage(AUBIERE.id, "si", date(2025, 9, 1), D("17")),
+        ),
+    )
+    [line] = compute_year(2025, [convention]).lines
+    assert (line.units, line.unit_cost, line.amount, line.usage_count) == (
+        D("37"),
+        D("242.31"),
+        D("8965.47"),
+        2,
+    )
+
+
+def test_example_100_euros_shared_by_population_of_three_equal_communes():
+    service = ServiceInput(
+        "juridique",
+        "Affaires juridiques",
+        None,
+        allocation_key=engine.KEY_FIXED_SHARES,
+        key_weights={AUBIERE.id: D(1), AULNAT.id: D(1), BEAUMONT.id: D(1)},
+        total_cost=D("100.00"),
+    )
+    convention = ConventionInput(
+        "CONV-2025-002", METRO, (AUBIERE, AULNAT, BEAUMONT), (service,), (YEAR,)
+    )
+    amounts = {line.payer.name: line.amount for line in compute_year(2025, [convention]).lines}
+    assert amounts == {"Aubière": D("33.34"), "Aulnat": D("33.33"), "Beaumont": D("33.33")}
+
+
+def test_example_instalments_and_regularisation():
+    convention = ConventionInput(
+        reference="CONV-2025-003",
+        payee=METRO,
+        payers=(AUBIERE,),
+        services=(ServiceInput("si", "Systèmes d'information", D("242.31")),),
+        periods=(YEAR,),
+        usages=(Usage(AUBIERE.id, "si", date(2025, 5, 1), D("37")),),
+        forecasts={(AUBIERE.id, "si"): D("40")},
+        instalment_count=4,
+    )
+    [settlement] = compute_year(2025, [convention]).settlements
+    assert settlement.forecast == D("9692.40")
+    assert settlement.instalments == (D("2423.10"),) * 4
+    assert settlement.actual == D("8965.47")
+    assert settlement.regularisation == D("-726.93")  # to refund
+
+
+def test_example_service_commun_on_the_attribution_de_compensation():
+    convention = ConventionInput(
+        reference="CONV-2025-004",
+        payee=METRO,
+        payers=(AUBIERE,),
+        services=(
+            ServiceInput("ads", "Instruction ADS", D("410.00"), allocation_key=engine.KEY_UNITS),
+        ),
+        periods=(YEAR,),
+        usages=(Usage(AUBIERE.id, "ads", date(2025, 6, 1), D("212.5")),),
+        forecasts={(AUBIERE.id, "ads"): D("200")},
+        settlement_mode=engine.SETTLEMENT_MIXED,
+        instalment_count=4,
+    )
+    [settlement] = compute_year(2025, [convention]).settlements
+    assert settlement.ac_deduction == D("82000.00")
+    assert settlement.actual == D("87125.00")
+    assert settlement.ac_balance == D("5125.00")
+    assert settlement.instalments == ()
+
+
+def test_example_net_position_across_both_directions():
+    descending = ConventionInput(
+        "CONV-2025-005",
+        METRO,
+        (CLERMONT,),
+        (ServiceInput("si", "SI", D("100.00")),),
+        (YEAR,),
+        usages=(Usage(CLERMONT.id, "si", date(2025, 2, 1), D("30")),),
+    )
+    ascending = ConventionInput(
+        "CONV-2025-006",
+        CLERMONT,
+        (METRO,),
+        (ServiceInput("voirie", "Voirie", D("45.50")),),
+        HALVES,
+        usages=(
+            Usage(METRO.id, "voirie", date(2025, 3, 1), D("100")),
+            Usage(METRO.id, "voirie", date(2025, 10, 1), D("20")),
+        ),
+    )
+    result = compute_year(2025, [descending, ascending])
+    positions = {p.party.name: p for p in result.positions}
+    assert positions["Clermont-Ferrand"].receivable == D("5460.00")
+    assert positions["Clermont-Ferrand"].payable == D("3000.00")
+    assert positions["Clermont-Ferrand"].net == D("2460.00")  # the Métropole owes Clermont-Ferrand
+    assert positions["Clermont Auvergne Métropole"].net == D("-2460.00")
+    assert [line.period for line in result.lines if line.convention == "CONV-2025-006"] == list(
+        HALVES
+    )
+
+
+def test_managing_organisation_bears_its_own_share_without_billing_itself():
+    service = ServiceInput(
+        "archives",
+        "Archives",
+        None,
+        allocation_key=engine.KEY_FIXED_SHARES,
+        key_weights={METRO.id: D(60), AUBIERE.id: D(25), AULNAT.id: D(15)},
+        total_cost=D("90000.00"),
+    )
+    result = compute_year(
+        2025, [ConventionInput("CONV-2025-007", METRO, (AUBIERE, AULNAT), (service,), (YEAR,))]
+    )
+    assert [(line.payer.name, line.amount) for line in result.lines] == [
+        ("Aubière", D("22500.00")),
+        ("Aulnat", D("13500.00")),
+    ]
+    assert [(line.payer.name, line.amount) for line in result.borne_by_payee] == [
+        ("Clermont Auvergne Métropole", D("54000.00"))
+    ]
+    assert result.total == D("36000.00")
+
+
+def test_weights_all_zero_is_an_error_not_a_lost_cost():
+    service = ServiceInput(
+        "archives",
+        "Archives",
+        None,
+        allocation_key=engine.KEY_POPULATION,
+        key_weights={AUBIERE.id: D(0)},
+        total_cost=D("10.00"),
+    )
+    with pytest.raises(EngineError, match="toutes les pondérations sont nulles"):
+        compute_year(
+            2025, [ConventionInput("CONV-2025-008", METRO, (AUBIERE,), (service,), (YEAR,))]
+        )
+
+
+def test_reference_units_must_be_positive():
+    with pytest.raises(EngineError, match="strictement positif"):
+        compute_unit_cost([], D("0"))
+
+
+def test_provisional_unit_cost_by_index():
+    assert engine.provisional_unit_cost(D("242.31"), D("104.2"), D("101.5")) == D("248.76")
+
+
+@pytest.mark.parametrize(
+    ("year", "signature", "deadline"),
+    [
+        (2025, None, date(2025, 4, 15)),
+        (2026, None, date(2026, 4, 30)),  # renewal of the municipal councils
+        (2025, date(2025, 11, 30), date(2026, 2, 28)),
+        (2025, date(2024, 12, 20), date(2025, 4, 15)),
+    ],
+)
+def test_notification_deadline(year, signature, deadline):
+    assert (
+        engine.notification_deadline(year, renewal_years=[2020, 2026], signature_date=signature)
+        == deadline
+    )
+
+
+def test_compliance_findings_name_each_gap():
+    facts = engine.ComplianceInput(
+        convention="CONV-2025-009",
+        is_mise_a_disposition=True,
+        unit_cost_method="",
+        periodicity_months=18,
+        payers_without_forecast=("Aulnat",),
+        cost_lines=(
+            CostLineInput("Quote-part siège", engine.OVERHEAD, D("1000"), D("0"), True, ""),
+            CostLineInput(
+                "Frais de structure", engine.OVERHEAD, D("1000"), D("0"), True, "Clé de temps passé"
+            ),
+            CostLineInput("Cadeaux", engine.OTHER_LINKED, D("10"), D("0"), False),
+        ),
+        notified_on=date(2025, 5, 2),
+        notification_deadline=date(2025, 4, 15),
+        amounts_without_usage=("Aubière",),
+    )
+    codes = [finding.code for finding in engine.compliance_findings(facts)]
+    assert codes == [
+        "NO_METHOD",
+        "NO_FORECAST",
+        "PERIODICITY",
+        "UNJUSTIFIED_LINE",
+        "OVERHEAD_MAD",
+        "INELIGIBLE_LINE",
+        "LATE_NOTIFICATION",
+        "NO_USAGE",
+    ]
+
+
+# --- properties --------------------------------------------------------------------------------
+
+PARTIES = [AUBIERE, AULNAT, BEAUMONT, CLERMONT]
+money = st.integers(min_value=0, max_value=10**8).map(lambda c: D(c) / 100)
+units = st.integers(min_value=0, max_value=10**6).map(lambda c: D(c) / 1000)
+days = st.dates(min_value=date(2025, 1, 1), max_value=date(2025, 12, 31))
+
+
+@st.composite
+def conventions(draw):
+    made = []
+    for index in range(draw(st.integers(min_value=1, max_value=4))):
+        payers = tuple(
+            draw(st.lists(st.sampled_from(PARTIES), min_size=1, max_size=4, unique=True))
+        )
+        keyed = draw(st.booleans())
+        if keyed:
+            weights = {p.id: draw(st.integers(min_value=0, max_value=1000).map(D)) for p in payers}
+            if not any(weights.values()):
+                weights[payers[0].id] = D(1)
+            service = ServiceInput(
+                "s",
+                "S",
+                None,
+                allocation_key=engine.KEY_POPULATION,
+                key_weights=weights,
+                total_cost=draw(money),
+            )
+            usages = ()
+        else:
+            service = ServiceInput("s", "S", draw(money))
+            usages = tuple(
+                Usage(draw(st.sampled_from(payers)).id, "s", draw(days), draw(units))
+                for _ in range(draw(st.integers(min_value=0, max_value=12)))
+            )
+        forecasts = {(p.id, "s"): draw(units) for p in payers}
+        made.append(
+            ConventionInput(
+                f"CONV-2025-{index:03d}",
+                METRO,
+                payers,
+                (service,),
+                draw(st.sampled_from([(YEAR,), HALVES])),
+                usages=usages,
+                forecasts=forecasts,
+                instalment_count=draw(st.integers(min_value=0, max_value=12)),
+                settlement_mode=draw(
+                    st.sampled_from([engine.SETTLEMENT_TITRE, engine.SETTLEMENT_MIXED])
+                ),
+            )
+        )
+    return made
+
+
+@settings(max_examples=150, deadline=None)
+@given(conventions())
+def test_amounts_are_never_negative_for_non_negative_inputs(inputs):
+    result = compute_year(2025, inputs)
+    assert all(line.amount >= 0 for line in result.lines)
+    assert all(s.forecast >= 0 and all(i >= 0 for i in s.instalments) for s in result.settlements)
+    assert all(sum(s.instalments) in (s.forecast, 0) for s in result.settlements)
+    assert result.total == sum(line.amount for line in result.lines)
+    assert sum(p.net for p in result.positions) == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(conventions(), st.randoms(use_true_random=False))
+def test_results_do_not_depend_on_input_order(inputs, rng: random.Random):
+    shuffled = []
+    for convention in inputs:
+        usages = list(convention.usages)
+        rng.shuffle(usages)
+        payers = list(convention.payers)
+        rng.shuffle(payers)
+        shuffled.append(
+            ConventionInput(
+                convention.reference,
+                convention.payee,
+                tuple(payers),
+                convention.services,
+                convention.periods,
+                tuple(usages),
+                convention.forecasts,
+                convention.instalment_count,
+                convention.settlement_mode,
+            )
+        )
+    rng.shuffle(shuffled)
+    assert compute_year(2025, shuffled) == compute_year(2025, inputs)
