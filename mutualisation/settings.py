@@ -188,3 +188,13 @@ LOGGING = {
 # Demo accounts (seed_demo) are created only when this is true; it can never be true with DEBUG
 # off, so a production database never receives the published demo password.
 DEMO_USERS_ENABLED = DEBUG and env.bool("MUTUALIS_DEMO_USERS", default=True)
+
+# Costing (CGCT D5211-16, L1612-2). [U] values from ../shared/domain.md stay configurable.
+# Years of general renewal of the municipal councils, when the budget deadline moves to 30 April.
+MUTUALIS_RENEWAL_YEARS = env.list("MUTUALIS_RENEWAL_YEARS", cast=int, default=[2020, 2026, 2032])
+MUTUALIS_NOTIFICATION_DEADLINE = env.tuple(
+    "MUTUALIS_NOTIFICATION_DEADLINE", cast=int, default=(4, 15)
+)  # (month, day)
+MUTUALIS_NOTIFICATION_DEADLINE_RENEWAL = env.tuple(
+    "MUTUALIS_NOTIFICATION_DEADLINE_RENEWAL", cast=int, default=(4, 30)
+)

@@ -1,0 +1,275 @@
+"""Demo costing data: cost bases and unit costs for 2025 to 2027, and monthly usage for the
+demo conventions in force (deterministic: the same data on every machine).
+
+Idempotent: cost bases are matched on (service, year); usage is only created for a convention
+that has none yet.
+"""
+
+import random
+from datetime import date
+from decimal import Decimal
+
+from django.db import transaction
+
+from conventions.models import Convention, ConventionKind, PartyRole
+from costing import services
+from costing.models import (
+    CostBase,
+    CostCategory,
+    CostLine,
+    ReferenceBasis,
+    SourceDocument,
+    UsageRecord,
+    UsageSource,
+)
+from mutualisation.models import Service, UnitWeight
+
+# service code → (reference units, [(label, category, accounts amount, BP adjustment, eligible)])
+# for 2025; later years grow by GROWTH. The 2025 voirie base is the worked example of
+# docs/costing.md: 448 278,27 € over 1 850 hours = 242,31 € per hour.
+BASES_2025 = {
+    "voirie-entretien": (
+        "1850",
+        [
+            (
+                "Rémunérations et charges des équipes",
+                CostCategory.PERSONNEL,
+                "402150.00",
+                "6030.27",
+                True,
+            ),
+            ("Fournitures de voirie", CostCategory.SUPPLIES, "12480.00", "0", True),
+            (
+                "Renouvellement des véhicules et outillage",
+                CostCategory.ASSET_RENEWAL,
+                "18000.00",
+                "-1200.00",
+                True,
+            ),
+            (
+                "Contrats d'entretien des engins",
+                CostCategory.SERVICE_CONTRACTS,
+                "10818.00",
+                "0",
+                True,
+            ),
+            ("Réception de fin d'année", CostCategory.OTHER_LINKED, "3500.00", "0", False),
+        ],
+    ),
+    "ads": (
+        "640",
+        [
+            ("Instructeurs ADS", CostCategory.PERSONNEL, "221400.00", "4200.00", True),
+            ("Logiciel d'instruction", CostCategory.SERVICE_CONTRACTS, "28650.00", "0", True),
+            ("Fournitures et affranchissement", CostCategory.SUPPLIES, "6150.00", "0", True),
+            ("Quote-part des fonctions support", CostCategory.OVERHEAD, "12400.00", "0", True),
+        ],
+    ),
+    "systemes-information": (
+        "2400",
+        [
+            ("Techniciens et ingénieurs", CostCategory.PERSONNEL, "1710000.00", "25000.00", True),
+            ("Renouvellement du parc", CostCategory.ASSET_RENEWAL, "540000.00", "0", True),
+            (
+                "Licences et maintenance",
+                CostCategory.SERVICE_CONTRACTS,
+                "468000.00",
+                "12000.00",
+                True,
+            ),
+            ("Consommables", CostCategory.SUPPLIES, "31000.00", "0", True),
+        ],
+    ),
+    "patrimoine-bati": (
+        "168000",
+        [
+            ("Agents de maintenance", CostCategory.PERSONNEL, "512000.00", "0", True),
+            ("Fournitures et pièces", CostCategory.SUPPLIES, "86000.00", "0", True),
+            (
+                "Contrats de maintenance technique",
+                CostCategory.SERVICE_CONTRACTS,
+                "48800.00",
+                "0",
+                True,
+            ),
+        ],
+    ),
+    "paie": (
+        "21600",
+        [
+            ("Gestionnaires de paie", CostCategory.PERSONNEL, "356000.00", "0", True),
+            ("Logiciel de paie", CostCategory.SERVICE_CONTRACTS, "54000.00", "0", True),
+        ],
+    ),
+    "commande-publique": (
+        "180",
+        [
+            ("Acheteurs et juristes", CostCategory.PERSONNEL, "610000.00", "0", True),
+            (
+                "Plateforme de dématérialisation",
+                CostCategory.SERVICE_CONTRACTS,
+                "24000.00",
+                "0",
+                True,
+            ),
+        ],
+    ),
+    "archives": (
+        "4200",
+        [
+            ("Archivistes", CostCategory.PERSONNEL, "198000.00", "0", True),
+            ("Conditionnement", CostCategory.SUPPLIES, "14500.00", "0", True),
+        ],
+    ),
+}
+GROWTH = {2025: Decimal("1"), 2026: Decimal("1.021"), 2027: Decimal("1.043")}
+# Notification dates: on time, except one late notification to show the compliance check.
+NOTIFIED = {2025: date(2025, 3, 28), 2026: date(2026, 4, 2), 2027: None}
+LATE = {("patrimoine-bati", 2026): date(2026, 5, 12)}
+USAGE_YEARS = (2025, 2026)
+
+
+@transaction.atomic
+def seed_cost_bases() -> int:
+    created = 0
+    for code, (units, lines) in BASES_2025.items():
+        service = Service.objects.get(code=code)
+        for year, growth in GROWTH.items():
+            base, was_created = CostBase.objects.get_or_create(
+                service=service,
+                year=year,
+                defaults={
+                    "source": SourceDocument.CFU if year - 1 >= 2026 else SourceDocument.CA,
+                    "source_year": year - 1,
+                    "reference_units": Decimal(units),
+                    "reference_basis": ReferenceBasis.FORECAST,
+                },
+            )
+            if not was_created:
+                continue
+            created += 1
+            for label, category, amount, adjustment, eligible in lines:
+                CostLine.objects.create(
+                    cost_base=base,
+                    label=label,
+                    category=category,
+                    accounts_amount=(Decimal(amount) * growth).quantize(Decimal("0.01")),
+                    budget_adjustment=Decimal(adjustment),
+                    eligible=eligible,
+                    justification="Temps passé par les fonctions support pour le service (clé : effectifs)."
+                    if category == CostCategory.OVERHEAD
+                    else ("Dépense sans lien strict avec le service." if not eligible else ""),
+                )
+            unit_cost = services.unit_cost_compute(base)
+            notified = LATE.get((code, year), NOTIFIED[year])
+            if notified:
+                services.unit_cost_notify(unit_cost, notified)
+    return created
+
+
+def monthly(rng: random.Random, yearly: Decimal, month: int) -> Decimal:
+    """A plausible monthly share of a yearly volume (quieter in August)."""
+    season = Decimal("0.55") if month == 8 else Decimal("1.04")
+    noise = Decimal(rng.randint(85, 115)) / 100
+    return (yearly / 12 * season * noise).quantize(Decimal("1"))
+
+
+@transaction.atomic
+def seed_usage() -> int:
+    rng = random.Random(20250101)
+    created = 0
+    for convention in (
+        Convention.objects.filter(status__in=services.BILLED_STATUSES)
+        .prefetch_related(
+            "services__service__unit_type", "parties__organisation", "terms__forecasts"
+        )
+        .order_by("reference")
+    ):
+        if UsageRecord.objects.filter(convention=convention).exists():
+            continue
+        initial = convention.terms.get(amendment__isnull=True)
+        forecasts = {(f.beneficiary_id, f.service_id): f.units for f in initial.forecasts.all()}
+        if convention.kind == ConventionKind.SERVICE_COMMUN:
+            payers = [
+                p.organisation
+                for p in convention.parties.all()
+                if p.organisation_id != convention.managing_organisation_id
+            ]
+        else:
+            payers = [
+                p.organisation for p in convention.parties.all() if p.role == PartyRole.BENEFICIARY
+            ]
+        for line in convention.services.all():
+            weights = list(UnitWeight.objects.filter(unit_type=line.unit_type).order_by("-weight"))
+            for year in USAGE_YEARS:
+                if year < convention.start_date.year:
+                    continue
+                for payer in payers:
+                    yearly = forecasts.get((payer.pk, line.pk))
+                    if yearly is None:
+                        continue
+                    created += usage_for(
+                        convention, line, payer, year, Decimal(yearly), weights, rng
+                    )
+    return created
+
+
+def usage_for(convention, line, payer, year, yearly, weights, rng) -> int:
+    created = 0
+    unit = line.unit_type.unit
+    if unit in ("WORKSTATION", "SQUARE_METRE"):
+        # A stock: counted once (workstations on 1 January) or each quarter (m² maintained).
+        months = [1] if unit == "WORKSTATION" else [1, 4, 7, 10]
+        for month in months:
+            quantity = (yearly / len(months) * Decimal(rng.randint(97, 103)) / 100).quantize(
+                Decimal("1")
+            )
+            created += record(
+                convention, line, payer, year, month, quantity, None, f"{year}-{month:02d}"
+            )
+        return created
+    for month in range(1, 13):
+        volume = monthly(rng, yearly, month)
+        if weights:
+            # Weighted acts (équivalent permis): split the month's volume by type of act.
+            mix = {"PC": Decimal("0.45"), "DP": Decimal("0.9"), "CU": Decimal("0.6")}
+            for weight in weights:
+                quantity = (volume * mix.get(weight.code, Decimal("0.3"))).quantize(Decimal("1"))
+                if quantity:
+                    created += record(
+                        convention,
+                        line,
+                        payer,
+                        year,
+                        month,
+                        quantity,
+                        weight,
+                        f"ADS-{year}{month:02d}-{weight.code}",
+                    )
+        else:
+            created += record(
+                convention, line, payer, year, month, volume, None, f"{year}-{month:02d}"
+            )
+    return created
+
+
+def record(convention, line, payer, year, month, quantity, weight, reference) -> int:
+    start, end = services.month_bounds(year, month)
+    UsageRecord.objects.create(
+        convention=convention,
+        beneficiary=payer,
+        service=line.service,
+        unit_type=line.unit_type,
+        weight=weight,
+        period_start=start,
+        period_end=end,
+        quantity=quantity,
+        units=services.weighted_units(quantity, weight),
+        reference=reference,
+        source=UsageSource.IMPORT,
+    )
+    return 1
+
+
+def seed_demo_costing() -> tuple[int, int]:
+    return seed_cost_bases(), seed_usage()

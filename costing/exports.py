@@ -1,0 +1,134 @@
+"""The year's reimbursements as plain data (JSON) and as CSV rows, in the documented schema
+(docs/costing.md, « Format de sortie »). Amounts are strings of Decimals, never floats."""
+
+import csv
+import io
+from collections import defaultdict
+from decimal import Decimal
+
+SCHEMA = "mutualis.reimbursements/1"
+
+
+def organisation(party) -> dict:
+    return {"siren": party.siren, "name": party.name}
+
+
+def decimal_or_none(value):
+    return None if value is None else str(value)
+
+
+def line_as_dict(line) -> dict:
+    return {
+        "convention": line.convention,
+        "payer": organisation(line.payer),
+        "payee": organisation(line.payee),
+        "service": line.service,
+        "service_name": line.service_name,
+        "period_start": line.period.start.isoformat(),
+        "period_end": line.period.end.isoformat(),
+        "basis": line.basis,
+        "units": str(line.units),
+        "unit_cost": decimal_or_none(line.unit_cost),
+        "unit_cost_provisional": line.unit_cost_provisional,
+        "amount": str(line.amount),
+        "usage_count": line.usage_count,
+        "key_weight": decimal_or_none(line.key_weight),
+        "key_total": decimal_or_none(line.key_total),
+        "shared_cost": decimal_or_none(line.shared_cost),
+    }
+
+
+def totals(result) -> dict:
+    by_payee: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
+    by_payer: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
+    for line in result.lines:
+        by_payee[line.payee.siren] += line.amount
+        by_payer[line.payer.siren] += line.amount
+    return {
+        "lines": len(result.lines),
+        "amount": str(result.total),
+        "by_payee": {siren: str(amount) for siren, amount in sorted(by_payee.items())},
+        "by_payer": {siren: str(amount) for siren, amount in sorted(by_payer.items())},
+    }
+
+
+def year_as_dict(reimbursements) -> dict:
+    result = reimbursements.result
+    return {
+        "schema": SCHEMA,
+        "year": reimbursements.year,
+        "currency": "EUR",
+        "lines": [line_as_dict(line) for line in result.lines],
+        "borne_by_payee": [line_as_dict(line) for line in result.borne_by_payee],
+        "settlements": [
+            {
+                "convention": s.convention,
+                "payer": organisation(s.payer),
+                "payee": organisation(s.payee),
+                "settlement_mode": s.settlement_mode,
+                "forecast": str(s.forecast),
+                "instalments": [str(i) for i in s.instalments],
+                "actual": str(s.actual),
+                "regularisation": str(s.regularisation),
+                "ac_deduction": str(s.ac_deduction),
+                "ac_balance": str(s.ac_balance),
+            }
+            for s in result.settlements
+        ],
+        "positions": [
+            {
+                "organisation": organisation(p.party),
+                "receivable": str(p.receivable),
+                "payable": str(p.payable),
+                "net": str(p.net),
+            }
+            for p in result.positions
+        ],
+        "findings": [
+            {"convention": f.convention, "code": f.code, "message": f.message}
+            for f in reimbursements.findings
+        ],
+        "totals": totals(result),
+    }
+
+
+CSV_COLUMNS = [
+    "convention",
+    "payer_siren",
+    "payer_name",
+    "payee_siren",
+    "payee_name",
+    "service",
+    "period_start",
+    "period_end",
+    "basis",
+    "units",
+    "unit_cost",
+    "amount",
+]
+
+
+def year_as_csv(reimbursements) -> str:
+    """One row per line, then a TOTAL row; ``;`` separated, decimal point (machine-readable)."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";", lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for line in reimbursements.result.lines:
+        writer.writerow(
+            [
+                line.convention,
+                line.payer.siren,
+                line.payer.name,
+                line.payee.siren,
+                line.payee.name,
+                line.service,
+                line.period.start.isoformat(),
+                line.period.end.isoformat(),
+                line.basis,
+                line.units,
+                "" if line.unit_cost is None else line.unit_cost,
+                line.amount,
+            ]
+        )
+    writer.writerow(["TOTAL", "", "", "", "", "", "", "", "", "", "", reimbursements.result.total])
+    return out.getvalue()

@@ -1,0 +1,513 @@
+"""Costing services: load from the database, call the pure engine, store in a transaction.
+
+- unit costs computed from cost bases (with their trace), or provisional by indexation;
+- usage (état des recours) entered in a grid or imported;
+- a year of reimbursements, with settlements, net positions and compliance findings;
+- the simulation of a draft convention or avenant.
+"""
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from conventions.models import (
+    AllocationKey,
+    Convention,
+    ConventionKind,
+    PartyRole,
+    Status,
+)
+from conventions.services import add_months, terms_in_force
+from costing import engine
+from costing.models import CostBase, UnitCost, UsageRecord, UsageSource
+from costing.money import round_cents
+from mutualisation.models import Organisation, PopulationRecord, Service
+
+# Conventions whose reimbursements run: signed at least (a terminated or expired one still owes
+# for the part of the year it covered).
+BILLED_STATUSES = (Status.SIGNED, Status.IN_FORCE, Status.TERMINATED, Status.EXPIRED)
+
+
+# --- unit costs --------------------------------------------------------------------------------
+
+
+def deadline_for(year: int, signature_date: date | None = None) -> date:
+    return engine.notification_deadline(
+        year,
+        renewal_years=settings.MUTUALIS_RENEWAL_YEARS,
+        signature_date=signature_date,
+        usual=tuple(settings.MUTUALIS_NOTIFICATION_DEADLINE),
+        renewal=tuple(settings.MUTUALIS_NOTIFICATION_DEADLINE_RENEWAL),
+    )
+
+
+def cost_line_inputs(cost_base: CostBase) -> list[engine.CostLineInput]:
+    return [
+        engine.CostLineInput(
+            label=line.label,
+            category=line.category,
+            accounts_amount=line.accounts_amount,
+            budget_adjustment=line.budget_adjustment,
+            eligible=line.eligible,
+            justification=line.justification,
+        )
+        for line in cost_base.lines.all()
+    ]
+
+
+@transaction.atomic
+def unit_cost_compute(cost_base: CostBase) -> UnitCost:
+    """Compute and store the unit cost of the cost base's service and year, with its trace.
+    A provisional unit cost of the same year is replaced (its history is kept)."""
+    result = engine.compute_unit_cost(cost_line_inputs(cost_base), cost_base.reference_units)
+    trace = {
+        "formula": "coût éligible ÷ unités de référence, arrondi au centime (demi supérieur)",
+        "source": f"{cost_base.get_source_display()} {cost_base.source_year}, budget primitif {cost_base.year}",
+        "reference_basis": cost_base.get_reference_basis_display(),
+        "lines": [
+            {
+                "label": line.label,
+                "category": line.category,
+                "accounts_amount": str(line.accounts_amount),
+                "budget_adjustment": str(line.budget_adjustment),
+                "eligible": line.eligible,
+            }
+            for line in result.lines
+        ],
+        "eligible_cost": str(result.eligible_cost),
+        "excluded_cost": str(result.excluded_cost),
+        "reference_units": str(result.reference_units),
+        "unit_cost": str(result.unit_cost),
+    }
+    unit_cost, _ = UnitCost.objects.select_for_update().get_or_create(
+        service=cost_base.service,
+        year=cost_base.year,
+        defaults={
+            "amount": result.unit_cost,
+            "notification_deadline": deadline_for(cost_base.year),
+        },
+    )
+    unit_cost.amount = result.unit_cost
+    unit_cost.is_provisional = False
+    unit_cost.eligible_cost = result.eligible_cost
+    unit_cost.reference_units = result.reference_units
+    unit_cost.trace = trace
+    unit_cost.notification_deadline = deadline_for(cost_base.year)
+    unit_cost.save()
+    return unit_cost
+
+
+@transaction.atomic
+def unit_cost_provisional(
+    *, service: Service, year: int, index_now: Decimal, index_before: Decimal
+) -> UnitCost:
+    """CU N-1 × index ratio, marked provisional; refused when the notified one exists."""
+    previous = UnitCost.objects.get(service=service, year=year - 1)
+    if UnitCost.objects.filter(service=service, year=year, is_provisional=False).exists():
+        raise engine.EngineError(
+            "Le coût unitaire de l'année est déjà calculé : pas de valeur provisoire."
+        )
+    amount = engine.provisional_unit_cost(previous.amount, index_now, index_before)
+    unit_cost, _ = UnitCost.objects.update_or_create(
+        service=service,
+        year=year,
+        defaults={
+            "amount": amount,
+            "is_provisional": True,
+            "trace": {
+                "formula": "coût unitaire N-1 × (indice N ÷ indice N-1), arrondi au centime",
+                "previous": str(previous.amount),
+                "index_now": str(index_now),
+                "index_before": str(index_before),
+            },
+            "notification_deadline": deadline_for(year),
+        },
+    )
+    return unit_cost
+
+
+@transaction.atomic
+def unit_cost_notify(unit_cost: UnitCost, notified_on: date) -> UnitCost:
+    unit_cost.notified_on = notified_on
+    unit_cost.save(update_fields=["notified_on", "computed_at"])
+    return unit_cost
+
+
+# --- usage -------------------------------------------------------------------------------------
+
+
+def weighted_units(quantity: Decimal, weight) -> Decimal:
+    return quantity * (weight.weight if weight is not None else Decimal(1))
+
+
+def month_bounds(year: int, month: int) -> tuple[date, date]:
+    start = date(year, month, 1)
+    return start, add_months(start, 1) - timedelta(days=1)
+
+
+@transaction.atomic
+def usage_grid_save(
+    *, convention: Convention, service: Service, year: int, values: dict, user=None
+) -> int:
+    """Store a grid of quantities {(beneficiary id, month): Decimal or None} for one service and
+    year; an emptied cell removes its record. Returns the number of records written."""
+    line = convention.services.select_related("unit_type").get(service=service)
+    written = 0
+    for (beneficiary_id, month), quantity in values.items():
+        start, end = month_bounds(year, month)
+        lookup = {
+            "convention": convention,
+            "service": service,
+            "beneficiary_id": beneficiary_id,
+            "period_start": start,
+            "source": UsageSource.GRID,
+        }
+        if quantity is None:
+            UsageRecord.objects.filter(**lookup).delete()
+            continue
+        UsageRecord.objects.update_or_create(
+            **lookup,
+            defaults={
+                "period_end": end,
+                "unit_type": line.unit_type,
+                "quantity": quantity,
+                "units": quantity,
+                "recorded_by": user,
+            },
+        )
+        written += 1
+    return written
+
+
+def usage_grid_values(*, convention: Convention, service: Service, year: int) -> dict:
+    records = UsageRecord.objects.filter(
+        convention=convention, service=service, period_start__year=year, source=UsageSource.GRID
+    )
+    return {(r.beneficiary_id, r.period_start.month): r.quantity for r in records}
+
+
+# --- a year of reimbursements ------------------------------------------------------------------
+
+
+def party(organisation: Organisation) -> engine.Party:
+    return engine.Party(
+        organisation.pk, organisation.siren, organisation.name, is_epci=organisation.is_epci
+    )
+
+
+def periods_for(convention: Convention, year: int, end: date | None) -> tuple[engine.Period, ...]:
+    """Reimbursement periods of the year: from the start, each as long as the periodicity of the
+    terms in force, cut where an avenant changes the terms and at the year's or convention's end."""
+    first = max(date(year, 1, 1), convention.start_date)
+    last = min(date(year, 12, 31), end) if end else date(year, 12, 31)
+    changes = sorted(
+        t.effective_from for t in convention.terms.all() if first < t.effective_from <= last
+    )
+    periods = []
+    cursor = first
+    while cursor <= last:
+        terms = applicable_terms(convention, cursor)
+        stop = add_months(date(cursor.year, cursor.month, 1), terms.periodicity_months) - timedelta(
+            days=1
+        )
+        stop = min([stop, last, *[c - timedelta(days=1) for c in changes if c > cursor]])
+        periods.append(engine.Period(cursor, stop))
+        cursor = stop + timedelta(days=1)
+    return tuple(periods)
+
+
+def applicable_terms(convention: Convention, on: date):
+    """Terms in force on a date, from the prefetched terms (signed avenants only)."""
+    candidates = [
+        t
+        for t in convention.terms.all()
+        if t.effective_from <= on and (t.amendment is None or t.amendment.status == "SIGNED")
+    ]
+    if not candidates:
+        candidates = [t for t in convention.terms.all() if t.amendment is None]
+    return max(candidates, key=lambda t: t.effective_from)
+
+
+def convention_end(convention: Convention, year: int) -> date | None:
+    ends = []
+    terms = applicable_terms(convention, date(year, 12, 31))
+    if terms.end_date:
+        ends.append(terms.end_date)
+    # A missing reverse one-to-one raises RelatedObjectDoesNotExist, an AttributeError.
+    termination = getattr(convention, "termination", None)
+    if termination is not None:
+        ends.append(termination.effective_on)
+    return min(ends) if ends else None
+
+
+def billed_conventions(year: int, conventions=None):
+    queryset = conventions if conventions is not None else Convention.objects.all()
+    return (
+        queryset.filter(status__in=BILLED_STATUSES, start_date__lte=date(year, 12, 31))
+        .select_related("managing_organisation", "termination")
+        .prefetch_related(
+            "parties__organisation",
+            "services__service",
+            "terms__amendment",
+            "terms__forecasts",
+        )
+        .order_by("reference")
+    )
+
+
+@dataclass(frozen=True)
+class YearInputs:
+    conventions: list  # engine.ConventionInput
+    by_reference: dict  # reference → Convention
+    findings: list  # engine.Finding raised while loading (missing cost base, …)
+
+
+def year_inputs(year: int, conventions=None) -> YearInputs:
+    """Everything the engine needs for a year, in a bounded number of queries."""
+    loaded = list(billed_conventions(year, conventions))
+    service_ids = {line.service_id for c in loaded for line in c.services.all()}
+    unit_costs = {
+        u.service_id: u for u in UnitCost.objects.filter(year=year, service_id__in=service_ids)
+    }
+    cost_bases = {
+        b.service_id: b
+        for b in CostBase.objects.filter(year=year, service_id__in=service_ids).prefetch_related(
+            "lines"
+        )
+    }
+    usages_by_convention: dict[int, list] = {}
+    for record in UsageRecord.objects.filter(
+        convention__in=loaded, period_start__year=year
+    ).select_related("service"):
+        usages_by_convention.setdefault(record.convention_id, []).append(record)
+    vintages = {
+        line.population_vintage
+        for c in loaded
+        for line in c.services.all()
+        if line.allocation_key == AllocationKey.POPULATION
+    }
+    populations = {
+        (p.organisation_id, p.vintage): p.municipal
+        for p in PopulationRecord.objects.filter(vintage__in=vintages)
+    }
+    inputs, by_reference, findings = [], {}, []
+    for convention in loaded:
+        end = convention_end(convention, year)
+        if end is not None and end < date(year, 1, 1):
+            continue
+        parties = list(convention.parties.all())
+        if convention.kind == ConventionKind.SERVICE_COMMUN:
+            payee_org = convention.managing_organisation
+            payer_orgs = [p.organisation for p in parties if p.organisation_id != payee_org.pk]
+        else:
+            providers = [p.organisation for p in parties if p.role == PartyRole.PROVIDER]
+            payee_org = providers[0]
+            payer_orgs = [p.organisation for p in parties if p.role == PartyRole.BENEFICIARY]
+        terms = applicable_terms(convention, max(date(year, 1, 1), convention.start_date))
+        forecasts_of_year = [f for f in terms.forecasts.all() if f.year == year]
+        line_by_id = {line.pk: line for line in convention.services.all()}
+        services = []
+        for line in convention.services.all():
+            unit_cost = unit_costs.get(line.service_id)
+            weights, total_cost = {}, None
+            if line.allocation_key in (AllocationKey.POPULATION, AllocationKey.FIXED_SHARES):
+                base = cost_bases.get(line.service_id)
+                if base is None:
+                    findings.append(
+                        engine.Finding(
+                            convention.reference,
+                            "NO_COST_BASE",
+                            f"Aucune base de coûts {year} pour « {line.service.name} » : la répartition est impossible.",
+                        )
+                    )
+                    continue
+                total_cost = engine.compute_unit_cost(
+                    cost_line_inputs(base), base.reference_units
+                ).eligible_cost
+                members = [payee_org, *payer_orgs]
+                if line.allocation_key == AllocationKey.POPULATION:
+                    weights = {
+                        m.pk: Decimal(populations[(m.pk, line.population_vintage)])
+                        for m in members
+                        if (m.pk, line.population_vintage) in populations
+                    }
+                else:
+                    weights = {
+                        f.beneficiary_id: f.fixed_share_percent
+                        for f in forecasts_of_year
+                        if f.service_id == line.pk and f.fixed_share_percent is not None
+                    }
+            services.append(
+                engine.ServiceInput(
+                    code=line.service.code,
+                    name=line.service.name,
+                    unit_cost=unit_cost.amount if unit_cost else None,
+                    unit_cost_provisional=bool(unit_cost and unit_cost.is_provisional),
+                    allocation_key=line.allocation_key,
+                    key_weights=weights,
+                    total_cost=total_cost,
+                )
+            )
+        usages = tuple(
+            engine.Usage(r.beneficiary_id, r.service.code, r.period_start, r.units, r.reference)
+            for r in usages_by_convention.get(convention.pk, [])
+        )
+        forecasts = {
+            (f.beneficiary_id, line_by_id[f.service_id].service.code): f.units
+            for f in forecasts_of_year
+            if f.service_id in line_by_id
+        }
+        inputs.append(
+            engine.ConventionInput(
+                reference=convention.reference,
+                payee=party(payee_org),
+                payers=tuple(party(o) for o in payer_orgs),
+                services=tuple(services),
+                periods=periods_for(convention, year, end),
+                usages=usages,
+                forecasts=forecasts,
+                instalment_count=terms.instalment_count,
+                settlement_mode=terms.settlement_mode,
+            )
+        )
+        by_reference[convention.reference] = convention
+    return YearInputs(inputs, by_reference, findings)
+
+
+@dataclass(frozen=True)
+class Reimbursements:
+    year: int
+    result: engine.YearResult
+    findings: tuple  # engine findings, loading findings and compliance findings
+    conventions: dict  # reference → Convention
+
+
+def compute_reimbursements(year: int, conventions=None) -> Reimbursements:
+    """The year's reimbursements of every billed convention, with the compliance findings."""
+    inputs = year_inputs(year, conventions)
+    result = engine.compute_year(year, inputs.conventions)
+    findings = list(inputs.findings) + list(result.findings)
+    findings += compliance(year, inputs, result)
+    return Reimbursements(year, result, tuple(findings), inputs.by_reference)
+
+
+def compliance(year: int, inputs: YearInputs, result: engine.YearResult) -> list[engine.Finding]:
+    unit_costs = {
+        u.service.code: u for u in UnitCost.objects.filter(year=year).select_related("service")
+    }
+    bases = {
+        b.service.code: b
+        for b in CostBase.objects.filter(year=year)
+        .select_related("service")
+        .prefetch_related("lines")
+    }
+    billed_payers = {(line.convention, line.payer.id) for line in result.lines}
+    found = []
+    for convention_input in inputs.conventions:
+        convention = inputs.by_reference[convention_input.reference]
+        terms = applicable_terms(convention, max(date(year, 1, 1), convention.start_date))
+        is_mad = convention.kind == ConventionKind.MISE_A_DISPOSITION
+        forecast_payers = {payer_id for payer_id, _ in convention_input.forecasts}
+        without_forecast = tuple(
+            p.name for p in convention_input.payers if p.id not in forecast_payers
+        )
+        lines = []
+        notified_on, deadline = None, None
+        for service in convention_input.services:
+            if service.code in bases:
+                lines += cost_line_inputs(bases[service.code])
+            unit_cost = unit_costs.get(service.code)
+            if unit_cost is not None and service.allocation_key in ("", AllocationKey.UNITS):
+                notified_on = unit_cost.notified_on
+                signature = convention.signature_date
+                deadline = deadline_for(
+                    year, signature if signature and signature.year == year else None
+                )
+        # A payer with forecast units (so instalments called) but no usage statement at all.
+        unit_based = [
+            s for s in convention_input.services if s.allocation_key in ("", AllocationKey.UNITS)
+        ]
+        without_usage = tuple(
+            p.name
+            for p in convention_input.payers
+            if (convention_input.reference, p.id) not in billed_payers
+            and any(convention_input.forecasts.get((p.id, s.code), 0) > 0 for s in unit_based)
+        )
+        found += engine.compliance_findings(
+            engine.ComplianceInput(
+                convention=convention.reference,
+                is_mise_a_disposition=is_mad,
+                unit_cost_method=terms.unit_cost_method,
+                periodicity_months=terms.periodicity_months,
+                payers_without_forecast=without_forecast if is_mad else (),
+                cost_lines=tuple(lines),
+                notified_on=notified_on,
+                notification_deadline=deadline,
+                amounts_without_usage=without_usage,
+            )
+        )
+    return found
+
+
+# --- simulation --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SimulationRow:
+    year: int
+    organisation: Organisation
+    current: Decimal
+    projected: Decimal
+
+    @property
+    def difference(self) -> Decimal:
+        return self.projected - self.current
+
+
+def simulate(convention: Convention, *, years: int = 3, amendment=None) -> list[SimulationRow]:
+    """Projected cost per payer and year of a draft convention (or of a draft avenant's terms)
+    against the terms in force: unit cost of the latest year known × forecast units."""
+    latest_costs = {}
+    for unit_cost in UnitCost.objects.filter(
+        service__in=[line.service_id for line in convention.services.all()]
+    ).order_by("year"):
+        latest_costs[unit_cost.service_id] = unit_cost.amount
+    lines = {line.pk: line for line in convention.services.all()}
+    initial = convention.terms.get(amendment__isnull=True)
+    projected_terms = amendment.terms if amendment is not None else initial
+    current_terms = None
+    if convention.status not in (Status.DRAFT, Status.CONSULTATION, Status.DELIBERATED):
+        current_terms = terms_in_force(convention, timezone.localdate()) or initial
+
+    def amounts(terms):
+        totals: dict[tuple[int, int], Decimal] = {}
+        if terms is None:
+            return totals
+        for forecast in terms.forecasts.all():
+            line = lines.get(forecast.service_id)
+            cost = latest_costs.get(line.service_id) if line else None
+            if cost is None:
+                continue
+            key = (forecast.year, forecast.beneficiary_id)
+            totals[key] = totals.get(key, Decimal("0.00")) + round_cents(cost * forecast.units)
+        return totals
+
+    now, then = amounts(current_terms), amounts(projected_terms)
+    keys = sorted(set(now) | set(then))
+    if keys:
+        first_year = keys[0][0]
+        keys = [k for k in keys if k[0] < first_year + years]
+    organisations = Organisation.objects.in_bulk({k[1] for k in keys})
+    return [
+        SimulationRow(
+            year,
+            organisations[org_id],
+            now.get((year, org_id), Decimal("0.00")),
+            then.get((year, org_id), Decimal("0.00")),
+        )
+        for year, org_id in keys
+    ]
