@@ -8,7 +8,7 @@
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -140,8 +140,13 @@ def unit_cost_notify(unit_cost: UnitCost, notified_on: date) -> UnitCost:
 # --- usage -------------------------------------------------------------------------------------
 
 
+UNITS_QUANTUM = Decimal("0.001")
+
+
 def weighted_units(quantity: Decimal, weight) -> Decimal:
-    return quantity * (weight.weight if weight is not None else Decimal(1))
+    """Quantity × weight (1 without weighting), rounded half up to the thousandth of a unit."""
+    factor = weight.weight if weight is not None else Decimal(1)
+    return (quantity * factor).quantize(UNITS_QUANTUM, rounding=ROUND_HALF_UP)
 
 
 def month_bounds(year: int, month: int) -> tuple[date, date]:

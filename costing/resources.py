@@ -1,0 +1,323 @@
+"""Import of the état des recours from CSV or XLSX (django-import-export).
+
+Columns (French, as finance officers name them): ``convention`` (reference), ``beneficiaire``
+(code INSEE or SIREN), ``service`` (code), ``mois`` (AAAA-MM), ``quantite`` (1 234,5 or 1234.5),
+``ponderation`` (optional weight code, e.g. PC), ``reference`` (optional, e.g. dossier number).
+Every error is reported in French with its row and column; the import is all or nothing.
+"""
+
+import datetime
+import io
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+import tablib
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from import_export import fields, resources, widgets
+
+from conventions.models import Convention, PartyRole
+from costing.models import UsageRecord, UsageSource
+from costing.services import month_bounds, weighted_units
+from mutualisation.models import Organisation, Service, UnitWeight
+
+REQUIRED_COLUMNS = ["convention", "beneficiaire", "service", "mois", "quantite"]
+OPTIONAL_COLUMNS = ["ponderation", "reference"]
+
+
+def text(value) -> str:
+    return "" if value is None else str(value).strip()
+
+
+class LookupWidget(widgets.Widget):
+    """A foreign key found by a natural key, with a French message when it is not."""
+
+    def __init__(self, finder, message):
+        super().__init__()
+        self.finder = finder
+        self.message = message
+
+    def clean(self, value, row=None, **kwargs):
+        key = text(value)
+        if not key:
+            raise ValueError("Valeur obligatoire manquante.")
+        found = self.finder(key)
+        if found is None:
+            raise ValueError(self.message % {"value": key})
+        return found
+
+    def render(self, value, obj=None, **kwargs):
+        return "" if value is None else str(value)
+
+
+def find_organisation(key: str):
+    if re.fullmatch(r"\d{9}", key):
+        return Organisation.objects.filter(siren=key).first()
+    return Organisation.objects.filter(insee_code=key.upper()).first()
+
+
+class MonthWidget(widgets.Widget):
+    """A month as AAAA-MM, MM/AAAA or a spreadsheet date; stored as its first day."""
+
+    def clean(self, value, row=None, **kwargs):
+        if isinstance(value, datetime.datetime | datetime.date):
+            return datetime.date(value.year, value.month, 1)
+        raw = text(value)
+        match = re.fullmatch(r"(\d{4})-(\d{1,2})", raw) or re.fullmatch(r"(\d{1,2})/(\d{4})", raw)
+        if match:
+            first, second = match.groups()
+            year, month = (
+                (int(first), int(second)) if len(first) == 4 else (int(second), int(first))
+            )
+            if 1 <= month <= 12:
+                return datetime.date(year, month, 1)
+        raise ValueError(f"Mois invalide « {raw} » : attendu AAAA-MM (ex. 2025-03).")
+
+
+class QuantityWidget(widgets.Widget):
+    """A non-negative quantity, French (1 234,5) or plain (1234.5); never through float."""
+
+    def clean(self, value, row=None, **kwargs):
+        if isinstance(value, float):
+            value = repr(value)
+        raw = (
+            text(value).replace("\u202f", "").replace("\xa0", "").replace(" ", "").replace(",", ".")
+        )
+        try:
+            quantity = Decimal(raw)
+        except InvalidOperation:
+            raise ValueError(
+                f"Quantité invalide « {text(value)} » : un nombre est attendu."
+            ) from None
+        if not quantity.is_finite() or quantity < 0:
+            raise ValueError(
+                f"Quantité invalide « {text(value)} » : elle doit être positive ou nulle."
+            )
+        if quantity != quantity.quantize(Decimal("0.001")):
+            raise ValueError(f"Quantité « {text(value)} » : trois décimales au plus.")
+        return quantity
+
+
+class UsageRecordResource(resources.ModelResource):
+    convention = fields.Field(
+        attribute="convention",
+        column_name="convention",
+        widget=LookupWidget(
+            lambda key: Convention.objects.filter(reference=key.upper()).first(),
+            "Convention « %(value)s » inconnue.",
+        ),
+    )
+    beneficiary = fields.Field(
+        attribute="beneficiary",
+        column_name="beneficiaire",
+        widget=LookupWidget(
+            find_organisation, "Bénéficiaire « %(value)s » inconnu (code INSEE ou SIREN attendu)."
+        ),
+    )
+    service = fields.Field(
+        attribute="service",
+        column_name="service",
+        widget=LookupWidget(
+            lambda key: Service.objects.filter(code=key.lower()).first(),
+            "Service « %(value)s » inconnu.",
+        ),
+    )
+    period_start = fields.Field(attribute="period_start", column_name="mois", widget=MonthWidget())
+    quantity = fields.Field(attribute="quantity", column_name="quantite", widget=QuantityWidget())
+    reference = fields.Field(
+        attribute="reference", column_name="reference", widget=widgets.CharWidget()
+    )
+
+    class Meta:
+        model = UsageRecord
+        fields = ("convention", "beneficiary", "service", "period_start", "quantity", "reference")
+        import_id_fields = ()
+        skip_diff = True
+        use_transactions = True
+        clean_model_instances = True
+
+    def __init__(self, user=None, **kwargs):
+        super().__init__(**kwargs)
+        self.user = user
+
+    def get_instance(self, instance_loader, row):
+        return None  # every row is a new record
+
+    def import_instance(self, instance, row, **kwargs):
+        errors = {}
+        try:
+            super().import_instance(instance, row, **kwargs)
+        except ValidationError as error:
+            errors = error.error_dict
+        self.complete(instance, row, errors)
+        if errors:
+            raise ValidationError(errors)
+
+    def complete(self, instance, row, errors):
+        """Derive the period end, unit type, weighted units and source; check the row against
+        the convention (beneficiary, service, weight)."""
+        instance.source = UsageSource.IMPORT
+        instance.recorded_by = self.user
+        if instance.reference is None:
+            instance.reference = ""
+        if instance.period_start:
+            instance.period_end = month_bounds(
+                instance.period_start.year, instance.period_start.month
+            )[1]
+        convention = instance.convention if instance.convention_id else None
+        line = None
+        if convention is not None and instance.service_id:
+            line = (
+                convention.services.select_related("unit_type")
+                .filter(service=instance.service)
+                .first()
+            )
+            if line is None:
+                errors.setdefault("service", []).append(
+                    ValidationError(
+                        f"Le service « {instance.service.code} » n'est pas couvert par {convention.reference}."
+                    )
+                )
+        if convention is not None and instance.beneficiary_id:
+            roles = (PartyRole.BENEFICIARY, PartyRole.MEMBER)
+            if not convention.parties.filter(
+                organisation=instance.beneficiary, role__in=roles
+            ).exists():
+                errors.setdefault("beneficiary", []).append(
+                    ValidationError(
+                        f"{instance.beneficiary} n'est pas bénéficiaire de {convention.reference}."
+                    )
+                )
+        weight = None
+        code = text(row.get("ponderation"))
+        if line is not None:
+            instance.unit_type = line.unit_type
+            if code:
+                weight = UnitWeight.objects.filter(
+                    unit_type=line.unit_type, code__iexact=code
+                ).first()
+                if weight is None:
+                    errors.setdefault("weight", []).append(
+                        ValidationError(
+                            f"Pondération « {code} » inconnue pour l'unité « {line.unit_type} »."
+                        )
+                    )
+        instance.weight = weight
+        if instance.quantity is not None:
+            instance.units = weighted_units(instance.quantity, weight)
+
+    def validate_instance(self, instance, import_validation_errors=None, validate_unique=True):
+        """The model's own validation too, without repeating errors of fields already in error
+        (nor of the fields derived from them)."""
+        errors = dict(import_validation_errors or {})
+        derived = {"unit_type", "period_end", "units", "weight"} if errors else set()
+        try:
+            instance.full_clean(exclude=set(errors) | derived, validate_unique=False)
+        except ValidationError as error:
+            errors = error.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
+
+
+# Column shown to people for each attribute that can be in error.
+COLUMN_OF = {
+    "convention": "convention",
+    "beneficiary": "beneficiaire",
+    "service": "service",
+    "period_start": "mois",
+    "period_end": "mois",
+    "quantity": "quantite",
+    "units": "quantite",
+    "weight": "ponderation",
+    "reference": "reference",
+    "unit_type": "service",
+}
+
+
+MAX_IMPORT_BYTES = 5 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int  # line of the file, the header being line 1
+    column: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    rows: int
+    errors: tuple[RowError, ...]
+    preview: tuple[dict, ...]  # the first rows as read, for the person to check
+    imported: bool
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+class ImportFileError(ValueError):
+    """The file itself cannot be read (format, size, columns); the message is in French."""
+
+
+def read_dataset(content: bytes, filename: str) -> tablib.Dataset:
+    if len(content) > MAX_IMPORT_BYTES:
+        raise ImportFileError("Fichier trop volumineux : 5 Mo au plus.")
+    name = filename.lower()
+    try:
+        if name.endswith(".xlsx"):
+            dataset = tablib.Dataset().load(io.BytesIO(content), format="xlsx")
+        elif name.endswith(".csv"):
+            decoded = content.decode("utf-8-sig")
+            delimiter = (
+                ";"
+                if decoded.splitlines()[0].count(";") >= decoded.splitlines()[0].count(",")
+                else ","
+            )
+            dataset = tablib.Dataset().load(decoded, format="csv", delimiter=delimiter)
+        else:
+            raise ImportFileError("Format non pris en charge : fichier .csv ou .xlsx attendu.")
+    except UnicodeDecodeError:
+        raise ImportFileError("Le fichier CSV doit être encodé en UTF-8.") from None
+    except ImportFileError:
+        raise
+    except Exception as error:  # tablib and openpyxl raise many kinds of errors on bad files
+        raise ImportFileError(f"Fichier illisible : {error}") from None
+    headers = [text(h).lower() for h in (dataset.headers or [])]
+    missing = [column for column in REQUIRED_COLUMNS if column not in headers]
+    if missing:
+        raise ImportFileError("Colonnes manquantes : " + ", ".join(missing) + ".")
+    dataset.headers = headers
+    for column in OPTIONAL_COLUMNS:
+        if column not in headers:
+            dataset.append_col([""] * dataset.height, header=column)
+    return dataset
+
+
+def import_usage_file(content: bytes, filename: str, *, user=None, commit: bool) -> ImportReport:
+    """Check (and with ``commit``, import) a usage file: all rows or none."""
+    dataset = read_dataset(content, filename)
+    resource = UsageRecordResource(user=user)
+    # One pass: a dry run, or a real import rolled back whole if any row fails.
+    with transaction.atomic():
+        result = resource.import_data(
+            dataset,
+            dry_run=not commit,
+            raise_errors=False,
+            use_transactions=True,
+            rollback_on_validation_errors=True,
+        )
+    errors = []
+    for invalid in result.invalid_rows:
+        for attribute, messages in invalid.error_dict.items():
+            for message in messages:
+                errors.append(
+                    RowError(invalid.number + 1, COLUMN_OF.get(attribute, attribute), str(message))
+                )
+    for number, row_errors in result.row_errors():
+        for error in row_errors:
+            errors.append(RowError(number + 1, "", f"Erreur inattendue : {error.error}"))
+    errors.sort(key=lambda e: (e.line, e.column))
+    preview = tuple(dict(zip(dataset.headers, row, strict=True)) for row in dataset[:20])
+    return ImportReport(dataset.height, tuple(errors), preview, imported=commit and not errors)
