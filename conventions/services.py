@@ -903,6 +903,8 @@ def convention_overview(convention: Convention) -> dict:
         "attachments": list(convention.attachments.select_related("uploaded_by")),
         "history": history_entries(convention),
         "alerts": alerts(within_days=90, conventions=Convention.objects.filter(pk=convention.pk)),
+        "usage_years": list(range(max(convention.start_date.year, today.year - 2), today.year + 1))
+        or [convention.start_date.year],
     }
 
 

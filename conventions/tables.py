@@ -9,7 +9,9 @@ from conventions.services import direction_of
 
 
 class ConventionTable(tables.Table):
-    reference = tables.Column(verbose_name=_("Référence"), linkify=True)
+    reference = tables.Column(
+        verbose_name=_("Référence"), linkify=True, attrs={"td": {"class": "text-nowrap"}}
+    )
     title = tables.Column(verbose_name=_("Intitulé"))
     kind = tables.Column(verbose_name=_("Type"))
     parties = tables.Column(verbose_name=_("Parties"), empty_values=(), orderable=False)

@@ -218,8 +218,9 @@ def usage_for(convention, line, payer, year, yearly, weights, rng) -> int:
     created = 0
     unit = line.unit_type.unit
     if unit in ("WORKSTATION", "SQUARE_METRE"):
-        # A stock: counted once (workstations on 1 January) or each quarter (m² maintained).
-        months = [1] if unit == "WORKSTATION" else [1, 4, 7, 10]
+        # A stock, counted each half-year (workstations) or quarter (m² maintained), each count
+        # standing for that part of the year.
+        months = [1, 7] if unit == "WORKSTATION" else [1, 4, 7, 10]
         for month in months:
             quantity = (yearly / len(months) * Decimal(rng.randint(97, 103)) / 100).quantize(
                 Decimal("1")

@@ -188,6 +188,17 @@ def usage_grid_save(
     return written
 
 
+def usage_other_sources(*, convention: Convention, service: Service, year: int) -> dict:
+    """Units recorded outside the grid (imports), per (beneficiary id, month)."""
+    totals: dict = {}
+    for record in UsageRecord.objects.filter(
+        convention=convention, service=service, period_start__year=year
+    ).exclude(source=UsageSource.GRID):
+        key = (record.beneficiary_id, record.period_start.month)
+        totals[key] = totals.get(key, Decimal(0)) + record.units
+    return totals
+
+
 def usage_grid_values(*, convention: Convention, service: Service, year: int) -> dict:
     records = UsageRecord.objects.filter(
         convention=convention, service=service, period_start__year=year, source=UsageSource.GRID
@@ -516,3 +527,46 @@ def simulate(convention: Convention, *, years: int = 3, amendment=None) -> list[
         )
         for year, org_id in keys
     ]
+
+
+def visible_part(computed: Reimbursements, organisation_ids=None) -> dict:
+    """What a user may see of the year: everything for Métropole staff; for a commune reader,
+    only the lines, settlements and position of their own organisation(s)."""
+    result = computed.result
+
+    def mine(*parties):
+        return organisation_ids is None or any(p.id in organisation_ids for p in parties)
+
+    lines = [line for line in result.lines if mine(line.payer, line.payee)]
+    return {
+        "lines": lines,
+        "borne": [line for line in result.borne_by_payee if mine(line.payee)],
+        "settlements": [s for s in result.settlements if mine(s.payer, s.payee)],
+        "positions": [p for p in result.positions if mine(p.party)],
+        "findings": list(computed.findings),
+        "total": sum((line.amount for line in lines), Decimal("0.00")),
+        "conventions": computed.conventions,
+    }
+
+
+@transaction.atomic
+def cost_base_save(*, form, lines) -> CostBase:
+    base = form.save()
+    lines.instance = base
+    lines.save()
+    return base
+
+
+def simulation_chart(rows: list[SimulationRow]) -> dict:
+    """Chart.js data: per year, the current and projected totals (amounts as strings)."""
+    years = sorted({row.year for row in rows})
+    current = {year: Decimal("0.00") for year in years}
+    projected = {year: Decimal("0.00") for year in years}
+    for row in rows:
+        current[row.year] += row.current
+        projected[row.year] += row.projected
+    return {
+        "labels": [str(year) for year in years],
+        "current": [str(current[year]) for year in years],
+        "projected": [str(projected[year]) for year in years],
+    }

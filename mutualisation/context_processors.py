@@ -15,6 +15,9 @@ def navigation(request):
         items.append(
             {"label": _("Conventions"), "url": reverse("conventions:list"), "name": "conventions"}
         )
+        items.append(
+            {"label": _("Remboursements"), "url": reverse("costing:index"), "name": "costing"}
+        )
     if user is not None and user.is_authenticated and user.has_perm("mutualisation.use_admin"):
         items.append({"label": _("Administration"), "url": reverse("admin:index"), "name": "admin"})
     return {"nav_items": items, "user_scope": scope}

@@ -132,6 +132,7 @@ STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/bootstrap", BASE_DIR / "node_modules" / "bootstrap" / "dist"),
     ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
+    ("vendor/chartjs", BASE_DIR / "node_modules" / "chart.js" / "dist"),
     (
         "vendor/fonts/source-sans-3",
         BASE_DIR / "node_modules" / "@fontsource" / "source-sans-3" / "files",
@@ -198,3 +199,8 @@ MUTUALIS_NOTIFICATION_DEADLINE = env.tuple(
 MUTUALIS_NOTIFICATION_DEADLINE_RENEWAL = env.tuple(
     "MUTUALIS_NOTIFICATION_DEADLINE_RENEWAL", cast=int, default=(4, 30)
 )
+
+# django-import-export: spreadsheet cells starting with =, +, - or @ are escaped on export
+# (CSV/formula injection), and imports run in a transaction (all or nothing).
+IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True
+IMPORT_EXPORT_USE_TRANSACTIONS = True

@@ -14,6 +14,7 @@ admin.site.index_title = _("Référentiels, conventions et coûts")
 urlpatterns = [
     path("", views.home, name="home"),
     path("conventions/", include("conventions.urls")),
+    path("couts/", include("costing.urls")),
     path(
         "connexion/",
         auth_views.LoginView.as_view(

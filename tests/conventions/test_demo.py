@@ -26,3 +26,14 @@ def test_demo_conventions_pass_their_legal_gates_and_load_once():
     } <= kinds
     amended = Convention.objects.get(title="Mise à disposition du service systèmes d'information")
     assert amended.amendments.get().status == "SIGNED"
+
+
+def test_demo_costing_data_loads_once():
+    from costing.models import CostBase, UnitCost, UsageRecord
+
+    run_seed_demo()
+    counts = (CostBase.objects.count(), UnitCost.objects.count(), UsageRecord.objects.count())
+    run_seed_demo()
+    assert (CostBase.objects.count(), UnitCost.objects.count(), UsageRecord.objects.count()) == counts
+    assert counts[0] == 21
+    assert counts[2] > 500
