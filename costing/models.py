@@ -247,3 +247,301 @@ class UsageRecord(models.Model):
 
     def __str__(self):
         return f"{self.beneficiary} — {self.service} — {self.period_start:%m/%Y} : {self.units}"
+
+
+class FlowType(models.TextChoices):
+    SERVICE_REIMBURSEMENT = (
+        "SERVICE",
+        _("Remboursement de frais (mise à disposition, service commun)"),
+    )
+    STAFF = "STAFF", _("Mise à disposition de personnel")
+    COMPENSATION = "AC", _("Attribution de compensation")
+
+
+class Side(models.TextChoices):
+    PROVIDER = "PROVIDER", _("Prestataire (recette)")
+    BENEFICIARY = "BENEFICIARY", _("Bénéficiaire (dépense)")
+
+
+class FlowDirection(models.TextChoices):
+    EPCI_PROVIDES = "EPCI_PROVIDES", _("L'EPCI rend le service à une commune")
+    COMMUNE_PROVIDES = "COMMUNE_PROVIDES", _("Une commune rend le service à l'EPCI")
+
+
+class AccountMapping(models.Model):
+    """Budget accounts of each side of a flow, per nomenclature version (reference data: the M57
+    sub-accounts are unconfirmed [U] and stay editable in the admin)."""
+
+    nomenclature = models.CharField(_("version de la nomenclature"), max_length=20)
+    flow = models.CharField(_("nature du flux"), max_length=8, choices=FlowType.choices)
+    direction = models.CharField(_("sens"), max_length=16, choices=FlowDirection.choices)
+    side = models.CharField(_("côté"), max_length=12, choices=Side.choices)
+    account = models.CharField(_("compte"), max_length=12)
+    label = models.CharField(_("libellé"), max_length=200)
+    is_current = models.BooleanField(
+        _("version en vigueur"), default=True, help_text=_("Utilisée pour les nouveaux états.")
+    )
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("imputation comptable")
+        verbose_name_plural = _("imputations comptables")
+        ordering = ["nomenclature", "flow", "direction", "side"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["nomenclature", "flow", "direction", "side"],
+                name="one_account_per_flow_side",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.account} — {self.label} ({self.nomenclature})"
+
+
+class StatementStatus(models.TextChoices):
+    DRAFT = "DRAFT", _("Projet")
+    ISSUED = "ISSUED", _("Émis")
+
+
+class StatementQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Statements of the conventions the user may see; a commune reader sees only those
+        its organisation owes or is owed."""
+        from mutualisation.rules import scope_of
+
+        scope = scope_of(user)
+        if scope.territory_wide:
+            return self.all()
+        return self.filter(
+            Q(payer_id__in=scope.organisation_ids) | Q(payee_id__in=scope.organisation_ids)
+        )
+
+
+class Statement(models.Model):
+    """État annuel de remboursement of one convention, payer and year.
+
+    A draft is recomputed on demand. Issuing freezes it: number, snapshot of every input and line,
+    PDF bytes and their SHA-256. The database itself refuses any change to an issued statement or
+    its lines (triggers, migration 0003); a correction is a new statement that cites the one it
+    cancels.
+    """
+
+    year = models.PositiveSmallIntegerField(_("exercice"))
+    convention = models.ForeignKey(
+        Convention,
+        verbose_name=_("convention"),
+        on_delete=models.PROTECT,
+        related_name="statements",
+    )
+    payer = models.ForeignKey(
+        Organisation,
+        verbose_name=_("débiteur"),
+        on_delete=models.PROTECT,
+        related_name="statements_owed",
+    )
+    payee = models.ForeignKey(
+        Organisation,
+        verbose_name=_("créancier"),
+        on_delete=models.PROTECT,
+        related_name="statements_due",
+    )
+    status = models.CharField(
+        _("statut"), max_length=6, choices=StatementStatus.choices, default=StatementStatus.DRAFT
+    )
+    number = models.CharField(_("numéro"), max_length=20, unique=True, null=True, blank=True)
+    total = models.DecimalField(_("total (€)"), max_digits=14, decimal_places=2, default=0)
+    instalments_called = models.DecimalField(
+        _("acomptes appelés (€)"), max_digits=14, decimal_places=2, default=0
+    )
+    balance = models.DecimalField(_("solde (€)"), max_digits=14, decimal_places=2, default=0)
+    snapshot = models.JSONField(_("données figées"), default=dict, blank=True)
+    pdf = models.BinaryField(_("PDF"), null=True, blank=True, editable=False)
+    pdf_sha256 = models.CharField(_("empreinte SHA-256 du PDF"), max_length=64, blank=True)
+    review_until = models.DateField(_("remarques possibles jusqu'au"), null=True, blank=True)
+    computed_at = models.DateTimeField(_("calculé le"), null=True, blank=True)
+    issued_at = models.DateTimeField(_("émis le"), null=True, blank=True)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("émis par"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    cancels = models.OneToOneField(
+        "self",
+        verbose_name=_("annule et remplace"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="cancelled_by",
+    )
+    correction_reason = models.TextField(_("motif de la correction"), blank=True)
+
+    objects = StatementQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("état annuel de remboursement")
+        verbose_name_plural = _("états annuels de remboursement")
+        ordering = ["-year", "number", "convention__reference"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["convention", "payer", "year"],
+                condition=Q(status="DRAFT"),
+                name="one_draft_statement_per_convention_payer_year",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="DRAFT")
+                | (~Q(number=None) & ~Q(pdf_sha256="") & ~Q(issued_at=None)),
+                name="issued_statement_is_complete",
+            ),
+            models.CheckConstraint(
+                condition=Q(cancels__isnull=True) | ~Q(correction_reason=""),
+                name="correction_states_its_reason",
+                violation_error_message=_("Une correction indique son motif."),
+            ),
+        ]
+
+    def __str__(self):
+        return self.number or _("Projet %(year)s — %(convention)s — %(payer)s") % {
+            "year": self.year,
+            "convention": self.convention.reference,
+            "payer": self.payer,
+        }
+
+    def get_absolute_url(self):
+        from django.urls import reverse
+
+        return reverse("costing:statement", args=[self.pk])
+
+    @property
+    def is_issued(self) -> bool:
+        return self.status == StatementStatus.ISSUED
+
+
+class StatementLine(models.Model):
+    statement = models.ForeignKey(
+        Statement, verbose_name=_("état"), on_delete=models.PROTECT, related_name="lines"
+    )
+    position = models.PositiveSmallIntegerField(_("rang"))
+    service = models.ForeignKey(
+        Service, verbose_name=_("service"), on_delete=models.PROTECT, related_name="+"
+    )
+    period_start = models.DateField(_("début de période"))
+    period_end = models.DateField(_("fin de période"))
+    basis = models.CharField(_("base"), max_length=12)
+    units = models.DecimalField(_("unités"), max_digits=14, decimal_places=3)
+    unit_cost = models.DecimalField(
+        _("coût unitaire (€)"), max_digits=12, decimal_places=2, null=True
+    )
+    unit_cost_notified_on = models.DateField(_("coût unitaire notifié le"), null=True, blank=True)
+    key_weight = models.DecimalField(_("pondération"), max_digits=14, decimal_places=3, null=True)
+    key_total = models.DecimalField(
+        _("total des pondérations"), max_digits=16, decimal_places=3, null=True
+    )
+    shared_cost = models.DecimalField(
+        _("coût partagé (€)"), max_digits=14, decimal_places=2, null=True
+    )
+    amount = models.DecimalField(_("montant (€)"), max_digits=14, decimal_places=2)
+    revenue_account = models.CharField(_("compte de recette (prestataire)"), max_length=12)
+    expense_account = models.CharField(_("compte de dépense (bénéficiaire)"), max_length=12)
+    usage_count = models.PositiveIntegerField(_("nombre de recours"), default=0)
+
+    class Meta:
+        verbose_name = _("ligne d'état")
+        verbose_name_plural = _("lignes d'état")
+        ordering = ["statement", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["statement", "position"], name="statement_line_position_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__gte=0), name="statement_line_amount_not_negative"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.statement} #{self.position}"
+
+
+class StatementRemark(models.Model):
+    """A commune's remark on a draft statement, within its review window."""
+
+    statement = models.ForeignKey(
+        Statement, verbose_name=_("état"), on_delete=models.PROTECT, related_name="remarks"
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("auteur"),
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    text = models.TextField(_("remarque"))
+    created_at = models.DateTimeField(_("le"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("remarque sur un état")
+        verbose_name_plural = _("remarques sur les états")
+        ordering = ["created_at"]
+
+    def __str__(self):
+        return self.text[:60]
+
+
+class StatementCounter(models.Model):
+    """Last statement number given per year, incremented under a row lock (no gaps)."""
+
+    year = models.PositiveSmallIntegerField(_("année"), unique=True)
+    last_number = models.PositiveIntegerField(_("dernier numéro"), default=0)
+
+    class Meta:
+        verbose_name = _("compteur d'états")
+        verbose_name_plural = _("compteurs d'états")
+
+    def __str__(self):
+        return f"{self.year} : {self.last_number}"
+
+
+class BatchJob(models.Model):
+    """A batch of a year's statements (issue and/or export as a ZIP), run as a Celery task."""
+
+    class Action(models.TextChoices):
+        EXPORT = "EXPORT", _("Exporter")
+        ISSUE_AND_EXPORT = "ISSUE", _("Émettre puis exporter")
+
+    class JobStatus(models.TextChoices):
+        PENDING = "PENDING", _("En attente")
+        RUNNING = "RUNNING", _("En cours")
+        DONE = "DONE", _("Terminé")
+        FAILED = "FAILED", _("Échec")
+
+    year = models.PositiveSmallIntegerField(_("exercice"))
+    action = models.CharField(_("action"), max_length=6, choices=Action.choices)
+    status = models.CharField(
+        _("statut"), max_length=8, choices=JobStatus.choices, default=JobStatus.PENDING
+    )
+    total = models.PositiveIntegerField(_("états à traiter"), default=0)
+    done = models.PositiveIntegerField(_("états traités"), default=0)
+    archive = models.BinaryField(_("archive ZIP"), null=True, blank=True, editable=False)
+    error = models.TextField(_("erreur"), blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("lancé par"),
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("lancé le"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("terminé le"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("traitement par lot")
+        verbose_name_plural = _("traitements par lot")
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.get_action_display()} {self.year} ({self.get_status_display()})"
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else round(100 * self.done / self.total)
