@@ -34,6 +34,10 @@ def test_demo_costing_data_loads_once():
     run_seed_demo()
     counts = (CostBase.objects.count(), UnitCost.objects.count(), UsageRecord.objects.count())
     run_seed_demo()
-    assert (CostBase.objects.count(), UnitCost.objects.count(), UsageRecord.objects.count()) == counts
+    assert (
+        CostBase.objects.count(),
+        UnitCost.objects.count(),
+        UsageRecord.objects.count(),
+    ) == counts
     assert counts[0] == 21
     assert counts[2] > 500
