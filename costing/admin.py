@@ -2,7 +2,17 @@ from django.contrib import admin
 from import_export.admin import ImportExportModelAdmin
 from simple_history.admin import SimpleHistoryAdmin
 
-from costing.models import CostBase, CostLine, UnitCost, UsageRecord
+from costing.models import (
+    AccountMapping,
+    BatchJob,
+    CostBase,
+    CostLine,
+    Statement,
+    StatementLine,
+    StatementRemark,
+    UnitCost,
+    UsageRecord,
+)
 from costing.resources import UsageRecordResource
 
 
@@ -58,3 +68,87 @@ class UsageRecordAdmin(ImportExportModelAdmin, SimpleHistoryAdmin):
     search_fields = ["convention__reference", "beneficiary__name", "reference"]
     list_select_related = ["convention", "beneficiary", "service"]
     readonly_fields = ["units"]
+
+
+@admin.register(AccountMapping)
+class AccountMappingAdmin(SimpleHistoryAdmin):
+    list_display = ["nomenclature", "flow", "direction", "side", "account", "label", "is_current"]
+    list_filter = ["nomenclature", "flow", "direction", "side", "is_current"]
+    search_fields = ["account", "label"]
+
+
+class StatementLineInline(admin.TabularInline):
+    model = StatementLine
+    extra = 0
+    can_delete = False
+    readonly_fields = [f.name for f in StatementLine._meta.fields]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Statement)
+class StatementAdmin(admin.ModelAdmin):
+    """Statements are produced by the application; an issued one is read-only here as in the
+    database (triggers)."""
+
+    list_display = [
+        "__str__",
+        "year",
+        "convention",
+        "payer",
+        "payee",
+        "status",
+        "total",
+        "issued_at",
+    ]
+    list_filter = ["year", "status"]
+    search_fields = ["number", "convention__reference", "payer__name", "payee__name"]
+    list_select_related = ["convention", "payer", "payee"]
+    readonly_fields = [f.name for f in Statement._meta.fields if f.name != "id"]
+    inlines = [StatementLineInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None or not obj.is_issued
+
+    def has_delete_permission(self, request, obj=None):
+        return obj is not None and not obj.is_issued
+
+
+@admin.register(StatementRemark)
+class StatementRemarkAdmin(admin.ModelAdmin):
+    list_display = ["statement", "author", "created_at"]
+    search_fields = ["text", "statement__number"]
+    readonly_fields = ["statement", "author", "text", "created_at"]
+
+
+@admin.register(BatchJob)
+class BatchJobAdmin(admin.ModelAdmin):
+    list_display = [
+        "__str__",
+        "year",
+        "action",
+        "status",
+        "done",
+        "total",
+        "created_by",
+        "created_at",
+    ]
+    list_filter = ["status", "action", "year"]
+    readonly_fields = [
+        "year",
+        "action",
+        "status",
+        "total",
+        "done",
+        "error",
+        "created_by",
+        "created_at",
+        "finished_at",
+    ]
+
+    def has_add_permission(self, request):
+        return False

@@ -121,3 +121,15 @@ class UsageImportForm(forms.Form):
         ),
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx"}),
     )
+
+
+class RemarkForm(forms.Form):
+    text = forms.CharField(
+        label=_("Votre remarque"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000
+    )
+
+
+class CorrectionForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Motif de la correction"), widget=forms.Textarea(attrs={"rows": 2}), max_length=2000
+    )

@@ -18,7 +18,7 @@ from django.db import transaction
 from import_export import fields, resources, widgets
 
 from conventions.models import Convention, PartyRole
-from costing.models import UsageRecord, UsageSource
+from costing.models import Statement, StatementLine, UsageRecord, UsageSource
 from costing.services import month_bounds, weighted_units
 from mutualisation.models import Organisation, Service, UnitWeight
 
@@ -321,3 +321,179 @@ def import_usage_file(content: bytes, filename: str, *, user=None, commit: bool)
     errors.sort(key=lambda e: (e.line, e.column))
     preview = tuple(dict(zip(dataset.headers, row, strict=True)) for row in dataset[:20])
     return ImportReport(dataset.height, tuple(errors), preview, imported=commit and not errors)
+
+
+# --- exports for the finance suite (django-import-export, formula escaping on) -----------------
+
+SPREADSHEET_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_text(value) -> str:
+    """Text for a spreadsheet cell: a leading formula character is neutralised with a quote
+    (django-import-export also strips a leading « = » on export)."""
+    value = "" if value is None else str(value)
+    return "'" + value if value.startswith(SPREADSHEET_TRIGGERS) else value
+
+
+class StatementLineResource(resources.ModelResource):
+    """Statement lines with the accounting imputation on both sides."""
+
+    numero = fields.Field(column_name="numero_etat")
+    exercice = fields.Field(column_name="exercice", attribute="statement__year")
+    convention = fields.Field(column_name="convention")
+    debiteur_siren = fields.Field(column_name="debiteur_siren", attribute="statement__payer__siren")
+    debiteur = fields.Field(column_name="debiteur")
+    creancier_siren = fields.Field(
+        column_name="creancier_siren", attribute="statement__payee__siren"
+    )
+    creancier = fields.Field(column_name="creancier")
+    service = fields.Field(column_name="service")
+    debut = fields.Field(column_name="periode_debut", attribute="period_start")
+    fin = fields.Field(column_name="periode_fin", attribute="period_end")
+    unites = fields.Field(column_name="unites", attribute="units")
+    cout_unitaire = fields.Field(column_name="cout_unitaire", attribute="unit_cost")
+    montant = fields.Field(column_name="montant", attribute="amount")
+    compte_recette = fields.Field(
+        column_name="compte_recette_creancier", attribute="revenue_account"
+    )
+    compte_depense = fields.Field(
+        column_name="compte_depense_debiteur", attribute="expense_account"
+    )
+
+    class Meta:
+        model = StatementLine
+        fields = (
+            "numero",
+            "exercice",
+            "convention",
+            "debiteur_siren",
+            "debiteur",
+            "creancier_siren",
+            "creancier",
+            "service",
+            "debut",
+            "fin",
+            "unites",
+            "cout_unitaire",
+            "montant",
+            "compte_recette",
+            "compte_depense",
+        )
+        export_order = (
+            "numero", "exercice", "convention", "debiteur_siren", "debiteur", "creancier_siren",
+            "creancier", "service", "debut", "fin", "unites", "cout_unitaire", "montant",
+            "compte_recette", "compte_depense",
+        )  # fmt: skip
+
+    def dehydrate_numero(self, line):
+        return line.statement.number or "PROJET"
+
+    def dehydrate_convention(self, line):
+        return safe_text(line.statement.convention.reference)
+
+    def dehydrate_debiteur(self, line):
+        return safe_text(line.statement.payer.name)
+
+    def dehydrate_creancier(self, line):
+        return safe_text(line.statement.payee.name)
+
+    def dehydrate_service(self, line):
+        return safe_text(line.service.name)
+
+
+class TitreResource(resources.ModelResource):
+    """Titres de recettes to issue (creditor side), one per issued statement."""
+
+    reference = fields.Field(column_name="reference", attribute="number")
+    debiteur_siren = fields.Field(column_name="debiteur_siren", attribute="payer__siren")
+    debiteur = fields.Field(column_name="debiteur")
+    emetteur_siren = fields.Field(column_name="emetteur_siren", attribute="payee__siren")
+    objet = fields.Field(column_name="objet")
+    montant = fields.Field(column_name="montant", attribute="total")
+    compte = fields.Field(column_name="compte")
+    periode = fields.Field(column_name="periode")
+
+    class Meta:
+        model = Statement
+        fields = (
+            "reference",
+            "debiteur_siren",
+            "debiteur",
+            "emetteur_siren",
+            "objet",
+            "montant",
+            "compte",
+            "periode",
+        )
+        export_order = (
+            "reference",
+            "debiteur_siren",
+            "debiteur",
+            "emetteur_siren",
+            "objet",
+            "montant",
+            "compte",
+            "periode",
+        )
+
+    def dehydrate_debiteur(self, statement):
+        return safe_text(statement.payer.name)
+
+    def dehydrate_objet(self, statement):
+        return safe_text(
+            f"Remboursement {statement.year} — {statement.convention.reference} — {statement.convention.title}"
+        )
+
+    def dehydrate_compte(self, statement):
+        revenue = (statement.snapshot.get("accounts") or {}).get("revenue") or {}
+        return revenue.get("account", "")
+
+    def dehydrate_periode(self, statement):
+        return f"{statement.year}-01-01/{statement.year}-12-31"
+
+
+class MandatResource(resources.ModelResource):
+    """The mirrored mandats on the debtor side: same reference and amount as the titre, the
+    creditor as payee, the debtor's expense account, so reciprocal flows match to the cent."""
+
+    reference = fields.Field(column_name="reference", attribute="number")
+    creancier_siren = fields.Field(column_name="creancier_siren", attribute="payee__siren")
+    creancier = fields.Field(column_name="creancier")
+    emetteur_siren = fields.Field(column_name="emetteur_siren", attribute="payer__siren")
+    objet = fields.Field(column_name="objet")
+    montant = fields.Field(column_name="montant", attribute="total")
+    compte = fields.Field(column_name="compte")
+    periode = fields.Field(column_name="periode")
+
+    class Meta:
+        model = Statement
+        fields = (
+            "reference",
+            "creancier_siren",
+            "creancier",
+            "emetteur_siren",
+            "objet",
+            "montant",
+            "compte",
+            "periode",
+        )
+        export_order = (
+            "reference",
+            "creancier_siren",
+            "creancier",
+            "emetteur_siren",
+            "objet",
+            "montant",
+            "compte",
+            "periode",
+        )
+
+    def dehydrate_creancier(self, statement):
+        return safe_text(statement.payee.name)
+
+    dehydrate_objet = TitreResource.dehydrate_objet
+    dehydrate_periode = TitreResource.dehydrate_periode
+
+    def dehydrate_compte(self, statement):
+        expense = (statement.snapshot.get("accounts") or {}).get("expense") or {}
+        return expense.get("account", "")

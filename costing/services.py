@@ -570,3 +570,54 @@ def simulation_chart(rows: list[SimulationRow]) -> dict:
         "current": [str(current[year]) for year in years],
         "projected": [str(projected[year]) for year in years],
     }
+
+
+def dashboard(computed: Reimbursements) -> dict:
+    """Finance dashboard figures for a year: totals by direction, commune and service, net
+    positions, compliance findings and conventions ending soon; with Chart.js data."""
+    from conventions.services import alerts
+
+    result = computed.result
+    by_direction = {"EPCI_PROVIDES": Decimal("0.00"), "COMMUNE_PROVIDES": Decimal("0.00")}
+    by_service: dict[str, dict] = {}
+    for line in result.lines:
+        by_direction["EPCI_PROVIDES" if line.payee.is_epci else "COMMUNE_PROVIDES"] += line.amount
+        entry = by_service.setdefault(
+            line.service,
+            {"code": line.service, "name": line.service_name, "amount": Decimal("0.00")},
+        )
+        entry["amount"] += line.amount
+    communes = [p for p in result.positions if not p.party.is_epci]
+    services_sorted = sorted(by_service.values(), key=lambda e: -e["amount"])
+    return {
+        "total": result.total,
+        "by_direction": by_direction,
+        "by_service": services_sorted,
+        "positions": result.positions,
+        "findings": computed.findings,
+        "alerts": alerts(within_days=180),
+        "chart": {
+            "communes": {
+                "labels": [p.party.name for p in communes],
+                "net": [str(p.net) for p in communes],
+            },
+            "services": {
+                "labels": [e["name"] for e in services_sorted],
+                "amounts": [str(e["amount"]) for e in services_sorted],
+            },
+        },
+    }
+
+
+def filter_lines(lines, *, siren: str = "", service: str = "", direction: str = ""):
+    """The lines behind a dashboard figure."""
+    selected = list(lines)
+    if siren:
+        selected = [x for x in selected if siren in (x.payer.siren, x.payee.siren)]
+    if service:
+        selected = [x for x in selected if x.service == service]
+    if direction == "EPCI_PROVIDES":
+        selected = [x for x in selected if x.payee.is_epci]
+    elif direction == "COMMUNE_PROVIDES":
+        selected = [x for x in selected if not x.payee.is_epci]
+    return selected

@@ -3,6 +3,8 @@ issued (numbered without gaps, frozen, PDF stored with its SHA-256), corrected b
 statement that cites the one it cancels."""
 
 import hashlib
+import io
+import zipfile
 from collections import defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
@@ -17,6 +19,7 @@ from conventions.models import Convention
 from costing import services
 from costing.models import (
     AccountMapping,
+    BatchJob,
     FlowDirection,
     FlowType,
     Side,
@@ -369,3 +372,105 @@ def statement_state(statement: Statement) -> str:
     ):
         return _("Annulé")
     return statement.get_status_display()
+
+
+# --- batches: issue and/or export a year's statements as one ZIP -------------------------------
+
+
+def current_statements(year: int):
+    """The statements that stand for the year: issued and not cancelled, plus the drafts."""
+    return (
+        Statement.objects.filter(year=year)
+        .exclude(status=StatementStatus.ISSUED, cancelled_by__status=StatementStatus.ISSUED)
+        .select_related("convention", "payer", "payee", "cancels")
+        .order_by("status", "number", "convention__reference", "payer__siren")
+    )
+
+
+def batch_start(*, year: int, action: str, user) -> BatchJob:
+    """Record the job and hand it to Celery once the transaction commits."""
+    from costing.tasks import run_statement_batch
+
+    job = BatchJob.objects.create(year=year, action=action, created_by=user)
+    transaction.on_commit(lambda: run_statement_batch.delay(job.pk))
+    return job
+
+
+def batch_run(job_id: int) -> BatchJob:
+    job = BatchJob.objects.get(pk=job_id)
+    BatchJob.objects.filter(pk=job.pk).update(status=BatchJob.JobStatus.RUNNING)
+    try:
+        statements_prepare(job.year)
+        drafts = list(Statement.objects.filter(year=job.year, status=StatementStatus.DRAFT))
+        to_issue = drafts if job.action == BatchJob.Action.ISSUE_AND_EXPORT else []
+        exported = list(current_statements(job.year))
+        total = len(to_issue) + len(exported) + 1
+        BatchJob.objects.filter(pk=job.pk).update(total=total, done=0)
+        for draft in to_issue:
+            if draft.lines.exists():
+                statement_issue(draft, user=job.created_by)
+            BatchJob.objects.filter(pk=job.pk).update(done=F("done") + 1)
+        archive = build_archive(job)
+        BatchJob.objects.filter(pk=job.pk).update(
+            archive=archive, done=total, status=BatchJob.JobStatus.DONE, finished_at=timezone.now()
+        )
+    except Exception as error:  # the job records why it failed; the worker keeps running
+        BatchJob.objects.filter(pk=job.pk).update(
+            status=BatchJob.JobStatus.FAILED,
+            error=f"{type(error).__name__} : {error}",
+            finished_at=timezone.now(),
+        )
+        raise
+    job.refresh_from_db()
+    return job
+
+
+def build_archive(job: BatchJob) -> bytes:
+    """ZIP: one PDF per statement (the stored bytes of issued ones), a summary PDF, a CSV of
+    every statement line with its imputations."""
+    statements = list(current_statements(job.year))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for statement in statements:
+            if statement.is_issued:
+                name, content = f"{statement.number}.pdf", bytes(statement.pdf)
+            else:
+                name = f"PROJET-{statement.year}-{statement.convention.reference}-{statement.payer.siren}.pdf"
+                content = render_statement_pdf(statement)
+            archive.writestr(name, content)
+            BatchJob.objects.filter(pk=job.pk).update(done=F("done") + 1)
+        archive.writestr(f"recapitulatif-{job.year}.pdf", render_summary_pdf(job.year, statements))
+        archive.writestr(f"lignes-{job.year}.csv", statement_lines_csv(statements))
+    return buffer.getvalue()
+
+
+def summary_context(year: int, statements) -> dict:
+    return {
+        "year": year,
+        "statements": statements,
+        "total": sum((s.total for s in statements), Decimal("0.00")),
+        "balance": sum((s.balance for s in statements), Decimal("0.00")),
+    }
+
+
+def render_summary_pdf(year: int, statements) -> bytes:
+    return render_pdf("costing/statement_summary_pdf.html", summary_context(year, statements))
+
+
+def statement_lines_csv(statements) -> str:
+    from import_export.formats.base_formats import CSV
+
+    from costing.resources import StatementLineResource
+
+    lines = (
+        StatementLine.objects.filter(statement__in=statements)
+        .select_related("statement__convention", "statement__payer", "statement__payee", "service")
+        .order_by(
+            "statement__number",
+            "statement__convention__reference",
+            "statement__payer__siren",
+            "position",
+        )
+    )
+    dataset = StatementLineResource().export(queryset=lines)
+    return CSV().export_data(dataset)

@@ -2,20 +2,29 @@
 costs, the usage grid and import, and the simulation of a draft convention or avenant."""
 
 import base64
+from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
+from import_export.formats.base_formats import CSV, XLSX
 
 from conventions.models import Amendment, Convention, ConventionKind, PartyRole
 from conventions.views import get_convention
-from costing import engine, forms, services
-from costing.models import CostBase, UnitCost
-from costing.resources import ImportFileError, import_usage_file
+from costing import engine, forms, services, statements
+from costing.models import BatchJob, CostBase, Statement, StatementLine, StatementStatus, UnitCost
+from costing.resources import (
+    ImportFileError,
+    MandatResource,
+    StatementLineResource,
+    TitreResource,
+    import_usage_file,
+)
 from mutualisation.models import Service
 from mutualisation.rules import scope_of
 
@@ -52,6 +61,11 @@ def reimbursements(request, year):
         )
     scope = scope_of(request.user)
     view = services.visible_part(computed, None if scope.territory_wide else scope.organisation_ids)
+    filters = {key: request.GET.get(key, "") for key in ("siren", "service", "direction")}
+    if any(filters.values()):
+        view["lines"] = services.filter_lines(view["lines"], **filters)
+        view["total"] = sum((line.amount for line in view["lines"]), Decimal("0.00"))
+        view["filtered"] = True
     return render(
         request,
         "costing/reimbursements.html",
@@ -251,4 +265,233 @@ def simulation(request, reference):
         request,
         "costing/simulation.html",
         {"convention": convention, "amendment": amendment, "rows": rows, "chart": chart},
+    )
+
+
+# --- statements --------------------------------------------------------------------------------
+
+
+def visible_statement(request, pk) -> Statement:
+    return get_object_or_404(
+        Statement.objects.visible_to(request.user).select_related(
+            "convention", "payer", "payee", "cancels"
+        ),
+        pk=pk,
+    )
+
+
+@login_required
+def statement_list(request, year):
+    require(request, "costing.view_reimbursements")
+    rows = [
+        (statement, statements.statement_state(statement))
+        for statement in Statement.objects.visible_to(request.user)
+        .filter(year=year)
+        .select_related("convention", "payer", "payee", "cancels")
+        .prefetch_related("cancelled_by")
+        .order_by("status", "number", "convention__reference", "payer__name")
+    ]
+    return render(
+        request,
+        "costing/statement_list.html",
+        {
+            "year": year,
+            "years": year_choices(),
+            "rows": rows,
+            "can_issue": request.user.has_perm("costing.issue_statements"),
+            "jobs": BatchJob.objects.filter(year=year)[:5]
+            if request.user.has_perm("costing.issue_statements")
+            else [],
+        },
+    )
+
+
+@login_required
+@require_POST
+def statements_prepare(request, year):
+    require(request, "costing.issue_statements")
+    try:
+        prepared = statements.statements_prepare(year)
+    except engine.EngineError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(
+            request, _("%(count)s projet(s) d'état calculé(s).") % {"count": len(prepared)}
+        )
+    return redirect("costing:statements", year=year)
+
+
+@login_required
+def statement_detail(request, pk):
+    require(request, "costing.view_reimbursements")
+    statement = visible_statement(request, pk)
+    scope = scope_of(request.user)
+    can_remark = (
+        not statement.is_issued
+        and not scope.territory_wide
+        and statement.payer_id in scope.organisation_ids
+        and (statement.review_until is None or timezone.localdate() <= statement.review_until)
+    )
+    return render(
+        request,
+        "costing/statement_detail.html",
+        {
+            **statements.statement_context(statement),
+            "state": statements.statement_state(statement),
+            "remarks": statement.remarks.select_related("author"),
+            "can_issue": request.user.has_perm("costing.issue_statements"),
+            "can_remark": can_remark,
+            "remark_form": forms.RemarkForm(),
+            "correction_form": forms.CorrectionForm(),
+        },
+    )
+
+
+@login_required
+def statement_pdf(request, pk):
+    require(request, "costing.view_reimbursements")
+    statement = visible_statement(request, pk)
+    if statement.is_issued:
+        content = bytes(statement.pdf)  # the very bytes issued, never re-rendered
+        filename = f"{statement.number}.pdf"
+    else:
+        content = statements.render_statement_pdf(statement)
+        filename = (
+            f"PROJET-{statement.year}-{statement.convention.reference}-{statement.payer.siren}.pdf"
+        )
+    response = HttpResponse(content, content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{filename}"'
+    if statement.is_issued:
+        response["X-Content-SHA256"] = statement.pdf_sha256
+    return response
+
+
+@login_required
+@require_POST
+def statement_issue(request, pk):
+    require(request, "costing.issue_statements")
+    statement = visible_statement(request, pk)
+    try:
+        statement = statements.statement_issue(statement, user=request.user)
+    except statements.StatementRefused as refused:
+        for reason in refused.reasons:
+            messages.error(request, reason)
+    else:
+        messages.success(
+            request, _("État émis sous le numéro %(number)s.") % {"number": statement.number}
+        )
+    return redirect(statement)
+
+
+@login_required
+@require_POST
+def statement_correct(request, pk):
+    require(request, "costing.issue_statements")
+    statement = visible_statement(request, pk)
+    form = forms.CorrectionForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    try:
+        draft = statements.statement_correct(statement, reason=reason)
+    except statements.StatementRefused as refused:
+        for message in refused.reasons:
+            messages.error(request, message)
+        return redirect(statement)
+    messages.success(request, _("Projet de correction créé : vérifiez-le puis émettez-le."))
+    return redirect(draft)
+
+
+@login_required
+@require_POST
+def statement_remark(request, pk):
+    statement = visible_statement(request, pk)
+    scope = scope_of(request.user)
+    if scope.territory_wide or statement.payer_id not in scope.organisation_ids:
+        raise PermissionDenied
+    form = forms.RemarkForm(request.POST)
+    try:
+        statements.remark_add(statement, author=request.user, text=form.data.get("text", ""))
+    except statements.StatementRefused as refused:
+        for reason in refused.reasons:
+            messages.error(request, reason)
+    else:
+        messages.success(request, _("Remarque transmise à la Métropole."))
+    return redirect(statement)
+
+
+# --- batches -----------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def batch_start(request, year):
+    require(request, "costing.issue_statements")
+    action = request.POST.get("action")
+    if action not in BatchJob.Action.values:
+        raise PermissionDenied
+    job = statements.batch_start(year=year, action=action, user=request.user)
+    return redirect("costing:batch", pk=job.pk)
+
+
+@login_required
+def batch_detail(request, pk):
+    require(request, "costing.issue_statements")
+    job = get_object_or_404(BatchJob, pk=pk)
+    template = "costing/_batch_progress.html" if request.htmx else "costing/batch_detail.html"
+    return render(request, template, {"job": job})
+
+
+@login_required
+def batch_download(request, pk):
+    require(request, "costing.issue_statements")
+    job = get_object_or_404(BatchJob, pk=pk, status=BatchJob.JobStatus.DONE)
+    response = HttpResponse(bytes(job.archive), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="etats-{job.year}-{job.pk}.zip"'
+    return response
+
+
+# --- exports -----------------------------------------------------------------------------------
+
+EXPORTS = {
+    "lignes": (StatementLineResource, "statement_lines"),
+    "titres": (TitreResource, "issued"),
+    "mandats": (MandatResource, "issued"),
+}
+FORMATS = {"csv": CSV, "xlsx": XLSX}
+
+
+@login_required
+def export(request, year, kind, fmt):
+    require(request, "costing.issue_statements")
+    if kind not in EXPORTS or fmt not in FORMATS:
+        raise PermissionDenied
+    resource_class, source = EXPORTS[kind]
+    current = statements.current_statements(year)
+    if source == "statement_lines":
+        queryset = (
+            StatementLine.objects.filter(statement__in=current)
+            .select_related(
+                "statement__convention", "statement__payer", "statement__payee", "service"
+            )
+            .order_by("statement__number", "statement__convention__reference", "position")
+        )
+    else:
+        queryset = current.filter(status=StatementStatus.ISSUED)
+    file_format = FORMATS[fmt]()
+    content = file_format.export_data(resource_class().export(queryset=queryset))
+    response = HttpResponse(content, content_type=file_format.get_content_type())
+    response["Content-Disposition"] = f'attachment; filename="{kind}-{year}.{fmt}"'
+    return response
+
+
+# --- dashboard ---------------------------------------------------------------------------------
+
+
+@login_required
+def dashboard(request, year):
+    require(request, "costing.issue_statements")
+    computed = services.compute_reimbursements(year)
+    return render(
+        request,
+        "costing/dashboard.html",
+        {"year": year, "years": year_choices(), **services.dashboard(computed)},
     )

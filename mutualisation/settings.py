@@ -204,3 +204,19 @@ MUTUALIS_NOTIFICATION_DEADLINE_RENEWAL = env.tuple(
 # (CSV/formula injection), and imports run in a transaction (all or nothing).
 IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True
 IMPORT_EXPORT_USE_TRANSACTIONS = True
+
+# Celery: batches of statements. No broker configured → tasks run in-process.
+CELERY_TASK_ALWAYS_EAGER = not env.str("CELERY_BROKER_URL", default="")
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="memory://")
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("CELERY_WORKER_MAX_TASKS_PER_CHILD", default=10)
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int(
+    "CELERY_WORKER_MAX_MEMORY_PER_CHILD", default=400_000
+)  # KiB
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# Commune review of draft statements, in days after they are prepared.
+MUTUALIS_STATEMENT_REVIEW_DAYS = env.int("MUTUALIS_STATEMENT_REVIEW_DAYS", default=15)

@@ -23,3 +23,7 @@ DEMO_USERS_ENABLED = True
 # Serve static files from the finders (static/, node_modules) as in development.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+# A file-backed SQLite test database, so that a real Celery worker started by a test can open
+# it too (pytest-django suffixes the name per xdist worker).
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-mutualis.sqlite3")}  # noqa: F405

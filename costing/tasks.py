@@ -1,0 +1,11 @@
+"""Celery tasks of the costing module."""
+
+from celery import shared_task
+
+
+@shared_task
+def run_statement_batch(job_id: int) -> None:
+    """Issue and/or export a year's statements (see costing.statements.batch_run)."""
+    from costing.statements import batch_run
+
+    batch_run(job_id)

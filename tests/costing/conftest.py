@@ -1,0 +1,52 @@
+"""A signed, billed convention with a notified unit cost and usage, for statement tests."""
+
+from datetime import date
+from decimal import Decimal
+from types import SimpleNamespace
+
+import pytest
+import time_machine
+
+from conventions import services as convention_services
+from costing.models import UnitCost, UsageRecord, UsageSource
+from tests.conventions.conftest import (  # noqa: F401 (fixtures shared with these tests)
+    add_deliberations,
+    mad_descendante,
+    service_commun,
+)
+
+
+@pytest.fixture
+def billed(mad_descendante, territory):  # noqa: F811 (the fixture, imported above)
+    convention = convention_services.convention_transition(mad_descendante.convention, "submit")
+    add_deliberations(convention, [territory.epci, territory.commune_a, territory.commune_b])
+    with time_machine.travel(date(2026, 11, 28)):
+        convention = convention_services.convention_transition(convention, "deliberate")
+        convention = convention_services.convention_transition(
+            convention, "sign", signature_date=date(2025, 12, 20)
+        )
+    service = mad_descendante.service
+    UnitCost.objects.create(
+        service=service,
+        year=2026,
+        amount=Decimal("242.31"),
+        notification_deadline=date(2026, 4, 30),
+        notified_on=date(2026, 3, 30),
+    )
+    for commune, quantities in (
+        (territory.commune_a, ("20", "17")),
+        (territory.commune_b, ("12.5",)),
+    ):
+        for month, quantity in enumerate(quantities, start=3):
+            UsageRecord.objects.create(
+                convention=convention,
+                beneficiary=commune,
+                service=service,
+                unit_type=service.unit_type,
+                period_start=date(2026, month, 1),
+                period_end=date(2026, month, 28),
+                quantity=Decimal(quantity),
+                units=Decimal(quantity),
+                source=UsageSource.IMPORT,
+            )
+    return SimpleNamespace(convention=convention, service=service, territory=territory)

@@ -1,0 +1,211 @@
+"""États annuels: what issuing freezes, what the database refuses, what the PDF shows."""
+
+import hashlib
+import io
+import re
+import threading
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.urls import reverse
+from pypdf import PdfReader
+
+from costing import services, statements
+from costing.models import Statement, StatementLine, StatementStatus
+
+pytestmark = pytest.mark.django_db
+
+
+def drafts(year=2026):
+    prepared = statements.statements_prepare(year)
+    return {s.payer.name: s for s in prepared}
+
+
+def assert_refused(operation, match="etat annuel emis"):
+    """Refused by the database trigger (or, for ORM deletes, first by the PROTECT foreign key)."""
+    with pytest.raises(IntegrityError, match=match), transaction.atomic():
+        operation()
+
+
+def test_drafts_follow_the_engine_and_are_recomputed_on_demand(billed):
+    prepared = drafts()
+    assert {name: s.total for name, s in prepared.items()} == {
+        "Commune A": Decimal("8965.47"),
+        "Commune B": Decimal("3028.88"),
+    }
+    assert all(s.status == StatementStatus.DRAFT and s.number is None for s in prepared.values())
+    again = drafts()
+    assert {s.pk for s in again.values()} == {s.pk for s in prepared.values()}
+
+
+def test_issuing_numbers_freezes_and_fingerprints(billed):
+    draft = drafts()["Commune A"]
+    issued = statements.statement_issue(draft)
+    assert issued.number == "EA-2026-0001"
+    assert issued.pdf_sha256 == hashlib.sha256(bytes(issued.pdf)).hexdigest()
+    assert issued.snapshot["number"] == "EA-2026-0001"
+    assert [line["amount"] for line in issued.snapshot["lines"]] == ["8965.47"]
+    second = statements.statement_issue(drafts()["Commune B"])
+    assert second.number == "EA-2026-0002"
+
+
+def test_an_issued_statement_resists_every_way_of_changing_it(billed):
+    issued = statements.statement_issue(drafts()["Commune A"])
+    line = issued.lines.get()
+    table = Statement._meta.db_table
+
+    def save():
+        issued.total = Decimal("1.00")
+        issued.save()
+
+    assert_refused(save)
+    assert_refused(lambda: Statement.objects.filter(pk=issued.pk).update(total=Decimal("1.00")))
+    assert_refused(lambda: Statement.objects.filter(pk=issued.pk).delete(), match=None)
+    assert_refused(lambda: issued.delete(), match=None)
+
+    def raw_update():
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {table} SET total = 0 WHERE id = %s", [issued.pk])
+
+    assert_refused(raw_update)
+
+    def raw_pdf():
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {table} SET pdf_sha256 = 'x' WHERE id = %s", [issued.pk])
+
+    assert_refused(raw_pdf)
+
+    def raw_delete():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {StatementLine._meta.db_table} WHERE statement_id = %s", [issued.pk]
+            )
+            cursor.execute(f"DELETE FROM {table} WHERE id = %s", [issued.pk])
+
+    assert_refused(raw_delete)
+    assert_refused(lambda: StatementLine.objects.filter(pk=line.pk).update(amount=Decimal("0")))
+    assert_refused(lambda: StatementLine.objects.filter(pk=line.pk).delete())
+
+    def add_line():
+        line.pk = None
+        line.position = 2
+        line.save()
+
+    assert_refused(add_line)
+    issued.refresh_from_db()
+    assert issued.total == Decimal("8965.47")
+
+
+def test_the_admin_shows_an_issued_statement_read_only(client, personas, billed):
+    issued = statements.statement_issue(drafts()["Commune A"])
+    client.force_login(personas.admin)
+    change = reverse("admin:costing_statement_change", args=[issued.pk])
+    assert client.get(change).status_code == 200
+    assert client.post(change, {"correction_reason": "x"}).status_code == 403
+    assert (
+        client.post(
+            reverse("admin:costing_statement_delete", args=[issued.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
+    assert Statement.objects.filter(pk=issued.pk, total=Decimal("8965.47")).exists()
+
+
+def test_pdf_shows_the_engine_figures_and_downloads_the_same_bytes(client, personas, billed):
+    computed = services.compute_reimbursements(2026)
+    [engine_line] = [x for x in computed.result.lines if x.payer.name == "Commune A"]
+    issued = statements.statement_issue(drafts()["Commune A"])
+    client.force_login(personas.reader_a)
+    first = client.get(reverse("costing:statement-pdf", args=[issued.pk]))
+    second = client.get(reverse("costing:statement-pdf", args=[issued.pk]))
+    assert first.content == second.content == bytes(issued.pdf)
+    assert (
+        hashlib.sha256(first.content).hexdigest() == issued.pdf_sha256 == first["X-Content-SHA256"]
+    )
+    text = re.sub(
+        r"\s+",
+        " ",
+        " ".join(page.extract_text() for page in PdfReader(io.BytesIO(first.content)).pages),
+    )
+    assert "EA-2026-0001" in text
+    assert "242,31 €" in text  # unit cost
+    assert "notifié le 30/03/2026" in text
+    assert f" {format(engine_line.units.normalize(), 'f')} " in f" {text} "  # units: 37
+    assert "8 965,47 €" in text  # the line and the total
+    # 120 units forecast × 242,31 € = 29 077,20 € called in instalments: 20 111,73 € to refund.
+    assert "Solde à rembourser au débiteur -20 111,73 €" in text
+    assert "70875" in text
+    assert "62876" in text
+    assert re.search(r"Page 1 / [123]", text)
+    assert PdfReader(io.BytesIO(first.content)).metadata.title.startswith("EA-2026-0001")
+
+
+def test_a_correction_is_a_new_statement_citing_the_cancelled_one(billed):
+    issued = statements.statement_issue(drafts()["Commune A"])
+    with pytest.raises(statements.StatementRefused, match="motif"):
+        statements.statement_correct(issued, reason=" ")
+    correction = statements.statement_correct(issued, reason="Recours de mars saisi deux fois.")
+    assert correction.cancels == issued
+    assert statements.statement_state(issued) == "Émis"
+    correction = statements.statement_issue(correction)
+    assert statements.statement_state(issued) == "Annulé"
+    text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(bytes(correction.pdf))).pages)
+    assert "annule et remplace l'état n° EA-2026-0001" in re.sub(r"\s+", " ", text)
+    assert list(statements.current_statements(2026).filter(payer__name="Commune A")) == [correction]
+
+
+def test_commune_reads_its_drafts_remarks_within_the_window_and_sees_nothing_else(
+    client, personas, billed
+):
+    prepared = drafts()
+    mine, theirs = prepared["Commune A"], prepared["Commune B"]
+    client.force_login(personas.reader_a)
+    assert client.get(reverse("costing:statement", args=[mine.pk])).status_code == 200
+    assert client.get(reverse("costing:statement", args=[theirs.pk])).status_code == 404
+    listing = client.get(reverse("costing:statements", args=[2026])).content.decode()
+    assert "Commune A" in listing
+    assert "Commune B" not in listing
+    client.post(
+        reverse("costing:statement-remark", args=[mine.pk]),
+        {"text": "Le recours de mars est en double."},
+    )
+    assert mine.remarks.get().text == "Le recours de mars est en double."
+    Statement.objects.filter(pk=mine.pk).update(review_until="2026-01-01")
+    response = client.post(
+        reverse("costing:statement-remark", args=[mine.pk]), {"text": "Trop tard ?"}, follow=True
+    )
+    assert (
+        "La période de remarques s'est achevée le 01/01/2026."
+        in response.content.decode().replace("&#x27;", "'")
+    )
+    assert mine.remarks.count() == 1
+    assert client.post(reverse("costing:statement-issue", args=[mine.pk])).status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_issues_get_two_consecutive_numbers(billed):
+    if connection.vendor != "postgresql":
+        pytest.skip(
+            "SQLite serialises writers; the row lock is proven on PostgreSQL (CI runs both)."
+        )
+    prepared = list(drafts().values())
+    barrier = threading.Barrier(len(prepared))
+    numbers, errors = [], []
+
+    def issue(statement):
+        try:
+            barrier.wait()
+            numbers.append(statements.statement_issue(statement).number)
+        except Exception as error:  # reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=issue, args=(s,)) for s in prepared]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert sorted(numbers) == ["EA-2026-0001", "EA-2026-0002"]
