@@ -5,6 +5,7 @@ Idempotent: cost bases are matched on (service, year); usage is only created for
 that has none yet.
 """
 
+import importlib
 import random
 from datetime import date
 from decimal import Decimal
@@ -272,5 +273,14 @@ def record(convention, line, payer, year, month, quantity, weight, reference) ->
     return 1
 
 
+def ensure_account_mapping() -> None:
+    """The M57 account mapping is seeded by migration 0004; a flushed database gets it back."""
+    from django.apps import apps
+
+    migration = importlib.import_module("costing.migrations.0004_seed_m57_account_mapping")
+    migration.seed(apps, None)
+
+
 def seed_demo_costing() -> tuple[int, int]:
+    ensure_account_mapping()
     return seed_cost_bases(), seed_usage()

@@ -6,7 +6,10 @@ import pytest
 from conventions.models import Convention, Status
 from tests.conftest import screenshot, seed_territory
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 PASSWORD = "demo-mutualis-2026"
 
 

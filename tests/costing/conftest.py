@@ -1,13 +1,16 @@
 """A signed, billed convention with a notified unit cost and usage, for statement tests."""
 
+import importlib
 from datetime import date
 from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
 import time_machine
+from django.db import connection
 
 from conventions import services as convention_services
+from costing.demo import ensure_account_mapping
 from costing.models import UnitCost, UsageRecord, UsageSource
 from tests.conventions.conftest import (  # noqa: F401 (fixtures shared with these tests)
     add_deliberations,
@@ -18,6 +21,7 @@ from tests.conventions.conftest import (  # noqa: F401 (fixtures shared with the
 
 @pytest.fixture
 def billed(mad_descendante, territory):  # noqa: F811 (the fixture, imported above)
+    ensure_account_mapping()  # seeded by a migration, but a transactional test's flush removes it
     convention = convention_services.convention_transition(mad_descendante.convention, "submit")
     add_deliberations(convention, [territory.epci, territory.commune_a, territory.commune_b])
     with time_machine.travel(date(2026, 11, 28)):
@@ -50,3 +54,23 @@ def billed(mad_descendante, territory):  # noqa: F811 (the fixture, imported abo
                 source=UsageSource.IMPORT,
             )
     return SimpleNamespace(convention=convention, service=service, territory=territory)
+
+
+@pytest.fixture
+def flushable_statements(transactional_db):
+    """Tests on a committed database issue statements, which the triggers then forbid deleting.
+    SQLite's flush deletes row by row, so the triggers are lifted for the teardown only and put
+    back (PostgreSQL's flush truncates, which row triggers do not see)."""
+    yield
+    if connection.vendor != "sqlite":
+        return
+    immutability = importlib.import_module(
+        "costing.migrations.0003_issued_statements_are_immutable"
+    )
+    with connection.cursor() as cursor:
+        for statement in immutability.SQLITE_BACKWARD:
+            cursor.execute(statement)
+        cursor.execute("DELETE FROM costing_statementline")
+        cursor.execute("DELETE FROM costing_statement")
+        for statement in immutability.SQLITE_FORWARD:
+            cursor.execute(statement)

@@ -183,8 +183,8 @@ def test_commune_reads_its_drafts_remarks_within_the_window_and_sees_nothing_els
     assert client.post(reverse("costing:statement-issue", args=[mine.pk])).status_code == 403
 
 
-@pytest.mark.django_db(transaction=True)
-def test_two_concurrent_issues_get_two_consecutive_numbers(billed):
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_concurrent_issues_get_two_consecutive_numbers(billed, flushable_statements):
     if connection.vendor != "postgresql":
         pytest.skip(
             "SQLite serialises writers; the row lock is proven on PostgreSQL (CI runs both)."

@@ -5,7 +5,10 @@ import pytest
 
 from tests.conftest import screenshot, seed_territory
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def test_demo_user_logs_in_with_the_keyboard_and_reads_the_territory(live_server, page):
