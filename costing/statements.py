@@ -444,13 +444,28 @@ def build_archive(job: BatchJob) -> bytes:
     return buffer.getvalue()
 
 
-def summary_context(year: int, statements) -> dict:
-    return {
+def summary_context(year: int, statements, organisation=None) -> dict:
+    """Totals of a list of statements; for one organisation, what it is owed and what it owes."""
+    context = {
         "year": year,
         "statements": statements,
         "total": sum((s.total for s in statements), Decimal("0.00")),
         "balance": sum((s.balance for s in statements), Decimal("0.00")),
     }
+    if organisation is not None:
+        receivable = sum(
+            (s.total for s in statements if s.payee_id == organisation.pk), Decimal("0.00")
+        )
+        payable = sum(
+            (s.total for s in statements if s.payer_id == organisation.pk), Decimal("0.00")
+        )
+        context.update(
+            organisation=organisation,
+            receivable=receivable,
+            payable=payable,
+            net=receivable - payable,
+        )
+    return context
 
 
 def render_summary_pdf(year: int, statements) -> bytes:

@@ -32,4 +32,9 @@ urlpatterns = [
     path("lot/<int:pk>/archive/", views.batch_download, name="batch-download"),
     path("exports/<int:year>/<str:kind>.<str:fmt>", views.export, name="export"),
     path("tableau-de-bord/<int:year>/", views.dashboard, name="dashboard"),
+    path(
+        "recapitulatif/<int:year>/<str:siren>.pdf",
+        views.commune_summary_pdf,
+        name="commune-summary",
+    ),
 ]

@@ -25,7 +25,8 @@ from costing.resources import (
     TitreResource,
     import_usage_file,
 )
-from mutualisation.models import Service
+from mutualisation.documents import render_pdf
+from mutualisation.models import Organisation, Service
 from mutualisation.rules import scope_of
 
 IMPORT_SESSION_KEY = "costing_usage_import"
@@ -495,3 +496,22 @@ def dashboard(request, year):
         "costing/dashboard.html",
         {"year": year, "years": year_choices(), **services.dashboard(computed)},
     )
+
+
+@login_required
+def commune_summary_pdf(request, year, siren):
+    """Consolidated annual summary of one organisation across all its conventions."""
+    require(request, "costing.view_reimbursements")
+    organisation = get_object_or_404(Organisation.objects.visible_to(request.user), siren=siren)
+    selected = [
+        s
+        for s in statements.current_statements(year)
+        if organisation.pk in (s.payer_id, s.payee_id)
+    ]
+    content = render_pdf(
+        "costing/statement_summary_pdf.html",
+        statements.summary_context(year, selected, organisation),
+    )
+    response = HttpResponse(content, content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="recapitulatif-{year}-{siren}.pdf"'
+    return response

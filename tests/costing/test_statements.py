@@ -209,3 +209,19 @@ def test_two_concurrent_issues_get_two_consecutive_numbers(billed, flushable_sta
         thread.join(timeout=60)
     assert errors == []
     assert sorted(numbers) == ["EA-2026-0001", "EA-2026-0002"]
+
+
+def test_consolidated_summary_of_a_commune_across_its_conventions(client, personas, billed):
+    statements.statement_issue(drafts()["Commune A"])
+    territory = billed.territory
+    client.force_login(personas.reader_a)
+    own = client.get(reverse("costing:commune-summary", args=[2026, territory.commune_a.siren]))
+    assert own.status_code == 200
+    text = re.sub(
+        r"\s+", " ", " ".join(p.extract_text() for p in PdfReader(io.BytesIO(own.content)).pages)
+    )
+    assert "EA-2026-0001" in text
+    assert "Montants dus par l'organisation 8 965,47 €" in text
+    assert "Position nette -8 965,47 €" in text
+    other = client.get(reverse("costing:commune-summary", args=[2026, territory.commune_b.siren]))
+    assert other.status_code == 404
