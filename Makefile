@@ -42,6 +42,7 @@ run: system-run $(VENV)/.installed node_modules/.installed ## Set up, migrate, s
 	$(DEV_ENV) $(MANAGE) runserver $(HOST):$(PORT)
 
 test: system-test $(VENV)/.installed node_modules/.installed ## Run the whole test suite (DATABASE_URL picks the database)
+	@mkdir -p var
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed ## ruff (lint and format) and the import contracts

@@ -26,4 +26,5 @@ WHITENOISE_AUTOREFRESH = True
 # A file-backed SQLite test database, so that a real Celery worker started by a test can open
 # it too (pytest-django suffixes the name per xdist worker).
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    VAR_DIR.mkdir(exist_ok=True)  # noqa: F405 (absent from a fresh clone)
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-mutualis.sqlite3")}  # noqa: F405
