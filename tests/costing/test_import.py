@@ -6,30 +6,28 @@ from decimal import Decimal
 import openpyxl
 import pytest
 
+from conventions.demo import DEMO, build
 from costing.models import UsageRecord
 from costing.resources import ImportFileError, import_usage_file
-from tests.conftest import run_seed_demo
+from tests.conftest import seed_territory
 
 pytestmark = pytest.mark.django_db
 
 HEADER = "convention;beneficiaire;service;mois;quantite;ponderation;reference"
 
 
-@pytest.fixture(scope="module")
-def demo(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        run_seed_demo()
-    yield
-    with django_db_blocker.unblock():
-        from django.core.management import call_command
-
-        call_command("flush", interactive=False, verbosity=0)
+@pytest.fixture
+def demo(db):
+    """The territory and the demo ADS service commun only (it gets the reference CONV-2025-001)."""
+    seed_territory(with_users=False)
+    ads = next(d for d in DEMO if d.service == "ads")
+    return build(ads).reference
 
 
 def ads_rows(count):
     communes = ["63014", "63019", "63042", "63099", "63141", "63254", "63272", "63345"]
     return [
-        f"CONV-2025-002;{communes[i % 8]};ads;2025-{i % 12 + 1:02d};{i % 5 + 1};PC;ADS-{i:04d}"
+        f"CONV-2025-001;{communes[i % 8]};ads;2025-{i % 12 + 1:02d};{i % 5 + 1};PC;ADS-{i:04d}"
         for i in range(count)
     ]
 
@@ -77,32 +75,32 @@ def test_dry_run_previews_without_writing(demo):
             "Convention « CONV-1999-999 » inconnue.",
         ),
         (
-            "CONV-2025-002;99999;ads;2025-01;1;;",
+            "CONV-2025-001;99999;ads;2025-01;1;;",
             "beneficiaire",
             "Bénéficiaire « 99999 » inconnu (code INSEE ou SIREN attendu).",
         ),
         (
-            "CONV-2025-002;63113;ads;2025-01;1;;",
+            "CONV-2025-001;63113;ads;2025-01;1;;",
             "beneficiaire",
-            "Clermont-Ferrand n'est pas bénéficiaire de CONV-2025-002.",
+            "Clermont-Ferrand n'est pas bénéficiaire de CONV-2025-001.",
         ),
         (
-            "CONV-2025-002;63014;paie;2025-01;1;;",
+            "CONV-2025-001;63014;paie;2025-01;1;;",
             "service",
-            "Le service « paie » n'est pas couvert par CONV-2025-002.",
+            "Le service « paie » n'est pas couvert par CONV-2025-001.",
         ),
         (
-            "CONV-2025-002;63014;ads;2025-01;-3;;",
+            "CONV-2025-001;63014;ads;2025-01;-3;;",
             "quantite",
             "Quantité invalide « -3 » : elle doit être positive ou nulle.",
         ),
         (
-            "CONV-2025-002;63014;ads;2025-01;douze;;",
+            "CONV-2025-001;63014;ads;2025-01;douze;;",
             "quantite",
             "Quantité invalide « douze » : un nombre est attendu.",
         ),
         (
-            "CONV-2025-002;63014;ads;2025-01;1;XX;",
+            "CONV-2025-001;63014;ads;2025-01;1;XX;",
             "ponderation",
             "Pondération « XX » inconnue pour l'unité « Équivalent permis (ADS) ».",
         ),
@@ -115,7 +113,7 @@ def test_each_bad_value_is_explained_in_french(demo, row, column, message):
 
 def test_french_decimal_quantities_are_read_exactly(demo):
     report = import_usage_file(
-        csv_bytes(['CONV-2025-002;216300145;ads;03/2025;"1 234,5";DP;X-1']), "r.csv", commit=True
+        csv_bytes(['CONV-2025-001;216300145;ads;03/2025;"1 234,5";DP;X-1']), "r.csv", commit=True
     )
     assert report.ok, report.errors
     record = UsageRecord.objects.get(reference="X-1")
@@ -127,7 +125,7 @@ def test_xlsx_files_are_imported(demo):
     workbook = openpyxl.Workbook()
     sheet = workbook.active
     sheet.append(HEADER.split(";"))
-    sheet.append(["CONV-2025-002", "63019", "ads", "2025-06", 4, "CU", "XLSX-1"])
+    sheet.append(["CONV-2025-001", "63019", "ads", "2025-06", 4, "CU", "XLSX-1"])
     buffer = io.BytesIO()
     workbook.save(buffer)
     report = import_usage_file(buffer.getvalue(), "recours.xlsx", commit=True)
