@@ -26,7 +26,7 @@ from conventions.models import (
     Terms,
     UsageForecast,
 )
-from conventions.services import MAX_PERIODICITY_MONTHS
+from conventions.services import MAX_PERIODICITY_MONTHS, TERMS_FIELDS
 from mutualisation.models import Organisation
 
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
@@ -79,15 +79,7 @@ class ConventionForm(forms.ModelForm):
 class TermsForm(forms.ModelForm):
     class Meta:
         model = Terms
-        fields = [
-            "settlement_mode",
-            "periodicity_months",
-            "instalment_count",
-            "unit_cost_method",
-            "end_date",
-            "tacit_renewal",
-            "notice_months",
-        ]
+        fields = list(TERMS_FIELDS)
         widgets = {
             **date_widgets("end_date"),
             "unit_cost_method": forms.Textarea(attrs={"rows": 3}),

@@ -401,43 +401,15 @@ class StatementLineResource(resources.ModelResource):
         return safe_text(line.service.name)
 
 
-class TitreResource(resources.ModelResource):
-    """Titres de recettes to issue (creditor side), one per issued statement."""
+class ReciprocalFlowResource(resources.ModelResource):
+    """One row per issued statement, for the finance suite of one side of the flow."""
 
     reference = fields.Field(column_name="reference", attribute="number")
-    debiteur_siren = fields.Field(column_name="debiteur_siren", attribute="payer__siren")
-    debiteur = fields.Field(column_name="debiteur")
-    emetteur_siren = fields.Field(column_name="emetteur_siren", attribute="payee__siren")
     objet = fields.Field(column_name="objet")
     montant = fields.Field(column_name="montant", attribute="total")
     compte = fields.Field(column_name="compte")
     periode = fields.Field(column_name="periode")
-
-    class Meta:
-        model = Statement
-        fields = (
-            "reference",
-            "debiteur_siren",
-            "debiteur",
-            "emetteur_siren",
-            "objet",
-            "montant",
-            "compte",
-            "periode",
-        )
-        export_order = (
-            "reference",
-            "debiteur_siren",
-            "debiteur",
-            "emetteur_siren",
-            "objet",
-            "montant",
-            "compte",
-            "periode",
-        )
-
-    def dehydrate_debiteur(self, statement):
-        return safe_text(statement.payer.name)
+    account_key = ""  # "revenue" or "expense", in the statement's frozen snapshot
 
     def dehydrate_objet(self, statement):
         return safe_text(
@@ -445,25 +417,48 @@ class TitreResource(resources.ModelResource):
         )
 
     def dehydrate_compte(self, statement):
-        revenue = (statement.snapshot.get("accounts") or {}).get("revenue") or {}
-        return revenue.get("account", "")
+        return ((statement.snapshot.get("accounts") or {}).get(self.account_key) or {}).get(
+            "account", ""
+        )
 
     def dehydrate_periode(self, statement):
         return f"{statement.year}-01-01/{statement.year}-12-31"
 
 
-class MandatResource(resources.ModelResource):
-    """The mirrored mandats on the debtor side: same reference and amount as the titre, the
-    creditor as payee, the debtor's expense account, so reciprocal flows match to the cent."""
+class TitreResource(ReciprocalFlowResource):
+    """Titres de recettes to issue by the creditor, one per issued statement."""
 
-    reference = fields.Field(column_name="reference", attribute="number")
+    debiteur_siren = fields.Field(column_name="debiteur_siren", attribute="payer__siren")
+    debiteur = fields.Field(column_name="debiteur")
+    emetteur_siren = fields.Field(column_name="emetteur_siren", attribute="payee__siren")
+    account_key = "revenue"
+
+    class Meta:
+        model = Statement
+        fields = (
+            "reference",
+            "debiteur_siren",
+            "debiteur",
+            "emetteur_siren",
+            "objet",
+            "montant",
+            "compte",
+            "periode",
+        )
+        export_order = fields
+
+    def dehydrate_debiteur(self, statement):
+        return safe_text(statement.payer.name)
+
+
+class MandatResource(ReciprocalFlowResource):
+    """The mirrored mandats of the debtor: same reference and amount as the titre, the creditor
+    as payee, the debtor's expense account, so reciprocal flows match to the cent."""
+
     creancier_siren = fields.Field(column_name="creancier_siren", attribute="payee__siren")
     creancier = fields.Field(column_name="creancier")
     emetteur_siren = fields.Field(column_name="emetteur_siren", attribute="payer__siren")
-    objet = fields.Field(column_name="objet")
-    montant = fields.Field(column_name="montant", attribute="total")
-    compte = fields.Field(column_name="compte")
-    periode = fields.Field(column_name="periode")
+    account_key = "expense"
 
     class Meta:
         model = Statement
@@ -477,23 +472,7 @@ class MandatResource(resources.ModelResource):
             "compte",
             "periode",
         )
-        export_order = (
-            "reference",
-            "creancier_siren",
-            "creancier",
-            "emetteur_siren",
-            "objet",
-            "montant",
-            "compte",
-            "periode",
-        )
+        export_order = fields
 
     def dehydrate_creancier(self, statement):
         return safe_text(statement.payee.name)
-
-    dehydrate_objet = TitreResource.dehydrate_objet
-    dehydrate_periode = TitreResource.dehydrate_periode
-
-    def dehydrate_compte(self, statement):
-        expense = (statement.snapshot.get("accounts") or {}).get("expense") or {}
-        return expense.get("account", "")
