@@ -515,3 +515,32 @@ def commune_summary_pdf(request, year, siren):
     response = HttpResponse(content, content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="recapitulatif-{year}-{siren}.pdf"'
     return response
+
+
+@login_required
+@require_POST
+def unit_cost_provisional(request, pk):
+    require(request, "costing.manage_costs")
+    base = get_object_or_404(CostBase.objects.select_related("service"), pk=pk)
+    form = forms.ProvisionalForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Indices invalides : deux nombres positifs sont attendus."))
+        return redirect("costing:cost-base", pk=base.pk)
+    try:
+        unit_cost = services.unit_cost_provisional(
+            service=base.service, year=base.year, **form.cleaned_data
+        )
+    except UnitCost.DoesNotExist:
+        messages.error(
+            request,
+            _("Pas de coût unitaire %(year)s à indexer pour ce service.") % {"year": base.year - 1},
+        )
+    except engine.EngineError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(
+            request,
+            _("Coût unitaire provisoire %(year)s : %(amount)s €.")
+            % {"year": base.year, "amount": unit_cost.amount},
+        )
+    return redirect("costing:cost-base", pk=base.pk)

@@ -197,3 +197,21 @@ def test_simulation_projects_forecasts_at_the_latest_unit_cost(demo):
     # Paie: 1 150 pay slips for Ceyrat at the 2027 unit cost 19,80 €.
     assert rows[(2027, "Ceyrat")] == Decimal("22770.00")
     assert page.context["chart"]["labels"] == ["2027", "2028"]
+
+
+def test_a_provisional_unit_cost_by_index_until_the_computed_one(demo):
+    from costing.models import CostBase, UnitCost
+
+    base = CostBase.objects.get(service__code="paie", year=2027)
+    UnitCost.objects.filter(service=base.service, year=2027).delete()
+    login(demo, "finances")
+    url = reverse("costing:unit-cost-provisional", args=[base.pk])
+    response = demo.post(url, {"index_now": "104,2", "index_before": "101,5"}, follow=True)
+    provisional = UnitCost.objects.get(service=base.service, year=2027)
+    assert provisional.is_provisional
+    assert provisional.amount == Decimal("19.90")  # 19,38 × 104,2 ÷ 101,5
+    assert "Coût unitaire provisoire 2027" in response.content.decode()
+    demo.post(reverse("costing:unit-cost-compute", args=[base.pk]))
+    computed = UnitCost.objects.get(service=base.service, year=2027)
+    assert not computed.is_provisional
+    assert computed.amount == Decimal("19.80")
