@@ -211,6 +211,10 @@ class Settlement:
     ac_balance: Decimal  # actual − AC deduction, settled at year end
     settlement_mode: str
 
+    @property
+    def instalments_total(self) -> Decimal:
+        return sum(self.instalments, Decimal("0.00"))
+
 
 @dataclass(frozen=True)
 class Position:
@@ -330,7 +334,7 @@ def settle(convention: ConventionInput, payer: Party, actual: Decimal) -> Settle
         instalments = tuple(split_evenly(forecast, convention.instalment_count))
     else:
         instalments = ()
-    called = sum(instalments, Decimal("0.00"))
+    called = sum(instalments, Decimal("0.00"))  # the same as Settlement.instalments_total
     return Settlement(
         convention=convention.reference,
         payer=payer,
