@@ -28,6 +28,7 @@ help: ## List the targets
 
 run: system-run $(VENV)/.installed node_modules/.installed ## Set up, migrate, seed the demo territory, serve on 127.0.0.1:8000
 	@mkdir -p var
+	@test -f .env || { echo "DJANGO_DEBUG=true" > .env; echo "Fichier .env créé (développement : DJANGO_DEBUG=true)."; }
 	$(DEV_ENV) $(MANAGE) migrate --noinput
 	$(DEV_ENV) $(MANAGE) seed_demo
 	@echo

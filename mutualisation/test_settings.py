@@ -7,6 +7,8 @@ except where noted below.
 import os
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-" + "x" * 60)
+# The tests run the production settings, whatever a developer's .env says.
+os.environ.setdefault("DJANGO_DEBUG", "false")
 
 from mutualisation.settings import *  # noqa: E402,F403
 

@@ -8,6 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PROD_ENV = {
     "PATH": "/usr/bin:/bin",
+    "DJANGO_ENV_FILE": "/dev/null",  # ignore a developer's .env
     "DJANGO_SETTINGS_MODULE": "mutualisation.settings",
     "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
     "DJANGO_ALLOWED_HOSTS": "mutualis.example.org",
