@@ -633,6 +633,12 @@ def amendment_create(*, convention: Convention, amendment: Amendment, terms: Ter
         missing.append(_("Un avenant prend effet après la date de prise d'effet de la convention."))
     if convention.terms.filter(effective_from=amendment.effective_from).exists():
         missing.append(_("Des conditions s'appliquent déjà à partir de cette date."))
+    in_force = terms_in_force(convention, amendment.effective_from) or initial_terms(convention)
+    if in_force.end_date and amendment.effective_from > in_force.end_date:
+        missing.append(
+            _("La convention s'achève le %(date)s, avant la date d'effet de l'avenant.")
+            % {"date": fmt(in_force.end_date)}
+        )
     if missing:
         raise TransitionRefused(Amendment.AmendmentStatus.DRAFT, missing)
     last = convention.amendments.order_by("-number").values_list("number", flat=True).first()
@@ -662,6 +668,11 @@ def amendment_sign(amendment: Amendment, *, signature_date: date) -> Amendment:
     missing = []
     if amendment.status != Amendment.AmendmentStatus.DRAFT:
         missing.append(_("Cet avenant est déjà signé."))
+    if convention.status not in (Status.SIGNED, Status.IN_FORCE):
+        missing.append(
+            _("La convention est « %(status)s » : un avenant ne peut plus être signé.")
+            % {"status": convention.get_status_display()}
+        )
     missing += deliberation_gaps(
         parties, deliberations, what=_("l'avenant n° %(number)s") % {"number": amendment.number}
     )

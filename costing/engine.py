@@ -353,6 +353,38 @@ def line_order(line: Line):
     return (line.convention, line.payer.siren, line.service, line.period.start)
 
 
+def convention_year(
+    year: int, convention: ConventionInput
+) -> tuple[list[Line], list[Line], list[Finding]]:
+    """The lines of one convention for the year, and the managing organisation's own share."""
+    if not convention.periods:
+        raise EngineError(
+            f"Aucune période de remboursement en {year} : la convention ne couvre pas l'exercice."
+        )
+    lines: list[Line] = []
+    borne: list[Line] = []
+    findings: list[Finding] = []
+    for service in sorted(convention.services, key=lambda s: s.code):
+        if service.allocation_key in (KEY_POPULATION, KEY_FIXED_SHARES):
+            produced = key_lines(convention, service)
+        elif service.unit_cost is None:
+            if any(u.service == service.code for u in convention.usages):
+                findings.append(
+                    Finding(
+                        convention.reference,
+                        "NO_UNIT_COST",
+                        f"Aucun coût unitaire {year} pour « {service.name} » : les recours ne "
+                        "peuvent être valorisés.",
+                    )
+                )
+            continue
+        else:
+            produced = unit_lines(convention, service)
+        for line in produced:
+            (borne if line.payer.id == convention.payee.id else lines).append(line)
+    return lines, borne, findings
+
+
 def compute_year(year: int, conventions: Iterable[ConventionInput]) -> YearResult:
     """Every reimbursement of ``year``; the result does not depend on the order of the inputs."""
     lines: list[Line] = []
@@ -360,26 +392,17 @@ def compute_year(year: int, conventions: Iterable[ConventionInput]) -> YearResul
     settlements: list[Settlement] = []
     findings: list[Finding] = []
     for convention in sorted(conventions, key=lambda c: c.reference):
-        convention_lines: list[Line] = []
-        for service in sorted(convention.services, key=lambda s: s.code):
-            if service.allocation_key in (KEY_POPULATION, KEY_FIXED_SHARES):
-                produced = key_lines(convention, service)
-            elif service.unit_cost is None:
-                if any(u.service == service.code for u in convention.usages):
-                    findings.append(
-                        Finding(
-                            convention.reference,
-                            "NO_UNIT_COST",
-                            f"Aucun coût unitaire {year} pour « {service.name} » : les recours ne "
-                            "peuvent être valorisés.",
-                        )
-                    )
-                continue
-            else:
-                produced = unit_lines(convention, service)
-            for line in produced:
-                (borne if line.payer.id == convention.payee.id else convention_lines).append(line)
+        try:
+            convention_lines, convention_borne, convention_findings = convention_year(
+                year, convention
+            )
+        except EngineError as error:
+            # One convention's missing data never blocks the others: it becomes a finding.
+            findings.append(Finding(convention.reference, "NOT_COMPUTED", str(error)))
+            continue
         lines.extend(convention_lines)
+        borne.extend(convention_borne)
+        findings.extend(convention_findings)
         for payer in sorted(convention.payers, key=lambda p: p.siren):
             if payer.id == convention.payee.id:
                 continue
@@ -427,8 +450,8 @@ class ComplianceInput:
     periodicity_months: int
     payers_without_forecast: tuple[str, ...] = ()
     cost_lines: tuple[CostLineInput, ...] = ()
-    notified_on: date | None = None
-    notification_deadline: date | None = None
+    # (service name, date the unit cost was notified or None, notification deadline), per service
+    notifications: tuple[tuple[str, date | None, date], ...] = ()
     amounts_without_usage: tuple[str, ...] = ()
 
 
@@ -485,17 +508,21 @@ def compliance_findings(facts: ComplianceInput) -> list[Finding]:
                     f"Frais de structure « {line.label} » : juridiquement fragiles pour une mise à disposition (D5211-16).",
                 )
             )
-    if facts.notification_deadline is not None:
-        if facts.notified_on is None:
+    for service, notified_on, deadline in facts.notifications:
+        if notified_on is None:
             found.append(
-                Finding(ref, "NOT_NOTIFIED", "Coût unitaire non notifié aux bénéficiaires.")
+                Finding(
+                    ref,
+                    "NOT_NOTIFIED",
+                    f"Coût unitaire de « {service} » non notifié aux bénéficiaires.",
+                )
             )
-        elif facts.notified_on > facts.notification_deadline:
+        elif notified_on > deadline:
             found.append(
                 Finding(
                     ref,
                     "LATE_NOTIFICATION",
-                    f"Coût unitaire notifié le {facts.notified_on:%d/%m/%Y}, après la date limite du {facts.notification_deadline:%d/%m/%Y}.",
+                    f"Coût unitaire de « {service} » notifié le {notified_on:%d/%m/%Y}, après la date limite du {deadline:%d/%m/%Y}.",
                 )
             )
     for name in facts.amounts_without_usage:

@@ -36,6 +36,7 @@ def allocate(total: Decimal, weights: Sequence[Decimal], tie_keys: Sequence[str]
 
     Each share is first rounded down to the cent; the cents left over go one by one to the largest
     remainders, ties going to the smallest ``tie_keys`` (the SIREN of the beneficiary).
+    Computed in exact integers (no Decimal precision limit decides a tie).
     Weights all zero (or none) is an error, never a lost cost.
     """
     total = round_cents(total)
@@ -44,23 +45,23 @@ def allocate(total: Decimal, weights: Sequence[Decimal], tie_keys: Sequence[str]
         raise MoneyError("Autant de clés de départage que de pondérations sont requises.")
     if any(w < 0 for w in weights):
         raise MoneyError("Une pondération de répartition ne peut être négative.")
-    weight_sum = sum(weights, Decimal(0))
-    if not weights or weight_sum == 0:
+    if not weights or sum(weights, Decimal(0)) == 0:
         raise MoneyError(
             "Répartition impossible : toutes les pondérations sont nulles ; le coût ne peut être "
             "réparti (vérifiez la clé de répartition)."
         )
-    exact = [total * w / weight_sum for w in weights]
+    # Integers: the weights scaled by a common power of ten, the total in cents.
+    places = max(max(0, -w.as_tuple().exponent) for w in weights)
+    integer_weights = [int(w.scaleb(places)) for w in weights]
+    weight_sum = sum(integer_weights)
+    cents = int(abs(total) / CENT)
+    floors = [cents * w // weight_sum for w in integer_weights]
+    remainders = [cents * w % weight_sum for w in integer_weights]
+    order = sorted(range(len(weights)), key=lambda i: (-remainders[i], tie_keys[i]))
+    for i in order[: cents - sum(floors)]:
+        floors[i] += 1
     sign = -1 if total < 0 else 1
-    shares = [(abs(e)).quantize(CENT, rounding=ROUND_DOWN) * sign for e in exact]
-    leftover_cents = int((abs(total) - sum(abs(s) for s in shares)) / CENT)
-    order = sorted(
-        range(len(weights)),
-        key=lambda i: (-(abs(exact[i]) - abs(shares[i])), tie_keys[i]),
-    )
-    for i in order[:leftover_cents]:
-        shares[i] += CENT * sign
-    return shares
+    return [(Decimal(f) * CENT * sign).quantize(CENT) for f in floors]
 
 
 def split_evenly(total: Decimal, count: int) -> list[Decimal]:

@@ -406,7 +406,11 @@ class ReciprocalFlowResource(resources.ModelResource):
 
     reference = fields.Field(column_name="reference", attribute="number")
     objet = fields.Field(column_name="objet")
-    montant = fields.Field(column_name="montant", attribute="total")
+    # What remains to settle: the year's total less the instalments already called (or the
+    # forecast deducted from the attribution de compensation); negative means a refund.
+    montant = fields.Field(column_name="montant", attribute="balance")
+    total_exercice = fields.Field(column_name="total_exercice", attribute="total")
+    deja_appele = fields.Field(column_name="deja_appele", attribute="instalments_called")
     compte = fields.Field(column_name="compte")
     periode = fields.Field(column_name="periode")
     account_key = ""  # "revenue" or "expense", in the statement's frozen snapshot

@@ -221,7 +221,9 @@ def periods_for(convention: Convention, year: int, end: date | None) -> tuple[en
     first = max(date(year, 1, 1), convention.start_date)
     last = min(date(year, 12, 31), end) if end else date(year, 12, 31)
     changes = sorted(
-        t.effective_from for t in convention.terms.all() if first < t.effective_from <= last
+        t.effective_from
+        for t in convention.terms.all()
+        if first < t.effective_from <= last and is_applicable(t)
     )
     periods = []
     cursor = first
@@ -236,22 +238,24 @@ def periods_for(convention: Convention, year: int, end: date | None) -> tuple[en
     return tuple(periods)
 
 
+def is_applicable(terms) -> bool:
+    """Initial terms, or those of a signed avenant (a draft avenant changes nothing)."""
+    return terms.amendment is None or terms.amendment.status == "SIGNED"
+
+
 def applicable_terms(convention: Convention, on: date):
     """Terms in force on a date, from the prefetched terms (signed avenants only)."""
-    candidates = [
-        t
-        for t in convention.terms.all()
-        if t.effective_from <= on and (t.amendment is None or t.amendment.status == "SIGNED")
-    ]
+    candidates = [t for t in convention.terms.all() if t.effective_from <= on and is_applicable(t)]
     if not candidates:
         candidates = [t for t in convention.terms.all() if t.amendment is None]
     return max(candidates, key=lambda t: t.effective_from)
 
 
 def convention_end(convention: Convention, year: int) -> date | None:
+    """Last day covered: the termination date, else the end date unless tacitly renewed."""
     ends = []
     terms = applicable_terms(convention, date(year, 12, 31))
-    if terms.end_date:
+    if terms.end_date and not terms.tacit_renewal:
         ends.append(terms.end_date)
     # A missing reverse one-to-one raises RelatedObjectDoesNotExist, an AttributeError.
     termination = getattr(convention, "termination", None)
@@ -313,8 +317,8 @@ def year_inputs(year: int, conventions=None) -> YearInputs:
     inputs, by_reference, findings = [], {}, []
     for convention in loaded:
         end = convention_end(convention, year)
-        if end is not None and end < date(year, 1, 1):
-            continue
+        if end is not None and end < max(date(year, 1, 1), convention.start_date):
+            continue  # nothing of this year is covered
         parties = list(convention.parties.all())
         if convention.kind == ConventionKind.SERVICE_COMMUN:
             payee_org = convention.managing_organisation
@@ -368,9 +372,19 @@ def year_inputs(year: int, conventions=None) -> YearInputs:
                     total_cost=total_cost,
                 )
             )
+        # A usage record covers a month; the one of the month the convention starts (dated the
+        # 1st) counts from the start date.
+        first_day = max(date(year, 1, 1), convention.start_date)
         usages = tuple(
-            engine.Usage(r.beneficiary_id, r.service.code, r.period_start, r.units, r.reference)
+            engine.Usage(
+                r.beneficiary_id,
+                r.service.code,
+                max(r.period_start, first_day),
+                r.units,
+                r.reference,
+            )
             for r in usages_by_convention.get(convention.pk, [])
+            if r.period_end >= first_day
         )
         forecasts = {
             (f.beneficiary_id, line_by_id[f.service_id].service.code): f.units
@@ -432,17 +446,15 @@ def compliance(year: int, inputs: YearInputs, result: engine.YearResult) -> list
             p.name for p in convention_input.payers if p.id not in forecast_payers
         )
         lines = []
-        notified_on, deadline = None, None
+        notifications = []
+        signature = convention.signature_date
+        deadline = deadline_for(year, signature if signature and signature.year == year else None)
         for service in convention_input.services:
             if service.code in bases:
                 lines += cost_line_inputs(bases[service.code])
             unit_cost = unit_costs.get(service.code)
             if unit_cost is not None and service.allocation_key in ("", AllocationKey.UNITS):
-                notified_on = unit_cost.notified_on
-                signature = convention.signature_date
-                deadline = deadline_for(
-                    year, signature if signature and signature.year == year else None
-                )
+                notifications.append((service.name, unit_cost.notified_on, deadline))
         # A payer with forecast units (so instalments called) but no usage statement at all.
         unit_based = [
             s for s in convention_input.services if s.allocation_key in ("", AllocationKey.UNITS)
@@ -461,8 +473,7 @@ def compliance(year: int, inputs: YearInputs, result: engine.YearResult) -> list
                 periodicity_months=terms.periodicity_months,
                 payers_without_forecast=without_forecast if is_mad else (),
                 cost_lines=tuple(lines),
-                notified_on=notified_on,
-                notification_deadline=deadline,
+                notifications=tuple(notifications),
                 amounts_without_usage=without_usage,
             )
         )
@@ -543,7 +554,8 @@ def visible_part(computed: Reimbursements, organisation_ids=None) -> dict:
         "borne": [line for line in result.borne_by_payee if mine(line.payee)],
         "settlements": [s for s in result.settlements if mine(s.payer, s.payee)],
         "positions": [p for p in result.positions if mine(p.party)],
-        "findings": list(computed.findings),
+        # Compliance findings are the Métropole's tool; they name other communes.
+        "findings": list(computed.findings) if organisation_ids is None else [],
         "total": sum((line.amount for line in lines), Decimal("0.00")),
         "conventions": computed.conventions,
     }

@@ -167,8 +167,6 @@ def statements_prepare(year: int, conventions=None, payer_id=None) -> list[State
             continue
         key = (settlement.convention, settlement.payer.id)
         lines = by_pair.get(key, [])
-        if not lines and settlement.forecast == 0:
-            continue
         convention = computed.conventions[settlement.convention]
         draft = Statement.objects.filter(
             convention=convention,
@@ -176,8 +174,8 @@ def statements_prepare(year: int, conventions=None, payer_id=None) -> list[State
             year=year,
             status=StatementStatus.DRAFT,
         ).first()
-        if draft is None and key in issued:
-            continue
+        if draft is None and (key in issued or (not lines and settlement.forecast == 0)):
+            continue  # already issued, or nothing to state; an existing draft is brought to zero
         payer, payee = organisations[settlement.payer.id], organisations[settlement.payee.id]
         if draft is None:
             draft = Statement(
@@ -297,8 +295,10 @@ def statement_issue(statement: Statement, *, user=None) -> Statement:
         payer_id=statement.payer_id,
     )
     statement.refresh_from_db()
-    if not statement.lines.exists():
-        raise StatementRefused([_("Cet état ne comporte aucune ligne : rien à émettre.")])
+    if not statement.lines.exists() and statement.balance == 0 and statement.cancels_id is None:
+        raise StatementRefused(
+            [_("Cet état ne comporte aucune ligne ni aucun solde : rien à émettre.")]
+        )
     statement.number = next_number(statement.year)
     statement.issued_at = timezone.now()
     statement.issued_by = user if user is not None and user.is_authenticated else None
@@ -378,10 +378,12 @@ def statement_state(statement: Statement) -> str:
 
 
 def current_statements(year: int):
-    """The statements that stand for the year: issued and not cancelled, plus the drafts."""
+    """The statements that stand for the year: issued and not cancelled, plus the drafts (but
+    not a draft correction: the statement it would cancel still stands until it is issued)."""
     return (
         Statement.objects.filter(year=year)
         .exclude(status=StatementStatus.ISSUED, cancelled_by__status=StatementStatus.ISSUED)
+        .exclude(status=StatementStatus.DRAFT, cancels__isnull=False)
         .select_related("convention", "payer", "payee", "cancels")
         .order_by("status", "number", "convention__reference", "payer__siren")
     )

@@ -411,3 +411,43 @@ def test_a_stale_version_is_refused(mad_descendante):
     services.bump_version(first, first.version)
     with pytest.raises(services.StaleVersion):
         services.bump_version(second, second.version)
+
+
+@time_machine.travel(TODAY)
+def test_an_avenant_of_a_terminated_convention_cannot_be_signed(signed_mad, territory):
+    amendment = services.amendment_create(
+        convention=signed_mad,
+        amendment=Amendment(object="Trop tard", effective_from=date(2026, 7, 1)),
+        terms=Terms(
+            settlement_mode=SettlementMode.TITRE, periodicity_months=6, unit_cost_method="x"
+        ),
+    )
+    add_deliberations(
+        signed_mad,
+        [territory.epci, territory.commune_a, territory.commune_b],
+        day=date(2026, 6, 10),
+        amendment=amendment,
+    )
+    services.convention_terminate(
+        signed_mad,
+        Termination(
+            notified_on=date(2026, 6, 1),
+            effective_on=date(2026, 9, 30),
+            requested_by=territory.epci,
+            reason="Fin",
+            agents_outcome="Retour des agents",
+        ),
+    )
+    with pytest.raises(services.TransitionRefused, match="ne peut plus être signé"):
+        services.amendment_sign(amendment, signature_date=date(2026, 6, 20))
+
+
+def test_an_avenant_after_the_end_of_the_convention_is_refused(signed_mad):
+    with pytest.raises(services.TransitionRefused, match="s'achève le 31/12/2028"):
+        services.amendment_create(
+            convention=signed_mad,
+            amendment=Amendment(object="Après la fin", effective_from=date(2029, 3, 1)),
+            terms=Terms(
+                settlement_mode=SettlementMode.TITRE, periodicity_months=6, unit_cost_method="x"
+            ),
+        )

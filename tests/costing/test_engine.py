@@ -204,10 +204,13 @@ def test_weights_all_zero_is_an_error_not_a_lost_cost():
         key_weights={AUBIERE.id: D(0)},
         total_cost=D("10.00"),
     )
-    with pytest.raises(EngineError, match="toutes les pondérations sont nulles"):
-        compute_year(
-            2025, [ConventionInput("CONV-2025-008", METRO, (AUBIERE,), (service,), (YEAR,))]
-        )
+    result = compute_year(
+        2025, [ConventionInput("CONV-2025-008", METRO, (AUBIERE,), (service,), (YEAR,))]
+    )
+    assert result.lines == ()
+    [finding] = result.findings
+    assert finding.code == "NOT_COMPUTED"
+    assert "toutes les pondérations sont nulles" in finding.message
 
 
 def test_reference_units_must_be_positive():
@@ -249,8 +252,10 @@ def test_compliance_findings_name_each_gap():
             ),
             CostLineInput("Cadeaux", engine.OTHER_LINKED, D("10"), D("0"), False),
         ),
-        notified_on=date(2025, 5, 2),
-        notification_deadline=date(2025, 4, 15),
+        notifications=(
+            ("SI", date(2025, 5, 2), date(2025, 4, 15)),
+            ("Paie", None, date(2025, 4, 15)),
+        ),
         amounts_without_usage=("Aubière",),
     )
     codes = [finding.code for finding in engine.compliance_findings(facts)]
@@ -262,6 +267,7 @@ def test_compliance_findings_name_each_gap():
         "OVERHEAD_MAD",
         "INELIGIBLE_LINE",
         "LATE_NOTIFICATION",
+        "NOT_NOTIFIED",
         "NO_USAGE",
     ]
 
@@ -355,3 +361,42 @@ def test_results_do_not_depend_on_input_order(inputs, rng: random.Random):
         )
     rng.shuffle(shuffled)
     assert compute_year(2025, shuffled) == compute_year(2025, inputs)
+
+
+def test_a_convention_that_cannot_be_computed_is_a_finding_not_a_lost_year():
+    broken = ConventionInput(
+        "CONV-2025-010",
+        METRO,
+        (AUBIERE,),
+        (
+            ServiceInput(
+                "x",
+                "Archives",
+                None,
+                allocation_key=engine.KEY_FIXED_SHARES,
+                key_weights={},
+                total_cost=D("10.00"),
+            ),
+        ),
+        (YEAR,),
+    )
+    fine = ConventionInput(
+        "CONV-2025-011",
+        METRO,
+        (AULNAT,),
+        (ServiceInput("si", "SI", D("10.00")),),
+        (YEAR,),
+        usages=(Usage(AULNAT.id, "si", date(2025, 1, 1), D("2")),),
+    )
+    result = compute_year(2025, [broken, fine])
+    assert [line.amount for line in result.lines] == [D("20.00")]
+    assert [(f.convention, f.code) for f in result.findings] == [("CONV-2025-010", "NOT_COMPUTED")]
+    assert "toutes les pondérations sont nulles" in result.findings[0].message
+
+
+def test_a_convention_without_period_in_the_year_is_an_error():
+    convention = ConventionInput(
+        "CONV-2025-012", METRO, (AULNAT,), (ServiceInput("si", "SI", D("10.00")),), ()
+    )
+    result = compute_year(2025, [convention])
+    assert [f.code for f in result.findings] == ["NOT_COMPUTED"]

@@ -85,3 +85,27 @@ def test_instalments_are_never_negative_and_add_up(total, count):
     assert sum(parts) == round_cents(total)
     assert all(part >= 0 for part in parts)
     assert parts[-1] == max(parts)
+
+
+def test_ties_are_decided_exactly_not_by_decimal_precision():
+    # 0,04 € for weights 4/1/1: exact shares 0,0266… / 0,0066… / 0,0066…; the two small
+    # remainders are equal, so the second cent goes to the smaller SIREN.
+    assert allocate(D("0.04"), [D(4), D(1), D(1)], ["3", "1", "2"]) == [
+        D("0.02"),
+        D("0.01"),
+        D("0.01"),
+    ]
+    assert sum(allocate(D("38.26"), [D(4), D(1), D(1)], ["3", "1", "2"])) == D("38.26")
+
+
+@given(total=cents, ws=weights)
+def test_allocation_matches_an_exact_fraction_reference(total, ws):
+    from fractions import Fraction
+
+    sirens = [f"{i:09d}" for i in range(len(ws))]
+    exact = [Fraction(int(total * 100)) * Fraction(w) / Fraction(sum(ws)) for w in ws]
+    floors = [int(e) for e in exact]
+    order = sorted(range(len(ws)), key=lambda i: (-(exact[i] - floors[i]), sirens[i]))
+    for i in order[: int(total * 100) - sum(floors)]:
+        floors[i] += 1
+    assert allocate(total, ws, sirens) == [D(f) / 100 for f in floors]
