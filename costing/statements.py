@@ -142,6 +142,7 @@ def statements_prepare(year: int, conventions=None, payer_id=None) -> list[State
     """Create or refresh the draft statements of the year (one per convention and payer) from the
     engine; only ``payer_id``'s when given. Pairs already issued (and not being corrected) are
     left alone."""
+    lock_year(year)
     computed = services.compute_reimbursements(year, conventions)
     result = computed.result
     table = account_table()
@@ -238,15 +239,21 @@ def statements_prepare(year: int, conventions=None, payer_id=None) -> list[State
 # --- issuing -----------------------------------------------------------------------------------
 
 
-def next_number(year: int) -> str:
-    """EA-<year>-<nnnn>: consecutive, without gaps, even when two people issue at once (the
-    year's counter row is locked until the issuing transaction ends)."""
+def lock_year(year: int) -> StatementCounter:
+    """Lock the year's counter row until the transaction ends. Preparing and issuing a year's
+    statements take this lock first, so they run one after the other (no duplicate drafts, no
+    gaps in numbers, no deadlock)."""
     try:
         with transaction.atomic():
             StatementCounter.objects.get_or_create(year=year)
     except IntegrityError:
         pass  # created meanwhile by a concurrent transaction
-    counter = StatementCounter.objects.select_for_update().get(year=year)
+    return StatementCounter.objects.select_for_update().get(year=year)
+
+
+def next_number(year: int) -> str:
+    """EA-<year>-<nnnn>: consecutive, without gaps, even when two people issue at once."""
+    counter = lock_year(year)
     counter.last_number = F("last_number") + 1
     counter.save(update_fields=["last_number"])
     counter.refresh_from_db()
@@ -283,6 +290,7 @@ def render_statement_pdf(statement: Statement) -> bytes:
 @transaction.atomic
 def statement_issue(statement: Statement, *, user=None) -> Statement:
     """Issue a draft: recompute it, number it, freeze its snapshot and PDF (bytes + SHA-256)."""
+    lock_year(statement.year)  # first, as statements_prepare does
     statement = Statement.objects.select_for_update().get(pk=statement.pk)
     if statement.is_issued:
         raise StatementRefused(
@@ -318,6 +326,7 @@ def statement_issue(statement: Statement, *, user=None) -> Statement:
 @transaction.atomic
 def statement_correct(statement: Statement, *, reason: str) -> Statement:
     """Start the correction of an issued statement: a new draft that cites the one it cancels."""
+    lock_year(statement.year)
     reasons = []
     if not statement.is_issued:
         reasons.append(_("Seul un état émis se corrige ; un projet se recalcule."))

@@ -225,3 +225,30 @@ def test_consolidated_summary_of_a_commune_across_its_conventions(client, person
     assert "Position nette -8 965,47 €" in text
     other = client.get(reverse("costing:commune-summary", args=[2026, territory.commune_b.siren]))
     assert other.status_code == 404
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_concurrent_preparations_make_one_draft_per_payer(billed, flushable_statements):
+    if connection.vendor != "postgresql":
+        pytest.skip(
+            "SQLite serialises writers; the row lock is proven on PostgreSQL (CI runs both)."
+        )
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def prepare():
+        try:
+            barrier.wait()
+            statements.statements_prepare(2026)
+        except Exception as error:  # reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=prepare) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert Statement.objects.filter(year=2026, status=StatementStatus.DRAFT).count() == 2
