@@ -1,0 +1,54 @@
+"""Finance issues a statement and exports the year in a real Chromium; the commune downloads
+exactly the bytes that were issued."""
+
+import hashlib
+import re
+
+import pytest
+
+from costing.models import Statement, StatementStatus
+from tests.conftest import PASSWORD, screenshot
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+
+def log_in(page, live_server, username):
+    page.goto(live_server.url + "/connexion/")
+    page.get_by_label("Identifiant").fill(username)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_url(live_server.url + "/")
+
+
+def test_finance_issues_a_statement_and_the_commune_downloads_it(
+    live_server, page, billed, personas, flushable_statements
+):
+    log_in(page, live_server, "finances")
+    page.get_by_role("link", name="Remboursements").click()
+    page.goto(live_server.url + "/couts/etats/2026/")
+    page.get_by_role("button", name="Calculer les projets").click()
+    assert "2 projet(s) d'état calculé(s)" in page.get_by_role("status").first.inner_text()
+    page.get_by_role("row", name=re.compile("Commune A")).get_by_role("link").click()
+    screenshot(page, "statement-draft")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Émettre").click()
+    assert "État émis sous le numéro EA-2026-0001" in page.get_by_role("status").first.inner_text()
+    screenshot(page, "statement-issued")
+
+    page.goto(live_server.url + "/couts/etats/2026/")
+    page.get_by_role("button", name="Exporter tous les états (ZIP)").click()
+    page.get_by_role("link", name="Télécharger l'archive ZIP").wait_for(timeout=60_000)
+    assert page.get_by_role("progressbar").get_attribute("aria-valuenow") == "100"
+    screenshot(page, "statement-batch")
+
+    issued = Statement.objects.get(number="EA-2026-0001")
+    page.get_by_role("button", name="Se déconnecter").click()
+    log_in(page, live_server, "lecteur.a")
+    response = page.request.get(live_server.url + f"/couts/etat/{issued.pk}/pdf/")
+    assert response.ok
+    assert hashlib.sha256(response.body()).hexdigest() == issued.pdf_sha256
+    other = Statement.objects.get(year=2026, status=StatementStatus.DRAFT, payer__name="Commune B")
+    assert page.goto(live_server.url + f"/couts/etat/{other.pk}/").status == 404
