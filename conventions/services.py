@@ -167,6 +167,20 @@ def terms_in_force(convention: Convention, on: date) -> Terms | None:
     )
 
 
+def is_applicable(terms: Terms) -> bool:
+    """Initial terms, or those of a signed avenant (a draft avenant changes nothing)."""
+    return terms.amendment_id is None or terms.amendment.status == Amendment.AmendmentStatus.SIGNED
+
+
+def applicable_terms(convention: Convention, on: date) -> Terms:
+    """``terms_in_force`` computed on prefetched ``terms__amendment`` (no query per convention);
+    before the start, the initial terms."""
+    candidates = [t for t in convention.terms.all() if t.effective_from <= on and is_applicable(t)]
+    if not candidates:
+        candidates = [t for t in convention.terms.all() if t.amendment_id is None]
+    return max(candidates, key=lambda t: t.effective_from)
+
+
 def initial_terms(convention: Convention) -> Terms:
     return convention.terms.get(amendment__isnull=True)
 
@@ -722,13 +736,7 @@ def alerts(*, within_days: int, on: date | None = None, conventions=None) -> lis
     for convention in queryset.filter(status__in=(Status.SIGNED, Status.IN_FORCE)).prefetch_related(
         "terms__amendment"
     ):
-        applicable = [
-            t
-            for t in convention.terms.all()
-            if t.effective_from <= today
-            and (t.amendment is None or t.amendment.status == Amendment.AmendmentStatus.SIGNED)
-        ] or [t for t in convention.terms.all() if t.amendment is None]
-        terms = max(applicable, key=lambda t: t.effective_from)
+        terms = applicable_terms(convention, today)
         if terms.end_date is None:
             continue
         notice_date = add_months(terms.end_date, -terms.notice_months)

@@ -305,6 +305,16 @@ class StatementStatus(models.TextChoices):
 
 
 class StatementQuerySet(models.QuerySet):
+    def with_state(self):
+        """Annotate ``is_cancelled``: an issued statement cites this one as cancelled."""
+        return self.annotate(
+            is_cancelled=models.Exists(
+                Statement.objects.filter(
+                    cancels=models.OuterRef("pk"), status=StatementStatus.ISSUED
+                )
+            )
+        )
+
     def visible_to(self, user):
         """Statements of the conventions the user may see; a commune reader sees only those
         its organisation owes or is owed."""

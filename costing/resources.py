@@ -15,6 +15,8 @@ from decimal import Decimal, InvalidOperation
 import tablib
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from import_export import fields, resources, widgets
 
 from conventions.models import Convention, PartyRole
@@ -41,7 +43,7 @@ class LookupWidget(widgets.Widget):
     def clean(self, value, row=None, **kwargs):
         key = text(value)
         if not key:
-            raise ValueError("Valeur obligatoire manquante.")
+            raise ValueError(_("Valeur obligatoire manquante."))
         found = self.finder(key)
         if found is None:
             raise ValueError(self.message % {"value": key})
@@ -72,7 +74,9 @@ class MonthWidget(widgets.Widget):
             )
             if 1 <= month <= 12:
                 return datetime.date(year, month, 1)
-        raise ValueError(f"Mois invalide « {raw} » : attendu AAAA-MM (ex. 2025-03).")
+        raise ValueError(
+            _("Mois invalide « %(value)s » : attendu AAAA-MM (ex. 2025-03).") % {"value": raw}
+        )
 
 
 class QuantityWidget(widgets.Widget):
@@ -88,14 +92,18 @@ class QuantityWidget(widgets.Widget):
             quantity = Decimal(raw)
         except InvalidOperation:
             raise ValueError(
-                f"Quantité invalide « {text(value)} » : un nombre est attendu."
+                _("Quantité invalide « %(value)s » : un nombre est attendu.")
+                % {"value": text(value)}
             ) from None
         if not quantity.is_finite() or quantity < 0:
             raise ValueError(
-                f"Quantité invalide « {text(value)} » : elle doit être positive ou nulle."
+                _("Quantité invalide « %(value)s » : elle doit être positive ou nulle.")
+                % {"value": text(value)}
             )
         if quantity != quantity.quantize(Decimal("0.001")):
-            raise ValueError(f"Quantité « {text(value)} » : trois décimales au plus.")
+            raise ValueError(
+                _("Quantité « %(value)s » : trois décimales au plus.") % {"value": text(value)}
+            )
         return quantity
 
 
@@ -105,14 +113,15 @@ class UsageRecordResource(resources.ModelResource):
         column_name="convention",
         widget=LookupWidget(
             lambda key: Convention.objects.filter(reference=key.upper()).first(),
-            "Convention « %(value)s » inconnue.",
+            gettext_lazy("Convention « %(value)s » inconnue."),
         ),
     )
     beneficiary = fields.Field(
         attribute="beneficiary",
         column_name="beneficiaire",
         widget=LookupWidget(
-            find_organisation, "Bénéficiaire « %(value)s » inconnu (code INSEE ou SIREN attendu)."
+            find_organisation,
+            gettext_lazy("Bénéficiaire « %(value)s » inconnu (code INSEE ou SIREN attendu)."),
         ),
     )
     service = fields.Field(
@@ -120,7 +129,7 @@ class UsageRecordResource(resources.ModelResource):
         column_name="service",
         widget=LookupWidget(
             lambda key: Service.objects.filter(code=key.lower()).first(),
-            "Service « %(value)s » inconnu.",
+            gettext_lazy("Service « %(value)s » inconnu."),
         ),
     )
     period_start = fields.Field(attribute="period_start", column_name="mois", widget=MonthWidget())
@@ -176,7 +185,8 @@ class UsageRecordResource(resources.ModelResource):
             if line is None:
                 errors.setdefault("service", []).append(
                     ValidationError(
-                        f"Le service « {instance.service.code} » n'est pas couvert par {convention.reference}."
+                        _("Le service « %(service)s » n'est pas couvert par %(convention)s.")
+                        % {"service": instance.service.code, "convention": convention.reference}
                     )
                 )
         if convention is not None and instance.beneficiary_id:
@@ -186,7 +196,8 @@ class UsageRecordResource(resources.ModelResource):
             ).exists():
                 errors.setdefault("beneficiary", []).append(
                     ValidationError(
-                        f"{instance.beneficiary} n'est pas bénéficiaire de {convention.reference}."
+                        _("%(organisation)s n'est pas bénéficiaire de %(convention)s.")
+                        % {"organisation": instance.beneficiary, "convention": convention.reference}
                     )
                 )
         weight = None
@@ -200,7 +211,8 @@ class UsageRecordResource(resources.ModelResource):
                 if weight is None:
                     errors.setdefault("weight", []).append(
                         ValidationError(
-                            f"Pondération « {code} » inconnue pour l'unité « {line.unit_type} »."
+                            _("Pondération « %(code)s » inconnue pour l'unité « %(unit)s ».")
+                            % {"code": code, "unit": line.unit_type}
                         )
                     )
         instance.weight = weight
@@ -263,7 +275,7 @@ class ImportFileError(ValueError):
 
 def read_dataset(content: bytes, filename: str) -> tablib.Dataset:
     if len(content) > MAX_IMPORT_BYTES:
-        raise ImportFileError("Fichier trop volumineux : 5 Mo au plus.")
+        raise ImportFileError(_("Fichier trop volumineux : 5 Mo au plus."))
     name = filename.lower()
     try:
         if name.endswith(".xlsx"):
@@ -277,17 +289,19 @@ def read_dataset(content: bytes, filename: str) -> tablib.Dataset:
             )
             dataset = tablib.Dataset().load(decoded, format="csv", delimiter=delimiter)
         else:
-            raise ImportFileError("Format non pris en charge : fichier .csv ou .xlsx attendu.")
+            raise ImportFileError(_("Format non pris en charge : fichier .csv ou .xlsx attendu."))
     except UnicodeDecodeError:
-        raise ImportFileError("Le fichier CSV doit être encodé en UTF-8.") from None
+        raise ImportFileError(_("Le fichier CSV doit être encodé en UTF-8.")) from None
     except ImportFileError:
         raise
     except Exception as error:  # tablib and openpyxl raise many kinds of errors on bad files
-        raise ImportFileError(f"Fichier illisible : {error}") from None
+        raise ImportFileError(_("Fichier illisible : %(error)s") % {"error": error}) from None
     headers = [text(h).lower() for h in (dataset.headers or [])]
     missing = [column for column in REQUIRED_COLUMNS if column not in headers]
     if missing:
-        raise ImportFileError("Colonnes manquantes : " + ", ".join(missing) + ".")
+        raise ImportFileError(
+            _("Colonnes manquantes : %(columns)s.") % {"columns": ", ".join(missing)}
+        )
     dataset.headers = headers
     for column in OPTIONAL_COLUMNS:
         if column not in headers:
@@ -317,7 +331,11 @@ def import_usage_file(content: bytes, filename: str, *, user=None, commit: bool)
                 )
     for number, row_errors in result.row_errors():
         for error in row_errors:
-            errors.append(RowError(number + 1, "", f"Erreur inattendue : {error.error}"))
+            errors.append(
+                RowError(
+                    number + 1, "", _("Erreur inattendue : %(error)s") % {"error": error.error}
+                )
+            )
     errors.sort(key=lambda e: (e.line, e.column))
     preview = tuple(dict(zip(dataset.headers, row, strict=True)) for row in dataset[:20])
     return ImportReport(dataset.height, tuple(errors), preview, imported=commit and not errors)

@@ -3,11 +3,27 @@ costs; they and the convention managers record usage and simulate; everyone with
 the reimbursements that concern them (commune readers: their commune's only)."""
 
 import rules
+from django.utils import timezone
 
-from mutualisation.rules import has_any_role, is_administrator, is_finance, is_manager
+from mutualisation.rules import has_any_role, is_administrator, is_finance, is_manager, scope_of
+
+
+@rules.predicate
+def may_remark(user, statement):
+    """The debtor commune's reader, on a draft, within its review window."""
+    scope = scope_of(user)
+    return (
+        statement is not None
+        and not statement.is_issued
+        and not scope.territory_wide
+        and statement.payer_id in scope.organisation_ids
+        and (statement.review_until is None or timezone.localdate() <= statement.review_until)
+    )
+
 
 rules.add_perm("costing.view_reimbursements", has_any_role)
 rules.add_perm("costing.manage_costs", is_finance | is_administrator)
 rules.add_perm("costing.record_usage", is_finance | is_manager | is_administrator)
 rules.add_perm("costing.simulate", is_finance | is_manager | is_administrator)
 rules.add_perm("costing.issue_statements", is_finance | is_administrator)
+rules.add_perm("costing.remark_statement", may_remark)

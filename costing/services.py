@@ -13,6 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from conventions.models import (
     AllocationKey,
@@ -21,7 +22,7 @@ from conventions.models import (
     PartyRole,
     Status,
 )
-from conventions.services import add_months, terms_in_force
+from conventions.services import add_months, applicable_terms, is_applicable, terms_in_force
 from costing import engine
 from costing.models import CostBase, UnitCost, UsageRecord, UsageSource
 from costing.money import round_cents
@@ -238,19 +239,6 @@ def periods_for(convention: Convention, year: int, end: date | None) -> tuple[en
     return tuple(periods)
 
 
-def is_applicable(terms) -> bool:
-    """Initial terms, or those of a signed avenant (a draft avenant changes nothing)."""
-    return terms.amendment is None or terms.amendment.status == "SIGNED"
-
-
-def applicable_terms(convention: Convention, on: date):
-    """Terms in force on a date, from the prefetched terms (signed avenants only)."""
-    candidates = [t for t in convention.terms.all() if t.effective_from <= on and is_applicable(t)]
-    if not candidates:
-        candidates = [t for t in convention.terms.all() if t.amendment is None]
-    return max(candidates, key=lambda t: t.effective_from)
-
-
 def convention_end(convention: Convention, year: int) -> date | None:
     """Last day covered: the termination date, else the end date unless tacitly renewed."""
     ends = []
@@ -341,7 +329,10 @@ def year_inputs(year: int, conventions=None) -> YearInputs:
                         engine.Finding(
                             convention.reference,
                             "NO_COST_BASE",
-                            f"Aucune base de coûts {year} pour « {line.service.name} » : la répartition est impossible.",
+                            _(
+                                "Aucune base de coûts %(year)s pour « %(service)s » : la répartition est impossible."
+                            )
+                            % {"year": year, "service": line.service.name},
                         )
                     )
                     continue

@@ -289,7 +289,7 @@ def statement_list(request, year):
         for statement in Statement.objects.visible_to(request.user)
         .filter(year=year)
         .select_related("convention", "payer", "payee", "cancels")
-        .prefetch_related("cancelled_by")
+        .with_state()
         .order_by("status", "number", "convention__reference", "payer__name")
     ]
     return render(
@@ -326,13 +326,6 @@ def statements_prepare(request, year):
 def statement_detail(request, pk):
     require(request, "costing.view_reimbursements")
     statement = visible_statement(request, pk)
-    scope = scope_of(request.user)
-    can_remark = (
-        not statement.is_issued
-        and not scope.territory_wide
-        and statement.payer_id in scope.organisation_ids
-        and (statement.review_until is None or timezone.localdate() <= statement.review_until)
-    )
     return render(
         request,
         "costing/statement_detail.html",
@@ -341,7 +334,7 @@ def statement_detail(request, pk):
             "state": statements.statement_state(statement),
             "remarks": statement.remarks.select_related("author"),
             "can_issue": request.user.has_perm("costing.issue_statements"),
-            "can_remark": can_remark,
+            "can_remark": request.user.has_perm("costing.remark_statement", statement),
             "remark_form": forms.RemarkForm(),
             "correction_form": forms.CorrectionForm(),
         },
@@ -406,6 +399,7 @@ def statement_correct(request, pk):
 def statement_remark(request, pk):
     statement = visible_statement(request, pk)
     scope = scope_of(request.user)
+    # The debtor commune only; remark_add explains a closed window or an issued statement.
     if scope.territory_wide or statement.payer_id not in scope.organisation_ids:
         raise PermissionDenied
     form = forms.RemarkForm(request.POST)
