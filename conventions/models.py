@@ -67,6 +67,18 @@ class SettlementMode(models.TextChoices):
     MIXED = "MIXED", _("Mixte (imputation sur l'AC et titre de recettes pour le solde)")
 
 
+class ManagingShare(models.TextChoices):
+    """How the organisation managing a service commun takes part in its cost when the cost is
+    shared by a key (an EPCI has no population of its own: the terms must say it)."""
+
+    NONE = "NONE", _("Aucune part : tout le coût est réparti entre les autres membres")
+    FIXED_PERCENT = (
+        "FIXED_PERCENT",
+        _("Part fixe (%) du gestionnaire, le reste réparti par la clé entre les autres membres"),
+    )
+    WEIGHT = "WEIGHT", _("Pondération saisie pour le gestionnaire dans la clé")
+
+
 class ConventionQuerySet(models.QuerySet):
     def visible_to(self, user):
         """Conventions the user may see: all for Métropole staff, those their commune is party
@@ -274,6 +286,24 @@ class Terms(models.Model):
     end_date = models.DateField(_("date d'échéance"), null=True, blank=True)
     tacit_renewal = models.BooleanField(_("reconduction tacite"), default=False)
     notice_months = models.PositiveSmallIntegerField(_("préavis de résiliation (mois)"), default=3)
+    managing_share_mode = models.CharField(
+        _("participation du gestionnaire (service commun réparti par clé)"),
+        max_length=16,
+        choices=ManagingShare.choices,
+        blank=True,
+        help_text=_(
+            "Comment l'organisation gestionnaire supporte sa part du coût d'un service commun "
+            "réparti par une clé (population, pourcentages, unités)."
+        ),
+    )
+    managing_share_value = models.DecimalField(
+        _("part ou pondération du gestionnaire"),
+        max_digits=14,
+        decimal_places=3,
+        null=True,
+        blank=True,
+        help_text=_("Pourcentage pour une part fixe ; pondération (ex. population équivalente)."),
+    )
 
     history = HistoricalRecords()
 
@@ -291,6 +321,27 @@ class Terms(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(periodicity_months__gte=1), name="periodicity_at_least_one_month"
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(managing_share_mode__in=["", "NONE"]) & Q(managing_share_value__isnull=True)
+                )
+                | (
+                    Q(managing_share_mode="FIXED_PERCENT")
+                    & Q(managing_share_value__isnull=False)
+                    & Q(managing_share_value__gte=0)
+                    & Q(managing_share_value__lte=100)
+                )
+                | (
+                    Q(managing_share_mode="WEIGHT")
+                    & Q(managing_share_value__isnull=False)
+                    & Q(managing_share_value__gte=0)
+                ),
+                name="managing_share_value_fits_its_mode",
+                violation_error_message=_(
+                    "Une part fixe du gestionnaire est un pourcentage entre 0 et 100 ; une "
+                    "pondération est positive ; sans participation, aucune valeur."
+                ),
             ),
         ]
 

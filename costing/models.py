@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
@@ -31,6 +32,9 @@ class CostCategory(models.TextChoices):
 
 NEEDS_JUSTIFICATION = (CostCategory.OTHER_LINKED, CostCategory.OVERHEAD)
 
+# The compte financier unique replaces the compte administratif from this exercise on.
+CFU_FIRST_EXERCISE = 2026
+
 
 class CostBase(models.Model):
     """The operating cost of a service for year N, from the latest accounts adjusted by BP N."""
@@ -47,6 +51,28 @@ class CostBase(models.Model):
     )
     reference_year = models.PositiveSmallIntegerField(
         _("année de référence des unités"), null=True, blank=True
+    )
+    forecast_cost = models.DecimalField(
+        _("coût prévisionnel de l'année N (€)"),
+        max_digits=14,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text=_(
+            "Coût du service prévu au budget de l'année, s'il diffère du coût éligible de la "
+            "base ; base des acomptes et de l'imputation sur l'AC d'un service réparti par clé."
+        ),
+    )
+    actual_cost = models.DecimalField(
+        _("coût constaté de l'année N (€)"),
+        max_digits=14,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text=_(
+            "Coût réellement supporté, une fois l'exercice N arrêté ; à défaut, le coût éligible "
+            "de la base est réparti."
+        ),
     )
     notes = models.TextField(_("observations"), blank=True)
 
@@ -79,6 +105,20 @@ class CostBase(models.Model):
                 | Q(reference_year__isnull=False),
                 name="observed_units_name_their_year",
                 violation_error_message=_("Des unités constatées nomment leur année de référence."),
+            ),
+            models.CheckConstraint(
+                condition=~Q(source=SourceDocument.CA) | Q(source_year__lt=CFU_FIRST_EXERCISE),
+                name="no_compte_administratif_from_2026",
+                violation_error_message=_(
+                    "Le compte financier unique remplace le compte administratif à partir de "
+                    "l'exercice 2026 : un CA ne peut porter sur un exercice 2026 ou postérieur."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=(Q(forecast_cost__isnull=True) | Q(forecast_cost__gte=0))
+                & (Q(actual_cost__isnull=True) | Q(actual_cost__gte=0)),
+                name="cost_base_costs_not_negative",
+                violation_error_message=_("Un coût prévisionnel ou constaté ne peut être négatif."),
             ),
         ]
 
@@ -119,6 +159,15 @@ class CostLine(models.Model):
                     "Une autre charge ou des frais de structure doivent être justifiés (lien strict avec le service)."
                 ),
             ),
+            models.CheckConstraint(
+                condition=Q(eligible=False)
+                | (~Q(account__startswith="2") & ~Q(account__startswith="66")),
+                name="eligible_line_not_investment_nor_financial",
+                violation_error_message=_(
+                    "Une dépense d'investissement (classe 2) ou une charge financière (66) ne peut "
+                    "être une charge éligible au coût de fonctionnement."
+                ),
+            ),
         ]
 
     def __str__(self):
@@ -144,17 +193,35 @@ class UnitCost(models.Model):
     trace = models.JSONField(_("trace du calcul"), default=dict, blank=True)
     notification_deadline = models.DateField(_("date limite de notification"))
     notified_on = models.DateField(_("notifié le"), null=True, blank=True)
-    computed_at = models.DateTimeField(_("calculé le"), auto_now=True)
+    computed_at = models.DateTimeField(_("calculé le"), default=timezone.now)
+    version = models.PositiveSmallIntegerField(_("version"), default=1)
+    supersedes = models.OneToOneField(
+        "self",
+        verbose_name=_("corrige la version"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="superseded_by",
+    )
+    correction_reason = models.TextField(_("motif de la correction"), blank=True)
 
     history = HistoricalRecords()
 
     class Meta:
         verbose_name = _("coût unitaire")
         verbose_name_plural = _("coûts unitaires")
-        ordering = ["-year", "service__name"]
+        ordering = ["-year", "service__name", "-version"]
         constraints = [
             models.UniqueConstraint(
-                fields=["service", "year"], name="one_unit_cost_per_service_and_year"
+                fields=["service", "year", "version"],
+                name="one_unit_cost_per_service_year_and_version",
+            ),
+            models.CheckConstraint(
+                condition=Q(version=1) | (Q(supersedes__isnull=False) & ~Q(correction_reason="")),
+                name="unit_cost_correction_cites_its_reason",
+                violation_error_message=_(
+                    "Une version corrigée cite la version qu'elle corrige et son motif."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(amount__gte=0),
@@ -174,6 +241,7 @@ class UsageSource(models.TextChoices):
     GRID = "GRID", _("Saisie dans la grille")
     IMPORT = "IMPORT", _("Import de fichier")
     MANUAL = "MANUAL", _("Saisie unitaire")
+    ADJUSTMENT = "ADJUST", _("Ajustement (correction justifiée)")
 
 
 class UsageRecord(models.Model):
@@ -215,6 +283,11 @@ class UsageRecord(models.Model):
         _("référence"), max_length=80, blank=True, help_text=_("Ex. : numéro de dossier.")
     )
     source = models.CharField(_("source"), max_length=6, choices=UsageSource.choices)
+    reason = models.TextField(
+        _("motif de l'ajustement"),
+        blank=True,
+        help_text=_("Obligatoire pour un ajustement (ex. remarque de la commune)."),
+    )
     recorded_at = models.DateTimeField(_("enregistré le"), auto_now=True)
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -233,9 +306,16 @@ class UsageRecord(models.Model):
         ordering = ["period_start", "beneficiary__name"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(quantity__gte=0) & Q(units__gte=0),
-                name="usage_not_negative",
-                violation_error_message=_("Une quantité ne peut être négative."),
+                condition=(Q(quantity__gte=0) & Q(units__gte=0)) | Q(source=UsageSource.ADJUSTMENT),
+                name="usage_not_negative_unless_adjustment",
+                violation_error_message=_(
+                    "Une quantité ne peut être négative, sauf pour un ajustement justifié."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=~Q(source=UsageSource.ADJUSTMENT) | ~Q(reason=""),
+                name="adjustment_states_its_reason",
+                violation_error_message=_("Un ajustement indique son motif."),
             ),
             models.CheckConstraint(
                 condition=Q(period_end__gte=F("period_start")),
@@ -365,6 +445,23 @@ class Statement(models.Model):
         _("acomptes appelés (€)"), max_digits=14, decimal_places=2, default=0
     )
     balance = models.DecimalField(_("solde (€)"), max_digits=14, decimal_places=2, default=0)
+    ac_deduction = models.DecimalField(
+        _("imputé sur l'attribution de compensation (€)"),
+        max_digits=14,
+        decimal_places=2,
+        default=0,
+    )
+    settlement_mode = models.CharField(_("modalité de règlement"), max_length=16, blank=True)
+    balance_channel = models.CharField(_("règlement du solde"), max_length=16, blank=True)
+    approved_at = models.DateTimeField(_("approuvé par le débiteur le"), null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("approuvé par"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     snapshot = models.JSONField(_("données figées"), default=dict, blank=True)
     pdf = models.BinaryField(_("PDF"), null=True, blank=True, editable=False)
     pdf_sha256 = models.CharField(_("empreinte SHA-256 du PDF"), max_length=64, blank=True)
@@ -497,6 +594,88 @@ class StatementRemark(models.Model):
 
     def __str__(self):
         return self.text[:60]
+
+
+class InstalmentStatus(models.TextChoices):
+    CALLED = "CALLED", _("Appelé")
+    TITRE_ISSUED = "TITRE", _("Titre émis")
+    PAID = "PAID", _("Encaissé")
+    CANCELLED = "CANCELLED", _("Annulé")
+
+
+class Instalment(models.Model):
+    """An acompte actually called from a payer (D5211-16: periodicity of at most a year): its
+    due date, amount, titre number and status. The year-end regularisation uses what was called
+    here, never a recomputation."""
+
+    convention = models.ForeignKey(
+        Convention,
+        verbose_name=_("convention"),
+        on_delete=models.PROTECT,
+        related_name="instalments",
+    )
+    payer = models.ForeignKey(
+        Organisation,
+        verbose_name=_("débiteur"),
+        on_delete=models.PROTECT,
+        related_name="instalments_owed",
+    )
+    payee = models.ForeignKey(
+        Organisation,
+        verbose_name=_("créancier"),
+        on_delete=models.PROTECT,
+        related_name="instalments_due",
+    )
+    year = models.PositiveSmallIntegerField(_("exercice"))
+    rank = models.PositiveSmallIntegerField(_("rang"))
+    due_date = models.DateField(_("échéance"))
+    amount = models.DecimalField(_("montant (€)"), max_digits=14, decimal_places=2)
+    status = models.CharField(
+        _("statut"),
+        max_length=10,
+        choices=InstalmentStatus.choices,
+        default=InstalmentStatus.CALLED,
+    )
+    titre_number = models.CharField(_("n° de titre"), max_length=40, blank=True)
+    paid_on = models.DateField(_("encaissé le"), null=True, blank=True)
+    called_at = models.DateTimeField(_("appelé le"), default=timezone.now)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("acompte")
+        verbose_name_plural = _("acomptes")
+        ordering = ["year", "convention__reference", "payer__name", "rank"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["convention", "payer", "year", "rank"],
+                name="one_instalment_per_rank",
+                violation_error_message=_("Cet acompte est déjà appelé."),
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__gt=0),
+                name="instalment_amount_positive",
+                violation_error_message=_("Un acompte est d'un montant positif."),
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="TITRE") | ~Q(titre_number=""),
+                name="instalment_titre_has_its_number",
+                violation_error_message=_("Indiquez le numéro du titre émis."),
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="PAID") | Q(paid_on__isnull=False),
+                name="instalment_paid_has_its_date",
+                violation_error_message=_("Indiquez la date d'encaissement."),
+            ),
+        ]
+
+    def __str__(self):
+        return _("Acompte %(rank)s/%(year)s — %(convention)s — %(payer)s") % {
+            "rank": self.rank,
+            "year": self.year,
+            "convention": self.convention.reference,
+            "payer": self.payer,
+        }
 
 
 class StatementCounter(models.Model):
