@@ -6,7 +6,7 @@ import django_filters
 from django.db.models import Exists, OuterRef, Q
 from django.utils.translation import gettext_lazy as _
 
-from conventions.models import Convention, ConventionKind, ConventionService, Party, Status, Terms
+from conventions.models import Convention, ConventionKind, ConventionService, Party, Status
 from mutualisation.models import Organisation, Service
 
 
@@ -49,12 +49,16 @@ class ConventionFilter(django_filters.FilterSet):
         )
 
     def active_in(self, queryset, name, value):
-        """Conventions applicable during the year: started by its end, not ended before it."""
+        """Conventions applicable during the year, by the same rule as billing
+        (``conventions.services.coverage``: avenants, termination, tacit renewal)."""
+        from conventions.services import coverage
+
         year = int(value)
         if not 1900 <= year <= 2200:
             return queryset.none()
-        first, last = date(year, 1, 1), date(year, 12, 31)
-        ended_before = Terms.objects.filter(
-            convention=OuterRef("pk"), amendment__isnull=True, end_date__lt=first
+        candidates = (
+            queryset.filter(start_date__lte=date(year, 12, 31))
+            .select_related("termination")
+            .prefetch_related("terms__amendment")
         )
-        return queryset.filter(start_date__lte=last).exclude(Exists(ended_before))
+        return queryset.filter(pk__in=[c.pk for c in candidates if coverage(c, year)])

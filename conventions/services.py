@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 from dateutil.relativedelta import relativedelta
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
@@ -154,31 +154,68 @@ def related_save(*, convention: Convention, form, user) -> None:
 # --- reading terms -----------------------------------------------------------------------------
 
 
-def terms_in_force(convention: Convention, on: date) -> Terms | None:
-    """The terms applicable on a date: initial terms, superseded by each signed avenant from its
-    effective date. Draft avenants never apply."""
-    return (
-        convention.terms.filter(
-            Q(amendment__isnull=True) | Q(amendment__status=Amendment.AmendmentStatus.SIGNED),
-            effective_from__lte=on,
-        )
-        .order_by("-effective_from")
-        .first()
-    )
-
-
 def is_applicable(terms: Terms) -> bool:
     """Initial terms, or those of a signed avenant (a draft avenant changes nothing)."""
     return terms.amendment_id is None or terms.amendment.status == Amendment.AmendmentStatus.SIGNED
 
 
-def applicable_terms(convention: Convention, on: date) -> Terms:
-    """``terms_in_force`` computed on prefetched ``terms__amendment`` (no query per convention);
-    before the start, the initial terms."""
+def terms_in_force(convention: Convention, on: date) -> Terms | None:
+    """The terms applicable on a date: initial terms, superseded by each signed avenant from its
+    effective date; None before the start. Draft avenants never apply. This is the one rule
+    (on ``convention.terms.all()``, so a prefetch of ``terms__amendment`` spares the queries)."""
     candidates = [t for t in convention.terms.all() if t.effective_from <= on and is_applicable(t)]
-    if not candidates:
-        candidates = [t for t in convention.terms.all() if t.amendment_id is None]
-    return max(candidates, key=lambda t: t.effective_from)
+    return max(candidates, key=lambda t: t.effective_from) if candidates else None
+
+
+def applicable_terms(convention: Convention, on: date) -> Terms:
+    """``terms_in_force``, or before the start the initial terms."""
+    return terms_in_force(convention, on) or next(
+        t for t in convention.terms.all() if t.amendment_id is None
+    )
+
+
+def terms_segments(
+    convention: Convention, first: date, last: date
+) -> list[tuple[date, date, Terms]]:
+    """The runs of days from ``first`` to ``last`` under one set of terms: a signed avenant
+    effective inside the range starts a new run."""
+    changes = sorted(
+        {
+            t.effective_from
+            for t in convention.terms.all()
+            if first < t.effective_from <= last and is_applicable(t)
+        }
+    )
+    starts = [first, *changes]
+    ends = [day - timedelta(days=1) for day in changes] + [last]
+    return [
+        (start, end, applicable_terms(convention, start))
+        for start, end in zip(starts, ends, strict=True)
+    ]
+
+
+def convention_end(convention: Convention, year: int) -> date | None:
+    """Last day covered in or before ``year``: the termination date, else the end date of the
+    terms in force at the year's end unless they are tacitly renewed."""
+    ends = []
+    terms = applicable_terms(convention, date(year, 12, 31))
+    if terms.end_date and not terms.tacit_renewal:
+        ends.append(terms.end_date)
+    # A missing reverse one-to-one raises RelatedObjectDoesNotExist, an AttributeError.
+    termination = getattr(convention, "termination", None)
+    if termination is not None:
+        ends.append(termination.effective_on)
+    return min(ends) if ends else None
+
+
+def coverage(convention: Convention, year: int) -> tuple[date, date] | None:
+    """The part of ``year`` the convention applies to (start, avenants' end dates, tacit
+    renewal, termination), or None: the one rule for billing and for the « Année
+    d'application » filter."""
+    first = max(date(year, 1, 1), convention.start_date)
+    end = convention_end(convention, year)
+    last = min(date(year, 12, 31), end) if end else date(year, 12, 31)
+    return (first, last) if first <= last else None
 
 
 def initial_terms(convention: Convention) -> Terms:

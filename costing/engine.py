@@ -5,11 +5,14 @@ examples that are also tests, in docs/costing.md.
 
 1. unit cost = eligible cost ÷ reference units, rounded half up to the cent;
 2. a reimbursement line per convention × payer × service × period = unit cost × units, rounded;
-3. a service commun's cost shared by its key (units, population, fixed %), by largest remainder;
-4. instalments from the forecast, and the year-end regularisation = actual − instalments;
-5. for a service commun charged on the attribution de compensation (AC): the forecast deducted
-   from the AC and the year-end balance = actual − forecast;
-6. each organisation's net position across all conventions, in both directions.
+3. a service commun's cost shared by its key (units used, population, fixed %), by largest
+   remainder, for the covered part of the year only (by days), each part of the year under the
+   key in force then; the managing organisation's own part as the terms state it;
+4. the forecast of each payer (unit cost × forecast units, or the forecast cost shared by the
+   same key), the acomptes planned on it and the ones actually called;
+5. the settlement: what is imputed on the attribution de compensation (AC), what was called,
+   the balance, its direction and its channel (titre, mandat, or carried into next year's AC);
+6. each organisation's net position across all conventions, gross and still to settle.
 Every output carries what it was computed from.
 """
 
@@ -22,13 +25,36 @@ from decimal import Decimal
 
 from costing.money import ZERO, MoneyError, allocate, as_decimal, round_cents, split_evenly
 
-# Allocation keys and settlement modes (the same codes as the conventions app's choices).
+# The codes below are the values of the Django choices (conventions.models.AllocationKey,
+# SettlementMode, ManagingShare; costing.models.CostCategory): tests/costing/test_codes.py
+# keeps them equal. The engine may not import Django, so they are written here once.
+
+# Allocation keys of a service commun; a mise à disposition has none (unit cost × units).
 KEY_UNITS = "UNITS"
 KEY_POPULATION = "POPULATION"
 KEY_FIXED_SHARES = "FIXED_SHARES"
+ALLOCATION_KEYS = (KEY_UNITS, KEY_POPULATION, KEY_FIXED_SHARES)
+# The basis of a line that is unit cost × units (D5211-16); a keyed line names its key.
+BASIS_UNIT_COST = "UNIT_COST"
+
+# How a payer settles: by titre (with acomptes on the forecast), on the AC alone (the balance is
+# carried into next year's AC), or mixed (the forecast on the AC, the balance by titre/mandat).
 SETTLEMENT_TITRE = "TITRE"
 SETTLEMENT_AC = "AC_IMPUTATION"
 SETTLEMENT_MIXED = "MIXED"
+SETTLEMENT_MODES = (SETTLEMENT_TITRE, SETTLEMENT_AC, SETTLEMENT_MIXED)
+# Where the year-end balance goes.
+CHANNEL_TITRE = "TITRE"  # to collect: a titre de recettes
+CHANNEL_MANDAT = "MANDAT"  # to refund: a mandat or a réduction de titre, never a negative titre
+CHANNEL_AC_NEXT_YEAR = "AC_N_PLUS_1"  # AC only: carried into next year's AC
+CHANNEL_NONE = "NONE"  # nothing left to settle
+CHANNELS = (CHANNEL_TITRE, CHANNEL_MANDAT, CHANNEL_AC_NEXT_YEAR, CHANNEL_NONE)
+
+# How the organisation managing a service commun bears its own part of a keyed cost.
+MANAGING_NONE = "NONE"  # no part: the whole cost is shared among the other members
+MANAGING_FIXED_PERCENT = "FIXED_PERCENT"  # a fixed %, the rest shared by the key among the others
+MANAGING_WEIGHT = "WEIGHT"  # a weight entered for it in the key (e.g. an equivalent population)
+MANAGING_SHARES = (MANAGING_NONE, MANAGING_FIXED_PERCENT, MANAGING_WEIGHT)
 
 # Cost categories (D5211-16: personnel, fournitures, renouvellement des biens, contrats de
 # services rattachés; any other cost must be strictly linked to the service).
@@ -38,6 +64,7 @@ ASSET_RENEWAL = "ASSET_RENEWAL"
 SERVICE_CONTRACTS = "SERVICE_CONTRACTS"
 OTHER_LINKED = "OTHER_LINKED"
 OVERHEAD = "OVERHEAD"
+COST_CATEGORIES = (PERSONNEL, SUPPLIES, ASSET_RENEWAL, SERVICE_CONTRACTS, OTHER_LINKED, OVERHEAD)
 NEEDS_JUSTIFICATION = (OTHER_LINKED, OVERHEAD)
 
 
@@ -141,6 +168,10 @@ class Period:
     def contains(self, day: date) -> bool:
         return self.start <= day <= self.end
 
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
 
 @dataclass(frozen=True)
 class Usage:
@@ -152,14 +183,51 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class KeySegment:
+    """A part of the covered year under one set of terms: its key weights (population, fixed
+    shares; for a key by units, the forecast units) and how the managing organisation takes
+    part. An avenant that changes the key starts a new segment."""
+
+    period: Period
+    weights: Mapping[int, Decimal] = field(default_factory=dict)  # party id → weight
+    managing_mode: str = ""  # one of MANAGING_SHARES, "" when the terms do not say
+    managing_value: Decimal | None = None  # the % or the weight of MANAGING_FIXED_PERCENT/WEIGHT
+
+
+@dataclass(frozen=True)
 class ServiceInput:
     code: str
     name: str
     unit_cost: Decimal | None  # None: no unit cost for the year (a finding, no line)
     unit_cost_provisional: bool = False
-    allocation_key: str = ""  # "" for a mise à disposition (units used)
-    key_weights: Mapping[int, Decimal] = field(default_factory=dict)  # payer id → population or %
-    total_cost: Decimal | None = None  # the eligible cost shared by a population or fixed key
+    allocation_key: str = ""  # "" for unit cost × units; one of ALLOCATION_KEYS for a key
+    # A keyed service commun: the year's cost shared (the actual cost once known, else the
+    # eligible cost of the cost base), the forecast cost (budget), and the key over the year.
+    total_cost: Decimal | None = None
+    forecast_cost: Decimal | None = None
+    segments: tuple[KeySegment, ...] = ()
+
+    @property
+    def is_keyed(self) -> bool:
+        return self.allocation_key in ALLOCATION_KEYS
+
+
+@dataclass(frozen=True)
+class CalledInstalment:
+    """An acompte actually called (recorded), whatever the plan says."""
+
+    rank: int
+    due_date: date
+    amount: Decimal
+    reference: str = ""  # titre number
+    status: str = ""
+
+
+@dataclass(frozen=True)
+class PlannedInstalment:
+    rank: int
+    due_date: date
+    amount: Decimal
 
 
 @dataclass(frozen=True)
@@ -170,9 +238,14 @@ class ConventionInput:
     services: tuple[ServiceInput, ...]
     periods: tuple[Period, ...]  # reimbursement periods of the year (periodicity ≤ 12 months)
     usages: tuple[Usage, ...] = ()
-    forecasts: Mapping[tuple[int, str], Decimal] = field(default_factory=dict)
+    forecasts: Mapping[tuple[int, str], Decimal] = field(default_factory=dict)  # forecast units
     instalment_count: int = 0
     settlement_mode: str = SETTLEMENT_TITRE
+    called: Mapping[int, tuple[CalledInstalment, ...]] = field(default_factory=dict)  # payer id
+
+    @property
+    def covered(self) -> Period:
+        return Period(min(p.start for p in self.periods), max(p.end for p in self.periods))
 
 
 @dataclass(frozen=True)
@@ -185,7 +258,7 @@ class Line:
     service: str
     service_name: str
     period: Period
-    basis: str  # KEY_UNITS (unit cost × units) or the allocation key used
+    basis: str  # BASIS_UNIT_COST (unit cost × units) or the allocation key used
     units: Decimal
     unit_cost: Decimal | None
     amount: Decimal
@@ -193,37 +266,56 @@ class Line:
     unit_cost_provisional: bool = False
     key_weight: Decimal | None = None
     key_total: Decimal | None = None
-    shared_cost: Decimal | None = None
+    shared_cost: Decimal | None = None  # the cost of the period shared by the key
 
 
 @dataclass(frozen=True)
 class Settlement:
-    """A payer's year under one convention: forecast, instalments, actual, balance."""
+    """A payer's year under one convention: forecast, AC, acomptes, actual and balance."""
 
     convention: str
     payer: Party
     payee: Party
-    actual: Decimal  # Σ lines
-    forecast: Decimal  # Σ services round(unit cost × forecast units)
-    instalments: tuple[Decimal, ...]  # add up to the forecast
-    regularisation: Decimal  # actual − Σ instalments (positive: to collect; negative: refund)
-    ac_deduction: Decimal  # forecast deducted from the attribution de compensation
-    ac_balance: Decimal  # actual − AC deduction, settled at year end
     settlement_mode: str
+    actual: Decimal  # Σ lines: the gross annual cost
+    forecast: Decimal  # unit cost × forecast units, or the forecast cost shared by the key
+    ac_deduction: Decimal  # the forecast imputed on the AC (AC or mixed mode)
+    planned: tuple[PlannedInstalment, ...]  # acomptes to call on the forecast (titre mode)
+    called: tuple[CalledInstalment, ...]  # acomptes actually called
 
     @property
     def instalments_total(self) -> Decimal:
-        return sum(self.instalments, Decimal("0.00"))
+        return sum((i.amount for i in self.called), ZERO)
+
+    @property
+    def balance(self) -> Decimal:
+        """What remains to settle at year end: positive, the payer owes it; negative, it is
+        refunded (or, AC only, carried into next year's AC)."""
+        return self.actual - self.ac_deduction - self.instalments_total
+
+    @property
+    def channel(self) -> str:
+        if self.balance == 0:
+            return CHANNEL_NONE
+        if self.settlement_mode == SETTLEMENT_AC:
+            return CHANNEL_AC_NEXT_YEAR
+        return CHANNEL_TITRE if self.balance > 0 else CHANNEL_MANDAT
 
 
 @dataclass(frozen=True)
 class Position:
-    """An organisation's net position for the year across every convention."""
+    """An organisation's position for the year across every convention."""
 
     party: Party
-    receivable: Decimal  # owed to it
-    payable: Decimal  # owed by it
-    net: Decimal  # receivable − payable: positive, it is owed money
+    receivable: Decimal  # gross: owed to it
+    payable: Decimal  # gross: owed by it
+    settled: Decimal  # already settled in its favour (AC imputed and acomptes called), net
+    net: Decimal = ZERO  # receivable − payable: positive, it is owed money
+
+    @property
+    def remaining(self) -> Decimal:
+        """Still to settle after the AC and the acomptes: positive, to receive; negative, to pay."""
+        return self.net - self.settled
 
 
 @dataclass(frozen=True)
@@ -269,7 +361,7 @@ def unit_lines(convention: ConventionInput, service: ServiceInput) -> list[Line]
                     service=service.code,
                     service_name=service.name,
                     period=period,
-                    basis=KEY_UNITS,
+                    basis=BASIS_UNIT_COST,
                     units=units,
                     unit_cost=service.unit_cost,
                     amount=round_cents(service.unit_cost * units),
@@ -280,72 +372,210 @@ def unit_lines(convention: ConventionInput, service: ServiceInput) -> list[Line]
     return lines
 
 
-def key_lines(convention: ConventionInput, service: ServiceInput) -> list[Line]:
-    """A service commun's eligible cost shared by population or fixed percentages over the year:
-    the rounded shares add up exactly to the cost (largest remainder, ties to the smaller SIREN)."""
-    members = [convention.payee, *convention.payers]
-    weighted = [m for m in members if m.id in service.key_weights]
+def year_period(year: int) -> Period:
+    return Period(date(year, 1, 1), date(year, 12, 31))
+
+
+def prorated(cost: Decimal, year: int, segments: Sequence[KeySegment]) -> list[Decimal]:
+    """The cost of each segment: the year's cost × its days ÷ the days of the year, so that the
+    parts of a fully covered year add up exactly to the cost (largest remainder); the part of
+    the year the convention does not cover is not billed."""
+    days = [s.period.days for s in segments]
+    uncovered = year_period(year).days - sum(days)
+    if uncovered < 0:
+        raise EngineError("Les périodes de répartition se chevauchent ou débordent de l'année.")
+    parts = allocate(
+        cost,
+        [Decimal(d) for d in days] + [Decimal(uncovered)],
+        [s.period.start.isoformat() for s in segments] + ["~"],
+    )
+    return parts[:-1]
+
+
+def segment_shares(
+    convention: ConventionInput,
+    service: ServiceInput,
+    segment: KeySegment,
+    cost: Decimal,
+    weights: Mapping[int, Decimal],
+) -> list[tuple[Party, Decimal, Decimal, Decimal]]:
+    """(member, weight, total weight, share) of a segment's cost, the managing organisation's
+    own part taken as the terms state it. The shares add up exactly to the cost."""
+    payee = convention.payee
+    mode = segment.managing_mode
+    weights = {pid: as_decimal(w) for pid, w in weights.items()}
+    if mode == MANAGING_NONE:
+        weights.pop(payee.id, None)
+    elif mode == MANAGING_WEIGHT:
+        weights[payee.id] = as_decimal(segment.managing_value or 0)
+    out: list[tuple[Party, Decimal, Decimal, Decimal]] = []
+    if mode == MANAGING_FIXED_PERCENT:
+        percent = as_decimal(segment.managing_value or 0)
+        own, cost = allocate(cost, [percent, Decimal(100) - percent], ["0", "1"])
+        out.append((payee, percent, Decimal(100), own))
+        weights.pop(payee.id, None)
+    members = [m for m in (payee, *convention.payers) if m.id in weights]
+    member_weights = [weights[m.id] for m in members]
+    if cost == 0 and not any(member_weights):
+        return out
+    try:
+        shares = allocate(cost, member_weights, [m.siren for m in members])
+    except MoneyError as error:
+        raise EngineError(
+            f"{convention.reference}, « {service.name} », du {segment.period.start:%d/%m/%Y} au "
+            f"{segment.period.end:%d/%m/%Y} : {error}"
+        ) from error
+    total = sum(member_weights, Decimal(0))
+    out += [(m, w, total, s) for m, w, s in zip(members, member_weights, shares, strict=True)]
+    return out
+
+
+def units_used(convention: ConventionInput, service: ServiceInput, period: Period) -> dict:
+    used: dict[int, Decimal] = defaultdict(Decimal)
+    for u in convention.usages:
+        if u.service == service.code and period.contains(u.day):
+            used[u.payer_id] += as_decimal(u.units)
+    for _payer_id, units in used.items():
+        if units < 0:
+            raise EngineError(
+                f"Unités négatives pour « {service.name} » : vérifiez l'état des recours."
+            )
+    return dict(used)
+
+
+def key_lines(year: int, convention: ConventionInput, service: ServiceInput) -> list[Line]:
+    """A service commun's cost shared by its key, segment by segment (see ``prorated``): by
+    population or fixed shares, or by the units each member used (its own usage included);
+    the rounded shares of a segment add up exactly to its cost."""
     if service.total_cost is None:
         raise EngineError(
             f"Coût du service « {service.name} » inconnu : la répartition est impossible."
         )
-    weights = [as_decimal(service.key_weights[m.id]) for m in weighted]
-    try:
-        shares = allocate(service.total_cost, weights, [m.siren for m in weighted])
-    except MoneyError as error:
-        raise EngineError(f"{convention.reference}, « {service.name} » : {error}") from error
-    year = Period(min(p.start for p in convention.periods), max(p.end for p in convention.periods))
-    total_weight = sum(weights, Decimal(0))
-    return [
-        Line(
-            convention=convention.reference,
-            payer=member,
-            payee=convention.payee,
-            service=service.code,
-            service_name=service.name,
-            period=year,
-            basis=service.allocation_key,
-            units=Decimal(0),
-            unit_cost=None,
-            amount=share,
-            key_weight=weight,
-            key_total=total_weight,
-            shared_cost=round_cents(service.total_cost),
+    costs = prorated(service.total_cost, year, service.segments)
+    lines = []
+    for segment, cost in zip(service.segments, costs, strict=True):
+        used = (
+            units_used(convention, service, segment.period)
+            if service.allocation_key == KEY_UNITS
+            else {}
         )
-        for member, weight, share in zip(weighted, weights, shares, strict=True)
-    ]
+        weights = used if service.allocation_key == KEY_UNITS else segment.weights
+        for member, weight, total, share in segment_shares(
+            convention, service, segment, cost, weights
+        ):
+            lines.append(
+                Line(
+                    convention=convention.reference,
+                    payer=member,
+                    payee=convention.payee,
+                    service=service.code,
+                    service_name=service.name,
+                    period=segment.period,
+                    basis=service.allocation_key,
+                    units=used.get(member.id, Decimal(0)),
+                    unit_cost=None,
+                    amount=share,
+                    usage_count=sum(
+                        1
+                        for u in convention.usages
+                        if u.payer_id == member.id
+                        and u.service == service.code
+                        and segment.period.contains(u.day)
+                    ),
+                    key_weight=weight,
+                    key_total=total,
+                    shared_cost=cost,
+                )
+            )
+    return lines
 
 
-def forecast_amount(convention: ConventionInput, payer: Party) -> Decimal:
-    total = Decimal("0.00")
+def keyed_forecast(year: int, convention: ConventionInput, service: ServiceInput) -> dict:
+    """Each member's share of the forecast cost, by the same key and segments as the actual
+    shares (for a key by units: by the forecast units)."""
+    if service.forecast_cost is None:
+        return {}
+    costs = prorated(service.forecast_cost, year, service.segments)
+    forecast: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    for segment, cost in zip(service.segments, costs, strict=True):
+        weights = segment.weights
+        if service.allocation_key == KEY_UNITS:
+            weights = {
+                payer_id: units
+                for (payer_id, code), units in convention.forecasts.items()
+                if code == service.code
+            }
+            if not any(weights.values()):
+                return {}  # no forecast units: nothing forecast (a compliance finding)
+        for member, _weight, _total, share in segment_shares(
+            convention, service, segment, cost, weights
+        ):
+            forecast[member.id] += share
+    return dict(forecast)
+
+
+def forecast_amounts(year: int, convention: ConventionInput) -> dict[int, Decimal]:
+    """Each payer's forecast for the year: unit cost × forecast units, or its keyed share of
+    the forecast cost."""
+    totals: dict[int, Decimal] = defaultdict(lambda: ZERO)
     for service in convention.services:
-        units = convention.forecasts.get((payer.id, service.code))
-        if units is not None and service.unit_cost is not None:
-            total += round_cents(service.unit_cost * as_decimal(units))
-    return total
+        if service.is_keyed:
+            for payer_id, share in keyed_forecast(year, convention, service).items():
+                totals[payer_id] += share
+            continue
+        if service.unit_cost is None:
+            continue
+        for payer in convention.payers:
+            units = convention.forecasts.get((payer.id, service.code))
+            if units is not None:
+                totals[payer.id] += round_cents(service.unit_cost * as_decimal(units))
+    return dict(totals)
 
 
-def settle(convention: ConventionInput, payer: Party, actual: Decimal) -> Settlement:
-    forecast = forecast_amount(convention, payer)
+def add_months(day: date, months: int) -> date:
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def instalment_plan(
+    covered: Period, forecast: Decimal, count: int
+) -> tuple[PlannedInstalment, ...]:
+    """``count`` acomptes on the forecast, due on the first day of each of ``count`` equal runs
+    of months of the covered part of the year (the first one on its first day); they add up
+    exactly to the forecast (``split_evenly``)."""
+    if count < 1 or forecast <= 0:
+        return ()
+    first_month = date(covered.start.year, covered.start.month, 1)
+    months = (covered.end.year - first_month.year) * 12 + covered.end.month - first_month.month + 1
+    amounts = split_evenly(forecast, count)
+    return tuple(
+        PlannedInstalment(
+            rank,
+            max(covered.start, add_months(first_month, (rank - 1) * months // count)),
+            amount,
+        )
+        for rank, amount in enumerate(amounts, start=1)
+    )
+
+
+def settle(
+    convention: ConventionInput, payer: Party, actual: Decimal, forecast: Decimal
+) -> Settlement:
     on_ac = convention.settlement_mode in (SETTLEMENT_AC, SETTLEMENT_MIXED)
-    if on_ac:
-        instalments: tuple[Decimal, ...] = ()
-    elif convention.instalment_count > 0:
-        instalments = tuple(split_evenly(forecast, convention.instalment_count))
-    else:
-        instalments = ()
-    called = sum(instalments, Decimal("0.00"))  # the same as Settlement.instalments_total
+    planned = (
+        () if on_ac else instalment_plan(convention.covered, forecast, convention.instalment_count)
+    )
     return Settlement(
         convention=convention.reference,
         payer=payer,
         payee=convention.payee,
+        settlement_mode=convention.settlement_mode,
         actual=actual,
         forecast=forecast,
-        instalments=instalments,
-        regularisation=actual - called if not on_ac else Decimal("0.00"),
-        ac_deduction=forecast if on_ac else Decimal("0.00"),
-        ac_balance=actual - forecast if on_ac else Decimal("0.00"),
-        settlement_mode=convention.settlement_mode,
+        ac_deduction=forecast if on_ac else ZERO,
+        planned=planned,
+        called=tuple(sorted(convention.called.get(payer.id, ()), key=lambda i: i.rank)),
     )
 
 
@@ -365,8 +595,21 @@ def convention_year(
     borne: list[Line] = []
     findings: list[Finding] = []
     for service in sorted(convention.services, key=lambda s: s.code):
-        if service.allocation_key in (KEY_POPULATION, KEY_FIXED_SHARES):
-            produced = key_lines(convention, service)
+        if service.is_keyed:
+            produced = key_lines(year, convention, service)
+            if (
+                convention.payee.is_epci
+                and service.allocation_key == KEY_POPULATION
+                and any(not s.managing_mode for s in service.segments)
+            ):
+                findings.append(
+                    Finding(
+                        convention.reference,
+                        "MANAGING_SHARE_UNSTATED",
+                        f"« {service.name} » : les conditions ne disent pas comment l'EPCI, sans "
+                        "population propre, participe au coût ; il ne supporte aucune part.",
+                    )
+                )
         elif service.unit_cost is None:
             if any(u.service == service.code for u in convention.usages):
                 findings.append(
@@ -396,6 +639,7 @@ def compute_year(year: int, conventions: Iterable[ConventionInput]) -> YearResul
             convention_lines, convention_borne, convention_findings = convention_year(
                 year, convention
             )
+            forecasts = forecast_amounts(year, convention)
         except EngineError as error:
             # One convention's missing data never blocks the others: it becomes a finding.
             findings.append(Finding(convention.reference, "NOT_COMPUTED", str(error)))
@@ -409,7 +653,8 @@ def compute_year(year: int, conventions: Iterable[ConventionInput]) -> YearResul
             actual = sum(
                 (x.amount for x in convention_lines if x.payer.id == payer.id), Decimal("0.00")
             )
-            settlements.append(settle(convention, payer, actual))
+            forecast = forecasts.get(payer.id, ZERO)
+            settlements.append(settle(convention, payer, actual, forecast))
     lines.sort(key=line_order)
     borne.sort(key=line_order)
     return YearResult(
@@ -417,24 +662,37 @@ def compute_year(year: int, conventions: Iterable[ConventionInput]) -> YearResul
         lines=tuple(lines),
         borne_by_payee=tuple(borne),
         settlements=tuple(settlements),
-        positions=tuple(net_positions(lines)),
+        positions=tuple(net_positions(settlements)),
         findings=tuple(findings),
         total=sum((line.amount for line in lines), Decimal("0.00")),
     )
 
 
-def net_positions(lines: Iterable[Line]) -> list[Position]:
-    """For each organisation: what it is owed, what it owes, and the net (who owes whom)."""
-    receivable: dict[int, Decimal] = defaultdict(lambda: Decimal("0.00"))
-    payable: dict[int, Decimal] = defaultdict(lambda: Decimal("0.00"))
+def net_positions(settlements: Iterable[Settlement]) -> list[Position]:
+    """For each organisation: what it is owed and what it owes over the year (gross), and what
+    of it is already settled on the AC or by acomptes; ``remaining`` is what is left."""
+    receivable: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    payable: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    settled: dict[int, Decimal] = defaultdict(lambda: ZERO)
     parties: dict[int, Party] = {}
-    for line in lines:
-        receivable[line.payee.id] += line.amount
-        payable[line.payer.id] += line.amount
-        parties[line.payee.id] = line.payee
-        parties[line.payer.id] = line.payer
+    for s in settlements:
+        if s.actual == 0 and s.ac_deduction == 0 and not s.called:
+            continue
+        already = s.ac_deduction + s.instalments_total
+        receivable[s.payee.id] += s.actual
+        payable[s.payer.id] += s.actual
+        settled[s.payee.id] += already
+        settled[s.payer.id] -= already
+        parties[s.payee.id] = s.payee
+        parties[s.payer.id] = s.payer
     return [
-        Position(party, receivable[pid], payable[pid], receivable[pid] - payable[pid])
+        Position(
+            party,
+            receivable[pid],
+            payable[pid],
+            settled[pid],
+            receivable[pid] - payable[pid],
+        )
         for pid, party in sorted(parties.items(), key=lambda item: item[1].siren)
     ]
 

@@ -6,7 +6,7 @@ import io
 from collections import defaultdict
 from decimal import Decimal
 
-SCHEMA = "mutualis.reimbursements/1"
+SCHEMA = "mutualis.reimbursements/2"
 
 
 def organisation(party) -> dict:
@@ -18,6 +18,8 @@ def decimal_or_none(value):
 
 
 def line_as_dict(line) -> dict:
+    """An engine line as plain data: the one serialiser, used by the JSON export and by the
+    statements' frozen snapshots."""
     return {
         "convention": line.convention,
         "payer": organisation(line.payer),
@@ -36,6 +38,44 @@ def line_as_dict(line) -> dict:
         "key_total": decimal_or_none(line.key_total),
         "shared_cost": decimal_or_none(line.shared_cost),
     }
+
+
+def settlement_as_dict(s) -> dict:
+    """A payer's settlement: forecast, AC deduction, acomptes planned and called (with their
+    dates), actual, balance with its direction and channel."""
+    return {
+        "convention": s.convention,
+        "payer": organisation(s.payer),
+        "payee": organisation(s.payee),
+        "settlement_mode": s.settlement_mode,
+        "forecast": str(s.forecast),
+        "ac_deduction": str(s.ac_deduction),
+        "instalments_planned": [
+            {"rank": i.rank, "due_date": i.due_date.isoformat(), "amount": str(i.amount)}
+            for i in s.planned
+        ],
+        "instalments_called": [
+            {
+                "rank": i.rank,
+                "due_date": i.due_date.isoformat(),
+                "amount": str(i.amount),
+                "titre_number": i.reference,
+                "status": i.status,
+            }
+            for i in s.called
+        ],
+        "instalments_total": str(s.instalments_total),
+        "actual": str(s.actual),
+        "balance": str(s.balance),
+        "direction": direction_of(s.balance),
+        "channel": s.channel,
+    }
+
+
+def direction_of(balance) -> str:
+    """Who pays the balance: TO_COLLECT (the payer owes it), TO_REFUND (the payee gives it
+    back), SETTLED (nothing)."""
+    return "TO_COLLECT" if balance > 0 else "TO_REFUND" if balance < 0 else "SETTLED"
 
 
 def totals(result) -> dict:
@@ -60,27 +100,15 @@ def year_as_dict(reimbursements) -> dict:
         "currency": "EUR",
         "lines": [line_as_dict(line) for line in result.lines],
         "borne_by_payee": [line_as_dict(line) for line in result.borne_by_payee],
-        "settlements": [
-            {
-                "convention": s.convention,
-                "payer": organisation(s.payer),
-                "payee": organisation(s.payee),
-                "settlement_mode": s.settlement_mode,
-                "forecast": str(s.forecast),
-                "instalments": [str(i) for i in s.instalments],
-                "actual": str(s.actual),
-                "regularisation": str(s.regularisation),
-                "ac_deduction": str(s.ac_deduction),
-                "ac_balance": str(s.ac_balance),
-            }
-            for s in result.settlements
-        ],
+        "settlements": [settlement_as_dict(s) for s in result.settlements],
         "positions": [
             {
                 "organisation": organisation(p.party),
                 "receivable": str(p.receivable),
                 "payable": str(p.payable),
                 "net": str(p.net),
+                "settled": str(p.settled),
+                "remaining": str(p.remaining),
             }
             for p in result.positions
         ],

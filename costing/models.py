@@ -384,6 +384,15 @@ class StatementStatus(models.TextChoices):
     ISSUED = "ISSUED", _("Émis")
 
 
+class BalanceChannel(models.TextChoices):
+    """Where a statement's year-end balance goes (engine.CHANNELS)."""
+
+    TITRE = "TITRE", _("Titre de recettes émis par le créancier")
+    MANDAT = "MANDAT", _("Remboursement au débiteur (mandat ou réduction de titre)")
+    AC_NEXT_YEAR = "AC_N_PLUS_1", _("Reporté sur l'attribution de compensation de l'année suivante")
+    NONE = "NONE", _("Rien à régler")
+
+
 class StatementQuerySet(models.QuerySet):
     def with_state(self):
         """Annotate ``is_cancelled``: an issued statement cites this one as cancelled."""
@@ -452,7 +461,9 @@ class Statement(models.Model):
         default=0,
     )
     settlement_mode = models.CharField(_("modalité de règlement"), max_length=16, blank=True)
-    balance_channel = models.CharField(_("règlement du solde"), max_length=16, blank=True)
+    balance_channel = models.CharField(
+        _("règlement du solde"), max_length=16, choices=BalanceChannel.choices, blank=True
+    )
     approved_at = models.DateTimeField(_("approuvé par le débiteur le"), null=True, blank=True)
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

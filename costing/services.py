@@ -6,6 +6,7 @@
 - the simulation of a draft convention or avenant.
 """
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -22,9 +23,22 @@ from conventions.models import (
     PartyRole,
     Status,
 )
-from conventions.services import add_months, applicable_terms, is_applicable, terms_in_force
+from conventions.services import (
+    add_months,
+    applicable_terms,
+    coverage,
+    terms_in_force,
+    terms_segments,
+)
 from costing import engine
-from costing.models import CostBase, UnitCost, UsageRecord, UsageSource
+from costing.models import (
+    CostBase,
+    Instalment,
+    InstalmentStatus,
+    UnitCost,
+    UsageRecord,
+    UsageSource,
+)
 from costing.money import round_cents
 from mutualisation.models import Organisation, PopulationRecord, Service
 
@@ -216,40 +230,19 @@ def party(organisation: Organisation) -> engine.Party:
     )
 
 
-def periods_for(convention: Convention, year: int, end: date | None) -> tuple[engine.Period, ...]:
-    """Reimbursement periods of the year: from the start, each as long as the periodicity of the
-    terms in force, cut where an avenant changes the terms and at the year's or convention's end."""
-    first = max(date(year, 1, 1), convention.start_date)
-    last = min(date(year, 12, 31), end) if end else date(year, 12, 31)
-    changes = sorted(
-        t.effective_from
-        for t in convention.terms.all()
-        if first < t.effective_from <= last and is_applicable(t)
-    )
+def periods_for(convention: Convention, first: date, last: date) -> tuple[engine.Period, ...]:
+    """Reimbursement periods from ``first`` to ``last``: each as long as the periodicity of the
+    terms in force, cut where an avenant changes the terms."""
     periods = []
-    cursor = first
-    while cursor <= last:
-        terms = applicable_terms(convention, cursor)
-        stop = add_months(date(cursor.year, cursor.month, 1), terms.periodicity_months) - timedelta(
-            days=1
-        )
-        stop = min([stop, last, *[c - timedelta(days=1) for c in changes if c > cursor]])
-        periods.append(engine.Period(cursor, stop))
-        cursor = stop + timedelta(days=1)
+    for run_start, run_end, terms in terms_segments(convention, first, last):
+        cursor = run_start
+        while cursor <= run_end:
+            month_start = date(cursor.year, cursor.month, 1)
+            stop = add_months(month_start, terms.periodicity_months) - timedelta(days=1)
+            stop = min(stop, run_end)
+            periods.append(engine.Period(cursor, stop))
+            cursor = stop + timedelta(days=1)
     return tuple(periods)
-
-
-def convention_end(convention: Convention, year: int) -> date | None:
-    """Last day covered: the termination date, else the end date unless tacitly renewed."""
-    ends = []
-    terms = applicable_terms(convention, date(year, 12, 31))
-    if terms.end_date and not terms.tacit_renewal:
-        ends.append(terms.end_date)
-    # A missing reverse one-to-one raises RelatedObjectDoesNotExist, an AttributeError.
-    termination = getattr(convention, "termination", None)
-    if termination is not None:
-        ends.append(termination.effective_on)
-    return min(ends) if ends else None
 
 
 def billed_conventions(year: int, conventions=None):
@@ -268,30 +261,43 @@ def billed_conventions(year: int, conventions=None):
 
 
 @dataclass(frozen=True)
-class YearInputs:
-    conventions: list  # engine.ConventionInput
-    by_reference: dict  # reference → Convention
-    findings: list  # engine.Finding raised while loading (missing cost base, …)
+class YearData:
+    """Everything a year's computation reads from the database, loaded once (a bounded number
+    of queries) and reused by the engine inputs, the compliance checks and the statements."""
+
+    year: int
+    conventions: list  # Convention, prefetched
+    unit_costs: dict  # service id → the current UnitCost (latest version) of the year
+    cost_bases: dict  # service id → CostBase of the year, lines prefetched
+    usages: dict  # convention id → [UsageRecord]
+    populations: dict  # (organisation id, vintage) → municipal population
+    called: dict  # (convention id, payer id) → [Instalment] not cancelled
+
+    def unit_cost_of(self, service_code: str) -> UnitCost | None:
+        return next((u for u in self.unit_costs.values() if u.service.code == service_code), None)
 
 
-def year_inputs(year: int, conventions=None) -> YearInputs:
-    """Everything the engine needs for a year, in a bounded number of queries."""
+def load_year(year: int, conventions=None) -> YearData:
     loaded = list(billed_conventions(year, conventions))
     service_ids = {line.service_id for c in loaded for line in c.services.all()}
-    unit_costs = {
-        u.service_id: u for u in UnitCost.objects.filter(year=year, service_id__in=service_ids)
-    }
+    unit_costs = {}
+    for unit_cost in (
+        UnitCost.objects.filter(year=year, service_id__in=service_ids)
+        .select_related("service")
+        .order_by("version")
+    ):
+        unit_costs[unit_cost.service_id] = unit_cost  # the latest version wins
     cost_bases = {
         b.service_id: b
         for b in CostBase.objects.filter(year=year, service_id__in=service_ids).prefetch_related(
             "lines"
         )
     }
-    usages_by_convention: dict[int, list] = {}
+    usages: dict[int, list] = defaultdict(list)
     for record in UsageRecord.objects.filter(
         convention__in=loaded, period_start__year=year
     ).select_related("service"):
-        usages_by_convention.setdefault(record.convention_id, []).append(record)
+        usages[record.convention_id].append(record)
     vintages = {
         line.population_vintage
         for c in loaded
@@ -302,101 +308,153 @@ def year_inputs(year: int, conventions=None) -> YearInputs:
         (p.organisation_id, p.vintage): p.municipal
         for p in PopulationRecord.objects.filter(vintage__in=vintages)
     }
-    inputs, by_reference, findings = [], {}, []
-    for convention in loaded:
-        end = convention_end(convention, year)
-        if end is not None and end < max(date(year, 1, 1), convention.start_date):
-            continue  # nothing of this year is covered
-        parties = list(convention.parties.all())
-        if convention.kind == ConventionKind.SERVICE_COMMUN:
-            payee_org = convention.managing_organisation
-            payer_orgs = [p.organisation for p in parties if p.organisation_id != payee_org.pk]
-        else:
-            providers = [p.organisation for p in parties if p.role == PartyRole.PROVIDER]
-            payee_org = providers[0]
-            payer_orgs = [p.organisation for p in parties if p.role == PartyRole.BENEFICIARY]
-        terms = applicable_terms(convention, max(date(year, 1, 1), convention.start_date))
-        forecasts_of_year = [f for f in terms.forecasts.all() if f.year == year]
-        line_by_id = {line.pk: line for line in convention.services.all()}
-        services = []
-        for line in convention.services.all():
-            unit_cost = unit_costs.get(line.service_id)
-            weights, total_cost = {}, None
-            if line.allocation_key in (AllocationKey.POPULATION, AllocationKey.FIXED_SHARES):
-                base = cost_bases.get(line.service_id)
-                if base is None:
-                    findings.append(
-                        engine.Finding(
-                            convention.reference,
-                            "NO_COST_BASE",
-                            _(
-                                "Aucune base de coûts %(year)s pour « %(service)s » : la répartition est impossible."
-                            )
-                            % {"year": year, "service": line.service.name},
-                        )
-                    )
-                    continue
-                total_cost = engine.compute_unit_cost(
-                    cost_line_inputs(base), base.reference_units
-                ).eligible_cost
-                members = [payee_org, *payer_orgs]
-                if line.allocation_key == AllocationKey.POPULATION:
-                    weights = {
-                        m.pk: Decimal(populations[(m.pk, line.population_vintage)])
-                        for m in members
-                        if (m.pk, line.population_vintage) in populations
-                    }
-                else:
-                    weights = {
-                        f.beneficiary_id: f.fixed_share_percent
-                        for f in forecasts_of_year
-                        if f.service_id == line.pk and f.fixed_share_percent is not None
-                    }
-            services.append(
-                engine.ServiceInput(
-                    code=line.service.code,
-                    name=line.service.name,
-                    unit_cost=unit_cost.amount if unit_cost else None,
-                    unit_cost_provisional=bool(unit_cost and unit_cost.is_provisional),
-                    allocation_key=line.allocation_key,
-                    key_weights=weights,
-                    total_cost=total_cost,
-                )
-            )
-        # A usage record covers a month; the one of the month the convention starts (dated the
-        # 1st) counts from the start date.
-        first_day = max(date(year, 1, 1), convention.start_date)
-        usages = tuple(
-            engine.Usage(
-                r.beneficiary_id,
-                r.service.code,
-                max(r.period_start, first_day),
-                r.units,
-                r.reference,
-            )
-            for r in usages_by_convention.get(convention.pk, [])
-            if r.period_end >= first_day
+    called: dict[tuple[int, int], list] = defaultdict(list)
+    for instalment in Instalment.objects.filter(convention__in=loaded, year=year).exclude(
+        status=InstalmentStatus.CANCELLED
+    ):
+        called[(instalment.convention_id, instalment.payer_id)].append(instalment)
+    return YearData(year, loaded, unit_costs, cost_bases, usages, populations, called)
+
+
+def sides(convention: Convention) -> tuple[Organisation, list[Organisation]]:
+    """(payee, payers): the provider and its beneficiaries, or the organisation managing the
+    service commun and its other members."""
+    parties = list(convention.parties.all())
+    if convention.kind == ConventionKind.SERVICE_COMMUN:
+        payee = convention.managing_organisation
+        return payee, [p.organisation for p in parties if p.organisation_id != payee.pk]
+    payee = next(p.organisation for p in parties if p.role == PartyRole.PROVIDER)
+    return payee, [p.organisation for p in parties if p.role == PartyRole.BENEFICIARY]
+
+
+def key_weights(line, terms, members, data: YearData) -> dict:
+    """The key weights of a service line under a set of terms (population of the named vintage,
+    or the fixed shares of these terms); a key by units takes the units used instead."""
+    if line.allocation_key == AllocationKey.POPULATION:
+        return {
+            m.pk: Decimal(data.populations[(m.pk, line.population_vintage)])
+            for m in members
+            if (m.pk, line.population_vintage) in data.populations
+        }
+    if line.allocation_key == AllocationKey.FIXED_SHARES:
+        return {
+            f.beneficiary_id: f.fixed_share_percent
+            for f in terms.forecasts.all()
+            if f.year == data.year and f.service_id == line.pk and f.fixed_share_percent is not None
+        }
+    return {}
+
+
+def keyed_service_input(line, convention, members, first, last, data: YearData):
+    base = data.cost_bases.get(line.service_id)
+    if base is None:
+        raise engine.EngineError(
+            _("Aucune base de coûts %(year)s pour « %(service)s » : la répartition est impossible.")
+            % {"year": data.year, "service": line.service.name}
         )
-        forecasts = {
+    eligible = engine.compute_unit_cost(cost_line_inputs(base), base.reference_units).eligible_cost
+    segments = tuple(
+        engine.KeySegment(
+            engine.Period(start, end),
+            key_weights(line, terms, members, data),
+            terms.managing_share_mode,
+            terms.managing_share_value,
+        )
+        for start, end, terms in terms_segments(convention, first, last)
+    )
+    return {
+        "total_cost": base.actual_cost if base.actual_cost is not None else eligible,
+        "forecast_cost": base.forecast_cost if base.forecast_cost is not None else eligible,
+        "segments": segments,
+    }
+
+
+def convention_input(convention: Convention, data: YearData) -> engine.ConventionInput | None:
+    """The engine's input for one convention, or None when it covers nothing of the year.
+    Raises ``engine.EngineError`` when its data cannot be computed (e.g. a negative cost)."""
+    span = coverage(convention, data.year)
+    if span is None:
+        return None
+    first, last = span
+    payee, payers = sides(convention)
+    terms = applicable_terms(convention, first)
+    forecasts_of_year = [f for f in terms.forecasts.all() if f.year == data.year]
+    services = []
+    for line in convention.services.all():
+        unit_cost = data.unit_costs.get(line.service_id)
+        keyed = {}
+        if line.allocation_key in engine.ALLOCATION_KEYS:
+            keyed = keyed_service_input(line, convention, [payee, *payers], first, last, data)
+        services.append(
+            engine.ServiceInput(
+                code=line.service.code,
+                name=line.service.name,
+                unit_cost=unit_cost.amount if unit_cost else None,
+                unit_cost_provisional=bool(unit_cost and unit_cost.is_provisional),
+                allocation_key=line.allocation_key,
+                **keyed,
+            )
+        )
+    # A usage record covers a month; the one of the month the convention starts (dated the 1st)
+    # counts from the start date.
+    usages = tuple(
+        engine.Usage(
+            r.beneficiary_id, r.service.code, max(r.period_start, first), r.units, r.reference
+        )
+        for r in data.usages.get(convention.pk, [])
+        if r.period_end >= first
+    )
+    line_by_id = {line.pk: line for line in convention.services.all()}
+    called = {
+        payer.pk: tuple(
+            engine.CalledInstalment(
+                i.rank, i.due_date, i.amount, i.titre_number, i.get_status_display()
+            )
+            for i in data.called.get((convention.pk, payer.pk), [])
+        )
+        for payer in payers
+    }
+    return engine.ConventionInput(
+        reference=convention.reference,
+        payee=party(payee),
+        payers=tuple(party(o) for o in payers),
+        services=tuple(services),
+        periods=periods_for(convention, first, last),
+        usages=usages,
+        forecasts={
             (f.beneficiary_id, line_by_id[f.service_id].service.code): f.units
             for f in forecasts_of_year
             if f.service_id in line_by_id
-        }
-        inputs.append(
-            engine.ConventionInput(
-                reference=convention.reference,
-                payee=party(payee_org),
-                payers=tuple(party(o) for o in payer_orgs),
-                services=tuple(services),
-                periods=periods_for(convention, year, end),
-                usages=usages,
-                forecasts=forecasts,
-                instalment_count=terms.instalment_count,
-                settlement_mode=terms.settlement_mode,
-            )
-        )
-        by_reference[convention.reference] = convention
-    return YearInputs(inputs, by_reference, findings)
+        },
+        instalment_count=terms.instalment_count,
+        settlement_mode=terms.settlement_mode,
+        called={payer_id: items for payer_id, items in called.items() if items},
+    )
+
+
+@dataclass(frozen=True)
+class YearInputs:
+    conventions: list  # engine.ConventionInput
+    by_reference: dict  # reference → Convention
+    findings: list  # engine.Finding raised while loading (missing cost base, …)
+    data: YearData
+
+
+def year_inputs(year: int, conventions=None) -> YearInputs:
+    """Everything the engine needs for a year. A convention whose data cannot be computed
+    becomes a finding; the others are computed."""
+    data = load_year(year, conventions)
+    inputs, by_reference, findings = [], {}, []
+    for convention in data.conventions:
+        try:
+            convention_in = convention_input(convention, data)
+        except engine.EngineError as error:
+            findings.append(engine.Finding(convention.reference, "NOT_COMPUTED", str(error)))
+            continue
+        if convention_in is not None:
+            inputs.append(convention_in)
+            by_reference[convention.reference] = convention
+    return YearInputs(inputs, by_reference, findings, data)
 
 
 @dataclass(frozen=True)
@@ -405,6 +463,7 @@ class Reimbursements:
     result: engine.YearResult
     findings: tuple  # engine findings, loading findings and compliance findings
     conventions: dict  # reference → Convention
+    data: YearData | None = None
 
 
 def compute_reimbursements(year: int, conventions=None) -> Reimbursements:
@@ -413,19 +472,12 @@ def compute_reimbursements(year: int, conventions=None) -> Reimbursements:
     result = engine.compute_year(year, inputs.conventions)
     findings = list(inputs.findings) + list(result.findings)
     findings += compliance(year, inputs, result)
-    return Reimbursements(year, result, tuple(findings), inputs.by_reference)
+    return Reimbursements(year, result, tuple(findings), inputs.by_reference, inputs.data)
 
 
 def compliance(year: int, inputs: YearInputs, result: engine.YearResult) -> list[engine.Finding]:
-    unit_costs = {
-        u.service.code: u for u in UnitCost.objects.filter(year=year).select_related("service")
-    }
-    bases = {
-        b.service.code: b
-        for b in CostBase.objects.filter(year=year)
-        .select_related("service")
-        .prefetch_related("lines")
-    }
+    """What D5211-16 requires and each convention's file lacks, from the data already loaded."""
+    data = inputs.data
     billed_payers = {(line.convention, line.payer.id) for line in result.lines}
     found = []
     for convention_input in inputs.conventions:
@@ -440,16 +492,15 @@ def compliance(year: int, inputs: YearInputs, result: engine.YearResult) -> list
         notifications = []
         signature = convention.signature_date
         deadline = deadline_for(year, signature if signature and signature.year == year else None)
-        for service in convention_input.services:
-            if service.code in bases:
-                lines += cost_line_inputs(bases[service.code])
-            unit_cost = unit_costs.get(service.code)
-            if unit_cost is not None and service.allocation_key in ("", AllocationKey.UNITS):
-                notifications.append((service.name, unit_cost.notified_on, deadline))
-        # A payer with forecast units (so instalments called) but no usage statement at all.
-        unit_based = [
-            s for s in convention_input.services if s.allocation_key in ("", AllocationKey.UNITS)
-        ]
+        for service_line in convention.services.all():
+            base = data.cost_bases.get(service_line.service_id)
+            if base is not None:
+                lines += cost_line_inputs(base)
+            unit_cost = data.unit_costs.get(service_line.service_id)
+            if unit_cost is not None and service_line.allocation_key not in engine.ALLOCATION_KEYS:
+                notifications.append((service_line.service.name, unit_cost.notified_on, deadline))
+        # A payer with forecast units (so acomptes called) but no usage statement at all.
+        unit_based = [s for s in convention_input.services if not s.is_keyed]
         without_usage = tuple(
             p.name
             for p in convention_input.payers

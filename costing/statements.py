@@ -15,10 +15,12 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from conventions.models import Convention
-from costing import services
+from conventions.models import Convention, SettlementMode
+from costing import engine, services
+from costing.exports import line_as_dict, settlement_as_dict
 from costing.models import (
     AccountMapping,
+    BalanceChannel,
     BatchJob,
     FlowDirection,
     FlowType,
@@ -28,10 +30,10 @@ from costing.models import (
     StatementLine,
     StatementRemark,
     StatementStatus,
-    UnitCost,
 )
+from costing.money import ZERO
 from mutualisation.documents import render_pdf
-from mutualisation.models import Organisation, Service
+from mutualisation.models import Organisation
 
 SNAPSHOT_VERSION = 1
 
@@ -68,6 +70,19 @@ def accounts_for(
     )
 
 
+def ac_accounts(table: dict) -> tuple[AccountMapping | None, AccountMapping | None]:
+    """(EPCI's account, commune's account) of the attribution de compensation, on which what is
+    imputed on the AC is booked (reference data, §4 of the domain brief: 739211 / 73211)."""
+    return (
+        table.get((FlowType.COMPENSATION, FlowDirection.EPCI_PROVIDES, Side.PROVIDER)),
+        table.get((FlowType.COMPENSATION, FlowDirection.EPCI_PROVIDES, Side.BENEFICIARY)),
+    )
+
+
+def account_dict(mapping: AccountMapping | None) -> dict | None:
+    return {"account": mapping.account, "label": mapping.label} if mapping else None
+
+
 # --- drafts ------------------------------------------------------------------------------------
 
 
@@ -81,8 +96,22 @@ def organisation_snapshot(org: Organisation) -> dict:
     }
 
 
+def snapshot_line(line, unit_costs: dict) -> dict:
+    unit_cost = unit_costs.get(line.service)
+    data = line_as_dict(line)
+    for key in ("convention", "payer", "payee"):
+        del data[key]  # the statement says them once
+    data["unit_cost_notified_on"] = (
+        unit_cost.notified_on.isoformat()
+        if unit_cost is not None and unit_cost.notified_on and line.unit_cost is not None
+        else None
+    )
+    return data
+
+
 def build_snapshot(*, convention, payer, payee, year, lines, settlement, unit_costs, table) -> dict:
     revenue, expense = accounts_for(payee, table)
+    ac_epci, ac_commune = ac_accounts(table)
     return {
         "version": SNAPSHOT_VERSION,
         "year": year,
@@ -96,45 +125,96 @@ def build_snapshot(*, convention, payer, payee, year, lines, settlement, unit_co
         "payee": organisation_snapshot(payee),
         "accounts": {
             "nomenclature": (revenue or expense).nomenclature if (revenue or expense) else "",
-            "revenue": {"account": revenue.account, "label": revenue.label} if revenue else None,
-            "expense": {"account": expense.account, "label": expense.label} if expense else None,
+            "revenue": account_dict(revenue),
+            "expense": account_dict(expense),
+            "ac_epci": account_dict(ac_epci),
+            "ac_commune": account_dict(ac_commune),
         },
-        "lines": [
-            {
-                "service": line.service,
-                "service_name": line.service_name,
-                "period_start": line.period.start.isoformat(),
-                "period_end": line.period.end.isoformat(),
-                "basis": line.basis,
-                "units": str(line.units),
-                "unit_cost": None if line.unit_cost is None else str(line.unit_cost),
-                "unit_cost_provisional": line.unit_cost_provisional,
-                "unit_cost_notified_on": (
-                    unit_costs[line.service].notified_on.isoformat()
-                    if line.service in unit_costs and unit_costs[line.service].notified_on
-                    else None
-                ),
-                "key_weight": None if line.key_weight is None else str(line.key_weight),
-                "key_total": None if line.key_total is None else str(line.key_total),
-                "shared_cost": None if line.shared_cost is None else str(line.shared_cost),
-                "usage_count": line.usage_count,
-                "amount": str(line.amount),
-            }
-            for line in lines
-        ],
+        "lines": [snapshot_line(line, unit_costs) for line in lines],
         "total": str(sum((line.amount for line in lines), Decimal("0.00"))),
-        "settlement": None
-        if settlement is None
-        else {
-            "mode": settlement.settlement_mode,
-            "forecast": str(settlement.forecast),
-            "instalments": [str(i) for i in settlement.instalments],
-            "actual": str(settlement.actual),
-            "regularisation": str(settlement.regularisation),
-            "ac_deduction": str(settlement.ac_deduction),
-            "ac_balance": str(settlement.ac_balance),
+        "settlement": {
+            **settlement_as_dict(settlement),
+            "mode_label": str(SettlementMode(settlement.settlement_mode).label),
+            "channel_label": str(BalanceChannel(settlement.channel).label),
+            # What is booked where (domain brief §4): the AC imputation on the AC accounts; on
+            # the service-reimbursement accounts only what is settled by titre or mandat
+            # (acomptes and balance); AC only, the balance waits for next year's AC.
+            "on_ac_accounts": str(settlement.ac_deduction),
+            "on_service_accounts": str(
+                ZERO
+                if settlement.settlement_mode == engine.SETTLEMENT_AC
+                else settlement.actual - settlement.ac_deduction
+            ),
+            "carried_to_next_ac": str(
+                settlement.balance if settlement.settlement_mode == engine.SETTLEMENT_AC else ZERO
+            ),
         },
     }
+
+
+def draft_for(settlement, convention, organisations, issued: set, lines, year) -> Statement | None:
+    """The payer's draft statement for the year, created when there is something to state;
+    None when the pair is already issued (and not under correction) or has nothing."""
+    draft = Statement.objects.filter(
+        convention=convention,
+        payer_id=settlement.payer.id,
+        year=year,
+        status=StatementStatus.DRAFT,
+    ).first()
+    key = (settlement.convention, settlement.payer.id)
+    nothing = not lines and settlement.forecast == 0 and not settlement.called
+    if draft is None and (key in issued or nothing):
+        return None  # an existing draft is brought to zero instead
+    return draft or Statement(
+        convention=convention,
+        year=year,
+        payer=organisations[settlement.payer.id],
+        payee=organisations[settlement.payee.id],
+        review_until=timezone.localdate() + timedelta(days=review_days()),
+    )
+
+
+def write_draft(draft: Statement, *, snapshot: dict, settlement, lines, context) -> Statement:
+    """Store the recomputed draft and its lines. A change of total voids the debtor's approval."""
+    total = Decimal(snapshot["total"])
+    if draft.pk and draft.total != total:
+        draft.approved_at, draft.approved_by = None, None
+    draft.snapshot = snapshot
+    draft.total = total
+    draft.settlement_mode = settlement.settlement_mode
+    draft.ac_deduction = settlement.ac_deduction
+    draft.instalments_called = settlement.instalments_total
+    draft.balance = settlement.balance
+    draft.balance_channel = settlement.channel
+    draft.computed_at = context["now"]
+    draft.save()
+    draft.lines.all().delete()
+    revenue, expense = accounts_for(draft.payee, context["table"])
+    unit_costs = context["unit_costs"]
+    StatementLine.objects.bulk_create(
+        StatementLine(
+            statement=draft,
+            position=index,
+            service=context["services"][line.service],
+            period_start=line.period.start,
+            period_end=line.period.end,
+            basis=line.basis,
+            units=line.units,
+            unit_cost=line.unit_cost,
+            unit_cost_notified_on=unit_costs[line.service].notified_on
+            if line.service in unit_costs and line.unit_cost is not None
+            else None,
+            key_weight=line.key_weight,
+            key_total=line.key_total,
+            shared_cost=line.shared_cost,
+            amount=line.amount,
+            revenue_account=revenue.account if revenue else "",
+            expense_account=expense.account if expense else "",
+            usage_count=line.usage_count,
+        )
+        for index, line in enumerate(lines, start=1)
+    )
+    return draft
 
 
 @transaction.atomic
@@ -145,11 +225,17 @@ def statements_prepare(year: int, conventions=None, payer_id=None) -> list[State
     lock_year(year)
     computed = services.compute_reimbursements(year, conventions)
     result = computed.result
-    table = account_table()
-    unit_costs = {
-        u.service.code: u for u in UnitCost.objects.filter(year=year).select_related("service")
+    unit_costs = {u.service.code: u for u in computed.data.unit_costs.values()}
+    context = {
+        "now": timezone.now(),
+        "table": account_table(),
+        "unit_costs": unit_costs,
+        "services": {
+            line.service.code: line.service
+            for c in computed.data.conventions
+            for line in c.services.all()
+        },
     }
-    services_by_code = {s.code: s for s in Service.objects.all()}
     organisations = Organisation.objects.in_bulk(
         {s.payer.id for s in result.settlements} | {s.payee.id for s in result.settlements}
     )
@@ -162,77 +248,29 @@ def statements_prepare(year: int, conventions=None, payer_id=None) -> list[State
         ).values_list("convention__reference", "payer_id")
     )
     prepared = []
-    now = timezone.now()
     for settlement in result.settlements:
         if payer_id is not None and settlement.payer.id != payer_id:
             continue
-        key = (settlement.convention, settlement.payer.id)
-        lines = by_pair.get(key, [])
+        lines = by_pair.get((settlement.convention, settlement.payer.id), [])
         convention = computed.conventions[settlement.convention]
-        draft = Statement.objects.filter(
-            convention=convention,
-            payer_id=settlement.payer.id,
-            year=year,
-            status=StatementStatus.DRAFT,
-        ).first()
-        if draft is None and (key in issued or (not lines and settlement.forecast == 0)):
-            continue  # already issued, or nothing to state; an existing draft is brought to zero
-        payer, payee = organisations[settlement.payer.id], organisations[settlement.payee.id]
+        draft = draft_for(settlement, convention, organisations, issued, lines, year)
         if draft is None:
-            draft = Statement(
-                convention=convention,
-                payer=payer,
-                payee=payee,
-                year=year,
-                review_until=timezone.localdate() + timedelta(days=review_days()),
-            )
+            continue
         snapshot = build_snapshot(
             convention=convention,
-            payer=payer,
-            payee=payee,
+            payer=draft.payer,
+            payee=draft.payee,
             year=year,
             lines=lines,
             settlement=settlement,
             unit_costs=unit_costs,
-            table=table,
+            table=context["table"],
         )
-        draft.snapshot = snapshot
-        draft.total = Decimal(snapshot["total"])
-        called = (
-            settlement.ac_deduction
-            if settlement.settlement_mode != "TITRE"
-            else sum(settlement.instalments, Decimal("0.00"))
-        )
-        draft.instalments_called = called
-        draft.balance = draft.total - called
-        draft.computed_at = now
-        draft.save()
-        draft.lines.all().delete()
-        revenue, expense = accounts_for(payee, table)
-        StatementLine.objects.bulk_create(
-            StatementLine(
-                statement=draft,
-                position=index,
-                service=services_by_code[line.service],
-                period_start=line.period.start,
-                period_end=line.period.end,
-                basis=line.basis,
-                units=line.units,
-                unit_cost=line.unit_cost,
-                unit_cost_notified_on=unit_costs[line.service].notified_on
-                if line.service in unit_costs
-                else None,
-                key_weight=line.key_weight,
-                key_total=line.key_total,
-                shared_cost=line.shared_cost,
-                amount=line.amount,
-                revenue_account=revenue.account if revenue else "",
-                expense_account=expense.account if expense else "",
-                usage_count=line.usage_count,
+        prepared.append(
+            write_draft(
+                draft, snapshot=snapshot, settlement=settlement, lines=lines, context=context
             )
-            for index, line in enumerate(lines, start=1)
         )
-        prepared.append(draft)
     return prepared
 
 

@@ -17,6 +17,7 @@ from costing.engine import (
     ConventionInput,
     CostLineInput,
     EngineError,
+    KeySegment,
     Party,
     Period,
     ServiceInput,
@@ -93,7 +94,7 @@ def test_example_100_euros_shared_by_population_of_three_equal_communes():
         "Affaires juridiques",
         None,
         allocation_key=engine.KEY_FIXED_SHARES,
-        key_weights={AUBIERE.id: D(1), AULNAT.id: D(1), BEAUMONT.id: D(1)},
+        segments=(KeySegment(YEAR, {AUBIERE.id: D(1), AULNAT.id: D(1), BEAUMONT.id: D(1)}),),
         total_cost=D("100.00"),
     )
     convention = ConventionInput(
@@ -113,33 +114,103 @@ def test_example_instalments_and_regularisation():
         usages=(Usage(AUBIERE.id, "si", date(2025, 5, 1), D("37")),),
         forecasts={(AUBIERE.id, "si"): D("40")},
         instalment_count=4,
+        called={
+            AUBIERE.id: tuple(
+                engine.CalledInstalment(rank, date(2025, month, 1), D("2423.10"), f"T-{rank}")
+                for rank, month in ((1, 1), (2, 4), (3, 7))
+            )
+        },
     )
     [settlement] = compute_year(2025, [convention]).settlements
     assert settlement.forecast == D("9692.40")
-    assert settlement.instalments == (D("2423.10"),) * 4
+    # Planned: four acomptes, due on the first day of each quarter.
+    assert [(i.due_date, i.amount) for i in settlement.planned] == [
+        (date(2025, 1, 1), D("2423.10")),
+        (date(2025, 4, 1), D("2423.10")),
+        (date(2025, 7, 1), D("2423.10")),
+        (date(2025, 10, 1), D("2423.10")),
+    ]
+    # Only three were actually called: the regularisation uses them, not the plan.
+    assert settlement.instalments_total == D("7269.30")
     assert settlement.actual == D("8965.47")
-    assert settlement.regularisation == D("-726.93")  # to refund
+    assert settlement.balance == D("1696.17")  # to collect
+    assert settlement.channel == engine.CHANNEL_TITRE
 
 
-def test_example_service_commun_on_the_attribution_de_compensation():
+def test_example_service_commun_by_units_used_on_the_attribution_de_compensation():
+    """Mixed settlement: the forecast cost shared by forecast units is imputed on the AC; the
+    actual cost shared by the units used (the managing EPCI's own included) gives the actual
+    shares, which add up exactly to the cost; the balance goes by titre."""
     convention = ConventionInput(
         reference="CONV-2025-004",
         payee=METRO,
-        payers=(AUBIERE,),
+        payers=(AUBIERE, AULNAT),
         services=(
-            ServiceInput("ads", "Instruction ADS", D("410.00"), allocation_key=engine.KEY_UNITS),
+            ServiceInput(
+                "ads",
+                "Instruction ADS",
+                None,
+                allocation_key=engine.KEY_UNITS,
+                total_cost=D("100000.00"),
+                forecast_cost=D("96000.00"),
+                segments=(KeySegment(YEAR),),
+            ),
         ),
         periods=(YEAR,),
-        usages=(Usage(AUBIERE.id, "ads", date(2025, 6, 1), D("212.5")),),
-        forecasts={(AUBIERE.id, "ads"): D("200")},
+        usages=(
+            Usage(AUBIERE.id, "ads", date(2025, 6, 1), D("212.5")),
+            Usage(AULNAT.id, "ads", date(2025, 6, 1), D("87.5")),
+            Usage(METRO.id, "ads", date(2025, 6, 1), D("33")),
+        ),
+        forecasts={(AUBIERE.id, "ads"): D("200"), (AULNAT.id, "ads"): D("100")},
         settlement_mode=engine.SETTLEMENT_MIXED,
         instalment_count=4,
     )
+    result = compute_year(2025, [convention])
+    shares = {line.payer.name: line.amount for line in result.lines + result.borne_by_payee}
+    assert shares == {
+        "Aubière": D("63813.81"),
+        "Aulnat": D("26276.28"),
+        "Clermont Auvergne Métropole": D("9909.91"),
+    }
+    assert sum(shares.values()) == D("100000.00")
+    aubiere, aulnat = result.settlements
+    assert aubiere.ac_deduction == D("64000.00")  # 96 000 × 200 / 300
+    assert aubiere.balance == D("-186.19")
+    assert aubiere.channel == engine.CHANNEL_MANDAT  # a refund, never a negative titre
+    assert aulnat.ac_deduction == D("32000.00")
+    assert aulnat.balance == D("-5723.72")
+    assert aubiere.planned == () and aubiere.called == ()
+
+
+def test_ac_only_balance_is_carried_into_next_years_ac():
+    convention = ConventionInput(
+        reference="CONV-2025-013",
+        payee=METRO,
+        payers=(AUBIERE,),
+        services=(
+            ServiceInput(
+                "paie",
+                "Paie",
+                None,
+                allocation_key=engine.KEY_FIXED_SHARES,
+                total_cost=D("12000.00"),
+                forecast_cost=D("10000.00"),
+                segments=(
+                    KeySegment(YEAR, {AUBIERE.id: D(40)}, engine.MANAGING_FIXED_PERCENT, D(60)),
+                ),
+            ),
+        ),
+        periods=(YEAR,),
+        settlement_mode=engine.SETTLEMENT_AC,
+    )
     [settlement] = compute_year(2025, [convention]).settlements
-    assert settlement.ac_deduction == D("82000.00")
-    assert settlement.actual == D("87125.00")
-    assert settlement.ac_balance == D("5125.00")
-    assert settlement.instalments == ()
+    assert (settlement.actual, settlement.ac_deduction, settlement.balance) == (
+        D("4800.00"),
+        D("4000.00"),
+        D("800.00"),
+    )
+    assert settlement.channel == engine.CHANNEL_AC_NEXT_YEAR
 
 
 def test_example_net_position_across_both_directions():
@@ -179,7 +250,7 @@ def test_managing_organisation_bears_its_own_share_without_billing_itself():
         "Archives",
         None,
         allocation_key=engine.KEY_FIXED_SHARES,
-        key_weights={METRO.id: D(60), AUBIERE.id: D(25), AULNAT.id: D(15)},
+        segments=(KeySegment(YEAR, {METRO.id: D(60), AUBIERE.id: D(25), AULNAT.id: D(15)}),),
         total_cost=D("90000.00"),
     )
     result = compute_year(
@@ -201,7 +272,7 @@ def test_weights_all_zero_is_an_error_not_a_lost_cost():
         "Archives",
         None,
         allocation_key=engine.KEY_POPULATION,
-        key_weights={AUBIERE.id: D(0)},
+        segments=(KeySegment(YEAR, {AUBIERE.id: D(0)}),),
         total_cost=D("10.00"),
     )
     result = compute_year(
@@ -297,7 +368,7 @@ def conventions(draw):
                 "S",
                 None,
                 allocation_key=engine.KEY_POPULATION,
-                key_weights=weights,
+                segments=(KeySegment(YEAR, weights),),
                 total_cost=draw(money),
             )
             usages = ()
@@ -331,8 +402,10 @@ def conventions(draw):
 def test_amounts_are_never_negative_for_non_negative_inputs(inputs):
     result = compute_year(2025, inputs)
     assert all(line.amount >= 0 for line in result.lines)
-    assert all(s.forecast >= 0 and all(i >= 0 for i in s.instalments) for s in result.settlements)
-    assert all(sum(s.instalments) in (s.forecast, 0) for s in result.settlements)
+    assert all(
+        s.forecast >= 0 and all(i.amount >= 0 for i in s.planned) for s in result.settlements
+    )
+    assert all(sum(i.amount for i in s.planned) in (s.forecast, 0) for s in result.settlements)
     assert result.total == sum(line.amount for line in result.lines)
     assert sum(p.net for p in result.positions) == 0
 
@@ -374,7 +447,7 @@ def test_a_convention_that_cannot_be_computed_is_a_finding_not_a_lost_year():
                 "Archives",
                 None,
                 allocation_key=engine.KEY_FIXED_SHARES,
-                key_weights={},
+                segments=(KeySegment(YEAR, {}),),
                 total_cost=D("10.00"),
             ),
         ),
@@ -400,3 +473,148 @@ def test_a_convention_without_period_in_the_year_is_an_error():
     )
     result = compute_year(2025, [convention])
     assert [f.code for f in result.findings] == ["NOT_COMPUTED"]
+
+
+# --- keyed services communs: prorata, avenants, the managing organisation's part --------------
+
+
+def population_service(segments, total="36500.00", forecast=None):
+    return ServiceInput(
+        "rh",
+        "Ressources humaines",
+        None,
+        allocation_key=engine.KEY_POPULATION,
+        total_cost=D(total),
+        forecast_cost=D(forecast or total),
+        segments=segments,
+    )
+
+
+def test_keyed_service_ending_on_31_march_shares_only_the_cost_of_the_covered_days():
+    """36 500 € a year, covered from 1 January to 31 March 2025: 90 days of 365 = 9 000 €."""
+    q1 = Period(date(2025, 1, 1), date(2025, 3, 31))
+    service = population_service(
+        (KeySegment(q1, {AUBIERE.id: D(3), AULNAT.id: D(1)}, engine.MANAGING_NONE),)
+    )
+    result = compute_year(
+        2025, [ConventionInput("CONV-2025-020", METRO, (AUBIERE, AULNAT), (service,), (q1,))]
+    )
+    assert [
+        (line.payer.name, line.period, line.shared_cost, line.amount) for line in result.lines
+    ] == [
+        ("Aubière", q1, D("9000.00"), D("6750.00")),
+        ("Aulnat", q1, D("9000.00"), D("2250.00")),
+    ]
+    # The forecast (AC deduction or acomptes) follows the same covered part.
+    assert [s.forecast for s in result.settlements] == [D("6750.00"), D("2250.00")]
+
+
+def test_an_avenant_that_changes_the_key_splits_the_year():
+    first = Period(date(2025, 1, 1), date(2025, 6, 30))  # 181 days
+    second = Period(date(2025, 7, 1), date(2025, 12, 31))  # 184 days
+    service = ServiceInput(
+        "rh",
+        "RH",
+        None,
+        allocation_key=engine.KEY_FIXED_SHARES,
+        total_cost=D("36500.00"),
+        forecast_cost=D("36500.00"),
+        segments=(
+            KeySegment(first, {AUBIERE.id: D(50), AULNAT.id: D(50)}),
+            KeySegment(second, {AUBIERE.id: D(80), AULNAT.id: D(20)}),
+        ),
+    )
+    result = compute_year(
+        2025,
+        [ConventionInput("CONV-2025-021", METRO, (AUBIERE, AULNAT), (service,), (first, second))],
+    )
+    assert [(line.payer.name, line.period, line.amount) for line in result.lines] == [
+        ("Aubière", first, D("9050.00")),
+        ("Aubière", second, D("14720.00")),
+        ("Aulnat", first, D("9050.00")),
+        ("Aulnat", second, D("3680.00")),
+    ]
+    assert result.total == D("36500.00")
+
+
+@pytest.mark.parametrize(
+    ("mode", "value", "expected"),
+    [
+        # The EPCI has no population: without a stated part it would bear nothing.
+        (engine.MANAGING_NONE, None, {"Aubière": D("75000.00"), "Aulnat": D("25000.00")}),
+        # A fixed 40 % for the EPCI, the remaining 60 % by population among the communes.
+        (
+            engine.MANAGING_FIXED_PERCENT,
+            D(40),
+            {
+                "Clermont Auvergne Métropole": D("40000.00"),
+                "Aubière": D("45000.00"),
+                "Aulnat": D("15000.00"),
+            },
+        ),
+        # A weight entered for the EPCI in the key (an equivalent population of 4 000).
+        (
+            engine.MANAGING_WEIGHT,
+            D(4000),
+            {
+                "Clermont Auvergne Métropole": D("25000.00"),
+                "Aubière": D("56250.00"),
+                "Aulnat": D("18750.00"),
+            },
+        ),
+    ],
+)
+def test_the_epcis_own_share_of_a_population_key_is_what_the_terms_state(mode, value, expected):
+    service = population_service(
+        (KeySegment(YEAR, {AUBIERE.id: D(9000), AULNAT.id: D(3000)}, mode, value),),
+        total="100000.00",
+    )
+    result = compute_year(
+        2025, [ConventionInput("CONV-2025-022", METRO, (AUBIERE, AULNAT), (service,), (YEAR,))]
+    )
+    shares = {line.payer.name: line.amount for line in result.lines + result.borne_by_payee}
+    assert shares == expected
+    assert sum(shares.values()) == D("100000.00")
+    assert [f.code for f in result.findings] == []
+
+
+def test_a_population_key_that_does_not_state_the_epcis_part_is_a_finding():
+    service = population_service((KeySegment(YEAR, {AUBIERE.id: D(9000), AULNAT.id: D(3000)}),))
+    result = compute_year(
+        2025, [ConventionInput("CONV-2025-023", METRO, (AUBIERE, AULNAT), (service,), (YEAR,))]
+    )
+    assert [f.code for f in result.findings] == ["MANAGING_SHARE_UNSTATED"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.integers(min_value=0, max_value=10**6), min_size=3, max_size=3),
+    money,
+)
+def test_shares_by_units_used_add_up_exactly_to_the_cost(used, cost):
+    if not any(used):
+        used[0] = 1
+    parties = (METRO, AUBIERE, AULNAT)
+    convention = ConventionInput(
+        "CONV-2025-024",
+        METRO,
+        (AUBIERE, AULNAT),
+        (
+            ServiceInput(
+                "ads",
+                "ADS",
+                None,
+                allocation_key=engine.KEY_UNITS,
+                total_cost=cost,
+                forecast_cost=cost,
+                segments=(KeySegment(YEAR),),
+            ),
+        ),
+        (YEAR,),
+        usages=tuple(
+            Usage(p.id, "ads", date(2025, 5, 1), D(n) / 1000)
+            for p, n in zip(parties, used, strict=True)
+        ),
+    )
+    result = compute_year(2025, [convention])
+    assert sum(line.amount for line in result.lines + result.borne_by_payee) == cost
