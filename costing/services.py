@@ -21,6 +21,7 @@ from conventions.models import (
     Convention,
     ConventionKind,
     PartyRole,
+    SettlementMode,
     Status,
 )
 from conventions.services import (
@@ -32,6 +33,7 @@ from conventions.services import (
 )
 from costing import engine
 from costing.models import (
+    BalanceChannel,
     CostBase,
     Instalment,
     InstalmentStatus,
@@ -594,7 +596,15 @@ def visible_part(computed: Reimbursements, organisation_ids=None) -> dict:
     return {
         "lines": lines,
         "borne": [line for line in result.borne_by_payee if mine(line.payee)],
-        "settlements": [s for s in result.settlements if mine(s.payer, s.payee)],
+        "settlements": [
+            {
+                "settlement": s,
+                "mode_label": SettlementMode(s.settlement_mode).label,
+                "channel_label": BalanceChannel(s.channel).label,
+            }
+            for s in result.settlements
+            if mine(s.payer, s.payee)
+        ],
         "positions": [p for p in result.positions if mine(p.party)],
         # Compliance findings are the Métropole's tool; they name other communes.
         "findings": list(computed.findings) if organisation_ids is None else [],

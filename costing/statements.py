@@ -91,6 +91,7 @@ def organisation_snapshot(org: Organisation) -> dict:
         "name": org.name,
         "siren": org.siren,
         "kind": org.get_kind_display(),
+        "is_epci": org.is_epci,
         "representative_title": org.representative_title,
         "representative_name": org.representative_name,
     }
@@ -112,6 +113,7 @@ def snapshot_line(line, unit_costs: dict) -> dict:
 def build_snapshot(*, convention, payer, payee, year, lines, settlement, unit_costs, table) -> dict:
     revenue, expense = accounts_for(payee, table)
     ac_epci, ac_commune = ac_accounts(table)
+    settled = settlement_as_dict(settlement)
     return {
         "version": SNAPSHOT_VERSION,
         "year": year,
@@ -133,7 +135,8 @@ def build_snapshot(*, convention, payer, payee, year, lines, settlement, unit_co
         "lines": [snapshot_line(line, unit_costs) for line in lines],
         "total": str(sum((line.amount for line in lines), Decimal("0.00"))),
         "settlement": {
-            **settlement_as_dict(settlement),
+            **settled,
+            "instalments": settled["instalments_called"],  # what the état annuel lists
             "mode_label": str(SettlementMode(settlement.settlement_mode).label),
             "channel_label": str(BalanceChannel(settlement.channel).label),
             # What is booked where (domain brief §4): the AC imputation on the AC accounts; on

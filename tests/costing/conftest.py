@@ -10,8 +10,10 @@ import time_machine
 from django.db import connection
 
 from conventions import services as convention_services
+from conventions.models import Convention
+from costing import services
 from costing.demo import ensure_account_mapping
-from costing.models import UnitCost, UsageRecord, UsageSource
+from costing.models import Instalment, UnitCost, UsageRecord, UsageSource
 from tests.conventions.conftest import (  # noqa: F401 (fixtures shared with these tests)
     add_deliberations,
     mad_descendante,
@@ -74,3 +76,20 @@ def flushable_statements(transactional_db):
         cursor.execute("DELETE FROM costing_statement")
         for statement in immutability.SQLITE_FORWARD:
             cursor.execute(statement)
+
+
+def record_planned_instalments(year, payer):
+    """Call every acompte the engine plans for ``payer`` (as finance would, one by one)."""
+    for settlement in services.compute_reimbursements(year).result.settlements:
+        if settlement.payer.id != payer.pk:
+            continue
+        for planned in settlement.planned:
+            Instalment.objects.create(
+                convention=Convention.objects.get(reference=settlement.convention),
+                payer=payer,
+                payee_id=settlement.payee.id,
+                year=year,
+                rank=planned.rank,
+                due_date=planned.due_date,
+                amount=planned.amount,
+            )

@@ -180,7 +180,8 @@ def test_example_service_commun_by_units_used_on_the_attribution_de_compensation
     assert aubiere.channel == engine.CHANNEL_MANDAT  # a refund, never a negative titre
     assert aulnat.ac_deduction == D("32000.00")
     assert aulnat.balance == D("-5723.72")
-    assert aubiere.planned == () and aubiere.called == ()
+    assert aubiere.planned == ()
+    assert aubiere.called == ()
 
 
 def test_ac_only_balance_is_carried_into_next_years_ac():

@@ -13,6 +13,7 @@ from pypdf import PdfReader
 
 from costing import services, statements
 from costing.models import Statement, StatementLine, StatementStatus
+from tests.costing.conftest import record_planned_instalments
 
 pytestmark = pytest.mark.django_db
 
@@ -115,6 +116,7 @@ def test_the_admin_shows_an_issued_statement_read_only(client, personas, billed)
 def test_pdf_shows_the_engine_figures_and_downloads_the_same_bytes(client, personas, billed):
     computed = services.compute_reimbursements(2026)
     [engine_line] = [x for x in computed.result.lines if x.payer.name == "Commune A"]
+    record_planned_instalments(2026, billed.territory.commune_a)  # 4 acomptes of 7 269,30 €
     issued = statements.statement_issue(drafts()["Commune A"])
     client.force_login(personas.reader_a)
     first = client.get(reverse("costing:statement-pdf", args=[issued.pk]))

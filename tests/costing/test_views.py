@@ -34,7 +34,7 @@ def test_command_json_totals_match_the_finance_page_to_the_cent(demo):
     exported = json.loads(out.getvalue())
     login(demo, "finances")
     page = demo.get(reverse("costing:reimbursements", args=[2025]))
-    assert exported["schema"] == "mutualis.reimbursements/1"
+    assert exported["schema"] == "mutualis.reimbursements/2"
     assert Decimal(exported["totals"]["amount"]) == page.context["total"]
     assert [Decimal(line["amount"]) for line in exported["lines"]] == [
         line.amount for line in page.context["lines"]
