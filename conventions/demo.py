@@ -21,6 +21,7 @@ from conventions.models import (
     ConventionService,
     Deliberation,
     ImpactSheet,
+    ManagingShare,
     Opinion,
     Party,
     PartyRole,
@@ -58,6 +59,8 @@ class DemoConvention:
     end: date | None = date(2028, 12, 31)
     allocation_key: str = ""
     population_vintage: int | None = None
+    managing_share: str = ""  # how the managing EPCI bears its part of a keyed cost
+    managing_value: str | None = None
     forecasts: dict[str, str] = field(default_factory=dict)  # INSEE or "EPCI" → units per year
     fixed_shares: dict[str, str] = field(default_factory=dict)
     deliberated_on: date = date(2025, 12, 11)
@@ -176,6 +179,8 @@ DEMO = [
         object="Création d'un service commun de la commande publique.",
         allocation_key=AllocationKey.POPULATION,
         population_vintage=2023,
+        managing_share=ManagingShare.FIXED_PERCENT,
+        managing_value="25",
     ),
     DemoConvention(
         title="Service commun des archives",
@@ -256,6 +261,8 @@ def build(demo: DemoConvention) -> Convention:
         end_date=demo.end,
         tacit_renewal=demo.end is None,
         notice_months=6,
+        managing_share_mode=demo.managing_share,
+        managing_share_value=Decimal(demo.managing_value) if demo.managing_value else None,
     )
     services.convention_create(convention=convention, terms=terms)
     parties = []

@@ -20,6 +20,7 @@ from conventions.models import (
     ConventionService,
     Deliberation,
     ImpactSheet,
+    ManagingShare,
     Party,
     StaffBodyOpinion,
     Termination,
@@ -103,6 +104,22 @@ class TermsForm(forms.ModelForm):
         end_date = cleaned.get("end_date")
         if end_date and self.start_date and end_date <= self.start_date:
             self.add_error("end_date", _("L'échéance doit suivre la date de prise d'effet."))
+        mode, value = cleaned.get("managing_share_mode"), cleaned.get("managing_share_value")
+        if mode in ("", ManagingShare.NONE) and value is not None:
+            self.add_error(
+                "managing_share_value",
+                _("Sans participation du gestionnaire, laissez la part ou pondération vide."),
+            )
+        elif mode == ManagingShare.FIXED_PERCENT and (value is None or not 0 <= value <= 100):
+            self.add_error(
+                "managing_share_value",
+                _("Indiquez la part fixe du gestionnaire, un pourcentage entre 0 et 100."),
+            )
+        elif mode == ManagingShare.WEIGHT and (value is None or value < 0):
+            self.add_error(
+                "managing_share_value",
+                _("Indiquez la pondération du gestionnaire dans la clé (positive ou nulle)."),
+            )
         return cleaned
 
 

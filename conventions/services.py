@@ -453,6 +453,22 @@ def terms_gaps(data: Loaded) -> list[str]:
                     "L'imputation sur l'attribution de compensation suppose un EPCI à fiscalité professionnelle unique (FPU)."
                 )
             )
+    keyed_by_population = [
+        line for line in data.services if line.allocation_key == AllocationKey.POPULATION
+    ]
+    if (
+        convention.kind == ConventionKind.SERVICE_COMMUN
+        and keyed_by_population
+        and not terms.managing_share_mode
+    ):
+        gaps.append(
+            _(
+                "Clé de population pour « %(service)s » : précisez comment l'organisation "
+                "gestionnaire participe au coût (aucune part, part fixe ou pondération), "
+                "l'EPCI n'ayant pas de population propre."
+            )
+            % {"service": keyed_by_population[0].service}
+        )
     if terms.end_date and terms.end_date <= convention.start_date:
         gaps.append(
             _("La date d'échéance (%(end)s) doit suivre la date de prise d'effet (%(start)s).")
@@ -806,6 +822,8 @@ TERMS_FIELDS = (
     "end_date",
     "tacit_renewal",
     "notice_months",
+    "managing_share_mode",
+    "managing_share_value",
 )
 
 

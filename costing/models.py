@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from conventions.models import Convention
+from costing import engine
 from mutualisation.models import Organisation, Service, UnitType, UnitWeight
 
 
@@ -387,10 +388,13 @@ class StatementStatus(models.TextChoices):
 class BalanceChannel(models.TextChoices):
     """Where a statement's year-end balance goes (engine.CHANNELS)."""
 
-    TITRE = "TITRE", _("Titre de recettes émis par le créancier")
-    MANDAT = "MANDAT", _("Remboursement au débiteur (mandat ou réduction de titre)")
-    AC_NEXT_YEAR = "AC_N_PLUS_1", _("Reporté sur l'attribution de compensation de l'année suivante")
-    NONE = "NONE", _("Rien à régler")
+    TITRE = engine.CHANNEL_TITRE, _("Titre de recettes émis par le créancier")
+    MANDAT = engine.CHANNEL_MANDAT, _("Remboursement au débiteur (mandat ou réduction de titre)")
+    AC_NEXT_YEAR = (
+        engine.CHANNEL_AC_NEXT_YEAR,
+        _("Reporté sur l'attribution de compensation de l'année suivante"),
+    )
+    NONE = engine.CHANNEL_NONE, _("Rien à régler")
 
 
 class StatementQuerySet(models.QuerySet):
@@ -609,7 +613,7 @@ class StatementRemark(models.Model):
 
 class InstalmentStatus(models.TextChoices):
     CALLED = "CALLED", _("Appelé")
-    TITRE_ISSUED = "TITRE", _("Titre émis")
+    TITRE_ISSUED = "TITRE_EMIS", _("Titre émis")
     PAID = "PAID", _("Encaissé")
     CANCELLED = "CANCELLED", _("Annulé")
 
@@ -669,12 +673,12 @@ class Instalment(models.Model):
                 violation_error_message=_("Un acompte est d'un montant positif."),
             ),
             models.CheckConstraint(
-                condition=~Q(status="TITRE") | ~Q(titre_number=""),
+                condition=~Q(status=InstalmentStatus.TITRE_ISSUED) | ~Q(titre_number=""),
                 name="instalment_titre_has_its_number",
                 violation_error_message=_("Indiquez le numéro du titre émis."),
             ),
             models.CheckConstraint(
-                condition=~Q(status="PAID") | Q(paid_on__isnull=False),
+                condition=~Q(status=InstalmentStatus.PAID) | Q(paid_on__isnull=False),
                 name="instalment_paid_has_its_date",
                 violation_error_message=_("Indiquez la date d'encaissement."),
             ),

@@ -71,7 +71,7 @@ class Migration(migrations.Migration):
                 ('rank', models.PositiveSmallIntegerField(verbose_name='rang')),
                 ('due_date', models.DateField(verbose_name='échéance')),
                 ('amount', models.DecimalField(decimal_places=2, max_digits=14, verbose_name='montant (€)')),
-                ('status', models.CharField(choices=[('CALLED', 'Appelé'), ('TITRE', 'Titre émis'), ('PAID', 'Encaissé'), ('CANCELLED', 'Annulé')], default='CALLED', max_length=10, verbose_name='statut')),
+                ('status', models.CharField(choices=[('CALLED', 'Appelé'), ('TITRE_EMIS', 'Titre émis'), ('PAID', 'Encaissé'), ('CANCELLED', 'Annulé')], default='CALLED', max_length=10, verbose_name='statut')),
                 ('titre_number', models.CharField(blank=True, max_length=40, verbose_name='n° de titre')),
                 ('paid_on', models.DateField(blank=True, null=True, verbose_name='encaissé le')),
                 ('called_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='appelé le')),
@@ -96,7 +96,7 @@ class Migration(migrations.Migration):
                 ('rank', models.PositiveSmallIntegerField(verbose_name='rang')),
                 ('due_date', models.DateField(verbose_name='échéance')),
                 ('amount', models.DecimalField(decimal_places=2, max_digits=14, verbose_name='montant (€)')),
-                ('status', models.CharField(choices=[('CALLED', 'Appelé'), ('TITRE', 'Titre émis'), ('PAID', 'Encaissé'), ('CANCELLED', 'Annulé')], default='CALLED', max_length=10, verbose_name='statut')),
+                ('status', models.CharField(choices=[('CALLED', 'Appelé'), ('TITRE_EMIS', 'Titre émis'), ('PAID', 'Encaissé'), ('CANCELLED', 'Annulé')], default='CALLED', max_length=10, verbose_name='statut')),
                 ('titre_number', models.CharField(blank=True, max_length=40, verbose_name='n° de titre')),
                 ('paid_on', models.DateField(blank=True, null=True, verbose_name='encaissé le')),
                 ('called_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='appelé le')),
@@ -297,7 +297,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='instalment',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'TITRE'), _negated=True), models.Q(('titre_number', ''), _negated=True), _connector='OR'), name='instalment_titre_has_its_number', violation_error_message='Indiquez le numéro du titre émis.'),
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'TITRE_EMIS'), _negated=True), models.Q(('titre_number', ''), _negated=True), _connector='OR'), name='instalment_titre_has_its_number', violation_error_message='Indiquez le numéro du titre émis.'),
         ),
         migrations.AddConstraint(
             model_name='instalment',

@@ -12,6 +12,7 @@ from conventions.models import (
     ConventionService,
     Deliberation,
     ImpactSheet,
+    ManagingShare,
     Party,
     PartyRole,
     StaffBody,
@@ -77,7 +78,7 @@ def service_commun(territory):
         allocation_key=AllocationKey.POPULATION,
         population_vintage=2023,
     )
-    terms = TermsFactory(convention=convention)
+    terms = TermsFactory(convention=convention, managing_share_mode=ManagingShare.NONE)
     return SimpleNamespace(convention=convention, terms=terms, line=line)
 
 
