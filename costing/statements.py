@@ -114,6 +114,11 @@ def build_snapshot(*, convention, payer, payee, year, lines, settlement, unit_co
     revenue, expense = accounts_for(payee, table)
     ac_epci, ac_commune = ac_accounts(table)
     settled = settlement_as_dict(settlement)
+    on_service = (
+        ZERO
+        if settlement.settlement_mode == engine.SETTLEMENT_AC
+        else settlement.actual - settlement.ac_deduction
+    )
     return {
         "version": SNAPSHOT_VERSION,
         "year": year,
@@ -143,11 +148,9 @@ def build_snapshot(*, convention, payer, payee, year, lines, settlement, unit_co
             # the service-reimbursement accounts only what is settled by titre or mandat
             # (acomptes and balance); AC only, the balance waits for next year's AC.
             "on_ac_accounts": str(settlement.ac_deduction),
-            "on_service_accounts": str(
-                ZERO
-                if settlement.settlement_mode == engine.SETTLEMENT_AC
-                else settlement.actual - settlement.ac_deduction
-            ),
+            "on_service_accounts": str(on_service),
+            "service_amount": str(abs(on_service)),  # what the pieces carry: never negative
+            "service_refund": on_service < 0,  # a mandat or réduction de titre, not a titre
             "carried_to_next_ac": str(
                 settlement.balance if settlement.settlement_mode == engine.SETTLEMENT_AC else ZERO
             ),
