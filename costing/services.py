@@ -41,7 +41,6 @@ from costing.models import (
     UsageRecord,
     UsageSource,
 )
-from costing.money import round_cents
 from mutualisation.models import Organisation, PopulationRecord, Service
 
 # Conventions whose reimbursements run: signed at least (a terminated or expired one still owes
@@ -541,30 +540,88 @@ class SimulationRow:
 
 def simulate(convention: Convention, *, years: int = 3, amendment=None) -> list[SimulationRow]:
     """Projected cost per payer and year of a draft convention (or of a draft avenant's terms)
-    against the terms in force: unit cost of the latest year known × forecast units."""
-    latest_costs = {}
-    for unit_cost in UnitCost.objects.filter(
-        service__in=[line.service_id for line in convention.services.all()]
-    ).order_by("year"):
+    against the terms in force, by the engine's forecast rule: unit cost of the latest year
+    known × forecast units, or for a keyed service commun the latest cost base shared by the
+    key and the managing organisation's part stated in the terms."""
+    lines = list(convention.services.all())
+    latest_costs, latest_bases = {}, {}
+    service_ids = [line.service_id for line in lines]
+    for unit_cost in UnitCost.objects.filter(service__in=service_ids).order_by("year", "version"):
         latest_costs[unit_cost.service_id] = unit_cost.amount
-    lines = {line.pk: line for line in convention.services.all()}
+    for base in CostBase.objects.filter(service__in=service_ids).prefetch_related("lines"):
+        if base.service_id not in latest_bases or base.year > latest_bases[base.service_id].year:
+            latest_bases[base.service_id] = base
     initial = convention.terms.get(amendment__isnull=True)
     projected_terms = amendment.terms if amendment is not None else initial
     current_terms = None
     if convention.status not in (Status.DRAFT, Status.CONSULTATION, Status.DELIBERATED):
         current_terms = terms_in_force(convention, timezone.localdate()) or initial
+    try:
+        payee, payers = sides(convention)
+    except (StopIteration, AttributeError):
+        return []  # no provider or managing organisation yet: nothing to project
+    vintages = {line.population_vintage for line in lines if line.population_vintage}
+    populations = {
+        (p.organisation_id, p.vintage): p.municipal
+        for p in PopulationRecord.objects.filter(vintage__in=vintages)
+    }
 
-    def amounts(terms):
+    def amounts(terms) -> dict[tuple[int, int], Decimal]:
         totals: dict[tuple[int, int], Decimal] = {}
         if terms is None:
             return totals
-        for forecast in terms.forecasts.all():
-            line = lines.get(forecast.service_id)
-            cost = latest_costs.get(line.service_id) if line else None
-            if cost is None:
-                continue
-            key = (forecast.year, forecast.beneficiary_id)
-            totals[key] = totals.get(key, Decimal("0.00")) + round_cents(cost * forecast.units)
+        start = convention.start_date.year
+        for year in sorted({f.year for f in terms.forecasts.all()}) or range(start, start + years):
+            data = YearData(year, [], {}, {}, {}, populations, {})
+            period = engine.Period(date(year, 1, 1), date(year, 12, 31))
+            services = []
+            for line in lines:
+                keyed = {}
+                base = latest_bases.get(line.service_id)
+                if line.allocation_key in engine.ALLOCATION_KEYS and base is not None:
+                    eligible = engine.compute_unit_cost(
+                        cost_line_inputs(base), base.reference_units
+                    ).eligible_cost
+                    keyed = {
+                        "forecast_cost": base.forecast_cost or eligible,
+                        "total_cost": eligible,
+                        "segments": (
+                            engine.KeySegment(
+                                period,
+                                key_weights(line, terms, [payee, *payers], data),
+                                terms.managing_share_mode,
+                                terms.managing_share_value,
+                            ),
+                        ),
+                    }
+                services.append(
+                    engine.ServiceInput(
+                        line.service.code,
+                        line.service.name,
+                        latest_costs.get(line.service_id),
+                        allocation_key=line.allocation_key if keyed else "",
+                        **keyed,
+                    )
+                )
+            convention_in = engine.ConventionInput(
+                reference=convention.reference,
+                payee=party(payee),
+                payers=tuple(party(o) for o in payers),
+                services=tuple(services),
+                periods=(period,),
+                forecasts={
+                    (f.beneficiary_id, f.service.service.code): f.units
+                    for f in terms.forecasts.all()
+                    if f.year == year
+                },
+            )
+            try:
+                forecast = engine.forecast_amounts(year, convention_in)
+            except engine.EngineError:
+                continue  # a key that cannot be shared yet (weights missing)
+            for org_id, amount in forecast.items():
+                if org_id != payee.pk:
+                    totals[(year, org_id)] = amount
         return totals
 
     now, then = amounts(current_terms), amounts(projected_terms)

@@ -324,6 +324,7 @@ def statement_context(statement: Statement) -> dict:
         "number": statement.number,
         "draft": not statement.is_issued,
         "cancels": statement.cancels,
+        "keyed": any(line["unit_cost"] is None for line in lines),
     }
 
 

@@ -251,3 +251,20 @@ def test_compute_reimbursements_json_shows_each_settlement(service_commun, terri
         "balance": "2190.00",
     }
     assert (a["direction"], a["channel"], a["instalments_called"]) == ("TO_COLLECT", "TITRE", [])
+
+
+def test_the_simulation_of_a_keyed_service_commun_projects_its_forecast_shares(
+    service_commun, territory
+):
+    """Before: 0,00 € projected (unit cost × forecast units only)."""
+    Terms.objects.filter(convention=service_commun.convention).update(
+        managing_share_mode=ManagingShare.FIXED_PERCENT, managing_share_value=D(40)
+    )
+    cost_base(service_commun.line.service)
+    rows = services.simulate(service_commun.convention, years=2)
+    assert [(r.year, r.organisation.name, r.projected) for r in rows] == [
+        (2026, "Commune A", D("13140.00")),
+        (2026, "Commune B", D("8760.00")),
+        (2027, "Commune A", D("13140.00")),
+        (2027, "Commune B", D("8760.00")),
+    ]
