@@ -29,6 +29,7 @@ urlpatterns = [
     path("etat/<int:pk>/emettre/", views.statement_issue, name="statement-issue"),
     path("etat/<int:pk>/corriger/", views.statement_correct, name="statement-correct"),
     path("etat/<int:pk>/remarque/", views.statement_remark, name="statement-remark"),
+    path("etat/<int:pk>/approuver/", views.statement_approve, name="statement-approve"),
     path("lot/<int:pk>/", views.batch_detail, name="batch"),
     path("lot/<int:pk>/archive/", views.batch_download, name="batch-download"),
     path("exports/<int:year>/<str:kind>.<str:fmt>", views.export, name="export"),

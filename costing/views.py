@@ -25,6 +25,7 @@ from costing.resources import (
     TitreResource,
     import_usage_file,
 )
+from costing.rules import may_approve
 from mutualisation.documents import render_pdf
 from mutualisation.models import Organisation, Service
 from mutualisation.rules import scope_of
@@ -335,6 +336,12 @@ def statement_detail(request, pk):
             "remarks": statement.remarks.select_related("author"),
             "can_issue": request.user.has_perm("costing.issue_statements"),
             "can_remark": request.user.has_perm("costing.remark_statement", statement),
+            # The predicate itself: a superuser's has_perm is always true, but only the
+            # debtor's own users approve.
+            "can_approve": may_approve.test(request.user, statement),
+            "issue_blockers": statements.issue_refusals(statement)
+            if not statement.is_issued and request.user.has_perm("costing.issue_statements")
+            else [],
             "remark_form": forms.RemarkForm(),
             "correction_form": forms.CorrectionForm(),
         },
@@ -410,6 +417,22 @@ def statement_remark(request, pk):
             messages.error(request, reason)
     else:
         messages.success(request, _("Remarque transmise à la Métropole."))
+    return redirect(statement)
+
+
+@login_required
+@require_POST
+def statement_approve(request, pk):
+    statement = visible_statement(request, pk)
+    if not may_approve.test(request.user, statement):
+        raise PermissionDenied
+    try:
+        statements.statement_approve(statement, user=request.user)
+    except statements.StatementRefused as refused:
+        for reason in refused.reasons:
+            messages.error(request, reason)
+    else:
+        messages.success(request, _("Projet approuvé : la Métropole peut émettre l'état."))
     return redirect(statement)
 
 
