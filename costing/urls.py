@@ -15,6 +15,8 @@ urlpatterns = [
     path("base/<int:pk>/notifier/", views.unit_cost_notify, name="unit-cost-notify"),
     path("base/<int:pk>/provisoire/", views.unit_cost_provisional, name="unit-cost-provisional"),
     path("recours/import/", views.usage_import, name="usage-import"),
+    path("recours/fiche/<int:pk>/", views.usage_edit, name="usage-edit"),
+    path("recours/<str:reference>/<int:year>/", views.usage_state, name="usage-state"),
     path(
         "recours/<str:reference>/<str:service>/<int:year>/",
         views.usage_grid,
