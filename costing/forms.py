@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 from conventions.forms import DateInput
 from costing.models import CostBase, CostLine
+from mutualisation.models import UnitWeight
 
 MONTHS = [
     _("janvier"), _("février"), _("mars"), _("avril"), _("mai"), _("juin"),
@@ -117,9 +118,18 @@ class UsageImportForm(forms.Form):
         label=_("Fichier CSV ou XLSX"),
         help_text=_(
             "Colonnes : convention, beneficiaire (code INSEE ou SIREN), service, mois (AAAA-MM), "
-            "quantite, ponderation (facultatif), reference (facultatif)."
+            "quantite, ponderation (facultatif), reference (facultatif), motif (facultatif ; "
+            "obligatoire pour une quantité négative, qui est un ajustement)."
         ),
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx"}),
+    )
+    replace = forms.BooleanField(
+        label=_("Remplacer"),
+        required=False,
+        help_text=_(
+            "Remplace les recours déjà importés pour chaque convention, bénéficiaire, service et "
+            "mois présents dans le fichier (tout ou rien)."
+        ),
     )
 
 
@@ -133,3 +143,52 @@ class CorrectionForm(forms.Form):
     reason = forms.CharField(
         label=_("Motif de la correction"), widget=forms.Textarea(attrs={"rows": 2}), max_length=2000
     )
+
+
+QUANTITY_OPTIONS = {"max_digits": 12, "decimal_places": 3, "localize": True}
+
+
+class UsageRecordForm(forms.Form):
+    """Correct one recorded use; the reason goes into its history."""
+
+    quantity = forms.DecimalField(label=_("Quantité"), **QUANTITY_OPTIONS)
+    weight = forms.ModelChoiceField(
+        label=_("Pondération"), queryset=UnitWeight.objects.none(), required=False
+    )
+    reference = forms.CharField(label=_("Référence"), max_length=80, required=False)
+    reason = forms.CharField(
+        label=_("Motif de la modification"),
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=2000,
+        help_text=_("Ex. : remarque de la commune sur le projet d'état."),
+    )
+
+    def __init__(self, *args, unit_type, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["weight"].queryset = UnitWeight.objects.filter(unit_type=unit_type)
+
+
+class UsageAdjustmentForm(forms.Form):
+    """A justified adjustment of a payer's usage for a month (negative to withdraw units)."""
+
+    beneficiary = forms.ModelChoiceField(label=_("Bénéficiaire"), queryset=None)
+    service = forms.ModelChoiceField(label=_("Service"), queryset=None)
+    month = forms.TypedChoiceField(
+        label=_("Mois"), coerce=int, choices=[(i, name) for i, name in enumerate(MONTHS, 1)]
+    )
+    quantity = forms.DecimalField(label=_("Quantité (négative pour retirer)"), **QUANTITY_OPTIONS)
+    weight = forms.ModelChoiceField(
+        label=_("Pondération"), queryset=UnitWeight.objects.none(), required=False
+    )
+    reference = forms.CharField(label=_("Référence"), max_length=80, required=False)
+    reason = forms.CharField(
+        label=_("Motif de l'ajustement"), widget=forms.Textarea(attrs={"rows": 2}), max_length=2000
+    )
+
+    def __init__(self, *args, beneficiaries, services, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["beneficiary"].queryset = beneficiaries
+        self.fields["service"].queryset = services
+        self.fields["weight"].queryset = UnitWeight.objects.filter(
+            unit_type__in=services.values("unit_type")
+        )

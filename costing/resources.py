@@ -2,8 +2,11 @@
 
 Columns (French, as finance officers name them): ``convention`` (reference), ``beneficiaire``
 (code INSEE or SIREN), ``service`` (code), ``mois`` (AAAA-MM), ``quantite`` (1 234,5 or 1234.5),
-``ponderation`` (optional weight code, e.g. PC), ``reference`` (optional, e.g. dossier number).
-Every error is reported in French with its row and column; the import is all or nothing.
+``ponderation`` (optional weight code, e.g. PC), ``reference`` (optional, e.g. dossier number),
+``motif`` (optional; required for a negative quantity, which is an adjustment).
+Every error is reported in French with its row and column; the import is all or nothing. In
+« remplacer » mode the imported records of every (convention, beneficiary, service, month) of
+the file are replaced. No row may touch a year whose statement is issued and not under correction.
 """
 
 import datetime
@@ -21,11 +24,16 @@ from import_export import fields, resources, widgets
 
 from conventions.models import Convention, PartyRole
 from costing.models import Statement, StatementLine, UsageRecord, UsageSource
-from costing.services import month_bounds, weighted_units
+from costing.services import (
+    month_bounds,
+    negative_month_reason,
+    usage_lock_reason,
+    weighted_units,
+)
 from mutualisation.models import Organisation, Service, UnitWeight
 
 REQUIRED_COLUMNS = ["convention", "beneficiaire", "service", "mois", "quantite"]
-OPTIONAL_COLUMNS = ["ponderation", "reference"]
+OPTIONAL_COLUMNS = ["ponderation", "reference", "motif"]
 
 
 def text(value) -> str:
@@ -80,7 +88,8 @@ class MonthWidget(widgets.Widget):
 
 
 class QuantityWidget(widgets.Widget):
-    """A non-negative quantity, French (1 234,5) or plain (1234.5); never through float."""
+    """A quantity, French (1 234,5) or plain (1234.5); never through float. Negative only for
+    an adjustment with its motif (checked on the row)."""
 
     def clean(self, value, row=None, **kwargs):
         if isinstance(value, float):
@@ -95,9 +104,9 @@ class QuantityWidget(widgets.Widget):
                 _("Quantité invalide « %(value)s » : un nombre est attendu.")
                 % {"value": text(value)}
             ) from None
-        if not quantity.is_finite() or quantity < 0:
+        if not quantity.is_finite():
             raise ValueError(
-                _("Quantité invalide « %(value)s » : elle doit être positive ou nulle.")
+                _("Quantité invalide « %(value)s » : un nombre est attendu.")
                 % {"value": text(value)}
             )
         if quantity != quantity.quantize(Decimal("0.001")):
@@ -137,18 +146,57 @@ class UsageRecordResource(resources.ModelResource):
     reference = fields.Field(
         attribute="reference", column_name="reference", widget=widgets.CharWidget()
     )
+    reason = fields.Field(attribute="reason", column_name="motif", widget=widgets.CharWidget())
 
     class Meta:
         model = UsageRecord
-        fields = ("convention", "beneficiary", "service", "period_start", "quantity", "reference")
+        fields = (
+            "convention",
+            "beneficiary",
+            "service",
+            "period_start",
+            "quantity",
+            "reference",
+            "reason",
+        )
         import_id_fields = ()
         skip_diff = True
         use_transactions = True
         clean_model_instances = True
 
-    def __init__(self, user=None, **kwargs):
+    def __init__(self, user=None, replace=False, **kwargs):
         super().__init__(**kwargs)
         self.user = user
+        self.replace = replace
+        self.replaced = 0
+
+    def before_import(self, dataset, **kwargs):
+        """« Remplacer »: delete the imported records of every (convention, beneficiary,
+        service, month) of the file, in the import's transaction (rolled back with it)."""
+        if not self.replace:
+            return
+        months = MonthWidget()
+        tuples = set()
+        for row in dataset.dict:
+            convention = Convention.objects.filter(reference=text(row["convention"]).upper())
+            beneficiary = find_organisation(text(row["beneficiaire"]))
+            try:
+                month = months.clean(row["mois"])
+            except ValueError:
+                continue  # reported on its row
+            if convention.exists() and beneficiary is not None:
+                tuples.add(
+                    (convention.get().pk, beneficiary.pk, text(row["service"]).lower(), month)
+                )
+        for convention_id, beneficiary_id, service_code, month in tuples:
+            deleted, _detail = UsageRecord.objects.filter(
+                convention_id=convention_id,
+                beneficiary_id=beneficiary_id,
+                service__code=service_code,
+                period_start=month,
+                source=UsageSource.IMPORT,
+            ).delete()
+            self.replaced += deleted
 
     def get_instance(self, instance_loader, row):
         return None  # every row is a new record
@@ -166,10 +214,22 @@ class UsageRecordResource(resources.ModelResource):
     def complete(self, instance, row, errors):
         """Derive the period end, unit type, weighted units and source; check the row against
         the convention (beneficiary, service, weight)."""
-        instance.source = UsageSource.IMPORT
         instance.recorded_by = self.user
         if instance.reference is None:
             instance.reference = ""
+        instance.reason = (instance.reason or "").strip()
+        negative = instance.quantity is not None and instance.quantity < 0
+        instance.source = UsageSource.ADJUSTMENT if negative else UsageSource.IMPORT
+        if negative and not instance.reason:
+            errors.setdefault("reason", []).append(
+                ValidationError(
+                    _(
+                        "Quantité négative « %(value)s » : c'est un ajustement, indiquez son "
+                        "motif (colonne motif)."
+                    )
+                    % {"value": text(row.get("quantite"))}
+                )
+            )
         if instance.period_start:
             instance.period_end = month_bounds(
                 instance.period_start.year, instance.period_start.month
@@ -218,6 +278,19 @@ class UsageRecordResource(resources.ModelResource):
         instance.weight = weight
         if instance.quantity is not None:
             instance.units = weighted_units(instance.quantity, weight)
+        if instance.convention_id and instance.beneficiary_id and instance.period_start:
+            lock = usage_lock_reason(
+                convention_id=instance.convention_id,
+                beneficiary_id=instance.beneficiary_id,
+                year=instance.period_start.year,
+            )
+            if lock:
+                errors.setdefault("period_start", []).append(ValidationError(lock))
+            elif negative and line is not None and not errors:
+                # The rows above in the file are already written (in the transaction).
+                below = negative_month_reason(instance, instance.units)
+                if below:
+                    errors.setdefault("quantity", []).append(ValidationError(below))
 
     def validate_instance(self, instance, import_validation_errors=None, validate_unique=True):
         """The model's own validation too, without repeating errors of fields already in error
@@ -243,6 +316,8 @@ COLUMN_OF = {
     "units": "quantite",
     "weight": "ponderation",
     "reference": "reference",
+    "reason": "motif",
+    "source": "quantite",
     "unit_type": "service",
 }
 
@@ -263,6 +338,7 @@ class ImportReport:
     errors: tuple[RowError, ...]
     preview: tuple[dict, ...]  # the first rows as read, for the person to check
     imported: bool
+    replaced: int = 0  # imported records replaced (« remplacer » mode)
 
     @property
     def ok(self) -> bool:
@@ -309,10 +385,13 @@ def read_dataset(content: bytes, filename: str) -> tablib.Dataset:
     return dataset
 
 
-def import_usage_file(content: bytes, filename: str, *, user=None, commit: bool) -> ImportReport:
-    """Check (and with ``commit``, import) a usage file: all rows or none."""
+def import_usage_file(
+    content: bytes, filename: str, *, user=None, commit: bool, replace: bool = False
+) -> ImportReport:
+    """Check (and with ``commit``, import) a usage file: all rows or none. With ``replace``, the
+    imported records of the file's (convention, beneficiary, service, month) are replaced."""
     dataset = read_dataset(content, filename)
-    resource = UsageRecordResource(user=user)
+    resource = UsageRecordResource(user=user, replace=replace)
     # One pass: a dry run, or a real import rolled back whole if any row fails.
     with transaction.atomic():
         result = resource.import_data(
@@ -338,7 +417,13 @@ def import_usage_file(content: bytes, filename: str, *, user=None, commit: bool)
             )
     errors.sort(key=lambda e: (e.line, e.column))
     preview = tuple(dict(zip(dataset.headers, row, strict=True)) for row in dataset[:20])
-    return ImportReport(dataset.height, tuple(errors), preview, imported=commit and not errors)
+    return ImportReport(
+        dataset.height,
+        tuple(errors),
+        preview,
+        imported=commit and not errors,
+        replaced=resource.replaced,
+    )
 
 
 # --- exports for the finance suite (django-import-export, formula escaping on) -----------------

@@ -21,9 +21,22 @@ def may_remark(user, statement):
     )
 
 
+@rules.predicate
+def may_approve(user, statement):
+    """A user of the debtor organisation, on a draft not yet approved (Métropole staff do not
+    approve on a commune's behalf)."""
+    return (
+        statement is not None
+        and not statement.is_issued
+        and statement.approved_at is None
+        and statement.payer_id in scope_of(user).organisation_ids
+    )
+
+
 rules.add_perm("costing.view_reimbursements", has_any_role)
 rules.add_perm("costing.manage_costs", is_finance | is_administrator)
 rules.add_perm("costing.record_usage", is_finance | is_manager | is_administrator)
 rules.add_perm("costing.simulate", is_finance | is_manager | is_administrator)
 rules.add_perm("costing.issue_statements", is_finance | is_administrator)
 rules.add_perm("costing.remark_statement", may_remark)
+rules.add_perm("costing.approve_statement", may_approve)

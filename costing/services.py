@@ -222,6 +222,180 @@ def usage_grid_values(*, convention: Convention, service: Service, year: int) ->
     return {(r.beneficiary_id, r.period_start.month): r.quantity for r in records}
 
 
+class UsageRefused(Exception):
+    """A change to the état des recours refused; ``reasons`` are French sentences."""
+
+    def __init__(self, reasons):
+        self.reasons = list(reasons)
+        super().__init__("; ".join(self.reasons))
+
+
+def usage_lock_reason(*, convention_id: int, beneficiary_id: int, year: int) -> str | None:
+    """Why the usage of that convention, payer and year cannot change, if it cannot: an issued
+    statement covers it and has not been put under correction (statement_correct)."""
+    from costing.models import Statement, StatementStatus
+
+    issued = (
+        Statement.objects.filter(
+            convention_id=convention_id,
+            payer_id=beneficiary_id,
+            year=year,
+            status=StatementStatus.ISSUED,
+            cancelled_by__isnull=True,
+        )
+        .select_related("payer")
+        .first()
+    )
+    if issued is None:
+        return None
+    return _(
+        "L'état n° %(number)s émis couvre les recours %(year)s de %(payer)s : mettez-le "
+        "d'abord en correction, puis modifiez les recours et émettez la correction."
+    ) % {"number": issued.number, "year": year, "payer": issued.payer.name}
+
+
+def month_units(*, convention_id, beneficiary_id, service_id, month_start, exclude_pk=None):
+    """Units of a payer for a service and month, every source together."""
+    records = UsageRecord.objects.filter(
+        convention_id=convention_id,
+        beneficiary_id=beneficiary_id,
+        service_id=service_id,
+        period_start=month_start,
+    )
+    if exclude_pk is not None:
+        records = records.exclude(pk=exclude_pk)
+    return sum((r.units for r in records), Decimal(0))
+
+
+def negative_month_reason(record: UsageRecord, units: Decimal, exclude_pk=None) -> str | None:
+    total = units + month_units(
+        convention_id=record.convention_id,
+        beneficiary_id=record.beneficiary_id,
+        service_id=record.service_id,
+        month_start=record.period_start,
+        exclude_pk=exclude_pk,
+    )
+    if total >= 0:
+        return None
+    return _(
+        "Les unités de %(payer)s pour « %(service)s » en %(month)s deviendraient négatives "
+        "(%(total)s) : un ajustement ne retire que ce qui a été enregistré."
+    ) % {
+        "payer": record.beneficiary.name,
+        "service": record.service.name,
+        "month": record.period_start.strftime("%m/%Y"),
+        "total": format(total.normalize(), "f").replace(".", ","),
+    }
+
+
+@transaction.atomic
+def usage_record_edit(
+    record: UsageRecord, *, quantity: Decimal, weight, reference: str, reason: str, user=None
+) -> UsageRecord:
+    """Correct a recorded use (quantity, weighting, reference) with its reason, kept in the
+    record's history. Refused while an issued statement that is not under correction covers it."""
+    record = UsageRecord.objects.select_for_update().get(pk=record.pk)
+    reasons = []
+    lock = usage_lock_reason(
+        convention_id=record.convention_id,
+        beneficiary_id=record.beneficiary_id,
+        year=record.period_start.year,
+    )
+    if lock:
+        reasons.append(lock)
+    if not reason.strip():
+        reasons.append(_("Indiquez le motif de la modification."))
+    if quantity < 0 and record.source != UsageSource.ADJUSTMENT:
+        reasons.append(
+            _("Seul un ajustement peut être négatif : ajoutez un ajustement avec son motif.")
+        )
+    units = weighted_units(quantity, weight)
+    negative = negative_month_reason(record, units, exclude_pk=record.pk)
+    if negative:
+        reasons.append(negative)
+    if reasons:
+        raise UsageRefused(reasons)
+    record.quantity = quantity
+    record.weight = weight
+    record.units = units
+    record.reference = reference.strip()
+    record.reason = reason.strip()
+    record.recorded_by = user
+    record._change_reason = reason.strip()  # simple-history: the history row's reason
+    record.full_clean()
+    record.save()
+    return record
+
+
+@transaction.atomic
+def usage_adjust(
+    *,
+    convention: Convention,
+    beneficiary: Organisation,
+    service: Service,
+    month_start: date,
+    quantity: Decimal,
+    weight=None,
+    reference: str = "",
+    reason: str,
+    user=None,
+) -> UsageRecord:
+    """Add a justified adjustment (possibly negative) to a payer's usage of a month."""
+    line = convention.services.select_related("unit_type").get(service=service)
+    start, end = month_bounds(month_start.year, month_start.month)
+    record = UsageRecord(
+        convention=convention,
+        beneficiary=beneficiary,
+        service=service,
+        unit_type=line.unit_type,
+        weight=weight,
+        period_start=start,
+        period_end=end,
+        quantity=quantity,
+        units=weighted_units(quantity, weight),
+        reference=reference.strip(),
+        reason=reason.strip(),
+        source=UsageSource.ADJUSTMENT,
+        recorded_by=user,
+    )
+    reasons = []
+    lock = usage_lock_reason(
+        convention_id=convention.pk, beneficiary_id=beneficiary.pk, year=start.year
+    )
+    if lock:
+        reasons.append(lock)
+    if not record.reason:
+        reasons.append(_("Un ajustement indique son motif."))
+    if quantity == 0:
+        reasons.append(_("Un ajustement porte sur une quantité non nulle."))
+    negative = negative_month_reason(record, record.units)
+    if negative:
+        reasons.append(negative)
+    if reasons:
+        raise UsageRefused(reasons)
+    record._change_reason = record.reason
+    record.full_clean()
+    record.save()
+    return record
+
+
+def usage_state(*, convention: Convention, year: int):
+    """The état des recours of a convention and year: every record, oldest month first, with
+    the lock reason of each payer (None when its usage may change)."""
+    records = list(
+        UsageRecord.objects.filter(convention=convention, period_start__year=year)
+        .select_related("beneficiary", "service", "weight", "recorded_by")
+        .order_by("beneficiary__name", "service__name", "period_start", "pk")
+    )
+    locks = {
+        beneficiary_id: usage_lock_reason(
+            convention_id=convention.pk, beneficiary_id=beneficiary_id, year=year
+        )
+        for beneficiary_id in {r.beneficiary_id for r in records}
+    }
+    return records, locks
+
+
 # --- a year of reimbursements ------------------------------------------------------------------
 
 

@@ -11,11 +11,12 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from conventions.models import Convention, SettlementMode
+from conventions.services import coverage
 from costing import engine, services
 from costing.exports import line_as_dict, settlement_as_dict
 from costing.models import (
@@ -30,10 +31,12 @@ from costing.models import (
     StatementLine,
     StatementRemark,
     StatementStatus,
+    UsageRecord,
 )
 from costing.money import ZERO
 from mutualisation.documents import render_pdf
 from mutualisation.models import Organisation
+from mutualisation.rules import scope_of
 
 SNAPSHOT_VERSION = 1
 
@@ -97,6 +100,22 @@ def organisation_snapshot(org: Organisation) -> dict:
     }
 
 
+def notification_flags(unit_cost) -> dict:
+    """Whether the unit cost was notified after its deadline (D5211-16: before the budget
+    adoption date), with the deadline, for the statement line."""
+    late = bool(
+        unit_cost is not None
+        and unit_cost.notified_on is not None
+        and unit_cost.notified_on > unit_cost.notification_deadline
+    )
+    return {
+        "unit_cost_late": late,
+        "unit_cost_notification_deadline": unit_cost.notification_deadline.isoformat()
+        if late
+        else None,
+    }
+
+
 def snapshot_line(line, unit_costs: dict) -> dict:
     unit_cost = unit_costs.get(line.service)
     data = line_as_dict(line)
@@ -107,6 +126,8 @@ def snapshot_line(line, unit_costs: dict) -> dict:
         if unit_cost is not None and unit_cost.notified_on and line.unit_cost is not None
         else None
     )
+    if line.unit_cost is not None:
+        data.update(notification_flags(unit_cost))
     return data
 
 
@@ -314,6 +335,8 @@ def statement_context(statement: Statement) -> dict:
             "period_end": date.fromisoformat(line["period_end"]),
             "unit_cost_notified_on": line["unit_cost_notified_on"]
             and date.fromisoformat(line["unit_cost_notified_on"]),
+            "unit_cost_notification_deadline": line.get("unit_cost_notification_deadline")
+            and date.fromisoformat(line["unit_cost_notification_deadline"]),
         }
         for line in snapshot.get("lines", [])
     ]
@@ -325,11 +348,161 @@ def statement_context(statement: Statement) -> dict:
         "draft": not statement.is_issued,
         "cancels": statement.cancels,
         "keyed": any(line["unit_cost"] is None for line in lines),
+        "correction": correction_context(statement),
     }
 
 
 def render_statement_pdf(statement: Statement) -> bytes:
     return render_pdf("costing/statement_pdf.html", statement_context(statement))
+
+
+# --- guards on issuing ---------------------------------------------------------------------------
+
+
+def covered_period_end(statement: Statement) -> date:
+    """Last day the statement covers: the end of its last line, else the 31 December of its year
+    or the earlier end of the convention."""
+    span = coverage(statement.convention, statement.year)  # the same rule as billing
+    covered = span[1] if span else date(statement.year, 12, 31)
+    last_line = statement.lines.aggregate(last=Max("period_end"))["last"]
+    return max(covered, last_line) if last_line else covered
+
+
+def line_signature(statement: Statement) -> list[tuple]:
+    return list(
+        statement.lines.order_by("position").values_list(
+            "service_id",
+            "period_start",
+            "period_end",
+            "basis",
+            "units",
+            "unit_cost",
+            "key_weight",
+            "key_total",
+            "shared_cost",
+            "amount",
+        )
+    )
+
+
+def changes_nothing(statement: Statement) -> bool:
+    """A correcting draft whose lines, total and balance are those of the statement it cancels."""
+    previous = statement.cancels
+    return (
+        previous is not None
+        and statement.total == previous.total
+        and statement.balance == previous.balance
+        and line_signature(statement) == line_signature(previous)
+    )
+
+
+def issue_refusals(statement: Statement, today: date | None = None) -> list[str]:
+    """Every reason why the draft cannot be issued today (empty when it can), in French."""
+    today = today or timezone.localdate()
+    reasons = []
+    end = covered_period_end(statement)
+    if today <= end:
+        reasons.append(
+            _(
+                "La période couverte par cet état s'achève le %(end)s : il ne peut être émis "
+                "qu'à partir du %(next)s."
+            )
+            % {
+                "end": end.strftime("%d/%m/%Y"),
+                "next": (end + timedelta(days=1)).strftime("%d/%m/%Y"),
+            }
+        )
+    future = (
+        UsageRecord.objects.filter(
+            convention_id=statement.convention_id,
+            beneficiary_id=statement.payer_id,
+            period_start__year=statement.year,
+            period_start__gt=today,
+        )
+        .order_by("period_start")
+        .first()
+    )
+    if future is not None:
+        reasons.append(
+            _(
+                "Des recours sont datés après aujourd'hui (le premier le %(date)s) : un état ne "
+                "porte pas sur des recours à venir."
+            )
+            % {"date": future.period_start.strftime("%d/%m/%Y")}
+        )
+    if statement.review_until and today <= statement.review_until and not statement.approved_at:
+        reasons.append(
+            _(
+                "La commune peut formuler des remarques jusqu'au %(date)s : l'état ne peut être "
+                "émis qu'après cette date, à moins que le débiteur n'approuve le projet."
+            )
+            % {"date": statement.review_until.strftime("%d/%m/%Y")}
+        )
+    for line in statement.snapshot.get("lines", []):
+        if line.get("unit_cost_provisional") and not line.get("unit_cost_notified_on"):
+            reasons.append(
+                _(
+                    "Le coût unitaire provisoire de « %(service)s » n'a jamais été notifié au "
+                    "débiteur : notifiez-le avant d'émettre l'état."
+                )
+                % {"service": line.get("service_name", line.get("service"))}
+            )
+    if statement.cancels_id is not None and changes_nothing(statement):
+        reasons.append(
+            _(
+                "La correction ne change rien : ses lignes, son total et son solde sont ceux de "
+                "l'état n° %(number)s qu'elle annulerait. Corrigez d'abord l'état des recours ou "
+                "le coût unitaire."
+            )
+            % {"number": statement.cancels.number}
+        )
+    return reasons
+
+
+def correction_summary(statement: Statement) -> dict:
+    """What a correcting statement changes: the cancelled statement's total and balance, and the
+    differences (new minus cancelled), as strings for the snapshot."""
+    previous = statement.cancels
+    return {
+        "cancels_number": previous.number,
+        "previous_total": str(previous.total),
+        "previous_balance": str(previous.balance),
+        "difference_total": str(statement.total - previous.total),
+        "difference_balance": str(statement.balance - previous.balance),
+    }
+
+
+def correction_context(statement: Statement) -> dict | None:
+    """The frozen correction block of an issued statement, or the live one of a draft."""
+    if statement.is_issued:
+        return statement.snapshot.get("correction")
+    if statement.cancels_id is not None:
+        return correction_summary(statement)
+    return None
+
+
+@transaction.atomic
+def statement_approve(statement: Statement, *, user) -> Statement:
+    """The debtor approves the draft as it stands: it may then be issued before its review window
+    closes. A recomputation that changes the total voids the approval (statements_prepare)."""
+    lock_year(statement.year)  # after any recomputation in progress
+    statement = Statement.objects.select_for_update().get(pk=statement.pk)
+    reasons = []
+    if statement.is_issued:
+        reasons.append(_("L'état est émis : il n'y a plus de projet à approuver."))
+    elif statement.approved_at is not None:
+        reasons.append(
+            _("Ce projet est déjà approuvé (le %(date)s).")
+            % {"date": timezone.localtime(statement.approved_at).strftime("%d/%m/%Y")}
+        )
+    if statement.payer_id not in scope_of(user).organisation_ids:
+        reasons.append(_("Seul le débiteur peut approuver le projet de son état."))
+    if reasons:
+        raise StatementRefused(reasons)
+    statement.approved_at = timezone.now()
+    statement.approved_by = user
+    statement.save(update_fields=["approved_at", "approved_by"])
+    return statement
 
 
 @transaction.atomic
@@ -352,6 +525,9 @@ def statement_issue(statement: Statement, *, user=None) -> Statement:
         raise StatementRefused(
             [_("Cet état ne comporte aucune ligne ni aucun solde : rien à émettre.")]
         )
+    reasons = issue_refusals(statement)
+    if reasons:
+        raise StatementRefused(reasons)
     statement.number = next_number(statement.year)
     statement.issued_at = timezone.now()
     statement.issued_by = user if user is not None and user.is_authenticated else None
@@ -360,6 +536,8 @@ def statement_issue(statement: Statement, *, user=None) -> Statement:
         "number": statement.number,
         "issued_at": statement.issued_at.isoformat(),
     }
+    if statement.cancels_id is not None:
+        statement.snapshot["correction"] = correction_summary(statement)
     statement.status = StatementStatus.ISSUED
     pdf = render_statement_pdf(statement)
     statement.pdf = pdf
@@ -463,13 +641,24 @@ def batch_run(job_id: int) -> BatchJob:
         exported = list(current_statements(job.year))
         total = len(to_issue) + len(exported) + 1
         BatchJob.objects.filter(pk=job.pk).update(total=total, done=0)
+        skipped = []
         for draft in to_issue:
             if draft.lines.exists():
-                statement_issue(draft, user=job.created_by)
+                try:
+                    statement_issue(draft, user=job.created_by)
+                except StatementRefused as refused:  # the others are still issued
+                    skipped.append(
+                        f"{draft.convention.reference} — {draft.payer.name} : "
+                        + " ".join(refused.reasons)
+                    )
             BatchJob.objects.filter(pk=job.pk).update(done=F("done") + 1)
         archive = build_archive(job)
         BatchJob.objects.filter(pk=job.pk).update(
-            archive=archive, done=total, status=BatchJob.JobStatus.DONE, finished_at=timezone.now()
+            archive=archive,
+            done=total,
+            status=BatchJob.JobStatus.DONE,
+            finished_at=timezone.now(),
+            error="\n".join([_("Projets non émis :"), *skipped]) if skipped else "",
         )
     except Exception as error:  # the job records why it failed; the worker keeps running
         BatchJob.objects.filter(pk=job.pk).update(

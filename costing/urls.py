@@ -15,6 +15,8 @@ urlpatterns = [
     path("base/<int:pk>/notifier/", views.unit_cost_notify, name="unit-cost-notify"),
     path("base/<int:pk>/provisoire/", views.unit_cost_provisional, name="unit-cost-provisional"),
     path("recours/import/", views.usage_import, name="usage-import"),
+    path("recours/fiche/<int:pk>/", views.usage_edit, name="usage-edit"),
+    path("recours/<str:reference>/<int:year>/", views.usage_state, name="usage-state"),
     path(
         "recours/<str:reference>/<str:service>/<int:year>/",
         views.usage_grid,
@@ -29,6 +31,7 @@ urlpatterns = [
     path("etat/<int:pk>/emettre/", views.statement_issue, name="statement-issue"),
     path("etat/<int:pk>/corriger/", views.statement_correct, name="statement-correct"),
     path("etat/<int:pk>/remarque/", views.statement_remark, name="statement-remark"),
+    path("etat/<int:pk>/approuver/", views.statement_approve, name="statement-approve"),
     path("lot/<int:pk>/", views.batch_detail, name="batch"),
     path("lot/<int:pk>/archive/", views.batch_download, name="batch-download"),
     path("exports/<int:year>/<str:kind>.<str:fmt>", views.export, name="export"),

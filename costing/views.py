@@ -2,6 +2,7 @@
 costs, the usage grid and import, and the simulation of a draft convention or avenant."""
 
 import base64
+from datetime import date
 from decimal import Decimal
 
 from django.contrib import messages
@@ -17,7 +18,15 @@ from import_export.formats.base_formats import CSV, XLSX
 from conventions.models import Amendment, Convention, ConventionKind, PartyRole
 from conventions.views import get_convention
 from costing import engine, forms, services, statements
-from costing.models import BatchJob, CostBase, Statement, StatementLine, StatementStatus, UnitCost
+from costing.models import (
+    BatchJob,
+    CostBase,
+    Statement,
+    StatementLine,
+    StatementStatus,
+    UnitCost,
+    UsageRecord,
+)
 from costing.resources import (
     ImportFileError,
     MandatResource,
@@ -25,6 +34,7 @@ from costing.resources import (
     TitreResource,
     import_usage_file,
 )
+from costing.rules import may_approve
 from mutualisation.documents import render_pdf
 from mutualisation.models import Organisation, Service
 from mutualisation.rules import scope_of
@@ -209,6 +219,112 @@ def usage_grid(request, reference, service, year):
     )
 
 
+def usage_beneficiaries(convention):
+    roles = (
+        (PartyRole.MEMBER,)
+        if convention.kind == ConventionKind.SERVICE_COMMUN
+        else (PartyRole.BENEFICIARY,)
+    )
+    return Organisation.objects.filter(
+        parties__convention=convention, parties__role__in=roles
+    ).exclude(pk=convention.managing_organisation_id)
+
+
+@login_required
+def usage_state(request, reference, year):
+    """The état des recours of a convention and year, each record with its source and a link to
+    correct it; a form adds a justified adjustment."""
+    require(request, "costing.record_usage")
+    convention = get_convention(request, reference)
+    services_qs = Service.objects.filter(convention_lines__convention=convention).distinct()
+    form = forms.UsageAdjustmentForm(
+        request.POST or None,
+        beneficiaries=usage_beneficiaries(convention),
+        services=services_qs,
+    )
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.usage_adjust(
+                convention=convention,
+                beneficiary=data["beneficiary"],
+                service=data["service"],
+                month_start=date(year, data["month"], 1),
+                quantity=data["quantity"],
+                weight=data["weight"],
+                reference=data["reference"],
+                reason=data["reason"],
+                user=request.user,
+            )
+        except services.UsageRefused as refused:
+            for reason in refused.reasons:
+                form.add_error(None, reason)
+        else:
+            messages.success(request, _("Ajustement enregistré."))
+            return redirect(request.path)
+    records, locks = services.usage_state(convention=convention, year=year)
+    return render(
+        request,
+        "costing/usage_state.html",
+        {
+            "convention": convention,
+            "year": year,
+            "years": year_choices(),
+            "rows": [(record, locks.get(record.beneficiary_id)) for record in records],
+            "locks": sorted({lock for lock in locks.values() if lock}),
+            "services": services_qs,
+            "form": form,
+            "show_form": request.method == "POST" or "ajustement" in request.GET,
+        },
+    )
+
+
+@login_required
+def usage_edit(request, pk):
+    """Correct one recorded use, with its reason; its history is shown."""
+    require(request, "costing.record_usage")
+    record = get_object_or_404(
+        UsageRecord.objects.select_related("convention", "beneficiary", "service", "weight"), pk=pk
+    )
+    convention = get_convention(request, record.convention.reference)  # visibility
+    form = forms.UsageRecordForm(
+        request.POST or None,
+        unit_type=record.unit_type,
+        initial={
+            "quantity": record.quantity,
+            "weight": record.weight,
+            "reference": record.reference,
+        },
+    )
+    lock = services.usage_lock_reason(
+        convention_id=record.convention_id,
+        beneficiary_id=record.beneficiary_id,
+        year=record.period_start.year,
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.usage_record_edit(record, **form.cleaned_data, user=request.user)
+        except services.UsageRefused as refused:
+            for reason in refused.reasons:
+                form.add_error(None, reason)
+        else:
+            messages.success(request, _("Recours modifié."))
+            return redirect(
+                "costing:usage-state", reference=convention.reference, year=record.period_start.year
+            )
+    return render(
+        request,
+        "costing/usage_edit.html",
+        {
+            "record": record,
+            "convention": convention,
+            "form": form,
+            "lock": lock,
+            "history": record.history.select_related("history_user").order_by("-history_date"),
+        },
+    )
+
+
 @login_required
 def usage_import(request):
     require(request, "costing.record_usage")
@@ -221,7 +337,11 @@ def usage_import(request):
             return redirect("costing:usage-import")
         try:
             report = import_usage_file(
-                base64.b64decode(stored["content"]), stored["name"], user=request.user, commit=True
+                base64.b64decode(stored["content"]),
+                stored["name"],
+                user=request.user,
+                commit=True,
+                replace=stored.get("replace", False),
             )
         except ImportFileError as error:
             file_error = str(error)
@@ -230,12 +350,24 @@ def usage_import(request):
                 messages.success(
                     request, _("%(count)s ligne(s) importée(s).") % {"count": report.rows}
                 )
+                if report.replaced:
+                    messages.success(
+                        request,
+                        _("%(count)s recours importé(s) auparavant remplacé(s).")
+                        % {"count": report.replaced},
+                    )
                 return redirect("costing:usage-import")
     elif request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         content = upload.read()
         try:
-            report = import_usage_file(content, upload.name, user=request.user, commit=False)
+            report = import_usage_file(
+                content,
+                upload.name,
+                user=request.user,
+                commit=False,
+                replace=form.cleaned_data["replace"],
+            )
         except ImportFileError as error:
             file_error = str(error)
         else:
@@ -243,6 +375,7 @@ def usage_import(request):
                 request.session[IMPORT_SESSION_KEY] = {
                     "name": upload.name,
                     "content": base64.b64encode(content).decode(),
+                    "replace": form.cleaned_data["replace"],
                 }
     return render(
         request,
@@ -335,6 +468,12 @@ def statement_detail(request, pk):
             "remarks": statement.remarks.select_related("author"),
             "can_issue": request.user.has_perm("costing.issue_statements"),
             "can_remark": request.user.has_perm("costing.remark_statement", statement),
+            # The predicate itself: a superuser's has_perm is always true, but only the
+            # debtor's own users approve.
+            "can_approve": may_approve.test(request.user, statement),
+            "issue_blockers": statements.issue_refusals(statement)
+            if not statement.is_issued and request.user.has_perm("costing.issue_statements")
+            else [],
             "remark_form": forms.RemarkForm(),
             "correction_form": forms.CorrectionForm(),
         },
@@ -410,6 +549,22 @@ def statement_remark(request, pk):
             messages.error(request, reason)
     else:
         messages.success(request, _("Remarque transmise à la Métropole."))
+    return redirect(statement)
+
+
+@login_required
+@require_POST
+def statement_approve(request, pk):
+    statement = visible_statement(request, pk)
+    if not may_approve.test(request.user, statement):
+        raise PermissionDenied
+    try:
+        statements.statement_approve(statement, user=request.user)
+    except statements.StatementRefused as refused:
+        for reason in refused.reasons:
+            messages.error(request, reason)
+    else:
+        messages.success(request, _("Projet approuvé : la Métropole peut émettre l'état."))
     return redirect(statement)
 
 

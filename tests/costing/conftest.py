@@ -1,9 +1,10 @@
 """A signed, billed convention with a notified unit cost and usage, for statement tests."""
 
 import importlib
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
@@ -11,7 +12,7 @@ from django.db import connection
 
 from conventions import services as convention_services
 from conventions.models import Convention
-from costing import services
+from costing import services, statements
 from costing.demo import ensure_account_mapping
 from costing.models import Instalment, UnitCost, UsageRecord, UsageSource
 from tests.conventions.conftest import (  # noqa: F401 (fixtures shared with these tests)
@@ -20,9 +21,35 @@ from tests.conventions.conftest import (  # noqa: F401 (fixtures shared with the
     service_commun,
 )
 
+PARIS = ZoneInfo("Europe/Paris")
+
+
+# The 2026 statements may be issued once 2026 is over: these tests live in January 2027.
+AFTER_YEAR_END = datetime(2027, 1, 15, 10, 0, tzinfo=PARIS)
+
+
+def issue_after_review(statement, **kwargs):
+    """Issue a draft the day after the commune's review window closes."""
+    with time_machine.travel(
+        datetime.combine(statement.review_until + timedelta(days=1), time(10), tzinfo=PARIS)
+    ):
+        return statements.statement_issue(statement, **kwargs)
+
 
 @pytest.fixture
-def billed(mad_descendante, territory):  # noqa: F811 (the fixture, imported above)
+def after_year_end():
+    with time_machine.travel(AFTER_YEAR_END):
+        yield AFTER_YEAR_END
+
+
+@pytest.fixture
+def unit_cost_kwargs():
+    """Override (with parametrize) to bill at a provisional or late-notified unit cost."""
+    return {}
+
+
+@pytest.fixture
+def billed(mad_descendante, territory, after_year_end, unit_cost_kwargs):  # noqa: F811
     ensure_account_mapping()  # seeded by a migration, but a transactional test's flush removes it
     convention = convention_services.convention_transition(mad_descendante.convention, "submit")
     add_deliberations(convention, [territory.epci, territory.commune_a, territory.commune_b])
@@ -36,8 +63,11 @@ def billed(mad_descendante, territory):  # noqa: F811 (the fixture, imported abo
         service=service,
         year=2026,
         amount=Decimal("242.31"),
-        notification_deadline=date(2026, 4, 30),
-        notified_on=date(2026, 3, 30),
+        **{
+            "notification_deadline": date(2026, 4, 30),
+            "notified_on": date(2026, 3, 30),
+            **unit_cost_kwargs,
+        },
     )
     for commune, quantities in (
         (territory.commune_a, ("20", "17")),
@@ -60,7 +90,8 @@ def billed(mad_descendante, territory):  # noqa: F811 (the fixture, imported abo
 
 @pytest.fixture
 def flushable_statements(transactional_db):
-    """Tests on a committed database issue statements, which the triggers then forbid deleting.
+    """Tests on a committed database issue statements (and notify unit costs), which the triggers
+    then forbid deleting.
     SQLite's flush deletes row by row, so the triggers are lifted for the teardown only and put
     back (PostgreSQL's flush truncates, which row triggers do not see)."""
     yield
@@ -69,12 +100,17 @@ def flushable_statements(transactional_db):
     immutability = importlib.import_module(
         "costing.migrations.0003_issued_statements_are_immutable"
     )
+    # Notified unit costs are frozen the same way (migration 0005).
+    frozen_costs = importlib.import_module(
+        "costing.migrations.0005_settlement_acomptes_unit_cost_versions"
+    )
     with connection.cursor() as cursor:
-        for statement in immutability.SQLITE_BACKWARD:
+        for statement in immutability.SQLITE_BACKWARD + frozen_costs.UNIT_COST_SQLITE_BACKWARD:
             cursor.execute(statement)
         cursor.execute("DELETE FROM costing_statementline")
         cursor.execute("DELETE FROM costing_statement")
-        for statement in immutability.SQLITE_FORWARD:
+        cursor.execute("DELETE FROM costing_unitcost")
+        for statement in immutability.SQLITE_FORWARD + frozen_costs.UNIT_COST_SQLITE_FORWARD:
             cursor.execute(statement)
 
 

@@ -8,11 +8,13 @@ import sys
 import time
 import uuid
 import zipfile
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import openpyxl
 import pytest
+import time_machine
 from django.db import connection
 from django.urls import reverse
 
@@ -20,6 +22,7 @@ from costing import statements
 from costing.models import BatchJob, Statement, StatementStatus
 from mutualisation.celery import app as celery_app
 from tests.conftest import run_seed_demo
+from tests.costing.conftest import issue_after_review
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "demo-mutualis-2026"
@@ -34,8 +37,13 @@ def test_zip_of_the_demo_year_matches_the_dashboard_to_the_cent(
     client, django_capture_on_commit_callbacks
 ):
     run_seed_demo()
-    client.login(username="finances", password=PASSWORD)
-    with django_capture_on_commit_callbacks(execute=True):
+    [draft, *_] = statements.statements_prepare(2025)
+    # The batch issues once the communes' review window has closed.
+    with (
+        time_machine.travel(draft.review_until + timedelta(days=1)),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        client.login(username="finances", password=PASSWORD)
         started = client.post(reverse("costing:batch-start", args=[2025]), {"action": "ISSUE"})
     response = client.get(started["Location"])
     job = BatchJob.objects.get()
@@ -66,7 +74,7 @@ def test_zip_of_the_demo_year_matches_the_dashboard_to_the_cent(
 def test_titres_and_mandats_mirror_each_other_to_the_cent(client):
     run_seed_demo()
     for draft in statements.statements_prepare(2025):
-        statements.statement_issue(draft)
+        issue_after_review(draft)
     client.login(username="finances", password=PASSWORD)
 
     def rows(kind):
@@ -184,8 +192,12 @@ def test_batch_runs_on_a_real_celery_worker_through_redis(billed, personas, flus
         reset_celery_connections()
         with celery_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=3)
+        # The worker runs on the real clock, before the end of 2026: the statements are issued
+        # here (after the year end and the review window), the worker exports them.
+        for draft in statements.statements_prepare(2026):
+            issue_after_review(draft)
         job = statements.batch_start(
-            year=2026, action=BatchJob.Action.ISSUE_AND_EXPORT, user=personas.finance
+            year=2026, action=BatchJob.Action.EXPORT, user=personas.finance
         )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:

@@ -32,7 +32,25 @@ def test_finance_issues_a_statement_and_the_commune_downloads_it(
     page.get_by_role("button", name="Calculer les projets").click()
     assert "2 projet(s) d'état calculé(s)" in page.get_by_role("status").first.inner_text()
     page.get_by_role("row", name=re.compile("Commune A")).get_by_role("link").click()
+    draft_url = page.url
     screenshot(page, "statement-draft")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Émettre").click()
+    # The commune may still remark: refused, and the page says why.
+    assert (
+        "La commune peut formuler des remarques jusqu'au"
+        in page.get_by_role("alert").first.inner_text()
+    )
+
+    page.get_by_role("button", name="Se déconnecter").click()
+    log_in(page, live_server, "lecteur.a")
+    page.goto(draft_url)
+    page.get_by_role("button", name="Approuver le projet").click()
+    assert "Projet approuvé" in page.get_by_role("status").first.inner_text()
+    screenshot(page, "statement-approved")
+    page.get_by_role("button", name="Se déconnecter").click()
+    log_in(page, live_server, "finances")
+    page.goto(draft_url)
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Émettre").click()
     assert "État émis sous le numéro EA-2026-0001" in page.get_by_role("status").first.inner_text()

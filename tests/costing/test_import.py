@@ -90,9 +90,10 @@ def test_dry_run_previews_without_writing(demo):
             "Le service « paie » n'est pas couvert par CONV-2025-001.",
         ),
         (
+            # A negative quantity is an adjustment: it needs its motif (issue 8).
             "CONV-2025-001;63014;ads;2025-01;-3;;",
-            "quantite",
-            "Quantité invalide « -3 » : elle doit être positive ou nulle.",
+            "motif",
+            "Quantité négative « -3 » : c'est un ajustement, indiquez son motif (colonne motif).",
         ),
         (
             "CONV-2025-001;63014;ads;2025-01;douze;;",

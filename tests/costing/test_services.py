@@ -8,7 +8,7 @@ import pytest
 from conventions.models import Amendment, Convention, SettlementMode, Termination, Terms
 from costing import services, statements
 from costing.models import UsageRecord
-from tests.costing.conftest import record_planned_instalments
+from tests.costing.conftest import issue_after_review, record_planned_instalments
 
 pytestmark = pytest.mark.django_db
 
@@ -87,7 +87,7 @@ def test_a_payer_who_used_nothing_gets_a_statement_of_its_refund(billed, territo
     UsageRecord.objects.filter(beneficiary=territory.commune_b).delete()
     record_planned_instalments(2026, territory.commune_b)
     draft = next(s for s in statements.statements_prepare(2026) if s.payer == territory.commune_b)
-    issued = statements.statement_issue(draft)
+    issued = issue_after_review(draft)
     # 80 units forecast at 242,31 € called in instalments, nothing used: all of it is refunded.
     assert (issued.total, issued.instalments_called, issued.balance) == (
         Decimal("0.00"),
