@@ -175,10 +175,27 @@ def usage_grid_save(
     *, convention: Convention, service: Service, year: int, values: dict, user=None
 ) -> int:
     """Store a grid of quantities {(beneficiary id, month): Decimal or None} for one service and
-    year; an emptied cell removes its record. Returns the number of records written."""
+    year; an emptied cell removes its record. Returns the number of records written. Refused
+    (nothing written) when a changed cell belongs to a year whose statement is issued and not
+    under correction."""
     line = convention.services.select_related("unit_type").get(service=service)
+    current = usage_grid_values(convention=convention, service=service, year=year)
+    changed = {key for key, quantity in values.items() if current.get(key) != quantity}
+    reasons = {
+        reason
+        for beneficiary_id in sorted({b for b, _month in changed})
+        if (
+            reason := usage_lock_reason(
+                convention_id=convention.pk, beneficiary_id=beneficiary_id, year=year
+            )
+        )
+    }
+    if reasons:
+        raise UsageRefused(sorted(reasons))
     written = 0
     for (beneficiary_id, month), quantity in values.items():
+        if (beneficiary_id, month) not in changed:
+            continue
         start, end = month_bounds(year, month)
         lookup = {
             "convention": convention,

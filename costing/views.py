@@ -194,15 +194,20 @@ def usage_grid(request, reference, service, year):
         request.POST or None, initial=initial, beneficiaries=beneficiaries, year=year
     )
     if request.method == "POST" and form.is_valid():
-        written = services.usage_grid_save(
-            convention=convention,
-            service=service,
-            year=year,
-            values=form.values(),
-            user=request.user,
-        )
-        messages.success(request, _("%(count)s case(s) enregistrée(s).") % {"count": written})
-        return redirect(request.path)
+        try:
+            written = services.usage_grid_save(
+                convention=convention,
+                service=service,
+                year=year,
+                values=form.values(),
+                user=request.user,
+            )
+        except services.UsageRefused as refused:
+            for reason in refused.reasons:
+                form.add_error(None, reason)
+        else:
+            messages.success(request, _("%(count)s case(s) enregistrée(s).") % {"count": written})
+            return redirect(request.path)
     return render(
         request,
         "costing/usage_grid.html",

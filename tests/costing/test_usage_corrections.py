@@ -230,3 +230,29 @@ def test_an_adjustment_of_an_issued_year_is_refused(billed):
             quantity=Decimal("-1"),
             reason="Doublon",
         )
+
+
+def test_the_grid_of_an_issued_year_is_locked_until_its_statement_is_put_under_correction(
+    billed,
+):
+    territory = billed.territory
+    issue_after_review(
+        next(s for s in statements.statements_prepare(2026) if s.payer == territory.commune_a)
+    )
+    grid = {(territory.commune_a.pk, 5): Decimal("4")}
+    with pytest.raises(services.UsageRefused) as refused:
+        services.usage_grid_save(
+            convention=billed.convention, service=billed.service, year=2026, values=grid
+        )
+    assert "mettez-le d'abord en correction" in refused.value.reasons[0]
+    assert not UsageRecord.objects.filter(source=UsageSource.GRID).exists()
+    # Commune B's statement is not issued: its cells still save.
+    assert (
+        services.usage_grid_save(
+            convention=billed.convention,
+            service=billed.service,
+            year=2026,
+            values={(territory.commune_b.pk, 5): Decimal("4")},
+        )
+        == 1
+    )
