@@ -56,6 +56,7 @@ class CostLineInput:
     budget_adjustment: Decimal  # foreseeable change, from the budget primitif of year N
     eligible: bool
     justification: str = ""
+    account: str = ""  # M57 account (nature), e.g. 6411
 
     @property
     def amount(self) -> Decimal:

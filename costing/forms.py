@@ -59,6 +59,21 @@ class NotificationForm(forms.Form):
     notified_on = forms.DateField(label=_("Notifié aux bénéficiaires le"), widget=DateInput())
 
 
+class UnitCostCorrectionForm(forms.Form):
+    """The reason of a correction of a notified unit cost (a new version)."""
+
+    reason = forms.CharField(
+        label=_("Motif de la correction"),
+        help_text=_(
+            "Le coût unitaire notifié reste tel quel ; la nouvelle version, calculée sur la base "
+            "de coûts actuelle, sera notifiée à son tour."
+        ),
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=2000,
+        error_messages={"required": _("Indiquez le motif de la correction.")},
+    )
+
+
 class ProvisionalForm(forms.Form):
     index_now = forms.DecimalField(label=_("Indice de l'année N"), localize=True, min_value=0)
     index_before = forms.DecimalField(label=_("Indice de l'année N-1"), localize=True, min_value=0)

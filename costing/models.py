@@ -174,9 +174,29 @@ class CostLine(models.Model):
         return self.label
 
 
+class UnitCostQuerySet(models.QuerySet):
+    def current(self):
+        """Only the current unit cost of each (service, year): its highest version. A notified
+        version is frozen; a correction is a new version that supersedes it."""
+        return self.filter(
+            ~models.Exists(
+                UnitCost.objects.filter(
+                    service=models.OuterRef("service"),
+                    year=models.OuterRef("year"),
+                    version__gt=models.OuterRef("version"),
+                )
+            )
+        )
+
+
 class UnitCost(models.Model):
     """The unit cost of a service for a year: computed from its cost base (trace stored), or
-    provisional by indexation until the notified one exists."""
+    provisional by indexation until the notified one exists.
+
+    Versioned: once notified a version never changes (database triggers, migration 0005); a
+    correction is version n + 1, citing the version it supersedes and its reason, notified on
+    its own date. ``UnitCost.objects.current()`` keeps the current version of each service and
+    year."""
 
     service = models.ForeignKey(
         Service, verbose_name=_("service"), on_delete=models.PROTECT, related_name="unit_costs"
@@ -205,6 +225,7 @@ class UnitCost(models.Model):
     )
     correction_reason = models.TextField(_("motif de la correction"), blank=True)
 
+    objects = UnitCostQuerySet.as_manager()
     history = HistoricalRecords()
 
     class Meta:
@@ -235,6 +256,11 @@ class UnitCost(models.Model):
             "year": self.year,
             "service": self.service,
         }
+
+    @property
+    def is_notified(self) -> bool:
+        """Notified to the beneficiaries: frozen, only a new version may correct it."""
+        return self.notified_on is not None
 
 
 class UsageSource(models.TextChoices):

@@ -147,7 +147,8 @@ def statements_prepare(year: int, conventions=None, payer_id=None) -> list[State
     result = computed.result
     table = account_table()
     unit_costs = {
-        u.service.code: u for u in UnitCost.objects.filter(year=year).select_related("service")
+        u.service.code: u
+        for u in UnitCost.objects.current().filter(year=year).select_related("service")
     }
     services_by_code = {s.code: s for s in Service.objects.all()}
     organisations = Organisation.objects.in_bulk(

@@ -251,7 +251,7 @@ def test_finance_corrects_a_notified_unit_cost_from_its_page(client, personas, n
     page = unescape(client.get(url).content.decode())
     assert "Corriger (nouvelle version)" in page
     assert 'name="csrfmiddlewaretoken"' in page
-    assert '<label for="id_reason"' in page
+    assert re.search(r'<label\s+for="id_reason"[^>]*>\s*Motif de la correction', page)
     refused = client.post(correct, {"reason": "  "})
     assert refused.status_code == 200
     assert "Indiquez le motif de la correction" in unescape(refused.content.decode())
@@ -281,7 +281,7 @@ def test_finance_corrects_a_notified_unit_cost_from_its_page(client, personas, n
     )
     assert "déjà notifiée le 15/06/2026" in unescape(again.content.decode())
     listing = unescape(client.get(reverse("costing:cost-bases", args=[2026])).content.decode())
-    assert "260,00 €" in listing
+    assert "260,00\u00a0€" in listing
     assert "v2" in listing
 
 
