@@ -1,11 +1,12 @@
 """Forms of the costing screens (shape of the input, French messages)."""
 
 from django import forms
+from django.core.validators import RegexValidator
 from django.forms import inlineformset_factory
 from django.utils.translation import gettext_lazy as _
 
 from conventions.forms import DateInput
-from costing.models import CostBase, CostLine
+from costing.models import ACCOUNT_FORMAT_MESSAGE, CostBase, CostLine
 
 MONTHS = [
     _("janvier"), _("février"), _("mars"), _("avril"), _("mai"), _("juin"),
@@ -35,6 +36,18 @@ class CostBaseForm(forms.ModelForm):
 
 
 class CostLineForm(forms.ModelForm):
+    account = forms.CharField(
+        label=_("Compte (M57)"),
+        max_length=10,
+        help_text=_("Compte de charge, ex. : 6411."),
+        validators=[RegexValidator(r"^[0-9]{2,10}$", ACCOUNT_FORMAT_MESSAGE)],
+        error_messages={
+            "required": _("Indiquez le compte M57 de la ligne (ex. : 6411)."),
+            "max_length": ACCOUNT_FORMAT_MESSAGE,
+        },
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "size": 10}),
+    )
+
     class Meta:
         model = CostLine
         fields = [

@@ -1,6 +1,7 @@
 """Cost bases, unit costs and usage records: the stored, auditable inputs of the engine."""
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -8,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from conventions.models import Convention
+from costing import engine
 from mutualisation.models import Organisation, Service, UnitType, UnitWeight
 
 
@@ -31,9 +33,12 @@ class CostCategory(models.TextChoices):
 
 
 NEEDS_JUSTIFICATION = (CostCategory.OTHER_LINKED, CostCategory.OVERHEAD)
+ACCOUNT_FORMAT_MESSAGE = _(
+    "Le compte M57 est un nombre de 2 à 10 chiffres, sans espace ni point (ex. : 6411)."
+)
 
 # The compte financier unique replaces the compte administratif from this exercise on.
-CFU_FIRST_EXERCISE = 2026
+CFU_FIRST_EXERCISE = engine.CFU_FIRST_EXERCISE
 
 
 class CostBase(models.Model):
@@ -128,6 +133,23 @@ class CostBase(models.Model):
             "service": self.service,
         }
 
+    def clean(self):
+        super().clean()
+        if (
+            self.source == SourceDocument.CA
+            and self.source_year is not None
+            and self.source_year >= CFU_FIRST_EXERCISE
+        ):
+            raise ValidationError(
+                {
+                    "source": _(
+                        "Le compte financier unique remplace le compte administratif à partir de "
+                        "l'exercice %(first)s : pour l'exercice %(year)s, la source est le CFU."
+                    )
+                    % {"first": CFU_FIRST_EXERCISE, "year": self.source_year}
+                }
+            )
+
 
 class CostLine(models.Model):
     cost_base = models.ForeignKey(
@@ -172,6 +194,50 @@ class CostLine(models.Model):
 
     def __str__(self):
         return self.label
+
+    def clean(self):
+        """The M57 account: digits; never investment (class 2) nor financial charges (66) when
+        eligible; outside the operating expenses (class 6), eligible only with a justification."""
+        super().clean()
+        account = (self.account or "").strip()
+        self.account = account
+        if not account:
+            return  # required by the form; older lines without an account are a finding
+        if not engine.is_account_number(account):
+            raise ValidationError({"account": ACCOUNT_FORMAT_MESSAGE})
+        if not self.eligible:
+            return
+        if engine.is_investment_account(account):
+            raise ValidationError(
+                {
+                    "account": _(
+                        "Le compte %(account)s est un compte d'investissement (classe 2) : cette "
+                        "dépense ne peut être une charge éligible au coût de fonctionnement."
+                    )
+                    % {"account": account}
+                }
+            )
+        if engine.is_financial_charge_account(account):
+            raise ValidationError(
+                {
+                    "account": _(
+                        "Le compte %(account)s est une charge financière (66) : elle ne peut être "
+                        "une charge éligible au coût de fonctionnement."
+                    )
+                    % {"account": account}
+                }
+            )
+        if engine.is_outside_operating_expenses(account) and not self.justification.strip():
+            raise ValidationError(
+                {
+                    "justification": _(
+                        "Le compte %(account)s est hors des charges de fonctionnement (classe 6) : "
+                        "justifiez le lien strict de cette charge avec le service, ou ne la "
+                        "retenez pas."
+                    )
+                    % {"account": account}
+                }
+            )
 
 
 class UnitCostQuerySet(models.QuerySet):

@@ -61,6 +61,18 @@ def cost_line_inputs(cost_base: CostBase) -> list[engine.CostLineInput]:
     ]
 
 
+def cost_base_findings_for(base: CostBase, convention_reference: str) -> list[engine.Finding]:
+    """The compliance findings of a cost base (source document and exercise, M57 accounts of its
+    lines), attributed to the convention that bills its service."""
+    return engine.cost_base_findings(
+        base.year,
+        base.source,
+        base.source_year,
+        cost_line_inputs(base),
+        convention=convention_reference,
+    )
+
+
 class UnitCostRefused(engine.EngineError):
     """An action refused on a unit cost (a notified version is frozen); the message is French."""
 

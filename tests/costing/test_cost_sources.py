@@ -221,7 +221,7 @@ def test_cost_base_findings_for_a_stored_base(territory):
         category=CostCategory.OTHER_LINKED,
         account="7087",
         accounts_amount=D("100"),
-        justification="",
+        justification="Recette, sans lien avec le coût du service.",
         eligible=False,
     )
     CostLine.objects.create(
