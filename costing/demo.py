@@ -7,7 +7,7 @@ that has none yet.
 
 import importlib
 import random
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from django.db import transaction
@@ -20,6 +20,7 @@ from costing.models import (
     CostLine,
     ReferenceBasis,
     SourceDocument,
+    UnitCost,
     UsageRecord,
     UsageSource,
 )
@@ -139,6 +140,10 @@ def seed_cost_bases() -> int:
                     else ("Dépense sans lien strict avec le service." if not eligible else ""),
                 )
             unit_cost = services.unit_cost_compute(base)
+            # Computed in early March of N (or now, for a year still ahead), before notification.
+            computed_at = min(datetime(year, 3, 2, 8, 30, tzinfo=UTC), unit_cost.computed_at)
+            UnitCost.objects.filter(pk=unit_cost.pk).update(computed_at=computed_at)
+            unit_cost.computed_at = computed_at
             notified = LATE.get((code, year), NOTIFIED[year])
             if notified:
                 services.unit_cost_notify(unit_cost, notified)

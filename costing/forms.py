@@ -39,13 +39,12 @@ class CostLineForm(forms.ModelForm):
     account = forms.CharField(
         label=_("Compte (M57)"),
         max_length=10,
-        help_text=_("Compte de charge, ex. : 6411."),
         validators=[RegexValidator(r"^[0-9]{2,10}$", ACCOUNT_FORMAT_MESSAGE)],
         error_messages={
             "required": _("Indiquez le compte M57 de la ligne (ex. : 6411)."),
             "max_length": ACCOUNT_FORMAT_MESSAGE,
         },
-        widget=forms.TextInput(attrs={"inputmode": "numeric", "size": 10}),
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "placeholder": "6411"}),
     )
 
     class Meta:
@@ -77,10 +76,6 @@ class UnitCostCorrectionForm(forms.Form):
 
     reason = forms.CharField(
         label=_("Motif de la correction"),
-        help_text=_(
-            "Le coût unitaire notifié reste tel quel ; la nouvelle version, calculée sur la base "
-            "de coûts actuelle, sera notifiée à son tour."
-        ),
         widget=forms.Textarea(attrs={"rows": 2}),
         max_length=2000,
         error_messages={"required": _("Indiquez le motif de la correction.")},

@@ -13,6 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 from conventions.models import (
@@ -175,6 +176,17 @@ def unit_cost_correct(cost_base: CostBase, reason: str, user=None) -> UnitCost:
             % {"version": previous.version, "year": cost_base.year}
         )
     result = engine.compute_unit_cost(cost_line_inputs(cost_base), cost_base.reference_units)
+    if result.unit_cost == previous.amount and not previous.is_provisional:
+        raise UnitCostRefused(
+            _(
+                "La base de coûts donne le coût unitaire de la version %(version)s notifiée "
+                "(%(amount)s €) : rien à corriger. Modifiez d'abord la base de coûts."
+            )
+            % {
+                "version": previous.version,
+                "amount": number_format(previous.amount, 2, force_grouping=True),
+            }
+        )
     trace = unit_cost_trace(cost_base, result)
     trace["corrects_version"] = previous.version
     trace["correction_reason"] = reason

@@ -122,6 +122,7 @@ def test_a_correction_is_a_new_version_citing_the_notified_one(notified, persona
     services.unit_cost_notify(second, date(2026, 6, 15))
     second.refresh_from_db()
     assert second.notified_on == date(2026, 6, 15)
+    CostLine.objects.filter(cost_base=base).update(budget_adjustment=Decimal("1000.00"))
     third = services.unit_cost_correct(base, "Nouvel ajustement du budget primitif.")
     assert (third.version, third.supersedes_id) == (3, second.pk)
 
@@ -134,7 +135,11 @@ def test_nothing_to_correct_without_a_unit_cost(territory):
 
 def test_current_is_the_latest_version_of_each_service_and_year(notified, territory):
     base, first = notified
+    with pytest.raises(engine.EngineError, match="rien à corriger"):
+        services.unit_cost_correct(base, "Erreur de saisie.")  # the base gives 250,00 € again
+    CostLine.objects.filter(cost_base=base).update(budget_adjustment=Decimal("-500.00"))
     second = services.unit_cost_correct(base, "Erreur de saisie.")
+    assert second.amount == Decimal("245.00")
     other = services.unit_cost_compute(cost_base(ServiceFactory(provider=territory.epci)))
     earlier = services.unit_cost_compute(cost_base(base.service, year=2025))
     current = UnitCost.objects.current()
