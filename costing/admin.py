@@ -38,9 +38,13 @@ class CostBaseAdmin(SimpleHistoryAdmin):
 
 @admin.register(UnitCost)
 class UnitCostAdmin(SimpleHistoryAdmin):
+    """A notified unit cost is frozen (database triggers too): shown read-only, never deleted;
+    a correction is a new version, made from the cost base page."""
+
     list_display = [
         "service",
         "year",
+        "version",
         "amount",
         "is_provisional",
         "notified_on",
@@ -48,7 +52,17 @@ class UnitCostAdmin(SimpleHistoryAdmin):
     ]
     list_filter = ["year", "is_provisional"]
     search_fields = ["service__name", "service__code"]
-    readonly_fields = ["trace", "computed_at"]
+    readonly_fields = ["trace", "computed_at", "version", "supersedes", "correction_reason"]
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and obj.is_notified:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.is_notified:
+            return False
+        return super().has_delete_permission(request, obj)
 
 
 @admin.register(UsageRecord)

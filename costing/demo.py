@@ -7,7 +7,7 @@ that has none yet.
 
 import importlib
 import random
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from django.db import transaction
@@ -20,109 +20,86 @@ from costing.models import (
     CostLine,
     ReferenceBasis,
     SourceDocument,
+    UnitCost,
     UsageRecord,
     UsageSource,
 )
 from mutualisation.models import Service, UnitWeight
 
-# service code → (reference units, [(label, category, accounts amount, BP adjustment, eligible)])
-# for 2025; later years grow by GROWTH. The 2025 voirie base is the worked example of
-# docs/costing.md: 448 278,27 € over 1 850 hours = 242,31 € per hour.
+# service code → (reference units, [(label, category, M57 account, accounts amount, BP adjustment,
+# eligible)]) for 2025; later years grow by GROWTH. The 2025 voirie base is the worked example of
+# docs/costing.md: 448 278,27 € over 1 850 hours = 242,31 € per hour. Accounts (M57, nature):
+# 6411 titulaires, 6413 contractuels, 6451 cotisations URSSAF; 6068 et 60632 fournitures;
+# 611 et 6156 contrats et maintenance; 6811 dotations aux amortissements (the renewal of assets,
+# a functioning charge); 6288 autres services extérieurs (overhead, justified); 6257 réceptions.
 BASES_2025 = {
     "voirie-entretien": (
         "1850",
         [
-            (
-                "Rémunérations et charges des équipes",
-                CostCategory.PERSONNEL,
-                "402150.00",
-                "6030.27",
-                True,
-            ),
-            ("Fournitures de voirie", CostCategory.SUPPLIES, "12480.00", "0", True),
+            ("Rémunérations des équipes", CostCategory.PERSONNEL, "6411", "305634.00", "4583.01", True),
+            ("Cotisations sociales des équipes", CostCategory.PERSONNEL, "6451", "96516.00", "1447.26", True),
+            ("Fournitures de voirie", CostCategory.SUPPLIES, "60632", "12480.00", "0", True),
             (
                 "Renouvellement des véhicules et outillage",
                 CostCategory.ASSET_RENEWAL,
+                "6811",
                 "18000.00",
                 "-1200.00",
                 True,
             ),
-            (
-                "Contrats d'entretien des engins",
-                CostCategory.SERVICE_CONTRACTS,
-                "10818.00",
-                "0",
-                True,
-            ),
-            ("Réception de fin d'année", CostCategory.OTHER_LINKED, "3500.00", "0", False),
+            ("Contrats d'entretien des engins", CostCategory.SERVICE_CONTRACTS, "6156", "10818.00", "0", True),
+            ("Réception de fin d'année", CostCategory.OTHER_LINKED, "6257", "3500.00", "0", False),
         ],
     ),
     "ads": (
         "640",
         [
-            ("Instructeurs ADS", CostCategory.PERSONNEL, "221400.00", "4200.00", True),
-            ("Logiciel d'instruction", CostCategory.SERVICE_CONTRACTS, "28650.00", "0", True),
-            ("Fournitures et affranchissement", CostCategory.SUPPLIES, "6150.00", "0", True),
-            ("Quote-part des fonctions support", CostCategory.OVERHEAD, "12400.00", "0", True),
+            ("Instructeurs ADS", CostCategory.PERSONNEL, "6411", "221400.00", "4200.00", True),
+            ("Logiciel d'instruction", CostCategory.SERVICE_CONTRACTS, "611", "28650.00", "0", True),
+            ("Fournitures et affranchissement", CostCategory.SUPPLIES, "6068", "6150.00", "0", True),
+            ("Quote-part des fonctions support", CostCategory.OVERHEAD, "6288", "12400.00", "0", True),
         ],
     ),
     "systemes-information": (
         "2400",
         [
-            ("Techniciens et ingénieurs", CostCategory.PERSONNEL, "1710000.00", "25000.00", True),
-            ("Renouvellement du parc", CostCategory.ASSET_RENEWAL, "540000.00", "0", True),
-            (
-                "Licences et maintenance",
-                CostCategory.SERVICE_CONTRACTS,
-                "468000.00",
-                "12000.00",
-                True,
-            ),
-            ("Consommables", CostCategory.SUPPLIES, "31000.00", "0", True),
+            ("Techniciens et ingénieurs", CostCategory.PERSONNEL, "6411", "1240000.00", "18000.00", True),
+            ("Ingénieurs contractuels", CostCategory.PERSONNEL, "6413", "470000.00", "7000.00", True),
+            ("Renouvellement du parc", CostCategory.ASSET_RENEWAL, "6811", "540000.00", "0", True),
+            ("Licences et maintenance", CostCategory.SERVICE_CONTRACTS, "6156", "468000.00", "12000.00", True),
+            ("Consommables", CostCategory.SUPPLIES, "6068", "31000.00", "0", True),
         ],
     ),
     "patrimoine-bati": (
         "168000",
         [
-            ("Agents de maintenance", CostCategory.PERSONNEL, "512000.00", "0", True),
-            ("Fournitures et pièces", CostCategory.SUPPLIES, "86000.00", "0", True),
-            (
-                "Contrats de maintenance technique",
-                CostCategory.SERVICE_CONTRACTS,
-                "48800.00",
-                "0",
-                True,
-            ),
+            ("Agents de maintenance", CostCategory.PERSONNEL, "6411", "512000.00", "0", True),
+            ("Fournitures et pièces", CostCategory.SUPPLIES, "60632", "86000.00", "0", True),
+            ("Contrats de maintenance technique", CostCategory.SERVICE_CONTRACTS, "6156", "48800.00", "0", True),
         ],
     ),
     "paie": (
         "21600",
         [
-            ("Gestionnaires de paie", CostCategory.PERSONNEL, "356000.00", "0", True),
-            ("Logiciel de paie", CostCategory.SERVICE_CONTRACTS, "54000.00", "0", True),
+            ("Gestionnaires de paie", CostCategory.PERSONNEL, "6411", "356000.00", "0", True),
+            ("Logiciel de paie", CostCategory.SERVICE_CONTRACTS, "611", "54000.00", "0", True),
         ],
     ),
     "commande-publique": (
         "180",
         [
-            ("Acheteurs et juristes", CostCategory.PERSONNEL, "610000.00", "0", True),
-            (
-                "Plateforme de dématérialisation",
-                CostCategory.SERVICE_CONTRACTS,
-                "24000.00",
-                "0",
-                True,
-            ),
+            ("Acheteurs et juristes", CostCategory.PERSONNEL, "6411", "610000.00", "0", True),
+            ("Plateforme de dématérialisation", CostCategory.SERVICE_CONTRACTS, "611", "24000.00", "0", True),
         ],
     ),
     "archives": (
         "4200",
         [
-            ("Archivistes", CostCategory.PERSONNEL, "198000.00", "0", True),
-            ("Conditionnement", CostCategory.SUPPLIES, "14500.00", "0", True),
+            ("Archivistes", CostCategory.PERSONNEL, "6411", "198000.00", "0", True),
+            ("Conditionnement", CostCategory.SUPPLIES, "6068", "14500.00", "0", True),
         ],
     ),
-}
+}  # fmt: skip
 GROWTH = {2025: Decimal("1"), 2026: Decimal("1.021"), 2027: Decimal("1.043")}
 # Notification dates: on time, except one late notification to show the compliance check.
 NOTIFIED = {2025: date(2025, 3, 28), 2026: date(2026, 4, 2), 2027: None}
@@ -149,11 +126,12 @@ def seed_cost_bases() -> int:
             if not was_created:
                 continue
             created += 1
-            for label, category, amount, adjustment, eligible in lines:
+            for label, category, account, amount, adjustment, eligible in lines:
                 CostLine.objects.create(
                     cost_base=base,
                     label=label,
                     category=category,
+                    account=account,
                     accounts_amount=(Decimal(amount) * growth).quantize(Decimal("0.01")),
                     budget_adjustment=Decimal(adjustment),
                     eligible=eligible,
@@ -162,6 +140,10 @@ def seed_cost_bases() -> int:
                     else ("Dépense sans lien strict avec le service." if not eligible else ""),
                 )
             unit_cost = services.unit_cost_compute(base)
+            # Computed in early March of N (or now, for a year still ahead), before notification.
+            computed_at = min(datetime(year, 3, 2, 8, 30, tzinfo=UTC), unit_cost.computed_at)
+            UnitCost.objects.filter(pk=unit_cost.pk).update(computed_at=computed_at)
+            unit_cost.computed_at = computed_at
             notified = LATE.get((code, year), NOTIFIED[year])
             if notified:
                 services.unit_cost_notify(unit_cost, notified)

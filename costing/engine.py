@@ -83,6 +83,7 @@ class CostLineInput:
     budget_adjustment: Decimal  # foreseeable change, from the budget primitif of year N
     eligible: bool
     justification: str = ""
+    account: str = ""  # M57 account (nature), e.g. 6411
 
     @property
     def amount(self) -> Decimal:
@@ -785,4 +786,121 @@ def compliance_findings(facts: ComplianceInput) -> list[Finding]:
             )
     for name in facts.amounts_without_usage:
         found.append(Finding(ref, "NO_USAGE", f"Montant sans état des recours pour : {name}."))
+    return found
+
+
+# --- cost base sources and M57 accounts (D5211-16, issue 11) ------------------------------------
+
+SOURCE_CA = "CA"
+SOURCE_CFU = "CFU"
+SOURCE_NAMES = {SOURCE_CA: "compte administratif", SOURCE_CFU: "compte financier unique"}
+# The compte financier unique replaces the compte administratif from this exercise on.
+CFU_FIRST_EXERCISE = 2026
+# The latest accounts available when the budget of N is voted: those of N-1, at worst N-2.
+OLDEST_SOURCE_OFFSET = 2
+INVESTMENT_ACCOUNT_PREFIX = "2"  # class 2: investment
+FINANCIAL_CHARGES_PREFIX = "66"  # charges financières
+OPERATING_EXPENSES_PREFIX = "6"  # class 6: charges (de fonctionnement)
+ACCOUNT_DIGITS = (2, 10)
+
+
+def is_account_number(account: str) -> bool:
+    """An M57 account as written in the accounts: digits only, 2 to 10 of them (e.g. 6411)."""
+    low, high = ACCOUNT_DIGITS
+    return account.isascii() and account.isdigit() and low <= len(account) <= high
+
+
+def is_investment_account(account: str) -> bool:
+    return account.startswith(INVESTMENT_ACCOUNT_PREFIX)
+
+
+def is_financial_charge_account(account: str) -> bool:
+    return account.startswith(FINANCIAL_CHARGES_PREFIX)
+
+
+def is_outside_operating_expenses(account: str) -> bool:
+    """Neither a class 6 charge nor refused outright (investment, financial): an eligible line
+    on such an account needs a justification of its strict link with the service."""
+    return bool(account) and not (
+        account.startswith(OPERATING_EXPENSES_PREFIX)
+        or is_investment_account(account)
+        or is_financial_charge_account(account)
+    )
+
+
+def cost_base_findings(
+    year: int,
+    source: str,
+    source_year: int,
+    lines: Sequence[CostLineInput],
+    *,
+    convention: str = "",
+) -> list[Finding]:
+    """What a cost base of ``year`` lacks against D5211-16: built from the latest accounts (CA, or
+    CFU from the 2026 exercise on; older than N-2 is not the latest), eligible lines on
+    operating expenses (class 6), never on investment (class 2) nor financial charges (66);
+    any other account justified."""
+    found = []
+    document = SOURCE_NAMES.get(source, source)
+    if source == SOURCE_CA and source_year >= CFU_FIRST_EXERCISE:
+        found.append(
+            Finding(
+                convention,
+                "CA_AFTER_CFU",
+                f"Base de coûts {year} établie sur un compte administratif {source_year} : à "
+                f"partir de l'exercice {CFU_FIRST_EXERCISE}, le compte financier unique le "
+                "remplace.",
+            )
+        )
+    if source_year < year - OLDEST_SOURCE_OFFSET:
+        found.append(
+            Finding(
+                convention,
+                "OLD_SOURCE",
+                f"Base de coûts {year} établie sur le {document} {source_year} : antérieur à "
+                f"l'exercice {year - OLDEST_SOURCE_OFFSET} (N-2), ce ne sont pas les derniers "
+                "comptes disponibles (D5211-16).",
+            )
+        )
+    for line in lines:
+        if not line.eligible:
+            continue
+        account = line.account.strip()
+        if not account:
+            found.append(
+                Finding(
+                    convention,
+                    "NO_ACCOUNT",
+                    f"Ligne « {line.label} » sans compte M57 : son imputation ne peut être "
+                    "vérifiée.",
+                )
+            )
+        elif is_investment_account(account):
+            found.append(
+                Finding(
+                    convention,
+                    "ACCOUNT_NOT_ELIGIBLE",
+                    f"Ligne « {line.label} » au compte {account} : une dépense d'investissement "
+                    "(classe 2) ne peut être une charge éligible au coût de fonctionnement.",
+                )
+            )
+        elif is_financial_charge_account(account):
+            found.append(
+                Finding(
+                    convention,
+                    "ACCOUNT_NOT_ELIGIBLE",
+                    f"Ligne « {line.label} » au compte {account} : une charge financière (66) ne "
+                    "peut être une charge éligible au coût de fonctionnement.",
+                )
+            )
+        elif is_outside_operating_expenses(account) and not line.justification.strip():
+            found.append(
+                Finding(
+                    convention,
+                    "ACCOUNT_OUTSIDE_OPERATING",
+                    f"Ligne « {line.label} » au compte {account}, hors des charges de "
+                    "fonctionnement (classe 6), retenue sans justification du lien strict avec "
+                    "le service.",
+                )
+            )
     return found

@@ -1,11 +1,12 @@
 """Forms of the costing screens (shape of the input, French messages)."""
 
 from django import forms
+from django.core.validators import RegexValidator
 from django.forms import inlineformset_factory
 from django.utils.translation import gettext_lazy as _
 
 from conventions.forms import DateInput
-from costing.models import CostBase, CostLine
+from costing.models import ACCOUNT_FORMAT_MESSAGE, CostBase, CostLine
 from mutualisation.models import UnitWeight
 
 MONTHS = [
@@ -29,13 +30,26 @@ class CostBaseForm(forms.ModelForm):
             "reference_units",
             "reference_basis",
             "reference_year",
+            "forecast_cost",
+            "actual_cost",
             "notes",
         ]
-        localized_fields = ["reference_units"]
+        localized_fields = ["reference_units", "forecast_cost", "actual_cost"]
         widgets = {"notes": forms.Textarea(attrs={"rows": 2})}
 
 
 class CostLineForm(forms.ModelForm):
+    account = forms.CharField(
+        label=_("Compte (M57)"),
+        max_length=10,
+        validators=[RegexValidator(r"^[0-9]{2,10}$", ACCOUNT_FORMAT_MESSAGE)],
+        error_messages={
+            "required": _("Indiquez le compte M57 de la ligne (ex. : 6411)."),
+            "max_length": ACCOUNT_FORMAT_MESSAGE,
+        },
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "placeholder": "6411"}),
+    )
+
     class Meta:
         model = CostLine
         fields = [
@@ -58,6 +72,17 @@ CostLineFormSet = inlineformset_factory(
 
 class NotificationForm(forms.Form):
     notified_on = forms.DateField(label=_("Notifié aux bénéficiaires le"), widget=DateInput())
+
+
+class UnitCostCorrectionForm(forms.Form):
+    """The reason of a correction of a notified unit cost (a new version)."""
+
+    reason = forms.CharField(
+        label=_("Motif de la correction"),
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=2000,
+        error_messages={"required": _("Indiquez le motif de la correction.")},
+    )
 
 
 class ProvisionalForm(forms.Form):

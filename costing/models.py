@@ -1,6 +1,7 @@
 """Cost bases, unit costs and usage records: the stored, auditable inputs of the engine."""
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -32,9 +33,12 @@ class CostCategory(models.TextChoices):
 
 
 NEEDS_JUSTIFICATION = (CostCategory.OTHER_LINKED, CostCategory.OVERHEAD)
+ACCOUNT_FORMAT_MESSAGE = _(
+    "Le compte M57 est un nombre de 2 à 10 chiffres, sans espace ni point (ex. : 6411)."
+)
 
 # The compte financier unique replaces the compte administratif from this exercise on.
-CFU_FIRST_EXERCISE = 2026
+CFU_FIRST_EXERCISE = engine.CFU_FIRST_EXERCISE
 
 
 class CostBase(models.Model):
@@ -129,6 +133,23 @@ class CostBase(models.Model):
             "service": self.service,
         }
 
+    def clean(self):
+        super().clean()
+        if (
+            self.source == SourceDocument.CA
+            and self.source_year is not None
+            and self.source_year >= CFU_FIRST_EXERCISE
+        ):
+            raise ValidationError(
+                {
+                    "source": _(
+                        "Le compte financier unique remplace le compte administratif à partir de "
+                        "l'exercice %(first)s : pour l'exercice %(year)s, la source est le CFU."
+                    )
+                    % {"first": CFU_FIRST_EXERCISE, "year": self.source_year}
+                }
+            )
+
 
 class CostLine(models.Model):
     cost_base = models.ForeignKey(
@@ -174,10 +195,74 @@ class CostLine(models.Model):
     def __str__(self):
         return self.label
 
+    def clean(self):
+        """The M57 account: digits; never investment (class 2) nor financial charges (66) when
+        eligible; outside the operating expenses (class 6), eligible only with a justification."""
+        super().clean()
+        account = (self.account or "").strip()
+        self.account = account
+        if not account:
+            return  # required by the form; older lines without an account are a finding
+        if not engine.is_account_number(account):
+            raise ValidationError({"account": ACCOUNT_FORMAT_MESSAGE})
+        if not self.eligible:
+            return
+        if engine.is_investment_account(account):
+            raise ValidationError(
+                {
+                    "account": _(
+                        "Le compte %(account)s est un compte d'investissement (classe 2) : cette "
+                        "dépense ne peut être une charge éligible au coût de fonctionnement."
+                    )
+                    % {"account": account}
+                }
+            )
+        if engine.is_financial_charge_account(account):
+            raise ValidationError(
+                {
+                    "account": _(
+                        "Le compte %(account)s est une charge financière (66) : elle ne peut être "
+                        "une charge éligible au coût de fonctionnement."
+                    )
+                    % {"account": account}
+                }
+            )
+        if engine.is_outside_operating_expenses(account) and not self.justification.strip():
+            raise ValidationError(
+                {
+                    "justification": _(
+                        "Le compte %(account)s est hors des charges de fonctionnement (classe 6) : "
+                        "justifiez le lien strict de cette charge avec le service, ou ne la "
+                        "retenez pas."
+                    )
+                    % {"account": account}
+                }
+            )
+
+
+class UnitCostQuerySet(models.QuerySet):
+    def current(self):
+        """Only the current unit cost of each (service, year): its highest version. A notified
+        version is frozen; a correction is a new version that supersedes it."""
+        return self.filter(
+            ~models.Exists(
+                UnitCost.objects.filter(
+                    service=models.OuterRef("service"),
+                    year=models.OuterRef("year"),
+                    version__gt=models.OuterRef("version"),
+                )
+            )
+        )
+
 
 class UnitCost(models.Model):
     """The unit cost of a service for a year: computed from its cost base (trace stored), or
-    provisional by indexation until the notified one exists."""
+    provisional by indexation until the notified one exists.
+
+    Versioned: once notified a version never changes (database triggers, migration 0005); a
+    correction is version n + 1, citing the version it supersedes and its reason, notified on
+    its own date. ``UnitCost.objects.current()`` keeps the current version of each service and
+    year."""
 
     service = models.ForeignKey(
         Service, verbose_name=_("service"), on_delete=models.PROTECT, related_name="unit_costs"
@@ -206,6 +291,7 @@ class UnitCost(models.Model):
     )
     correction_reason = models.TextField(_("motif de la correction"), blank=True)
 
+    objects = UnitCostQuerySet.as_manager()
     history = HistoricalRecords()
 
     class Meta:
@@ -236,6 +322,11 @@ class UnitCost(models.Model):
             "year": self.year,
             "service": self.service,
         }
+
+    @property
+    def is_notified(self) -> bool:
+        """Notified to the beneficiaries: frozen, only a new version may correct it."""
+        return self.notified_on is not None
 
 
 class UsageSource(models.TextChoices):

@@ -14,6 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 from conventions.models import (
@@ -70,17 +71,30 @@ def cost_line_inputs(cost_base: CostBase) -> list[engine.CostLineInput]:
             budget_adjustment=line.budget_adjustment,
             eligible=line.eligible,
             justification=line.justification,
+            account=line.account,
         )
         for line in cost_base.lines.all()
     ]
 
 
-@transaction.atomic
-def unit_cost_compute(cost_base: CostBase) -> UnitCost:
-    """Compute and store the unit cost of the cost base's service and year, with its trace.
-    A provisional unit cost of the same year is replaced (its history is kept)."""
-    result = engine.compute_unit_cost(cost_line_inputs(cost_base), cost_base.reference_units)
-    trace = {
+def cost_base_findings_for(base: CostBase, convention_reference: str) -> list[engine.Finding]:
+    """The compliance findings of a cost base (source document and exercise, M57 accounts of its
+    lines), attributed to the convention that bills its service."""
+    return engine.cost_base_findings(
+        base.year,
+        base.source,
+        base.source_year,
+        cost_line_inputs(base),
+        convention=convention_reference,
+    )
+
+
+class UnitCostRefused(engine.EngineError):
+    """An action refused on a unit cost (a notified version is frozen); the message is French."""
+
+
+def unit_cost_trace(cost_base: CostBase, result: engine.UnitCostResult) -> dict:
+    return {
         "formula": "coût éligible ÷ unités de référence, arrondi au centime (demi supérieur)",
         "source": f"{cost_base.get_source_display()} {cost_base.source_year}, budget primitif {cost_base.year}",
         "reference_basis": cost_base.get_reference_basis_display(),
@@ -88,6 +102,7 @@ def unit_cost_compute(cost_base: CostBase) -> UnitCost:
             {
                 "label": line.label,
                 "category": line.category,
+                "account": line.account,
                 "accounts_amount": str(line.accounts_amount),
                 "budget_adjustment": str(line.budget_adjustment),
                 "eligible": line.eligible,
@@ -99,20 +114,113 @@ def unit_cost_compute(cost_base: CostBase) -> UnitCost:
         "reference_units": str(result.reference_units),
         "unit_cost": str(result.unit_cost),
     }
-    unit_cost, _ = UnitCost.objects.select_for_update().get_or_create(
-        service=cost_base.service,
-        year=cost_base.year,
-        defaults={
-            "amount": result.unit_cost,
-            "notification_deadline": deadline_for(cost_base.year),
-        },
-    )
+
+
+def current_unit_cost(service: Service, year: int, *, lock: bool = False) -> UnitCost | None:
+    """The current version of the unit cost of (service, year), or None; locked if asked."""
+    queryset = UnitCost.objects.current().filter(service=service, year=year)
+    if lock:
+        queryset = queryset.select_for_update()
+    return queryset.first()
+
+
+def refuse_if_notified(unit_cost: UnitCost, action: str) -> None:
+    if unit_cost.is_notified:
+        raise UnitCostRefused(
+            _(
+                "Le coût unitaire %(year)s de « %(service)s » (version %(version)s) a été notifié "
+                "le %(date)s : %(action)s. Créez une version corrigée en indiquant son motif."
+            )
+            % {
+                "year": unit_cost.year,
+                "service": unit_cost.service.name,
+                "version": unit_cost.version,
+                "date": f"{unit_cost.notified_on:%d/%m/%Y}",
+                "action": action,
+            }
+        )
+
+
+@transaction.atomic
+def unit_cost_compute(cost_base: CostBase) -> UnitCost:
+    """Compute and store the unit cost of the cost base's service and year, with its trace.
+
+    The current version is recomputed in place while it is not notified (a provisional one is
+    replaced, its history kept); a notified version is frozen: refused, correct it instead
+    (``unit_cost_correct``)."""
+    result = engine.compute_unit_cost(cost_line_inputs(cost_base), cost_base.reference_units)
+    unit_cost = current_unit_cost(cost_base.service, cost_base.year, lock=True)
+    if unit_cost is None:
+        unit_cost = UnitCost(service=cost_base.service, year=cost_base.year, version=1)
+    else:
+        refuse_if_notified(unit_cost, _("il ne peut plus être recalculé"))
     unit_cost.amount = result.unit_cost
     unit_cost.is_provisional = False
     unit_cost.eligible_cost = result.eligible_cost
     unit_cost.reference_units = result.reference_units
-    unit_cost.trace = trace
+    unit_cost.trace = unit_cost_trace(cost_base, result)
+    if unit_cost.supersedes_id:
+        unit_cost.trace["corrects_version"] = unit_cost.supersedes.version
+        unit_cost.trace["correction_reason"] = unit_cost.correction_reason
     unit_cost.notification_deadline = deadline_for(cost_base.year)
+    unit_cost.computed_at = timezone.now()
+    unit_cost.save()
+    return unit_cost
+
+
+@transaction.atomic
+def unit_cost_correct(cost_base: CostBase, reason: str, user=None) -> UnitCost:
+    """Correct the notified unit cost of the cost base's service and year: a new version n + 1,
+    computed from the cost base, citing the version it supersedes and the reason. It has its own
+    notification deadline and is notified separately; the notified version is left untouched."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise UnitCostRefused(_("Indiquez le motif de la correction."))
+    previous = current_unit_cost(cost_base.service, cost_base.year, lock=True)
+    if previous is None:
+        raise UnitCostRefused(
+            _("Aucun coût unitaire %(year)s à corriger : calculez-le d'abord.")
+            % {"year": cost_base.year}
+        )
+    if not previous.is_notified:
+        raise UnitCostRefused(
+            _(
+                "La version %(version)s du coût unitaire %(year)s n'est pas encore notifiée : "
+                "recalculez-la plutôt que de la corriger."
+            )
+            % {"version": previous.version, "year": cost_base.year}
+        )
+    result = engine.compute_unit_cost(cost_line_inputs(cost_base), cost_base.reference_units)
+    if result.unit_cost == previous.amount and not previous.is_provisional:
+        raise UnitCostRefused(
+            _(
+                "La base de coûts donne le coût unitaire de la version %(version)s notifiée "
+                "(%(amount)s €) : rien à corriger. Modifiez d'abord la base de coûts."
+            )
+            % {
+                "version": previous.version,
+                "amount": number_format(previous.amount, 2, force_grouping=True),
+            }
+        )
+    trace = unit_cost_trace(cost_base, result)
+    trace["corrects_version"] = previous.version
+    trace["correction_reason"] = reason
+    unit_cost = UnitCost(
+        service=cost_base.service,
+        year=cost_base.year,
+        version=previous.version + 1,
+        supersedes=previous,
+        correction_reason=reason,
+        amount=result.unit_cost,
+        is_provisional=False,
+        eligible_cost=result.eligible_cost,
+        reference_units=result.reference_units,
+        trace=trace,
+        notification_deadline=deadline_for(cost_base.year),
+        computed_at=timezone.now(),
+    )
+    if user is not None:
+        unit_cost._history_user = user  # simple_history: who corrected
     unit_cost.save()
     return unit_cost
 
@@ -121,36 +229,56 @@ def unit_cost_compute(cost_base: CostBase) -> UnitCost:
 def unit_cost_provisional(
     *, service: Service, year: int, index_now: Decimal, index_before: Decimal
 ) -> UnitCost:
-    """CU N-1 × index ratio, marked provisional; refused when the notified one exists."""
-    previous = UnitCost.objects.get(service=service, year=year - 1)
-    if UnitCost.objects.filter(service=service, year=year, is_provisional=False).exists():
-        raise engine.EngineError(
-            "Le coût unitaire de l'année est déjà calculé : pas de valeur provisoire."
-        )
-    amount = engine.provisional_unit_cost(previous.amount, index_now, index_before)
-    unit_cost, _ = UnitCost.objects.update_or_create(
-        service=service,
-        year=year,
-        defaults={
-            "amount": amount,
-            "is_provisional": True,
-            "trace": {
-                "formula": "coût unitaire N-1 × (indice N ÷ indice N-1), arrondi au centime",
-                "previous": str(previous.amount),
-                "index_now": str(index_now),
-                "index_before": str(index_before),
-            },
-            "notification_deadline": deadline_for(year),
-        },
-    )
+    """CU N-1 × index ratio, marked provisional; refused when the computed one exists or when
+    the current version is notified. Raises UnitCost.DoesNotExist without a unit cost N-1."""
+    previous = UnitCost.objects.current().get(service=service, year=year - 1)
+    unit_cost = current_unit_cost(service, year, lock=True)
+    if unit_cost is not None:
+        refuse_if_notified(unit_cost, _("une valeur provisoire ne peut le remplacer"))
+        if not unit_cost.is_provisional:
+            raise UnitCostRefused(
+                _("Le coût unitaire de l'année est déjà calculé : pas de valeur provisoire.")
+            )
+    else:
+        unit_cost = UnitCost(service=service, year=year, version=1)
+    unit_cost.amount = engine.provisional_unit_cost(previous.amount, index_now, index_before)
+    unit_cost.is_provisional = True
+    unit_cost.eligible_cost = None
+    unit_cost.reference_units = None
+    unit_cost.trace = {
+        "formula": "coût unitaire N-1 × (indice N ÷ indice N-1), arrondi au centime",
+        "previous": str(previous.amount),
+        "previous_version": previous.version,
+        "index_now": str(index_now),
+        "index_before": str(index_before),
+    }
+    unit_cost.notification_deadline = deadline_for(year)
+    unit_cost.computed_at = timezone.now()
+    unit_cost.save()
     return unit_cost
 
 
 @transaction.atomic
 def unit_cost_notify(unit_cost: UnitCost, notified_on: date) -> UnitCost:
+    """Record the date the version was notified to the beneficiaries, once: the computation date
+    (« calculé le ») is left as it is."""
+    locked = UnitCost.objects.select_for_update().select_related("service").get(pk=unit_cost.pk)
+    if locked.is_notified:
+        raise UnitCostRefused(
+            _(
+                "La version %(version)s du coût unitaire %(year)s est déjà notifiée le %(date)s : "
+                "pour la modifier, créez une version corrigée."
+            )
+            % {
+                "version": locked.version,
+                "year": locked.year,
+                "date": f"{locked.notified_on:%d/%m/%Y}",
+            }
+        )
+    locked.notified_on = notified_on
+    locked.save(update_fields=["notified_on"])
     unit_cost.notified_on = notified_on
-    unit_cost.save(update_fields=["notified_on", "computed_at"])
-    return unit_cost
+    return locked
 
 
 # --- usage -------------------------------------------------------------------------------------
@@ -465,20 +593,16 @@ class YearData:
     populations: dict  # (organisation id, vintage) → municipal population
     called: dict  # (convention id, payer id) → [Instalment] not cancelled
 
-    def unit_cost_of(self, service_code: str) -> UnitCost | None:
-        return next((u for u in self.unit_costs.values() if u.service.code == service_code), None)
-
 
 def load_year(year: int, conventions=None) -> YearData:
     loaded = list(billed_conventions(year, conventions))
     service_ids = {line.service_id for c in loaded for line in c.services.all()}
-    unit_costs = {}
-    for unit_cost in (
-        UnitCost.objects.filter(year=year, service_id__in=service_ids)
+    unit_costs = {
+        unit_cost.service_id: unit_cost
+        for unit_cost in UnitCost.objects.current()
+        .filter(year=year, service_id__in=service_ids)
         .select_related("service")
-        .order_by("version")
-    ):
-        unit_costs[unit_cost.service_id] = unit_cost  # the latest version wins
+    }
     cost_bases = {
         b.service_id: b
         for b in CostBase.objects.filter(year=year, service_id__in=service_ids).prefetch_related(
@@ -684,10 +808,12 @@ def compliance(year: int, inputs: YearInputs, result: engine.YearResult) -> list
         notifications = []
         signature = convention.signature_date
         deadline = deadline_for(year, signature if signature and signature.year == year else None)
+        sources = []
         for service_line in convention.services.all():
             base = data.cost_bases.get(service_line.service_id)
             if base is not None:
                 lines += cost_line_inputs(base)
+                sources += cost_base_findings_for(base, convention.reference)
             unit_cost = data.unit_costs.get(service_line.service_id)
             if unit_cost is not None and service_line.allocation_key not in engine.ALLOCATION_KEYS:
                 notifications.append((service_line.service.name, unit_cost.notified_on, deadline))
@@ -711,6 +837,7 @@ def compliance(year: int, inputs: YearInputs, result: engine.YearResult) -> list
                 amounts_without_usage=without_usage,
             )
         )
+        found += sources
     return found
 
 
@@ -737,7 +864,7 @@ def simulate(convention: Convention, *, years: int = 3, amendment=None) -> list[
     lines = list(convention.services.all())
     latest_costs, latest_bases = {}, {}
     service_ids = [line.service_id for line in lines]
-    for unit_cost in UnitCost.objects.filter(service__in=service_ids).order_by("year", "version"):
+    for unit_cost in UnitCost.objects.current().filter(service__in=service_ids).order_by("year"):
         latest_costs[unit_cost.service_id] = unit_cost.amount
     for base in CostBase.objects.filter(service__in=service_ids).prefetch_related("lines"):
         if base.service_id not in latest_bases or base.year > latest_bases[base.service_id].year:

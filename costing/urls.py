@@ -13,6 +13,7 @@ urlpatterns = [
     path("base/<int:pk>/modifier/", views.cost_base_edit, name="cost-base-edit"),
     path("base/<int:pk>/calculer/", views.unit_cost_compute, name="unit-cost-compute"),
     path("base/<int:pk>/notifier/", views.unit_cost_notify, name="unit-cost-notify"),
+    path("base/<int:pk>/corriger/", views.unit_cost_correct, name="unit-cost-correct"),
     path("base/<int:pk>/provisoire/", views.unit_cost_provisional, name="unit-cost-provisional"),
     path("recours/import/", views.usage_import, name="usage-import"),
     path("recours/fiche/<int:pk>/", views.usage_edit, name="usage-edit"),

@@ -8,9 +8,10 @@ from decimal import Decimal
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from import_export.formats.base_formats import CSV, XLSX
@@ -93,7 +94,7 @@ def cost_bases(request, year):
         "bases": CostBase.objects.filter(year=year)
         .select_related("service__provider")
         .prefetch_related("lines"),
-        "unit_costs": {u.service_id: u for u in UnitCost.objects.filter(year=year)},
+        "unit_costs": {u.service_id: u for u in UnitCost.objects.current().filter(year=year)},
         "can_manage": request.user.has_perm("costing.manage_costs"),
     }
     context["rows"] = [
@@ -117,23 +118,35 @@ def cost_base_edit(request, pk=None):
     )
 
 
-@login_required
-def cost_base_detail(request, pk):
-    require(request, "costing.view_reimbursements")
-    base = get_object_or_404(CostBase.objects.select_related("service"), pk=pk)
-    unit_cost = UnitCost.objects.filter(service=base.service, year=base.year).first()
+def render_cost_base_detail(request, base, *, correction_form=None, status=200):
+    """The cost base, its lines and every version of its unit cost (current first)."""
+    versions = list(
+        UnitCost.objects.filter(service=base.service, year=base.year)
+        .select_related("supersedes")
+        .order_by("-version")
+    )
     return render(
         request,
         "costing/cost_base_detail.html",
         {
             "base": base,
             "lines": base.lines.all(),
-            "unit_cost": unit_cost,
+            "unit_cost": versions[0] if versions else None,
+            "earlier_versions": versions[1:],
             "can_manage": request.user.has_perm("costing.manage_costs"),
             "notification_form": forms.NotificationForm(),
             "provisional_form": forms.ProvisionalForm(),
+            "correction_form": correction_form or forms.UnitCostCorrectionForm(),
         },
+        status=status,
     )
+
+
+@login_required
+def cost_base_detail(request, pk):
+    require(request, "costing.view_reimbursements")
+    base = get_object_or_404(CostBase.objects.select_related("service"), pk=pk)
+    return render_cost_base_detail(request, base)
 
 
 @login_required
@@ -143,14 +156,46 @@ def unit_cost_compute(request, pk):
     base = get_object_or_404(CostBase, pk=pk)
     try:
         unit_cost = services.unit_cost_compute(base)
-    except engine.EngineError as error:
+    except engine.EngineError as error:  # services.UnitCostRefused included
         messages.error(request, str(error))
     else:
         messages.success(
             request,
             _("Coût unitaire %(year)s calculé : %(amount)s €.")
-            % {"year": base.year, "amount": unit_cost.amount},
+            % {
+                "year": base.year,
+                "amount": number_format(unit_cost.amount, 2, force_grouping=True),
+            },
         )
+    return redirect("costing:cost-base", pk=base.pk)
+
+
+@login_required
+@require_POST
+def unit_cost_correct(request, pk):
+    """Correct the notified unit cost: a new version with its reason, notified on its own."""
+    require(request, "costing.manage_costs")
+    base = get_object_or_404(CostBase.objects.select_related("service"), pk=pk)
+    form = forms.UnitCostCorrectionForm(request.POST)
+    if not form.is_valid():
+        return render_cost_base_detail(request, base, correction_form=form)
+    try:
+        unit_cost = services.unit_cost_correct(base, form.cleaned_data["reason"], user=request.user)
+    except engine.EngineError as error:
+        form.add_error(None, str(error))
+        return render_cost_base_detail(request, base, correction_form=form)
+    messages.success(
+        request,
+        _(
+            "Version %(version)s du coût unitaire %(year)s créée : %(amount)s €. "
+            "Notifiez-la aux bénéficiaires."
+        )
+        % {
+            "version": unit_cost.version,
+            "year": base.year,
+            "amount": number_format(unit_cost.amount, 2, force_grouping=True),
+        },
+    )
     return redirect("costing:cost-base", pk=base.pk)
 
 
@@ -159,13 +204,19 @@ def unit_cost_compute(request, pk):
 def unit_cost_notify(request, pk):
     require(request, "costing.manage_costs")
     base = get_object_or_404(CostBase, pk=pk)
-    unit_cost = get_object_or_404(UnitCost, service=base.service, year=base.year)
+    unit_cost = services.current_unit_cost(base.service, base.year)
+    if unit_cost is None:
+        raise Http404
     form = forms.NotificationForm(request.POST)
-    if form.is_valid():
-        services.unit_cost_notify(unit_cost, form.cleaned_data["notified_on"])
-        messages.success(request, _("Date de notification enregistrée."))
-    else:
+    if not form.is_valid():
         messages.error(request, _("Date de notification invalide."))
+        return redirect("costing:cost-base", pk=base.pk)
+    try:
+        services.unit_cost_notify(unit_cost, form.cleaned_data["notified_on"])
+    except engine.EngineError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, _("Date de notification enregistrée."))
     return redirect("costing:cost-base", pk=base.pk)
 
 

@@ -90,27 +90,26 @@ def billed(mad_descendante, territory, after_year_end, unit_cost_kwargs):  # noq
 
 @pytest.fixture
 def flushable_statements(transactional_db):
-    """Tests on a committed database issue statements (and notify unit costs), which the triggers
-    then forbid deleting.
-    SQLite's flush deletes row by row, so the triggers are lifted for the teardown only and put
-    back (PostgreSQL's flush truncates, which row triggers do not see)."""
+    """Tests on a committed database issue statements and notify unit costs, which the triggers
+    then forbid deleting. SQLite's flush deletes row by row, so the triggers are lifted for the
+    teardown only and put back (PostgreSQL's flush truncates, which row triggers do not see)."""
     yield
     if connection.vendor != "sqlite":
         return
     immutability = importlib.import_module(
         "costing.migrations.0003_issued_statements_are_immutable"
     )
-    # Notified unit costs are frozen the same way (migration 0005).
-    frozen_costs = importlib.import_module(
+    frozen_unit_costs = importlib.import_module(
         "costing.migrations.0005_settlement_acomptes_unit_cost_versions"
     )
     with connection.cursor() as cursor:
-        for statement in immutability.SQLITE_BACKWARD + frozen_costs.UNIT_COST_SQLITE_BACKWARD:
+        for statement in immutability.SQLITE_BACKWARD + frozen_unit_costs.UNIT_COST_SQLITE_BACKWARD:
             cursor.execute(statement)
         cursor.execute("DELETE FROM costing_statementline")
         cursor.execute("DELETE FROM costing_statement")
+        cursor.execute("UPDATE costing_unitcost SET supersedes_id = NULL")
         cursor.execute("DELETE FROM costing_unitcost")
-        for statement in immutability.SQLITE_FORWARD + frozen_costs.UNIT_COST_SQLITE_FORWARD:
+        for statement in immutability.SQLITE_FORWARD + frozen_unit_costs.UNIT_COST_SQLITE_FORWARD:
             cursor.execute(statement)
 
 

@@ -268,3 +268,14 @@ def test_the_simulation_of_a_keyed_service_commun_projects_its_forecast_shares(
         (2027, "Commune A", D("13140.00")),
         (2027, "Commune B", D("8760.00")),
     ]
+
+
+def test_a_cost_base_on_accounts_older_than_n_minus_2_is_a_finding_of_the_year(
+    service_commun, territory
+):
+    bill(service_commun.convention)
+    CostBase.objects.filter(pk=cost_base(service_commun.line.service).pk).update(source_year=2023)
+    findings = services.compute_reimbursements(2026).findings
+    assert [(f.convention, f.code) for f in findings if f.code == "OLD_SOURCE"] == [
+        (service_commun.convention.reference, "OLD_SOURCE")
+    ]

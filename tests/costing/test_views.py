@@ -92,13 +92,19 @@ def test_compliance_findings_are_shown(demo):
 
 
 def test_finance_computes_a_unit_cost_and_readers_cannot(demo):
-    base = CostBase.objects.get(service__code="paie", year=2026)
-    UnitCost.objects.filter(service=base.service, year=2026).delete()
+    # Issue 8: the 2026 unit cost is notified, hence frozen (never deleted nor recomputed); the
+    # 2027 one is not notified yet.
+    base = CostBase.objects.get(service__code="paie", year=2027)
+    UnitCost.objects.filter(service=base.service, year=2027).delete()
     login(demo, "lecteur.clermont")
     assert demo.post(reverse("costing:unit-cost-compute", args=[base.pk])).status_code == 403
     login(demo, "finances")
     response = demo.post(reverse("costing:unit-cost-compute", args=[base.pk]), follow=True)
-    assert "Coût unitaire 2026 calculé" in response.content.decode()
+    assert "Coût unitaire 2027 calculé" in response.content.decode()
+    assert UnitCost.objects.get(service=base.service, year=2027).amount == Decimal("19.80")
+    notified = CostBase.objects.get(service__code="paie", year=2026)
+    response = demo.post(reverse("costing:unit-cost-compute", args=[notified.pk]), follow=True)
+    assert "il ne peut plus être recalculé" in unescape(response.content.decode())
     assert UnitCost.objects.get(service=base.service, year=2026).amount == Decimal("19.38")
 
 
