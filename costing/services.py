@@ -661,6 +661,16 @@ def key_weights(line, terms, members, data: YearData) -> dict:
     return {}
 
 
+def keyed_costs(base: CostBase) -> dict:
+    """What a keyed service commun shares: the actual cost of the year once entered, else the
+    eligible cost of the cost base; and the forecast cost (entered, else the eligible cost)."""
+    eligible = engine.compute_unit_cost(cost_line_inputs(base), base.reference_units).eligible_cost
+    return {
+        "total_cost": base.actual_cost if base.actual_cost is not None else eligible,
+        "forecast_cost": base.forecast_cost if base.forecast_cost is not None else eligible,
+    }
+
+
 def keyed_service_input(line, convention, members, first, last, data: YearData):
     base = data.cost_bases.get(line.service_id)
     if base is None:
@@ -668,7 +678,6 @@ def keyed_service_input(line, convention, members, first, last, data: YearData):
             _("Aucune base de coûts %(year)s pour « %(service)s » : la répartition est impossible.")
             % {"year": data.year, "service": line.service.name}
         )
-    eligible = engine.compute_unit_cost(cost_line_inputs(base), base.reference_units).eligible_cost
     segments = tuple(
         engine.KeySegment(
             engine.Period(start, end),
@@ -678,11 +687,7 @@ def keyed_service_input(line, convention, members, first, last, data: YearData):
         )
         for start, end, terms in terms_segments(convention, first, last)
     )
-    return {
-        "total_cost": base.actual_cost if base.actual_cost is not None else eligible,
-        "forecast_cost": base.forecast_cost if base.forecast_cost is not None else eligible,
-        "segments": segments,
-    }
+    return {**keyed_costs(base), "segments": segments}
 
 
 def convention_input(convention: Convention, data: YearData) -> engine.ConventionInput | None:
@@ -897,12 +902,8 @@ def simulate(convention: Convention, *, years: int = 3, amendment=None) -> list[
                 keyed = {}
                 base = latest_bases.get(line.service_id)
                 if line.allocation_key in engine.ALLOCATION_KEYS and base is not None:
-                    eligible = engine.compute_unit_cost(
-                        cost_line_inputs(base), base.reference_units
-                    ).eligible_cost
                     keyed = {
-                        "forecast_cost": base.forecast_cost or eligible,
-                        "total_cost": eligible,
+                        **keyed_costs(base),
                         "segments": (
                             engine.KeySegment(
                                 period,
