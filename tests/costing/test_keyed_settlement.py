@@ -3,8 +3,10 @@
 bad cost base never blanks the year."""
 
 import json
+import re
 from datetime import date
 from decimal import Decimal as D
+from html import unescape
 from io import StringIO
 
 import pytest
@@ -279,3 +281,24 @@ def test_a_cost_base_on_accounts_older_than_n_minus_2_is_a_finding_of_the_year(
     assert [(f.convention, f.code) for f in findings if f.code == "OLD_SOURCE"] == [
         (service_commun.convention.reference, "OLD_SOURCE")
     ]
+
+
+def test_the_statement_page_shows_the_ac_imputation_and_the_balance_channel(
+    client, personas, service_commun, territory
+):
+    from django.urls import reverse
+
+    bill(service_commun.convention, mode=SettlementMode.MIXED)
+    cost_base(service_commun.line.service, actual="40150.00")
+    ensure_account_mapping()
+    draft = next(s for s in statements.statements_prepare(2026) if s.payer == territory.commune_a)
+    client.force_login(personas.finance)
+    page = re.sub(
+        r"\s+",
+        " ",
+        unescape(client.get(reverse("costing:statement", args=[draft.pk])).content.decode()),
+    )
+    assert "Prévision imputée sur l'attribution de compensation" in page
+    assert "− 21 900,00 €" in page
+    assert "Titre de recettes émis par le créancier" in page
+    assert "comptes 739211 (EPCI) et 73211 (commune)" in page
