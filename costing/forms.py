@@ -217,3 +217,21 @@ class UsageAdjustmentForm(forms.Form):
         self.fields["weight"].queryset = UnitWeight.objects.filter(
             unit_type__in=services.values("unit_type")
         )
+
+
+class InstalmentCallForm(forms.Form):
+    up_to = forms.DateField(
+        label=_("Appeler les acomptes échus jusqu'au"),
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+
+
+class InstalmentTitreForm(forms.Form):
+    number = forms.CharField(label=_("N° du titre émis"), max_length=40)
+
+
+class InstalmentPaymentForm(forms.Form):
+    paid_on = forms.DateField(
+        label=_("Encaissé le"),
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )

@@ -709,6 +709,20 @@ class InstalmentStatus(models.TextChoices):
     CANCELLED = "CANCELLED", _("Annulé")
 
 
+class InstalmentQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """All for Métropole staff; a commune reader sees the acomptes its organisation owes or
+        is owed."""
+        from mutualisation.rules import scope_of
+
+        scope = scope_of(user)
+        if scope.territory_wide:
+            return self.all()
+        return self.filter(
+            Q(payer_id__in=scope.organisation_ids) | Q(payee_id__in=scope.organisation_ids)
+        )
+
+
 class Instalment(models.Model):
     """An acompte actually called from a payer (D5211-16: periodicity of at most a year): its
     due date, amount, titre number and status. The year-end regularisation uses what was called
@@ -747,6 +761,7 @@ class Instalment(models.Model):
     called_at = models.DateTimeField(_("appelé le"), default=timezone.now)
 
     history = HistoricalRecords()
+    objects = InstalmentQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("acompte")

@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy
 from import_export import fields, resources, widgets
 
 from conventions.models import Convention, PartyRole
-from costing.models import Statement, StatementLine, UsageRecord, UsageSource
+from costing.models import Instalment, StatementLine, UsageRecord, UsageSource
 from costing.services import (
     month_bounds,
     negative_month_reason,
@@ -504,82 +504,135 @@ class StatementLineResource(resources.ModelResource):
         return safe_text(line.service.name)
 
 
-class ReciprocalFlowResource(resources.ModelResource):
-    """One row per issued statement, for the finance suite of one side of the flow."""
+class PieceResource(resources.Resource):
+    """The pieces of the year's issued statements for one side of the flow (statements.Piece):
+    titre, annulation / réduction, mandat de remboursement, imputation sur l'AC. Amounts are
+    never negative; a correction's rows cite (« annule ») the statement whose pieces they
+    reverse."""
 
-    reference = fields.Field(column_name="reference", attribute="number")
+    reference = fields.Field(column_name="reference", attribute="reference")
+    nature = fields.Field(column_name="nature")
+    libelle = fields.Field(column_name="libelle")
+    annule = fields.Field(column_name="annule", attribute="cancels")
     objet = fields.Field(column_name="objet")
-    # What remains to settle: the year's total less the instalments already called (or the
-    # forecast deducted from the attribution de compensation); negative means a refund.
-    montant = fields.Field(column_name="montant", attribute="balance")
-    total_exercice = fields.Field(column_name="total_exercice", attribute="total")
-    deja_appele = fields.Field(column_name="deja_appele", attribute="instalments_called")
+    montant = fields.Field(column_name="montant", attribute="amount")
     compte = fields.Field(column_name="compte")
     periode = fields.Field(column_name="periode")
-    account_key = ""  # "revenue" or "expense", in the statement's frozen snapshot
+    side = ""  # "creditor" or "debtor"
 
-    def dehydrate_objet(self, statement):
+    def organisation(self, piece):
+        statement = piece.statement
+        return statement.payee if self.side == "creditor" else statement.payer
+
+    def dehydrate_objet(self, piece):
+        statement = piece.statement
         return safe_text(
             f"Remboursement {statement.year} — {statement.convention.reference} — {statement.convention.title}"
         )
 
-    def dehydrate_compte(self, statement):
-        return ((statement.snapshot.get("accounts") or {}).get(self.account_key) or {}).get(
-            "account", ""
-        )
+    def dehydrate_compte(self, piece):
+        accounts = piece.statement.snapshot.get("accounts") or {}
+        if piece.is_ac:
+            key = "ac_epci" if self.organisation(piece).is_epci else "ac_commune"
+        else:
+            key = "revenue" if self.side == "creditor" else "expense"
+        return (accounts.get(key) or {}).get("account", "")
 
-    def dehydrate_periode(self, statement):
-        return f"{statement.year}-01-01/{statement.year}-12-31"
+    def dehydrate_periode(self, piece):
+        return f"{piece.statement.year}-01-01/{piece.statement.year}-12-31"
 
 
-class TitreResource(ReciprocalFlowResource):
-    """Titres de recettes to issue by the creditor, one per issued statement."""
+class TitreResource(PieceResource):
+    """The creditor's pieces: titres de recettes to issue, their annulations, its refunds."""
 
+    debiteur_siren = fields.Field(column_name="debiteur_siren", attribute="statement__payer__siren")
+    debiteur = fields.Field(column_name="debiteur")
+    emetteur_siren = fields.Field(column_name="emetteur_siren", attribute="statement__payee__siren")
+    side = "creditor"
+
+    class Meta:
+        fields = (
+            "reference", "nature", "libelle", "annule", "debiteur_siren", "debiteur",
+            "emetteur_siren", "objet", "montant", "compte", "periode",
+        )  # fmt: skip
+        export_order = fields
+
+    def dehydrate_nature(self, piece):
+        return piece.nature
+
+    def dehydrate_libelle(self, piece):
+        return piece.label
+
+    def dehydrate_debiteur(self, piece):
+        return safe_text(piece.statement.payer.name)
+
+
+class MandatResource(PieceResource):
+    """The debtor's mirror: the same references and amounts, the debtor's pieces and accounts,
+    so that reciprocal flows match to the cent."""
+
+    creancier_siren = fields.Field(
+        column_name="creancier_siren", attribute="statement__payee__siren"
+    )
+    creancier = fields.Field(column_name="creancier")
+    emetteur_siren = fields.Field(column_name="emetteur_siren", attribute="statement__payer__siren")
+    side = "debtor"
+
+    class Meta:
+        fields = (
+            "reference", "nature", "libelle", "annule", "creancier_siren", "creancier",
+            "emetteur_siren", "objet", "montant", "compte", "periode",
+        )  # fmt: skip
+        export_order = fields
+
+    def dehydrate_nature(self, piece):
+        return piece.debtor_nature
+
+    def dehydrate_libelle(self, piece):
+        return piece.debtor_label
+
+    def dehydrate_creancier(self, piece):
+        return safe_text(piece.statement.payee.name)
+
+
+class InstalmentResource(resources.ModelResource):
+    """The acomptes called, for the titres the creditor issues (one row per call)."""
+
+    convention = fields.Field(column_name="convention")
+    rang = fields.Field(column_name="rang", attribute="rank")
+    echeance = fields.Field(column_name="echeance", attribute="due_date")
     debiteur_siren = fields.Field(column_name="debiteur_siren", attribute="payer__siren")
     debiteur = fields.Field(column_name="debiteur")
-    emetteur_siren = fields.Field(column_name="emetteur_siren", attribute="payee__siren")
-    account_key = "revenue"
-
-    class Meta:
-        model = Statement
-        fields = (
-            "reference",
-            "debiteur_siren",
-            "debiteur",
-            "emetteur_siren",
-            "objet",
-            "montant",
-            "compte",
-            "periode",
-        )
-        export_order = fields
-
-    def dehydrate_debiteur(self, statement):
-        return safe_text(statement.payer.name)
-
-
-class MandatResource(ReciprocalFlowResource):
-    """The mirrored mandats of the debtor: same reference and amount as the titre, the creditor
-    as payee, the debtor's expense account, so reciprocal flows match to the cent."""
-
     creancier_siren = fields.Field(column_name="creancier_siren", attribute="payee__siren")
-    creancier = fields.Field(column_name="creancier")
-    emetteur_siren = fields.Field(column_name="emetteur_siren", attribute="payer__siren")
-    account_key = "expense"
+    montant = fields.Field(column_name="montant", attribute="amount")
+    compte = fields.Field(column_name="compte")
+    titre = fields.Field(column_name="titre", attribute="titre_number")
+    statut = fields.Field(column_name="statut")
+    encaisse_le = fields.Field(column_name="encaisse_le", attribute="paid_on")
 
     class Meta:
-        model = Statement
+        model = Instalment
         fields = (
-            "reference",
-            "creancier_siren",
-            "creancier",
-            "emetteur_siren",
-            "objet",
-            "montant",
-            "compte",
-            "periode",
-        )
+            "convention", "rang", "echeance", "debiteur_siren", "debiteur", "creancier_siren",
+            "montant", "compte", "titre", "statut", "encaisse_le",
+        )  # fmt: skip
         export_order = fields
 
-    def dehydrate_creancier(self, statement):
-        return safe_text(statement.payee.name)
+    def __init__(self, table=None, **kwargs):
+        super().__init__(**kwargs)
+        self.table = table or {}  # statements.account_table()
+
+    def dehydrate_convention(self, instalment):
+        return safe_text(instalment.convention.reference)
+
+    def dehydrate_debiteur(self, instalment):
+        return safe_text(instalment.payer.name)
+
+    def dehydrate_compte(self, instalment):
+        from costing.statements import accounts_for
+
+        revenue, _expense = accounts_for(instalment.payee, self.table)
+        return revenue.account if revenue else ""
+
+    def dehydrate_statut(self, instalment):
+        return str(instalment.get_status_display())

@@ -6,6 +6,7 @@ import hashlib
 import io
 import zipfile
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -14,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from conventions.models import Convention, SettlementMode
 from conventions.services import coverage
@@ -348,6 +350,10 @@ def statement_context(statement: Statement) -> dict:
         "draft": not statement.is_issued,
         "cancels": statement.cancels,
         "keyed": any(line["unit_cost"] is None for line in lines),
+        "instalments": [
+            {**i, "due_date": date.fromisoformat(i["due_date"])}
+            for i in (snapshot.get("settlement") or {}).get("instalments", [])
+        ],
         "correction": correction_context(statement),
     }
 
@@ -735,3 +741,116 @@ def statement_lines_csv(statements) -> str:
     )
     dataset = StatementLineResource().export(queryset=lines)
     return CSV().export_data(dataset)
+
+
+# --- pieces for the finance chain (titres, mandats, AC) -----------------------------------------
+
+# Each piece as the creditor books it, and its mirror on the debtor's side (domain brief §4:
+# reciprocal flows match to the cent). Amounts are never negative: a refund is a mandat of the
+# creditor (a titre of the debtor), the reversal of a processed piece is its annulation.
+TITRE, MANDAT = engine.CHANNEL_TITRE, engine.CHANNEL_MANDAT  # the piece that settles a balance
+CREDITOR_NATURES = {
+    TITRE: gettext_lazy("Titre de recettes"),
+    "REDUCTION_TITRE": gettext_lazy("Annulation / réduction de titre"),
+    "MANDAT_REMBOURSEMENT": gettext_lazy("Mandat de remboursement au débiteur"),
+    "ANNULATION_MANDAT_REMBOURSEMENT": gettext_lazy("Annulation du mandat de remboursement"),
+    "IMPUTATION_AC": gettext_lazy("Imputation sur l'attribution de compensation"),
+    "ANNULATION_IMPUTATION_AC": gettext_lazy("Annulation de l'imputation sur l'AC"),
+}
+DEBTOR_MIRROR = {
+    TITRE: MANDAT,
+    "REDUCTION_TITRE": "ANNULATION_MANDAT",
+    "MANDAT_REMBOURSEMENT": "TITRE_REMBOURSEMENT",
+    "ANNULATION_MANDAT_REMBOURSEMENT": "ANNULATION_TITRE_REMBOURSEMENT",
+    "IMPUTATION_AC": "IMPUTATION_AC",
+    "ANNULATION_IMPUTATION_AC": "ANNULATION_IMPUTATION_AC",
+}
+DEBTOR_NATURES = {
+    MANDAT: gettext_lazy("Mandat de dépense"),
+    "ANNULATION_MANDAT": gettext_lazy("Annulation / réduction de mandat"),
+    "TITRE_REMBOURSEMENT": gettext_lazy("Titre de recettes du remboursement reçu"),
+    "ANNULATION_TITRE_REMBOURSEMENT": gettext_lazy("Annulation du titre de remboursement"),
+    "IMPUTATION_AC": gettext_lazy("Imputation sur l'attribution de compensation"),
+    "ANNULATION_IMPUTATION_AC": gettext_lazy("Annulation de l'imputation sur l'AC"),
+}
+REVERSAL = {
+    TITRE: "REDUCTION_TITRE",
+    "MANDAT_REMBOURSEMENT": "ANNULATION_MANDAT_REMBOURSEMENT",
+    "IMPUTATION_AC": "ANNULATION_IMPUTATION_AC",
+}
+AC_NATURES = ("IMPUTATION_AC", "ANNULATION_IMPUTATION_AC")
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One accounting piece produced by an issued statement."""
+
+    statement: Statement  # the statement that produces it (its number is the reference)
+    nature: str  # creditor side, a key of CREDITOR_NATURES
+    amount: Decimal  # > 0
+    cancels: str = ""  # the number of the statement whose piece this reverses
+
+    @property
+    def reference(self) -> str:
+        return self.statement.number
+
+    @property
+    def debtor_nature(self) -> str:
+        return DEBTOR_MIRROR[self.nature]
+
+    @property
+    def label(self) -> str:
+        return str(CREDITOR_NATURES[self.nature])
+
+    @property
+    def debtor_label(self) -> str:
+        return str(DEBTOR_NATURES[self.debtor_nature])
+
+    @property
+    def is_ac(self) -> bool:
+        return self.nature in AC_NATURES
+
+
+def channel_of(statement: Statement) -> str:
+    """The balance's channel (stored since issue 8; derived from the balance before)."""
+    if statement.balance_channel:
+        return statement.balance_channel
+    if statement.balance == 0:
+        return engine.CHANNEL_NONE
+    return engine.CHANNEL_TITRE if statement.balance > 0 else engine.CHANNEL_MANDAT
+
+
+def own_pieces(statement: Statement) -> list[Piece]:
+    """What an issued statement asks the comptable to book: the AC imputation, then the balance
+    by titre (to collect) or mandat (to refund); nothing for a balance carried into next
+    year's AC or a zero balance."""
+    pieces = []
+    if statement.ac_deduction > 0:
+        pieces.append(Piece(statement, "IMPUTATION_AC", statement.ac_deduction))
+    channel = channel_of(statement)
+    if channel == engine.CHANNEL_TITRE:
+        pieces.append(Piece(statement, TITRE, statement.balance))
+    elif channel == engine.CHANNEL_MANDAT:
+        pieces.append(Piece(statement, "MANDAT_REMBOURSEMENT", -statement.balance))
+    return pieces
+
+
+def finance_pieces(year: int) -> list[Piece]:
+    """Every piece of the year's issued statements, in the order of their numbers: a correcting
+    statement first reverses exactly the pieces of the statement it cancels (citing its number),
+    then books its own. Summing titres less reductions gives what is due today."""
+    issued = (
+        Statement.objects.filter(year=year, status=StatementStatus.ISSUED)
+        .select_related("convention", "payer", "payee", "cancels")
+        .order_by("number")
+    )
+    pieces = []
+    for statement in issued:
+        cancelled = statement.cancels
+        if cancelled is not None and cancelled.is_issued:
+            pieces += [
+                Piece(statement, REVERSAL[p.nature], p.amount, cancels=cancelled.number)
+                for p in own_pieces(cancelled)
+            ]
+        pieces += own_pieces(statement)
+    return pieces

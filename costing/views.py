@@ -18,18 +18,19 @@ from import_export.formats.base_formats import CSV, XLSX
 
 from conventions.models import Amendment, Convention, ConventionKind, PartyRole
 from conventions.views import get_convention
-from costing import engine, forms, services, statements
+from costing import engine, forms, instalments, services, statements
 from costing.models import (
     BatchJob,
     CostBase,
+    Instalment,
     Statement,
     StatementLine,
-    StatementStatus,
     UnitCost,
     UsageRecord,
 )
 from costing.resources import (
     ImportFileError,
+    InstalmentResource,
     MandatResource,
     StatementLineResource,
     TitreResource,
@@ -657,22 +658,14 @@ def batch_download(request, pk):
 
 # --- exports -----------------------------------------------------------------------------------
 
-EXPORTS = {
-    "lignes": (StatementLineResource, "statement_lines"),
-    "titres": (TitreResource, "issued"),
-    "mandats": (MandatResource, "issued"),
-}
+EXPORTS = ("lignes", "titres", "mandats", "acomptes")
 FORMATS = {"csv": CSV, "xlsx": XLSX}
 
 
-@login_required
-def export(request, year, kind, fmt):
-    require(request, "costing.issue_statements")
-    if kind not in EXPORTS or fmt not in FORMATS:
-        raise PermissionDenied
-    resource_class, source = EXPORTS[kind]
-    current = statements.current_statements(year)
-    if source == "statement_lines":
+def export_dataset(year: int, kind: str):
+    """The rows of an export for the finance chain (docs/statements.md)."""
+    if kind == "lignes":
+        current = statements.current_statements(year)
         queryset = (
             StatementLine.objects.filter(statement__in=current)
             .select_related(
@@ -680,13 +673,117 @@ def export(request, year, kind, fmt):
             )
             .order_by("statement__number", "statement__convention__reference", "position")
         )
-    else:
-        queryset = current.filter(status=StatementStatus.ISSUED)
+        return StatementLineResource().export(queryset=queryset)
+    if kind == "acomptes":
+        queryset = (
+            Instalment.objects.filter(year=year)
+            .select_related("convention", "payer", "payee")
+            .order_by("due_date", "convention__reference", "payer__siren", "rank")
+        )
+        return InstalmentResource(table=statements.account_table()).export(queryset=queryset)
+    resource = TitreResource() if kind == "titres" else MandatResource()
+    return resource.export(queryset=statements.finance_pieces(year))
+
+
+@login_required
+def export(request, year, kind, fmt):
+    require(request, "costing.issue_statements")
+    if kind not in EXPORTS or fmt not in FORMATS:
+        raise PermissionDenied
     file_format = FORMATS[fmt]()
-    content = file_format.export_data(resource_class().export(queryset=queryset))
+    content = file_format.export_data(export_dataset(year, kind))
     response = HttpResponse(content, content_type=file_format.get_content_type())
     response["Content-Disposition"] = f'attachment; filename="{kind}-{year}.{fmt}"'
     return response
+
+
+# --- acomptes ----------------------------------------------------------------------------------
+
+
+@login_required
+def instalment_list(request, year):
+    """The acomptes of the year: called (with due date, titre n°, payment) and, for finance, those
+    planned on the forecast and not called yet."""
+    require(request, "costing.view_reimbursements")
+    can_manage = request.user.has_perm("costing.issue_statements")
+    called = list(
+        Instalment.objects.visible_to(request.user)
+        .filter(year=year)
+        .select_related("convention", "payer", "payee")
+        .order_by("due_date", "convention__reference", "payer__name", "rank")
+    )
+    pending = []
+    if can_manage:
+        recorded = {(i.convention.reference, i.payer_id, i.rank) for i in called}
+        for settlement in services.compute_reimbursements(year).result.settlements:
+            pending += [
+                (settlement, planned)
+                for planned in settlement.planned
+                if (settlement.convention, settlement.payer.id, planned.rank) not in recorded
+            ]
+        pending.sort(key=lambda item: (item[1].due_date, item[0].convention, item[0].payer.name))
+    return render(
+        request,
+        "costing/instalment_list.html",
+        {
+            "year": year,
+            "years": year_choices(),
+            "called": called,
+            "pending": pending,
+            "can_manage": can_manage,
+            "call_form": forms.InstalmentCallForm(initial={"up_to": timezone.localdate()}),
+        },
+    )
+
+
+@login_required
+@require_POST
+def instalments_call(request, year):
+    require(request, "costing.issue_statements")
+    form = forms.InstalmentCallForm(request.POST)
+    if form.is_valid():
+        called = instalments.instalments_call(year, up_to=form.cleaned_data["up_to"])
+        messages.success(request, _("%(count)s acompte(s) appelé(s).") % {"count": len(called)})
+    else:
+        messages.error(request, _("Indiquez une date valide (JJ/MM/AAAA)."))
+    return redirect("costing:instalments", year=year)
+
+
+@login_required
+@require_POST
+def instalment_action(request, pk, action):
+    require(request, "costing.issue_statements")
+    instalment = get_object_or_404(Instalment, pk=pk)
+    forms_by_action = {
+        "titre": forms.InstalmentTitreForm,
+        "encaissement": forms.InstalmentPaymentForm,
+        "annulation": None,
+    }
+    if action not in forms_by_action:
+        raise Http404
+    form = forms_by_action[action](request.POST) if forms_by_action[action] else None
+    try:
+        if form is not None and not form.is_valid():
+            raise instalments.InstalmentRefused(
+                [
+                    f"{form.fields[name].label} : {' '.join(errors)}"
+                    for name, errors in form.errors.items()
+                ]
+            )
+        if action == "titre":
+            instalments.instalment_record_titre(instalment, form.cleaned_data["number"])
+        elif action == "encaissement":
+            instalments.instalment_record_payment(instalment, form.cleaned_data["paid_on"])
+        else:
+            instalments.instalment_cancel(instalment)
+    except instalments.InstalmentRefused as refused:
+        for reason in refused.reasons:
+            messages.error(request, reason)
+    else:
+        messages.success(
+            request, _("Acompte %(instalment)s mis à jour.") % {"instalment": instalment}
+        )
+    return redirect("costing:instalments", year=instalment.year)
 
 
 # --- dashboard ---------------------------------------------------------------------------------

@@ -11,10 +11,19 @@ import time_machine
 from django.db import connection
 
 from conventions import services as convention_services
-from conventions.models import Convention
+from conventions.models import Convention, ManagingShare, SettlementMode, Status, Terms
 from costing import services, statements
 from costing.demo import ensure_account_mapping
-from costing.models import Instalment, UnitCost, UsageRecord, UsageSource
+from costing.models import (
+    CostBase,
+    CostCategory,
+    CostLine,
+    Instalment,
+    SourceDocument,
+    UnitCost,
+    UsageRecord,
+    UsageSource,
+)
 from tests.conventions.conftest import (  # noqa: F401 (fixtures shared with these tests)
     add_deliberations,
     mad_descendante,
@@ -128,3 +137,32 @@ def record_planned_instalments(year, payer):
                 due_date=planned.due_date,
                 amount=planned.amount,
             )
+
+
+def bill(convention, *, mode=SettlementMode.AC_IMPUTATION, share=ManagingShare.NONE, value=None):
+    Terms.objects.filter(convention=convention).update(
+        settlement_mode=mode, managing_share_mode=share, managing_share_value=value
+    )
+    Convention.objects.filter(pk=convention.pk).update(status=Status.IN_FORCE)
+    return Convention.objects.get(pk=convention.pk)
+
+
+def cost_base(service, amount="36500.00", *, actual=None, forecast=None, year=2026):
+    base = CostBase.objects.create(
+        service=service,
+        year=year,
+        source=SourceDocument.CA,
+        source_year=2024,
+        reference_units=Decimal("1"),
+        reference_basis="FORECAST",
+        actual_cost=None if actual is None else Decimal(actual),
+        forecast_cost=None if forecast is None else Decimal(forecast),
+    )
+    CostLine.objects.create(
+        cost_base=base,
+        label="Agents",
+        category=CostCategory.PERSONNEL,
+        account="6411",
+        accounts_amount=Decimal(amount),
+    )
+    return base

@@ -23,39 +23,11 @@ from conventions.models import (
 )
 from costing import engine, services, statements
 from costing.demo import ensure_account_mapping
-from costing.models import CostBase, CostCategory, CostLine, SourceDocument, Statement
+from costing.models import CostBase, CostCategory, CostLine, Statement
+from tests.costing.conftest import bill, cost_base
 from tests.factories import ConventionFactory, TermsFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def bill(convention, *, mode=SettlementMode.AC_IMPUTATION, share=ManagingShare.NONE, value=None):
-    Terms.objects.filter(convention=convention).update(
-        settlement_mode=mode, managing_share_mode=share, managing_share_value=value
-    )
-    Convention.objects.filter(pk=convention.pk).update(status=Status.IN_FORCE)
-    return Convention.objects.get(pk=convention.pk)
-
-
-def cost_base(service, amount="36500.00", *, actual=None, forecast=None, year=2026):
-    base = CostBase.objects.create(
-        service=service,
-        year=year,
-        source=SourceDocument.CA,
-        source_year=2024,
-        reference_units=D("1"),
-        reference_basis="FORECAST",
-        actual_cost=None if actual is None else D(actual),
-        forecast_cost=None if forecast is None else D(forecast),
-    )
-    CostLine.objects.create(
-        cost_base=base,
-        label="Agents",
-        category=CostCategory.PERSONNEL,
-        account="6411",
-        accounts_amount=D(amount),
-    )
-    return base
 
 
 def settlements_of(convention, year=2026):

@@ -1,0 +1,135 @@
+"""Acomptes (D5211-16: a periodicity of at most a year): calling the ones the engine plans on the
+forecast, recording their titre and their payment. The year-end regularisation uses the
+acomptes recorded here, never a recomputation of the plan (costing/services.py loads them)."""
+
+from datetime import date
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from costing import services
+from costing.models import Instalment, InstalmentStatus, Statement, StatementStatus
+from costing.statements import lock_year
+
+
+class InstalmentRefused(Exception):
+    """An action refused on an acompte; ``reasons`` are French sentences."""
+
+    def __init__(self, reasons):
+        self.reasons = list(reasons)
+        super().__init__("; ".join(self.reasons))
+
+
+@transaction.atomic
+def instalments_call(year: int, *, up_to: date, conventions=None) -> list[Instalment]:
+    """Record, for every payer, the planned acomptes of ``year`` due on or before ``up_to``
+    that are not recorded yet. Idempotent: an acompte already called (or cancelled) is never
+    called again nor changed."""
+    lock_year(year)  # the same lock as preparing and issuing the year's statements
+    computed = services.compute_reimbursements(year, conventions)
+    recorded = set(
+        Instalment.objects.filter(year=year).values_list("convention_id", "payer_id", "rank")
+    )
+    called = []
+    for settlement in computed.result.settlements:
+        convention = computed.conventions[settlement.convention]
+        for planned in settlement.planned:
+            key = (convention.pk, settlement.payer.id, planned.rank)
+            if planned.due_date > up_to or key in recorded:
+                continue
+            called.append(
+                Instalment(
+                    convention=convention,
+                    payer_id=settlement.payer.id,
+                    payee_id=settlement.payee.id,
+                    year=year,
+                    rank=planned.rank,
+                    due_date=planned.due_date,
+                    amount=planned.amount,
+                )
+            )
+    for instalment in called:
+        instalment.save()  # one by one, so that the history records each call
+    return called
+
+
+def statement_issued(instalment: Instalment) -> Statement | None:
+    return Statement.objects.filter(
+        convention_id=instalment.convention_id,
+        payer_id=instalment.payer_id,
+        year=instalment.year,
+        status=StatementStatus.ISSUED,
+    ).first()
+
+
+def locked_reasons(instalment: Instalment) -> list[str]:
+    """Why an acompte can no longer change: cancelled, or its year's état annuel is issued
+    (the regularisation was computed from it)."""
+    reasons = []
+    if instalment.status == InstalmentStatus.CANCELLED:
+        reasons.append(_("Cet acompte est annulé."))
+    issued = statement_issued(instalment)
+    if issued is not None:
+        reasons.append(
+            _(
+                "L'état annuel n° %(number)s, émis, a régularisé cet acompte : il ne se modifie "
+                "plus."
+            )
+            % {"number": issued.number}
+        )
+    return reasons
+
+
+@transaction.atomic
+def instalment_record_titre(instalment: Instalment, number: str) -> Instalment:
+    instalment = Instalment.objects.select_for_update().get(pk=instalment.pk)
+    reasons = locked_reasons(instalment)
+    if instalment.status == InstalmentStatus.PAID:
+        reasons.append(_("Cet acompte est déjà encaissé."))
+    if not number.strip():
+        reasons.append(_("Indiquez le numéro du titre émis."))
+    if reasons:
+        raise InstalmentRefused(reasons)
+    instalment.titre_number = number.strip()
+    instalment.status = InstalmentStatus.TITRE_ISSUED
+    instalment.save(update_fields=["titre_number", "status"])
+    return instalment
+
+
+@transaction.atomic
+def instalment_record_payment(instalment: Instalment, paid_on: date) -> Instalment:
+    instalment = Instalment.objects.select_for_update().get(pk=instalment.pk)
+    reasons = [
+        reason
+        for reason in locked_reasons(instalment)
+        if instalment.status == InstalmentStatus.CANCELLED
+    ]
+    if instalment.status == InstalmentStatus.CALLED:
+        reasons.append(_("Enregistrez d'abord le numéro du titre de cet acompte."))
+    if instalment.status == InstalmentStatus.PAID:
+        reasons.append(_("Cet acompte est déjà encaissé."))
+    if paid_on > timezone.localdate():
+        reasons.append(_("La date d'encaissement ne peut être dans le futur."))
+    if reasons:
+        raise InstalmentRefused(reasons)
+    instalment.status = InstalmentStatus.PAID
+    instalment.paid_on = paid_on
+    instalment.save(update_fields=["status", "paid_on"])
+    return instalment
+
+
+@transaction.atomic
+def instalment_cancel(instalment: Instalment) -> Instalment:
+    """Cancel a call made in error (before it is paid and before the état annuel is issued)."""
+    instalment = Instalment.objects.select_for_update().get(pk=instalment.pk)
+    reasons = locked_reasons(instalment)
+    if instalment.status == InstalmentStatus.PAID:
+        reasons.append(
+            _("Un acompte encaissé ne s'annule pas : la régularisation en tiendra compte.")
+        )
+    if reasons:
+        raise InstalmentRefused(reasons)
+    instalment.status = InstalmentStatus.CANCELLED
+    instalment.save(update_fields=["status"])
+    return instalment
