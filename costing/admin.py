@@ -7,6 +7,7 @@ from costing.models import (
     BatchJob,
     CostBase,
     CostLine,
+    Instalment,
     Statement,
     StatementLine,
     StatementRemark,
@@ -82,6 +83,27 @@ class UsageRecordAdmin(ImportExportModelAdmin, SimpleHistoryAdmin):
     search_fields = ["convention__reference", "beneficiary__name", "reference"]
     list_select_related = ["convention", "beneficiary", "service"]
     readonly_fields = ["units"]
+
+
+@admin.register(Instalment)
+class InstalmentAdmin(SimpleHistoryAdmin):
+    """Acomptes are called, titled and paid through the application (costing/instalments.py,
+    which refuses what the law or the statements forbid): the admin reads them."""
+
+    list_display = [
+        "convention", "payer", "year", "rank", "due_date", "amount", "status", "titre_number",
+    ]  # fmt: skip
+    list_filter = ["year", "status"]
+    search_fields = ["convention__reference", "payer__name", "titre_number"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(AccountMapping)

@@ -33,8 +33,12 @@ def test_every_reference_model_is_registered():
         assert ("mutualisation", name) in REGISTERED
 
 
-# Records the application produces (statements, batches) are never added by hand.
-PRODUCED_BY_THE_APPLICATION = {("costing", "statement"), ("costing", "batchjob")}
+# Records the application produces (statements, batches, acomptes) are never added by hand.
+PRODUCED_BY_THE_APPLICATION = {
+    ("costing", "statement"),
+    ("costing", "batchjob"),
+    ("costing", "instalment"),
+}
 
 
 @pytest.mark.parametrize(("app_label", "model_name"), REGISTERED)
