@@ -235,3 +235,7 @@ class InstalmentPaymentForm(forms.Form):
         label=_("Encaissé le"),
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
+
+
+class InstalmentCancelForm(forms.Form):
+    reason = forms.CharField(label=_("Motif de l'annulation"), max_length=200)

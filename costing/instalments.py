@@ -31,9 +31,17 @@ def instalments_call(year: int, *, up_to: date, conventions=None) -> list[Instal
     recorded = set(
         Instalment.objects.filter(year=year).values_list("convention_id", "payer_id", "rank")
     )
+    # Once the état annuel is issued, the year is regularised: no acompte is called after it.
+    regularised = set(
+        Statement.objects.filter(
+            year=year, status=StatementStatus.ISSUED, cancelled_by__isnull=True
+        ).values_list("convention_id", "payer_id")
+    )
     called = []
     for settlement in computed.result.settlements:
         convention = computed.conventions[settlement.convention]
+        if (convention.pk, settlement.payer.id) in regularised:
+            continue
         for planned in settlement.planned:
             key = (convention.pk, settlement.payer.id, planned.rank)
             if planned.due_date > up_to or key in recorded:
@@ -120,16 +128,20 @@ def instalment_record_payment(instalment: Instalment, paid_on: date) -> Instalme
 
 
 @transaction.atomic
-def instalment_cancel(instalment: Instalment) -> Instalment:
-    """Cancel a call made in error (before it is paid and before the état annuel is issued)."""
+def instalment_cancel(instalment: Instalment, *, reason: str) -> Instalment:
+    """Cancel a call made in error (before it is paid and before the état annuel is issued);
+    the reason is kept in the acompte's history. A cancelled rank is not called again."""
     instalment = Instalment.objects.select_for_update().get(pk=instalment.pk)
     reasons = locked_reasons(instalment)
     if instalment.status == InstalmentStatus.PAID:
         reasons.append(
             _("Un acompte encaissé ne s'annule pas : la régularisation en tiendra compte.")
         )
+    if not reason.strip():
+        reasons.append(_("Indiquez le motif de l'annulation."))
     if reasons:
         raise InstalmentRefused(reasons)
     instalment.status = InstalmentStatus.CANCELLED
+    instalment._change_reason = reason.strip()  # simple-history keeps it with the change
     instalment.save(update_fields=["status"])
     return instalment

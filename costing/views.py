@@ -757,13 +757,13 @@ def instalment_action(request, pk, action):
     forms_by_action = {
         "titre": forms.InstalmentTitreForm,
         "encaissement": forms.InstalmentPaymentForm,
-        "annulation": None,
+        "annulation": forms.InstalmentCancelForm,
     }
     if action not in forms_by_action:
         raise Http404
-    form = forms_by_action[action](request.POST) if forms_by_action[action] else None
+    form = forms_by_action[action](request.POST)
     try:
-        if form is not None and not form.is_valid():
+        if not form.is_valid():
             raise instalments.InstalmentRefused(
                 [
                     f"{form.fields[name].label} : {' '.join(errors)}"
@@ -775,7 +775,7 @@ def instalment_action(request, pk, action):
         elif action == "encaissement":
             instalments.instalment_record_payment(instalment, form.cleaned_data["paid_on"])
         else:
-            instalments.instalment_cancel(instalment)
+            instalments.instalment_cancel(instalment, reason=form.cleaned_data["reason"])
     except instalments.InstalmentRefused as refused:
         for reason in refused.reasons:
             messages.error(request, reason)

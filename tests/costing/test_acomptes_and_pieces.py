@@ -47,7 +47,8 @@ def test_due_acomptes_are_called_once_with_their_due_dates(billed):
 def test_the_regularisation_uses_the_acomptes_actually_called(billed):
     instalments.instalments_call(2026, up_to=date(2026, 4, 30))  # 2 of the 4 planned
     cancelled = Instalment.objects.get(payer__name="Commune A", rank=2)
-    instalments.instalment_cancel(cancelled)
+    instalments.instalment_cancel(cancelled, reason="Appelé deux fois.")
+    assert cancelled.history.first().history_change_reason == "Appelé deux fois."
     draft = draft_of("Commune A")
     # 8 965,47 € used; one acompte of 7 269,30 € called (the cancelled one does not count).
     assert (draft.instalments_called, draft.balance, draft.balance_channel) == (
@@ -77,7 +78,7 @@ def test_an_acompte_records_its_titre_then_its_payment(billed):
         date(2026, 2, 10),
     )
     with pytest.raises(instalments.InstalmentRefused, match="encaissé ne s'annule pas"):
-        instalments.instalment_cancel(acompte)
+        instalments.instalment_cancel(acompte, reason="Erreur.")
 
 
 def test_an_acompte_is_frozen_once_its_years_statement_is_issued(billed):
@@ -85,7 +86,7 @@ def test_an_acompte_is_frozen_once_its_years_statement_is_issued(billed):
     issued = issue_after_review(draft_of("Commune A"))
     acompte = Instalment.objects.get(payer__name="Commune A", rank=3)
     with pytest.raises(instalments.InstalmentRefused) as refused:
-        instalments.instalment_cancel(acompte)
+        instalments.instalment_cancel(acompte, reason="Erreur.")
     assert refused.value.reasons == [
         f"L'état annuel n° {issued.number}, émis, a régularisé cet acompte : il ne se modifie plus."
     ]
@@ -256,3 +257,22 @@ def test_what_is_imputed_on_the_ac_is_booked_on_the_ac_accounts(
     client.force_login(personas.finance)
     assert [(r["nature"], r["montant"], r["compte"]) for r in rows(client, "titres")] == creditor
     assert [(r["nature"], r["montant"], r["compte"]) for r in rows(client, "mandats")] == debtor
+
+
+def test_no_acompte_is_called_once_the_years_statement_is_issued(billed):
+    issue_after_review(draft_of("Commune A"))
+    called = instalments.instalments_call(2026, up_to=date(2026, 12, 31))
+    assert {i.payer.name for i in called} == {"Commune B"}
+
+
+def test_cancelling_an_acompte_needs_its_reason(client, personas, billed):
+    instalments.instalments_call(2026, up_to=date(2026, 1, 31))
+    acompte = Instalment.objects.get(payer__name="Commune A", rank=1)
+    client.force_login(personas.finance)
+    response = client.post(
+        reverse("costing:instalment-action", args=[acompte.pk, "annulation"]),
+        {"reason": ""},
+        follow=True,
+    )
+    assert "Motif de l&#x27;annulation : Ce champ est obligatoire." in response.content.decode()
+    assert Instalment.objects.get(pk=acompte.pk).status == InstalmentStatus.CALLED
