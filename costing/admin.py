@@ -1,5 +1,4 @@
 from django.contrib import admin
-from import_export.admin import ImportExportModelAdmin
 from simple_history.admin import SimpleHistoryAdmin
 
 from costing.models import (
@@ -14,7 +13,6 @@ from costing.models import (
     UnitCost,
     UsageRecord,
 )
-from costing.resources import UsageRecordResource
 
 
 class CostLineInline(admin.TabularInline):
@@ -67,8 +65,11 @@ class UnitCostAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(UsageRecord)
-class UsageRecordAdmin(ImportExportModelAdmin, SimpleHistoryAdmin):
-    resource_classes = [UsageRecordResource]
+class UsageRecordAdmin(SimpleHistoryAdmin):
+    """Read only: usage is entered, imported, corrected and adjusted through the application
+    (costing.services, costing.resources), which keeps the weighted units in step, records a
+    reason and refuses a year whose état annuel is issued and not under correction."""
+
     list_display = [
         "convention",
         "beneficiary",
@@ -82,7 +83,15 @@ class UsageRecordAdmin(ImportExportModelAdmin, SimpleHistoryAdmin):
     list_filter = ["source", "service", "period_start"]
     search_fields = ["convention__reference", "beneficiary__name", "reference"]
     list_select_related = ["convention", "beneficiary", "service"]
-    readonly_fields = ["units"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Instalment)

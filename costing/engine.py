@@ -521,7 +521,11 @@ def forecast_amounts(year: int, convention: ConventionInput) -> dict[int, Decima
     totals: dict[int, Decimal] = defaultdict(lambda: ZERO)
     for service in convention.services:
         if service.is_keyed:
-            for payer_id, share in keyed_forecast(year, convention, service).items():
+            try:
+                shares = keyed_forecast(year, convention, service)
+            except EngineError:
+                continue  # a key that cannot be shared: its actual lines say why (a finding)
+            for payer_id, share in shares.items():
                 totals[payer_id] += share
             continue
         if service.unit_cost is None:
@@ -584,6 +588,40 @@ def line_order(line: Line):
     return (line.convention, line.payer.siren, line.service, line.period.start)
 
 
+def service_lines(
+    year: int, convention: ConventionInput, service: ServiceInput, findings: list[Finding]
+) -> list[Line]:
+    """The lines of one service of a convention (keyed shares or unit cost × units); adds the
+    findings it notices. Raises EngineError when the service cannot be computed."""
+    if service.is_keyed:
+        if (
+            convention.payee.is_epci
+            and service.allocation_key == KEY_POPULATION
+            and any(not s.managing_mode for s in service.segments)
+        ):
+            findings.append(
+                Finding(
+                    convention.reference,
+                    "MANAGING_SHARE_UNSTATED",
+                    f"« {service.name} » : les conditions ne disent pas comment l'EPCI, sans "
+                    "population propre, participe au coût ; il ne supporte aucune part.",
+                )
+            )
+        return key_lines(year, convention, service)
+    if service.unit_cost is None:
+        if any(u.service == service.code for u in convention.usages):
+            findings.append(
+                Finding(
+                    convention.reference,
+                    "NO_UNIT_COST",
+                    f"Aucun coût unitaire {year} pour « {service.name} » : les recours ne "
+                    "peuvent être valorisés.",
+                )
+            )
+        return []
+    return unit_lines(convention, service)
+
+
 def convention_year(
     year: int, convention: ConventionInput
 ) -> tuple[list[Line], list[Line], list[Finding]]:
@@ -596,41 +634,21 @@ def convention_year(
     borne: list[Line] = []
     findings: list[Finding] = []
     for service in sorted(convention.services, key=lambda s: s.code):
-        if service.is_keyed:
-            produced = key_lines(year, convention, service)
-            if (
-                convention.payee.is_epci
-                and service.allocation_key == KEY_POPULATION
-                and any(not s.managing_mode for s in service.segments)
-            ):
-                findings.append(
-                    Finding(
-                        convention.reference,
-                        "MANAGING_SHARE_UNSTATED",
-                        f"« {service.name} » : les conditions ne disent pas comment l'EPCI, sans "
-                        "population propre, participe au coût ; il ne supporte aucune part.",
-                    )
-                )
-        elif service.unit_cost is None:
-            if any(u.service == service.code for u in convention.usages):
-                findings.append(
-                    Finding(
-                        convention.reference,
-                        "NO_UNIT_COST",
-                        f"Aucun coût unitaire {year} pour « {service.name} » : les recours ne "
-                        "peuvent être valorisés.",
-                    )
-                )
+        try:
+            produced = service_lines(year, convention, service, findings)
+        except EngineError as error:
+            # One service that cannot be shared never drops the convention's other services.
+            findings.append(Finding(convention.reference, "NOT_COMPUTED", str(error)))
             continue
-        else:
-            produced = unit_lines(convention, service)
         for line in produced:
             (borne if line.payer.id == convention.payee.id else lines).append(line)
     return lines, borne, findings
 
 
 def compute_year(year: int, conventions: Iterable[ConventionInput]) -> YearResult:
-    """Every reimbursement of ``year``; the result does not depend on the order of the inputs."""
+    """Every reimbursement of ``year``; the result does not depend on the order of the inputs.
+    A convention, or one service of it, that cannot be computed is a finding (NOT_COMPUTED);
+    the rest of the year is computed."""
     lines: list[Line] = []
     borne: list[Line] = []
     settlements: list[Settlement] = []
@@ -648,6 +666,10 @@ def compute_year(year: int, conventions: Iterable[ConventionInput]) -> YearResul
         lines.extend(convention_lines)
         borne.extend(convention_borne)
         findings.extend(convention_findings)
+        if any(f.code == "NOT_COMPUTED" for f in convention_findings):
+            # Its other services' lines stand, but no settlement (hence no état annuel) is
+            # made on an incomplete year: it would call or refund the wrong balance.
+            continue
         for payer in sorted(convention.payers, key=lambda p: p.siren):
             if payer.id == convention.payee.id:
                 continue

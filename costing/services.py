@@ -275,6 +275,11 @@ def unit_cost_notify(unit_cost: UnitCost, notified_on: date) -> UnitCost:
                 "date": f"{locked.notified_on:%d/%m/%Y}",
             }
         )
+    if notified_on > timezone.localdate():
+        raise UnitCostRefused(
+            _("La date de notification (%(date)s) ne peut être dans le futur.")
+            % {"date": f"{notified_on:%d/%m/%Y}"}
+        )
     locked.notified_on = notified_on
     locked.save(update_fields=["notified_on"])
     unit_cost.notified_on = notified_on
@@ -645,11 +650,29 @@ def sides(convention: Convention) -> tuple[Organisation, list[Organisation]]:
 
 def key_weights(line, terms, members, data: YearData) -> dict:
     """The key weights of a service line under a set of terms (population of the named vintage,
-    or the fixed shares of these terms); a key by units takes the units used instead."""
+    or the fixed shares of these terms); a key by units takes the units used instead.
+    ``members`` starts with the managing organisation."""
     if line.allocation_key == AllocationKey.POPULATION:
+        # Every member but the managing organisation (whose part the terms state) needs its
+        # population: a member left out would silently pay nothing, the others paying for it.
+        payee, others = members[0], members[1:]
+        lacking = [m for m in others if (m.pk, line.population_vintage) not in data.populations]
+        if lacking:
+            raise engine.EngineError(
+                _(
+                    "« %(service)s » : population municipale du millésime %(vintage)s inconnue "
+                    "pour %(names)s ; la répartition par population est impossible (un EPCI "
+                    "membre n'a pas de population : la clé doit lui donner une part)."
+                )
+                % {
+                    "service": line.service.name,
+                    "vintage": line.population_vintage,
+                    "names": ", ".join(m.name for m in lacking),
+                }
+            )
         return {
             m.pk: Decimal(data.populations[(m.pk, line.population_vintage)])
-            for m in members
+            for m in (payee, *others)
             if (m.pk, line.population_vintage) in data.populations
         }
     if line.allocation_key == AllocationKey.FIXED_SHARES:

@@ -203,10 +203,30 @@ def draft_for(settlement, convention, organisations, issued: set, lines, year) -
     )
 
 
+def approved_figures(draft: Statement) -> tuple:
+    """What the debtor sees and approves on a draft."""
+    return (
+        draft.snapshot.get("lines", []),
+        draft.total,
+        draft.ac_deduction,
+        draft.instalments_called,
+        draft.balance,
+        draft.balance_channel,
+    )
+
+
 def write_draft(draft: Statement, *, snapshot: dict, settlement, lines, context) -> Statement:
-    """Store the recomputed draft and its lines. A change of total voids the debtor's approval."""
+    """Store the recomputed draft and its lines. The debtor approved what the draft said: any
+    change of its lines, total, AC imputation, acomptes, balance or channel voids the approval."""
     total = Decimal(snapshot["total"])
-    if draft.pk and draft.total != total:
+    if draft.pk and approved_figures(draft) != (
+        snapshot["lines"],
+        total,
+        settlement.ac_deduction,
+        settlement.instalments_total,
+        settlement.balance,
+        settlement.channel,
+    ):
         draft.approved_at, draft.approved_by = None, None
     draft.snapshot = snapshot
     draft.total = total
@@ -444,15 +464,28 @@ def issue_refusals(statement: Statement, today: date | None = None) -> list[str]
             )
             % {"date": statement.review_until.strftime("%d/%m/%Y")}
         )
+    # D5211-16: the unit cost is « porté à la connaissance » of the beneficiaries; a statement
+    # never bills at a unit cost (computed, corrected or provisional) that was not notified.
+    unnotified = {}
     for line in statement.snapshot.get("lines", []):
-        if line.get("unit_cost_provisional") and not line.get("unit_cost_notified_on"):
-            reasons.append(
+        if line.get("unit_cost") is not None and not line.get("unit_cost_notified_on"):
+            name = line.get("service_name", line.get("service"))
+            unnotified.setdefault(name, bool(line.get("unit_cost_provisional")))
+    for name, provisional in unnotified.items():
+        reasons.append(
+            (
                 _(
                     "Le coût unitaire provisoire de « %(service)s » n'a jamais été notifié au "
                     "débiteur : notifiez-le avant d'émettre l'état."
                 )
-                % {"service": line.get("service_name", line.get("service"))}
+                if provisional
+                else _(
+                    "Le coût unitaire de « %(service)s » appliqué par cet état n'a pas été "
+                    "notifié au débiteur (D5211-16) : notifiez-le avant d'émettre l'état."
+                )
             )
+            % {"service": name}
+        )
     if statement.cancels_id is not None and changes_nothing(statement):
         reasons.append(
             _(

@@ -273,7 +273,7 @@ def test_weights_all_zero_is_an_error_not_a_lost_cost():
         "Archives",
         None,
         allocation_key=engine.KEY_POPULATION,
-        segments=(KeySegment(YEAR, {AUBIERE.id: D(0)}),),
+        segments=(KeySegment(YEAR, {AUBIERE.id: D(0)}, engine.MANAGING_NONE),),
         total_cost=D("10.00"),
     )
     result = compute_year(

@@ -33,11 +33,13 @@ def test_every_reference_model_is_registered():
         assert ("mutualisation", name) in REGISTERED
 
 
-# Records the application produces (statements, batches, acomptes) are never added by hand.
+# Records the application produces or guards (statements, batches, acomptes, usage) are never
+# added by hand in the admin.
 PRODUCED_BY_THE_APPLICATION = {
     ("costing", "statement"),
     ("costing", "batchjob"),
     ("costing", "instalment"),
+    ("costing", "usagerecord"),
 }
 
 
