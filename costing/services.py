@@ -62,6 +62,14 @@ def deadline_for(year: int, signature_date: date | None = None) -> date:
     )
 
 
+def convention_deadline(convention: Convention, year: int) -> date:
+    """The date by which a convention's unit costs of ``year`` are due to its beneficiaries:
+    the budget deadline, or three months after the signature in the year of signature. One rule
+    for the compliance page and the statements' « notifié tardivement »."""
+    signature = convention.signature_date
+    return deadline_for(year, signature if signature and signature.year == year else None)
+
+
 def cost_line_inputs(cost_base: CostBase) -> list[engine.CostLineInput]:
     return [
         engine.CostLineInput(
@@ -834,8 +842,7 @@ def compliance(year: int, inputs: YearInputs, result: engine.YearResult) -> list
         )
         lines = []
         notifications = []
-        signature = convention.signature_date
-        deadline = deadline_for(year, signature if signature and signature.year == year else None)
+        deadline = convention_deadline(convention, year)
         sources = []
         for service_line in convention.services.all():
             base = data.cost_bases.get(service_line.service_id)

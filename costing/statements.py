@@ -102,23 +102,21 @@ def organisation_snapshot(org: Organisation) -> dict:
     }
 
 
-def notification_flags(unit_cost) -> dict:
-    """Whether the unit cost was notified after its deadline (D5211-16: before the budget
-    adoption date), with the deadline, for the statement line."""
+def notification_flags(unit_cost, deadline: date) -> dict:
+    """Whether the unit cost was notified after the convention's deadline (D5211-16: before the
+    budget adoption date; three months after signature in its year), with the deadline."""
     late = bool(
         unit_cost is not None
         and unit_cost.notified_on is not None
-        and unit_cost.notified_on > unit_cost.notification_deadline
+        and unit_cost.notified_on > deadline
     )
     return {
         "unit_cost_late": late,
-        "unit_cost_notification_deadline": unit_cost.notification_deadline.isoformat()
-        if late
-        else None,
+        "unit_cost_notification_deadline": deadline.isoformat() if late else None,
     }
 
 
-def snapshot_line(line, unit_costs: dict) -> dict:
+def snapshot_line(line, unit_costs: dict, deadline: date) -> dict:
     unit_cost = unit_costs.get(line.service)
     data = line_as_dict(line)
     for key in ("convention", "payer", "payee"):
@@ -129,7 +127,7 @@ def snapshot_line(line, unit_costs: dict) -> dict:
         else None
     )
     if line.unit_cost is not None:
-        data.update(notification_flags(unit_cost))
+        data.update(notification_flags(unit_cost, deadline))
     return data
 
 
@@ -160,7 +158,10 @@ def build_snapshot(*, convention, payer, payee, year, lines, settlement, unit_co
             "ac_epci": account_dict(ac_epci),
             "ac_commune": account_dict(ac_commune),
         },
-        "lines": [snapshot_line(line, unit_costs) for line in lines],
+        "lines": [
+            snapshot_line(line, unit_costs, services.convention_deadline(convention, year))
+            for line in lines
+        ],
         "total": str(sum((line.amount for line in lines), Decimal("0.00"))),
         "settlement": {
             **settled,

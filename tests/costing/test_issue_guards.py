@@ -14,7 +14,8 @@ import time_machine
 from django.urls import reverse
 from pypdf import PdfReader
 
-from costing import statements
+from conventions.models import Convention
+from costing import services, statements
 from costing.models import BatchJob, Statement, StatementStatus, UsageRecord, UsageSource
 from tests.costing.conftest import issue_after_review
 
@@ -216,3 +217,19 @@ def test_a_batch_skips_a_refused_draft_records_why_and_issues_the_others(persona
     assert [s.payer.name for s in issued] == ["Commune A"]
     assert job.error.startswith("Projets non émis :\n")
     assert "Commune B : La commune peut formuler des remarques jusqu'au 30/01/2027" in job.error
+
+
+@pytest.mark.parametrize("unit_cost_kwargs", [{"notified_on": date(2026, 8, 20)}])
+def test_in_the_year_of_signature_late_means_three_months_after_signature(billed, unit_cost_kwargs):
+    """The statement's « notifié tardivement » and the compliance page use one deadline: three
+    months after a signature of the same year (here 01/06/2026 → 01/09/2026), not 30 April."""
+    Convention.objects.filter(pk=billed.convention.pk).update(signature_date=date(2026, 6, 1))
+    [line] = draft_of("Commune A").snapshot["lines"]
+    assert line["unit_cost_late"] is False
+    assert "LATE_NOTIFICATION" not in [
+        f.code for f in services.compute_reimbursements(2026).findings
+    ]
+    Convention.objects.filter(pk=billed.convention.pk).update(signature_date=date(2026, 3, 1))
+    [line] = draft_of("Commune A").snapshot["lines"]
+    assert (line["unit_cost_late"], line["unit_cost_notification_deadline"]) == (True, "2026-06-01")
+    assert "LATE_NOTIFICATION" in [f.code for f in services.compute_reimbursements(2026).findings]
