@@ -274,3 +274,51 @@ def test_the_statement_page_shows_the_ac_imputation_and_the_balance_channel(
     assert "− 21 900,00 €" in page
     assert "Titre de recettes émis par le créancier" in page
     assert "comptes 739211 (EPCI) et 73211 (commune)" in page
+
+
+def test_a_signed_avenant_that_changes_the_fixed_shares_splits_the_year(service_commun, territory):
+    from conventions.models import AllocationKey, Amendment, UsageForecast
+
+    line = service_commun.line
+    line.allocation_key, line.population_vintage = AllocationKey.FIXED_SHARES, None
+    line.save()
+    convention = bill(service_commun.convention)
+    cost_base(line.service)
+
+    def shares(terms, a, b):
+        for commune, percent in ((territory.commune_a, a), (territory.commune_b, b)):
+            UsageForecast.objects.create(
+                terms=terms,
+                service=line,
+                beneficiary=commune,
+                year=2026,
+                units=D(0),
+                fixed_share_percent=D(percent),
+            )
+
+    shares(service_commun.terms, 50, 50)
+    amendment = Amendment.objects.create(
+        convention=convention,
+        number=1,
+        object="Nouvelle clé",
+        effective_from=date(2026, 7, 1),
+        status=Amendment.AmendmentStatus.SIGNED,
+        signature_date=date(2026, 6, 15),
+    )
+    terms = TermsFactory(
+        convention=convention,
+        amendment=amendment,
+        effective_from=date(2026, 7, 1),
+        settlement_mode=SettlementMode.AC_IMPUTATION,
+        managing_share_mode=ManagingShare.NONE,
+    )
+    shares(terms, 80, 20)
+    result = services.compute_reimbursements(2026).result
+    # 36 500 € × 181 / 365 = 18 100 € shared 50 : 50, then 18 400 € shared 80 : 20.
+    assert [(x.payer.name, x.period.start, x.amount) for x in result.lines] == [
+        ("Commune A", date(2026, 1, 1), D("9050.00")),
+        ("Commune A", date(2026, 7, 1), D("14720.00")),
+        ("Commune B", date(2026, 1, 1), D("9050.00")),
+        ("Commune B", date(2026, 7, 1), D("3680.00")),
+    ]
+    assert result.total == D("36500.00")
