@@ -182,15 +182,11 @@ def build_snapshot(*, convention, payer, payee, year, lines, settlement, unit_co
     }
 
 
-def draft_for(settlement, convention, organisations, issued: set, lines, year) -> Statement | None:
-    """The payer's draft statement for the year, created when there is something to state;
-    None when the pair is already issued (and not under correction) or has nothing."""
-    draft = Statement.objects.filter(
-        convention=convention,
-        payer_id=settlement.payer.id,
-        year=year,
-        status=StatementStatus.DRAFT,
-    ).first()
+def draft_for(settlement, convention, organisations, issued: set, lines, year, drafts: dict):
+    """The payer's draft statement for the year (``drafts``: the year's drafts by convention and
+    payer id, loaded once), created when there is something to state; None when the pair is
+    already issued (and not under correction) or has nothing."""
+    draft = drafts.get((convention.pk, settlement.payer.id))
     key = (settlement.convention, settlement.payer.id)
     nothing = not lines and settlement.forecast == 0 and not settlement.called
     if draft is None and (key in issued or nothing):
@@ -297,13 +293,19 @@ def statements_prepare(year: int, conventions=None, payer_id=None) -> list[State
             year=year, status=StatementStatus.ISSUED, cancelled_by__isnull=True
         ).values_list("convention__reference", "payer_id")
     )
+    drafts = {
+        (d.convention_id, d.payer_id): d
+        for d in Statement.objects.filter(year=year, status=StatementStatus.DRAFT).select_related(
+            "payer", "payee"
+        )
+    }
     prepared = []
     for settlement in result.settlements:
         if payer_id is not None and settlement.payer.id != payer_id:
             continue
         lines = by_pair.get((settlement.convention, settlement.payer.id), [])
         convention = computed.conventions[settlement.convention]
-        draft = draft_for(settlement, convention, organisations, issued, lines, year)
+        draft = draft_for(settlement, convention, organisations, issued, lines, year, drafts)
         if draft is None:
             continue
         snapshot = build_snapshot(
