@@ -26,6 +26,7 @@ from conventions.models import (
     Termination,
     Terms,
     UsageForecast,
+    Vote,
 )
 from conventions.services import MAX_PERIODICITY_MONTHS, TERMS_FIELDS
 from mutualisation.models import Organisation
@@ -161,6 +162,26 @@ class DeliberationForm(forms.ModelForm):
             "link",
         ]
         widgets = date_widgets("date")
+
+    def clean(self):
+        cleaned = super().clean()
+        vote, for_, against = (
+            cleaned.get("vote"),
+            cleaned.get("votes_for"),
+            cleaned.get("votes_against"),
+        )
+        if for_ is not None and against is not None:
+            if vote == Vote.ADOPTED and for_ < against:
+                self.add_error(
+                    "vote",
+                    _("Une délibération adoptée ne peut avoir moins de voix pour que contre."),
+                )
+            elif vote == Vote.REJECTED and for_ > against:
+                self.add_error(
+                    "vote",
+                    _("Une délibération rejetée ne peut avoir plus de voix pour que contre."),
+                )
+        return cleaned
 
 
 PartyFormSet = inlineformset_factory(

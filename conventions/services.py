@@ -477,25 +477,85 @@ def terms_gaps(data: Loaded) -> list[str]:
     return gaps
 
 
+def preamble_gaps(data: Loaded) -> list[str]:
+    """A descending mise à disposition states its interest « dans le cadre d'une bonne
+    organisation des services », a legal condition of L5211-4-1 III (never a stock phrase put in
+    its place)."""
+    convention = data.convention
+    if (
+        convention.kind == ConventionKind.MISE_A_DISPOSITION
+        and direction_of(data.parties) == Direction.DESCENDANTE
+        and not convention.preamble.strip()
+    ):
+        return [
+            _(
+                "Préambule manquant : une mise à disposition descendante expose son intérêt dans "
+                "le cadre d'une bonne organisation des services (L5211-4-1 III)."
+            )
+        ]
+    return []
+
+
 def content_gaps(data: Loaded) -> list[str]:
-    return party_gaps(data) + service_gaps(data) + terms_gaps(data)
+    return party_gaps(data) + service_gaps(data) + terms_gaps(data) + preamble_gaps(data)
 
 
-def deliberation_gaps(parties, deliberations, *, what: str) -> list[str]:
+def latest_deliberations(deliberations) -> dict:
+    """Each organisation's latest deliberation (by date, then by entry): a council that rejected
+    and later adopted the act has adopted it; the latest vote decides."""
+    latest: dict = {}
+    for deliberation in sorted(deliberations, key=lambda d: (d.date, d.pk or 0)):
+        latest[deliberation.organisation_id] = deliberation
+    return latest
+
+
+def vote_gaps(deliberations) -> list[str]:
+    """Recorded vote counts must agree with the recorded outcome (a tie may go either way: the
+    president's casting vote, CGCT L2121-20)."""
     gaps = []
-    adopted = {d.organisation_id for d in deliberations if d.vote == Vote.ADOPTED}
-    rejected = [d.organisation for d in deliberations if d.vote == Vote.REJECTED]
-    lacking = [p.organisation for p in parties if p.organisation_id not in adopted]
+    for d in deliberations:
+        if d.votes_for is None or d.votes_against is None:
+            continue
+        if (d.vote == Vote.ADOPTED and d.votes_for < d.votes_against) or (
+            d.vote == Vote.REJECTED and d.votes_for > d.votes_against
+        ):
+            gaps.append(
+                _(
+                    "La délibération n° %(number)s de %(organisation)s est enregistrée comme "
+                    "« %(vote)s » avec %(for)s voix pour et %(against)s voix contre : corrigez le "
+                    "vote ou les voix."
+                )
+                % {
+                    "number": d.number,
+                    "organisation": d.organisation,
+                    "vote": d.get_vote_display().lower(),
+                    "for": d.votes_for,
+                    "against": d.votes_against,
+                }
+            )
+    return gaps
+
+
+def deliberation_gaps(parties, deliberations, *, what: str, rejected: str) -> list[str]:
+    """Each party's assembly approved the act: its latest deliberation adopts it.
+    ``what`` names the act (« la convention »); ``rejected`` is the sentence « … a été rejetée
+    par : %(names)s. » in the act's grammatical gender."""
+    gaps = []
+    latest = latest_deliberations(deliberations)
+    lacking = [p.organisation for p in parties if p.organisation_id not in latest]
+    refused = [
+        p.organisation
+        for p in parties
+        if p.organisation_id in latest and latest[p.organisation_id].vote == Vote.REJECTED
+    ]
     if lacking:
         gaps.append(
             _("Délibération approuvant %(what)s manquante pour : %(names)s.")
             % {"what": what, "names": names(lacking)}
         )
-    if rejected:
-        gaps.append(
-            _("%(what)s a été rejeté(e) par : %(names)s.")
-            % {"what": what, "names": names(rejected)}
-        )
+    if refused:
+        gaps.append(rejected % {"names": names(refused)})
+    gaps += vote_gaps(deliberations)
     today = timezone.localdate()
     future = [d for d in deliberations if d.date > today]
     if future:
@@ -532,6 +592,24 @@ def staff_body_gaps(data: Loaded) -> list[str]:
                     "organisation": opinion.organisation,
                     "expected": expected,
                     "body": opinion.body,
+                }
+            )
+    sheet = data.impact_sheet
+    if sheet is not None:
+        early = [o for o in staff_opinions if o.date < sheet.established_on]
+        if early:
+            gaps.append(
+                _(
+                    "La fiche d'impact, établie le %(date)s, doit précéder l'avis des instances, "
+                    "qui se prononcent sur la convention et ses annexes (L5211-4-2) : avis du "
+                    "%(opinions)s."
+                )
+                % {
+                    "date": fmt(sheet.established_on),
+                    "opinions": ", ".join(
+                        f"{fmt(o.date)} ({o.organisation})"
+                        for o in sorted(early, key=lambda o: o.date)
+                    ),
                 }
             )
     first_deliberation = {}
@@ -577,7 +655,12 @@ def gaps_for(
     data = load(convention)
     gaps = content_gaps(data)
     if target in (Status.DELIBERATED, Status.SIGNED):
-        gaps += deliberation_gaps(data.parties, data.deliberations, what=_("la convention"))
+        gaps += deliberation_gaps(
+            data.parties,
+            data.deliberations,
+            what=_("la convention"),
+            rejected=_("La convention a été rejetée par : %(names)s."),
+        )
         gaps += staff_body_gaps(data)
     if target == Status.SIGNED:
         gaps += signature_gaps(data, signature_date)
@@ -741,7 +824,11 @@ def amendment_sign(amendment: Amendment, *, signature_date: date) -> Amendment:
             % {"status": convention.get_status_display()}
         )
     missing += deliberation_gaps(
-        parties, deliberations, what=_("l'avenant n° %(number)s") % {"number": amendment.number}
+        parties,
+        deliberations,
+        what=_("l'avenant n° %(number)s") % {"number": amendment.number},
+        rejected=_("L'avenant n° %(number)s a été rejeté par : %(names)s.")
+        % {"number": amendment.number, "names": "%(names)s"},
     )
     data = load(convention)
     data.terms = amendment.terms

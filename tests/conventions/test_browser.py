@@ -30,6 +30,10 @@ def test_manager_creates_a_convention_then_puts_it_into_consultation(live_server
     page.get_by_label("Intitulé").fill("Mise à disposition du service des archives")
     page.get_by_label("Type de convention").select_option(label="Mise à disposition de services")
     page.get_by_label("Objet").fill("Traitement des archives de la commune de Beaumont.")
+    page.get_by_label("Préambule").fill(
+        "Dans le cadre d'une bonne organisation des services, la Métropole met son service des "
+        "archives à la disposition de Beaumont, qui n'en dispose pas."
+    )
     page.get_by_label("Date de prise d'effet").fill("2027-01-01")
     page.get_by_label("Modalité de règlement").select_option(label="Titre de recettes")
     page.get_by_label("Périodicité des remboursements (mois)").fill("18")

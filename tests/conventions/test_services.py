@@ -168,7 +168,67 @@ def test_a_rejecting_deliberation_blocks_the_convention(mad_descendante, territo
     add_deliberations(convention, [territory.epci, territory.commune_a, territory.commune_b])
     Deliberation.objects.filter(organisation=territory.commune_b).update(vote=Vote.REJECTED)
     message = refusal(convention, "deliberate")
-    assert "rejeté(e) par : Commune B" in message
+    assert "La convention a été rejetée par : Commune B." in message
+
+
+def test_the_latest_deliberation_of_a_council_decides(mad_descendante, territory):
+    """Before: a council that rejected the convention, then adopted it by a new deliberation,
+    blocked it forever."""
+    convention = reach(mad_descendante.convention, "submit")
+    add_deliberations(convention, [territory.epci, territory.commune_a, territory.commune_b])
+    Deliberation.objects.filter(organisation=territory.commune_b).update(vote=Vote.REJECTED)
+    Deliberation.objects.create(
+        convention=convention,
+        organisation=territory.commune_b,
+        assembly="Conseil municipal",
+        date=date(2025, 12, 15),
+        number="B-2025-099",
+        object="Nouvel examen de la convention",
+    )
+    assert reach(convention, "deliberate").status == Status.DELIBERATED
+
+
+def test_vote_counts_must_agree_with_the_outcome(mad_descendante, territory):
+    """Before: « adoptée » with 3 voix pour and 40 contre was accepted."""
+    convention = reach(mad_descendante.convention, "submit")
+    add_deliberations(convention, [territory.epci, territory.commune_a, territory.commune_b])
+    Deliberation.objects.filter(organisation=territory.commune_a).update(
+        votes_for=3, votes_against=40
+    )
+    message = refusal(convention, "deliberate")
+    assert "est enregistrée comme « adoptée » avec 3 voix pour et 40 voix contre" in message
+    Deliberation.objects.filter(organisation=territory.commune_a).update(
+        votes_for=20,
+        votes_against=20,  # a tie, decided by the president's casting vote
+    )
+    assert reach(convention, "deliberate").status == Status.DELIBERATED
+
+
+def test_the_deliberation_form_refuses_counts_contrary_to_the_vote():
+    from conventions.forms import DeliberationForm
+
+    form = DeliberationForm(
+        {
+            "assembly": "Conseil municipal",
+            "date": "2025-12-10",
+            "number": "12",
+            "vote": Vote.ADOPTED,
+            "votes_for": "3",
+            "votes_against": "40",
+        }
+    )
+    assert not form.is_valid()
+    assert form.errors["vote"] == [
+        "Une délibération adoptée ne peut avoir moins de voix pour que contre."
+    ]
+
+
+def test_a_descending_mad_states_its_interest_in_its_preamble(mad_descendante, territory):
+    Convention.objects.filter(pk=mad_descendante.convention.pk).update(preamble="  ")
+    convention = Convention.objects.get(pk=mad_descendante.convention.pk)
+    assert "Préambule manquant : une mise à disposition descendante expose son intérêt" in (
+        refusal(convention, "submit")
+    )
 
 
 @time_machine.travel(TODAY)
@@ -215,6 +275,22 @@ def test_service_commun_needs_its_impact_sheet_and_staff_body_opinions(service_c
         in message
     )
     complete_service_commun_file(convention, everyone)
+    assert reach(convention, "deliberate").status == Status.DELIBERATED
+
+
+def test_the_impact_sheet_precedes_the_staff_body_opinions(service_commun, territory):
+    """Before: a fiche d'impact dated after the CST opinions passed; the CST gives its opinion
+    on the convention and its annexes (L5211-4-2)."""
+    from conventions.models import ImpactSheet
+
+    convention = reach(service_commun.convention, "submit")
+    everyone = [territory.epci, territory.commune_a, territory.commune_b]
+    add_deliberations(convention, everyone)
+    complete_service_commun_file(convention, everyone)  # fiche 01/10/2025, opinions 15/11/2025
+    ImpactSheet.objects.filter(convention=convention).update(established_on=date(2025, 11, 20))
+    message = refusal(convention, "deliberate")
+    assert "La fiche d'impact, établie le 20/11/2025, doit précéder l'avis des instances" in message
+    ImpactSheet.objects.filter(convention=convention).update(established_on=date(2025, 11, 1))
     assert reach(convention, "deliberate").status == Status.DELIBERATED
 
 
