@@ -367,11 +367,37 @@ def party_gaps(data: Loaded) -> list[str]:
     return gaps
 
 
+def service_provider_gaps(data: Loaded) -> list[str]:
+    """The services made available are those of the party that makes them available
+    (L5211-4-1: the provider's services; L5211-4-2: the service commun is the managing
+    organisation's): a MAD by the Métropole of a service Clermont-Ferrand provides is refused."""
+    convention = data.convention
+    if convention.kind == ConventionKind.SERVICE_COMMUN:
+        owner = convention.managing_organisation
+    elif convention.kind == ConventionKind.MISE_A_DISPOSITION:
+        providers = [p.organisation for p in data.parties if p.role == PartyRole.PROVIDER]
+        owner = providers[0] if len(providers) == 1 else None
+    else:
+        return []
+    if owner is None:
+        return []  # the missing provider or manager is reported by party_gaps
+    return [
+        _(
+            "Le service « %(service)s » relève de %(provider)s, pas de %(owner)s qui le met à "
+            "disposition : choisissez un service de %(owner)s."
+        )
+        % {"service": line.service.name, "provider": line.service.provider, "owner": owner}
+        for line in data.services
+        if line.service.provider_id != owner.pk
+    ]
+
+
 def service_gaps(data: Loaded) -> list[str]:
     convention, services = data.convention, data.services
     gaps = []
     if not services and convention.kind != ConventionKind.MAD_AGENT:
         gaps.append(_("Aucun service couvert par la convention."))
+    gaps += service_provider_gaps(data)
     if convention.kind == ConventionKind.SERVICE_COMMUN:
         members = [p.organisation for p in data.parties]
         for line in services:

@@ -527,3 +527,15 @@ def test_an_avenant_after_the_end_of_the_convention_is_refused(signed_mad):
                 settlement_mode=SettlementMode.TITRE, periodicity_months=6, unit_cost_method="x"
             ),
         )
+
+
+def test_a_mad_makes_available_only_the_providers_own_services(mad_descendante, territory):
+    """Before: a MAD by the Métropole of a service provided by a commune was accepted."""
+    service = mad_descendante.service
+    service.provider = territory.commune_a
+    service.save()
+    message = refusal(mad_descendante.convention, "submit")
+    assert (
+        f"Le service « {service.name} » relève de Commune A, pas de Métropole de test qui le met "
+        "à disposition" in message
+    )
