@@ -7,6 +7,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.forms import inlineformset_factory
 from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from pypdf import PdfReader
 from pypdf.errors import PdfReadError
@@ -163,6 +164,9 @@ class DeliberationForm(forms.ModelForm):
         ]
         widgets = date_widgets("date")
 
+    def clean_date(self):
+        return not_in_the_future(self.cleaned_data.get("date"))
+
     def clean(self):
         cleaned = super().clean()
         vote, for_, against = (
@@ -233,11 +237,29 @@ ForecastFormSet = inlineformset_factory(
 )
 
 
+def not_in_the_future(day):
+    if day is not None and day > timezone.localdate():
+        raise ValidationError(_("Cette date ne peut être dans le futur."))
+    return day
+
+
 class OpinionForm(forms.ModelForm):
+    """A staff-body opinion: given for one of the convention's parties, on a past date."""
+
     class Meta:
         model = StaffBodyOpinion
         fields = ["organisation", "body", "date", "opinion"]
         widgets = date_widgets("date")
+
+    def __init__(self, *args, convention=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if convention is not None:
+            self.fields["organisation"].queryset = Organisation.objects.filter(
+                parties__convention=convention
+            ).order_by("name")
+
+    def clean_date(self):
+        return not_in_the_future(self.cleaned_data.get("date"))
 
 
 class ImpactSheetForm(forms.ModelForm):

@@ -204,13 +204,24 @@ def convention_add_related(request, reference, kind):
     if kind not in RELATED_FORMS:
         raise PermissionDenied
     form_class, title = RELATED_FORMS[kind]
+    if kind in ("avis", "fiche-impact") and not convention.is_editable:
+        # What the assemblies deliberated on no longer changes, except by avenant.
+        messages.error(
+            request,
+            _(
+                "La convention est %(status)s : la fiche d'impact et les avis sur lesquels les "
+                "assemblées ont délibéré ne se modifient plus que par avenant."
+            )
+            % {"status": convention.get_status_display().lower()},
+        )
+        return redirect(convention)
     instance = None
     if kind == "fiche-impact":
         if convention.kind != ConventionKind.SERVICE_COMMUN:
             raise PermissionDenied
         instance = ImpactSheet.objects.filter(convention=convention).first()
     kwargs = {"instance": instance}
-    if kind == "agent":
+    if kind in ("agent", "avis"):
         kwargs["convention"] = convention
     form = form_class(request.POST or None, request.FILES or None, **kwargs)
     if request.method == "POST" and form.is_valid():
