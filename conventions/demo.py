@@ -149,6 +149,7 @@ DEMO = [
         object="Création d'un service commun chargé de l'instruction des autorisations et actes "
         "relatifs à l'occupation du sol au nom des maires.",
         settlement=SettlementMode.MIXED,
+        instalments=0,  # the forecast is imputed on the AC, never called in acomptes
         allocation_key=AllocationKey.UNITS,
         forecasts={
             "63014": "210",

@@ -23,6 +23,7 @@ from conventions.models import (
     ImpactSheet,
     ManagingShare,
     Party,
+    SettlementMode,
     StaffBodyOpinion,
     Termination,
     Terms,
@@ -106,6 +107,17 @@ class TermsForm(forms.ModelForm):
         end_date = cleaned.get("end_date")
         if end_date and self.start_date and end_date <= self.start_date:
             self.add_error("end_date", _("L'échéance doit suivre la date de prise d'effet."))
+        if cleaned.get("settlement_mode") in (
+            SettlementMode.AC_IMPUTATION,
+            SettlementMode.MIXED,
+        ) and cleaned.get("instalment_count"):
+            self.add_error(
+                "instalment_count",
+                _(
+                    "Réglée sur l'attribution de compensation, la prévision n'est pas appelée en "
+                    "acomptes : indiquez 0."
+                ),
+            )
         mode, value = cleaned.get("managing_share_mode"), cleaned.get("managing_share_value")
         if mode in ("", ManagingShare.NONE) and value is not None:
             self.add_error(

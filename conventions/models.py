@@ -350,6 +350,14 @@ class Terms(models.Model):
             return _("Conditions de l'avenant n° %(number)s") % {"number": self.amendment.number}
         return _("Conditions initiales")
 
+    @property
+    def settles_on_ac_only(self) -> bool:
+        return self.settlement_mode == SettlementMode.AC_IMPUTATION
+
+    @property
+    def settles_mixed(self) -> bool:
+        return self.settlement_mode == SettlementMode.MIXED
+
 
 class UsageForecast(models.Model):
     """Forecast units of use per beneficiary and year (D5211-16), part of a set of terms."""

@@ -466,6 +466,15 @@ def terms_gaps(data: Loaded) -> list[str]:
                     % {"service": line.service, "names": names(lacking)}
                 )
     if terms.settlement_mode in (SettlementMode.AC_IMPUTATION, SettlementMode.MIXED):
+        if terms.instalment_count:
+            gaps.append(
+                _(
+                    "Réglée sur l'attribution de compensation, la prévision n'est pas appelée en "
+                    "acomptes : le nombre d'acomptes doit être 0 (la convention en promet "
+                    "%(count)s)."
+                )
+                % {"count": terms.instalment_count}
+            )
         if convention.kind != ConventionKind.SERVICE_COMMUN:
             gaps.append(
                 _(

@@ -310,7 +310,7 @@ def test_staff_body_must_be_a_cst_from_2023_and_precede_the_deliberation(service
 
 def test_ac_imputation_requires_an_fpu_epci(service_commun, territory):
     Terms.objects.filter(pk=service_commun.terms.pk).update(
-        settlement_mode=SettlementMode.AC_IMPUTATION
+        settlement_mode=SettlementMode.AC_IMPUTATION, instalment_count=0
     )
     type(territory.epci).objects.filter(pk=territory.epci.pk).update(tax_regime=TaxRegime.FA)
     message = refusal(service_commun.convention, "submit")
@@ -539,3 +539,36 @@ def test_a_mad_makes_available_only_the_providers_own_services(mad_descendante, 
         f"Le service « {service.name} » relève de Commune A, pas de Métropole de test qui le met "
         "à disposition" in message
     )
+
+
+def test_a_convention_settled_on_the_ac_promises_no_acomptes(service_commun):
+    """Before: a mixed convention's PDF promised 4 acomptes a year that are never called."""
+    Terms.objects.filter(pk=service_commun.terms.pk).update(
+        settlement_mode=SettlementMode.MIXED, instalment_count=4
+    )
+    assert "le nombre d'acomptes doit être 0 (la convention en promet 4)" in refusal(
+        service_commun.convention, "submit"
+    )
+    Terms.objects.filter(pk=service_commun.terms.pk).update(instalment_count=0)
+    assert reach(service_commun.convention, "submit").status == Status.CONSULTATION
+
+
+def test_the_document_states_the_settlement_as_computed(client, personas, service_commun):
+    import io
+    import re
+
+    from django.urls import reverse
+    from pypdf import PdfReader
+
+    Terms.objects.filter(pk=service_commun.terms.pk).update(
+        settlement_mode=SettlementMode.AC_IMPUTATION, instalment_count=0
+    )
+    client.force_login(personas.manager)
+    response = client.get(reverse("conventions:pdf", args=[service_commun.convention.reference]))
+    text = re.sub(
+        r"\s+",
+        " ",
+        " ".join(p.extract_text() for p in PdfReader(io.BytesIO(response.content)).pages),
+    )
+    assert "reporté sur l'attribution de compensation de l'exercice suivant" in text
+    assert "acompte" not in text
