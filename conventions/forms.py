@@ -260,7 +260,7 @@ class OpinionForm(forms.ModelForm):
 
     class Meta:
         model = StaffBodyOpinion
-        fields = ["organisation", "body", "date", "opinion"]
+        fields = ["organisation", "body", "body_name", "date", "opinion"]
         widgets = date_widgets("date")
 
     def __init__(self, *args, convention=None, **kwargs):

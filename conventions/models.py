@@ -527,6 +527,9 @@ class Deliberation(models.Model):
 
 class StaffBody(models.TextChoices):
     CST = "CST", _("Comité social territorial")
+    # A collectivité of fewer than 50 agents has no CST of its own: the CST placed with its
+    # centre de gestion is competent (for the territory, the CDG of the Puy-de-Dôme).
+    CST_CDG = "CDG", _("Comité social territorial du centre de gestion")
     CT = "CT", _("Comité technique (avant le 1er janvier 2023)")
     CAP = "CAP", _("Commission administrative paritaire")
     CCP = "CCP", _("Commission consultative paritaire")
@@ -554,6 +557,12 @@ class StaffBodyOpinion(models.Model):
         Organisation, verbose_name=_("organisation"), on_delete=models.PROTECT, related_name="+"
     )
     body = models.CharField(_("instance"), max_length=3, choices=StaffBody.choices)
+    body_name = models.CharField(
+        _("instance ayant rendu l'avis"),
+        max_length=200,
+        blank=True,
+        help_text=_("Ex. : CST du centre de gestion du Puy-de-Dôme."),
+    )
     date = models.DateField(_("date de l'avis"))
     opinion = models.CharField(_("avis"), max_length=12, choices=Opinion.choices)
 

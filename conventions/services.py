@@ -609,7 +609,9 @@ def staff_body_gaps(data: Loaded) -> list[str]:
         return gaps
     if data.impact_sheet is None:
         gaps.append(_("Fiche d'impact manquante (obligatoire pour un service commun, L5211-4-2)."))
-    staff_opinions = [o for o in data.opinions if o.body in (StaffBody.CST, StaffBody.CT)]
+    staff_opinions = [
+        o for o in data.opinions if o.body in (StaffBody.CST, StaffBody.CST_CDG, StaffBody.CT)
+    ]
     have = {o.organisation_id for o in staff_opinions}
     lacking = [p.organisation for p in data.parties if p.organisation_id not in have]
     if lacking:
@@ -619,6 +621,16 @@ def staff_body_gaps(data: Loaded) -> list[str]:
         )
     for opinion in staff_opinions:
         expected = StaffBody.CST if opinion.date >= CST_FROM else StaffBody.CT
+        if opinion.body == StaffBody.CST_CDG and opinion.date >= CST_FROM:
+            if not opinion.body_name.strip():
+                gaps.append(
+                    _(
+                        "L'avis du %(date)s de %(organisation)s a été rendu par le CST d'un centre "
+                        "de gestion : nommez ce centre de gestion."
+                    )
+                    % {"date": fmt(opinion.date), "organisation": opinion.organisation}
+                )
+            continue
         if opinion.body != expected:
             gaps.append(
                 _("L'avis du %(date)s de %(organisation)s relève du %(expected)s, pas du %(body)s.")

@@ -572,3 +572,19 @@ def test_the_document_states_the_settlement_as_computed(client, personas, servic
     )
     assert "reporté sur l'attribution de compensation de l'exercice suivant" in text
     assert "acompte" not in text
+
+
+def test_a_small_commune_gives_its_opinion_through_the_cst_of_its_centre_de_gestion(
+    service_commun, territory
+):
+    """A commune under 50 agents has no CST: the CST of its centre de gestion is competent."""
+    convention = reach(service_commun.convention, "submit")
+    everyone = [territory.epci, territory.commune_a, territory.commune_b]
+    add_deliberations(convention, everyone)
+    complete_service_commun_file(convention, everyone)
+    StaffBodyOpinion.objects.filter(organisation=territory.commune_b).update(body=StaffBody.CST_CDG)
+    assert "nommez ce centre de gestion" in refusal(convention, "deliberate")
+    StaffBodyOpinion.objects.filter(organisation=territory.commune_b).update(
+        body_name="comité social territorial du centre de gestion du Puy-de-Dôme"
+    )
+    assert reach(convention, "deliberate").status == Status.DELIBERATED
