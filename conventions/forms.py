@@ -173,6 +173,7 @@ class DeliberationForm(forms.ModelForm):
             "votes_against",
             "abstentions",
             "link",
+            "designates_manager",
         ]
         widgets = date_widgets("date")
 

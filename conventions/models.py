@@ -500,6 +500,14 @@ class Deliberation(models.Model):
     votes_against = models.PositiveIntegerField(_("voix contre"), null=True, blank=True)
     abstentions = models.PositiveIntegerField(_("abstentions"), null=True, blank=True)
     link = models.URLField(_("lien vers l'acte"), blank=True)
+    designates_manager = models.BooleanField(
+        _("désigne la commune gestionnaire du service commun"),
+        default=False,
+        help_text=_(
+            "Délibération de l'EPCI choisissant la commune qui gère le service commun, à titre "
+            "dérogatoire (L5211-4-2)."
+        ),
+    )
 
     history = HistoricalRecords()
 

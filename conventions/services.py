@@ -601,6 +601,29 @@ def deliberation_gaps(parties, deliberations, *, what: str, rejected: str) -> li
     return gaps
 
 
+def manager_designation_gaps(data: Loaded) -> list[str]:
+    """A service commun is managed by the EPCI; a commune manages it only when chosen by a
+    deliberation of the EPCI's council (L5211-4-2, « à titre dérogatoire »)."""
+    convention = data.convention
+    manager = convention.managing_organisation
+    if convention.kind != ConventionKind.SERVICE_COMMUN or manager is None or manager.is_epci:
+        return []
+    designated = any(
+        d.designates_manager and d.organisation.is_epci and d.vote == Vote.ADOPTED
+        for d in data.deliberations
+    )
+    if designated:
+        return []
+    return [
+        _(
+            "%(manager)s ne peut gérer le service commun que si le conseil de l'EPCI l'a "
+            "choisie par délibération (L5211-4-2) : cochez « désigne la commune gestionnaire » "
+            "sur cette délibération de l'EPCI."
+        )
+        % {"manager": manager}
+    ]
+
+
 def staff_body_gaps(data: Loaded) -> list[str]:
     """Service commun: fiche d'impact, and the opinion of each party's staff body (CST from
     2023-01-01, comité technique before), given before its deliberation."""
@@ -709,6 +732,7 @@ def gaps_for(
             rejected=_("La convention a été rejetée par : %(names)s."),
         )
         gaps += staff_body_gaps(data)
+        gaps += manager_designation_gaps(data)
     if target == Status.SIGNED:
         gaps += signature_gaps(data, signature_date)
     return gaps

@@ -588,3 +588,22 @@ def test_a_small_commune_gives_its_opinion_through_the_cst_of_its_centre_de_gest
         body_name="comité social territorial du centre de gestion du Puy-de-Dôme"
     )
     assert reach(convention, "deliberate").status == Status.DELIBERATED
+
+
+def test_a_commune_manages_a_service_commun_only_when_the_epci_chose_it(service_commun, territory):
+    """Before: any member could be named manager."""
+    Convention.objects.filter(pk=service_commun.convention.pk).update(
+        managing_organisation=territory.commune_a
+    )
+    service = service_commun.line.service
+    service.provider = territory.commune_a  # the service commun is the managing commune's
+    service.save()
+    convention = reach(Convention.objects.get(pk=service_commun.convention.pk), "submit")
+    everyone = [territory.epci, territory.commune_a, territory.commune_b]
+    add_deliberations(convention, everyone)
+    complete_service_commun_file(convention, everyone)
+    assert "Commune A ne peut gérer le service commun que si le conseil de l'EPCI l'a choisie" in (
+        refusal(convention, "deliberate")
+    )
+    Deliberation.objects.filter(organisation=territory.epci).update(designates_manager=True)
+    assert reach(convention, "deliberate").status == Status.DELIBERATED
