@@ -58,3 +58,29 @@ def test_the_convention_document_states_the_epcis_part(client, personas, service
     )
     assert "organisation gestionnaire, supporte une part fixe de 25 % du coût" in text
     assert "populations municipales du millésime 2023" in text
+
+
+def convention_text(client, reference):
+    response = client.get(reverse("conventions:pdf", args=[reference]))
+    return re.sub(
+        r"\s+",
+        " ",
+        " ".join(p.extract_text() for p in PdfReader(io.BytesIO(response.content)).pages),
+    )
+
+
+def test_the_agents_article_of_a_service_commun_follows_l5211_4_2(client, personas, service_commun):
+    """Before: a service commun's agents article used the mise-à-disposition wording (agents
+    keep their employer, functional authority of the beneficiary)."""
+    client.force_login(personas.manager)
+    text = convention_text(client, service_commun.convention.reference)
+    assert "sont transférés de plein droit à Métropole de test" in text
+    assert "autorité fonctionnelle du maire ou du président de l'établissement public" in text
+    assert "autorité fonctionnelle du bénéficiaire" not in text
+
+
+def test_the_agents_article_of_a_mad_follows_l5211_4_1(client, personas, mad_descendante):
+    client.force_login(personas.manager)
+    text = convention_text(client, mad_descendante.convention.reference)
+    assert "mis à disposition à titre individuel du bénéficiaire" in text
+    assert "transférés de plein droit" not in text
