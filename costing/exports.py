@@ -67,12 +67,12 @@ def settlement_as_dict(s) -> dict:
         "instalments_total": str(s.instalments_total),
         "actual": str(s.actual),
         "balance": str(s.balance),
-        "direction": direction_of(s.balance),
+        "direction": balance_direction(s.balance),
         "channel": s.channel,
     }
 
 
-def direction_of(balance) -> str:
+def balance_direction(balance) -> str:
     """Who pays the balance: TO_COLLECT (the payer owes it), TO_REFUND (the payee gives it
     back), SETTLED (nothing)."""
     return "TO_COLLECT" if balance > 0 else "TO_REFUND" if balance < 0 else "SETTLED"

@@ -21,42 +21,52 @@ class InstalmentRefused(Exception):
         super().__init__("; ".join(self.reasons))
 
 
-@transaction.atomic
-def instalments_call(year: int, *, up_to: date, conventions=None) -> list[Instalment]:
-    """Record, for every payer, the planned acomptes of ``year`` due on or before ``up_to``
-    that are not recorded yet. Idempotent: an acompte already called (or cancelled) is never
-    called again nor changed."""
-    lock_year(year)  # the same lock as preparing and issuing the year's statements
+def planned_not_called(year: int, conventions=None) -> list[tuple]:
+    """The acomptes the engine plans for ``year`` that are not recorded yet (a called or
+    cancelled rank is never called again), as (convention, settlement, planned instalment),
+    by due date; none for a pair whose état annuel is issued: the year is regularised."""
     computed = services.compute_reimbursements(year, conventions)
     recorded = set(
         Instalment.objects.filter(year=year).values_list("convention_id", "payer_id", "rank")
     )
-    # Once the état annuel is issued, the year is regularised: no acompte is called after it.
     regularised = set(
         Statement.objects.filter(
             year=year, status=StatementStatus.ISSUED, cancelled_by__isnull=True
         ).values_list("convention_id", "payer_id")
     )
-    called = []
+    pending = []
     for settlement in computed.result.settlements:
         convention = computed.conventions[settlement.convention]
         if (convention.pk, settlement.payer.id) in regularised:
             continue
-        for planned in settlement.planned:
-            key = (convention.pk, settlement.payer.id, planned.rank)
-            if planned.due_date > up_to or key in recorded:
-                continue
-            called.append(
-                Instalment(
-                    convention=convention,
-                    payer_id=settlement.payer.id,
-                    payee_id=settlement.payee.id,
-                    year=year,
-                    rank=planned.rank,
-                    due_date=planned.due_date,
-                    amount=planned.amount,
-                )
-            )
+        pending += [
+            (convention, settlement, planned)
+            for planned in settlement.planned
+            if (convention.pk, settlement.payer.id, planned.rank) not in recorded
+        ]
+    return sorted(
+        pending, key=lambda item: (item[2].due_date, item[0].reference, item[1].payer.name)
+    )
+
+
+@transaction.atomic
+def instalments_call(year: int, *, up_to: date, conventions=None) -> list[Instalment]:
+    """Record the planned acomptes of ``year`` due on or before ``up_to`` and not recorded yet.
+    Idempotent: an acompte already called (or cancelled) is never called again nor changed."""
+    lock_year(year)  # the same lock as preparing and issuing the year's statements
+    called = [
+        Instalment(
+            convention=convention,
+            payer_id=settlement.payer.id,
+            payee_id=settlement.payee.id,
+            year=year,
+            rank=planned.rank,
+            due_date=planned.due_date,
+            amount=planned.amount,
+        )
+        for convention, settlement, planned in planned_not_called(year, conventions)
+        if planned.due_date <= up_to
+    ]
     for instalment in called:
         instalment.save()  # one by one, so that the history records each call
     return called
@@ -108,11 +118,11 @@ def instalment_record_titre(instalment: Instalment, number: str) -> Instalment:
 @transaction.atomic
 def instalment_record_payment(instalment: Instalment, paid_on: date) -> Instalment:
     instalment = Instalment.objects.select_for_update().get(pk=instalment.pk)
-    reasons = [
-        reason
-        for reason in locked_reasons(instalment)
-        if instalment.status == InstalmentStatus.CANCELLED
-    ]
+    # An encaissement is recorded even after the état annuel is issued: it only follows the
+    # titre the comptable already holds.
+    reasons = []
+    if instalment.status == InstalmentStatus.CANCELLED:
+        reasons.append(_("Cet acompte est annulé."))
     if instalment.status == InstalmentStatus.CALLED:
         reasons.append(_("Enregistrez d'abord le numéro du titre de cet acompte."))
     if instalment.status == InstalmentStatus.PAID:

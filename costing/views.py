@@ -712,16 +712,7 @@ def instalment_list(request, year):
         .select_related("convention", "payer", "payee")
         .order_by("due_date", "convention__reference", "payer__name", "rank")
     )
-    pending = []
-    if can_manage:
-        recorded = {(i.convention.reference, i.payer_id, i.rank) for i in called}
-        for settlement in services.compute_reimbursements(year).result.settlements:
-            pending += [
-                (settlement, planned)
-                for planned in settlement.planned
-                if (settlement.convention, settlement.payer.id, planned.rank) not in recorded
-            ]
-        pending.sort(key=lambda item: (item[1].due_date, item[0].convention, item[0].payer.name))
+    pending = instalments.planned_not_called(year) if can_manage else []
     return render(
         request,
         "costing/instalment_list.html",
