@@ -10,7 +10,6 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from conventions import services
 from conventions.models import (
     AgentAssignment,
     AgentRegime,
@@ -31,6 +30,7 @@ from conventions.models import (
     Terms,
     UsageForecast,
 )
+from conventions.services import amendments, in_force, records, transitions
 from mutualisation.models import Organisation, Service
 
 METRO_SIREN = "246300701"
@@ -265,7 +265,7 @@ def build(demo: DemoConvention) -> Convention:
         managing_share_mode=demo.managing_share,
         managing_share_value=Decimal(demo.managing_value) if demo.managing_value else None,
     )
-    services.convention_create(convention=convention, terms=terms)
+    records.convention_create(convention=convention, terms=terms)
     parties = []
     if demo.provider:
         provider = organisation(demo.provider)
@@ -336,27 +336,27 @@ def build(demo: DemoConvention) -> Convention:
             )
     stage = STAGES.index(demo.stage)
     if stage >= 1:
-        convention = services.convention_transition(convention, "submit")
+        convention = transitions.convention_transition(convention, "submit")
     if stage >= 2:
         add_deliberations(convention, parties, demo.deliberated_on)
-        convention = services.convention_transition(convention, "deliberate")
+        convention = transitions.convention_transition(convention, "deliberate")
     if stage >= 3:
-        convention = services.convention_transition(
+        convention = transitions.convention_transition(
             convention, "sign", signature_date=demo.signed_on
         )
     if stage >= 4:
-        convention = services.convention_transition(convention, "enter_into_force")
+        convention = transitions.convention_transition(convention, "enter_into_force")
     if demo.amendment:
         spec = demo.amendment
-        amendment = services.amendment_create(
+        amendment = amendments.amendment_create(
             convention=convention,
             amendment=Amendment(object=spec["object"], effective_from=spec["effective_from"]),
             terms=Terms(
-                **{**services.terms_values(terms), "periodicity_months": spec["periodicity"]}
+                **{**in_force.terms_values(terms), "periodicity_months": spec["periodicity"]}
             ),
         )
         add_deliberations(convention, parties, spec["deliberated_on"], amendment=amendment)
-        services.amendment_sign(amendment, signature_date=spec["signed_on"])
+        amendments.amendment_sign(amendment, signature_date=spec["signed_on"])
     return convention
 
 

@@ -51,7 +51,7 @@ class ConventionFilter(django_filters.FilterSet):
     def active_in(self, queryset, name, value):
         """Conventions applicable during the year, by the same rule as billing
         (``conventions.services.coverage``: avenants, termination, tacit renewal)."""
-        from conventions.services import coverage
+        from conventions.services.in_force import coverage
 
         year = int(value)
         if not 1900 <= year <= 2200:

@@ -1,5 +1,5 @@
 """Forms of the conventions screens: shape of the input and French messages, no legal rules
-(those are the gates in conventions/services.py)."""
+(those are the gates in conventions/services/gates.py)."""
 
 import hashlib
 
@@ -30,7 +30,8 @@ from conventions.models import (
     UsageForecast,
     Vote,
 )
-from conventions.services import MAX_PERIODICITY_MONTHS, TERMS_FIELDS
+from conventions.services.gates import MAX_PERIODICITY_MONTHS
+from conventions.services.in_force import TERMS_FIELDS
 from mutualisation.models import Organisation
 
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024

@@ -1,6 +1,6 @@
 """Conventions de mutualisation and what hangs on them: parties, services, versioned terms,
 forecasts, deliberations, staff-body opinions, impact sheet, agents, attachments, avenants and
-termination. Legal transitions live in conventions/services.py, not here."""
+termination. Legal transitions live in the conventions/services package, not here."""
 
 from django.conf import settings
 from django.core.exceptions import ValidationError

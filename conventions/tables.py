@@ -5,7 +5,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from conventions.models import Convention, ConventionKind, Direction
-from conventions.services import direction_of
+from conventions.services.in_force import direction_of
 
 
 class ConventionTable(tables.Table):

@@ -20,6 +20,7 @@ from conventions.models import (
     Status,
     Terms,
 )
+from conventions.services import amendments, in_force, overview, records, transitions
 from conventions.tables import ConventionTable
 from mutualisation.documents import render_pdf
 from mutualisation.rules import scope_of
@@ -54,7 +55,7 @@ def convention_list(request):
     context = {"filter": filterset, "table": table}
     if request.htmx:
         return render(request, "conventions/_convention_table.html", context)
-    context["alerts"] = services.alerts(within_days=ALERT_DAYS, conventions=visible)
+    context["alerts"] = overview.alerts(within_days=ALERT_DAYS, conventions=visible)
     context["alert_days"] = ALERT_DAYS
     return render(request, "conventions/convention_list.html", context)
 
@@ -62,7 +63,7 @@ def convention_list(request):
 def detail_context(request, convention):
     return {
         "convention": convention,
-        **services.convention_overview(convention),
+        **overview.convention_overview(convention),
         "can_edit": request.user.has_perm("conventions.change_convention", convention),
     }
 
@@ -111,7 +112,7 @@ def convention_create(request):
     convention, terms = Convention(), Terms()
     main, terms_form, formsets = convention_forms(request, convention, terms)
     if request.method == "POST" and all_valid(main, terms_form, *formsets.values()):
-        convention = services.convention_create(
+        convention = records.convention_create(
             convention=main.save(commit=False),
             terms=terms_form.save(commit=False),
             user=request.user,
@@ -137,18 +138,18 @@ def convention_edit(request, reference):
             _("Une convention délibérée ne se modifie plus que par avenant."),
         )
         return redirect(convention)
-    terms = services.initial_terms(convention)
+    terms = in_force.initial_terms(convention)
     main, terms_form, formsets = convention_forms(request, convention, terms)
     status = 200
     if request.method == "POST" and all_valid(main, terms_form, *formsets.values()):
         try:
-            services.convention_update(
+            records.convention_update(
                 convention=convention,
                 expected_version=main.cleaned_data["version"],
                 forms=[main, terms_form, *formsets.values()],
             )
         except services.StaleVersion:
-            main.add_error(None, services.stale_version_message(convention))
+            main.add_error(None, records.stale_version_message(convention))
             status = 409
         else:
             messages.success(request, _("Convention enregistrée."))
@@ -165,14 +166,16 @@ def convention_edit(request, reference):
 @require_POST
 def convention_transition(request, reference, name):
     convention = get_convention(request, reference, "conventions.change_convention")
-    if name not in services.TRANSITIONS:
+    if name not in transitions.TRANSITIONS:
         raise PermissionDenied
     signature_date = None
     if name == "sign":
         form = forms.SignatureForm(request.POST)
         signature_date = form.cleaned_data["signature_date"] if form.is_valid() else None
     try:
-        convention = services.convention_transition(convention, name, signature_date=signature_date)
+        convention = transitions.convention_transition(
+            convention, name, signature_date=signature_date
+        )
     except services.TransitionRefused as refused:
         context = detail_context(request, convention)
         context["refusal"] = {
@@ -225,7 +228,7 @@ def convention_add_related(request, reference, kind):
         kwargs["convention"] = convention
     form = form_class(request.POST or None, request.FILES or None, **kwargs)
     if request.method == "POST" and form.is_valid():
-        services.related_save(convention=convention, form=form, user=request.user)
+        records.related_save(convention=convention, form=form, user=request.user)
         messages.success(request, _("%(title)s enregistré(e).") % {"title": title})
         return redirect(convention)
     return render(
@@ -238,17 +241,17 @@ def convention_add_related(request, reference, kind):
 @login_required
 def amendment_create(request, reference):
     convention = get_convention(request, reference, "conventions.change_convention")
-    current = services.current_terms(convention)
+    current = in_force.current_terms(convention)
     form = forms.AmendmentForm(request.POST or None)
     terms_form = forms.TermsForm(
         request.POST or None,
-        instance=Terms(**services.terms_values(current)),
+        instance=Terms(**in_force.terms_values(current)),
         prefix="terms",
         start_date=convention.start_date,
     )
     if request.method == "POST" and all_valid(form, terms_form):
         try:
-            amendment = services.amendment_create(
+            amendment = amendments.amendment_create(
                 convention=convention,
                 amendment=form.save(commit=False),
                 terms=terms_form.save(commit=False),
@@ -280,7 +283,7 @@ def amendment_deliberation_add(request, reference, number):
     amendment = get_amendment(request, reference, number)
     form = forms.DeliberationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        services.amendment_deliberation_add(
+        amendments.amendment_deliberation_add(
             amendment=amendment, deliberation=form.save(commit=False)
         )
         messages.success(request, _("Délibération enregistrée."))
@@ -306,7 +309,7 @@ def amendment_sign(request, reference, number):
             raise services.TransitionRefused(
                 Amendment.AmendmentStatus.SIGNED, [_("Date de signature manquante.")]
             )
-        services.amendment_sign(amendment, signature_date=form.cleaned_data["signature_date"])
+        amendments.amendment_sign(amendment, signature_date=form.cleaned_data["signature_date"])
     except services.TransitionRefused as refused:
         context = detail_context(request, amendment.convention)
         context["refusal"] = {
@@ -324,7 +327,7 @@ def convention_terminate(request, reference):
     form = forms.TerminationForm(request.POST or None, convention=convention)
     if request.method == "POST" and form.is_valid():
         try:
-            services.convention_terminate(convention, form.save(commit=False))
+            transitions.convention_terminate(convention, form.save(commit=False))
         except services.TransitionRefused as refused:
             for reason in refused.missing:
                 form.add_error(None, reason)
@@ -352,7 +355,7 @@ def attachment_download(request, reference, pk):
 @login_required
 def convention_pdf(request, reference):
     convention = get_convention(request, reference)
-    pdf = render_pdf("conventions/convention_pdf.html", services.convention_document(convention))
+    pdf = render_pdf("conventions/convention_pdf.html", overview.convention_document(convention))
     response = HttpResponse(pdf, content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="{convention.reference}.pdf"'
     return response

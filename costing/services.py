@@ -25,7 +25,7 @@ from conventions.models import (
     SettlementMode,
     Status,
 )
-from conventions.services import (
+from conventions.services.in_force import (
     add_months,
     applicable_terms,
     coverage,
@@ -1045,7 +1045,7 @@ def simulation_chart(rows: list[SimulationRow]) -> dict:
 def dashboard(computed: Reimbursements) -> dict:
     """Finance dashboard figures for a year: totals by direction, commune and service, net
     positions, compliance findings and conventions ending soon; with Chart.js data."""
-    from conventions.services import alerts
+    from conventions.services.overview import alerts
 
     result = computed.result
     by_direction = {"EPCI_PROVIDES": Decimal("0.00"), "COMMUNE_PROVIDES": Decimal("0.00")}

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from conventions.models import Convention, SettlementMode
-from conventions.services import coverage
+from conventions.services.in_force import coverage
 from costing import engine, services
 from costing.exports import line_as_dict, settlement_as_dict
 from costing.models import (

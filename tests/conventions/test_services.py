@@ -25,6 +25,7 @@ from conventions.models import (
     UsageForecast,
     Vote,
 )
+from conventions.services import amendments, in_force, overview, records, transitions
 from mutualisation.models import TaxRegime
 from tests.conventions.conftest import add_deliberations, complete_service_commun_file
 from tests.factories import EpciFactory, EpciMembershipFactory, OrganisationFactory
@@ -36,13 +37,13 @@ TODAY = date(2026, 11, 28)
 
 def refusal(convention, name, **kwargs):
     with pytest.raises(services.TransitionRefused) as refused:
-        services.convention_transition(convention, name, **kwargs)
+        transitions.convention_transition(convention, name, **kwargs)
     return "\n".join(refused.value.missing)
 
 
 def reach(convention, *names, **kwargs):
     for name in names:
-        convention = services.convention_transition(convention, name, **kwargs)
+        convention = transitions.convention_transition(convention, name, **kwargs)
     return convention
 
 
@@ -50,9 +51,9 @@ def reach(convention, *names, **kwargs):
 
 
 def test_references_are_numbered_per_year_without_gaps():
-    assert services.next_reference(2025) == "CONV-2025-001"
-    assert services.next_reference(2025) == "CONV-2025-002"
-    assert services.next_reference(2026) == "CONV-2026-001"
+    assert records.next_reference(2025) == "CONV-2025-001"
+    assert records.next_reference(2025) == "CONV-2025-002"
+    assert records.next_reference(2026) == "CONV-2026-001"
 
 
 def test_create_gives_a_reference_and_initial_terms_from_the_start_date(territory):
@@ -63,10 +64,10 @@ def test_create_gives_a_reference_and_initial_terms_from_the_start_date(territor
         start_date=date(2027, 1, 1),
     )
     terms = Terms(settlement_mode=SettlementMode.TITRE, periodicity_months=6)
-    services.convention_create(convention=convention, terms=terms)
+    records.convention_create(convention=convention, terms=terms)
     assert convention.reference == "CONV-2027-001"
     assert convention.status == Status.DRAFT
-    assert services.initial_terms(convention).effective_from == date(2027, 1, 1)
+    assert in_force.initial_terms(convention).effective_from == date(2027, 1, 1)
 
 
 # --- parties -----------------------------------------------------------------------------------
@@ -74,12 +75,12 @@ def test_create_gives_a_reference_and_initial_terms_from_the_start_date(territor
 
 def test_direction_is_derived_from_who_provides(mad_descendante, territory):
     parties = list(mad_descendante.convention.parties.select_related("organisation"))
-    assert services.direction_of(parties) == Direction.DESCENDANTE
+    assert in_force.direction_of(parties) == Direction.DESCENDANTE
     ascending = [
         Party(organisation=territory.commune_a, role=PartyRole.PROVIDER),
         Party(organisation=territory.epci, role=PartyRole.BENEFICIARY),
     ]
-    assert services.direction_of(ascending) == Direction.ASCENDANTE
+    assert in_force.direction_of(ascending) == Direction.ASCENDANTE
 
 
 def test_mise_a_disposition_between_two_communes_is_refused_with_a_pointer(
@@ -352,7 +353,7 @@ def test_every_missing_item_is_listed_at_once(mad_descendante, territory):
     )
     UsageForecast.objects.all().delete()
     with pytest.raises(services.TransitionRefused) as refused:
-        services.convention_transition(mad_descendante.convention, "submit")
+        transitions.convention_transition(mad_descendante.convention, "submit")
     assert len(refused.value.missing) == 3
 
 
@@ -370,7 +371,7 @@ def signed_mad(mad_descendante, territory):
 @time_machine.travel(TODAY)
 def test_an_avenant_effective_in_july_leaves_the_terms_of_march_unchanged(signed_mad, territory):
     convention = signed_mad
-    amendment = services.amendment_create(
+    amendment = amendments.amendment_create(
         convention=convention,
         amendment=Amendment(
             object="Passage à une périodicité trimestrielle", effective_from=date(2026, 7, 1)
@@ -381,9 +382,9 @@ def test_an_avenant_effective_in_july_leaves_the_terms_of_march_unchanged(signed
     )
     assert amendment.number == 1
     # A draft avenant changes nothing, on any date.
-    assert services.terms_in_force(convention, date(2026, 8, 1)).periodicity_months == 12
+    assert in_force.terms_in_force(convention, date(2026, 8, 1)).periodicity_months == 12
     with pytest.raises(services.TransitionRefused) as refused:
-        services.amendment_sign(amendment, signature_date=date(2026, 6, 20))
+        amendments.amendment_sign(amendment, signature_date=date(2026, 6, 20))
     assert "Délibération approuvant l'avenant n° 1 manquante" in "\n".join(refused.value.missing)
     add_deliberations(
         convention,
@@ -391,9 +392,9 @@ def test_an_avenant_effective_in_july_leaves_the_terms_of_march_unchanged(signed
         day=date(2026, 6, 10),
         amendment=amendment,
     )
-    services.amendment_sign(amendment, signature_date=date(2026, 6, 20))
-    march = services.terms_in_force(convention, date(2026, 3, 1))
-    july = services.terms_in_force(convention, date(2026, 7, 1))
+    amendments.amendment_sign(amendment, signature_date=date(2026, 6, 20))
+    march = in_force.terms_in_force(convention, date(2026, 3, 1))
+    july = in_force.terms_in_force(convention, date(2026, 7, 1))
     assert (march.periodicity_months, march.amendment) == (12, None)
     assert (july.periodicity_months, july.amendment) == (3, amendment)
     # The forecasts carried over to the avenant's terms; the superseded ones stay.
@@ -403,7 +404,7 @@ def test_an_avenant_effective_in_july_leaves_the_terms_of_march_unchanged(signed
 @time_machine.travel(TODAY)
 def test_avenants_are_numbered_in_order(signed_mad):
     numbers = [
-        services.amendment_create(
+        amendments.amendment_create(
             convention=signed_mad,
             amendment=Amendment(object=f"Avenant {month}", effective_from=date(2026, month, 1)),
             terms=Terms(
@@ -417,7 +418,7 @@ def test_avenants_are_numbered_in_order(signed_mad):
 
 def test_an_avenant_on_a_draft_convention_is_refused(mad_descendante):
     with pytest.raises(services.TransitionRefused, match="convention signée ou en vigueur"):
-        services.amendment_create(
+        amendments.amendment_create(
             convention=mad_descendante.convention,
             amendment=Amendment(object="x", effective_from=date(2026, 7, 1)),
             terms=Terms(settlement_mode=SettlementMode.TITRE, periodicity_months=6),
@@ -436,7 +437,7 @@ def test_termination_records_whether_notice_was_respected(signed_mad, territory)
         reason="Réorganisation des services.",
         agents_outcome="Les agents retrouvent leur service d'origine.",
     )
-    convention = services.convention_terminate(signed_mad, termination)
+    convention = transitions.convention_terminate(signed_mad, termination)
     assert convention.status == Status.TERMINATED
     assert termination.notice_respected is False  # 3 months' notice from 1 November: 1 February
 
@@ -444,7 +445,7 @@ def test_termination_records_whether_notice_was_respected(signed_mad, territory)
 @time_machine.travel(TODAY)
 def test_termination_without_the_agents_outcome_is_refused(signed_mad, territory):
     with pytest.raises(services.TransitionRefused, match="situation des agents"):
-        services.convention_terminate(
+        transitions.convention_terminate(
             signed_mad,
             Termination(
                 notified_on=date(2026, 1, 1),
@@ -457,9 +458,9 @@ def test_termination_without_the_agents_outcome_is_refused(signed_mad, territory
 
 
 def test_alerts_name_ending_conventions_and_notice_dates(signed_mad):
-    found = services.alerts(within_days=60, on=date(2028, 9, 15))
+    found = overview.alerts(within_days=60, on=date(2028, 9, 15))
     assert [(a.kind, a.on) for a in found] == [("notice", date(2028, 9, 30))]
-    found = services.alerts(within_days=120, on=date(2028, 9, 15))
+    found = overview.alerts(within_days=120, on=date(2028, 9, 15))
     assert [(a.kind, a.on) for a in found] == [
         ("notice", date(2028, 9, 30)),
         ("end", date(2028, 12, 31)),
@@ -484,14 +485,14 @@ def test_a_stale_version_is_refused(mad_descendante):
         Convention.objects.get(pk=convention.pk),
         Convention.objects.get(pk=convention.pk),
     )
-    services.bump_version(first, first.version)
+    records.bump_version(first, first.version)
     with pytest.raises(services.StaleVersion):
-        services.bump_version(second, second.version)
+        records.bump_version(second, second.version)
 
 
 @time_machine.travel(TODAY)
 def test_an_avenant_of_a_terminated_convention_cannot_be_signed(signed_mad, territory):
-    amendment = services.amendment_create(
+    amendment = amendments.amendment_create(
         convention=signed_mad,
         amendment=Amendment(object="Trop tard", effective_from=date(2026, 7, 1)),
         terms=Terms(
@@ -504,7 +505,7 @@ def test_an_avenant_of_a_terminated_convention_cannot_be_signed(signed_mad, terr
         day=date(2026, 6, 10),
         amendment=amendment,
     )
-    services.convention_terminate(
+    transitions.convention_terminate(
         signed_mad,
         Termination(
             notified_on=date(2026, 6, 1),
@@ -515,12 +516,12 @@ def test_an_avenant_of_a_terminated_convention_cannot_be_signed(signed_mad, terr
         ),
     )
     with pytest.raises(services.TransitionRefused, match="ne peut plus être signé"):
-        services.amendment_sign(amendment, signature_date=date(2026, 6, 20))
+        amendments.amendment_sign(amendment, signature_date=date(2026, 6, 20))
 
 
 def test_an_avenant_after_the_end_of_the_convention_is_refused(signed_mad):
     with pytest.raises(services.TransitionRefused, match="s'achève le 31/12/2028"):
-        services.amendment_create(
+        amendments.amendment_create(
             convention=signed_mad,
             amendment=Amendment(object="Après la fin", effective_from=date(2029, 3, 1)),
             terms=Terms(

@@ -12,8 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from pypdf import PdfReader
 
-from conventions import services
 from conventions.models import Convention, Party, PartyRole, Status
+from conventions.services import amendments, in_force, transitions
 from mutualisation.documents import render_pdf
 from tests.conventions.conftest import add_deliberations
 from tests.factories import ConventionFactory, TermsFactory
@@ -228,7 +228,7 @@ def test_invalid_creation_is_explained_in_french_and_keeps_the_input(client, per
 
 
 def edit_data(convention, **overrides):
-    terms = services.initial_terms(convention)
+    terms = in_force.initial_terms(convention)
     data = {
         "version": str(convention.version),
         "title": convention.title,
@@ -290,7 +290,7 @@ def test_deliberated_convention_is_no_longer_editable(client, personas, conventi
 
 
 def test_refused_transition_lists_what_is_missing(client, personas, mad_descendante, territory):
-    convention = services.convention_transition(mad_descendante.convention, "submit")
+    convention = transitions.convention_transition(mad_descendante.convention, "submit")
     client.force_login(personas.manager)
     response = client.post(
         reverse("conventions:transition", args=[convention.reference, "deliberate"])
@@ -305,7 +305,7 @@ def test_refused_transition_lists_what_is_missing(client, personas, mad_descenda
 
 
 def test_transition_succeeds_once_supplied(client, personas, mad_descendante, territory):
-    convention = services.convention_transition(mad_descendante.convention, "submit")
+    convention = transitions.convention_transition(mad_descendante.convention, "submit")
     add_deliberations(convention, [territory.epci, territory.commune_a, territory.commune_b])
     client.force_login(personas.manager)
     response = client.post(
@@ -397,7 +397,7 @@ def test_oversized_attachment_is_refused(client, personas, conventions_ab, monke
 def test_convention_pdf_names_parties_sirens_deliberations_and_articles(
     client, personas, mad_descendante, territory
 ):
-    convention = services.convention_transition(mad_descendante.convention, "submit")
+    convention = transitions.convention_transition(mad_descendante.convention, "submit")
     add_deliberations(convention, [territory.epci, territory.commune_a, territory.commune_b])
     client.force_login(personas.reader_a)
     response = client.get(url("pdf", convention))
@@ -432,14 +432,14 @@ def test_signed_avenant_appears_in_the_pdf(client, personas, mad_descendante, te
 
     from conventions.models import Amendment, Terms
 
-    convention = services.convention_transition(mad_descendante.convention, "submit")
+    convention = transitions.convention_transition(mad_descendante.convention, "submit")
     add_deliberations(convention, [territory.epci, territory.commune_a, territory.commune_b])
     with time_machine.travel(date(2026, 11, 28)):
-        convention = services.convention_transition(convention, "deliberate")
-        convention = services.convention_transition(
+        convention = transitions.convention_transition(convention, "deliberate")
+        convention = transitions.convention_transition(
             convention, "sign", signature_date=date(2025, 12, 20)
         )
-        amendment = services.amendment_create(
+        amendment = amendments.amendment_create(
             convention=convention,
             amendment=Amendment(object="Trimestrialisation", effective_from=date(2026, 7, 1)),
             terms=Terms(settlement_mode="TITRE", periodicity_months=3, unit_cost_method="x"),
@@ -450,7 +450,7 @@ def test_signed_avenant_appears_in_the_pdf(client, personas, mad_descendante, te
             day=date(2026, 6, 1),
             amendment=amendment,
         )
-        services.amendment_sign(amendment, signature_date=date(2026, 6, 15))
+        amendments.amendment_sign(amendment, signature_date=date(2026, 6, 15))
     client.force_login(personas.manager)
     text = " ".join(
         p.extract_text()

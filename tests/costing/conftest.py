@@ -10,8 +10,8 @@ import pytest
 import time_machine
 from django.db import connection
 
-from conventions import services as convention_services
 from conventions.models import Convention, ManagingShare, SettlementMode, Status, Terms
+from conventions.services import transitions
 from costing import services, statements
 from costing.demo import ensure_account_mapping
 from costing.models import (
@@ -60,11 +60,11 @@ def unit_cost_kwargs():
 @pytest.fixture
 def billed(mad_descendante, territory, after_year_end, unit_cost_kwargs):  # noqa: F811
     ensure_account_mapping()  # seeded by a migration, but a transactional test's flush removes it
-    convention = convention_services.convention_transition(mad_descendante.convention, "submit")
+    convention = transitions.convention_transition(mad_descendante.convention, "submit")
     add_deliberations(convention, [territory.epci, territory.commune_a, territory.commune_b])
     with time_machine.travel(date(2026, 11, 28)):
-        convention = convention_services.convention_transition(convention, "deliberate")
-        convention = convention_services.convention_transition(
+        convention = transitions.convention_transition(convention, "deliberate")
+        convention = transitions.convention_transition(
             convention, "sign", signature_date=date(2025, 12, 20)
         )
     service = mad_descendante.service

@@ -132,7 +132,7 @@ def test_the_epci_bears_the_fixed_share_its_terms_state(service_commun, territor
 
 
 def test_a_population_key_without_the_epcis_part_is_a_finding_and_a_gate(service_commun, territory):
-    from conventions.services import gaps_for
+    from conventions.services.gates import gaps_for
 
     convention = bill(service_commun.convention, share="")
     cost_base(service_commun.line.service)

@@ -1,0 +1,536 @@
+"""The legal gates: each function checks one rule of the law and returns, in French, what is
+missing (an empty list: the rule holds). ``gaps_for`` gathers those a transition needs."""
+
+from dataclasses import dataclass
+from datetime import date
+
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from conventions.models import (
+    AllocationKey,
+    Convention,
+    ConventionKind,
+    Direction,
+    ImpactSheet,
+    PartyRole,
+    SettlementMode,
+    StaffBody,
+    Status,
+    Terms,
+    Vote,
+)
+from conventions.services import fmt, names
+from conventions.services.in_force import (
+    direction_of,
+    initial_terms,
+)
+from mutualisation.models import (
+    EpciMembership,
+    PopulationRecord,
+    TaxRegime,
+)
+
+# Comités sociaux territoriaux replaced comités techniques on this date (loi 2019-828).
+CST_FROM = date(2023, 1, 1)
+
+
+# D5211-16: « Cette périodicité ne peut être supérieure à un an. »
+MAX_PERIODICITY_MONTHS = 12
+
+
+# Kinds whose reimbursement follows D5211-16 (and its practice for services communs).
+COSTED_KINDS = (ConventionKind.MISE_A_DISPOSITION, ConventionKind.SERVICE_COMMUN)
+
+
+@dataclass
+class Loaded:
+    """Everything the gates read, loaded once."""
+
+    convention: Convention
+    parties: list
+    services: list
+    terms: Terms
+    forecasts: list
+    deliberations: list
+    opinions: list
+    impact_sheet: ImpactSheet | None
+
+
+def load(convention: Convention) -> Loaded:
+    terms = initial_terms(convention)
+    try:
+        impact_sheet = convention.impact_sheet
+    except ImpactSheet.DoesNotExist:
+        impact_sheet = None
+    return Loaded(
+        convention=convention,
+        parties=list(convention.parties.select_related("organisation")),
+        services=list(convention.services.select_related("service__provider", "unit_type")),
+        terms=terms,
+        forecasts=list(terms.forecasts.select_related("beneficiary", "service")),
+        deliberations=list(
+            convention.deliberations.filter(amendment__isnull=True).select_related("organisation")
+        ),
+        opinions=list(
+            convention.opinions.filter(amendment__isnull=True).select_related("organisation")
+        ),
+        impact_sheet=impact_sheet,
+    )
+
+
+def is_member_of(commune, epci, on: date) -> bool:
+    return EpciMembership.objects.current(on).filter(member=commune, epci=epci).exists()
+
+
+def party_gaps(data: Loaded) -> list[str]:
+    convention, parties = data.convention, data.parties
+    gaps = []
+    providers = [p.organisation for p in parties if p.role == PartyRole.PROVIDER]
+    beneficiaries = [p.organisation for p in parties if p.role == PartyRole.BENEFICIARY]
+    members = [p.organisation for p in parties if p.role == PartyRole.MEMBER]
+    kind = convention.kind
+
+    if kind == ConventionKind.SERVICE_COMMUN:
+        epcis = [o for o in members if o.is_epci]
+        if providers or beneficiaries:
+            gaps.append(
+                _(
+                    "Les parties d'un service commun en sont membres (ni prestataire ni bénéficiaire)."
+                )
+            )
+        if len(epcis) != 1:
+            gaps.append(
+                _(
+                    "Un service commun réunit un EPCI à fiscalité propre et des communes membres : l'EPCI doit être membre (L5211-4-2)."
+                )
+            )
+        if len(members) < 2:
+            gaps.append(_("Un service commun réunit au moins deux membres."))
+        if epcis:
+            outsiders = [
+                o
+                for o in members
+                if o.is_commune and not is_member_of(o, epcis[0], convention.start_date)
+            ]
+            if outsiders:
+                gaps.append(
+                    _("Communes non membres de %(epci)s à la date de prise d'effet : %(names)s.")
+                    % {"epci": epcis[0], "names": names(outsiders)}
+                )
+        managing = convention.managing_organisation
+        if managing is None:
+            gaps.append(_("Organisation gestionnaire du service commun non désignée."))
+        elif managing not in members:
+            gaps.append(_("L'organisation gestionnaire doit être membre du service commun."))
+        return gaps
+
+    if members:
+        gaps.append(_("Le rôle « membre » est réservé aux services communs."))
+    if len(providers) != 1:
+        gaps.append(_("Un prestataire et un seul est requis."))
+    if not beneficiaries:
+        gaps.append(_("Au moins un bénéficiaire est requis."))
+    if (
+        kind in (ConventionKind.MISE_A_DISPOSITION, ConventionKind.MISE_EN_COMMUN_BIENS)
+        and len(providers) == 1
+    ):
+        provider = providers[0]
+        every = [provider, *beneficiaries]
+        communes = [o for o in every if o.is_commune]
+        epcis = [o for o in every if o.is_epci]
+        if not epcis and len(communes) >= 2:
+            gaps.append(
+                _(
+                    "Une mise à disposition de services (L5211-4-1) lie un EPCI et ses communes "
+                    "membres, pas deux communes entre elles : pour une coopération entre communes, "
+                    "utilisez une prestation de services (L5111-1) ou une entente (L5221-1)."
+                )
+            )
+        elif direction_of(data.parties) is None:
+            gaps.append(
+                _(
+                    "Une mise à disposition va de l'EPCI vers ses communes membres (descendante) ou "
+                    "d'une commune vers son EPCI (ascendante)."
+                )
+            )
+        else:
+            epci = epcis[0]
+            outsiders = [c for c in communes if not is_member_of(c, epci, convention.start_date)]
+            if outsiders:
+                gaps.append(
+                    _("Communes non membres de %(epci)s à la date de prise d'effet : %(names)s.")
+                    % {"epci": epci, "names": names(outsiders)}
+                )
+    return gaps
+
+
+def service_provider_gaps(data: Loaded) -> list[str]:
+    """The services made available are those of the party that makes them available
+    (L5211-4-1: the provider's services; L5211-4-2: the service commun is the managing
+    organisation's): a MAD by the Métropole of a service Clermont-Ferrand provides is refused."""
+    convention = data.convention
+    if convention.kind == ConventionKind.SERVICE_COMMUN:
+        owner = convention.managing_organisation
+    elif convention.kind == ConventionKind.MISE_A_DISPOSITION:
+        providers = [p.organisation for p in data.parties if p.role == PartyRole.PROVIDER]
+        owner = providers[0] if len(providers) == 1 else None
+    else:
+        return []
+    if owner is None:
+        return []  # the missing provider or manager is reported by party_gaps
+    return [
+        _(
+            "Le service « %(service)s » relève de %(provider)s, pas de %(owner)s qui le met à "
+            "disposition : choisissez un service de %(owner)s."
+        )
+        % {"service": line.service.name, "provider": line.service.provider, "owner": owner}
+        for line in data.services
+        if line.service.provider_id != owner.pk
+    ]
+
+
+def service_gaps(data: Loaded) -> list[str]:
+    convention, services = data.convention, data.services
+    gaps = []
+    if not services and convention.kind != ConventionKind.MAD_AGENT:
+        gaps.append(_("Aucun service couvert par la convention."))
+    gaps += service_provider_gaps(data)
+    if convention.kind == ConventionKind.SERVICE_COMMUN:
+        members = [p.organisation for p in data.parties]
+        for line in services:
+            if not line.allocation_key:
+                gaps.append(
+                    _("Clé de répartition manquante pour le service « %(service)s ».")
+                    % {"service": line.service}
+                )
+            elif line.allocation_key == AllocationKey.POPULATION:
+                known = set(
+                    PopulationRecord.objects.filter(
+                        organisation__in=members, vintage=line.population_vintage
+                    ).values_list("organisation_id", flat=True)
+                )
+                lacking = [o for o in members if o.pk not in known and not o.is_epci]
+                if lacking:
+                    gaps.append(
+                        _("Population du millésime %(vintage)s manquante pour : %(names)s.")
+                        % {"vintage": line.population_vintage, "names": names(lacking)}
+                    )
+            elif line.allocation_key == AllocationKey.FIXED_SHARES:
+                by_year: dict[int, list] = {}
+                for forecast in data.forecasts:
+                    if forecast.service_id == line.pk:
+                        by_year.setdefault(forecast.year, []).append(
+                            forecast.fixed_share_percent or 0
+                        )
+                if not by_year:
+                    gaps.append(
+                        _("Parts fixes manquantes pour le service « %(service)s ».")
+                        % {"service": line.service}
+                    )
+                for year, shares in sorted(by_year.items()):
+                    if sum(shares) != 100:
+                        gaps.append(
+                            _(
+                                "Les parts fixes du service « %(service)s » pour %(year)s totalisent %(sum)s %% au lieu de 100 %%."
+                            )
+                            % {"service": line.service, "year": year, "sum": sum(shares)}
+                        )
+    return gaps
+
+
+def terms_gaps(data: Loaded) -> list[str]:
+    convention, terms = data.convention, data.terms
+    gaps = []
+    if convention.kind in COSTED_KINDS and terms.periodicity_months > MAX_PERIODICITY_MONTHS:
+        gaps.append(
+            _(
+                "Périodicité de remboursement de %(months)s mois : elle ne peut dépasser 12 mois (D5211-16)."
+            )
+            % {"months": terms.periodicity_months}
+        )
+    if convention.kind in COSTED_KINDS and not terms.unit_cost_method.strip():
+        gaps.append(_("Méthode de détermination du coût unitaire non définie (D5211-16)."))
+    if convention.kind == ConventionKind.MISE_A_DISPOSITION:
+        beneficiaries = [p.organisation for p in data.parties if p.role == PartyRole.BENEFICIARY]
+        have = {(f.service_id, f.beneficiary_id) for f in data.forecasts}
+        for line in data.services:
+            lacking = [b for b in beneficiaries if (line.pk, b.pk) not in have]
+            if lacking:
+                gaps.append(
+                    _(
+                        "Prévision d'utilisation en unités manquante pour le service « %(service)s » : %(names)s (D5211-16)."
+                    )
+                    % {"service": line.service, "names": names(lacking)}
+                )
+    if terms.settlement_mode in (SettlementMode.AC_IMPUTATION, SettlementMode.MIXED):
+        if terms.instalment_count:
+            gaps.append(
+                _(
+                    "Réglée sur l'attribution de compensation, la prévision n'est pas appelée en "
+                    "acomptes : le nombre d'acomptes doit être 0 (la convention en promet "
+                    "%(count)s)."
+                )
+                % {"count": terms.instalment_count}
+            )
+        if convention.kind != ConventionKind.SERVICE_COMMUN:
+            gaps.append(
+                _(
+                    "L'imputation sur l'attribution de compensation est réservée aux services communs (L5211-4-2)."
+                )
+            )
+        epcis = [p.organisation for p in data.parties if p.organisation.is_epci]
+        if epcis and any(e.tax_regime != TaxRegime.FPU for e in epcis):
+            gaps.append(
+                _(
+                    "L'imputation sur l'attribution de compensation suppose un EPCI à fiscalité professionnelle unique (FPU)."
+                )
+            )
+    keyed_by_population = [
+        line for line in data.services if line.allocation_key == AllocationKey.POPULATION
+    ]
+    if (
+        convention.kind == ConventionKind.SERVICE_COMMUN
+        and keyed_by_population
+        and not terms.managing_share_mode
+    ):
+        gaps.append(
+            _(
+                "Clé de population pour « %(service)s » : précisez comment l'organisation "
+                "gestionnaire participe au coût (aucune part, part fixe ou pondération), "
+                "l'EPCI n'ayant pas de population propre."
+            )
+            % {"service": keyed_by_population[0].service}
+        )
+    if terms.end_date and terms.end_date <= convention.start_date:
+        gaps.append(
+            _("La date d'échéance (%(end)s) doit suivre la date de prise d'effet (%(start)s).")
+            % {"end": fmt(terms.end_date), "start": fmt(convention.start_date)}
+        )
+    return gaps
+
+
+def preamble_gaps(data: Loaded) -> list[str]:
+    """A descending mise à disposition states its interest « dans le cadre d'une bonne
+    organisation des services », a legal condition of L5211-4-1 III (never a stock phrase put in
+    its place)."""
+    convention = data.convention
+    if (
+        convention.kind == ConventionKind.MISE_A_DISPOSITION
+        and direction_of(data.parties) == Direction.DESCENDANTE
+        and not convention.preamble.strip()
+    ):
+        return [
+            _(
+                "Préambule manquant : une mise à disposition descendante expose son intérêt dans "
+                "le cadre d'une bonne organisation des services (L5211-4-1 III)."
+            )
+        ]
+    return []
+
+
+def content_gaps(data: Loaded) -> list[str]:
+    return party_gaps(data) + service_gaps(data) + terms_gaps(data) + preamble_gaps(data)
+
+
+def latest_deliberations(deliberations) -> dict:
+    """Each organisation's latest deliberation (by date, then by entry): a council that rejected
+    and later adopted the act has adopted it; the latest vote decides."""
+    latest: dict = {}
+    for deliberation in sorted(deliberations, key=lambda d: (d.date, d.pk or 0)):
+        latest[deliberation.organisation_id] = deliberation
+    return latest
+
+
+def vote_gaps(deliberations) -> list[str]:
+    """Recorded vote counts must agree with the recorded outcome (a tie may go either way: the
+    president's casting vote, CGCT L2121-20)."""
+    gaps = []
+    for d in deliberations:
+        if d.votes_for is None or d.votes_against is None:
+            continue
+        if (d.vote == Vote.ADOPTED and d.votes_for < d.votes_against) or (
+            d.vote == Vote.REJECTED and d.votes_for > d.votes_against
+        ):
+            gaps.append(
+                _(
+                    "La délibération n° %(number)s de %(organisation)s est enregistrée comme "
+                    "« %(vote)s » avec %(for)s voix pour et %(against)s voix contre : corrigez le "
+                    "vote ou les voix."
+                )
+                % {
+                    "number": d.number,
+                    "organisation": d.organisation,
+                    "vote": d.get_vote_display().lower(),
+                    "for": d.votes_for,
+                    "against": d.votes_against,
+                }
+            )
+    return gaps
+
+
+def deliberation_gaps(parties, deliberations, *, what: str, rejected: str) -> list[str]:
+    """Each party's assembly approved the act: its latest deliberation adopts it.
+    ``what`` names the act (« la convention »); ``rejected`` is the sentence « … a été rejetée
+    par : %(names)s. » in the act's grammatical gender."""
+    gaps = []
+    latest = latest_deliberations(deliberations)
+    lacking = [p.organisation for p in parties if p.organisation_id not in latest]
+    refused = [
+        p.organisation
+        for p in parties
+        if p.organisation_id in latest and latest[p.organisation_id].vote == Vote.REJECTED
+    ]
+    if lacking:
+        gaps.append(
+            _("Délibération approuvant %(what)s manquante pour : %(names)s.")
+            % {"what": what, "names": names(lacking)}
+        )
+    if refused:
+        gaps.append(rejected % {"names": names(refused)})
+    gaps += vote_gaps(deliberations)
+    today = timezone.localdate()
+    future = [d for d in deliberations if d.date > today]
+    if future:
+        gaps.append(
+            _("Délibération datée dans le futur : n° %(numbers)s.")
+            % {"numbers": ", ".join(d.number for d in future)}
+        )
+    return gaps
+
+
+def manager_designation_gaps(data: Loaded) -> list[str]:
+    """A service commun is managed by the EPCI; a commune manages it only when chosen by a
+    deliberation of the EPCI's council (L5211-4-2, « à titre dérogatoire »)."""
+    convention = data.convention
+    manager = convention.managing_organisation
+    if convention.kind != ConventionKind.SERVICE_COMMUN or manager is None or manager.is_epci:
+        return []
+    designated = any(
+        d.designates_manager and d.organisation.is_epci and d.vote == Vote.ADOPTED
+        for d in data.deliberations
+    )
+    if designated:
+        return []
+    return [
+        _(
+            "%(manager)s ne peut gérer le service commun que si le conseil de l'EPCI l'a "
+            "choisie par délibération (L5211-4-2) : cochez « désigne la commune gestionnaire » "
+            "sur cette délibération de l'EPCI."
+        )
+        % {"manager": manager}
+    ]
+
+
+def staff_body_gaps(data: Loaded) -> list[str]:
+    """Service commun: fiche d'impact, and the opinion of each party's staff body (CST from
+    2023-01-01, comité technique before), given before its deliberation."""
+    gaps = []
+    if data.convention.kind != ConventionKind.SERVICE_COMMUN:
+        return gaps
+    if data.impact_sheet is None:
+        gaps.append(_("Fiche d'impact manquante (obligatoire pour un service commun, L5211-4-2)."))
+    staff_opinions = [
+        o for o in data.opinions if o.body in (StaffBody.CST, StaffBody.CST_CDG, StaffBody.CT)
+    ]
+    have = {o.organisation_id for o in staff_opinions}
+    lacking = [p.organisation for p in data.parties if p.organisation_id not in have]
+    if lacking:
+        gaps.append(
+            _("Avis du comité social territorial manquant pour : %(names)s.")
+            % {"names": names(lacking)}
+        )
+    for opinion in staff_opinions:
+        expected = StaffBody.CST if opinion.date >= CST_FROM else StaffBody.CT
+        if opinion.body == StaffBody.CST_CDG and opinion.date >= CST_FROM:
+            if not opinion.body_name.strip():
+                gaps.append(
+                    _(
+                        "L'avis du %(date)s de %(organisation)s a été rendu par le CST d'un centre "
+                        "de gestion : nommez ce centre de gestion."
+                    )
+                    % {"date": fmt(opinion.date), "organisation": opinion.organisation}
+                )
+            continue
+        if opinion.body != expected:
+            gaps.append(
+                _("L'avis du %(date)s de %(organisation)s relève du %(expected)s, pas du %(body)s.")
+                % {
+                    "date": fmt(opinion.date),
+                    "organisation": opinion.organisation,
+                    "expected": expected,
+                    "body": opinion.body,
+                }
+            )
+    sheet = data.impact_sheet
+    if sheet is not None:
+        early = [o for o in staff_opinions if o.date < sheet.established_on]
+        if early:
+            gaps.append(
+                _(
+                    "La fiche d'impact, établie le %(date)s, doit précéder l'avis des instances, "
+                    "qui se prononcent sur la convention et ses annexes (L5211-4-2) : avis du "
+                    "%(opinions)s."
+                )
+                % {
+                    "date": fmt(sheet.established_on),
+                    "opinions": ", ".join(
+                        f"{fmt(o.date)} ({o.organisation})"
+                        for o in sorted(early, key=lambda o: o.date)
+                    ),
+                }
+            )
+    first_deliberation = {}
+    for deliberation in data.deliberations:
+        current = first_deliberation.get(deliberation.organisation_id)
+        if current is None or deliberation.date < current:
+            first_deliberation[deliberation.organisation_id] = deliberation.date
+    for opinion in staff_opinions:
+        deliberated = first_deliberation.get(opinion.organisation_id)
+        if deliberated and opinion.date > deliberated:
+            gaps.append(
+                _(
+                    "L'avis de l'instance de %(organisation)s (%(date)s) doit précéder sa délibération (%(deliberated)s)."
+                )
+                % {
+                    "organisation": opinion.organisation,
+                    "date": fmt(opinion.date),
+                    "deliberated": fmt(deliberated),
+                }
+            )
+    return gaps
+
+
+def signature_gaps(data: Loaded, signature_date: date | None) -> list[str]:
+    if signature_date is None:
+        return [_("Date de signature manquante.")]
+    gaps = []
+    if signature_date > timezone.localdate():
+        gaps.append(_("La date de signature ne peut être dans le futur."))
+    late = [d for d in data.deliberations if d.date > signature_date]
+    if late:
+        gaps.append(
+            _("La signature (%(date)s) ne peut précéder les délibérations n° %(numbers)s.")
+            % {"date": fmt(signature_date), "numbers": ", ".join(d.number for d in late)}
+        )
+    return gaps
+
+
+def gaps_for(
+    convention: Convention, target: str, *, signature_date: date | None = None
+) -> list[str]:
+    """Everything missing for ``convention`` to reach ``target`` (empty list: allowed)."""
+    data = load(convention)
+    gaps = content_gaps(data)
+    if target in (Status.DELIBERATED, Status.SIGNED):
+        gaps += deliberation_gaps(
+            data.parties,
+            data.deliberations,
+            what=_("la convention"),
+            rejected=_("La convention a été rejetée par : %(names)s."),
+        )
+        gaps += staff_body_gaps(data)
+        gaps += manager_designation_gaps(data)
+    if target == Status.SIGNED:
+        gaps += signature_gaps(data, signature_date)
+    return gaps

@@ -1,0 +1,134 @@
+"""Reading a convention's terms over time: the initial terms, superseded by each signed avenant
+from its effective date; the days a year is covered; the direction of a mise à disposition."""
+
+from datetime import date, timedelta
+
+from dateutil.relativedelta import relativedelta
+from django.utils import timezone
+
+from conventions.models import (
+    Amendment,
+    Convention,
+    Direction,
+    PartyRole,
+    Terms,
+)
+from mutualisation.models import (
+    OrganisationKind,
+)
+
+
+def is_applicable(terms: Terms) -> bool:
+    """Initial terms, or those of a signed avenant (a draft avenant changes nothing)."""
+    return terms.amendment_id is None or terms.amendment.status == Amendment.AmendmentStatus.SIGNED
+
+
+def terms_in_force(convention: Convention, on: date) -> Terms | None:
+    """The terms applicable on a date: initial terms, superseded by each signed avenant from its
+    effective date; None before the start. Draft avenants never apply. This is the one rule
+    (on ``convention.terms.all()``, so a prefetch of ``terms__amendment`` spares the queries)."""
+    candidates = [t for t in convention.terms.all() if t.effective_from <= on and is_applicable(t)]
+    return max(candidates, key=lambda t: t.effective_from) if candidates else None
+
+
+def applicable_terms(convention: Convention, on: date) -> Terms:
+    """``terms_in_force``, or before the start the initial terms."""
+    return terms_in_force(convention, on) or next(
+        t for t in convention.terms.all() if t.amendment_id is None
+    )
+
+
+def terms_segments(
+    convention: Convention, first: date, last: date
+) -> list[tuple[date, date, Terms]]:
+    """The runs of days from ``first`` to ``last`` under one set of terms: a signed avenant
+    effective inside the range starts a new run."""
+    changes = sorted(
+        {
+            t.effective_from
+            for t in convention.terms.all()
+            if first < t.effective_from <= last and is_applicable(t)
+        }
+    )
+    starts = [first, *changes]
+    ends = [day - timedelta(days=1) for day in changes] + [last]
+    return [
+        (start, end, applicable_terms(convention, start))
+        for start, end in zip(starts, ends, strict=True)
+    ]
+
+
+def convention_end(convention: Convention, year: int) -> date | None:
+    """Last day covered in or before ``year``: the termination date, else the end date of the
+    terms in force at the year's end unless they are tacitly renewed."""
+    ends = []
+    terms = applicable_terms(convention, date(year, 12, 31))
+    if terms.end_date and not terms.tacit_renewal:
+        ends.append(terms.end_date)
+    # A missing reverse one-to-one raises RelatedObjectDoesNotExist, an AttributeError.
+    termination = getattr(convention, "termination", None)
+    if termination is not None:
+        ends.append(termination.effective_on)
+    return min(ends) if ends else None
+
+
+def coverage(convention: Convention, year: int) -> tuple[date, date] | None:
+    """The part of ``year`` the convention applies to (start, avenants' end dates, tacit
+    renewal, termination), or None: the one rule for billing and for the « Année
+    d'application » filter."""
+    first = max(date(year, 1, 1), convention.start_date)
+    end = convention_end(convention, year)
+    last = min(date(year, 12, 31), end) if end else date(year, 12, 31)
+    return (first, last) if first <= last else None
+
+
+def initial_terms(convention: Convention) -> Terms:
+    return convention.terms.get(amendment__isnull=True)
+
+
+def current_terms(convention: Convention) -> Terms:
+    """Terms in force today, or the initial ones before the convention starts."""
+    today = timezone.localdate()
+    return terms_in_force(convention, today) or initial_terms(convention)
+
+
+def direction_of(parties) -> str | None:
+    """Ascendante / descendante, derived from who provides and who benefits (never stored)."""
+    providers = [p.organisation for p in parties if p.role == PartyRole.PROVIDER]
+    beneficiaries = [p.organisation for p in parties if p.role == PartyRole.BENEFICIARY]
+    if len(providers) != 1 or not beneficiaries:
+        return None
+    provider = providers[0]
+    if provider.kind == OrganisationKind.EPCI and all(b.is_commune for b in beneficiaries):
+        return Direction.DESCENDANTE
+    if provider.is_commune and all(b.is_epci for b in beneficiaries):
+        return Direction.ASCENDANTE
+    return None
+
+
+def notice_respected(convention: Convention, notified_on: date, effective_on: date) -> bool:
+    terms = terms_in_force(convention, notified_on) or initial_terms(convention)
+    return add_months(notified_on, terms.notice_months) <= effective_on
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day ``months`` later (or earlier), clamped to the end of a shorter month."""
+    return day + relativedelta(months=months)
+
+
+TERMS_FIELDS = (
+    "settlement_mode",
+    "periodicity_months",
+    "instalment_count",
+    "unit_cost_method",
+    "end_date",
+    "tacit_renewal",
+    "notice_months",
+    "managing_share_mode",
+    "managing_share_value",
+)
+
+
+def terms_values(terms: Terms) -> dict:
+    """The values of a set of terms, to pre-fill an avenant's terms."""
+    return {name: getattr(terms, name) for name in TERMS_FIELDS}

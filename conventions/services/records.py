@@ -1,0 +1,98 @@
+"""Writing a convention's records: creation with a generated reference, optimistic-locked
+edits of a draft, and the records attached to it (opinions, fiche d'impact, agents, pieces)."""
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+
+from conventions.models import (
+    Convention,
+    ReferenceCounter,
+    Status,
+    Terms,
+)
+from conventions.services import StaleVersion
+
+
+def next_reference(year: int) -> str:
+    """CONV-<year>-<nnn>, without gaps, safe under concurrency (row lock on the year's counter)."""
+    ReferenceCounter.objects.get_or_create(year=year)
+    counter = ReferenceCounter.objects.select_for_update().get(year=year)
+    counter.last_number = F("last_number") + 1
+    counter.save(update_fields=["last_number"])
+    counter.refresh_from_db()
+    return f"CONV-{year}-{counter.last_number:03d}"
+
+
+@transaction.atomic
+def convention_create(
+    *, convention: Convention, terms: Terms, user=None, formsets=()
+) -> Convention:
+    """Save a new draft convention (built by a form) with its initial terms, and the validated
+    inline formsets (parties, services) that hang on it."""
+    convention.reference = next_reference(convention.start_date.year)
+    convention.status = Status.DRAFT
+    convention.created_by = user if user and user.is_authenticated else None
+    convention.save()
+    terms.convention = convention
+    terms.amendment = None
+    terms.effective_from = convention.start_date
+    terms.save()
+    for formset in formsets:
+        formset.instance = convention
+        formset.save()
+    return convention
+
+
+def bump_version(convention: Convention, expected_version: int | None) -> None:
+    """Claim the next version, or raise StaleVersion if another save came first."""
+    updated = Convention.objects.filter(pk=convention.pk, version=expected_version).update(
+        version=F("version") + 1
+    )
+    if not updated:
+        raise StaleVersion
+    convention.version = expected_version + 1
+
+
+@transaction.atomic
+def convention_update(*, convention: Convention, expected_version: int | None, forms) -> None:
+    """Save validated forms of a draft convention, unless someone saved it in the meantime
+    (optimistic locking on ``version``: the second save is refused, nothing is written)."""
+    bump_version(convention, expected_version)
+    main, terms_form, *formsets = forms
+    saved = main.save(commit=False)
+    saved.version = convention.version
+    saved.save()
+    terms = terms_form.save(commit=False)
+    terms.effective_from = saved.start_date
+    terms.save()
+    for formset in formsets:
+        formset.save()
+
+
+def stale_version_message(convention: Convention) -> str:
+    latest = convention.history.select_related("history_user").first()
+    who = latest.history_user if latest and latest.history_user else _("un autre utilisateur")
+    when = (
+        date_format(timezone.localtime(latest.history_date), "SHORT_DATETIME_FORMAT")
+        if latest
+        else ""
+    )
+    return _(
+        "Cette convention a été modifiée par %(who)s (%(when)s) depuis l'ouverture du formulaire. "
+        "Rien n'a été enregistré ; vos saisies sont conservées ci-dessous. Ouvrez la convention dans "
+        "un autre onglet pour voir la dernière version, puis enregistrez à nouveau."
+    ) % {"who": who, "when": when}
+
+
+@transaction.atomic
+def related_save(*, convention: Convention, form, user) -> None:
+    """Save a record attached to the convention (opinion, impact sheet, agent, attachment)."""
+    record = form.save(commit=False)
+    record.convention = convention
+    if hasattr(record, "uploaded_by_id"):
+        record.uploaded_by = user
+    record.save()
+    Convention.objects.filter(pk=convention.pk).update(version=F("version") + 1)
