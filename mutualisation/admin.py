@@ -46,7 +46,17 @@ class OrganisationAdmin(SimpleHistoryAdmin):
         (_("EPCI"), {"fields": ["epci_nature", "tax_regime"]}),
         (
             _("Budget et signature"),
-            {"fields": ["budget_nomenclature", "representative_title", "representative_name"]},
+            {
+                "fields": [
+                    "budget_nomenclature",
+                    "representative_title",
+                    "representative_name",
+                    "representative_gender",
+                    "seat",
+                    "administrative_court",
+                    "public_accountant",
+                ]
+            },
         ),
     ]
     inlines = [EpciMembershipInline, PopulationRecordInline]

@@ -94,6 +94,31 @@ class Organisation(models.Model):
         help_text=_("Pour les blocs de signature, ex. « Le Président », « Le Maire »."),
     )
     representative_name = models.CharField(_("nom du représentant"), max_length=200, blank=True)
+    representative_gender = models.CharField(
+        _("accord du représentant"),
+        max_length=1,
+        choices=[("M", _("masculin (habilité)")), ("F", _("féminin (habilitée)"))],
+        blank=True,
+        help_text=_("Pour « dûment habilité(e) » dans les actes."),
+    )
+    seat = models.CharField(
+        _("siège"),
+        max_length=120,
+        blank=True,
+        help_text=_("Commune du siège, pour « Fait à … » (ex. Clermont-Ferrand)."),
+    )
+    administrative_court = models.CharField(
+        _("tribunal administratif compétent"),
+        max_length=120,
+        blank=True,
+        help_text=_("Ex. : tribunal administratif de Clermont-Ferrand."),
+    )
+    public_accountant = models.CharField(
+        _("comptable public assignataire"),
+        max_length=200,
+        blank=True,
+        help_text=_("Ex. : Service de gestion comptable de Clermont-Ferrand, adresse."),
+    )
     address = models.TextField(_("adresse"), blank=True)
 
     history = HistoricalRecords()

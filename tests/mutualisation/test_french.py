@@ -1,0 +1,62 @@
+"""French typography of the legal documents: elision, contraction, ordinals, amounts in words."""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.utils import translation
+
+from mutualisation.templatetags.french import authorised, euros_in_words, long_date, of
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Aubière", "d'Aubière"),
+        ("Orcines", "d'Orcines"),
+        ("Clermont-Ferrand", "de Clermont-Ferrand"),
+        ("Le Cendre", "du Cendre"),
+        ("Les Martres-d'Artière", "des Martres-d'Artière"),
+        ("La Roche-Blanche", "de la Roche-Blanche"),
+        ("Clermont Auvergne Métropole", "de Clermont Auvergne Métropole"),
+    ],
+)
+def test_de_is_elided_before_a_vowel_and_contracted_with_le_and_les(name, expected):
+    assert of(name) == expected
+
+
+def test_the_first_day_of_a_month_is_written_as_an_ordinal():
+    with translation.override("fr"):
+        assert long_date(date(2026, 1, 1)) == "1er janvier 2026"
+        assert long_date(date(2026, 3, 15)) == "15 mars 2026"
+
+
+def test_habilite_agrees_with_the_representative_or_shows_both_forms():
+    assert authorised("F") == "dûment habilitée"
+    assert authorised("M") == "dûment habilité"
+    assert authorised("") == "dûment habilité(e)"
+
+
+@pytest.mark.parametrize(
+    ("amount", "words"),
+    [
+        (
+            "719377.33",
+            "sept cent dix-neuf mille trois cent soixante-dix-sept euros et trente-trois centimes",
+        ),
+        ("1.00", "un euro"),
+        ("0.01", "un centime"),
+        ("0.00", "zéro euro"),
+        ("80.00", "quatre-vingts euros"),
+        ("2000000.00", "deux millions d'euros"),
+        ("1000000.10", "un million d'euros et dix centimes"),
+        ("-12.50", "moins douze euros et cinquante centimes"),
+    ],
+)
+def test_an_amount_is_written_in_words_as_an_etat_is_arrete(amount, words):
+    assert euros_in_words(Decimal(amount)) == words
+
+
+def test_an_amount_in_words_refuses_a_float():
+    with pytest.raises(TypeError):
+        euros_in_words(12.5)
