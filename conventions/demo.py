@@ -224,6 +224,33 @@ def deliberation_number(org: Organisation, day: date, convention: Convention, su
     return f"{prefix}-{day:%Y%m%d}-{convention.reference.split('-')[-1]}{suffix}"
 
 
+def acknowledgement(organisation, day: date, number: str) -> str:
+    """An accusé de réception number as @CTES writes it: department-SIREN-date-act-nature."""
+    return f"063-{organisation.siren}-{day:%Y%m%d}-{number}-DE"
+
+
+def make_enforceable(convention, deliberated_on: date, signed_on: date) -> None:
+    """Transmit and publish the deliberations three days after the sessions, transmit the
+    signed convention two days after its signature and notify it the day after."""
+    for deliberation in convention.deliberations.filter(amendment__isnull=True):
+        deliberation.transmitted_on = deliberated_on + timedelta(days=3)
+        deliberation.published_on = deliberated_on + timedelta(days=3)
+        deliberation.acknowledgement_number = acknowledgement(
+            deliberation.organisation, deliberation.transmitted_on, deliberation.number
+        )
+        deliberation.save()
+    records.convention_publicity_record(
+        convention=convention,
+        transmitted_on=signed_on + timedelta(days=2),
+        acknowledgement_number=acknowledgement(
+            convention.parties.order_by("pk").first().organisation,
+            signed_on + timedelta(days=2),
+            convention.reference,
+        ),
+        notified_on=signed_on + timedelta(days=3),
+    )
+
+
 def add_deliberations(convention, parties, day, amendment=None):
     for org in parties:
         Deliberation.objects.create(
@@ -345,6 +372,7 @@ def build(demo: DemoConvention) -> Convention:
             convention, "sign", signature_date=demo.signed_on
         )
     if stage >= 4:
+        make_enforceable(convention, demo.deliberated_on, demo.signed_on)
         convention = transitions.convention_transition(convention, "enter_into_force")
     if demo.amendment:
         spec = demo.amendment

@@ -53,11 +53,21 @@ class ConventionForm(forms.ModelForm):
 
     class Meta:
         model = Convention
-        fields = ["title", "kind", "object", "preamble", "managing_organisation", "start_date"]
+        fields = [
+            "title",
+            "kind",
+            "object",
+            "preamble",
+            "managing_organisation",
+            "start_date",
+            "retroactivity_reason",
+            "clect_report_on",
+        ]
         widgets = {
-            **date_widgets("start_date"),
+            **date_widgets("start_date", "clect_report_on"),
             "object": forms.Textarea(attrs={"rows": 3}),
             "preamble": forms.Textarea(attrs={"rows": 3}),
+            "retroactivity_reason": forms.Textarea(attrs={"rows": 2}),
         }
 
     def __init__(self, *args, **kwargs):
@@ -178,6 +188,14 @@ class DeliberationForm(forms.ModelForm):
         ]
         widgets = date_widgets("date")
 
+    def __init__(self, *args, convention=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if convention is not None and convention.pk:
+            # Only the parties deliberate on the convention.
+            self.fields["organisation"].queryset = Organisation.objects.filter(
+                parties__convention=convention
+            ).order_by("name")
+
     def clean_date(self):
         return not_in_the_future(self.cleaned_data.get("date"))
 
@@ -200,6 +218,59 @@ class DeliberationForm(forms.ModelForm):
                     _("Une délibération rejetée ne peut avoir plus de voix pour que contre."),
                 )
         return cleaned
+
+
+class DeliberationPublicityForm(forms.ModelForm):
+    """What makes a deliberation enforceable: its transmission to the préfecture (date and
+    accusé de réception) and its publication (CGCT L2131-1)."""
+
+    class Meta:
+        model = Deliberation
+        fields = ["transmitted_on", "acknowledgement_number", "published_on"]
+        widgets = date_widgets("transmitted_on", "published_on")
+
+    def clean_transmitted_on(self):
+        return not_in_the_future(self.cleaned_data.get("transmitted_on"))
+
+    def clean_published_on(self):
+        return not_in_the_future(self.cleaned_data.get("published_on"))
+
+    def clean(self):
+        cleaned = super().clean()
+        if (
+            cleaned.get("transmitted_on")
+            and not (cleaned.get("acknowledgement_number") or "").strip()
+        ):
+            self.add_error(
+                "acknowledgement_number",
+                _("Indiquez le n° de l'accusé de réception délivré par la préfecture."),
+            )
+        session = self.instance.date
+        for name, message in (
+            ("transmitted_on", _("Une délibération ne peut être transmise avant sa séance.")),
+            ("published_on", _("Une délibération ne peut être publiée avant sa séance.")),
+        ):
+            if cleaned.get(name) and session and cleaned[name] < session:
+                self.add_error(name, message)
+        return cleaned
+
+
+class ConventionPublicityForm(forms.Form):
+    """The signed convention's transmission to the contrôle de légalité and its notification."""
+
+    transmitted_on = forms.DateField(
+        label=_("Transmise au contrôle de légalité le"), widget=DateInput()
+    )
+    acknowledgement_number = forms.CharField(
+        label=_("N° d'accusé de réception (préfecture)"), max_length=60
+    )
+    notified_on = forms.DateField(label=_("Notifiée aux parties le"), widget=DateInput())
+
+    def clean_transmitted_on(self):
+        return not_in_the_future(self.cleaned_data.get("transmitted_on"))
+
+    def clean_notified_on(self):
+        return not_in_the_future(self.cleaned_data.get("notified_on"))
 
 
 PartyFormSet = inlineformset_factory(

@@ -121,7 +121,36 @@ class Convention(models.Model):
         related_name="managed_conventions",
     )
     start_date = models.DateField(_("date de prise d'effet"))
+    retroactivity_reason = models.TextField(
+        _("motif de l'effet rétroactif des clauses financières"),
+        blank=True,
+        help_text=_(
+            "Seulement si la prise d'effet précède la date à laquelle la convention devient "
+            "exécutoire : seules les clauses financières rétroagissent (remboursement du service "
+            "déjà rendu), pour le motif indiqué ici."
+        ),
+    )
+    clect_report_on = models.DateField(
+        _("rapport de la CLECT du"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Pour un service commun imputé sur l'attribution de compensation (CGI 1609 nonies C) : "
+            "date du rapport de la commission locale d'évaluation des transferts de charges."
+        ),
+    )
     signature_date = models.DateField(_("date de signature"), null=True, blank=True, editable=False)
+    # The signed convention becomes enforceable once transmitted to the contrôle de légalité
+    # (CGCT L2131-1, L2131-2) and notified to the other parties.
+    transmitted_on = models.DateField(
+        _("transmise au contrôle de légalité le"), null=True, blank=True, editable=False
+    )
+    acknowledgement_number = models.CharField(
+        _("n° d'accusé de réception (préfecture)"), max_length=60, blank=True, editable=False
+    )
+    notified_on = models.DateField(
+        _("notifiée aux parties le"), null=True, blank=True, editable=False
+    )
     version = models.PositiveIntegerField(_("version"), default=1, editable=False)
     created_at = models.DateTimeField(_("créée le"), auto_now_add=True)
     created_by = models.ForeignKey(
@@ -458,6 +487,57 @@ class Amendment(models.Model):
         return _("Avenant n° %(number)s") % {"number": self.number}
 
 
+class SignedDocument(models.Model):
+    """The PDF of an act as it was signed, the convention or one of its avenants, frozen at
+    signature with its SHA-256: what the parties signed never changes, whatever avenant comes
+    later (the database refuses any update, see migration 0006)."""
+
+    convention = models.ForeignKey(
+        Convention,
+        verbose_name=_("convention"),
+        on_delete=models.CASCADE,
+        related_name="signed_documents",
+    )
+    amendment = models.ForeignKey(
+        Amendment,
+        verbose_name=_("avenant"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="signed_documents",
+        help_text=_("Vide pour la convention elle-même."),
+    )
+    signed_on = models.DateField(_("signé le"))
+    pdf = models.BinaryField(_("PDF"), editable=False)
+    sha256 = models.CharField(_("empreinte SHA-256"), max_length=64, editable=False)
+    created_at = models.DateTimeField(_("figé le"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("acte signé (PDF figé)")
+        verbose_name_plural = _("actes signés (PDF figés)")
+        ordering = ["convention", "signed_on"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["convention"],
+                condition=Q(amendment__isnull=True),
+                name="one_signed_document_per_convention",
+            ),
+            models.UniqueConstraint(
+                fields=["amendment"],
+                condition=Q(amendment__isnull=False),
+                name="one_signed_document_per_amendment",
+            ),
+        ]
+
+    def __str__(self):
+        if self.amendment_id:
+            return _("Avenant n° %(number)s signé le %(date)s") % {
+                "number": self.amendment.number,
+                "date": self.signed_on.strftime("%d/%m/%Y"),
+            }
+        return _("Convention signée le %(date)s") % {"date": self.signed_on.strftime("%d/%m/%Y")}
+
+
 class Vote(models.TextChoices):
     ADOPTED = "ADOPTED", _("Adoptée")
     REJECTED = "REJECTED", _("Rejetée")
@@ -500,6 +580,15 @@ class Deliberation(models.Model):
     votes_against = models.PositiveIntegerField(_("voix contre"), null=True, blank=True)
     abstentions = models.PositiveIntegerField(_("abstentions"), null=True, blank=True)
     link = models.URLField(_("lien vers l'acte"), blank=True)
+    # A deliberation is enforceable once published and transmitted to the représentant de
+    # l'État (CGCT L2131-1; L2131-2 for those subject to transmission).
+    transmitted_on = models.DateField(
+        _("transmise au contrôle de légalité le"), null=True, blank=True
+    )
+    acknowledgement_number = models.CharField(
+        _("n° d'accusé de réception (préfecture)"), max_length=60, blank=True
+    )
+    published_on = models.DateField(_("publiée le"), null=True, blank=True)
     designates_manager = models.BooleanField(
         _("désigne la commune gestionnaire du service commun"),
         default=False,
@@ -522,6 +611,18 @@ class Deliberation(models.Model):
                 violation_error_message=_(
                     "Ce numéro de délibération existe déjà pour cette organisation."
                 ),
+            ),
+            models.CheckConstraint(
+                condition=Q(transmitted_on__isnull=True) | Q(transmitted_on__gte=F("date")),
+                name="deliberation_transmitted_after_its_session",
+                violation_error_message=_(
+                    "Une délibération ne peut être transmise avant sa séance."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=Q(published_on__isnull=True) | Q(published_on__gte=F("date")),
+                name="deliberation_published_after_its_session",
+                violation_error_message=_("Une délibération ne peut être publiée avant sa séance."),
             ),
         ]
 

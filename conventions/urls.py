@@ -12,11 +12,32 @@ urlpatterns = [
     path("<str:reference>/pdf/", views.convention_pdf, name="pdf"),
     path("<str:reference>/transition/<str:name>/", views.convention_transition, name="transition"),
     path("<str:reference>/ajouter/<str:kind>/", views.convention_add_related, name="add-related"),
+    path(
+        "<str:reference>/actes/<str:kind>/<int:pk>/modifier/",
+        views.convention_record_edit,
+        name="record-edit",
+    ),
+    path(
+        "<str:reference>/actes/<str:kind>/<int:pk>/supprimer/",
+        views.convention_record_delete,
+        name="record-delete",
+    ),
+    path(
+        "<str:reference>/deliberations/<int:pk>/transmission/",
+        views.deliberation_publicity,
+        name="deliberation-publicity",
+    ),
+    path("<str:reference>/transmission/", views.convention_publicity, name="publicity"),
     path("<str:reference>/avenants/nouveau/", views.amendment_create, name="amendment-create"),
     path(
         "<str:reference>/avenants/<int:number>/deliberation/",
         views.amendment_deliberation_add,
         name="amendment-deliberation",
+    ),
+    path(
+        "<str:reference>/avenants/<int:number>/pdf/",
+        views.amendment_pdf,
+        name="amendment-pdf",
     ),
     path(
         "<str:reference>/avenants/<int:number>/signer/",

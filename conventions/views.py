@@ -4,8 +4,9 @@ inline formsets, legal transitions, avenants, termination, related records and t
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
@@ -16,16 +17,26 @@ from conventions.models import (
     Amendment,
     Convention,
     ConventionKind,
+    Deliberation,
     ImpactSheet,
+    StaffBodyOpinion,
     Status,
     Terms,
 )
-from conventions.services import amendments, in_force, overview, records, transitions
+from conventions.services import (
+    amendments,
+    documents,
+    in_force,
+    overview,
+    records,
+    transitions,
+)
 from conventions.tables import ConventionTable
-from mutualisation.documents import render_pdf
 from mutualisation.rules import scope_of
 
 ALERT_DAYS = 90
+# Once in force (or ended), how the convention became enforceable is settled history.
+CLOSED_TO_PUBLICITY = (Status.IN_FORCE, Status.TERMINATED, Status.EXPIRED)
 
 
 def get_convention(request, reference, perm="conventions.view_convention"):
@@ -92,7 +103,10 @@ def convention_forms(request, convention, terms):
     }
     if convention.pk:
         formsets["deliberations"] = forms.DeliberationFormSet(
-            data, instance=convention, prefix="deliberations"
+            data,
+            instance=convention,
+            prefix="deliberations",
+            form_kwargs={"convention": convention},
         )
         formsets["forecasts"] = forms.ForecastFormSet(
             data, instance=terms, prefix="forecasts", form_kwargs={"convention": convention}
@@ -238,6 +252,131 @@ def convention_add_related(request, reference, kind):
     )
 
 
+RECORDS = {
+    # kind in the URL: (model, form, title)
+    "avis": (StaffBodyOpinion, forms.OpinionForm, _("Avis d'une instance paritaire")),
+    "deliberation": (Deliberation, forms.DeliberationForm, _("Délibération")),
+}
+
+
+def get_record(request, reference, kind, pk):
+    convention = get_convention(request, reference, "conventions.change_convention")
+    if kind not in RECORDS:
+        raise Http404
+    model = RECORDS[kind][0]
+    record = get_object_or_404(
+        model.objects.select_related("amendment", "convention", "organisation"),
+        convention=convention,
+        pk=pk,
+    )
+    return convention, record
+
+
+@login_required
+def convention_record_edit(request, reference, kind, pk):
+    """Correct an opinion or a deliberation entered wrongly, until the act is deliberated."""
+    convention, record = get_record(request, reference, kind, pk)
+    if not records.is_open_to_change(record):
+        messages.error(request, records.closed_message(record))
+        return redirect(convention)
+    _model, form_class, title = RECORDS[kind]
+    form = form_class(request.POST or None, instance=record, convention=convention)
+    if request.method == "POST" and form.is_valid():
+        records.related_save(convention=convention, form=form, user=request.user)
+        messages.success(request, _("%(title)s modifié(e).") % {"title": title})
+        return redirect(convention)
+    return render(
+        request,
+        "conventions/related_form.html",
+        {
+            "convention": convention,
+            "form": form,
+            "title": _("Modifier : %(record)s") % {"record": record},
+            "delete_url": reverse(
+                "conventions:record-delete", args=[convention.reference, kind, record.pk]
+            ),
+        },
+    )
+
+
+@login_required
+@require_POST
+def convention_record_delete(request, reference, kind, pk):
+    convention, record = get_record(request, reference, kind, pk)
+    label = str(record)
+    try:
+        records.related_delete(convention=convention, record=record)
+    except services.TransitionRefused as refused:
+        for reason in refused.missing:
+            messages.error(request, reason)
+    else:
+        messages.success(
+            request, _("Supprimé : %(record)s (l'historique le conserve).") % {"record": label}
+        )
+    return redirect(convention)
+
+
+@login_required
+def deliberation_publicity(request, reference, pk):
+    """Record a deliberation's transmission to the préfecture and its publication."""
+    convention, deliberation = get_record(request, reference, "deliberation", pk)
+    if deliberation.amendment_id is None and convention.status in CLOSED_TO_PUBLICITY:
+        messages.error(
+            request,
+            _("La convention est %(status)s : son caractère exécutoire est déjà établi.")
+            % {"status": convention.get_status_display().lower()},
+        )
+        return redirect(convention)
+    form = forms.DeliberationPublicityForm(request.POST or None, instance=deliberation)
+    if request.method == "POST" and form.is_valid():
+        records.related_save(convention=convention, form=form, user=request.user)
+        messages.success(request, _("Transmission et publication enregistrées."))
+        return redirect(convention)
+    return render(
+        request,
+        "conventions/related_form.html",
+        {
+            "convention": convention,
+            "form": form,
+            "title": _("Transmission et publication : %(record)s") % {"record": deliberation},
+        },
+    )
+
+
+@login_required
+def convention_publicity(request, reference):
+    """Record the signed convention's transmission to the préfecture and its notification."""
+    convention = get_convention(request, reference, "conventions.change_convention")
+    form = forms.ConventionPublicityForm(
+        request.POST or None,
+        initial={
+            "transmitted_on": convention.transmitted_on,
+            "acknowledgement_number": convention.acknowledgement_number,
+            "notified_on": convention.notified_on,
+        },
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            records.convention_publicity_record(convention=convention, **form.cleaned_data)
+        except services.TransitionRefused as refused:
+            for reason in refused.missing:
+                form.add_error(None, reason)
+        else:
+            messages.success(
+                request, _("Transmission et notification de la convention enregistrées.")
+            )
+            return redirect(convention)
+    return render(
+        request,
+        "conventions/related_form.html",
+        {
+            "convention": convention,
+            "form": form,
+            "title": _("Transmission au contrôle de légalité et notification"),
+        },
+    )
+
+
 @login_required
 def amendment_create(request, reference):
     convention = get_convention(request, reference, "conventions.change_convention")
@@ -281,7 +420,7 @@ def get_amendment(request, reference, number):
 @login_required
 def amendment_deliberation_add(request, reference, number):
     amendment = get_amendment(request, reference, number)
-    form = forms.DeliberationForm(request.POST or None)
+    form = forms.DeliberationForm(request.POST or None, convention=amendment.convention)
     if request.method == "POST" and form.is_valid():
         amendments.amendment_deliberation_add(
             amendment=amendment, deliberation=form.save(commit=False)
@@ -352,10 +491,36 @@ def attachment_download(request, reference, pk):
     )
 
 
+def pdf_response(pdf: bytes, filename: str, sha256: str = "") -> HttpResponse:
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{filename}"'
+    if sha256:
+        response["X-Content-SHA256"] = sha256
+    return response
+
+
 @login_required
 def convention_pdf(request, reference):
+    """The projet before signature; afterwards the convention as signed (frozen bytes), or with
+    ``?version=consolidee`` the version consolidée au jour, labelled so."""
     convention = get_convention(request, reference)
-    pdf = render_pdf("conventions/convention_pdf.html", overview.convention_document(convention))
-    response = HttpResponse(pdf, content_type="application/pdf")
-    response["Content-Disposition"] = f'inline; filename="{convention.reference}.pdf"'
-    return response
+    if request.GET.get("version") == documents.CONSOLIDATED and convention.signature_date:
+        pdf = documents.render_convention(convention, mode=documents.CONSOLIDATED)
+        return pdf_response(pdf, f"{convention.reference}-consolidee.pdf")
+    signed = documents.signed_document(convention)
+    if signed is not None:
+        return pdf_response(bytes(signed.pdf), f"{convention.reference}-signee.pdf", signed.sha256)
+    pdf = documents.render_convention(convention)
+    return pdf_response(pdf, f"{convention.reference}.pdf")
+
+
+@login_required
+def amendment_pdf(request, reference, number):
+    """An avenant's own PDF: the projet while in draft, the frozen signed act afterwards."""
+    convention = get_convention(request, reference)
+    amendment = get_object_or_404(Amendment, convention=convention, number=number)
+    name = f"{convention.reference}-avenant-{amendment.number}"
+    signed = documents.signed_document(convention, amendment)
+    if signed is not None:
+        return pdf_response(bytes(signed.pdf), f"{name}-signe.pdf", signed.sha256)
+    return pdf_response(documents.render_amendment(amendment), f"{name}.pdf")

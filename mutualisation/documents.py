@@ -6,12 +6,14 @@ Resources are addressed as ``static:<path>`` and read from the static files; not
 from the network, and a missing resource stops the rendering instead of degrading silently.
 """
 
+import threading
 from pathlib import Path
 
 from django.contrib.staticfiles import finders
 from django.contrib.staticfiles.storage import staticfiles_storage
 from django.template.loader import render_to_string
 from weasyprint import HTML
+from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher
 
 STATIC_SCHEME = "static"
@@ -35,10 +37,25 @@ class StaticURLFetcher(URLFetcher):
         return super().fetch(url, headers)
 
 
+_fonts = threading.local()
+
+
+def font_configuration() -> FontConfiguration:
+    """One font configuration per thread, reused across renders: WeasyPrint keeps each
+    @font-face it has loaded (keyed by its descriptors), so the WOFF2 fonts are decompressed
+    once per worker instead of once per document (a convention PDF: about 2 s → 0.7 s here).
+    Per thread, because a Fontconfig configuration is not meant to be shared across threads."""
+    if not hasattr(_fonts, "configuration"):
+        _fonts.configuration = FontConfiguration()
+    return _fonts.configuration
+
+
 def render_pdf(template_name: str, context: dict) -> bytes:
     """Render ``template_name`` with ``context`` and return the PDF bytes.
 
     The template's <title> becomes the PDF's title metadata.
     """
     html = render_to_string(template_name, {**context, "STATIC_SCHEME": STATIC_SCHEME})
-    return HTML(string=html, url_fetcher=StaticURLFetcher()).write_pdf()
+    return HTML(string=html, url_fetcher=StaticURLFetcher()).write_pdf(
+        font_config=font_configuration()
+    )

@@ -15,7 +15,7 @@ from conventions.models import (
     Status,
     Terms,
 )
-from conventions.services import TransitionRefused, fmt
+from conventions.services import TransitionRefused, documents, fmt
 from conventions.services.gates import deliberation_gaps, load, terms_gaps
 from conventions.services.in_force import initial_terms, terms_in_force
 from conventions.services.transitions import _locked
@@ -96,6 +96,7 @@ def amendment_sign(amendment: Amendment, *, signature_date: date) -> Amendment:
     amendment.status = Amendment.AmendmentStatus.SIGNED
     amendment.signature_date = signature_date
     amendment.save(update_fields=["status", "signature_date"])
+    documents.freeze(convention, amendment=amendment)
     Convention.objects.filter(pk=convention.pk).update(version=F("version") + 1)
     return amendment
 

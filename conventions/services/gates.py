@@ -30,6 +30,7 @@ from mutualisation.models import (
     PopulationRecord,
     TaxRegime,
 )
+from mutualisation.templatetags.french import of
 
 # Comités sociaux territoriaux replaced comités techniques on this date (loi 2019-828).
 CST_FROM = date(2023, 1, 1)
@@ -516,6 +517,122 @@ def signature_gaps(data: Loaded, signature_date: date | None) -> list[str]:
     return gaps
 
 
+def approving_deliberations(data: Loaded) -> dict:
+    """Each party's deliberation that approved the convention (its latest, when adopted)."""
+    latest = latest_deliberations(data.deliberations)
+    return {
+        party.organisation_id: latest[party.organisation_id]
+        for party in data.parties
+        if party.organisation_id in latest and latest[party.organisation_id].vote == Vote.ADOPTED
+    }
+
+
+def enforceable_on(data: Loaded) -> date | None:
+    """The day the signed convention becomes enforceable (« exécutoire »): the latest of its
+    transmission to the contrôle de légalité, its notification to the parties, and the
+    transmission and publication of each party's approving deliberation (CGCT L2131-1,
+    L2131-2); None while one of them is missing."""
+    convention = data.convention
+    approving = approving_deliberations(data)
+    days = [convention.transmitted_on, convention.notified_on]
+    for party in data.parties:
+        deliberation = approving.get(party.organisation_id)
+        if deliberation is None:
+            return None
+        days += [deliberation.transmitted_on, deliberation.published_on]
+    if any(day is None for day in days):
+        return None
+    return max(days)
+
+
+def retroactivity_gaps(data: Loaded, enforceable: date | None) -> list[str]:
+    """An administrative act does not take effect before it is enforceable (CE, Ass., 25 juin
+    1948, Société du journal L'Aurore). Only the financial terms may reach back, for the
+    service already rendered, with the reason written in the convention (docs/conventions.md)."""
+    convention = data.convention
+    if enforceable is None or convention.start_date >= enforceable:
+        return []
+    if convention.retroactivity_reason.strip():
+        return []
+    return [
+        _(
+            "La convention ne devient exécutoire que le %(enforceable)s, après sa date de prise "
+            "d'effet (%(start)s) : un acte ne rétroagit pas. Seules les clauses financières "
+            "peuvent rétroagir, pour un motif écrit dans la convention (« motif de l'effet "
+            "rétroactif des clauses financières ») ; à défaut, reportez la prise d'effet."
+        )
+        % {"enforceable": fmt(enforceable), "start": fmt(convention.start_date)}
+    ]
+
+
+def enforceability_gaps(data: Loaded, on: date) -> list[str]:
+    """« En vigueur » requires the convention to be enforceable: each party's approving
+    deliberation transmitted to the préfecture (date and accusé de réception) and published,
+    the signed convention transmitted and notified to the parties (CGCT L2131-1, L2131-2,
+    L2131-3 for the recours window it opens), none of it in the future."""
+    convention = data.convention
+    gaps = []
+    approving = approving_deliberations(data)
+    for party in data.parties:
+        deliberation = approving.get(party.organisation_id)
+        if deliberation is None:
+            continue  # reported by deliberation_gaps
+        lacking = []
+        if deliberation.transmitted_on is None:
+            lacking.append(_("sa date de transmission au contrôle de légalité"))
+        if not deliberation.acknowledgement_number.strip():
+            lacking.append(_("le n° de l'accusé de réception de la préfecture"))
+        if deliberation.published_on is None:
+            lacking.append(_("sa date de publication"))
+        if lacking:
+            gaps.append(
+                _("Délibération n° %(number)s %(of_organisation)s : indiquez %(lacking)s.")
+                % {
+                    "number": deliberation.number,
+                    "of_organisation": of(party.organisation),
+                    "lacking": ", ".join(lacking),
+                }
+            )
+    lacking = []
+    if convention.transmitted_on is None:
+        lacking.append(_("sa date de transmission au contrôle de légalité"))
+    if not convention.acknowledgement_number.strip():
+        lacking.append(_("le n° de l'accusé de réception de la préfecture"))
+    if convention.notified_on is None:
+        lacking.append(_("sa date de notification aux parties"))
+    if lacking:
+        gaps.append(
+            _("Convention signée : indiquez %(lacking)s.") % {"lacking": ", ".join(lacking)}
+        )
+    enforceable = enforceable_on(data)
+    if enforceable is not None and enforceable > on:
+        gaps.append(
+            _("La convention ne sera exécutoire que le %(date)s.") % {"date": fmt(enforceable)}
+        )
+    gaps += retroactivity_gaps(data, enforceable)
+    return gaps
+
+
+def early_effect_gaps(data: Loaded) -> list[str]:
+    """Warned while the text can still change: a start before the assemblies deliberate needs
+    the reason for the financial terms' retroactive effect (see retroactivity_gaps)."""
+    convention = data.convention
+    approving = approving_deliberations(data)
+    if not approving or convention.retroactivity_reason.strip():
+        return []
+    last = max(d.date for d in approving.values())
+    if convention.start_date >= last:
+        return []
+    return [
+        _(
+            "La prise d'effet (%(start)s) précède la délibération du %(date)s : la convention "
+            "ne peut rétroagir. Reportez la prise d'effet, ou écrivez le motif de l'effet "
+            "rétroactif de ses seules clauses financières."
+        )
+        % {"start": fmt(convention.start_date), "date": fmt(last)}
+    ]
+
+
 def gaps_for(
     convention: Convention, target: str, *, signature_date: date | None = None
 ) -> list[str]:
@@ -531,6 +648,7 @@ def gaps_for(
         )
         gaps += staff_body_gaps(data)
         gaps += manager_designation_gaps(data)
+        gaps += early_effect_gaps(data)
     if target == Status.SIGNED:
         gaps += signature_gaps(data, signature_date)
     return gaps

@@ -11,13 +11,15 @@ from conventions.models import (
     Amendment,
     Convention,
     ConventionKind,
-    PartyRole,
     Status,
     Termination,
 )
 from conventions.services import fmt
 from conventions.services.gates import (
     Loaded,
+    approving_deliberations,
+    enforceability_gaps,
+    enforceable_on,
     gaps_for,
     load,
 )
@@ -193,6 +195,8 @@ def convention_overview(convention: Convention) -> dict:
         next_gaps = gaps_for(convention, TRANSITIONS[next_step][1])
     elif next_step == "sign":
         next_gaps = gaps_for(convention, Status.DELIBERATED)
+    elif next_step == "enter_into_force":
+        next_gaps = enforceability_gaps(data, today)
     return {
         "data": data,
         "direction": direction_of(data.parties)
@@ -205,45 +209,15 @@ def convention_overview(convention: Convention) -> dict:
         "timeline": timeline(convention, data, amendments, termination),
         "next_step": next_step,
         "next_gaps": next_gaps,
+        "has_signed_amendments": any(
+            a.status == Amendment.AmendmentStatus.SIGNED for a in amendments
+        ),
+        "enforceable_on": enforceable_on(data),
+        "approving": approving_deliberations(data),
         "agents": list(convention.agents.select_related("employer")),
         "attachments": list(convention.attachments.select_related("uploaded_by")),
         "history": history_entries(convention),
         "alerts": alerts(within_days=90, conventions=Convention.objects.filter(pk=convention.pk)),
         "usage_years": list(range(max(convention.start_date.year, today.year - 2), today.year + 1))
         or [convention.start_date.year],
-    }
-
-
-def convention_document(convention: Convention) -> dict:
-    """The context of the convention PDF: parties with their representatives, visas, the terms
-    (initial ones, and each signed avenant's), annexes."""
-    data = load(convention)
-    amendments = list(
-        convention.amendments.filter(status=Amendment.AmendmentStatus.SIGNED).select_related(
-            "terms"
-        )
-    )
-    try:
-        termination = convention.termination
-    except Termination.DoesNotExist:
-        termination = None
-    all_deliberations = list(
-        convention.deliberations.select_related("organisation", "amendment").order_by("date")
-    )
-    return {
-        "convention": convention,
-        "data": data,
-        "direction": direction_of(data.parties)
-        if convention.kind == ConventionKind.MISE_A_DISPOSITION
-        else None,
-        "providers": [p for p in data.parties if p.role == PartyRole.PROVIDER],
-        "beneficiaries": [p for p in data.parties if p.role == PartyRole.BENEFICIARY],
-        "members": [p for p in data.parties if p.role == PartyRole.MEMBER],
-        "deliberations": all_deliberations,
-        "opinions": list(convention.opinions.select_related("organisation").order_by("date")),
-        "amendments": amendments,
-        "termination": termination,
-        "agents": list(convention.agents.select_related("employer")),
-        "forecast_years": sorted({f.year for f in data.forecasts}),
-        "draft": convention.status in (Status.DRAFT, Status.CONSULTATION),
     }

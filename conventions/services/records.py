@@ -8,12 +8,13 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from conventions.models import (
+    Amendment,
     Convention,
     ReferenceCounter,
     Status,
     Terms,
 )
-from conventions.services import StaleVersion
+from conventions.services import StaleVersion, TransitionRefused, fmt
 
 
 def next_reference(year: int) -> str:
@@ -96,3 +97,71 @@ def related_save(*, convention: Convention, form, user) -> None:
         record.uploaded_by = user
     record.save()
     Convention.objects.filter(pk=convention.pk).update(version=F("version") + 1)
+
+
+def is_open_to_change(record) -> bool:
+    """An opinion or a deliberation may be corrected or removed until the act it concerns is
+    deliberated: the convention (still « brouillon » or « en consultation »), or a draft
+    avenant. Afterwards the assemblies have voted on it; its history stays in any case."""
+    if record.amendment_id:
+        return record.amendment.status == Amendment.AmendmentStatus.DRAFT
+    return record.convention.is_editable
+
+
+def closed_message(record) -> str:
+    if record.amendment_id:
+        return _(
+            "L'avenant n° %(number)s est signé : ses délibérations et avis ne se modifient plus."
+        ) % {"number": record.amendment.number}
+    return _(
+        "La convention est %(status)s : les délibérations et avis sur lesquels elle a été "
+        "délibérée ne se modifient plus que par avenant."
+    ) % {"status": record.convention.get_status_display().lower()}
+
+
+@transaction.atomic
+def related_delete(*, convention: Convention, record) -> None:
+    """Remove a wrongly entered opinion or deliberation (the history keeps it)."""
+    if not is_open_to_change(record):
+        raise TransitionRefused(convention.status, [closed_message(record)])
+    record.delete()
+    Convention.objects.filter(pk=convention.pk).update(version=F("version") + 1)
+
+
+@transaction.atomic
+def convention_publicity_record(
+    *, convention: Convention, transmitted_on, acknowledgement_number: str, notified_on
+) -> Convention:
+    """Record the signed convention's transmission to the contrôle de légalité (date, accusé de
+    réception) and its notification to the parties, which make it enforceable."""
+    convention = Convention.objects.select_for_update().get(pk=convention.pk)
+    missing = []
+    if convention.status != Status.SIGNED:
+        missing.append(
+            _(
+                "La transmission et la notification s'enregistrent sur une convention signée "
+                "(statut : %(status)s)."
+            )
+            % {"status": convention.get_status_display()}
+        )
+    today = timezone.localdate()
+    for label, day in ((_("transmission"), transmitted_on), (_("notification"), notified_on)):
+        if day is None:
+            continue
+        if day > today:
+            missing.append(_("La date de %(what)s ne peut être dans le futur.") % {"what": label})
+        if convention.signature_date and day < convention.signature_date:
+            missing.append(
+                _("La %(what)s ne peut précéder la signature (%(date)s).")
+                % {"what": label, "date": fmt(convention.signature_date)}
+            )
+    if missing:
+        raise TransitionRefused(Status.SIGNED, missing)
+    convention.transmitted_on = transmitted_on
+    convention.acknowledgement_number = acknowledgement_number.strip()
+    convention.notified_on = notified_on
+    convention.version += 1
+    convention.save(
+        update_fields=["transmitted_on", "acknowledgement_number", "notified_on", "version"]
+    )
+    return convention

@@ -12,8 +12,8 @@ from conventions.models import (
     Status,
     Termination,
 )
-from conventions.services import TransitionRefused, fmt
-from conventions.services.gates import gaps_for
+from conventions.services import TransitionRefused, documents, fmt
+from conventions.services.gates import enforceability_gaps, gaps_for, load
 from conventions.services.in_force import notice_respected, terms_in_force
 
 TRANSITIONS = {
@@ -55,7 +55,7 @@ def convention_transition(
     if name in ("submit", "deliberate", "sign"):
         missing = gaps_for(convention, target, signature_date=signature_date)
     elif name == "enter_into_force":
-        missing = []
+        missing = enforceability_gaps(load(convention), today)
         if today < convention.start_date:
             missing.append(
                 _("La convention ne prend effet que le %(date)s.")
@@ -81,6 +81,9 @@ def convention_transition(
         fields.append("signature_date")
     convention.version += 1
     convention.save(update_fields=fields)
+    if name == "sign":
+        # What the parties signed is frozen with the signature, in the same transaction.
+        documents.freeze(convention)
     return convention
 
 

@@ -35,6 +35,24 @@ def add_deliberations(convention, organisations, *, day=date(2025, 12, 10), amen
         )
 
 
+def make_enforceable(convention, *, day=date(2025, 12, 22)):
+    """Transmit and publish each deliberation on the convention, then transmit the signed
+    convention and notify it to the parties, all on ``day`` (through the service)."""
+    from conventions.services import records
+
+    for deliberation in convention.deliberations.filter(amendment__isnull=True):
+        deliberation.transmitted_on = day
+        deliberation.published_on = day
+        deliberation.acknowledgement_number = f"063-AR-{deliberation.number}"
+        deliberation.save()
+    return records.convention_publicity_record(
+        convention=convention,
+        transmitted_on=day,
+        acknowledgement_number=f"063-AR-{convention.reference}",
+        notified_on=day,
+    )
+
+
 @pytest.fixture
 def mad_descendante(territory):
     """EPCI → communes A and B, one service, forecasts for both: ready for consultation."""

@@ -75,7 +75,10 @@ def test_the_agents_article_of_a_service_commun_follows_l5211_4_2(client, person
     client.force_login(personas.manager)
     text = convention_text(client, service_commun.convention.reference)
     assert "sont transférés de plein droit à Métropole de test" in text
-    assert "autorité fonctionnelle du maire ou du président de l'établissement public" in text
+    assert (
+        "autorité fonctionnelle du maire ou sous celle du président de l'établissement public"
+        in text
+    )
     assert "autorité fonctionnelle du bénéficiaire" not in text
 
 

@@ -27,7 +27,11 @@ from conventions.models import (
 )
 from conventions.services import amendments, in_force, overview, records, transitions
 from mutualisation.models import TaxRegime
-from tests.conventions.conftest import add_deliberations, complete_service_commun_file
+from tests.conventions.conftest import (
+    add_deliberations,
+    complete_service_commun_file,
+    make_enforceable,
+)
 from tests.factories import EpciFactory, EpciMembershipFactory, OrganisationFactory
 
 pytestmark = pytest.mark.django_db
@@ -252,6 +256,7 @@ def test_entry_into_force_waits_for_the_start_date(mad_descendante, territory):
     convention = reach(mad_descendante.convention, "submit")
     add_deliberations(convention, [territory.epci, territory.commune_a, territory.commune_b])
     convention = reach(convention, "deliberate", "sign", signature_date=date(2025, 12, 20))
+    convention = make_enforceable(convention)
     assert "ne prend effet que le 01/01/2026" in refusal(convention, "enter_into_force")
     with time_machine.travel(date(2026, 1, 2)):
         assert reach(convention, "enter_into_force").status == Status.IN_FORCE
@@ -469,7 +474,7 @@ def test_alerts_name_ending_conventions_and_notice_dates(signed_mad):
 
 def test_expiry_only_after_the_end_date(signed_mad):
     with time_machine.travel(date(2026, 1, 5)):
-        convention = reach(signed_mad, "enter_into_force")
+        convention = reach(make_enforceable(signed_mad), "enter_into_force")
     with time_machine.travel(date(2028, 6, 1)):
         assert "pas arrivée à échéance" in refusal(convention, "expire")
     with time_machine.travel(date(2029, 1, 2)):

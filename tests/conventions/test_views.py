@@ -415,10 +415,11 @@ def test_convention_pdf_names_parties_sirens_deliberations_and_articles(
         "Article 2 – Services concernés et unités de fonctionnement",
         "Article 3 – Situation des agents",
         "Article 4 – Dispositions financières",
-        "Article 5 – Durée",
-        "Article 6 – Avenants",
-        "Article 7 – Résiliation et réversibilité",
-        "Article 8 – Litiges",
+        "Article 5 – Caractère exécutoire et prise d'effet",
+        "Article 6 – Durée",
+        "Article 7 – Avenants",
+        "Article 8 – Résiliation et réversibilité",
+        "Article 9 – Litiges",
     ):
         assert title in text
     assert "L. 5211-4-1" in text
@@ -452,8 +453,25 @@ def test_signed_avenant_appears_in_the_pdf(client, personas, mad_descendante, te
         )
         amendments.amendment_sign(amendment, signature_date=date(2026, 6, 15))
     client.force_login(personas.manager)
-    text = " ".join(
-        p.extract_text()
-        for p in PdfReader(io.BytesIO(client.get(url("pdf", convention)).content)).pages
+    signed = client.get(url("pdf", convention))
+    consolidated = client.get(url("pdf", convention) + "?version=consolidee")
+    avenant = client.get(
+        reverse("conventions:amendment-pdf", args=[convention.reference, amendment.number])
     )
-    assert "Avenant n° 1, signé le 15 juin 2026" in re.sub(r"\s+", " ", text)
+
+    def text_of(response):
+        pages = PdfReader(io.BytesIO(response.content)).pages
+        return re.sub(r"\s+", " ", " ".join(p.extract_text() for p in pages))
+
+    assert "Avenant n° 1, signé le 15 juin 2026" in text_of(consolidated)
+    assert "version consolidée au " in text_of(consolidated)
+    # The signed convention is served as signed: no avenant, no later deliberation.
+    assert "Avenant n° 1" not in text_of(signed)
+    assert "1er juin 2026" not in text_of(signed)
+    avenant_text = text_of(avenant)
+    assert "Avenant n° 1" in avenant_text
+    assert "Trimestrialisation" in avenant_text
+    assert (
+        "Vu la convention " + convention.reference + " signée le 20 décembre 2025" in avenant_text
+    )
+    assert "À compter du 1er juillet 2026" in avenant_text
