@@ -196,6 +196,11 @@ def party_block(party, approving: dict, signed_on: date | None) -> PartyBlock:
     )
 
 
+def act_order(parties) -> list:
+    """The order an act names its parties: the EPCI first, then the communes by name."""
+    return sorted(parties, key=lambda p: (not p.organisation.is_epci, p.organisation.name))
+
+
 def place_of_signature(convention: Convention, parties) -> str:
     """The seat of the EPCI party (else the first party's seat) for « Fait à … »."""
     organisations = [p.organisation for p in parties]
@@ -209,7 +214,7 @@ def competent_court(parties) -> str:
     for organisation in sorted((p.organisation for p in parties), key=lambda o: not o.is_epci):
         if organisation.administrative_court:
             return organisation.administrative_court
-    return _("le tribunal administratif territorialement compétent")
+    return _("tribunal administratif territorialement compétent")
 
 
 def convention_document(
@@ -271,7 +276,7 @@ def convention_document(
         "forecasts": forecasts,
         "direction": direction,
         "visas": visas,
-        "parties": [party_block(p, approving, signed_on) for p in data.parties],
+        "parties": [party_block(p, approving, signed_on) for p in act_order(data.parties)],
         "deliberations": deliberations,
         "amendments": signed_amendments,
         "termination": termination,
@@ -315,7 +320,9 @@ def amendment_document(amendment: Amendment) -> dict:
         "terms": terms,
         "forecasts": list(terms.forecasts.select_related("beneficiary", "service__service")),
         "visas": visas,
-        "parties": [party_block(p, approving, amendment.signature_date) for p in data.parties],
+        "parties": [
+            party_block(p, approving, amendment.signature_date) for p in act_order(data.parties)
+        ],
         "place": place_of_signature(convention, data.parties),
         "signed_on": amendment.signature_date,
         "court": competent_court(data.parties),
