@@ -202,6 +202,24 @@ class Party(models.Model):
         related_name="parties",
     )
     role = models.CharField(_("rôle"), max_length=12, choices=PartyRole.choices)
+    # A party that joins (or leaves) by avenant is a party from (or until) the avenant's
+    # effective date, once the avenant is signed; earlier years never see the change.
+    joined_by = models.ForeignKey(
+        "Amendment",
+        verbose_name=_("entrée par l'avenant"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="joining_parties",
+    )
+    left_by = models.ForeignKey(
+        "Amendment",
+        verbose_name=_("sortie par l'avenant"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="leaving_parties",
+    )
 
     history = HistoricalRecords()
 
@@ -257,6 +275,23 @@ class ConventionService(models.Model):
         null=True,
         blank=True,
         help_text=_("Obligatoire pour une clé de population."),
+    )
+    # A service added (or withdrawn) by avenant is covered from (or until) its effective date.
+    added_by = models.ForeignKey(
+        "Amendment",
+        verbose_name=_("ajouté par l'avenant"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="added_services",
+    )
+    removed_by = models.ForeignKey(
+        "Amendment",
+        verbose_name=_("retiré par l'avenant"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="removed_services",
     )
 
     history = HistoricalRecords()
@@ -469,6 +504,15 @@ class Amendment(models.Model):
         editable=False,
     )
     signature_date = models.DateField(_("date de signature"), null=True, blank=True, editable=False)
+    # An avenant of a service commun that changes its members or services changes the agents'
+    # situation: the fiche d'impact is updated before the CST opinions (L5211-4-2).
+    impact_established_on = models.DateField(
+        _("fiche d'impact mise à jour le"), null=True, blank=True
+    )
+    impact_summary = models.TextField(
+        _("effets de l'avenant sur l'organisation, la rémunération et les droits acquis"),
+        blank=True,
+    )
 
     history = HistoricalRecords()
 

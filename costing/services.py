@@ -29,6 +29,10 @@ from conventions.services.in_force import (
     add_months,
     applicable_terms,
     coverage,
+    parties_during,
+    parties_on,
+    present_on,
+    services_during,
     terms_in_force,
     terms_segments,
 )
@@ -585,7 +589,11 @@ def billed_conventions(year: int, conventions=None):
         .select_related("managing_organisation", "termination")
         .prefetch_related(
             "parties__organisation",
+            "parties__joined_by",
+            "parties__left_by",
             "services__service",
+            "services__added_by",
+            "services__removed_by",
             "terms__amendment",
             "terms__forecasts",
         )
@@ -645,15 +653,27 @@ def load_year(year: int, conventions=None) -> YearData:
     return YearData(year, loaded, unit_costs, cost_bases, usages, populations, called)
 
 
-def sides(convention: Convention) -> tuple[Organisation, list[Organisation]]:
+def sides(
+    convention: Convention, first: date | None = None, last: date | None = None
+) -> tuple[Organisation, list[Organisation]]:
     """(payee, payers): the provider and its beneficiaries, or the organisation managing the
-    service commun and its other members."""
-    parties = list(convention.parties.all())
+    service commun and its other members; from ``first`` to ``last``, the parties present on
+    one of those days (a commune joining or leaving by avenant), else those present today."""
+    if first is None:
+        parties = parties_on(convention, timezone.localdate())
+    else:
+        parties = parties_during(convention, first, last)
     if convention.kind == ConventionKind.SERVICE_COMMUN:
         payee = convention.managing_organisation
         return payee, [p.organisation for p in parties if p.organisation_id != payee.pk]
     payee = next(p.organisation for p in parties if p.role == PartyRole.PROVIDER)
     return payee, [p.organisation for p in parties if p.role == PartyRole.BENEFICIARY]
+
+
+def members_on(convention: Convention, members: list, on: date) -> list:
+    """``members`` (payee first) restricted to the parties present on ``on``."""
+    present = {p.organisation_id for p in parties_on(convention, on)}
+    return [m for m in members if m.pk in present or m.pk == members[0].pk]
 
 
 def key_weights(line, terms, members, data: YearData) -> dict:
@@ -712,7 +732,7 @@ def keyed_service_input(line, convention, members, first, last, data: YearData):
     segments = tuple(
         engine.KeySegment(
             engine.Period(start, end),
-            key_weights(line, terms, members, data),
+            key_weights(line, terms, members_on(convention, members, start), data),
             terms.managing_share_mode,
             terms.managing_share_value,
         )
@@ -728,11 +748,20 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
     if span is None:
         return None
     first, last = span
-    payee, payers = sides(convention)
+    payee, payers = sides(convention, first, last)
     terms = applicable_terms(convention, first)
-    forecasts_of_year = [f for f in terms.forecasts.all() if f.year == data.year]
+    # The year's forecast of each payer and service: from the first terms of the year that
+    # state one (a commune joining by avenant has its forecast in the avenant's terms).
+    forecasts_of_year = {}
+    for _start, _end, segment_terms in terms_segments(convention, first, last):
+        for forecast in segment_terms.forecasts.all():
+            if forecast.year == data.year:
+                forecasts_of_year.setdefault(
+                    (forecast.beneficiary_id, forecast.service_id), forecast
+                )
+    lines_of_year = services_during(convention, first, last)
     services = []
-    for line in convention.services.all():
+    for line in lines_of_year:
         unit_cost = data.unit_costs.get(line.service_id)
         keyed = {}
         if line.allocation_key in engine.ALLOCATION_KEYS:
@@ -749,14 +778,53 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
         )
     # A usage record covers a month; the one of the month the convention starts (dated the 1st)
     # counts from the start date.
+    # A payer is billed for the use made while it is a party of the convention and the service
+    # is covered (a commune joining or leaving, a service added or withdrawn by avenant).
+    parties_by_org = {p.organisation_id: p for p in convention.parties.all()}
+    line_by_service = {line.service_id: line for line in lines_of_year}
+
+    def counted(record) -> bool:
+        if record.period_end < first:
+            return False
+        day = max(record.period_start, first)
+        party_record = parties_by_org.get(record.beneficiary_id)
+        line = line_by_service.get(record.service_id)
+        outside = (
+            party_record is not None
+            and not present_on(party_record, day, start="joined_by", end="left_by")
+        ) or (line is not None and not present_on(line, day, start="added_by", end="removed_by"))
+        if outside:
+            raise_outside.append(record)
+        return not outside
+
+    raise_outside: list = []
+
+    def record_owner(record) -> str:
+        party_record = parties_by_org.get(record.beneficiary_id)
+        return party_record.organisation.name if party_record else str(record.beneficiary_id)
+
     usages = tuple(
         engine.Usage(
             r.beneficiary_id, r.service.code, max(r.period_start, first), r.units, r.reference
         )
         for r in data.usages.get(convention.pk, [])
-        if r.period_end >= first
+        if counted(r)
     )
-    line_by_id = {line.pk: line for line in convention.services.all()}
+    if raise_outside:
+        raise engine.EngineError(
+            _(
+                "%(count)s recours datés hors de la période où la commune est partie ou le "
+                "service couvert (avenant d'entrée ou de sortie) : %(references)s. Corrigez-les "
+                "avant le calcul."
+            )
+            % {
+                "count": len(raise_outside),
+                "references": ", ".join(
+                    f"{record_owner(r)} {r.period_start:%m/%Y}" for r in raise_outside[:5]
+                ),
+            }
+        )
+    line_by_id = {line.pk: line for line in lines_of_year}
     called = {
         payer.pk: tuple(
             engine.CalledInstalment(
@@ -775,7 +843,7 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
         usages=usages,
         forecasts={
             (f.beneficiary_id, line_by_id[f.service_id].service.code): f.units
-            for f in forecasts_of_year
+            for f in forecasts_of_year.values()
             if f.service_id in line_by_id
         },
         instalment_count=terms.instalment_count,

@@ -132,3 +132,62 @@ TERMS_FIELDS = (
 def terms_values(terms: Terms) -> dict:
     """The values of a set of terms, to pre-fill an avenant's terms."""
     return {name: getattr(terms, name) for name in TERMS_FIELDS}
+
+
+# --- parties and services changed by avenant ---------------------------------------------------
+
+
+def takes_effect(amendment, on: date) -> bool:
+    """A signed avenant whose effective date has come."""
+    return (
+        amendment is not None
+        and amendment.status == Amendment.AmendmentStatus.SIGNED
+        and amendment.effective_from <= on
+    )
+
+
+def present_on(record, on: date, *, start: str, end: str) -> bool:
+    """A party (``joined_by``/``left_by``) or a service line (``added_by``/``removed_by``)
+    on a date: original or added by a signed avenant in effect, and not withdrawn by one."""
+    added, removed = getattr(record, start), getattr(record, end)
+    if added is not None and not takes_effect(added, on):
+        return False
+    return not takes_effect(removed, on)
+
+
+def parties_on(convention: Convention, on: date) -> list:
+    """The parties on a date (``convention.parties.all()``: prefetch ``parties__joined_by`` and
+    ``parties__left_by`` to spare the queries)."""
+    return [
+        p
+        for p in convention.parties.all()
+        if present_on(p, on, start="joined_by", end="left_by")
+    ]
+
+
+def parties_during(convention: Convention, first: date, last: date) -> list:
+    """The parties present on at least one day from ``first`` to ``last``: the initial ones
+    and those of the signed avenants in effect on one of the days of the terms' segments."""
+    days = [start for start, _end, _terms in terms_segments(convention, first, last)]
+    return [
+        p
+        for p in convention.parties.all()
+        if any(present_on(p, day, start="joined_by", end="left_by") for day in days)
+    ]
+
+
+def services_on(convention: Convention, on: date) -> list:
+    return [
+        s
+        for s in convention.services.all()
+        if present_on(s, on, start="added_by", end="removed_by")
+    ]
+
+
+def services_during(convention: Convention, first: date, last: date) -> list:
+    days = [start for start, _end, _terms in terms_segments(convention, first, last)]
+    return [
+        s
+        for s in convention.services.all()
+        if any(present_on(s, day, start="added_by", end="removed_by") for day in days)
+    ]
