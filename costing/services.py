@@ -633,7 +633,7 @@ def load_year(year: int, conventions=None) -> YearData:
     usages: dict[int, list] = defaultdict(list)
     for record in UsageRecord.objects.filter(
         convention__in=loaded, period_start__year=year
-    ).select_related("service"):
+    ).select_related("service", "weight"):
         usages[record.convention_id].append(record)
     vintages = {
         line.population_vintage

@@ -7,7 +7,7 @@ import io
 import zipfile
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -17,8 +17,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from conventions.models import Convention, SettlementMode
-from conventions.services.in_force import coverage
+from conventions.models import Convention, ConventionKind, Deliberation, SettlementMode, Vote
+from conventions.services.in_force import applicable_terms, coverage
 from costing import engine, services
 from costing.exports import line_as_dict, settlement_as_dict
 from costing.models import (
@@ -34,13 +34,20 @@ from costing.models import (
     StatementRemark,
     StatementStatus,
     UsageRecord,
+    UsageSource,
 )
 from costing.money import ZERO
 from mutualisation.documents import render_pdf
 from mutualisation.models import Organisation
 from mutualisation.rules import scope_of
 
-SNAPSHOT_VERSION = 1
+# 2: the document a comptable public and a préfecture accept (recours, convention and its
+# deliberations, forecast, unit cost version, acomptes' call dates, the creditor's seat, court and
+# comptable). Older snapshots lack these keys and still render.
+SNAPSHOT_VERSION = 2
+
+# Beyond this many recours, the list goes to an annex at the end of the état.
+RECOURS_INLINE_MAX = 25
 
 
 class StatementRefused(Exception):
@@ -99,7 +106,105 @@ def organisation_snapshot(org: Organisation) -> dict:
         "is_epci": org.is_epci,
         "representative_title": org.representative_title,
         "representative_name": org.representative_name,
+        "representative_gender": org.representative_gender,
+        "seat": org.seat,
+        "administrative_court": org.administrative_court,
+        "public_accountant": org.public_accountant,
     }
+
+
+def convention_snapshot(convention, deliberations) -> dict:
+    """The convention as the état cites it: reference, type (its legal basis), signature and the
+    deliberations of the assemblies that approved it (organisation, number, date)."""
+    return {
+        "reference": convention.reference,
+        "title": convention.title,
+        "kind": convention.get_kind_display(),
+        "kind_code": convention.kind,
+        "legal_basis": list(convention.legal_basis),
+        "signature_date": convention.signature_date.isoformat()
+        if convention.signature_date
+        else None,
+        "deliberations": [
+            {
+                "organisation": d.organisation.name,
+                "assembly": d.assembly,
+                "number": d.number,
+                "date": d.date.isoformat(),
+            }
+            for d in deliberations
+        ],
+    }
+
+
+def approving_deliberations(conventions) -> dict:
+    """Convention id → the adopted deliberations approving the convention itself, by date."""
+    found = defaultdict(list)
+    for deliberation in (
+        Deliberation.objects.filter(
+            convention__in=conventions, amendment__isnull=True, vote=Vote.ADOPTED
+        )
+        .select_related("organisation")
+        .order_by("date", "organisation__name", "number")
+    ):
+        found[deliberation.convention_id].append(deliberation)
+    return found
+
+
+def forecast_units(convention, payer_id: int, year: int) -> dict:
+    """Service code → the units the convention forecasts for the payer in the year (D5211-16:
+    « une prévision d'utilisation du service … exprimée en unités de fonctionnement »)."""
+    span = coverage(convention, year)
+    if span is None:
+        return {}
+    lines = {line.pk: line for line in convention.services.all()}
+    return {
+        lines[f.service_id].service.code: str(f.units)
+        for f in applicable_terms(convention, span[0]).forecasts.all()
+        if f.year == year and f.beneficiary_id == payer_id and f.service_id in lines and f.units
+    }
+
+
+def recours_of(line, records, first: date | None) -> list[dict]:
+    """The usage records a line counts (the engine's rule: the payer's records of the service
+    dated within the line's period, a record of the starting month counting from the start)."""
+    chosen = [
+        r
+        for r in records
+        if r.service.code == line.service
+        and (first is None or r.period_end >= first)
+        and line.period.contains(max(r.period_start, first) if first else r.period_start)
+    ]
+    return [
+        {
+            "period_start": r.period_start.isoformat(),
+            "period_end": r.period_end.isoformat(),
+            "reference": r.reference,
+            "weight": r.weight.label if r.weight_id else "",
+            "quantity": str(r.quantity),
+            "units": str(r.units),
+            "adjustment": r.source == UsageSource.ADJUSTMENT,
+        }
+        for r in sorted(chosen, key=lambda r: (r.period_start, r.reference, r.pk))
+    ]
+
+
+def instalments_snapshot(called: list, instalments) -> list[dict]:
+    """The acomptes called, as the engine settled them, with when each was called and paid."""
+    by_rank = {i.rank: i for i in instalments}
+    result = []
+    for item in called:
+        recorded = by_rank.get(item["rank"])
+        result.append(
+            {
+                **item,
+                "called_on": timezone.localtime(recorded.called_at).date().isoformat()
+                if recorded
+                else None,
+                "paid_on": recorded.paid_on.isoformat() if recorded and recorded.paid_on else None,
+            }
+        )
+    return result
 
 
 def notification_flags(unit_cost, deadline: date) -> dict:
@@ -116,11 +221,18 @@ def notification_flags(unit_cost, deadline: date) -> dict:
     }
 
 
-def snapshot_line(line, unit_costs: dict, deadline: date) -> dict:
+def snapshot_line(line, unit_costs: dict, deadline: date, details: dict) -> dict:
     unit_cost = unit_costs.get(line.service)
     data = line_as_dict(line)
     for key in ("convention", "payer", "payee"):
         del data[key]  # the statement says them once
+    data["recours"] = recours_of(line, details["records"], details["first"])
+    data["forecast_units"] = (
+        details["forecasts"].get(line.service) if line.unit_cost is not None else None
+    )
+    data["unit_cost_version"] = (
+        unit_cost.version if unit_cost is not None and line.unit_cost is not None else None
+    )
     data["unit_cost_notified_on"] = (
         unit_cost.notified_on.isoformat()
         if unit_cost is not None and unit_cost.notified_on and line.unit_cost is not None
@@ -131,7 +243,20 @@ def snapshot_line(line, unit_costs: dict, deadline: date) -> dict:
     return data
 
 
-def build_snapshot(*, convention, payer, payee, year, lines, settlement, unit_costs, table) -> dict:
+def build_snapshot(
+    *, convention, payer, payee, year, lines, settlement, unit_costs, table, details=None
+) -> dict:
+    """What the état prints, frozen at issue. ``details``: the payer's usage records of the year
+    (``records``), the first day the convention covers (``first``), its forecast units by service
+    (``forecasts``), its recorded acomptes (``instalments``) and the approving deliberations."""
+    details = {
+        "records": [],
+        "first": None,
+        "forecasts": {},
+        "instalments": [],
+        "deliberations": [],
+        **(details or {}),
+    }
     revenue, expense = accounts_for(payee, table)
     ac_epci, ac_commune = ac_accounts(table)
     settled = settlement_as_dict(settlement)
@@ -143,12 +268,7 @@ def build_snapshot(*, convention, payer, payee, year, lines, settlement, unit_co
     return {
         "version": SNAPSHOT_VERSION,
         "year": year,
-        "convention": {
-            "reference": convention.reference,
-            "title": convention.title,
-            "kind": convention.get_kind_display(),
-            "legal_basis": list(convention.legal_basis),
-        },
+        "convention": convention_snapshot(convention, details["deliberations"]),
         "payer": organisation_snapshot(payer),
         "payee": organisation_snapshot(payee),
         "accounts": {
@@ -159,13 +279,16 @@ def build_snapshot(*, convention, payer, payee, year, lines, settlement, unit_co
             "ac_commune": account_dict(ac_commune),
         },
         "lines": [
-            snapshot_line(line, unit_costs, services.convention_deadline(convention, year))
+            snapshot_line(line, unit_costs, services.convention_deadline(convention, year), details)
             for line in lines
         ],
         "total": str(sum((line.amount for line in lines), Decimal("0.00"))),
         "settlement": {
             **settled,
-            "instalments": settled["instalments_called"],  # what the état annuel lists
+            # what the état annuel lists: the acomptes called, their dates and titre numbers
+            "instalments": instalments_snapshot(
+                settled["instalments_called"], details["instalments"]
+            ),
             "mode_label": str(SettlementMode(settlement.settlement_mode).label),
             "channel_label": str(BalanceChannel(settlement.channel).label),
             # What is booked where (domain brief §4): the AC imputation on the AC accounts; on
@@ -299,6 +422,7 @@ def statements_prepare(year: int, conventions=None, payer_id=None) -> list[State
             "payer", "payee"
         )
     }
+    deliberations = approving_deliberations(computed.data.conventions)
     prepared = []
     for settlement in result.settlements:
         if payer_id is not None and settlement.payer.id != payer_id:
@@ -308,6 +432,18 @@ def statements_prepare(year: int, conventions=None, payer_id=None) -> list[State
         draft = draft_for(settlement, convention, organisations, issued, lines, year, drafts)
         if draft is None:
             continue
+        span = coverage(convention, year)
+        details = {
+            "records": [
+                r
+                for r in computed.data.usages.get(convention.pk, [])
+                if r.beneficiary_id == settlement.payer.id
+            ],
+            "first": span[0] if span else None,
+            "forecasts": forecast_units(convention, settlement.payer.id, year),
+            "instalments": computed.data.called.get((convention.pk, settlement.payer.id), []),
+            "deliberations": deliberations.get(convention.pk, []),
+        }
         snapshot = build_snapshot(
             convention=convention,
             payer=draft.payer,
@@ -317,6 +453,7 @@ def statements_prepare(year: int, conventions=None, payer_id=None) -> list[State
             settlement=settlement,
             unit_costs=unit_costs,
             table=context["table"],
+            details=details,
         )
         prepared.append(
             write_draft(
@@ -350,34 +487,112 @@ def next_number(year: int) -> str:
     return f"EA-{year}-{counter.last_number:04d}"
 
 
+def iso_date(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+def recours_context(recours: list[dict]) -> list[dict]:
+    return [
+        {
+            **r,
+            "period_start": date.fromisoformat(r["period_start"]),
+            "period_end": date.fromisoformat(r["period_end"]),
+        }
+        for r in recours
+    ]
+
+
+# What the balance means for the debtor, by its direction and channel (engine.CHANNELS).
+BALANCE_DIRECTIONS = {
+    ("TO_COLLECT", engine.CHANNEL_AC_NEXT_YEAR): gettext_lazy(
+        "à payer par le débiteur, sur l'attribution de compensation de l'exercice suivant"
+    ),
+    ("TO_REFUND", engine.CHANNEL_AC_NEXT_YEAR): gettext_lazy(
+        "à rembourser au débiteur, sur l'attribution de compensation de l'exercice suivant"
+    ),
+    ("TO_COLLECT", engine.CHANNEL_TITRE): gettext_lazy(
+        "à payer par le débiteur, par titre de recettes"
+    ),
+    ("TO_REFUND", engine.CHANNEL_MANDAT): gettext_lazy(
+        "à rembourser au débiteur, par mandat ou réduction de titre"
+    ),
+}
+
+
+def balance_direction_label(balance: Decimal, channel: str) -> str:
+    if balance == 0:
+        return str(_("nul : rien à régler"))
+    direction = "TO_COLLECT" if balance > 0 else "TO_REFUND"
+    label = BALANCE_DIRECTIONS.get((direction, channel))
+    if label is None:
+        label = _("à payer par le débiteur") if balance > 0 else _("à rembourser au débiteur")
+    return str(label)
+
+
+def issued_on(statement: Statement) -> date | None:
+    """The day the statement was issued (the date of its « Certifié exact »), as frozen."""
+    frozen = statement.snapshot.get("issued_at")
+    if frozen:
+        return timezone.localtime(datetime.fromisoformat(frozen)).date()
+    if statement.issued_at:
+        return timezone.localtime(statement.issued_at).date()
+    return None
+
+
 def statement_context(statement: Statement) -> dict:
-    """What the statement PDF shows, read from its snapshot (frozen once issued)."""
+    """What the statement PDF shows, read from its snapshot (frozen once issued). Snapshots of
+    version 1 lack the recours, deliberations, seat, court and comptable: they render without."""
     snapshot = statement.snapshot
     lines = [
         {
             **line,
             "period_start": date.fromisoformat(line["period_start"]),
             "period_end": date.fromisoformat(line["period_end"]),
-            "unit_cost_notified_on": line["unit_cost_notified_on"]
-            and date.fromisoformat(line["unit_cost_notified_on"]),
-            "unit_cost_notification_deadline": line.get("unit_cost_notification_deadline")
-            and date.fromisoformat(line["unit_cost_notification_deadline"]),
+            "unit_cost_notified_on": iso_date(line["unit_cost_notified_on"]),
+            "unit_cost_notification_deadline": iso_date(
+                line.get("unit_cost_notification_deadline")
+            ),
+            "recours": recours_context(line.get("recours") or []),
         }
         for line in snapshot.get("lines", [])
     ]
+    recours_count = sum(len(line["recours"]) for line in lines)
+    settlement = snapshot.get("settlement") or {}
+    convention = snapshot.get("convention") or {}
+    channel = settlement.get("channel") or statement.balance_channel or channel_of(statement)
     return {
         "statement": statement,
         "s": snapshot,
         "lines": lines,
         "number": statement.number,
         "draft": not statement.is_issued,
+        "issued_on": issued_on(statement) if statement.is_issued else None,
         "cancels": statement.cancels,
         "keyed": any(line["unit_cost"] is None for line in lines),
         "instalments": [
-            {**i, "due_date": date.fromisoformat(i["due_date"])}
-            for i in (snapshot.get("settlement") or {}).get("instalments", [])
+            {
+                **i,
+                "due_date": date.fromisoformat(i["due_date"]),
+                "called_on": iso_date(i.get("called_on")),
+                "paid_on": iso_date(i.get("paid_on")),
+            }
+            for i in settlement.get("instalments", [])
         ],
         "correction": correction_context(statement),
+        "recours_count": recours_count,
+        "recours_in_annex": recours_count > RECOURS_INLINE_MAX,
+        "signature_date": iso_date(convention.get("signature_date")),
+        "deliberations": [
+            {**d, "date": date.fromisoformat(d["date"])}
+            for d in convention.get("deliberations", [])
+        ],
+        "kind_code": convention.get("kind_code", ""),
+        "service_commun": convention.get("kind_code") == ConventionKind.SERVICE_COMMUN,
+        "mise_a_disposition": convention.get("kind_code") == ConventionKind.MISE_A_DISPOSITION,
+        "on_ac": settlement.get("settlement_mode")
+        in (engine.SETTLEMENT_AC, engine.SETTLEMENT_MIXED),
+        "balance_direction": balance_direction_label(statement.balance, channel),
+        "leads_to_titre": channel == engine.CHANNEL_TITRE,
     }
 
 

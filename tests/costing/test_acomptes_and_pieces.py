@@ -110,8 +110,9 @@ def test_the_etat_annuel_lists_the_acomptes_with_their_dates_and_numbers(billed)
         " ",
         " ".join(p.extract_text() for p in PdfReader(io.BytesIO(bytes(issued.pdf))).pages),
     )
-    assert "1 01/01/2026 T-2026-0042 Titre émis 7 269,30 €" in text
-    assert "2 01/04/2026 — Appelé 7 269,30 €" in text
+    # rank, due date, called on (today: 15/01/2027), titre number, status, amount
+    assert "1 01/01/2026 15/01/2027 T-2026-0042 Titre émis 7 269,30 €" in text
+    assert "2 01/04/2026 15/01/2027 — Appelé 7 269,30 €" in text
 
 
 def test_acomptes_are_exported_for_the_titres(client, personas, billed):
