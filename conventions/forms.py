@@ -14,6 +14,7 @@ from pypdf.errors import PdfReadError
 
 from conventions.models import (
     AgentAssignment,
+    AllocationKey,
     Amendment,
     Attachment,
     Convention,
@@ -23,6 +24,7 @@ from conventions.models import (
     ImpactSheet,
     ManagingShare,
     Party,
+    PartyRole,
     SettlementMode,
     StaffBodyOpinion,
     Termination,
@@ -32,7 +34,7 @@ from conventions.models import (
 )
 from conventions.services.gates import MAX_PERIODICITY_MONTHS
 from conventions.services.in_force import TERMS_FIELDS
-from mutualisation.models import Organisation
+from mutualisation.models import Organisation, Service, UnitType
 
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 
@@ -423,10 +425,142 @@ class AttachmentForm(forms.ModelForm):
 
 
 class AmendmentForm(forms.ModelForm):
+    """An avenant: its object and date, and what it changes besides the terms: communes that
+    join or leave, a service added or withdrawn; for a service commun, the updated fiche
+    d'impact."""
+
+    joining = forms.ModelMultipleChoiceField(
+        label=_("Communes qui entrent dans la convention"),
+        queryset=Organisation.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    leaving = forms.ModelMultipleChoiceField(
+        label=_("Parties qui sortent de la convention"),
+        queryset=Party.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    new_service = forms.ModelChoiceField(
+        label=_("Service ajouté"), queryset=Service.objects.none(), required=False
+    )
+    new_unit_type = forms.ModelChoiceField(
+        label=_("Unité de fonctionnement du service ajouté"),
+        queryset=UnitType.objects.all(),
+        required=False,
+    )
+    new_allocation_key = forms.ChoiceField(
+        label=_("Clé de répartition du service ajouté (service commun)"),
+        choices=[("", "—"), *AllocationKey.choices],
+        required=False,
+    )
+    new_population_vintage = forms.IntegerField(
+        label=_("Millésime de population (clé de population)"), required=False, min_value=1990
+    )
+    removed_services = forms.ModelMultipleChoiceField(
+        label=_("Services retirés"),
+        queryset=ConventionService.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    field_order = [
+        "object",
+        "effective_from",
+        "joining",
+        "leaving",
+        "new_service",
+        "new_unit_type",
+        "new_allocation_key",
+        "new_population_vintage",
+        "removed_services",
+        "impact_established_on",
+        "impact_summary",
+    ]
+
     class Meta:
         model = Amendment
-        fields = ["object", "effective_from"]
-        widgets = {**date_widgets("effective_from"), "object": forms.Textarea(attrs={"rows": 3})}
+        fields = ["object", "effective_from", "impact_established_on", "impact_summary"]
+        widgets = {
+            **date_widgets("effective_from", "impact_established_on"),
+            "object": forms.Textarea(attrs={"rows": 3}),
+            "impact_summary": forms.Textarea(attrs={"rows": 3}),
+        }
+
+    def __init__(self, *args, convention=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if convention is None:
+            return
+        parties = convention.parties.filter(left_by__isnull=True)
+        epci = next(
+            (
+                p.organisation
+                for p in parties.select_related("organisation")
+                if p.organisation.is_epci
+            ),
+            None,
+        )
+        self.fields["joining"].queryset = (
+            Organisation.objects.filter(epci_memberships__epci=epci)
+            .exclude(parties__convention=convention)
+            .distinct()
+            .order_by("name")
+            if epci
+            else Organisation.objects.none()
+        )
+        keeper = convention.managing_organisation
+        self.fields["leaving"].queryset = (
+            parties.exclude(role=PartyRole.PROVIDER)
+            .exclude(organisation=keeper)
+            .select_related("organisation")
+        )
+        self.fields["leaving"].label_from_instance = lambda party: party.organisation.name
+        owner = keeper or next(
+            (p.organisation for p in parties if p.role == PartyRole.PROVIDER), None
+        )
+        self.fields["new_service"].queryset = (
+            Service.objects.filter(provider=owner).exclude(convention_lines__convention=convention)
+            if owner
+            else Service.objects.none()
+        )
+        self.fields["removed_services"].queryset = convention.services.filter(
+            removed_by__isnull=True
+        ).select_related("service")
+        if convention.kind != ConventionKind.SERVICE_COMMUN:
+            for name in (
+                "impact_established_on",
+                "impact_summary",
+                "new_allocation_key",
+                "new_population_vintage",
+            ):
+                del self.fields[name]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("new_service") and not cleaned.get("new_unit_type"):
+            self.add_error(
+                "new_unit_type", _("Indiquez l'unité de fonctionnement du service ajouté.")
+            )
+        if cleaned.get("new_allocation_key") == AllocationKey.POPULATION and not cleaned.get(
+            "new_population_vintage"
+        ):
+            self.add_error(
+                "new_population_vintage", _("Une clé de population doit nommer son millésime.")
+            )
+        return cleaned
+
+    def new_services(self) -> list:
+        service = self.cleaned_data.get("new_service")
+        if not service:
+            return []
+        return [
+            ConventionService(
+                service=service,
+                unit_type=self.cleaned_data["new_unit_type"],
+                allocation_key=self.cleaned_data.get("new_allocation_key") or "",
+                population_vintage=self.cleaned_data.get("new_population_vintage"),
+            )
+        ]
 
 
 class SignatureForm(forms.Form):

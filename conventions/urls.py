@@ -35,6 +35,16 @@ urlpatterns = [
         name="amendment-deliberation",
     ),
     path(
+        "<str:reference>/avenants/<int:number>/previsions/",
+        views.amendment_forecasts,
+        name="amendment-forecasts",
+    ),
+    path(
+        "<str:reference>/avenants/<int:number>/avis/",
+        views.amendment_opinion_add,
+        name="amendment-opinion",
+    ),
+    path(
         "<str:reference>/avenants/<int:number>/pdf/",
         views.amendment_pdf,
         name="amendment-pdf",

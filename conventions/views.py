@@ -381,7 +381,7 @@ def convention_publicity(request, reference):
 def amendment_create(request, reference):
     convention = get_convention(request, reference, "conventions.change_convention")
     current = in_force.current_terms(convention)
-    form = forms.AmendmentForm(request.POST or None)
+    form = forms.AmendmentForm(request.POST or None, convention=convention)
     terms_form = forms.TermsForm(
         request.POST or None,
         instance=Terms(**in_force.terms_values(current)),
@@ -394,6 +394,10 @@ def amendment_create(request, reference):
                 convention=convention,
                 amendment=form.save(commit=False),
                 terms=terms_form.save(commit=False),
+                joining=list(form.cleaned_data["joining"]),
+                leaving=list(form.cleaned_data["leaving"]),
+                new_services=form.new_services(),
+                removed_services=list(form.cleaned_data["removed_services"]),
             )
         except services.TransitionRefused as refused:
             for reason in refused.missing:
@@ -434,6 +438,61 @@ def amendment_deliberation_add(request, reference, number):
             "convention": amendment.convention,
             "form": form,
             "title": _("Délibération sur l'avenant n° %(number)s") % {"number": amendment.number},
+        },
+    )
+
+
+def get_draft_amendment(request, reference, number):
+    amendment = get_amendment(request, reference, number)
+    if amendment.status != Amendment.AmendmentStatus.DRAFT:
+        raise PermissionDenied
+    return amendment
+
+
+@login_required
+def amendment_forecasts(request, reference, number):
+    """The forecasts of a draft avenant's terms (a commune joining, a service added, new
+    figures), checked at signature like the convention's."""
+    amendment = get_draft_amendment(request, reference, number)
+    convention = amendment.convention
+    formset = forms.ForecastFormSet(
+        request.POST or None,
+        instance=amendment.terms,
+        prefix="forecasts",
+        form_kwargs={"convention": convention},
+    )
+    if request.method == "POST" and formset.is_valid():
+        formset.save()
+        records.bump(convention)
+        messages.success(request, _("Prévisions de l'avenant enregistrées."))
+        return redirect(convention)
+    return render(
+        request,
+        "conventions/amendment_forecasts.html",
+        {"convention": convention, "amendment": amendment, "formset": formset},
+    )
+
+
+@login_required
+def amendment_opinion_add(request, reference, number):
+    """A staff body's opinion on a draft avenant (service commun changing members/services)."""
+    amendment = get_draft_amendment(request, reference, number)
+    convention = amendment.convention
+    form = forms.OpinionForm(request.POST or None, convention=convention)
+    if request.method == "POST" and form.is_valid():
+        opinion = form.save(commit=False)
+        opinion.amendment = amendment
+        records.related_save(convention=convention, form=form, user=request.user, record=opinion)
+        messages.success(request, _("Avis enregistré."))
+        return redirect(convention)
+    return render(
+        request,
+        "conventions/related_form.html",
+        {
+            "convention": convention,
+            "form": form,
+            "title": _("Avis d'instance sur l'avenant n° %(number)s")
+            % {"number": amendment.number},
         },
     )
 

@@ -29,7 +29,12 @@ from conventions.models import (
     Vote,
 )
 from conventions.services.gates import approving_deliberations, enforceable_on, load
-from conventions.services.in_force import direction_of, terms_in_force
+from conventions.services.in_force import (
+    direction_of,
+    parties_on,
+    services_on,
+    terms_in_force,
+)
 from mutualisation.documents import render_pdf
 from mutualisation.templatetags.french import authorised, long_date, of
 
@@ -244,6 +249,8 @@ def convention_document(
         )
         terms = terms_in_force(convention, today) or data.terms
         forecasts = list(terms.forecasts.select_related("beneficiary", "service__service"))
+        data.parties = parties_on(convention, today)
+        data.services = services_on(convention, today)
         try:
             termination = convention.termination
         except Termination.DoesNotExist:

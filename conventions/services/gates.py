@@ -66,8 +66,15 @@ def load(convention: Convention) -> Loaded:
         impact_sheet = None
     return Loaded(
         convention=convention,
-        parties=list(convention.parties.select_related("organisation")),
-        services=list(convention.services.select_related("service__provider", "unit_type")),
+        # The convention's own parties and services; those an avenant adds are its own.
+        parties=list(
+            convention.parties.filter(joined_by__isnull=True).select_related("organisation")
+        ),
+        services=list(
+            convention.services.filter(added_by__isnull=True).select_related(
+                "service__provider", "unit_type"
+            )
+        ),
         terms=terms,
         forecasts=list(terms.forecasts.select_related("beneficiary", "service")),
         deliberations=list(

@@ -159,9 +159,7 @@ def parties_on(convention: Convention, on: date) -> list:
     """The parties on a date (``convention.parties.all()``: prefetch ``parties__joined_by`` and
     ``parties__left_by`` to spare the queries)."""
     return [
-        p
-        for p in convention.parties.all()
-        if present_on(p, on, start="joined_by", end="left_by")
+        p for p in convention.parties.all() if present_on(p, on, start="joined_by", end="left_by")
     ]
 
 

@@ -209,6 +209,12 @@ def convention_overview(convention: Convention) -> dict:
         "timeline": timeline(convention, data, amendments, termination),
         "next_step": next_step,
         "next_gaps": next_gaps,
+        "all_parties": list(
+            convention.parties.select_related("organisation", "joined_by", "left_by")
+        ),
+        "all_services": list(
+            convention.services.select_related("service", "unit_type", "added_by", "removed_by")
+        ),
         "has_signed_amendments": any(
             a.status == Amendment.AmendmentStatus.SIGNED for a in amendments
         ),

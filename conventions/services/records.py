@@ -88,15 +88,20 @@ def stale_version_message(convention: Convention) -> str:
     ) % {"who": who, "when": when}
 
 
+def bump(convention: Convention) -> None:
+    """Mark the convention changed (optimistic locking of forms opened before)."""
+    Convention.objects.filter(pk=convention.pk).update(version=F("version") + 1)
+
+
 @transaction.atomic
-def related_save(*, convention: Convention, form, user) -> None:
+def related_save(*, convention: Convention, form, user, record=None) -> None:
     """Save a record attached to the convention (opinion, impact sheet, agent, attachment)."""
-    record = form.save(commit=False)
+    record = record if record is not None else form.save(commit=False)
     record.convention = convention
     if hasattr(record, "uploaded_by_id"):
         record.uploaded_by = user
     record.save()
-    Convention.objects.filter(pk=convention.pk).update(version=F("version") + 1)
+    bump(convention)
 
 
 def is_open_to_change(record) -> bool:
