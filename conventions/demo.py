@@ -67,6 +67,7 @@ class DemoConvention:
     signed_on: date = date(2025, 12, 19)
     agents: list[tuple] = field(default_factory=list)
     amendment: dict | None = None
+    retained_service_basis: str = ""
 
 
 DEMO = [
@@ -123,6 +124,9 @@ DEMO = [
         agents=[
             ("VOI-103", "Agent d'entretien de voirie", "216301135", AgentRegime.MAD_BY_LAW, "60"),
         ],
+        retained_service_basis="le transfert de la compétence voirie à la Métropole, la Ville "
+        "ayant conservé ses équipes d'entretien (exemple de démonstration : citez l'acte de "
+        "transfert)",
     ),
     DemoConvention(
         title="Mise à disposition du service de maintenance du patrimoine bâti",
@@ -137,6 +141,8 @@ DEMO = [
         forecasts={"EPCI": "42000"},
         end=date(2026, 12, 31),
         periodicity=3,
+        retained_service_basis="le transfert de compétences à la Métropole au 1er janvier 2018 "
+        "(exemple de démonstration : citez l'acte de transfert)",
     ),
     DemoConvention(
         title="Service commun d'instruction des autorisations du droit des sols",
@@ -279,6 +285,7 @@ def build(demo: DemoConvention) -> Convention:
         preamble="Dans le cadre d'une bonne organisation des services, les parties mutualisent "
         "ce service afin d'en améliorer l'efficience et la qualité.",
         start_date=demo.start,
+        retained_service_basis=demo.retained_service_basis,
         managing_organisation=epci if demo.kind == ConventionKind.SERVICE_COMMUN else None,
     )
     terms = Terms(

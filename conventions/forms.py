@@ -63,6 +63,7 @@ class ConventionForm(forms.ModelForm):
             "managing_organisation",
             "start_date",
             "retroactivity_reason",
+            "retained_service_basis",
             "clect_report_on",
         ]
         widgets = {

@@ -130,6 +130,16 @@ class Convention(models.Model):
             "déjà rendu), pour le motif indiqué ici."
         ),
     )
+    retained_service_basis = models.CharField(
+        _("transfert dont la commune a conservé le service"),
+        max_length=300,
+        blank=True,
+        help_text=_(
+            "Mise à disposition ascendante (L5211-4-1 II) : l'acte du transfert de compétence "
+            "dont la commune a conservé tout ou partie du service, ex. « arrêté préfectoral "
+            "n° … du … transférant la compétence voirie »."
+        ),
+    )
     clect_report_on = models.DateField(
         _("rapport de la CLECT du"),
         null=True,

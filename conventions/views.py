@@ -243,7 +243,7 @@ def convention_add_related(request, reference, kind):
     form = form_class(request.POST or None, request.FILES or None, **kwargs)
     if request.method == "POST" and form.is_valid():
         records.related_save(convention=convention, form=form, user=request.user)
-        messages.success(request, _("%(title)s enregistré(e).") % {"title": title})
+        messages.success(request, _("Enregistré : %(title)s.") % {"title": title})
         return redirect(convention)
     return render(
         request,
@@ -283,7 +283,7 @@ def convention_record_edit(request, reference, kind, pk):
     form = form_class(request.POST or None, instance=record, convention=convention)
     if request.method == "POST" and form.is_valid():
         records.related_save(convention=convention, form=form, user=request.user)
-        messages.success(request, _("%(title)s modifié(e).") % {"title": title})
+        messages.success(request, _("Correction enregistrée : %(title)s.") % {"title": title})
         return redirect(convention)
     return render(
         request,

@@ -55,13 +55,22 @@ def law_visas(convention: Convention, direction: str | None, terms) -> list[str]
     kind = convention.kind
     if kind == ConventionKind.MISE_A_DISPOSITION:
         paragraph = "II" if direction == Direction.ASCENDANTE else "III"
+        retained = (
+            [
+                _("Vu %(basis)s, la commune ayant conservé le service")
+                % {"basis": convention.retained_service_basis}
+            ]
+            if direction == Direction.ASCENDANTE and convention.retained_service_basis
+            else []
+        )
         visas = [
             _(
                 "Vu le %(code)s, notamment son article L. 5211-4-1 %(paragraph)s (mise à "
                 "disposition de services) et IV (situation des agents et convention), et son "
                 "article D. 5211-16 (remboursement des frais de fonctionnement)"
             )
-            % {"code": CGCT, "paragraph": paragraph}
+            % {"code": CGCT, "paragraph": paragraph},
+            *retained,
         ]
     elif kind == ConventionKind.SERVICE_COMMUN:
         visas = [
@@ -175,8 +184,10 @@ def party_block(party, approving: dict, signed_on: date | None) -> PartyBlock:
         represented = _("représentée par")
         signature_for = _("Pour la commune %(of_name)s") % {"of_name": of(organisation.name)}
     else:
-        designation = organisation.name
-        represented = _("représenté(e) par")
+        # An EPCI à fiscalité propre is a métropole or a communauté: feminine.
+        nature = organisation.get_epci_nature_display() if organisation.epci_nature else ""
+        designation = f"{organisation.name}, {nature.lower()}" if nature else organisation.name
+        represented = _("représentée par")
         signature_for = _("Pour %(name)s") % {"name": organisation.name}
     title = lower_first(organisation.representative_title) or _("son représentant légal")
     representation = f"{represented} {title}"

@@ -337,8 +337,35 @@ def preamble_gaps(data: Loaded) -> list[str]:
     return []
 
 
+def retained_service_gaps(data: Loaded) -> list[str]:
+    """An ascending mise à disposition puts at the EPCI's disposal services the commune kept
+    when it transferred a competence (L5211-4-1 II, by reference to the first paragraph of I):
+    the convention names that transfer."""
+    convention = data.convention
+    if (
+        convention.kind == ConventionKind.MISE_A_DISPOSITION
+        and direction_of(data.parties) == Direction.ASCENDANTE
+        and not convention.retained_service_basis.strip()
+    ):
+        return [
+            _(
+                "Mise à disposition ascendante : indiquez le transfert de compétence dont la "
+                "commune a conservé le service (L5211-4-1 II, qui renvoie au I) ; sans "
+                "transfert, c'est une prestation de services (L5111-1), pas une mise à "
+                "disposition."
+            )
+        ]
+    return []
+
+
 def content_gaps(data: Loaded) -> list[str]:
-    return party_gaps(data) + service_gaps(data) + terms_gaps(data) + preamble_gaps(data)
+    return (
+        party_gaps(data)
+        + service_gaps(data)
+        + terms_gaps(data)
+        + preamble_gaps(data)
+        + retained_service_gaps(data)
+    )
 
 
 def latest_deliberations(deliberations) -> dict:

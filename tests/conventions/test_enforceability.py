@@ -204,3 +204,38 @@ def test_only_a_manager_records_a_transmission(client, personas, signed, persona
     assert response.status_code in (403, 404)
     signed.refresh_from_db()
     assert signed.transmitted_on is None
+
+
+def test_an_ascending_mad_names_the_transfer_whose_service_the_commune_kept(territory):
+    from conventions.models import ConventionService, Party, PartyRole, UsageForecast
+    from conventions.services.gates import gaps_for
+    from tests.factories import ConventionFactory, ServiceFactory, TermsFactory
+
+    convention = ConventionFactory(title="MAD ascendante voirie", preamble="")
+    Party.objects.create(
+        convention=convention, organisation=territory.commune_a, role=PartyRole.PROVIDER
+    )
+    Party.objects.create(
+        convention=convention, organisation=territory.epci, role=PartyRole.BENEFICIARY
+    )
+    service = ServiceFactory(provider=territory.commune_a)
+    line = ConventionService.objects.create(
+        convention=convention, service=service, unit_type=service.unit_type
+    )
+    terms = TermsFactory(convention=convention)
+    UsageForecast.objects.create(
+        terms=terms, service=line, beneficiary=territory.epci, year=2026, units=10
+    )
+    gaps = " ".join(gaps_for(convention, Status.CONSULTATION))
+    assert "Mise à disposition ascendante : indiquez le transfert de compétence" in gaps
+    Convention.objects.filter(pk=convention.pk).update(
+        retained_service_basis="l'arrêté préfectoral n° 17-01 du 2 janvier 2017"
+    )
+    convention.refresh_from_db()
+    assert gaps_for(convention, Status.CONSULTATION) == []
+    from conventions.services import documents
+    from tests.conventions.test_convention_document import text_of
+
+    text = text_of(documents.render_convention(convention))
+    assert "L. 5211-4-1 II (mise à disposition de services)" in text
+    assert "Vu l'arrêté préfectoral n° 17-01 du 2 janvier 2017, la commune ayant conservé" in text
