@@ -245,10 +245,15 @@ def convention_add_related(request, reference, kind):
         records.related_save(convention=convention, form=form, user=request.user)
         messages.success(request, _("Enregistré : %(title)s.") % {"title": title})
         return redirect(convention)
+    return related_page(request, convention, form, title)
+
+
+def related_page(request, convention, form, title, **extra):
+    """The page of a form attached to a convention (avis, délibération, transmission, …)."""
     return render(
         request,
         "conventions/related_form.html",
-        {"convention": convention, "form": form, "title": title},
+        {"convention": convention, "form": form, "title": title, **extra},
     )
 
 
@@ -285,17 +290,14 @@ def convention_record_edit(request, reference, kind, pk):
         records.related_save(convention=convention, form=form, user=request.user)
         messages.success(request, _("Correction enregistrée : %(title)s.") % {"title": title})
         return redirect(convention)
-    return render(
+    return related_page(
         request,
-        "conventions/related_form.html",
-        {
-            "convention": convention,
-            "form": form,
-            "title": _("Modifier : %(record)s") % {"record": record},
-            "delete_url": reverse(
-                "conventions:record-delete", args=[convention.reference, kind, record.pk]
-            ),
-        },
+        convention,
+        form,
+        _("Modifier : %(record)s") % {"record": record},
+        delete_url=reverse(
+            "conventions:record-delete", args=[convention.reference, kind, record.pk]
+        ),
     )
 
 
@@ -332,14 +334,11 @@ def deliberation_publicity(request, reference, pk):
         records.related_save(convention=convention, form=form, user=request.user)
         messages.success(request, _("Transmission et publication enregistrées."))
         return redirect(convention)
-    return render(
+    return related_page(
         request,
-        "conventions/related_form.html",
-        {
-            "convention": convention,
-            "form": form,
-            "title": _("Transmission et publication : %(record)s") % {"record": deliberation},
-        },
+        convention,
+        form,
+        _("Transmission et publication : %(record)s") % {"record": deliberation},
     )
 
 
@@ -366,14 +365,8 @@ def convention_publicity(request, reference):
                 request, _("Transmission et notification de la convention enregistrées.")
             )
             return redirect(convention)
-    return render(
-        request,
-        "conventions/related_form.html",
-        {
-            "convention": convention,
-            "form": form,
-            "title": _("Transmission au contrôle de légalité et notification"),
-        },
+    return related_page(
+        request, convention, form, _("Transmission au contrôle de légalité et notification")
     )
 
 
@@ -431,14 +424,11 @@ def amendment_deliberation_add(request, reference, number):
         )
         messages.success(request, _("Délibération enregistrée."))
         return redirect(amendment.convention)
-    return render(
+    return related_page(
         request,
-        "conventions/related_form.html",
-        {
-            "convention": amendment.convention,
-            "form": form,
-            "title": _("Délibération sur l'avenant n° %(number)s") % {"number": amendment.number},
-        },
+        amendment.convention,
+        form,
+        _("Délibération sur l'avenant n° %(number)s") % {"number": amendment.number},
     )
 
 
@@ -485,15 +475,11 @@ def amendment_opinion_add(request, reference, number):
         records.related_save(convention=convention, form=form, user=request.user, record=opinion)
         messages.success(request, _("Avis enregistré."))
         return redirect(convention)
-    return render(
+    return related_page(
         request,
-        "conventions/related_form.html",
-        {
-            "convention": convention,
-            "form": form,
-            "title": _("Avis d'instance sur l'avenant n° %(number)s")
-            % {"number": amendment.number},
-        },
+        convention,
+        form,
+        _("Avis d'instance sur l'avenant n° %(number)s") % {"number": amendment.number},
     )
 
 
@@ -532,11 +518,7 @@ def convention_terminate(request, reference):
         else:
             messages.success(request, _("Convention résiliée."))
             return redirect(convention)
-    return render(
-        request,
-        "conventions/related_form.html",
-        {"convention": convention, "form": form, "title": _("Résilier la convention")},
-    )
+    return related_page(request, convention, form, _("Résilier la convention"))
 
 
 @login_required

@@ -704,6 +704,17 @@ def issue_refusals(statement: Statement, today: date | None = None) -> list[str]
             )
             % {"service": name}
         )
+    # A titre de recettes names the comptable public assignataire who takes it in charge and
+    # the voies et délais de recours (CGCT L1617-5): the état printing it must know him.
+    if channel_of(statement) == engine.CHANNEL_TITRE and not statement.payee.public_accountant:
+        reasons.append(
+            _(
+                "Le comptable public assignataire de %(payee)s n'est pas renseigné : le titre de "
+                "recettes doit le nommer (L1617-5). Renseignez-le dans le référentiel des "
+                "organisations."
+            )
+            % {"payee": statement.payee.name}
+        )
     if statement.cancels_id is not None and changes_nothing(statement):
         reasons.append(
             _(

@@ -42,6 +42,7 @@ class OrganisationFactory(factory.django.DjangoModelFactory):
 
 class EpciFactory(OrganisationFactory):
     kind = OrganisationKind.EPCI
+    public_accountant = "Service de gestion comptable de test"
     name = factory.Sequence(lambda n: f"Métropole {n}")
     siren = factory.Sequence(lambda n: siren_from(99200000 + n))
     insee_code = None

@@ -5,7 +5,7 @@ what it changes."""
 
 import io
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -233,3 +233,27 @@ def test_in_the_year_of_signature_late_means_three_months_after_signature(billed
     [line] = draft_of("Commune A").snapshot["lines"]
     assert (line["unit_cost_late"], line["unit_cost_notification_deadline"]) == (True, "2026-06-01")
     assert "LATE_NOTIFICATION" in [f.code for f in services.compute_reimbursements(2026).findings]
+
+
+def test_a_titre_is_refused_until_the_comptable_assignataire_is_known(billed):
+    """A titre de recettes names its comptable public assignataire (L1617-5): without it the
+    état would print « non renseigné » and the titre could not be taken in charge."""
+    payee = billed.territory.epci
+    payee.public_accountant = ""
+    payee.save()
+    draft = draft_of("Commune A")
+    assert statements.channel_of(draft) == "TITRE"
+    reasons = statements.issue_refusals(draft, today=draft.review_until + timedelta(days=1))
+    assert (
+        "Le comptable public assignataire de Métropole de test n'est pas renseigné : le titre "
+        "de recettes doit le nommer (L1617-5). Renseignez-le dans le référentiel des "
+        "organisations."
+    ) in reasons
+    payee.public_accountant = "Service de gestion comptable de Clermont-Ferrand"
+    payee.save()
+    draft.refresh_from_db()
+    assert not [
+        r
+        for r in statements.issue_refusals(draft, today=draft.review_until + timedelta(days=1))
+        if "comptable" in r
+    ]
