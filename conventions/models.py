@@ -8,6 +8,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
@@ -421,8 +422,10 @@ class Terms(models.Model):
 
     def __str__(self):
         if self.amendment_id:
-            return _("Conditions de l'avenant n° %(number)s") % {"number": self.amendment.number}
-        return _("Conditions initiales")
+            return gettext("Conditions de l'avenant n° %(number)s") % {
+                "number": self.amendment.number
+            }
+        return gettext("Conditions initiales")
 
     @property
     def settles_on_ac_only(self) -> bool:
@@ -538,7 +541,7 @@ class Amendment(models.Model):
         ]
 
     def __str__(self):
-        return _("Avenant n° %(number)s") % {"number": self.number}
+        return gettext("Avenant n° %(number)s") % {"number": self.number}
 
 
 class SignedDocument(models.Model):
@@ -585,11 +588,13 @@ class SignedDocument(models.Model):
 
     def __str__(self):
         if self.amendment_id:
-            return _("Avenant n° %(number)s signé le %(date)s") % {
+            return gettext("Avenant n° %(number)s signé le %(date)s") % {
                 "number": self.amendment.number,
                 "date": self.signed_on.strftime("%d/%m/%Y"),
             }
-        return _("Convention signée le %(date)s") % {"date": self.signed_on.strftime("%d/%m/%Y")}
+        return gettext("Convention signée le %(date)s") % {
+            "date": self.signed_on.strftime("%d/%m/%Y")
+        }
 
 
 class Vote(models.TextChoices):
@@ -681,7 +686,7 @@ class Deliberation(models.Model):
         ]
 
     def __str__(self):
-        return _("Délibération n° %(number)s du %(date)s (%(organisation)s)") % {
+        return gettext("Délibération n° %(number)s du %(date)s (%(organisation)s)") % {
             "number": self.number,
             "date": self.date.strftime("%d/%m/%Y"),
             "organisation": self.organisation,
@@ -737,7 +742,7 @@ class StaffBodyOpinion(models.Model):
         ordering = ["date"]
 
     def __str__(self):
-        return _("Avis %(opinion)s du %(body)s de %(organisation)s, %(date)s") % {
+        return gettext("Avis %(opinion)s du %(body)s de %(organisation)s, %(date)s") % {
             "opinion": self.get_opinion_display().lower(),
             "body": self.body,
             "organisation": self.organisation,
@@ -769,7 +774,9 @@ class ImpactSheet(models.Model):
         verbose_name_plural = _("fiches d'impact")
 
     def __str__(self):
-        return _("Fiche d'impact de %(convention)s") % {"convention": self.convention.reference}
+        return gettext("Fiche d'impact de %(convention)s") % {
+            "convention": self.convention.reference
+        }
 
 
 class AgentRegime(models.TextChoices):
@@ -930,7 +937,7 @@ class Termination(models.Model):
         ]
 
     def __str__(self):
-        return _("Résiliation de %(convention)s") % {"convention": self.convention.reference}
+        return gettext("Résiliation de %(convention)s") % {"convention": self.convention.reference}
 
 
 class ReferenceCounter(models.Model):

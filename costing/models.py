@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
@@ -128,7 +129,7 @@ class CostBase(models.Model):
         ]
 
     def __str__(self):
-        return _("Base de coûts %(year)s — %(service)s") % {
+        return gettext("Base de coûts %(year)s — %(service)s") % {
             "year": self.year,
             "service": self.service,
         }
@@ -318,7 +319,7 @@ class UnitCost(models.Model):
         ]
 
     def __str__(self):
-        return _("Coût unitaire %(year)s — %(service)s") % {
+        return gettext("Coût unitaire %(year)s — %(service)s") % {
             "year": self.year,
             "service": self.service,
         }
@@ -617,7 +618,7 @@ class Statement(models.Model):
         ]
 
     def __str__(self):
-        return self.number or _("Projet %(year)s — %(convention)s — %(payer)s") % {
+        return self.number or gettext("Projet %(year)s — %(convention)s — %(payer)s") % {
             "year": self.year,
             "convention": self.convention.reference,
             "payer": self.payer,
@@ -791,7 +792,7 @@ class Instalment(models.Model):
         ]
 
     def __str__(self):
-        return _("Acompte %(rank)s/%(year)s — %(convention)s — %(payer)s") % {
+        return gettext("Acompte %(rank)s/%(year)s — %(convention)s — %(payer)s") % {
             "rank": self.rank,
             "year": self.year,
             "convention": self.convention.reference,

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
@@ -209,7 +210,10 @@ class EpciMembership(models.Model):
         ]
 
     def __str__(self):
-        return _("%(member)s, membre de %(epci)s") % {"member": self.member, "epci": self.epci}
+        return gettext("%(member)s, membre de %(epci)s") % {
+            "member": self.member,
+            "epci": self.epci,
+        }
 
     def clean(self):
         errors = {}
@@ -311,7 +315,7 @@ class PopulationRecord(models.Model):
         ]
 
     def __str__(self):
-        return _("%(organisation)s, millésime %(vintage)s") % {
+        return gettext("%(organisation)s, millésime %(vintage)s") % {
             "organisation": self.organisation,
             "vintage": self.vintage,
         }
@@ -462,7 +466,7 @@ class Membership(models.Model):
         ]
 
     def __str__(self):
-        return _("%(user)s — %(role)s (%(organisation)s)") % {
+        return gettext("%(user)s — %(role)s (%(organisation)s)") % {
             "user": self.user,
             "role": self.get_role_display(),
             "organisation": self.organisation,

@@ -5,6 +5,10 @@ from django.contrib import admin
 from django.urls import reverse
 
 from tests.conftest import seed_territory
+from tests.conventions.conftest import (  # noqa: F401 (fixtures shared with these tests)
+    mad_descendante,
+    service_commun,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -90,3 +94,65 @@ def test_non_administrators_cannot_enter_the_admin(client, personas):
     client.force_login(personas.manager)
     response = client.get(reverse("admin:index"))
     assert response.status_code == 302
+
+
+@pytest.fixture
+def admin_with_conventions(client, personas, mad_descendante, service_commun, territory):  # noqa: F811
+    """Conventions with terms, forecasts, deliberations, an opinion and an avenant: one object
+    of each convention model for its change page."""
+    from datetime import date
+
+    from conventions.models import (
+        Amendment,
+        Convention,
+        ImpactSheet,
+        Opinion,
+        StaffBody,
+        StaffBodyOpinion,
+        Status,
+        Terms,
+    )
+    from conventions.services import amendments
+    from tests.conventions.conftest import add_deliberations
+
+    convention = mad_descendante.convention
+    add_deliberations(convention, [territory.epci, territory.commune_a])
+    StaffBodyOpinion.objects.create(
+        convention=service_commun.convention,
+        organisation=territory.commune_a,
+        body=StaffBody.CST,
+        date=date(2025, 11, 1),
+        opinion=Opinion.FAVOURABLE,
+    )
+    ImpactSheet.objects.create(
+        convention=service_commun.convention,
+        established_on=date(2025, 10, 1),
+        organisation_and_working_conditions="x",
+        pay="x",
+        acquired_rights="x",
+    )
+    Convention.objects.filter(pk=convention.pk).update(status=Status.IN_FORCE)
+    amendments.amendment_create(
+        convention=Convention.objects.get(pk=convention.pk),
+        amendment=Amendment(object="Avenant", effective_from=date(2026, 7, 1)),
+        terms=Terms(settlement_mode="TITRE", periodicity_months=6, unit_cost_method="x"),
+    )
+    client.force_login(personas.admin)
+    return client
+
+
+@pytest.mark.parametrize(("app_label", "model_name"), REGISTERED)
+def test_the_change_page_of_an_object_answers(admin_with_conventions, app_label, model_name):
+    """Before: nine admin URLs failed with a 500 (``Terms.__str__`` returned a lazy
+    translation), among them a convention's change page and the Terms and UsageForecast ones."""
+    from django.apps import apps
+
+    model = apps.get_model(app_label, model_name)
+    instance = model.objects.order_by("pk").first()
+    if instance is None:
+        pytest.skip(f"no {model_name} in this data")
+    assert isinstance(str(instance), str)
+    response = admin_with_conventions.get(
+        reverse(f"admin:{app_label}_{model_name}_change", args=[instance.pk])
+    )
+    assert response.status_code == 200
