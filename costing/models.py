@@ -42,6 +42,27 @@ ACCOUNT_FORMAT_MESSAGE = _(
 CFU_FIRST_EXERCISE = engine.CFU_FIRST_EXERCISE
 
 
+class CostBaseQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """All for Métropole staff; a commune reader sees the cost bases of its own services
+        and of the services of the conventions it is party to (the unit cost it pays), never
+        another organisation's detailed cost lines."""
+        from conventions.models import ConventionService
+        from mutualisation.rules import scope_of
+
+        scope = scope_of(user)
+        if scope.territory_wide:
+            return self.all()
+        if not scope.organisation_ids:
+            return self.none()
+        used = ConventionService.objects.filter(
+            convention__in=Convention.objects.visible_to(user)
+        ).values("service_id")
+        return self.filter(
+            Q(service__provider_id__in=scope.organisation_ids) | Q(service_id__in=used)
+        )
+
+
 class CostBase(models.Model):
     """The operating cost of a service for year N, from the latest accounts adjusted by BP N."""
 
@@ -83,6 +104,7 @@ class CostBase(models.Model):
     notes = models.TextField(_("observations"), blank=True)
 
     history = HistoricalRecords()
+    objects = CostBaseQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("base de coûts")

@@ -92,7 +92,8 @@ def cost_bases(request, year):
     context = {
         "year": year,
         "years": year_choices(),
-        "bases": CostBase.objects.filter(year=year)
+        "bases": CostBase.objects.visible_to(request.user)
+        .filter(year=year)
         .select_related("service__provider")
         .prefetch_related("lines"),
         "unit_costs": {u.service_id: u for u in UnitCost.objects.current().filter(year=year)},
@@ -146,7 +147,9 @@ def render_cost_base_detail(request, base, *, correction_form=None, status=200):
 @login_required
 def cost_base_detail(request, pk):
     require(request, "costing.view_reimbursements")
-    base = get_object_or_404(CostBase.objects.select_related("service"), pk=pk)
+    base = get_object_or_404(
+        CostBase.objects.visible_to(request.user).select_related("service"), pk=pk
+    )
     return render_cost_base_detail(request, base)
 
 
