@@ -1,13 +1,16 @@
-from django.urls import path
+from django.urls import path, register_converter
 
 from costing import views
+from mutualisation.converters import YearConverter
+
+register_converter(YearConverter, "year")
 
 app_name = "costing"
 
 urlpatterns = [
     path("", views.index, name="index"),
-    path("remboursements/<int:year>/", views.reimbursements, name="reimbursements"),
-    path("bases/<int:year>/", views.cost_bases, name="cost-bases"),
+    path("remboursements/<year:year>/", views.reimbursements, name="reimbursements"),
+    path("bases/<year:year>/", views.cost_bases, name="cost-bases"),
     path("bases/nouvelle/", views.cost_base_edit, name="cost-base-create"),
     path("base/<int:pk>/", views.cost_base_detail, name="cost-base"),
     path("base/<int:pk>/modifier/", views.cost_base_edit, name="cost-base-edit"),
@@ -17,31 +20,31 @@ urlpatterns = [
     path("base/<int:pk>/provisoire/", views.unit_cost_provisional, name="unit-cost-provisional"),
     path("recours/import/", views.usage_import, name="usage-import"),
     path("recours/fiche/<int:pk>/", views.usage_edit, name="usage-edit"),
-    path("recours/<str:reference>/<int:year>/", views.usage_state, name="usage-state"),
+    path("recours/<str:reference>/<year:year>/", views.usage_state, name="usage-state"),
     path(
-        "recours/<str:reference>/<str:service>/<int:year>/",
+        "recours/<str:reference>/<str:service>/<year:year>/",
         views.usage_grid,
         name="usage-grid",
     ),
     path("simulation/<str:reference>/", views.simulation, name="simulation"),
-    path("etats/<int:year>/", views.statement_list, name="statements"),
-    path("etats/<int:year>/preparer/", views.statements_prepare, name="statements-prepare"),
-    path("etats/<int:year>/lot/", views.batch_start, name="batch-start"),
+    path("etats/<year:year>/", views.statement_list, name="statements"),
+    path("etats/<year:year>/preparer/", views.statements_prepare, name="statements-prepare"),
+    path("etats/<year:year>/lot/", views.batch_start, name="batch-start"),
     path("etat/<int:pk>/", views.statement_detail, name="statement"),
     path("etat/<int:pk>/pdf/", views.statement_pdf, name="statement-pdf"),
     path("etat/<int:pk>/emettre/", views.statement_issue, name="statement-issue"),
     path("etat/<int:pk>/corriger/", views.statement_correct, name="statement-correct"),
     path("etat/<int:pk>/remarque/", views.statement_remark, name="statement-remark"),
     path("etat/<int:pk>/approuver/", views.statement_approve, name="statement-approve"),
-    path("acomptes/<int:year>/", views.instalment_list, name="instalments"),
-    path("acomptes/<int:year>/appeler/", views.instalments_call, name="instalments-call"),
+    path("acomptes/<year:year>/", views.instalment_list, name="instalments"),
+    path("acomptes/<year:year>/appeler/", views.instalments_call, name="instalments-call"),
     path("acompte/<int:pk>/<str:action>/", views.instalment_action, name="instalment-action"),
     path("lot/<int:pk>/", views.batch_detail, name="batch"),
     path("lot/<int:pk>/archive/", views.batch_download, name="batch-download"),
-    path("exports/<int:year>/<str:kind>.<str:fmt>", views.export, name="export"),
-    path("tableau-de-bord/<int:year>/", views.dashboard, name="dashboard"),
+    path("exports/<year:year>/<str:kind>.<str:fmt>", views.export, name="export"),
+    path("tableau-de-bord/<year:year>/", views.dashboard, name="dashboard"),
     path(
-        "recapitulatif/<int:year>/<str:siren>.pdf",
+        "recapitulatif/<year:year>/<str:siren>.pdf",
         views.commune_summary_pdf,
         name="commune-summary",
     ),

@@ -1,0 +1,23 @@
+"""URL converters shared by the apps."""
+
+from django.conf import settings
+
+# The budget years Mutualis handles; configurable, wide enough for archives and projections.
+DEFAULT_YEARS = (2000, 2100)
+
+
+class YearConverter:
+    """A budget year in a URL: four digits within ``MUTUALIS_URL_YEARS``. Any other value (0,
+    10000) matches no URL, so the answer is a 404 page, never a 500 from an impossible date."""
+
+    regex = "[0-9]{1,5}"
+
+    def to_python(self, value: str) -> int:
+        first, last = getattr(settings, "MUTUALIS_URL_YEARS", DEFAULT_YEARS)
+        year = int(value)
+        if not first <= year <= last:
+            raise ValueError(value)
+        return year
+
+    def to_url(self, value) -> str:
+        return str(int(value))
