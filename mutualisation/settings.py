@@ -12,6 +12,7 @@ Variables (see README.md, "Configuration"):
     CELERY_BROKER_URL       optional; without it background tasks run in-process
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -57,6 +58,7 @@ INSTALLED_APPS = [
     "simple_history",
     "import_export",
     "rules.apps.AutodiscoverRulesConfig",
+    "axes",
     "mutualisation",
     "conventions",
     "costing",
@@ -74,6 +76,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes requires: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mutualisation.urls"
@@ -102,6 +106,8 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
+    # First: refuses an authentication while the username (from that address) is locked out.
+    "axes.backends.AxesStandaloneBackend",
     "rules.permissions.ObjectPermissionBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
@@ -223,3 +229,15 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # Commune review of draft statements, in days after they are prepared.
 MUTUALIS_STATEMENT_REVIEW_DAYS = env.int("MUTUALIS_STATEMENT_REVIEW_DAYS", default=15)
+
+# Login throttling (django-axes), on the site's login page and the admin's: after
+# AXES_FAILURE_LIMIT failed attempts for one username from one address, that pair is locked out
+# for AXES_COOLOFF_TIME; a success resets the count. Attempts are kept in the database and
+# visible in the admin.
+AXES_FAILURE_LIMIT = env.int("MUTUALIS_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("MUTUALIS_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_VERBOSE = False

@@ -110,3 +110,13 @@ def screenshot(page, name):
     """Keep a full-page screenshot under var/screenshots/ for a person to look at."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def log_in(client, username, password=PASSWORD) -> bool:
+    """Log in through the login page, as a person does (login throttling needs the request,
+    which ``client.login`` does not pass)."""
+    from django.urls import reverse
+
+    client.logout()  # the login page sends a signed-in person away without signing in anew
+    response = client.post(reverse("login"), {"username": username, "password": password})
+    return response.status_code == 302

@@ -89,3 +89,18 @@ def in_words_filter(value) -> str:
     if value is None or value == "":
         return ""
     return euros_in_words(Decimal(value) if isinstance(value, str) else value)
+
+
+@register.filter(name="duration")
+def duration_filter(value) -> str:
+    """A timedelta in French words: « 15 minutes », « 1 heure », « 1 heure 30 minutes »."""
+    if value is None:
+        return ""
+    minutes = int(value.total_seconds() // 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = []
+    if hours:
+        parts.append(f"{hours} heure{'s' if hours > 1 else ''}")
+    if minutes or not parts:
+        parts.append(f"{minutes} minute{'s' if minutes > 1 else ''}")
+    return " ".join(parts)

@@ -21,7 +21,7 @@ from django.urls import reverse
 from costing import statements
 from costing.models import BatchJob, Statement, StatementStatus
 from mutualisation.celery import app as celery_app
-from tests.conftest import run_seed_demo
+from tests.conftest import log_in, run_seed_demo
 from tests.costing.conftest import issue_after_review
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +43,7 @@ def test_zip_of_the_demo_year_matches_the_dashboard_to_the_cent(
         time_machine.travel(draft.review_until + timedelta(days=1)),
         django_capture_on_commit_callbacks(execute=True),
     ):
-        client.login(username="finances", password=PASSWORD)
+        log_in(client, "finances", PASSWORD)
         started = client.post(reverse("costing:batch-start", args=[2025]), {"action": "ISSUE"})
     response = client.get(started["Location"])
     job = BatchJob.objects.get()
@@ -75,7 +75,7 @@ def test_titres_and_mandats_mirror_each_other_to_the_cent(client):
     run_seed_demo()
     for draft in statements.statements_prepare(2025):
         issue_after_review(draft)
-    client.login(username="finances", password=PASSWORD)
+    log_in(client, "finances", PASSWORD)
 
     def rows(kind):
         content = client.get(reverse("costing:export", args=[2025, kind, "csv"])).content.decode()

@@ -20,7 +20,7 @@ from costing.models import (
     SourceDocument,
     UnitCost,
 )
-from tests.conftest import run_seed_demo
+from tests.conftest import log_in, run_seed_demo
 from tests.factories import ServiceFactory
 
 
@@ -268,7 +268,7 @@ def test_every_demo_cost_line_has_a_plausible_m57_account(demo):
 
 @pytest.mark.django_db
 def test_the_cost_base_pages_show_the_account_and_explain_a_refused_line(demo):
-    assert demo.login(username="finances", password="demo-mutualis-2026")
+    assert log_in(demo, "finances", "demo-mutualis-2026")
     base = CostBase.objects.get(service__code="voirie-entretien", year=2025)
     detail = unescape(demo.get(reverse("costing:cost-base", args=[base.pk])).content.decode())
     assert "Compte" in detail

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from costing.models import CostBase, UnitCost, UsageRecord, UsageSource
 from mutualisation.models import Membership, Organisation, Role
-from tests.conftest import run_seed_demo
+from tests.conftest import log_in, run_seed_demo
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +25,7 @@ def demo(client):
 
 
 def login(client, username):
-    assert client.login(username=username, password=PASSWORD)
+    assert log_in(client, username, PASSWORD)
 
 
 def test_command_json_totals_match_the_finance_page_to_the_cent(demo):

@@ -3,7 +3,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from tests.conftest import seed_territory
+from tests.conftest import log_in, seed_territory
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +46,7 @@ def test_wrong_password_gets_a_french_error(client, demo):
 
 
 def test_home_lists_the_21_communes_and_the_2023_total(client, demo):
-    client.login(username="lecteur.aubiere", password="demo-mutualis-2026")
+    log_in(client, "lecteur.aubiere", "demo-mutualis-2026")
     response = client.get(reverse("home"))
     html = response.content.decode()
     assert response.status_code == 200
@@ -65,7 +65,7 @@ def test_home_lists_the_21_communes_and_the_2023_total(client, demo):
 def test_home_page_query_count_does_not_grow_with_communes(
     client, demo, django_assert_max_num_queries
 ):
-    client.login(username="gestionnaire", password="demo-mutualis-2026")
+    log_in(client, "gestionnaire", "demo-mutualis-2026")
     with django_assert_max_num_queries(12):
         client.get(reverse("home"))
 
