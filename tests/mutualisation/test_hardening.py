@@ -135,3 +135,54 @@ def test_gunicorn_names_no_server_software(tmp_path):
     assert headers["Server"] == "Mutualis"
     assert "gunicorn" not in str(headers).lower()
     assert "Content-Security-Policy" in headers
+
+
+def test_signed_in_pages_and_documents_are_never_cached_and_features_are_denied(client, personas):
+    anonymous = client.get(reverse("login"))
+    assert "camera=()" in anonymous["Permissions-Policy"]
+    client.force_login(personas.manager)
+    page = client.get(reverse("conventions:list"))
+    assert "no-store" in page["Cache-Control"]
+    assert "camera=()" in page["Permissions-Policy"]
+
+
+def test_a_session_ends_after_thirty_idle_minutes_and_with_the_browser(settings):
+    assert settings.SESSION_COOKIE_AGE == 30 * 60
+    assert settings.SESSION_SAVE_EVERY_REQUEST
+    assert settings.SESSION_EXPIRE_AT_BROWSER_CLOSE
+
+
+def test_a_person_changes_their_password(client, personas):
+    from tests.conftest import PASSWORD, log_in
+
+    client.force_login(personas.reader_a)
+    page = client.get(reverse("password_change"))
+    assert page.status_code == 200
+    assert "Changer mon mot de passe" in page.content.decode()
+    response = client.post(
+        reverse("password_change"),
+        {
+            "old_password": "mauvais",
+            "new_password1": "Un-nouveau-mot-de-passe-2026",
+            "new_password2": "Un-nouveau-mot-de-passe-2026",
+        },
+    )
+    assert response.status_code == 200
+    assert "ancien mot de passe est incorrect" in response.content.decode()
+    response = client.post(
+        reverse("password_change"),
+        {
+            "old_password": PASSWORD,
+            "new_password1": "Un-nouveau-mot-de-passe-2026",
+            "new_password2": "Un-nouveau-mot-de-passe-2026",
+        },
+    )
+    assert response.status_code == 302
+    assert log_in(client, personas.reader_a.username, "Un-nouveau-mot-de-passe-2026")
+    assert not log_in(client, personas.reader_a.username, PASSWORD)
+
+
+def test_the_password_page_needs_a_signed_in_person(client):
+    response = client.get(reverse("password_change"))
+    assert response.status_code == 302
+    assert reverse("login") in response["Location"]

@@ -1,0 +1,29 @@
+"""Response headers every page carries, beyond Django's security middleware."""
+
+# No browser feature the application uses: camera, microphone, location, payment, USB…
+PERMISSIONS_POLICY = (
+    "camera=(), microphone=(), geolocation=(), payment=(), usb=(), "
+    "interest-cohort=(), fullscreen=(self)"
+)
+
+
+class PrivateResponsesMiddleware:
+    """Pages of a signed-in person, and every document (PDF, CSV, XLSX, ZIP), are never kept by
+    a shared office PC's browser or a proxy (``Cache-Control: no-store``); every response
+    states the Permissions-Policy."""
+
+    DOCUMENT_TYPES = ("application/pdf", "text/csv", "application/zip", "application/vnd.")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+        user = getattr(request, "user", None)
+        content_type = response.get("Content-Type", "")
+        if (user is not None and user.is_authenticated) or content_type.startswith(
+            self.DOCUMENT_TYPES
+        ):
+            response["Cache-Control"] = "no-store, private"
+        return response
