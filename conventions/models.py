@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from mutualisation.models import Organisation, Service, UnitType
+from mutualisation.validators import validate_plausible_date
 
 
 class ConventionKind(models.TextChoices):
@@ -121,7 +122,7 @@ class Convention(models.Model):
         blank=True,
         related_name="managed_conventions",
     )
-    start_date = models.DateField(_("date de prise d'effet"))
+    start_date = models.DateField(_("date de prise d'effet"), validators=[validate_plausible_date])
     retroactivity_reason = models.TextField(
         _("motif de l'effet rétroactif des clauses financières"),
         blank=True,
@@ -149,18 +150,33 @@ class Convention(models.Model):
             "Pour un service commun imputé sur l'attribution de compensation (CGI 1609 nonies C) : "
             "date du rapport de la commission locale d'évaluation des transferts de charges."
         ),
+        validators=[validate_plausible_date],
     )
-    signature_date = models.DateField(_("date de signature"), null=True, blank=True, editable=False)
+    signature_date = models.DateField(
+        _("date de signature"),
+        null=True,
+        blank=True,
+        editable=False,
+        validators=[validate_plausible_date],
+    )
     # The signed convention becomes enforceable once transmitted to the contrôle de légalité
     # (CGCT L2131-1, L2131-2) and notified to the other parties.
     transmitted_on = models.DateField(
-        _("transmise au contrôle de légalité le"), null=True, blank=True, editable=False
+        _("transmise au contrôle de légalité le"),
+        null=True,
+        blank=True,
+        editable=False,
+        validators=[validate_plausible_date],
     )
     acknowledgement_number = models.CharField(
         _("n° d'accusé de réception (préfecture)"), max_length=60, blank=True, editable=False
     )
     notified_on = models.DateField(
-        _("notifiée aux parties le"), null=True, blank=True, editable=False
+        _("notifiée aux parties le"),
+        null=True,
+        blank=True,
+        editable=False,
+        validators=[validate_plausible_date],
     )
     version = models.PositiveIntegerField(_("version"), default=1, editable=False)
     created_at = models.DateTimeField(_("créée le"), auto_now_add=True)
@@ -347,7 +363,9 @@ class Terms(models.Model):
         blank=True,
         related_name="terms",
     )
-    effective_from = models.DateField(_("applicable à partir du"))
+    effective_from = models.DateField(
+        _("applicable à partir du"), validators=[validate_plausible_date]
+    )
     settlement_mode = models.CharField(
         _("modalité de règlement"), max_length=16, choices=SettlementMode.choices
     )
@@ -358,7 +376,9 @@ class Terms(models.Model):
         _("nombre d'acomptes par an"), default=0, validators=[MaxValueValidator(12)]
     )
     unit_cost_method = models.TextField(_("méthode de détermination du coût unitaire"), blank=True)
-    end_date = models.DateField(_("date d'échéance"), null=True, blank=True)
+    end_date = models.DateField(
+        _("date d'échéance"), null=True, blank=True, validators=[validate_plausible_date]
+    )
     tacit_renewal = models.BooleanField(_("reconduction tacite"), default=False)
     notice_months = models.PositiveSmallIntegerField(_("préavis de résiliation (mois)"), default=3)
     managing_share_mode = models.CharField(
@@ -508,7 +528,7 @@ class Amendment(models.Model):
     )
     number = models.PositiveSmallIntegerField(_("numéro"), editable=False)
     object = models.TextField(_("objet de l'avenant"))
-    effective_from = models.DateField(_("prend effet le"))
+    effective_from = models.DateField(_("prend effet le"), validators=[validate_plausible_date])
     status = models.CharField(
         _("statut"),
         max_length=8,
@@ -516,11 +536,20 @@ class Amendment(models.Model):
         default=AmendmentStatus.DRAFT,
         editable=False,
     )
-    signature_date = models.DateField(_("date de signature"), null=True, blank=True, editable=False)
+    signature_date = models.DateField(
+        _("date de signature"),
+        null=True,
+        blank=True,
+        editable=False,
+        validators=[validate_plausible_date],
+    )
     # An avenant of a service commun that changes its members or services changes the agents'
     # situation: the fiche d'impact is updated before the CST opinions (L5211-4-2).
     impact_established_on = models.DateField(
-        _("fiche d'impact mise à jour le"), null=True, blank=True
+        _("fiche d'impact mise à jour le"),
+        null=True,
+        blank=True,
+        validators=[validate_plausible_date],
     )
     impact_summary = models.TextField(
         _("effets de l'avenant sur l'organisation, la rémunération et les droits acquis"),
@@ -564,7 +593,7 @@ class SignedDocument(models.Model):
         related_name="signed_documents",
         help_text=_("Vide pour la convention elle-même."),
     )
-    signed_on = models.DateField(_("signé le"))
+    signed_on = models.DateField(_("signé le"), validators=[validate_plausible_date])
     pdf = models.BinaryField(_("PDF"), editable=False)
     sha256 = models.CharField(_("empreinte SHA-256"), max_length=64, editable=False)
     created_at = models.DateTimeField(_("figé le"), auto_now_add=True)
@@ -631,7 +660,7 @@ class Deliberation(models.Model):
         max_length=120,
         help_text=_("Ex. : conseil métropolitain, conseil municipal."),
     )
-    date = models.DateField(_("date de séance"))
+    date = models.DateField(_("date de séance"), validators=[validate_plausible_date])
     number = models.CharField(_("numéro"), max_length=40)
     object = models.CharField(_("objet"), max_length=300, blank=True)
     vote = models.CharField(_("vote"), max_length=8, choices=Vote.choices, default=Vote.ADOPTED)
@@ -642,12 +671,17 @@ class Deliberation(models.Model):
     # A deliberation is enforceable once published and transmitted to the représentant de
     # l'État (CGCT L2131-1; L2131-2 for those subject to transmission).
     transmitted_on = models.DateField(
-        _("transmise au contrôle de légalité le"), null=True, blank=True
+        _("transmise au contrôle de légalité le"),
+        null=True,
+        blank=True,
+        validators=[validate_plausible_date],
     )
     acknowledgement_number = models.CharField(
         _("n° d'accusé de réception (préfecture)"), max_length=60, blank=True
     )
-    published_on = models.DateField(_("publiée le"), null=True, blank=True)
+    published_on = models.DateField(
+        _("publiée le"), null=True, blank=True, validators=[validate_plausible_date]
+    )
     designates_manager = models.BooleanField(
         _("désigne la commune gestionnaire du service commun"),
         default=False,
@@ -731,7 +765,7 @@ class StaffBodyOpinion(models.Model):
         blank=True,
         help_text=_("Ex. : CST du centre de gestion du Puy-de-Dôme."),
     )
-    date = models.DateField(_("date de l'avis"))
+    date = models.DateField(_("date de l'avis"), validators=[validate_plausible_date])
     opinion = models.CharField(_("avis"), max_length=12, choices=Opinion.choices)
 
     history = HistoricalRecords()
@@ -759,7 +793,7 @@ class ImpactSheet(models.Model):
         on_delete=models.CASCADE,
         related_name="impact_sheet",
     )
-    established_on = models.DateField(_("établie le"))
+    established_on = models.DateField(_("établie le"), validators=[validate_plausible_date])
     organisation_and_working_conditions = models.TextField(
         _("effets sur l'organisation et les conditions de travail")
     )
@@ -808,8 +842,10 @@ class AgentAssignment(models.Model):
     functional_authority = models.CharField(_("autorité fonctionnelle"), max_length=200)
     hierarchical_authority = models.CharField(_("autorité hiérarchique"), max_length=200)
     agent_consent = models.BooleanField(_("accord de l'agent recueilli"), default=False)
-    start_date = models.DateField(_("début"))
-    end_date = models.DateField(_("fin"), null=True, blank=True)
+    start_date = models.DateField(_("début"), validators=[validate_plausible_date])
+    end_date = models.DateField(
+        _("fin"), null=True, blank=True, validators=[validate_plausible_date]
+    )
 
     history = HistoricalRecords()
 
@@ -908,8 +944,8 @@ class Termination(models.Model):
         on_delete=models.CASCADE,
         related_name="termination",
     )
-    notified_on = models.DateField(_("notifiée le"))
-    effective_on = models.DateField(_("prend effet le"))
+    notified_on = models.DateField(_("notifiée le"), validators=[validate_plausible_date])
+    effective_on = models.DateField(_("prend effet le"), validators=[validate_plausible_date])
     requested_by = models.ForeignKey(
         Organisation,
         verbose_name=_("à l'initiative de"),

@@ -1,5 +1,8 @@
 """Forms of the costing screens (shape of the input, French messages)."""
 
+import json
+from decimal import Decimal
+
 from django import forms
 from django.core.validators import RegexValidator
 from django.forms import inlineformset_factory
@@ -20,6 +23,13 @@ MONTH_ABBREVIATIONS = [
 
 
 class CostBaseForm(forms.ModelForm):
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["version"].initial = self.instance.version
+
     class Meta:
         model = CostBase
         fields = [
@@ -136,6 +146,27 @@ class UsageGridForm(forms.Form):
             for beneficiary in self.beneficiaries
             for month in range(1, 13)
         }
+
+    @staticmethod
+    def encode_loaded(values: dict) -> str:
+        """The grid as it was shown (a hidden field): only the cells a person changes from it
+        are written, and a cell changed meanwhile by someone else is a conflict."""
+        return json.dumps(
+            {f"{b}_{m}": str(q) for (b, m), q in values.items() if q is not None}, sort_keys=True
+        )
+
+    def loaded(self) -> dict | None:
+        raw = self.data.get("loaded")
+        if not raw:
+            return None
+        try:
+            shown = json.loads(raw)
+            return {
+                tuple(int(part) for part in key.split("_")): Decimal(value)
+                for key, value in shown.items()
+            }
+        except (ValueError, TypeError, ArithmeticError, AttributeError):
+            return None
 
 
 class UsageImportForm(forms.Form):

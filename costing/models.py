@@ -12,6 +12,7 @@ from simple_history.models import HistoricalRecords
 from conventions.models import Convention
 from costing import engine
 from mutualisation.models import Organisation, Service, UnitType, UnitWeight
+from mutualisation.validators import validate_plausible_date
 
 
 class SourceDocument(models.TextChoices):
@@ -102,6 +103,8 @@ class CostBase(models.Model):
         ),
     )
     notes = models.TextField(_("observations"), blank=True)
+    # Optimistic locking: a form opened on an older version is refused, never overwrites.
+    version = models.PositiveIntegerField(_("version"), default=1, editable=False)
 
     history = HistoricalRecords()
     objects = CostBaseQuerySet.as_manager()
@@ -300,8 +303,12 @@ class UnitCost(models.Model):
         _("unités de référence"), max_digits=14, decimal_places=3, null=True, blank=True
     )
     trace = models.JSONField(_("trace du calcul"), default=dict, blank=True)
-    notification_deadline = models.DateField(_("date limite de notification"))
-    notified_on = models.DateField(_("notifié le"), null=True, blank=True)
+    notification_deadline = models.DateField(
+        _("date limite de notification"), validators=[validate_plausible_date]
+    )
+    notified_on = models.DateField(
+        _("notifié le"), null=True, blank=True, validators=[validate_plausible_date]
+    )
     computed_at = models.DateTimeField(_("calculé le"), default=timezone.now)
     version = models.PositiveSmallIntegerField(_("version"), default=1)
     supersedes = models.OneToOneField(
@@ -388,8 +395,8 @@ class UsageRecord(models.Model):
         blank=True,
         related_name="+",
     )
-    period_start = models.DateField(_("début de période"))
-    period_end = models.DateField(_("fin de période"))
+    period_start = models.DateField(_("début de période"), validators=[validate_plausible_date])
+    period_end = models.DateField(_("fin de période"), validators=[validate_plausible_date])
     quantity = models.DecimalField(_("quantité"), max_digits=12, decimal_places=3)
     units = models.DecimalField(
         _("unités (pondérées)"), max_digits=14, decimal_places=3, editable=False
@@ -594,7 +601,12 @@ class Statement(models.Model):
     snapshot = models.JSONField(_("données figées"), default=dict, blank=True)
     pdf = models.BinaryField(_("PDF"), null=True, blank=True, editable=False)
     pdf_sha256 = models.CharField(_("empreinte SHA-256 du PDF"), max_length=64, blank=True)
-    review_until = models.DateField(_("remarques possibles jusqu'au"), null=True, blank=True)
+    review_until = models.DateField(
+        _("remarques possibles jusqu'au"),
+        null=True,
+        blank=True,
+        validators=[validate_plausible_date],
+    )
     computed_at = models.DateTimeField(_("calculé le"), null=True, blank=True)
     issued_at = models.DateTimeField(_("émis le"), null=True, blank=True)
     issued_by = models.ForeignKey(
@@ -664,14 +676,16 @@ class StatementLine(models.Model):
     service = models.ForeignKey(
         Service, verbose_name=_("service"), on_delete=models.PROTECT, related_name="+"
     )
-    period_start = models.DateField(_("début de période"))
-    period_end = models.DateField(_("fin de période"))
+    period_start = models.DateField(_("début de période"), validators=[validate_plausible_date])
+    period_end = models.DateField(_("fin de période"), validators=[validate_plausible_date])
     basis = models.CharField(_("base"), max_length=12)
     units = models.DecimalField(_("unités"), max_digits=14, decimal_places=3)
     unit_cost = models.DecimalField(
         _("coût unitaire (€)"), max_digits=12, decimal_places=2, null=True
     )
-    unit_cost_notified_on = models.DateField(_("coût unitaire notifié le"), null=True, blank=True)
+    unit_cost_notified_on = models.DateField(
+        _("coût unitaire notifié le"), null=True, blank=True, validators=[validate_plausible_date]
+    )
     key_weight = models.DecimalField(_("pondération"), max_digits=14, decimal_places=3, null=True)
     key_total = models.DecimalField(
         _("total des pondérations"), max_digits=16, decimal_places=3, null=True
@@ -771,7 +785,7 @@ class Instalment(models.Model):
     )
     year = models.PositiveSmallIntegerField(_("exercice"))
     rank = models.PositiveSmallIntegerField(_("rang"))
-    due_date = models.DateField(_("échéance"))
+    due_date = models.DateField(_("échéance"), validators=[validate_plausible_date])
     amount = models.DecimalField(_("montant (€)"), max_digits=14, decimal_places=2)
     status = models.CharField(
         _("statut"),
@@ -780,7 +794,9 @@ class Instalment(models.Model):
         default=InstalmentStatus.CALLED,
     )
     titre_number = models.CharField(_("n° de titre"), max_length=40, blank=True)
-    paid_on = models.DateField(_("encaissé le"), null=True, blank=True)
+    paid_on = models.DateField(
+        _("encaissé le"), null=True, blank=True, validators=[validate_plausible_date]
+    )
     called_at = models.DateTimeField(_("appelé le"), default=timezone.now)
 
     history = HistoricalRecords()

@@ -31,6 +31,7 @@ from costing.services import (
     weighted_units,
 )
 from mutualisation.models import Organisation, Service, UnitWeight
+from mutualisation.validators import validate_plausible_date
 
 REQUIRED_COLUMNS = ["convention", "beneficiaire", "service", "mois", "quantite"]
 OPTIONAL_COLUMNS = ["ponderation", "reference", "motif"]
@@ -72,19 +73,30 @@ class MonthWidget(widgets.Widget):
 
     def clean(self, value, row=None, **kwargs):
         if isinstance(value, datetime.datetime | datetime.date):
-            return datetime.date(value.year, value.month, 1)
+            return self.plausible(datetime.date(value.year, value.month, 1))
         raw = text(value)
-        match = re.fullmatch(r"(\d{4})-(\d{1,2})", raw) or re.fullmatch(r"(\d{1,2})/(\d{4})", raw)
+        # ASCII digits only: full-width or other Unicode digits are a typing accident.
+        match = re.fullmatch(r"([0-9]{4})-([0-9]{1,2})", raw) or re.fullmatch(
+            r"([0-9]{1,2})/([0-9]{4})", raw
+        )
         if match:
             first, second = match.groups()
             year, month = (
                 (int(first), int(second)) if len(first) == 4 else (int(second), int(first))
             )
             if 1 <= month <= 12:
-                return datetime.date(year, month, 1)
+                return self.plausible(datetime.date(year, month, 1))
         raise ValueError(
             _("Mois invalide « %(value)s » : attendu AAAA-MM (ex. 2025-03).") % {"value": raw}
         )
+
+    @staticmethod
+    def plausible(month: datetime.date) -> datetime.date:
+        try:
+            validate_plausible_date(month)
+        except ValidationError as error:
+            raise ValueError(error.messages[0]) from None
+        return month
 
 
 class QuantityWidget(widgets.Widget):

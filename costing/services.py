@@ -13,8 +13,9 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
-from django.utils.formats import number_format
+from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext as _
 
 from conventions.models import (
@@ -315,17 +316,42 @@ def month_bounds(year: int, month: int) -> tuple[date, date]:
     return start, add_months(start, 1) - timedelta(days=1)
 
 
+class UsageConflict(Exception):
+    """Cells changed by someone else since the grid was shown (optimistic locking per cell)."""
+
+    def __init__(self, cells, current):
+        self.cells = sorted(cells)
+        self.current = current
+        super().__init__(str(self.cells))
+
+
 @transaction.atomic
 def usage_grid_save(
-    *, convention: Convention, service: Service, year: int, values: dict, user=None
+    *,
+    convention: Convention,
+    service: Service,
+    year: int,
+    values: dict,
+    user=None,
+    loaded: dict | None = None,
 ) -> int:
     """Store a grid of quantities {(beneficiary id, month): Decimal or None} for one service and
     year; an emptied cell removes its record. Returns the number of records written. Refused
     (nothing written) when a changed cell belongs to a year whose statement is issued and not
-    under correction."""
+    under correction.
+
+    With ``loaded`` (the grid as shown to the person), only the cells changed from it are
+    written, and if one of them was changed meanwhile by someone else, UsageConflict is raised
+    and nothing is written: a grid opened earlier never overwrites nor empties a later entry."""
     line = convention.services.select_related("unit_type").get(service=service)
     current = usage_grid_values(convention=convention, service=service, year=year)
-    changed = {key for key, quantity in values.items() if current.get(key) != quantity}
+    if loaded is not None:
+        changed = {key for key, quantity in values.items() if loaded.get(key) != quantity}
+        conflicts = {key for key in changed if current.get(key) != loaded.get(key)}
+        if conflicts:
+            raise UsageConflict(conflicts, current)
+    else:
+        changed = {key for key, quantity in values.items() if current.get(key) != quantity}
     reasons = {
         reason
         for beneficiary_id in sorted({b for b, _month in changed})
@@ -1087,12 +1113,42 @@ def visible_part(computed: Reimbursements, organisation_ids=None) -> dict:
     }
 
 
+class StaleCostBase(Exception):
+    """Someone saved the cost base since the form was opened (optimistic locking)."""
+
+
 @transaction.atomic
 def cost_base_save(*, form, lines) -> CostBase:
-    base = form.save()
+    """Save a cost base and its lines, unless another save came since the form was opened: the
+    second save is refused and nothing is written (the convention form's rule)."""
+    base = form.save(commit=False)
+    if base.pk:
+        expected = form.cleaned_data.get("version")
+        claimed = CostBase.objects.filter(pk=base.pk, version=expected).update(
+            version=F("version") + 1
+        )
+        if not claimed:
+            raise StaleCostBase
+        base.version = expected + 1
+    base.save()
     lines.instance = base
     lines.save()
     return base
+
+
+def stale_cost_base_message(base: CostBase) -> str:
+    latest = base.history.select_related("history_user").first()
+    who = latest.history_user if latest and latest.history_user else _("un autre utilisateur")
+    when = (
+        date_format(timezone.localtime(latest.history_date), "SHORT_DATETIME_FORMAT")
+        if latest
+        else ""
+    )
+    return _(
+        "Cette base de coûts a été modifiée par %(who)s (%(when)s) depuis l'ouverture du "
+        "formulaire. Rien n'a été enregistré ; vos saisies sont conservées ci-dessous. Ouvrez la "
+        "base dans un autre onglet pour voir la dernière version, puis enregistrez à nouveau."
+    ) % {"who": who, "when": when}
 
 
 def simulation_chart(rows: list[SimulationRow]) -> dict:

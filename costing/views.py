@@ -111,12 +111,21 @@ def cost_base_edit(request, pk=None):
     base = get_object_or_404(CostBase, pk=pk) if pk else CostBase()
     form = forms.CostBaseForm(request.POST or None, instance=base)
     lines = forms.CostLineFormSet(request.POST or None, instance=base, prefix="lines")
+    status = 200
     if request.method == "POST" and all([form.is_valid(), lines.is_valid()]):  # noqa: C419 (show every error)
-        base = services.cost_base_save(form=form, lines=lines)
-        messages.success(request, _("Base de coûts enregistrée."))
-        return redirect("costing:cost-base", pk=base.pk)
+        try:
+            base = services.cost_base_save(form=form, lines=lines)
+        except services.StaleCostBase:
+            form.add_error(None, services.stale_cost_base_message(base))
+            status = 409
+        else:
+            messages.success(request, _("Base de coûts enregistrée."))
+            return redirect("costing:cost-base", pk=base.pk)
     return render(
-        request, "costing/cost_base_form.html", {"form": form, "lines": lines, "base": base}
+        request,
+        "costing/cost_base_form.html",
+        {"form": form, "lines": lines, "base": base},
+        status=status,
     )
 
 
@@ -248,6 +257,14 @@ def usage_grid(request, reference, service, year):
     form = forms.UsageGridForm(
         request.POST or None, initial=initial, beneficiaries=beneficiaries, year=year
     )
+    shown = {
+        (beneficiary_id, month): quantity
+        for (beneficiary_id, month), quantity in services.usage_grid_values(
+            convention=convention, service=service, year=year
+        ).items()
+    }
+    loaded = forms.UsageGridForm.encode_loaded(shown)
+    status = 200
     if request.method == "POST" and form.is_valid():
         try:
             written = services.usage_grid_save(
@@ -256,10 +273,29 @@ def usage_grid(request, reference, service, year):
                 year=year,
                 values=form.values(),
                 user=request.user,
+                loaded=form.loaded(),
             )
         except services.UsageRefused as refused:
             for reason in refused.reasons:
                 form.add_error(None, reason)
+        except services.UsageConflict as conflict:
+            names = {b.pk: b.name for b in beneficiaries}
+            form.add_error(
+                None,
+                _(
+                    "Ces cases ont été modifiées par quelqu'un d'autre depuis l'ouverture de la "
+                    "grille : %(cells)s. Rien n'a été enregistré ; vos saisies sont conservées. "
+                    "Ouvrez la grille dans un autre onglet pour voir les valeurs actuelles, ou "
+                    "enregistrez à nouveau pour les remplacer par les vôtres."
+                )
+                % {
+                    "cells": ", ".join(
+                        f"{names.get(b, b)} — {forms.MONTH_ABBREVIATIONS[m - 1]}"
+                        for b, m in conflict.cells
+                    )
+                },
+            )
+            status = 409
         else:
             messages.success(request, _("%(count)s case(s) enregistrée(s).") % {"count": written})
             return redirect(request.path)
@@ -275,7 +311,10 @@ def usage_grid(request, reference, service, year):
                 services.usage_other_sources(convention=convention, service=service, year=year)
             ),
             "months": forms.MONTH_ABBREVIATIONS,
+            # After a conflict, the grid now shown is the current one: saving again is a choice.
+            "loaded": loaded,
         },
+        status=status,
     )
 
 

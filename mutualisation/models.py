@@ -12,7 +12,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from mutualisation.validators import validate_insee_code, validate_siren
+from mutualisation.validators import validate_insee_code, validate_plausible_date, validate_siren
 
 
 class OrganisationKind(models.TextChoices):
@@ -183,8 +183,10 @@ class EpciMembership(models.Model):
         related_name="member_memberships",
         limit_choices_to={"kind": OrganisationKind.EPCI},
     )
-    valid_from = models.DateField(_("membre depuis le"))
-    valid_until = models.DateField(_("membre jusqu'au"), null=True, blank=True)
+    valid_from = models.DateField(_("membre depuis le"), validators=[validate_plausible_date])
+    valid_until = models.DateField(
+        _("membre jusqu'au"), null=True, blank=True, validators=[validate_plausible_date]
+    )
 
     history = HistoricalRecords()
     objects = EpciMembershipQuerySet.as_manager()

@@ -51,3 +51,21 @@ def validate_insee_code(value: str) -> None:
             code="insee_format",
             params={"value": value},
         )
+
+
+def validate_plausible_date(value) -> None:
+    """A date an act, a notification or a use can bear: within ``MUTUALIS_DATE_YEARS``
+    (1990–2100 by default). 0001-01-01 or 9999-12-31 are typing slips, refused in French."""
+    from django.conf import settings
+
+    first, last = getattr(settings, "MUTUALIS_DATE_YEARS", (1990, 2100))
+    if value is not None and not first <= value.year <= last:
+        raise ValidationError(
+            _("Date invraisemblable (%(date)s) : indiquez une date entre %(first)s et %(last)s."),
+            code="implausible_date",
+            params={
+                "date": f"{value.day:02d}/{value.month:02d}/{value.year:04d}",
+                "first": first,
+                "last": last,
+            },
+        )
