@@ -641,8 +641,14 @@ def statement_remark(request, pk):
     if scope.territory_wide or statement.payer_id not in scope.organisation_ids:
         raise PermissionDenied
     form = forms.RemarkForm(request.POST)
+    if not form.is_valid():
+        # The form's own checks: 2 000 characters at most, no NUL character.
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, _("Remarque non transmise : %(error)s") % {"error": error})
+        return redirect(statement)
     try:
-        statements.remark_add(statement, author=request.user, text=form.data.get("text", ""))
+        statements.remark_add(statement, author=request.user, text=form.cleaned_data["text"])
     except statements.StatementRefused as refused:
         for reason in refused.reasons:
             messages.error(request, reason)

@@ -259,3 +259,27 @@ def test_two_concurrent_preparations_make_one_draft_per_payer(billed, flushable_
         thread.join(timeout=60)
     assert errors == []
     assert Statement.objects.filter(year=2026, status=StatementStatus.DRAFT).count() == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("Recours\x00double", "caractère nul n’est pas autorisé"),
+        ("x" * 2001, "au plus 2000 caractères"),
+    ],
+)
+def test_a_remark_with_a_nul_character_or_too_long_is_refused_in_french(
+    client, personas, billed, text, message
+):
+    """Before: a NUL gave a 500 on PostgreSQL, and the 2 000-character limit was bypassed (the
+    view read the raw form data: a reader stored 2.4 MB)."""
+    mine = drafts()["Commune A"]
+    client.force_login(personas.reader_a)
+    response = client.post(
+        reverse("costing:statement-remark", args=[mine.pk]), {"text": text}, follow=True
+    )
+    assert response.status_code == 200
+    body = response.content.decode().replace("&#x27;", "'").replace("\u202f", " ")
+    assert "Remarque non transmise" in body
+    assert message in body.replace("\xa0", " ").replace("2 000", "2000")
+    assert not mine.remarks.exists()
