@@ -528,24 +528,47 @@ class PieceResource(resources.Resource):
     annule = fields.Field(column_name="annule", attribute="cancels")
     objet = fields.Field(column_name="objet")
     montant = fields.Field(column_name="montant", attribute="amount")
+    total_exercice = fields.Field(column_name="total_exercice")
+    deja_appele = fields.Field(column_name="deja_appele")
     compte = fields.Field(column_name="compte")
     periode = fields.Field(column_name="periode")
     side = ""  # "creditor" or "debtor"
 
-    def organisation(self, piece):
+    # An issued statement is frozen: its pieces export what its snapshot holds (names, SIREN,
+    # convention), never today's reference data; a renamed commune changes no past export.
+    @staticmethod
+    def frozen(piece, role: str) -> dict:
         statement = piece.statement
-        return statement.payee if self.side == "creditor" else statement.payer
+        kept = statement.snapshot.get(role)
+        if kept:
+            return kept
+        live = getattr(statement, role)
+        if role == "convention":
+            return {"reference": live.reference, "title": live.title}
+        return {"name": live.name, "siren": live.siren, "is_epci": live.is_epci}
+
+    def organisation(self, piece) -> dict:
+        return self.frozen(piece, "payee" if self.side == "creditor" else "payer")
 
     def dehydrate_objet(self, piece):
-        statement = piece.statement
+        convention = self.frozen(piece, "convention")
         return safe_text(
-            f"Remboursement {statement.year} — {statement.convention.reference} — {statement.convention.title}"
+            f"Remboursement {piece.statement.year} — {convention.get('reference', '')} — "
+            f"{convention.get('title', '')}"
         )
+
+    def dehydrate_total_exercice(self, piece):
+        """The statement's total for the year (the amount of a titre is what remains of it)."""
+        return str(piece.statement.total)
+
+    def dehydrate_deja_appele(self, piece):
+        """The acomptes already called for the year, deducted from the total."""
+        return str(piece.statement.instalments_called)
 
     def dehydrate_compte(self, piece):
         accounts = piece.statement.snapshot.get("accounts") or {}
         if piece.is_ac:
-            key = "ac_epci" if self.organisation(piece).is_epci else "ac_commune"
+            key = "ac_epci" if self.organisation(piece).get("is_epci") else "ac_commune"
         else:
             key = "revenue" if self.side == "creditor" else "expense"
         return (accounts.get(key) or {}).get("account", "")
@@ -557,15 +580,16 @@ class PieceResource(resources.Resource):
 class TitreResource(PieceResource):
     """The creditor's pieces: titres de recettes to issue, their annulations, its refunds."""
 
-    debiteur_siren = fields.Field(column_name="debiteur_siren", attribute="statement__payer__siren")
+    debiteur_siren = fields.Field(column_name="debiteur_siren")
     debiteur = fields.Field(column_name="debiteur")
-    emetteur_siren = fields.Field(column_name="emetteur_siren", attribute="statement__payee__siren")
+    emetteur_siren = fields.Field(column_name="emetteur_siren")
     side = "creditor"
 
     class Meta:
         fields = (
             "reference", "nature", "libelle", "annule", "debiteur_siren", "debiteur",
-            "emetteur_siren", "objet", "montant", "compte", "periode",
+            "emetteur_siren", "objet", "montant", "total_exercice", "deja_appele", "compte",
+            "periode",
         )  # fmt: skip
         export_order = fields
 
@@ -575,25 +599,30 @@ class TitreResource(PieceResource):
     def dehydrate_libelle(self, piece):
         return piece.label
 
+    def dehydrate_debiteur_siren(self, piece):
+        return self.frozen(piece, "payer")["siren"]
+
     def dehydrate_debiteur(self, piece):
-        return safe_text(piece.statement.payer.name)
+        return safe_text(self.frozen(piece, "payer")["name"])
+
+    def dehydrate_emetteur_siren(self, piece):
+        return self.frozen(piece, "payee")["siren"]
 
 
 class MandatResource(PieceResource):
     """The debtor's mirror: the same references and amounts, the debtor's pieces and accounts,
     so that reciprocal flows match to the cent."""
 
-    creancier_siren = fields.Field(
-        column_name="creancier_siren", attribute="statement__payee__siren"
-    )
+    creancier_siren = fields.Field(column_name="creancier_siren")
     creancier = fields.Field(column_name="creancier")
-    emetteur_siren = fields.Field(column_name="emetteur_siren", attribute="statement__payer__siren")
+    emetteur_siren = fields.Field(column_name="emetteur_siren")
     side = "debtor"
 
     class Meta:
         fields = (
             "reference", "nature", "libelle", "annule", "creancier_siren", "creancier",
-            "emetteur_siren", "objet", "montant", "compte", "periode",
+            "emetteur_siren", "objet", "montant", "total_exercice", "deja_appele", "compte",
+            "periode",
         )  # fmt: skip
         export_order = fields
 
@@ -603,8 +632,14 @@ class MandatResource(PieceResource):
     def dehydrate_libelle(self, piece):
         return piece.debtor_label
 
+    def dehydrate_creancier_siren(self, piece):
+        return self.frozen(piece, "payee")["siren"]
+
     def dehydrate_creancier(self, piece):
-        return safe_text(piece.statement.payee.name)
+        return safe_text(self.frozen(piece, "payee")["name"])
+
+    def dehydrate_emetteur_siren(self, piece):
+        return self.frozen(piece, "payer")["siren"]
 
 
 class InstalmentResource(resources.ModelResource):

@@ -277,3 +277,25 @@ def test_cancelling_an_acompte_needs_its_reason(client, personas, billed):
     )
     assert "Motif de l&#x27;annulation : Ce champ est obligatoire." in response.content.decode()
     assert Instalment.objects.get(pk=acompte.pk).status == InstalmentStatus.CALLED
+
+
+def test_the_exports_of_an_issued_statement_are_frozen_and_state_total_and_called(
+    client, personas, billed
+):
+    """Before: renaming a commune changed the titres export of an already issued statement
+    (its snapshot did not change), and total_exercice / deja_appele were missing."""
+    instalments.instalments_call(2026, up_to=date(2026, 6, 30))
+    issued = issue_after_review(draft_of("Commune A"))
+    client.force_login(personas.finance)
+    before_titres, before_mandats = rows(client, "titres"), rows(client, "mandats")
+    commune = billed.territory.commune_a
+    commune.name = "Commune A renommée"
+    commune.save()
+    assert rows(client, "titres") == before_titres
+    assert rows(client, "mandats") == before_mandats
+    titre = next(t for t in before_titres if t["reference"] == issued.number)
+    assert titre["debiteur"] == "Commune A"
+    assert titre["total_exercice"] == str(issued.total)
+    assert titre["deja_appele"] == str(issued.instalments_called)
+    assert D(titre["montant"]) == abs(issued.total - issued.instalments_called)
+    assert D(titre["deja_appele"]) > 0
