@@ -2,6 +2,7 @@
 costs, the usage grid and import, and the simulation of a draft convention or avenant."""
 
 import base64
+import hashlib
 from datetime import date
 from decimal import Decimal
 
@@ -42,6 +43,7 @@ from mutualisation.models import Organisation, Service
 from mutualisation.rules import scope_of
 
 IMPORT_SESSION_KEY = "costing_usage_import"
+PENDING_IMPORTS = 3  # previews kept in the session, one per open tab
 
 
 def require(request, perm):
@@ -428,11 +430,22 @@ def usage_edit(request, pk):
 def usage_import(request):
     require(request, "costing.record_usage")
     form = forms.UsageImportForm(request.POST or None, request.FILES or None)
-    report, file_error = None, None
+    report, file_error, token = None, None, ""
     if request.method == "POST" and "confirm" in request.POST:
-        stored = request.session.pop(IMPORT_SESSION_KEY, None)
+        # The confirmation names the previewed file by its fingerprint: previewing another file
+        # in another tab never swaps what is confirmed here.
+        pending = request.session.get(IMPORT_SESSION_KEY)
+        pending = pending if isinstance(pending, dict) and "content" not in pending else {}
+        stored = pending.pop(request.POST.get("token", ""), None)
+        request.session[IMPORT_SESSION_KEY] = pending
         if stored is None:
-            messages.error(request, _("Aucun fichier en attente : déposez-le à nouveau."))
+            messages.error(
+                request,
+                _(
+                    "Ce fichier n'est plus en attente (déjà importé, ou aperçu trop ancien) : "
+                    "déposez-le à nouveau."
+                ),
+            )
             return redirect("costing:usage-import")
         try:
             report = import_usage_file(
@@ -471,15 +484,21 @@ def usage_import(request):
             file_error = str(error)
         else:
             if report.ok:
-                request.session[IMPORT_SESSION_KEY] = {
+                token = hashlib.sha256(content).hexdigest()
+                pending = request.session.get(IMPORT_SESSION_KEY)
+                pending = pending if isinstance(pending, dict) and "content" not in pending else {}
+                # The latest previews only (each tab its own), oldest dropped first.
+                kept = dict(list(pending.items())[-(PENDING_IMPORTS - 1) :])
+                kept[token] = {
                     "name": upload.name,
                     "content": base64.b64encode(content).decode(),
                     "replace": form.cleaned_data["replace"],
                 }
+                request.session[IMPORT_SESSION_KEY] = kept
     return render(
         request,
         "costing/usage_import.html",
-        {"form": form, "report": report, "file_error": file_error},
+        {"form": form, "report": report, "file_error": file_error, "token": token},
     )
 
 

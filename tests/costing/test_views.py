@@ -179,9 +179,44 @@ def test_import_page_previews_then_imports(demo):
     )
     assert "1 ligne vérifiée, sans erreur" in response.content.decode()
     assert not UsageRecord.objects.filter(reference="WEB-1").exists()
-    response = demo.post(reverse("costing:usage-import"), {"confirm": "1"}, follow=True)
+    token = response.context["token"]
+    response = demo.post(
+        reverse("costing:usage-import"), {"confirm": "1", "token": token}, follow=True
+    )
     assert "1 ligne(s) importée(s)" in response.content.decode()
     assert UsageRecord.objects.get(reference="WEB-1").units == 3
+
+
+def test_confirming_a_preview_imports_that_file_even_after_another_preview(demo):
+    """Before: preview A, preview B in another tab, confirm A: B was imported."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    login(demo, "finances")
+    header = b"convention;beneficiaire;service;mois;quantite;ponderation;reference\n"
+    url = reverse("costing:usage-import")
+    first = demo.post(
+        url,
+        {
+            "file": SimpleUploadedFile(
+                "a.csv", header + b"CONV-2025-002;63014;ads;2026-11;3;PC;TAB-A\n"
+            )
+        },
+    )
+    demo.post(
+        url,
+        {
+            "file": SimpleUploadedFile(
+                "b.csv", header + b"CONV-2025-002;63014;ads;2026-11;5;PC;TAB-B\n"
+            )
+        },
+    )
+    response = demo.post(url, {"confirm": "1", "token": first.context["token"]}, follow=True)
+    assert "1 ligne(s) importée(s)" in response.content.decode()
+    assert UsageRecord.objects.filter(reference="TAB-A").exists()
+    assert not UsageRecord.objects.filter(reference="TAB-B").exists()
+    again = demo.post(url, {"confirm": "1", "token": first.context["token"]}, follow=True)
+    assert "n&#x27;est plus en attente" in again.content.decode()
+    assert UsageRecord.objects.filter(reference="TAB-A").count() == 1
 
 
 def test_import_page_lists_errors_and_imports_nothing(demo):
