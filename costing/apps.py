@@ -1,10 +1,25 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 from django.utils.translation import gettext_lazy as _
+
+
+def fire_delete_triggers_on_replace(sender, connection, **kwargs):
+    """SQLite: a REPLACE conflict resolution deletes the conflicting row without firing its
+    delete triggers unless recursive triggers are on. The triggers of migration 0006 refuse such
+    a REPLACE whatever the connection says; this makes the 0003 no-delete triggers fire too."""
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA recursive_triggers = ON")
 
 
 class CostingConfig(AppConfig):
     name = "costing"
     verbose_name = _("Coûts et remboursements")
+
+    def ready(self):
+        connection_created.connect(
+            fire_delete_triggers_on_replace, dispatch_uid="costing.recursive_triggers"
+        )
 
     def seed_demo(self) -> str:
         """Called by ``manage.py seed_demo`` after the territory and the conventions."""

@@ -547,8 +547,9 @@ class Statement(models.Model):
 
     A draft is recomputed on demand. Issuing freezes it: number, snapshot of every input and line,
     PDF bytes and their SHA-256. The database itself refuses any change to an issued statement or
-    its lines (triggers, migration 0003); a correction is a new statement that cites the one it
-    cancels.
+    its lines (triggers, migration 0003), a REPLACE or TRUNCATE that would remove one, and any
+    issued statement not written by the issue path (migration 0006); a correction is a new
+    statement that cites the one it cancels.
     """
 
     year = models.PositiveSmallIntegerField(_("exercice"))

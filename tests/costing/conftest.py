@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import connection, transaction
 
 from conventions.models import Convention, ManagingShare, SettlementMode, Status, Terms
 from conventions.services import transitions
@@ -100,25 +100,35 @@ def billed(mad_descendante, territory, after_year_end, unit_cost_kwargs):  # noq
 @pytest.fixture
 def flushable_statements(transactional_db):
     """Tests on a committed database issue statements and notify unit costs, which the triggers
-    then forbid deleting. SQLite's flush deletes row by row, so the triggers are lifted for the
-    teardown only and put back (PostgreSQL's flush truncates, which row triggers do not see)."""
+    then forbid deleting, and PostgreSQL forbids truncating. The teardown lifts the triggers,
+    empties the statements (and, on SQLite, whose flush deletes row by row, the unit costs) and
+    puts the triggers back, before the test framework's flush."""
     yield
-    if connection.vendor != "sqlite":
-        return
     immutability = importlib.import_module(
         "costing.migrations.0003_issued_statements_are_immutable"
     )
     frozen_unit_costs = importlib.import_module(
         "costing.migrations.0005_settlement_acomptes_unit_cost_versions"
     )
-    with connection.cursor() as cursor:
-        for statement in immutability.SQLITE_BACKWARD + frozen_unit_costs.UNIT_COST_SQLITE_BACKWARD:
+    vendor = connection.vendor
+    lift = {
+        "sqlite": immutability.SQLITE_BACKWARD + frozen_unit_costs.UNIT_COST_SQLITE_BACKWARD,
+        "postgresql": immutability.POSTGRES_BACKWARD,
+    }[vendor]
+    restore = {
+        "sqlite": immutability.SQLITE_FORWARD + frozen_unit_costs.UNIT_COST_SQLITE_FORWARD,
+        "postgresql": immutability.POSTGRES_FORWARD,
+    }[vendor]
+    with transaction.atomic(), connection.cursor() as cursor:
+        for statement in lift:
             cursor.execute(statement)
+        cursor.execute("DELETE FROM costing_statementremark")
         cursor.execute("DELETE FROM costing_statementline")
         cursor.execute("DELETE FROM costing_statement")
-        cursor.execute("UPDATE costing_unitcost SET supersedes_id = NULL")
-        cursor.execute("DELETE FROM costing_unitcost")
-        for statement in immutability.SQLITE_FORWARD + frozen_unit_costs.UNIT_COST_SQLITE_FORWARD:
+        if vendor == "sqlite":
+            cursor.execute("UPDATE costing_unitcost SET supersedes_id = NULL")
+            cursor.execute("DELETE FROM costing_unitcost")
+        for statement in restore:
             cursor.execute(statement)
 
 
