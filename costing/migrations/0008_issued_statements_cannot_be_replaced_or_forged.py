@@ -143,7 +143,7 @@ POSTGRES_BACKWARD = [
 
 
 class Migration(migrations.Migration):
-    dependencies = [("costing", "0005_settlement_acomptes_unit_cost_versions")]
+    dependencies = [("costing", "0007_cost_base_version")]
 
     operations = [
         migrations.RunPython(
