@@ -110,6 +110,16 @@ class QuantityWidget(widgets.Widget):
         raw = (
             text(value).replace("\u202f", "").replace("\xa0", "").replace(" ", "").replace(",", ".")
         )
+        # One rule for every number: ASCII digits, an optional sign and decimal point (no
+        # exponent, no full-width or other Unicode digits), nine digits before the point at most.
+        if not re.fullmatch(r"-?[0-9]{1,9}(\.[0-9]+)?", raw):
+            raise ValueError(
+                _(
+                    "Quantité invalide « %(value)s » : un nombre est attendu (chiffres, virgule "
+                    "décimale, 999 999 999 au plus)."
+                )
+                % {"value": text(value)[:40]}
+            )
         try:
             quantity = Decimal(raw)
         except InvalidOperation:

@@ -32,3 +32,24 @@ def test_full_width_digits_and_nonsense_are_refused(raw):
 def test_a_spreadsheet_date_of_year_one_is_refused():
     with pytest.raises(ValueError, match="Date invraisemblable"):
         MonthWidget().clean(datetime.date(1, 1, 1))
+
+
+@pytest.mark.parametrize("raw", ["1e308", "1E3", "２", "١٢", "1234567890", "NaN", "Infinity"])
+def test_a_quantity_is_ascii_digits_within_bounds_or_refused_in_french(raw):
+    """Before: 1e308 answered « Erreur inattendue » with Python internals; full-width digits
+    were accepted."""
+    from costing.resources import QuantityWidget
+
+    with pytest.raises(ValueError, match="Quantité invalide"):
+        QuantityWidget().clean(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("1 234,5", "1234.5"), ("-2", "-2"), ("0,125", "0.125")]
+)
+def test_a_french_or_plain_quantity_is_read_exactly(raw, expected):
+    from decimal import Decimal
+
+    from costing.resources import QuantityWidget
+
+    assert QuantityWidget().clean(raw) == Decimal(expected)
