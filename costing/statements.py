@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -40,6 +40,7 @@ from costing.money import ZERO
 from mutualisation.documents import render_pdf
 from mutualisation.models import Organisation
 from mutualisation.rules import scope_of
+from mutualisation.services import locked_counter, next_in_sequence
 
 # 2: the document a comptable public and a préfecture accept (recours, convention and its
 # deliberations, forecast, unit cost version, acomptes' call dates, the creditor's seat, court and
@@ -470,21 +471,12 @@ def lock_year(year: int) -> StatementCounter:
     """Lock the year's counter row until the transaction ends. Preparing and issuing a year's
     statements take this lock first, so they run one after the other (no duplicate drafts, no
     gaps in numbers, no deadlock)."""
-    try:
-        with transaction.atomic():
-            StatementCounter.objects.get_or_create(year=year)
-    except IntegrityError:
-        pass  # created meanwhile by a concurrent transaction
-    return StatementCounter.objects.select_for_update().get(year=year)
+    return locked_counter(StatementCounter, year=year)
 
 
 def next_number(year: int) -> str:
     """EA-<year>-<nnnn>: consecutive, without gaps, even when two people issue at once."""
-    counter = lock_year(year)
-    counter.last_number = F("last_number") + 1
-    counter.save(update_fields=["last_number"])
-    counter.refresh_from_db()
-    return f"EA-{year}-{counter.last_number:04d}"
+    return f"EA-{year}-{next_in_sequence(StatementCounter, year=year):04d}"
 
 
 def iso_date(value: str | None) -> date | None:

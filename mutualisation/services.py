@@ -8,6 +8,7 @@ from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import F
 
 from mutualisation.models import (
     EpciMembership,
@@ -167,3 +168,24 @@ def _seed_demo_users(users, by_siren, password, report: SeedReport) -> None:
             "user_memberships",
         )
         report.demo_users.append(user.username)
+
+
+# --- sequences ---------------------------------------------------------------------------------
+
+
+def locked_counter(model, **key):
+    """The counter row of ``key`` (a model with a unique key and ``last_number``), created if
+    missing and locked until the transaction ends. A concurrent creation is absorbed (INSERT …
+    ON CONFLICT DO NOTHING / INSERT OR IGNORE), so the first number of a year never fails."""
+    model.objects.bulk_create([model(**key)], ignore_conflicts=True)
+    return model.objects.select_for_update().get(**key)
+
+
+def next_in_sequence(model, **key) -> int:
+    """The next number of a gapless sequence (convention references, statement numbers):
+    consecutive even when two people take one at once. Call inside a transaction."""
+    counter = locked_counter(model, **key)
+    counter.last_number = F("last_number") + 1
+    counter.save(update_fields=["last_number"])
+    counter.refresh_from_db(fields=["last_number"])
+    return counter.last_number

@@ -15,16 +15,12 @@ from conventions.models import (
     Terms,
 )
 from conventions.services import StaleVersion, TransitionRefused, fmt
+from mutualisation.services import next_in_sequence
 
 
 def next_reference(year: int) -> str:
-    """CONV-<year>-<nnn>, without gaps, safe under concurrency (row lock on the year's counter)."""
-    ReferenceCounter.objects.get_or_create(year=year)
-    counter = ReferenceCounter.objects.select_for_update().get(year=year)
-    counter.last_number = F("last_number") + 1
-    counter.save(update_fields=["last_number"])
-    counter.refresh_from_db()
-    return f"CONV-{year}-{counter.last_number:03d}"
+    """CONV-<year>-<nnn>, without gaps, safe under concurrency (the shared sequence helper)."""
+    return f"CONV-{year}-{next_in_sequence(ReferenceCounter, year=year):03d}"
 
 
 @transaction.atomic
