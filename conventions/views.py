@@ -33,6 +33,7 @@ from conventions.services import (
 )
 from conventions.tables import ConventionTable
 from mutualisation.rules import scope_of
+from mutualisation.services import record_document_access
 
 ALERT_DAYS = 90
 # Once in force (or ended), how the convention became enforceable is settled history.
@@ -525,6 +526,7 @@ def convention_terminate(request, reference):
 def attachment_download(request, reference, pk):
     convention = get_convention(request, reference)
     attachment = get_object_or_404(convention.attachments, pk=pk)
+    record_document_access(request, f"{convention.reference} — {attachment.title}")
     return FileResponse(
         attachment.file.open("rb"),
         content_type="application/pdf",
@@ -532,7 +534,8 @@ def attachment_download(request, reference, pk):
     )
 
 
-def pdf_response(pdf: bytes, filename: str, sha256: str = "") -> HttpResponse:
+def pdf_response(request, pdf: bytes, filename: str, sha256: str = "") -> HttpResponse:
+    record_document_access(request, filename)
     response = HttpResponse(pdf, content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="{filename}"'
     if sha256:
@@ -547,12 +550,14 @@ def convention_pdf(request, reference):
     convention = get_convention(request, reference)
     if request.GET.get("version") == documents.CONSOLIDATED and convention.signature_date:
         pdf = documents.render_convention(convention, mode=documents.CONSOLIDATED)
-        return pdf_response(pdf, f"{convention.reference}-consolidee.pdf")
+        return pdf_response(request, pdf, f"{convention.reference}-consolidee.pdf")
     signed = documents.signed_document(convention)
     if signed is not None:
-        return pdf_response(bytes(signed.pdf), f"{convention.reference}-signee.pdf", signed.sha256)
+        return pdf_response(
+            request, bytes(signed.pdf), f"{convention.reference}-signee.pdf", signed.sha256
+        )
     pdf = documents.render_convention(convention)
-    return pdf_response(pdf, f"{convention.reference}.pdf")
+    return pdf_response(request, pdf, f"{convention.reference}.pdf")
 
 
 @login_required
@@ -563,5 +568,5 @@ def amendment_pdf(request, reference, number):
     name = f"{convention.reference}-avenant-{amendment.number}"
     signed = documents.signed_document(convention, amendment)
     if signed is not None:
-        return pdf_response(bytes(signed.pdf), f"{name}-signe.pdf", signed.sha256)
-    return pdf_response(documents.render_amendment(amendment), f"{name}.pdf")
+        return pdf_response(request, bytes(signed.pdf), f"{name}-signe.pdf", signed.sha256)
+    return pdf_response(request, documents.render_amendment(amendment), f"{name}.pdf")

@@ -41,6 +41,7 @@ from costing.rules import may_approve
 from mutualisation.documents import render_pdf
 from mutualisation.models import Organisation, Service
 from mutualisation.rules import scope_of
+from mutualisation.services import record_document_access
 
 IMPORT_SESSION_KEY = "costing_usage_import"
 PENDING_IMPORTS = 3  # previews kept in the session, one per open tab
@@ -614,6 +615,7 @@ def statement_pdf(request, pk):
     response["Content-Disposition"] = f'inline; filename="{filename}"'
     if statement.is_issued:
         response["X-Content-SHA256"] = statement.pdf_sha256
+    record_document_access(request, filename)
     return response
 
 
@@ -720,6 +722,7 @@ def batch_download(request, pk):
     job = get_object_or_404(BatchJob, pk=pk, status=BatchJob.JobStatus.DONE)
     response = HttpResponse(bytes(job.archive), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="etats-{job.year}-{job.pk}.zip"'
+    record_document_access(request, f"etats-{job.year}-{job.pk}.zip")
     return response
 
 
@@ -761,6 +764,7 @@ def export(request, year, kind, fmt):
     content = file_format.export_data(export_dataset(year, kind))
     response = HttpResponse(content, content_type=file_format.get_content_type())
     response["Content-Disposition"] = f'attachment; filename="{kind}-{year}.{fmt}"'
+    record_document_access(request, f"{kind}-{year}.{fmt}")
     return response
 
 
@@ -874,6 +878,7 @@ def commune_summary_pdf(request, year, siren):
     )
     response = HttpResponse(content, content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="recapitulatif-{year}-{siren}.pdf"'
+    record_document_access(request, f"recapitulatif-{year}-{siren}.pdf")
     return response
 
 

@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from mutualisation.models import (
+    DocumentAccess,
     EpciMembership,
     Membership,
     Organisation,
@@ -134,3 +135,19 @@ admin.site.unregister(User)
 class MutualisUserAdmin(UserAdmin):
     inlines = [MembershipInline]
     list_display = ["username", "first_name", "last_name", "email", "is_staff", "is_active"]
+
+
+@admin.register(DocumentAccess)
+class DocumentAccessAdmin(admin.ModelAdmin):
+    """The download log: read only (recorded by the application, purged by its command)."""
+
+    list_display = ["at", "username", "document", "path"]
+    list_filter = ["at"]
+    search_fields = ["username", "document", "path"]
+    readonly_fields = ["at", "user", "username", "document", "path"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

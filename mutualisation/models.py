@@ -492,3 +492,30 @@ class Membership(models.Model):
                     )
                 }
             )
+
+
+class DocumentAccess(models.Model):
+    """Who downloaded or exported which document, and when (statement PDFs and ZIPs, exports,
+    convention PDFs, signed scans): visible to administrators, kept
+    ``MUTUALIS_AUDIT_RETENTION_DAYS`` days (CNIL: 6 to 12 months), purged by
+    ``manage.py purge_document_accesses``."""
+
+    at = models.DateTimeField(_("le"), auto_now_add=True, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("utilisateur"),
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+    )
+    username = models.CharField(_("identifiant"), max_length=150)
+    document = models.CharField(_("document"), max_length=300)
+    path = models.CharField(_("adresse"), max_length=500)
+
+    class Meta:
+        verbose_name = _("téléchargement de document")
+        verbose_name_plural = _("téléchargements de documents")
+        ordering = ["-at"]
+
+    def __str__(self):
+        return f"{self.username} — {self.document}"

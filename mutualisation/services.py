@@ -189,3 +189,33 @@ def next_in_sequence(model, **key) -> int:
     counter.save(update_fields=["last_number"])
     counter.refresh_from_db(fields=["last_number"])
     return counter.last_number
+
+
+# --- audit of document downloads ---------------------------------------------------------------
+
+
+def record_document_access(request, document: str) -> None:
+    """Note that the signed-in person downloaded or exported ``document``."""
+    from mutualisation.models import DocumentAccess
+
+    DocumentAccess.objects.create(
+        user=request.user if request.user.is_authenticated else None,
+        username=request.user.get_username() if request.user.is_authenticated else "",
+        document=str(document)[:300],
+        path=request.get_full_path()[:500],
+    )
+
+
+def purge_document_accesses(*, now=None) -> int:
+    """Delete the accesses older than the retention period; returns how many."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from mutualisation.models import DocumentAccess
+
+    days = getattr(settings, "MUTUALIS_AUDIT_RETENTION_DAYS", 365)
+    limit = (now or timezone.now()) - timedelta(days=days)
+    deleted, _ = DocumentAccess.objects.filter(at__lt=limit).delete()
+    return deleted

@@ -272,3 +272,6 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 
 # Rows one usage import checks in a request (above it, the file is refused: split it).
 MUTUALIS_IMPORT_MAX_ROWS = env.int("MUTUALIS_IMPORT_MAX_ROWS", default=5000)
+
+# Download and export log retention (CNIL recommends 6 to 12 months).
+MUTUALIS_AUDIT_RETENTION_DAYS = env.int("MUTUALIS_AUDIT_RETENTION_DAYS", default=365)

@@ -48,6 +48,7 @@ PRODUCED_BY_THE_APPLICATION = {
     ("axes", "accessattempt"),
     ("axes", "accessfailurelog"),
     ("axes", "accesslog"),
+    ("mutualisation", "documentaccess"),
 }
 
 
