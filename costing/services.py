@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-from django.utils.formats import date_format, number_format
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 from conventions.models import (
@@ -48,6 +48,7 @@ from costing.models import (
     UsageSource,
 )
 from mutualisation.models import Organisation, PopulationRecord, Service
+from mutualisation.services import last_change
 
 # Conventions whose reimbursements run: signed at least (a terminated or expired one still owes
 # for the part of the year it covered).
@@ -1137,13 +1138,7 @@ def cost_base_save(*, form, lines) -> CostBase:
 
 
 def stale_cost_base_message(base: CostBase) -> str:
-    latest = base.history.select_related("history_user").first()
-    who = latest.history_user if latest and latest.history_user else _("un autre utilisateur")
-    when = (
-        date_format(timezone.localtime(latest.history_date), "SHORT_DATETIME_FORMAT")
-        if latest
-        else ""
-    )
+    who, when = last_change(base)
     return _(
         "Cette base de coûts a été modifiée par %(who)s (%(when)s) depuis l'ouverture du "
         "formulaire. Rien n'a été enregistré ; vos saisies sont conservées ci-dessous. Ouvrez la "

@@ -219,3 +219,23 @@ def purge_document_accesses(*, now=None) -> int:
     limit = (now or timezone.now()) - timedelta(days=days)
     deleted, _ = DocumentAccess.objects.filter(at__lt=limit).delete()
     return deleted
+
+
+# --- optimistic locking ------------------------------------------------------------------------
+
+
+def last_change(instance) -> tuple[str, str]:
+    """(who, when) of the latest saved change of a model with simple-history, for the message
+    that refuses a save made from an older version."""
+    from django.utils import timezone
+    from django.utils.formats import date_format
+    from django.utils.translation import gettext as _
+
+    latest = instance.history.select_related("history_user").first()
+    who = str(latest.history_user) if latest and latest.history_user else _("un autre utilisateur")
+    when = (
+        date_format(timezone.localtime(latest.history_date), "SHORT_DATETIME_FORMAT")
+        if latest
+        else ""
+    )
+    return who, when

@@ -4,7 +4,6 @@ edits of a draft, and the records attached to it (opinions, fiche d'impact, agen
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from conventions.models import (
@@ -15,7 +14,7 @@ from conventions.models import (
     Terms,
 )
 from conventions.services import StaleVersion, TransitionRefused, fmt
-from mutualisation.services import next_in_sequence
+from mutualisation.services import last_change, next_in_sequence
 
 
 def next_reference(year: int) -> str:
@@ -70,13 +69,7 @@ def convention_update(*, convention: Convention, expected_version: int | None, f
 
 
 def stale_version_message(convention: Convention) -> str:
-    latest = convention.history.select_related("history_user").first()
-    who = latest.history_user if latest and latest.history_user else _("un autre utilisateur")
-    when = (
-        date_format(timezone.localtime(latest.history_date), "SHORT_DATETIME_FORMAT")
-        if latest
-        else ""
-    )
+    who, when = last_change(convention)
     return _(
         "Cette convention a été modifiée par %(who)s (%(when)s) depuis l'ouverture du formulaire. "
         "Rien n'a été enregistré ; vos saisies sont conservées ci-dessous. Ouvrez la convention dans "

@@ -98,7 +98,8 @@ def test_dry_run_previews_without_writing(demo):
         (
             "CONV-2025-001;63014;ads;2025-01;douze;;",
             "quantite",
-            "Quantité invalide « douze » : un nombre est attendu.",
+            "Quantité invalide « douze » : un nombre est attendu (chiffres, virgule décimale, "
+            "999 999 999 au plus).",
         ),
         (
             "CONV-2025-001;63014;ads;2025-01;1;XX;",
