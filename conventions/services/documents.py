@@ -24,7 +24,6 @@ from conventions.models import (
     Direction,
     PartyRole,
     SignedDocument,
-    Status,
     Termination,
     Vote,
 )
@@ -304,9 +303,6 @@ def convention_document(
         "signed_on": signed_on,
         "court": competent_court(data.parties),
         "cgfp_articles": cgfp_mad_articles(),
-        "managing_of": of(convention.managing_organisation.name)
-        if convention.managing_organisation
-        else "",
     }
 
 
@@ -377,7 +373,3 @@ def signed_document(
     convention: Convention, amendment: Amendment | None = None
 ) -> SignedDocument | None:
     return SignedDocument.objects.filter(convention=convention, amendment=amendment).first()
-
-
-def is_signed(convention: Convention) -> bool:
-    return convention.status not in (Status.DRAFT, Status.CONSULTATION, Status.DELIBERATED)

@@ -82,15 +82,6 @@ def complete_and_sign(amendment, organisations, *, signed=date(2026, 6, 20)):
         return amendments.amendment_sign(amendment, signature_date=signed)
 
 
-def amounts(convention, year=2026):
-    result = services.compute_reimbursements(year).result
-    return {
-        line.payer.name: line.amount
-        for line in result.lines
-        if line.convention == convention.reference
-    }
-
-
 def totals(convention, year=2026):
     found = {}
     for name, amount in (
