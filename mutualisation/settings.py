@@ -9,6 +9,7 @@ Variables (see README.md, "Configuration"):
     DJANGO_SECRET_KEY       required when DEBUG is off
     DJANGO_ALLOWED_HOSTS    comma-separated host names (default: localhost,127.0.0.1)
     DATABASE_URL            default: SQLite file var/mutualis.sqlite3
+    DJANGO_STATIC_ROOT      where collectstatic writes (default: var/staticfiles)
     CELERY_BROKER_URL       optional; without it background tasks run in-process
 """
 
@@ -140,7 +141,7 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 # Static files: our own under static/, third-party assets straight from node_modules (installed by
 # npm from the pinned package-lock.json), collected and served by whitenoise.
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "staticfiles"))
 STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/bootstrap", BASE_DIR / "node_modules" / "bootstrap" / "dist"),

@@ -98,7 +98,15 @@ def test_gunicorn_names_no_server_software(tmp_path):
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DJANGO_SECURE_SSL_REDIRECT": "false",
         "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+        "DJANGO_STATIC_ROOT": str(tmp_path / "static"),
     }
+    # A clean checkout has no collected files: production serves only the hashed manifest.
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
     log = (tmp_path / "gunicorn.log").open("w")
     server = subprocess.Popen(
         [
