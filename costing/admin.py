@@ -11,6 +11,7 @@ from costing.models import (
     StatementLine,
     StatementRemark,
     UnitCost,
+    UsageImport,
     UsageRecord,
 )
 
@@ -196,4 +197,38 @@ class BatchJobAdmin(admin.ModelAdmin):
     ]
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(UsageImport)
+class UsageImportAdmin(admin.ModelAdmin):
+    """Usage files dropped for import: read-only (their records cite them)."""
+
+    list_display = ["filename", "status", "rows", "replace", "created_by", "created_at"]
+    list_filter = ["status", "replace"]
+    search_fields = ["filename", "sha256", "fingerprint"]
+    readonly_fields = [
+        "file",
+        "filename",
+        "sha256",
+        "fingerprint",
+        "replace",
+        "status",
+        "rows",
+        "done",
+        "replaced",
+        "error_count",
+        "created_by",
+        "created_at",
+        "imported_at",
+    ]
+    exclude = ["errors", "preview"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

@@ -419,6 +419,14 @@ class UsageRecord(models.Model):
         blank=True,
         related_name="+",
     )
+    imported_from = models.ForeignKey(
+        "UsageImport",
+        verbose_name=_("importé du fichier"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="records",
+    )
 
     history = HistoricalRecords()
 
@@ -895,3 +903,69 @@ class BatchJob(models.Model):
     @property
     def percent(self) -> int:
         return 100 if not self.total else round(100 * self.done / self.total)
+
+
+class UsageImport(models.Model):
+    """A usage file dropped for import: kept (private storage, never in the session) from its
+    check to its import, run in the request when small and as a Celery job when large, with
+    its progress. Its fingerprint (the rows as read, whatever the file's format or order)
+    refuses a second import of the same rows."""
+
+    class ImportStatus(models.TextChoices):
+        CHECKING = "CHECKING", _("Vérification en cours")
+        CHECKED = "CHECKED", _("Vérifié, à confirmer")
+        REFUSED = "REFUSED", _("Refusé")
+        IMPORTING = "IMPORTING", _("Import en cours")
+        IMPORTED = "IMPORTED", _("Importé")
+
+    file = models.FileField(_("fichier"), upload_to="imports/%Y/%m/", max_length=200)
+    filename = models.CharField(_("nom du fichier"), max_length=200)
+    sha256 = models.CharField(_("empreinte du fichier (SHA-256)"), max_length=64)
+    fingerprint = models.CharField(
+        _("empreinte des lignes"), max_length=64, blank=True, editable=False
+    )
+    replace = models.BooleanField(_("remplacer les recours importés"), default=False)
+    status = models.CharField(
+        _("statut"), max_length=9, choices=ImportStatus.choices, default=ImportStatus.CHECKING
+    )
+    rows = models.PositiveIntegerField(_("lignes"), default=0)
+    done = models.PositiveIntegerField(_("lignes traitées"), default=0)
+    replaced = models.PositiveIntegerField(_("recours remplacés"), default=0)
+    errors = models.JSONField(_("erreurs"), default=list, blank=True, editable=False)
+    error_count = models.PositiveIntegerField(_("nombre d'erreurs"), default=0)
+    preview = models.JSONField(_("aperçu"), default=list, blank=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("déposé par"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("déposé le"), auto_now_add=True)
+    imported_at = models.DateTimeField(_("importé le"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("import de recours")
+        verbose_name_plural = _("imports de recours")
+        ordering = ["-created_at"]
+        constraints = [
+            # Two imports adding the same rows at once: the database keeps one.
+            models.UniqueConstraint(
+                fields=["fingerprint"],
+                condition=Q(status="IMPORTED", replace=False),
+                name="same_rows_added_once",
+                violation_error_message=_("Ces lignes ont déjà été importées."),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.filename} ({self.get_status_display()})"
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.rows else min(100, round(100 * self.done / self.rows))
+
+    @property
+    def running(self) -> bool:
+        return self.status in (self.ImportStatus.CHECKING, self.ImportStatus.IMPORTING)

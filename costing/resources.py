@@ -10,27 +10,34 @@ the file are replaced. No row may touch a year whose statement is issued and not
 """
 
 import datetime
+import hashlib
 import io
 import re
 import zipfile
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+import openpyxl
 import tablib
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from import_export import fields, resources, widgets
+from simple_history.utils import bulk_create_with_history
 
-from conventions.models import Convention, PartyRole
-from costing.models import Instalment, StatementLine, UsageRecord, UsageSource
-from costing.services import (
-    month_bounds,
-    negative_month_reason,
-    usage_lock_reason,
-    weighted_units,
+from conventions.models import Convention, ConventionService, Party, PartyRole
+from costing.models import (
+    Instalment,
+    Statement,
+    StatementLine,
+    StatementStatus,
+    UsageImport,
+    UsageRecord,
+    UsageSource,
 )
+from costing.services import month_bounds, weighted_units
 from mutualisation.models import Organisation, Service, UnitWeight
 from mutualisation.validators import validate_plausible_date
 
@@ -40,33 +47,6 @@ OPTIONAL_COLUMNS = ["ponderation", "reference", "motif"]
 
 def text(value) -> str:
     return "" if value is None else str(value).strip()
-
-
-class LookupWidget(widgets.Widget):
-    """A foreign key found by a natural key, with a French message when it is not."""
-
-    def __init__(self, finder, message):
-        super().__init__()
-        self.finder = finder
-        self.message = message
-
-    def clean(self, value, row=None, **kwargs):
-        key = text(value)
-        if not key:
-            raise ValueError(_("Valeur obligatoire manquante."))
-        found = self.finder(key)
-        if found is None:
-            raise ValueError(self.message % {"value": key})
-        return found
-
-    def render(self, value, obj=None, **kwargs):
-        return "" if value is None else str(value)
-
-
-def find_organisation(key: str):
-    if re.fullmatch(r"\d{9}", key):
-        return Organisation.objects.filter(siren=key).first()
-    return Organisation.objects.filter(insee_code=key.upper()).first()
 
 
 class MonthWidget(widgets.Widget):
@@ -139,213 +119,363 @@ class QuantityWidget(widgets.Widget):
         return quantity
 
 
-class UsageRecordResource(resources.ModelResource):
-    convention = fields.Field(
-        attribute="convention",
-        column_name="convention",
-        widget=LookupWidget(
-            lambda key: Convention.objects.filter(reference=key.upper()).first(),
-            gettext_lazy("Convention « %(value)s » inconnue."),
-        ),
-    )
-    beneficiary = fields.Field(
-        attribute="beneficiary",
-        column_name="beneficiaire",
-        widget=LookupWidget(
-            find_organisation,
-            gettext_lazy("Bénéficiaire « %(value)s » inconnu (code INSEE ou SIREN attendu)."),
-        ),
-    )
-    service = fields.Field(
-        attribute="service",
-        column_name="service",
-        widget=LookupWidget(
-            lambda key: Service.objects.filter(code=key.lower()).first(),
-            gettext_lazy("Service « %(value)s » inconnu."),
-        ),
-    )
-    period_start = fields.Field(attribute="period_start", column_name="mois", widget=MonthWidget())
-    quantity = fields.Field(attribute="quantity", column_name="quantite", widget=QuantityWidget())
-    reference = fields.Field(
-        attribute="reference", column_name="reference", widget=widgets.CharWidget()
-    )
-    reason = fields.Field(attribute="reason", column_name="motif", widget=widgets.CharWidget())
+class UsageFileChecker:
+    """Checks every row of a usage file in bulk: each lookup (conventions, organisations,
+    services, the conventions' services and parties, weightings, issued statements, units
+    already recorded) is one query for the whole file, never one per row, so that a file of
+    20 000 rows is checked in seconds. The messages are those of the row-by-row checks."""
 
-    class Meta:
-        model = UsageRecord
-        fields = (
-            "convention",
-            "beneficiary",
-            "service",
-            "period_start",
-            "quantity",
-            "reference",
-            "reason",
-        )
-        import_id_fields = ()
-        skip_diff = True
-        use_transactions = True
-        clean_model_instances = True
-
-    def __init__(self, user=None, replace=False, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, dataset, *, user=None, replace=False, progress=None):
+        self.dataset = dataset
         self.user = user
         self.replace = replace
-        self.replaced = 0
+        self.progress = progress or (lambda done: None)
+        self.errors: list[RowError] = []
 
-    def before_import(self, dataset, **kwargs):
-        """« Remplacer »: delete the imported records of every (convention, beneficiary,
-        service, month) of the file, in the import's transaction (rolled back with it)."""
-        if not self.replace:
-            return
-        months = MonthWidget()
-        tuples = set()
-        for row in dataset.dict:
-            convention = Convention.objects.filter(reference=text(row["convention"]).upper())
-            beneficiary = find_organisation(text(row["beneficiaire"]))
+    # -- the whole file, once ------------------------------------------------------------
+
+    def check(self) -> list[UsageRecord]:
+        """The records to write (complete, unsaved), or none when any row is in error."""
+        parsed = [self.parse(line, row) for line, row in enumerate(self.dataset.dict, start=2)]
+        self.load(parsed)
+        records = []
+        for index, (line, values) in enumerate(parsed, start=1):
+            record = self.build(line, values)
+            if record is not None:
+                records.append(record)
+            if index % PROGRESS_STEP == 0:
+                self.progress(index)
+        self.check_running_totals(records)
+        return [] if self.errors else records
+
+    def error(self, line: int, column: str, message: str) -> None:
+        self.errors.append(RowError(line, column, str(message)))
+
+    def parse(self, line: int, row: dict) -> tuple[int, dict]:
+        """The row's values, read by the one rule of each column (no database)."""
+        errors_before = len(self.errors)
+        values = {
+            "convention": text(row.get("convention")).upper(),
+            "beneficiary": text(row.get("beneficiaire")),
+            "service": text(row.get("service")).lower(),
+            "weight": text(row.get("ponderation")),
+            "reference": text(row.get("reference")),
+            "reason": text(row.get("motif")),
+            "month": None,
+            "quantity": None,
+            "raw_quantity": text(row.get("quantite")),
+        }
+        for column, key in (("convention", "convention"), ("beneficiaire", "beneficiary")):
+            if not values[key]:
+                self.error(line, column, _("Valeur obligatoire manquante."))
+        if not values["service"]:
+            self.error(line, "service", _("Valeur obligatoire manquante."))
+        for column, key in COLUMN_KEYS:
+            if "\x00" in values[key]:
+                self.error(line, column, _("Caractère nul interdit dans le texte."))
+                values[key] = values[key].replace("\x00", "")
+        try:
+            values["month"] = MonthWidget().clean(row.get("mois"))
+        except ValueError as error:
+            self.error(line, "mois", str(error))
+        if not values["raw_quantity"]:
+            self.error(line, "quantite", _("Valeur obligatoire manquante."))
+        else:
             try:
-                month = months.clean(row["mois"])
-            except ValueError:
-                continue  # reported on its row
-            if convention.exists() and beneficiary is not None:
-                tuples.add(
-                    (convention.get().pk, beneficiary.pk, text(row["service"]).lower(), month)
-                )
-        for convention_id, beneficiary_id, service_code, month in tuples:
-            deleted, _detail = UsageRecord.objects.filter(
-                convention_id=convention_id,
-                beneficiary_id=beneficiary_id,
-                service__code=service_code,
-                period_start=month,
-                source=UsageSource.IMPORT,
-            ).delete()
-            self.replaced += deleted
-
-    def get_instance(self, instance_loader, row):
-        return None  # every row is a new record
-
-    def import_instance(self, instance, row, **kwargs):
-        errors = {}
-        try:
-            super().import_instance(instance, row, **kwargs)
-        except ValidationError as error:
-            errors = error.error_dict
-        self.complete(instance, row, errors)
-        if errors:
-            raise ValidationError(errors)
-
-    def complete(self, instance, row, errors):
-        """Derive the period end, unit type, weighted units and source; check the row against
-        the convention (beneficiary, service, weight)."""
-        instance.recorded_by = self.user
-        if instance.reference is None:
-            instance.reference = ""
-        instance.reason = (instance.reason or "").strip()
-        negative = instance.quantity is not None and instance.quantity < 0
-        instance.source = UsageSource.ADJUSTMENT if negative else UsageSource.IMPORT
-        if negative and not instance.reason:
-            errors.setdefault("reason", []).append(
-                ValidationError(
-                    _(
-                        "Quantité négative « %(value)s » : c'est un ajustement, indiquez son "
-                        "motif (colonne motif)."
-                    )
-                    % {"value": text(row.get("quantite"))}
-                )
+                values["quantity"] = QuantityWidget().clean(row.get("quantite"))
+            except ValueError as error:
+                self.error(line, "quantite", str(error))
+        if len(values["reference"]) > REFERENCE_MAX_LENGTH:
+            self.error(
+                line,
+                "reference",
+                _("Référence de %(length)s caractères : %(limit)s au plus.")
+                % {"length": len(values["reference"]), "limit": REFERENCE_MAX_LENGTH},
             )
-        if instance.period_start:
-            instance.period_end = month_bounds(
-                instance.period_start.year, instance.period_start.month
-            )[1]
-        convention = instance.convention if instance.convention_id else None
-        line = None
-        if convention is not None and instance.service_id:
-            line = (
-                convention.services.select_related("unit_type")
-                .filter(service=instance.service)
-                .first()
+        if len(values["reason"]) > REASON_MAX_LENGTH:
+            self.error(
+                line,
+                "motif",
+                _("Motif de %(length)s caractères : %(limit)s au plus.")
+                % {"length": len(values["reason"]), "limit": REASON_MAX_LENGTH},
             )
-            if line is None:
-                errors.setdefault("service", []).append(
-                    ValidationError(
-                        _("Le service « %(service)s » n'est pas couvert par %(convention)s.")
-                        % {"service": instance.service.code, "convention": convention.reference}
-                    )
+        values["invalid"] = len(self.errors) > errors_before
+        return line, values
+
+    def load(self, parsed) -> None:
+        """Everything the rows refer to, in a few queries."""
+        values = [v for _line, v in parsed]
+        references = {v["convention"] for v in values if v["convention"]}
+        self.conventions = {
+            c.reference: c
+            for c in Convention.objects.filter(reference__in=references).prefetch_related("terms")
+        }
+        keys = {v["beneficiary"] for v in values if v["beneficiary"]}
+        sirens = {k for k in keys if re.fullmatch(r"\d{9}", k)}
+        insee = {k.upper() for k in keys - sirens}
+        self.by_siren = {o.siren: o for o in Organisation.objects.filter(siren__in=sirens)}
+        self.by_insee = {o.insee_code: o for o in Organisation.objects.filter(insee_code__in=insee)}
+        codes = {v["service"] for v in values if v["service"]}
+        self.services = {s.code: s for s in Service.objects.filter(code__in=codes)}
+        convention_ids = [c.pk for c in self.conventions.values()]
+        self.lines = {}
+        for line in (
+            ConventionService.objects.filter(convention_id__in=convention_ids)
+            .select_related("unit_type")
+            .order_by("pk")
+        ):
+            self.lines.setdefault((line.convention_id, line.service_id), line)
+        self.parties = set(
+            Party.objects.filter(
+                convention_id__in=convention_ids,
+                role__in=(PartyRole.BENEFICIARY, PartyRole.MEMBER),
+            ).values_list("convention_id", "organisation_id")
+        )
+        unit_types = {line.unit_type_id for line in self.lines.values()}
+        self.weights = {
+            (w.unit_type_id, w.code.lower()): w
+            for w in UnitWeight.objects.filter(unit_type_id__in=unit_types)
+        }
+        years = {v["month"].year for v in values if v["month"]}
+        self.locks = {}
+        for statement in Statement.objects.filter(
+            convention_id__in=convention_ids,
+            year__in=years,
+            status=StatementStatus.ISSUED,
+            cancelled_by__isnull=True,
+        ).select_related("payer"):
+            self.locks[(statement.convention_id, statement.payer_id, statement.year)] = statement
+
+    def organisation(self, key: str):
+        if re.fullmatch(r"\d{9}", key):
+            return self.by_siren.get(key)
+        return self.by_insee.get(key.upper())
+
+    # -- each row, in memory ---------------------------------------------------------------
+
+    def build(self, line: int, values: dict) -> UsageRecord | None:
+        errors_before = len(self.errors)
+        convention = self.conventions.get(values["convention"]) if values["convention"] else None
+        if values["convention"] and convention is None:
+            self.error(
+                line,
+                "convention",
+                _("Convention « %(value)s » inconnue.") % {"value": values["convention"]},
+            )
+        beneficiary = self.organisation(values["beneficiary"]) if values["beneficiary"] else None
+        if values["beneficiary"] and beneficiary is None:
+            self.error(
+                line,
+                "beneficiaire",
+                _("Bénéficiaire « %(value)s » inconnu (code INSEE ou SIREN attendu).")
+                % {"value": values["beneficiary"]},
+            )
+        service = self.services.get(values["service"]) if values["service"] else None
+        if values["service"] and service is None:
+            self.error(
+                line, "service", _("Service « %(value)s » inconnu.") % {"value": values["service"]}
+            )
+        quantity, month = values["quantity"], values["month"]
+        negative = quantity is not None and quantity < 0
+        if negative and not values["reason"]:
+            self.error(
+                line,
+                "motif",
+                _(
+                    "Quantité négative « %(value)s » : c'est un ajustement, indiquez son "
+                    "motif (colonne motif)."
                 )
-        if convention is not None and instance.beneficiary_id:
-            roles = (PartyRole.BENEFICIARY, PartyRole.MEMBER)
-            if not convention.parties.filter(
-                organisation=instance.beneficiary, role__in=roles
-            ).exists():
-                errors.setdefault("beneficiary", []).append(
-                    ValidationError(
-                        _("%(organisation)s n'est pas bénéficiaire de %(convention)s.")
-                        % {"organisation": instance.beneficiary, "convention": convention.reference}
-                    )
+                % {"value": values["raw_quantity"]},
+            )
+        convention_line = None
+        if convention is not None and service is not None:
+            convention_line = self.lines.get((convention.pk, service.pk))
+            if convention_line is None:
+                self.error(
+                    line,
+                    "service",
+                    _("Le service « %(service)s » n'est pas couvert par %(convention)s.")
+                    % {"service": service.code, "convention": convention.reference},
                 )
+        if (
+            convention is not None
+            and beneficiary is not None
+            and (convention.pk, beneficiary.pk) not in self.parties
+        ):
+            self.error(
+                line,
+                "beneficiaire",
+                _("%(organisation)s n'est pas bénéficiaire de %(convention)s.")
+                % {"organisation": beneficiary, "convention": convention.reference},
+            )
+        if convention is not None and month is not None:
+            outside = month_outside_convention(convention, month)
+            if outside:
+                self.error(line, "mois", outside)
         weight = None
-        code = text(row.get("ponderation"))
-        if line is not None:
-            instance.unit_type = line.unit_type
-            if code:
-                weight = UnitWeight.objects.filter(
-                    unit_type=line.unit_type, code__iexact=code
-                ).first()
-                if weight is None:
-                    errors.setdefault("weight", []).append(
-                        ValidationError(
-                            _("Pondération « %(code)s » inconnue pour l'unité « %(unit)s ».")
-                            % {"code": code, "unit": line.unit_type}
-                        )
-                    )
-        instance.weight = weight
-        if instance.quantity is not None:
-            instance.units = weighted_units(instance.quantity, weight)
-        if instance.convention_id and instance.beneficiary_id and instance.period_start:
-            lock = usage_lock_reason(
-                convention_id=instance.convention_id,
-                beneficiary_id=instance.beneficiary_id,
-                year=instance.period_start.year,
+        if convention_line is not None and values["weight"]:
+            weight = self.weights.get((convention_line.unit_type_id, values["weight"].lower()))
+            if weight is None:
+                self.error(
+                    line,
+                    "ponderation",
+                    _("Pondération « %(code)s » inconnue pour l'unité « %(unit)s ».")
+                    % {"code": values["weight"], "unit": convention_line.unit_type},
+                )
+        units = weighted_units(quantity, weight) if quantity is not None else None
+        if units is not None and abs(units) >= MAX_UNITS:
+            self.error(
+                line,
+                "quantite",
+                _("Quantité « %(value)s » : une fois pondérée, elle dépasse 99 999 999 999.")
+                % {"value": values["raw_quantity"]},
             )
-            if lock:
-                errors.setdefault("period_start", []).append(ValidationError(lock))
-            elif negative and line is not None and not errors:
-                # The rows above in the file are already written (in the transaction).
-                below = negative_month_reason(instance, instance.units)
-                if below:
-                    errors.setdefault("quantity", []).append(ValidationError(below))
+        if convention is not None and beneficiary is not None and month is not None:
+            issued = self.locks.get((convention.pk, beneficiary.pk, month.year))
+            if issued is not None:
+                self.error(
+                    line,
+                    "mois",
+                    _(
+                        "L'état n° %(number)s émis couvre les recours %(year)s de %(payer)s : "
+                        "mettez-le d'abord en correction, puis modifiez les recours et émettez "
+                        "la correction."
+                    )
+                    % {"number": issued.number, "year": month.year, "payer": issued.payer.name},
+                )
+        if values["invalid"] or len(self.errors) > errors_before:
+            return None
+        record = UsageRecord(
+            convention=convention,
+            beneficiary=beneficiary,
+            service=service,
+            unit_type=convention_line.unit_type,
+            weight=weight,
+            period_start=month,
+            period_end=month_bounds(month.year, month.month)[1],
+            quantity=quantity,
+            units=units,
+            reference=values["reference"],
+            reason=values["reason"],
+            source=UsageSource.ADJUSTMENT if negative else UsageSource.IMPORT,
+            recorded_by=self.user,
+        )
+        record.line = line  # for the messages of the checks over several rows
+        return record
 
-    def validate_instance(self, instance, import_validation_errors=None, validate_unique=True):
-        """The model's own validation too, without repeating errors of fields already in error
-        (nor of the fields derived from them)."""
-        errors = dict(import_validation_errors or {})
-        derived = {"unit_type", "period_end", "units", "weight"} if errors else set()
-        try:
-            instance.full_clean(exclude=set(errors) | derived, validate_unique=False)
-        except ValidationError as error:
-            errors = error.update_error_dict(errors)
-        if errors:
-            raise ValidationError(errors)
+    def check_running_totals(self, records: list[UsageRecord]) -> None:
+        """An adjustment only removes what is recorded: the units of a payer, service and month
+        (those in the database, then the file's rows in order) never fall below zero."""
+        if self.errors or not any(r.units < 0 for r in records):
+            return
+        keys = {
+            (r.convention_id, r.beneficiary_id, r.service_id, r.period_start)
+            for r in records
+            if r.units < 0
+        }
+        totals = dict.fromkeys(keys, Decimal(0))
+        existing = UsageRecord.objects.filter(
+            convention_id__in={k[0] for k in keys},
+            beneficiary_id__in={k[1] for k in keys},
+            period_start__in={k[3] for k in keys},
+        )
+        if self.replace:
+            existing = existing.exclude(source=UsageSource.IMPORT)
+        for convention_id, beneficiary_id, service_id, month, units in existing.values_list(
+            "convention_id", "beneficiary_id", "service_id", "period_start", "units"
+        ).order_by():
+            key = (convention_id, beneficiary_id, service_id, month)
+            if key in totals:
+                totals[key] += units
+        for record in records:
+            key = (
+                record.convention_id,
+                record.beneficiary_id,
+                record.service_id,
+                record.period_start,
+            )
+            if key not in totals:
+                continue
+            totals[key] += record.units
+            if record.units < 0 and totals[key] < 0:
+                self.error(
+                    record.line,
+                    "quantite",
+                    _(
+                        "Les unités de %(payer)s pour « %(service)s » en %(month)s deviendraient "
+                        "négatives (%(total)s) : un ajustement ne retire que ce qui a été "
+                        "enregistré."
+                    )
+                    % {
+                        "payer": record.beneficiary.name,
+                        "service": record.service.name,
+                        "month": record.period_start.strftime("%m/%Y"),
+                        "total": format(totals[key].normalize(), "f").replace(".", ","),
+                    },
+                )
+
+    def replaced_records(self, records: list[UsageRecord]):
+        """« Remplacer »: the imported records of every (convention, beneficiary, service,
+        month) of the file."""
+        keys = {(r.convention_id, r.beneficiary_id, r.service_id, r.period_start) for r in records}
+        if not keys:
+            return UsageRecord.objects.none()
+        candidates = UsageRecord.objects.filter(
+            source=UsageSource.IMPORT,
+            convention_id__in={k[0] for k in keys},
+            beneficiary_id__in={k[1] for k in keys},
+            service_id__in={k[2] for k in keys},
+            period_start__in={k[3] for k in keys},
+        )
+        ids = [
+            pk
+            for pk, *key in candidates.values_list(
+                "pk", "convention_id", "beneficiary_id", "service_id", "period_start"
+            ).order_by()
+            if tuple(key) in keys
+        ]
+        return UsageRecord.objects.filter(pk__in=ids)
 
 
-# Column shown to people for each attribute that can be in error.
-COLUMN_OF = {
-    "convention": "convention",
-    "beneficiary": "beneficiaire",
-    "service": "service",
-    "period_start": "mois",
-    "period_end": "mois",
-    "quantity": "quantite",
-    "units": "quantite",
-    "weight": "ponderation",
-    "reference": "reference",
-    "reason": "motif",
-    "source": "quantite",
-    "unit_type": "service",
-}
+def month_outside_convention(convention: Convention, month: datetime.date) -> str | None:
+    """Why a month is outside the convention's years, if it is: before the month it takes
+    effect, or after its end date (latest terms, without tacit renewal)."""
+    first = convention.start_date.replace(day=1)
+    if month < first:
+        return _("Mois %(month)s antérieur à la prise d'effet de %(convention)s (%(start)s).") % {
+            "month": month.strftime("%m/%Y"),
+            "convention": convention.reference,
+            "start": convention.start_date.strftime("%d/%m/%Y"),
+        }
+    terms = sorted(convention.terms.all(), key=lambda t: t.effective_from)
+    latest = terms[-1] if terms else None
+    if (
+        latest is not None
+        and latest.end_date
+        and not latest.tacit_renewal
+        and month > latest.end_date
+    ):
+        return _("Mois %(month)s postérieur à l'échéance de %(convention)s (%(end)s).") % {
+            "month": month.strftime("%m/%Y"),
+            "convention": convention.reference,
+            "end": latest.end_date.strftime("%d/%m/%Y"),
+        }
+    return None
 
 
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
+PROGRESS_STEP = 1000  # rows between two updates of a job's progress
+REFERENCE_MAX_LENGTH = UsageRecord._meta.get_field("reference").max_length
+REASON_MAX_LENGTH = 2000
+MAX_UNITS = Decimal("100000000000")  # units: 14 digits, 3 of them decimals
+COLUMN_KEYS = (
+    ("convention", "convention"),
+    ("beneficiaire", "beneficiary"),
+    ("service", "service"),
+    ("ponderation", "weight"),
+    ("reference", "reference"),
+    ("motif", "reason"),
+)
 # An XLSX is a ZIP: bound what it expands to before parsing it (a 1.3 MB file expanding to
 # 296 MB held a worker 126 s and +670 MB), and the rows one request checks.
 MAX_XLSX_EXPANDED_BYTES = 40 * 1024 * 1024
@@ -354,7 +484,14 @@ MAX_XLSX_EXPANDED_BYTES = 40 * 1024 * 1024
 def max_import_rows() -> int:
     from django.conf import settings
 
-    return getattr(settings, "MUTUALIS_IMPORT_MAX_ROWS", 5000)
+    return getattr(settings, "MUTUALIS_IMPORT_MAX_ROWS", 50_000)
+
+
+def too_many_rows(rows: int) -> str:
+    return _(
+        "Le fichier compte %(rows)s lignes : %(limit)s au plus par import. Découpez-le "
+        "(par exemple par trimestre) ; rien n'a été importé."
+    ) % {"rows": rows, "limit": max_import_rows()}
 
 
 def check_xlsx_expansion(content: bytes) -> None:
@@ -424,13 +561,7 @@ def read_dataset(content: bytes, filename: str) -> tablib.Dataset:
     except Exception as error:  # tablib and openpyxl raise many kinds of errors on bad files
         raise ImportFileError(_("Fichier illisible : %(error)s") % {"error": error}) from None
     if dataset.height > max_import_rows():
-        raise ImportFileError(
-            _(
-                "Le fichier compte %(rows)s lignes : %(limit)s au plus par import. Découpez-le "
-                "(par exemple par trimestre) ; rien n'a été importé."
-            )
-            % {"rows": dataset.height, "limit": max_import_rows()}
-        )
+        raise ImportFileError(too_many_rows(dataset.height))
     headers = [text(h).lower() for h in (dataset.headers or [])]
     missing = [column for column in REQUIRED_COLUMNS if column not in headers]
     if missing:
@@ -469,47 +600,266 @@ def duplicate_rows(dataset) -> list[RowError]:
     return errors
 
 
+def content_fingerprint(records) -> str:
+    """The rows as read, whatever the file's format, order or spelling (lower/upper case,
+    INSEE or SIREN, « 1,5 » or « 1.50 »): the same rows give the same fingerprint."""
+    canonical = sorted(
+        "|".join(
+            str(value)
+            for value in (
+                r.convention_id,
+                r.beneficiary_id,
+                r.service_id,
+                r.period_start.isoformat(),
+                r.quantity.normalize(),
+                r.weight_id or "",
+                r.reference,
+                r.reason,
+            )
+        )
+        for r in records
+    )
+    return hashlib.sha256("\n".join(canonical).encode()).hexdigest()
+
+
+def already_imported_reason(fingerprint: str) -> str | None:
+    previous = (
+        UsageImport.objects.filter(
+            fingerprint=fingerprint, status=UsageImport.ImportStatus.IMPORTED
+        )
+        .select_related("created_by")
+        .order_by("imported_at")
+        .first()
+    )
+    if previous is None:
+        return None
+    return _(
+        "Ces lignes ont déjà été importées le %(date)s par %(user)s (fichier « %(name)s ») : "
+        "rien n'a été importé. Pour corriger des recours importés, cochez « remplacer »."
+    ) % {
+        "date": timezone.localtime(previous.imported_at).strftime("%d/%m/%Y à %H:%M"),
+        "user": (
+            (previous.created_by.get_full_name() or previous.created_by.get_username())
+            if previous.created_by
+            else _("un traitement automatique")
+        ),
+        "name": previous.filename,
+    }
+
+
 def import_usage_file(
-    content: bytes, filename: str, *, user=None, commit: bool, replace: bool = False
+    content: bytes,
+    filename: str,
+    *,
+    user=None,
+    commit: bool,
+    replace: bool = False,
+    job: UsageImport | None = None,
+    progress=None,
 ) -> ImportReport:
     """Check (and with ``commit``, import) a usage file: all rows or none. With ``replace``, the
-    imported records of the file's (convention, beneficiary, service, month) are replaced."""
+    imported records of the file's (convention, beneficiary, service, month) are replaced.
+    The same rows are never added twice (ImportFileError names the first import)."""
     dataset = read_dataset(content, filename)
     duplicates = duplicate_rows(dataset)
-    commit = commit and not duplicates  # all or nothing: a duplicated row stops the import
-    resource = UsageRecordResource(user=user, replace=replace)
-    # One pass: a dry run, or a real import rolled back whole if any row fails.
+    checker = UsageFileChecker(dataset, user=user, replace=replace, progress=progress)
+    # The check only reads (outside the transaction, so that a job's progress shows); the
+    # writing is one transaction, all or nothing.
+    records = checker.check()
+    errors = sorted([*checker.errors, *duplicates], key=lambda e: (e.line, e.column))
+    fingerprint = content_fingerprint(records) if records and not errors else ""
+    if fingerprint and not replace:
+        reason = already_imported_reason(fingerprint)
+        if reason:
+            raise ImportFileError(reason)
+    replaced_records = checker.replaced_records(records) if replace else None
+    replaced = replaced_records.count() if replaced_records is not None else 0
+    imported = commit and not errors and bool(records)
     with transaction.atomic():
-        result = resource.import_data(
-            dataset,
-            dry_run=not commit,
-            raise_errors=False,
-            use_transactions=True,
-            rollback_on_validation_errors=True,
-        )
-    errors = []
-    for invalid in result.invalid_rows:
-        for attribute, messages in invalid.error_dict.items():
-            for message in messages:
-                errors.append(
-                    RowError(invalid.number + 1, COLUMN_OF.get(attribute, attribute), str(message))
+        if imported:
+            if job is None:
+                job = UsageImport(
+                    filename=filename[:200],
+                    sha256=hashlib.sha256(content).hexdigest(),
+                    replace=replace,
+                    rows=dataset.height,
+                    created_by=user,
                 )
-    for number, row_errors in result.row_errors():
-        for error in row_errors:
-            errors.append(
-                RowError(
-                    number + 1, "", _("Erreur inattendue : %(error)s") % {"error": error.error}
-                )
+                job.file.save(job.filename, ContentFile(content), save=False)
+            job.fingerprint = fingerprint
+            job.status = UsageImport.ImportStatus.IMPORTED
+            job.imported_at = timezone.now()
+            job.replaced = replaced
+            try:
+                with transaction.atomic():
+                    job.save()
+            except IntegrityError:  # the same rows added at the same moment by someone else
+                reason = already_imported_reason(fingerprint)
+                if reason is None:
+                    raise
+                raise ImportFileError(reason) from None
+            if replaced_records is not None:
+                replaced_records.delete()
+            for record in records:
+                record.imported_from = job
+            bulk_create_with_history(
+                records,
+                UsageRecord,
+                batch_size=1000,
+                default_user=user,
             )
-    errors += duplicates
-    errors.sort(key=lambda e: (e.line, e.column))
     preview = tuple(dict(zip(dataset.headers, row, strict=True)) for row in dataset[:20])
     return ImportReport(
-        dataset.height,
-        tuple(errors),
-        preview,
-        imported=commit and not errors,
-        replaced=resource.replaced,
+        dataset.height, tuple(errors), preview, imported=imported, replaced=replaced
+    )
+
+
+# --- import jobs: the dropped file kept, checked, then imported ------------------------------
+
+MAX_STORED_ERRORS = 500  # errors kept on a refused import (the count is always exact)
+
+
+def sync_import_rows() -> int:
+    """Files up to this many rows are checked and imported within the request; larger ones
+    as a Celery job whose progress the page shows."""
+    from django.conf import settings
+
+    return getattr(settings, "MUTUALIS_IMPORT_SYNC_ROWS", 2000)
+
+
+def estimate_rows(content: bytes, filename: str) -> int | None:
+    """Rows of a file without reading it whole: lines of a CSV, the declared dimension of
+    an XLSX sheet (None when the workbook does not declare it)."""
+    if filename.lower().endswith(".csv"):
+        return max(0, content.count(b"\n") - 1 + (0 if content.endswith(b"\n") else 1))
+    try:
+        workbook = openpyxl.load_workbook(io.BytesIO(content), read_only=True)
+        rows = workbook.active.max_row
+        workbook.close()
+    except Exception:  # unreadable: the check says so in French
+        return None
+    return None if rows is None else max(0, rows - 1)
+
+
+def usage_import_submit(*, content: bytes, filename: str, replace: bool, user) -> UsageImport:
+    """Keep a dropped file and check it: in the request when small, as a job otherwise. What
+    can be refused at once (size, format, a workbook bomb, too many rows) is, in French,
+    before anything is kept."""
+    if len(content) > MAX_IMPORT_BYTES:
+        raise ImportFileError(_("Fichier trop volumineux : 5 Mo au plus."))
+    name = filename.lower()
+    if not name.endswith((".csv", ".xlsx")):
+        raise ImportFileError(_("Format non pris en charge : fichier .csv ou .xlsx attendu."))
+    if name.endswith(".xlsx"):
+        check_xlsx_expansion(content)
+    rows = estimate_rows(content, filename)
+    if rows is not None and rows > max_import_rows():
+        raise ImportFileError(too_many_rows(rows))
+    job = UsageImport(
+        filename=filename[:200],
+        sha256=hashlib.sha256(content).hexdigest(),
+        replace=replace,
+        rows=rows or 0,
+        created_by=user,
+    )
+    job.file.save(job.filename, ContentFile(content), save=False)
+    job.save()
+    run_or_queue(job, rows, "check")
+    job.refresh_from_db()
+    return job
+
+
+def usage_import_confirm(job: UsageImport, *, user) -> UsageImport:
+    """Import a checked file (once: a second confirmation finds it no longer waiting)."""
+    waiting = UsageImport.objects.filter(
+        pk=job.pk, created_by=user, status=UsageImport.ImportStatus.CHECKED
+    ).update(status=UsageImport.ImportStatus.IMPORTING, done=0)
+    if not waiting:
+        raise ImportFileError(
+            _(
+                "Ce fichier n'est plus en attente (déjà importé, ou aperçu trop ancien) : "
+                "déposez-le à nouveau."
+            )
+        )
+    run_or_queue(job, job.rows, "import")
+    job.refresh_from_db()
+    return job
+
+
+def run_or_queue(job: UsageImport, rows: int | None, phase: str) -> None:
+    if rows is not None and rows <= sync_import_rows():
+        usage_import_run(job.pk, phase)
+    else:
+        from costing.tasks import run_usage_import
+
+        transaction.on_commit(lambda: run_usage_import.delay(job.pk, phase))
+
+
+def usage_import_run(job_id: int, phase: str) -> None:
+    """Check (phase "check") or import (phase "import") a kept file, recording progress and
+    the outcome on the job. An import re-checks everything: the data may have changed since."""
+    job = UsageImport.objects.get(pk=job_id)
+    commit = phase == "import"
+    UsageImport.objects.filter(pk=job.pk).update(done=0)
+
+    def progress(done: int) -> None:
+        UsageImport.objects.filter(pk=job.pk).update(done=done)
+
+    try:
+        with job.file.open("rb") as stored:
+            content = stored.read()
+        report = import_usage_file(
+            content,
+            job.filename,
+            user=job.created_by,
+            commit=commit,
+            replace=job.replace,
+            job=job,
+            progress=progress,
+        )
+    except ImportFileError as error:
+        refuse(job, [RowError(0, "", str(error))])
+        return
+    except Exception:
+        refuse(
+            job,
+            [
+                RowError(
+                    0,
+                    "",
+                    _(
+                        "Erreur inattendue pendant le traitement du fichier : rien n'a été "
+                        "importé. Réessayez ; si l'erreur persiste, signalez-la à "
+                        "l'administrateur."
+                    ),
+                )
+            ],
+        )
+        raise
+    if not report.ok:
+        refuse(job, list(report.errors), rows=report.rows)
+        return
+    if commit:  # import_usage_file recorded the job as imported with its records
+        UsageImport.objects.filter(pk=job.pk).update(done=report.rows, rows=report.rows)
+        return
+    UsageImport.objects.filter(pk=job.pk).update(
+        status=UsageImport.ImportStatus.CHECKED,
+        rows=report.rows,
+        done=report.rows,
+        replaced=report.replaced,
+        preview=[{key: text(value) for key, value in row.items()} for row in report.preview],
+    )
+
+
+def refuse(job: UsageImport, errors: list[RowError], rows: int | None = None) -> None:
+    UsageImport.objects.filter(pk=job.pk).update(
+        status=UsageImport.ImportStatus.REFUSED,
+        errors=[
+            {"line": e.line, "column": e.column, "message": e.message}
+            for e in errors[:MAX_STORED_ERRORS]
+        ],
+        error_count=len(errors),
+        **({"rows": rows} if rows is not None else {}),
     )
 
 

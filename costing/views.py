@@ -1,8 +1,6 @@
 """Screens of the costing module: the year's reimbursements and compliance, cost bases and unit
 costs, the usage grid and import, and the simulation of a draft convention or avenant."""
 
-import base64
-import hashlib
 from datetime import date
 from decimal import Decimal
 
@@ -27,6 +25,7 @@ from costing.models import (
     Statement,
     StatementLine,
     UnitCost,
+    UsageImport,
     UsageRecord,
 )
 from costing.resources import (
@@ -35,16 +34,14 @@ from costing.resources import (
     MandatResource,
     StatementLineResource,
     TitreResource,
-    import_usage_file,
+    usage_import_submit,
 )
+from costing.resources import usage_import_confirm as usage_import_confirm_service
 from costing.rules import may_approve
 from mutualisation.documents import render_pdf
 from mutualisation.models import Organisation, Service
 from mutualisation.rules import scope_of
 from mutualisation.services import record_document_access
-
-IMPORT_SESSION_KEY = "costing_usage_import"
-PENDING_IMPORTS = 3  # previews kept in the session, one per open tab
 
 
 def require(request, perm):
@@ -429,78 +426,65 @@ def usage_edit(request, pk):
 
 @login_required
 def usage_import(request):
+    """Drop a usage file: kept and checked (as a job when large), then shown for confirmation."""
     require(request, "costing.record_usage")
     form = forms.UsageImportForm(request.POST or None, request.FILES or None)
-    report, file_error, token = None, None, ""
-    if request.method == "POST" and "confirm" in request.POST:
-        # The confirmation names the previewed file by its fingerprint: previewing another file
-        # in another tab never swaps what is confirmed here.
-        pending = request.session.get(IMPORT_SESSION_KEY)
-        pending = pending if isinstance(pending, dict) and "content" not in pending else {}
-        stored = pending.pop(request.POST.get("token", ""), None)
-        request.session[IMPORT_SESSION_KEY] = pending
-        if stored is None:
-            messages.error(
-                request,
-                _(
-                    "Ce fichier n'est plus en attente (déjà importé, ou aperçu trop ancien) : "
-                    "déposez-le à nouveau."
-                ),
-            )
-            return redirect("costing:usage-import")
-        try:
-            report = import_usage_file(
-                base64.b64decode(stored["content"]),
-                stored["name"],
-                user=request.user,
-                commit=True,
-                replace=stored.get("replace", False),
-            )
-        except ImportFileError as error:
-            file_error = str(error)
-        else:
-            if report.imported:
-                messages.success(
-                    request, _("%(count)s ligne(s) importée(s).") % {"count": report.rows}
-                )
-                if report.replaced:
-                    messages.success(
-                        request,
-                        _("%(count)s recours importé(s) auparavant remplacé(s).")
-                        % {"count": report.replaced},
-                    )
-                return redirect("costing:usage-import")
-    elif request.method == "POST" and form.is_valid():
+    file_error = None
+    if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
-        content = upload.read()
         try:
-            report = import_usage_file(
-                content,
-                upload.name,
-                user=request.user,
-                commit=False,
+            job = usage_import_submit(
+                content=upload.read(),
+                filename=upload.name,
                 replace=form.cleaned_data["replace"],
+                user=request.user,
             )
         except ImportFileError as error:
             file_error = str(error)
         else:
-            if report.ok:
-                token = hashlib.sha256(content).hexdigest()
-                pending = request.session.get(IMPORT_SESSION_KEY)
-                pending = pending if isinstance(pending, dict) and "content" not in pending else {}
-                # The latest previews only (each tab its own), oldest dropped first.
-                kept = dict(list(pending.items())[-(PENDING_IMPORTS - 1) :])
-                kept[token] = {
-                    "name": upload.name,
-                    "content": base64.b64encode(content).decode(),
-                    "replace": form.cleaned_data["replace"],
-                }
-                request.session[IMPORT_SESSION_KEY] = kept
+            return redirect("costing:usage-import-detail", pk=job.pk)
+    mine = UsageImport.objects.filter(created_by=request.user)
+    recent = mine.defer("errors", "preview", "file")[:10]
     return render(
         request,
         "costing/usage_import.html",
-        {"form": form, "report": report, "file_error": file_error, "token": token},
+        {"form": form, "file_error": file_error, "recent": recent},
     )
+
+
+def own_import(request, pk) -> UsageImport:
+    require(request, "costing.record_usage")
+    return get_object_or_404(UsageImport, pk=pk, created_by=request.user)
+
+
+@login_required
+def usage_import_detail(request, pk):
+    job = own_import(request, pk)
+    template = (
+        "costing/_usage_import_progress.html"
+        if request.htmx
+        else "costing/usage_import_detail.html"
+    )
+    return render(request, template, {"job": job})
+
+
+@login_required
+@require_POST
+def usage_import_confirm(request, pk):
+    job = own_import(request, pk)
+    try:
+        job = usage_import_confirm_service(job, user=request.user)
+    except ImportFileError as error:
+        messages.error(request, str(error))
+        return redirect("costing:usage-import")
+    if job.status == UsageImport.ImportStatus.IMPORTED:
+        messages.success(request, _("%(count)s ligne(s) importée(s).") % {"count": job.rows})
+        if job.replaced:
+            messages.success(
+                request,
+                _("%(count)s recours importé(s) auparavant remplacé(s).") % {"count": job.replaced},
+            )
+    return redirect("costing:usage-import-detail", pk=job.pk)
 
 
 @login_required

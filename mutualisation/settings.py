@@ -271,8 +271,10 @@ CONTENT_SECURITY_POLICY = {
 }
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 
-# Rows one usage import checks in a request (above it, the file is refused: split it).
-MUTUALIS_IMPORT_MAX_ROWS = env.int("MUTUALIS_IMPORT_MAX_ROWS", default=5000)
+# Rows of one usage import (above it, the file is refused at once: split it).
+MUTUALIS_IMPORT_MAX_ROWS = env.int("MUTUALIS_IMPORT_MAX_ROWS", default=50_000)
+# Usage files up to this many rows are checked within the request; larger ones as a Celery job.
+MUTUALIS_IMPORT_SYNC_ROWS = env.int("MUTUALIS_IMPORT_SYNC_ROWS", default=2000)
 
 # Download and export log retention (CNIL recommends 6 to 12 months).
 MUTUALIS_AUDIT_RETENTION_DAYS = env.int("MUTUALIS_AUDIT_RETENTION_DAYS", default=365)

@@ -175,16 +175,18 @@ def test_import_page_previews_then_imports(demo):
     login(demo, "finances")
     content = b"convention;beneficiaire;service;mois;quantite;ponderation;reference\nCONV-2025-002;63014;ads;2026-11;3;PC;WEB-1\n"
     response = demo.post(
-        reverse("costing:usage-import"), {"file": SimpleUploadedFile("r.csv", content)}
+        reverse("costing:usage-import"),
+        {"file": SimpleUploadedFile("r.csv", content)},
+        follow=True,
     )
     assert "1 ligne vérifiée, sans erreur" in response.content.decode()
     assert not UsageRecord.objects.filter(reference="WEB-1").exists()
-    token = response.context["token"]
-    response = demo.post(
-        reverse("costing:usage-import"), {"confirm": "1", "token": token}, follow=True
-    )
+    job = response.context["job"]
+    response = demo.post(reverse("costing:usage-import-confirm", args=[job.pk]), follow=True)
     assert "1 ligne(s) importée(s)" in response.content.decode()
     assert UsageRecord.objects.get(reference="WEB-1").units == 3
+    # The file is kept out of the session (before: base64 in it, up to ~6.7 MB).
+    assert not any("import" in key for key, _value in demo.session.items())
 
 
 def test_confirming_a_preview_imports_that_file_even_after_another_preview(demo):
@@ -201,6 +203,7 @@ def test_confirming_a_preview_imports_that_file_even_after_another_preview(demo)
                 "a.csv", header + b"CONV-2025-002;63014;ads;2026-11;3;PC;TAB-A\n"
             )
         },
+        follow=True,
     )
     demo.post(
         url,
@@ -209,14 +212,31 @@ def test_confirming_a_preview_imports_that_file_even_after_another_preview(demo)
                 "b.csv", header + b"CONV-2025-002;63014;ads;2026-11;5;PC;TAB-B\n"
             )
         },
+        follow=True,
     )
-    response = demo.post(url, {"confirm": "1", "token": first.context["token"]}, follow=True)
+    confirm = reverse("costing:usage-import-confirm", args=[first.context["job"].pk])
+    response = demo.post(confirm, follow=True)
     assert "1 ligne(s) importée(s)" in response.content.decode()
     assert UsageRecord.objects.filter(reference="TAB-A").exists()
     assert not UsageRecord.objects.filter(reference="TAB-B").exists()
-    again = demo.post(url, {"confirm": "1", "token": first.context["token"]}, follow=True)
+    again = demo.post(confirm, follow=True)
     assert "n&#x27;est plus en attente" in again.content.decode()
     assert UsageRecord.objects.filter(reference="TAB-A").count() == 1
+
+
+def test_another_persons_import_is_not_found(demo):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    login(demo, "finances")
+    content = b"convention;beneficiaire;service;mois;quantite\nCONV-2025-002;63014;ads;2026-11;3\n"
+    job = demo.post(
+        reverse("costing:usage-import"),
+        {"file": SimpleUploadedFile("r.csv", content)},
+        follow=True,
+    ).context["job"]
+    login(demo, "gestionnaire")
+    assert demo.get(reverse("costing:usage-import-detail", args=[job.pk])).status_code == 404
+    assert demo.post(reverse("costing:usage-import-confirm", args=[job.pk])).status_code == 404
 
 
 def test_import_page_lists_errors_and_imports_nothing(demo):
@@ -225,11 +245,14 @@ def test_import_page_lists_errors_and_imports_nothing(demo):
     login(demo, "finances")
     content = b"convention;beneficiaire;service;mois;quantite\nCONV-2025-002;63014;ads;2026-11;3\nCONV-2025-002;63014;ads;novembre;3\n"
     response = demo.post(
-        reverse("costing:usage-import"), {"file": SimpleUploadedFile("r.csv", content)}
+        reverse("costing:usage-import"),
+        {"file": SimpleUploadedFile("r.csv", content)},
+        follow=True,
     )
     html = response.content.decode()
     assert "1 erreur : rien n'a été importé." in html
     assert "Mois invalide « novembre »" in html
+    assert "Déposer un fichier corrigé" in html
 
 
 def test_simulation_projects_forecasts_at_the_latest_unit_cost(demo):

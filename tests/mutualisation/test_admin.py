@@ -44,6 +44,7 @@ PRODUCED_BY_THE_APPLICATION = {
     ("costing", "batchjob"),
     ("costing", "instalment"),
     ("costing", "usagerecord"),
+    ("costing", "usageimport"),
     # Login attempts and lockouts are recorded by django-axes, never entered.
     ("axes", "accessattempt"),
     ("axes", "accessfailurelog"),
