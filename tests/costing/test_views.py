@@ -185,6 +185,10 @@ def test_import_page_previews_then_imports(demo):
     response = demo.post(reverse("costing:usage-import-confirm", args=[job.pk]), follow=True)
     assert "1 ligne(s) importée(s)" in response.content.decode()
     assert UsageRecord.objects.get(reference="WEB-1").units == 3
+    listed = demo.get(reverse("costing:usage-import")).content.decode()
+    assert "Vos derniers fichiers" in listed
+    assert "r.csv" in listed
+    assert "Importé" in listed
     # The file is kept out of the session (before: base64 in it, up to ~6.7 MB).
     assert not any("import" in key for key, _value in demo.session.items())
 
