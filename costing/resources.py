@@ -28,6 +28,7 @@ from import_export import fields, resources, widgets
 from simple_history.utils import bulk_create_with_history
 
 from conventions.models import Convention, ConventionService, Party, PartyRole
+from conventions.services.in_force import present_on
 from costing.models import (
     Instalment,
     Statement,
@@ -221,17 +222,18 @@ class UsageFileChecker:
         self.lines = {}
         for line in (
             ConventionService.objects.filter(convention_id__in=convention_ids)
-            .select_related("unit_type")
+            .select_related("unit_type", "added_by", "removed_by")
             .order_by("pk")
         ):
-            self.lines.setdefault((line.convention_id, line.service_id), line)
-        self.parties = set(
-            Party.objects.filter(
+            self.lines.setdefault((line.convention_id, line.service_id), []).append(line)
+        self.parties = {
+            (party.convention_id, party.organisation_id): party
+            for party in Party.objects.filter(
                 convention_id__in=convention_ids,
                 role__in=(PartyRole.BENEFICIARY, PartyRole.MEMBER),
-            ).values_list("convention_id", "organisation_id")
-        )
-        unit_types = {line.unit_type_id for line in self.lines.values()}
+            ).select_related("joined_by", "left_by")
+        }
+        unit_types = {line.unit_type_id for lines in self.lines.values() for line in lines}
         self.weights = {
             (w.unit_type_id, w.code.lower()): w
             for w in UnitWeight.objects.filter(unit_type_id__in=unit_types)
@@ -289,25 +291,61 @@ class UsageFileChecker:
             )
         convention_line = None
         if convention is not None and service is not None:
-            convention_line = self.lines.get((convention.pk, service.pk))
-            if convention_line is None:
+            lines = self.lines.get((convention.pk, service.pk), [])
+            if not lines:
                 self.error(
                     line,
                     "service",
                     _("Le service « %(service)s » n'est pas couvert par %(convention)s.")
                     % {"service": service.code, "convention": convention.reference},
                 )
-        if (
-            convention is not None
-            and beneficiary is not None
-            and (convention.pk, beneficiary.pk) not in self.parties
-        ):
-            self.error(
-                line,
-                "beneficiaire",
-                _("%(organisation)s n'est pas bénéficiaire de %(convention)s.")
-                % {"organisation": beneficiary, "convention": convention.reference},
-            )
+            else:
+                covered = [
+                    candidate
+                    for candidate in lines
+                    if month is None
+                    or present_on(candidate, month, start="added_by", end="removed_by")
+                ]
+                convention_line = (covered or lines)[0]
+                if not covered:
+                    self.error(
+                        line,
+                        "service",
+                        _(
+                            "Le service « %(service)s » n'est pas couvert par %(convention)s en "
+                            "%(month)s (ajouté ou retiré par avenant)."
+                        )
+                        % {
+                            "service": service.code,
+                            "convention": convention.reference,
+                            "month": month.strftime("%m/%Y"),
+                        },
+                    )
+        if convention is not None and beneficiary is not None:
+            party = self.parties.get((convention.pk, beneficiary.pk))
+            if party is None:
+                self.error(
+                    line,
+                    "beneficiaire",
+                    _("%(organisation)s n'est pas bénéficiaire de %(convention)s.")
+                    % {"organisation": beneficiary, "convention": convention.reference},
+                )
+            elif month is not None and not present_on(
+                party, month, start="joined_by", end="left_by"
+            ):
+                self.error(
+                    line,
+                    "beneficiaire",
+                    _(
+                        "%(organisation)s n'est pas partie à %(convention)s en %(month)s (entrée "
+                        "ou sortie par avenant) : ce recours ne serait pas facturé."
+                    )
+                    % {
+                        "organisation": beneficiary,
+                        "convention": convention.reference,
+                        "month": month.strftime("%m/%Y"),
+                    },
+                )
         if convention is not None and month is not None:
             outside = month_outside_convention(convention, month)
             if outside:

@@ -240,3 +240,33 @@ def test_usage_recorded_before_a_commune_joins_is_refused_with_a_finding(
         for f in found
     )
     assert Deliberation.objects.filter(amendment=amendment, organisation=commune_c).exists()
+
+
+def test_the_import_refuses_usage_of_a_commune_before_it_joins_by_avenant(
+    service_commun, territory, commune_c
+):
+    from costing.resources import import_usage_file
+
+    convention = bill(service_commun.convention)
+    amendment = joining_avenant(convention, commune_c, date(2026, 7, 1))
+    everyone = [territory.epci, territory.commune_a, territory.commune_b, commune_c]
+    complete_and_sign(amendment, everyone)
+    service = service_commun.line.service.code
+    content = (
+        "convention;beneficiaire;service;mois;quantite\n"
+        f"{convention.reference};{commune_c.siren};{service};2026-06;4\n"
+        f"{convention.reference};{commune_c.siren};{service};2026-07;5\n"
+    ).encode()
+
+    report = import_usage_file(content, "r.csv", commit=True)
+
+    assert not report.imported
+    assert [(e.line, e.column, e.message) for e in report.errors] == [
+        (
+            2,
+            "beneficiaire",
+            f"Commune C n'est pas partie à {convention.reference} en 06/2026 (entrée ou sortie "
+            "par avenant) : ce recours ne serait pas facturé.",
+        )
+    ]
+    assert not UsageRecord.objects.filter(beneficiary=commune_c).exists()
