@@ -901,6 +901,24 @@ def refuse(job: UsageImport, errors: list[RowError], rows: int | None = None) ->
     )
 
 
+def purge_usage_imports() -> int:
+    """Delete the files dropped but never imported (refused, or checked and left unconfirmed)
+    after MUTUALIS_IMPORT_RETENTION_DAYS; an imported file stays, its records cite it."""
+    from django.conf import settings
+
+    days = getattr(settings, "MUTUALIS_IMPORT_RETENTION_DAYS", 30)
+    stale = UsageImport.objects.filter(
+        status__in=(UsageImport.ImportStatus.REFUSED, UsageImport.ImportStatus.CHECKED),
+        created_at__lt=timezone.now() - datetime.timedelta(days=days),
+    )
+    deleted = 0
+    for job in stale.only("pk", "file"):
+        job.file.delete(save=False)
+        job.delete()
+        deleted += 1
+    return deleted
+
+
 # --- exports for the finance suite (django-import-export, formula escaping on) -----------------
 
 SPREADSHEET_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")

@@ -275,6 +275,8 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 MUTUALIS_IMPORT_MAX_ROWS = env.int("MUTUALIS_IMPORT_MAX_ROWS", default=50_000)
 # Usage files up to this many rows are checked within the request; larger ones as a Celery job.
 MUTUALIS_IMPORT_SYNC_ROWS = env.int("MUTUALIS_IMPORT_SYNC_ROWS", default=2000)
+# Usage files dropped but never imported are deleted after this many days (purge_usage_imports).
+MUTUALIS_IMPORT_RETENTION_DAYS = env.int("MUTUALIS_IMPORT_RETENTION_DAYS", default=30)
 
 # Download and export log retention (CNIL recommends 6 to 12 months).
 MUTUALIS_AUDIT_RETENTION_DAYS = env.int("MUTUALIS_AUDIT_RETENTION_DAYS", default=365)

@@ -3,16 +3,24 @@ checked in bulk (the queries do not grow with the file), the same rows are never
 (before: re-importing a file doubled the usage), months stay within the convention's years,
 and text with a NUL character is refused in French."""
 
+import datetime
 import io
 from decimal import Decimal
 
 import openpyxl
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from costing.models import UsageImport, UsageRecord, UsageSource
-from costing.resources import ImportFileError, import_usage_file
+from costing.resources import (
+    ImportFileError,
+    import_usage_file,
+    usage_import_confirm,
+    usage_import_submit,
+)
 from tests.costing.test_usage_corrections import HEADER, csv_of
 
 pytestmark = pytest.mark.django_db
@@ -190,3 +198,37 @@ def test_a_file_of_too_many_rows_is_refused_at_once_and_nothing_is_kept(client, 
 
     assert "Le fichier compte 1001 lignes : 1000 au plus par import." in response.content.decode()
     assert not UsageImport.objects.exists()
+
+
+def test_files_never_imported_are_purged_after_the_retention_and_imported_ones_kept(
+    billed, personas, settings
+):
+    settings.MUTUALIS_IMPORT_RETENTION_DAYS = 30
+    imported = usage_import_submit(
+        content=csv_of(billed, *rows_for(billed, 2)),
+        filename="a.csv",
+        replace=False,
+        user=personas.finance,
+    )
+    usage_import_confirm(imported, user=personas.finance)
+    left = usage_import_submit(
+        content=csv_of(billed, *rows_for(billed, 3, year=2027)),
+        filename="b.csv",
+        replace=False,
+        user=personas.finance,
+    )
+    refused = usage_import_submit(
+        content=b"convention;beneficiaire;service;mois;quantite\nX;1;s;2026-13;1\n",
+        filename="c.csv",
+        replace=False,
+        user=personas.finance,
+    )
+    assert (left.status, refused.status) == ("CHECKED", "REFUSED")
+    UsageImport.objects.update(created_at=timezone.now() - datetime.timedelta(days=31))
+    stored = refused.file.name
+
+    call_command("purge_usage_imports", stdout=io.StringIO())
+
+    assert list(UsageImport.objects.values_list("filename", flat=True)) == ["a.csv"]
+    assert not refused.file.storage.exists(stored)
+    assert UsageRecord.objects.filter(imported_from__filename="a.csv").count() == 2
