@@ -139,9 +139,10 @@ def current_unit_cost(service: Service, year: int, *, lock: bool = False) -> Uni
 
 
 def lock_unit_costs(service: Service) -> None:
-    """Lock the service's row until the transaction ends: two computations of its unit costs at
-    once (a double click) run one after the other, the second seeing the first's version,
-    instead of both writing version 1 (or n + 1) and the second failing on the unique key."""
+    """Lock the service's row until the transaction ends; every write of its unit costs takes
+    this lock first. Two computations at once (a double click) then run one after the other,
+    the second seeing the first's version, instead of both writing version 1 (or n + 1) and the
+    second failing on the unique key."""
     list(Service.objects.select_for_update(no_key=True).filter(pk=service.pk).values_list("pk"))
 
 
@@ -286,7 +287,12 @@ def unit_cost_provisional(
 def unit_cost_notify(unit_cost: UnitCost, notified_on: date) -> UnitCost:
     """Record the date the version was notified to the beneficiaries, once: the computation date
     (« calculé le ») is left as it is."""
-    locked = UnitCost.objects.select_for_update().select_related("service").get(pk=unit_cost.pk)
+    lock_unit_costs(Service(pk=unit_cost.service_id))  # first, as every unit cost write
+    locked = (
+        UnitCost.objects.select_for_update(of=("self",))
+        .select_related("service")
+        .get(pk=unit_cost.pk)
+    )
     if locked.is_notified:
         raise UnitCostRefused(
             _(
