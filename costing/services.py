@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.formats import number_format
@@ -138,6 +138,14 @@ def current_unit_cost(service: Service, year: int, *, lock: bool = False) -> Uni
     return queryset.first()
 
 
+def lock_unit_costs(service: Service) -> None:
+    """Lock the service's row until the transaction ends; every write of its unit costs takes
+    this lock first. Two computations at once (a double click) then run one after the other,
+    the second seeing the first's version, instead of both writing version 1 (or n + 1) and the
+    second failing on the unique key."""
+    list(Service.objects.select_for_update(no_key=True).filter(pk=service.pk).values_list("pk"))
+
+
 def refuse_if_notified(unit_cost: UnitCost, action: str) -> None:
     if unit_cost.is_notified:
         raise UnitCostRefused(
@@ -162,6 +170,7 @@ def unit_cost_compute(cost_base: CostBase) -> UnitCost:
     The current version is recomputed in place while it is not notified (a provisional one is
     replaced, its history kept); a notified version is frozen: refused, correct it instead
     (``unit_cost_correct``)."""
+    lock_unit_costs(cost_base.service)
     result = engine.compute_unit_cost(cost_line_inputs(cost_base), cost_base.reference_units)
     unit_cost = current_unit_cost(cost_base.service, cost_base.year, lock=True)
     if unit_cost is None:
@@ -190,6 +199,7 @@ def unit_cost_correct(cost_base: CostBase, reason: str, user=None) -> UnitCost:
     reason = (reason or "").strip()
     if not reason:
         raise UnitCostRefused(_("Indiquez le motif de la correction."))
+    lock_unit_costs(cost_base.service)
     previous = current_unit_cost(cost_base.service, cost_base.year, lock=True)
     if previous is None:
         raise UnitCostRefused(
@@ -245,6 +255,7 @@ def unit_cost_provisional(
 ) -> UnitCost:
     """CU N-1 × index ratio, marked provisional; refused when the computed one exists or when
     the current version is notified. Raises UnitCost.DoesNotExist without a unit cost N-1."""
+    lock_unit_costs(service)
     previous = UnitCost.objects.current().get(service=service, year=year - 1)
     unit_cost = current_unit_cost(service, year, lock=True)
     if unit_cost is not None:
@@ -276,7 +287,12 @@ def unit_cost_provisional(
 def unit_cost_notify(unit_cost: UnitCost, notified_on: date) -> UnitCost:
     """Record the date the version was notified to the beneficiaries, once: the computation date
     (« calculé le ») is left as it is."""
-    locked = UnitCost.objects.select_for_update().select_related("service").get(pk=unit_cost.pk)
+    lock_unit_costs(Service(pk=unit_cost.service_id))  # first, as every unit cost write
+    locked = (
+        UnitCost.objects.select_for_update(of=("self",))
+        .select_related("service")
+        .get(pk=unit_cost.pk)
+    )
     if locked.is_notified:
         raise UnitCostRefused(
             _(
@@ -344,7 +360,13 @@ def usage_grid_save(
     With ``loaded`` (the grid as shown to the person), only the cells changed from it are
     written, and if one of them was changed meanwhile by someone else, UsageConflict is raised
     and nothing is written: a grid opened earlier never overwrites nor empties a later entry."""
-    line = convention.services.select_related("unit_type").get(service=service)
+    # Locked until the end: two saves of this grid at once run one after the other, and the
+    # second compares with what the first wrote (a conflict, never a second record of a cell).
+    line = (
+        convention.services.select_for_update(of=("self",))
+        .select_related("unit_type")
+        .get(service=service)
+    )
     current = usage_grid_values(convention=convention, service=service, year=year)
     if loaded is not None:
         changed = {key for key, quantity in values.items() if loaded.get(key) != quantity}
@@ -1131,7 +1153,16 @@ def cost_base_save(*, form, lines) -> CostBase:
         if not claimed:
             raise StaleCostBase
         base.version = expected + 1
-    base.save()
+        base.save()
+    else:
+        try:
+            with transaction.atomic():
+                base.save()
+        except IntegrityError:
+            # Someone created the base of this service and year since the form was checked:
+            # the model's own check now says so, in French (ValidationError).
+            base.validate_constraints()
+            raise
     lines.instance = base
     lines.save()
     return base

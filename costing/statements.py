@@ -37,6 +37,7 @@ from costing.models import (
     UsageSource,
 )
 from costing.money import ZERO
+from mutualisation.database import is_busy
 from mutualisation.documents import render_pdf
 from mutualisation.models import Organisation
 from mutualisation.rules import scope_of
@@ -57,6 +58,31 @@ class StatementRefused(Exception):
     def __init__(self, reasons):
         self.reasons = list(reasons)
         super().__init__("; ".join(self.reasons))
+
+
+class AlreadyIssued(StatementRefused):
+    """The draft was issued meanwhile: by someone else, or by another batch."""
+
+
+class BatchRefused(StatementRefused):
+    """A batch of the year is already pending or running (``job``)."""
+
+    def __init__(self, job: BatchJob):
+        self.job = job
+        who = job.created_by.get_full_name() or job.created_by.get_username()
+        super().__init__(
+            [
+                _(
+                    "Un traitement de l'exercice %(year)s est déjà en cours, lancé par %(who)s "
+                    "à %(time)s : attendez qu'il se termine avant d'en lancer un autre."
+                )
+                % {
+                    "year": job.year,
+                    "who": who,
+                    "time": timezone.localtime(job.created_at).strftime("%H:%M"),
+                }
+            ]
+        )
 
 
 def review_days() -> int:
@@ -771,7 +797,7 @@ def statement_issue(statement: Statement, *, user=None) -> Statement:
     lock_year(statement.year)  # first, as statements_prepare does
     statement = Statement.objects.select_for_update().get(pk=statement.pk)
     if statement.is_issued:
-        raise StatementRefused(
+        raise AlreadyIssued(
             [_("Cet état est déjà émis (%(number)s).") % {"number": statement.number}]
         )
     # Recompute this draft only (other drafts of the convention may be issued concurrently).
@@ -882,19 +908,47 @@ def current_statements(year: int):
     )
 
 
+def batch_stale_minutes() -> int:
+    return getattr(settings, "MUTUALIS_BATCH_STALE_MINUTES", 30)
+
+
+def batch_in_progress(year: int) -> BatchJob | None:
+    """The year's batch pending or running, if any. One started more than
+    MUTUALIS_BATCH_STALE_MINUTES ago no longer counts (its worker may have died)."""
+    since = timezone.now() - timedelta(minutes=batch_stale_minutes())
+    return (
+        BatchJob.objects.filter(
+            year=year,
+            status__in=[BatchJob.JobStatus.PENDING, BatchJob.JobStatus.RUNNING],
+            created_at__gte=since,
+        )
+        .select_related("created_by")
+        .order_by("created_at")
+        .first()
+    )
+
+
+@transaction.atomic
 def batch_start(*, year: int, action: str, user) -> BatchJob:
-    """Record the job and hand it to Celery once the transaction commits."""
+    """Record the job and hand it to Celery once the transaction commits. Refused (BatchRefused)
+    while a batch of the year is pending or running: a double click, or a colleague's batch."""
     from costing.tasks import run_statement_batch
 
+    lock_year(year)  # two starts at once: the second sees the first's job
+    running = batch_in_progress(year)
+    if running is not None:
+        raise BatchRefused(running)
     job = BatchJob.objects.create(year=year, action=action, created_by=user)
     transaction.on_commit(lambda: run_statement_batch.delay(job.pk))
     return job
 
 
 def batch_run(job_id: int) -> BatchJob:
+    """Run a batch. A draft issued meanwhile (by a person, or by another batch of the year that
+    runs at the same time) is simply not issued again: issuing takes the year's lock."""
     job = BatchJob.objects.get(pk=job_id)
-    BatchJob.objects.filter(pk=job.pk).update(status=BatchJob.JobStatus.RUNNING)
     try:
+        BatchJob.objects.filter(pk=job.pk).update(status=BatchJob.JobStatus.RUNNING)
         statements_prepare(job.year)
         drafts = list(Statement.objects.filter(year=job.year, status=StatementStatus.DRAFT))
         to_issue = drafts if job.action == BatchJob.Action.ISSUE_AND_EXPORT else []
@@ -906,6 +960,8 @@ def batch_run(job_id: int) -> BatchJob:
             if draft.lines.exists():
                 try:
                     statement_issue(draft, user=job.created_by)
+                except AlreadyIssued:
+                    pass
                 except StatementRefused as refused:  # the others are still issued
                     skipped.append(
                         f"{draft.convention.reference} — {draft.payer.name} : "
@@ -923,7 +979,12 @@ def batch_run(job_id: int) -> BatchJob:
     except Exception as error:  # the job records why it failed; the worker keeps running
         BatchJob.objects.filter(pk=job.pk).update(
             status=BatchJob.JobStatus.FAILED,
-            error=f"{type(error).__name__} : {error}",
+            error=_(
+                "la base de données est restée occupée par une autre opération ; relancez le "
+                "traitement."
+            )
+            if is_busy(error)
+            else f"{type(error).__name__} : {error}",
             finished_at=timezone.now(),
         )
         raise

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -117,6 +117,9 @@ def cost_base_edit(request, pk=None):
             base = services.cost_base_save(form=form, lines=lines)
         except services.StaleCostBase:
             form.add_error(None, services.stale_cost_base_message(base))
+            status = 409
+        except ValidationError as error:  # created meanwhile by someone else
+            form.add_error(None, error)
             status = 409
         else:
             messages.success(request, _("Base de coûts enregistrée."))
@@ -688,7 +691,12 @@ def batch_start(request, year):
     action = request.POST.get("action")
     if action not in BatchJob.Action.values:
         raise PermissionDenied
-    job = statements.batch_start(year=year, action=action, user=request.user)
+    try:
+        job = statements.batch_start(year=year, action=action, user=request.user)
+    except statements.BatchRefused as refused:
+        for reason in refused.reasons:
+            messages.error(request, reason)
+        job = refused.job  # its progress, on the page the person is sent to
     return redirect("costing:batch", pk=job.pk)
 
 

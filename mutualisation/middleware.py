@@ -1,4 +1,14 @@
-"""Response headers every page carries, beyond Django's security middleware."""
+"""Response headers every page carries, beyond Django's security middleware; the page of a
+request that waited too long for another's write."""
+
+import logging
+
+from django.http import HttpResponse
+from django.template.loader import render_to_string
+
+from mutualisation.database import is_busy
+
+logger = logging.getLogger(__name__)
 
 # No browser feature the application uses: camera, microphone, location, payment, USB…
 PERMISSIONS_POLICY = (
@@ -26,4 +36,28 @@ class PrivateResponsesMiddleware:
             self.DOCUMENT_TYPES
         ):
             response["Cache-Control"] = "no-store, private"
+        return response
+
+
+class BusyDatabaseMiddleware:
+    """A write that waited too long for another one (mutualisation.database.is_busy) answers a
+    French « réessayez » page, status 503 with Retry-After, rather than a server error. The
+    services roll their transaction back, so nothing of the request was half-written."""
+
+    RETRY_AFTER_SECONDS = 5
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not is_busy(exception):
+            return None
+        logger.warning(
+            "Base de données occupée : %s %s", request.method, request.path, exc_info=True
+        )
+        response = HttpResponse(render_to_string("503.html"), status=503)
+        response["Retry-After"] = str(self.RETRY_AFTER_SECONDS)
         return response

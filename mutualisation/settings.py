@@ -9,6 +9,7 @@ Variables (see README.md, "Configuration"):
     DJANGO_SECRET_KEY       required when DEBUG is off
     DJANGO_ALLOWED_HOSTS    comma-separated host names (default: localhost,127.0.0.1)
     DATABASE_URL            default: SQLite file var/mutualis.sqlite3
+    DJANGO_DB_LOCK_TIMEOUT  seconds a write waits for another before giving up (default: 20)
     DJANGO_STATIC_ROOT      where collectstatic writes (default: var/staticfiles)
     CELERY_BROKER_URL       optional; without it background tasks run in-process
 """
@@ -81,6 +82,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "mutualisation.middleware.PrivateResponsesMiddleware",
+    "mutualisation.middleware.BusyDatabaseMiddleware",
     # Last, as django-axes requires: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -108,6 +110,25 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'mutualis.sqlite3'}"),
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=0)
+# Two requests (or a request and the Celery worker) writing at once: the second waits for the
+# first, up to this many seconds, then gets a French « réessayez » page
+# (mutualisation.middleware.BusyDatabaseMiddleware) rather than an error.
+DATABASE_LOCK_TIMEOUT = env.int("DJANGO_DB_LOCK_TIMEOUT", default=20)
+_db_options = DATABASES["default"].setdefault("OPTIONS", {})
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE: a transaction takes the write lock when it begins, so it waits for (the busy
+    # timeout) another writer instead of failing at once with « database is locked » when a
+    # transaction that has read tries to write. WAL: reading never blocks writing nor the
+    # reverse (a progress page polled during a batch); NORMAL is the safe pairing with WAL.
+    _db_options.setdefault("transaction_mode", "IMMEDIATE")
+    _db_options.setdefault("timeout", DATABASE_LOCK_TIMEOUT)
+    _db_options.setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL")
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A row lock waited for longer than this gives up (lock_not_available) instead of holding
+    # the request until gunicorn kills the worker.
+    _db_options["options"] = " ".join(
+        filter(None, [_db_options.get("options"), f"-c lock_timeout={DATABASE_LOCK_TIMEOUT}s"])
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
@@ -236,6 +257,10 @@ CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int(
     "CELERY_WORKER_MAX_MEMORY_PER_CHILD", default=400_000
 )  # KiB
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# A batch of statements pending or running blocks another batch of its year for at most this
+# long (a batch whose worker died no longer does).
+MUTUALIS_BATCH_STALE_MINUTES = env.int("MUTUALIS_BATCH_STALE_MINUTES", default=30)
 
 # Commune review of draft statements, in days after they are prepared.
 MUTUALIS_STATEMENT_REVIEW_DAYS = env.int("MUTUALIS_STATEMENT_REVIEW_DAYS", default=15)
