@@ -32,6 +32,7 @@ from conventions.services.in_force import present_on
 from costing.models import (
     Instalment,
     Statement,
+    StatementCounter,
     StatementLine,
     StatementStatus,
     UsageImport,
@@ -40,6 +41,7 @@ from costing.models import (
 )
 from costing.services import month_bounds, weighted_units
 from mutualisation.models import Organisation, Service, UnitWeight
+from mutualisation.services import locked_counter
 from mutualisation.validators import validate_plausible_date
 
 REQUIRED_COLUMNS = ["convention", "beneficiaire", "service", "mois", "quantite"]
@@ -452,6 +454,43 @@ class UsageFileChecker:
                     },
                 )
 
+    def issued_since_check(self, records: list[UsageRecord]) -> "list[RowError]":
+        """Rows whose year a statement issued since the check now covers (read under the
+        year's lock, in the writing transaction)."""
+        keys = {(r.convention_id, r.beneficiary_id, r.period_start.year) for r in records}
+        issued = {
+            (s.convention_id, s.payer_id, s.year): s
+            for s in Statement.objects.filter(
+                convention_id__in={k[0] for k in keys},
+                payer_id__in={k[1] for k in keys},
+                year__in={k[2] for k in keys},
+                status=StatementStatus.ISSUED,
+                cancelled_by__isnull=True,
+            ).select_related("payer")
+        }
+        errors = []
+        for record in records:
+            statement = issued.get(
+                (record.convention_id, record.beneficiary_id, record.period_start.year)
+            )
+            if statement is not None:
+                errors.append(
+                    RowError(
+                        record.line,
+                        "mois",
+                        _(
+                            "L'état n° %(number)s, émis pendant la vérification du fichier, "
+                            "couvre les recours %(year)s de %(payer)s : rien n'a été importé."
+                        )
+                        % {
+                            "number": statement.number,
+                            "year": statement.year,
+                            "payer": statement.payer.name,
+                        },
+                    )
+                )
+        return errors
+
     def replaced_records(self, records: list[UsageRecord]):
         """« Remplacer »: the imported records of every (convention, beneficiary, service,
         month) of the file."""
@@ -710,46 +749,65 @@ def import_usage_file(
         reason = already_imported_reason(fingerprint)
         if reason:
             raise ImportFileError(reason)
-    replaced_records = checker.replaced_records(records) if replace else None
-    replaced = replaced_records.count() if replaced_records is not None else 0
     imported = commit and not errors and bool(records)
-    with transaction.atomic():
-        if imported:
-            if job is None:
-                job = UsageImport(
-                    filename=filename[:200],
-                    sha256=hashlib.sha256(content).hexdigest(),
-                    replace=replace,
-                    rows=dataset.height,
-                    created_by=user,
-                )
-                job.file.save(job.filename, ContentFile(content), save=False)
-            job.fingerprint = fingerprint
-            job.status = UsageImport.ImportStatus.IMPORTED
-            job.imported_at = timezone.now()
-            job.replaced = replaced
-            try:
-                with transaction.atomic():
-                    job.save()
-            except IntegrityError:  # the same rows added at the same moment by someone else
-                reason = already_imported_reason(fingerprint)
-                if reason is None:
-                    raise
-                raise ImportFileError(reason) from None
-            if replaced_records is not None:
-                replaced_records.delete()
-            for record in records:
-                record.imported_from = job
-            bulk_create_with_history(
-                records,
-                UsageRecord,
-                batch_size=1000,
-                default_user=user,
-            )
+    replaced = checker.replaced_records(records).count() if replace and not imported else 0
+    if imported:
+        with transaction.atomic():
+            # The statements' lock of each year (issuing and preparing take it first): an
+            # import waits for an issue in progress, and two imports of the same months run
+            # one after the other, the second replacing what the first wrote.
+            for year in sorted({r.period_start.year for r in records}):
+                locked_counter(StatementCounter, year=year)
+            late = checker.issued_since_check(records)
+            if late:
+                errors = late
+                imported = False
+                transaction.set_rollback(True)
+            else:
+                replaced = write_records(
+                    checker, records, content, filename, dataset.height, user, replace, job,
+                    fingerprint,
+                )  # fmt: skip
     preview = tuple(dict(zip(dataset.headers, row, strict=True)) for row in dataset[:20])
     return ImportReport(
         dataset.height, tuple(errors), preview, imported=imported, replaced=replaced
     )
+
+
+def write_records(
+    checker, records, content, filename, rows, user, replace, job, fingerprint
+) -> int:
+    """Within the import's transaction: record the import, replace, write; the number of
+    records replaced."""
+    replaced_records = checker.replaced_records(records) if replace else None
+    replaced = replaced_records.count() if replaced_records is not None else 0
+    if job is None:
+        job = UsageImport(
+            filename=filename[:200],
+            sha256=hashlib.sha256(content).hexdigest(),
+            replace=replace,
+            rows=rows,
+            created_by=user,
+        )
+        job.file.save(job.filename, ContentFile(content), save=False)
+    job.fingerprint = fingerprint
+    job.status = UsageImport.ImportStatus.IMPORTED
+    job.imported_at = timezone.now()
+    job.replaced = replaced
+    try:
+        with transaction.atomic():
+            job.save()
+    except IntegrityError:  # the same rows added at the same moment by someone else
+        reason = already_imported_reason(fingerprint)
+        if reason is None:
+            raise
+        raise ImportFileError(reason) from None
+    if replaced_records is not None:
+        replaced_records.delete()
+    for record in records:
+        record.imported_from = job
+    bulk_create_with_history(records, UsageRecord, batch_size=1000, default_user=user)
+    return replaced
 
 
 # --- import jobs: the dropped file kept, checked, then imported ------------------------------

@@ -335,3 +335,65 @@ def test_the_same_cost_base_created_twice_at_once_is_refused_in_french(personas,
     [refused] = [r for r in responses if r.status_code == 409]
     assert "Une base de coûts existe déjà pour ce service et cette année." in text_of(refused)
     assert CostBase.objects.filter(service=service, year=2027).count() == 1
+
+
+# --- usage imports -----------------------------------------------------------------------------
+
+
+def usage_file(billed, quantity="3"):
+    a, b = billed.territory.commune_a, billed.territory.commune_b
+    rows = [
+        f"{billed.convention.reference};{commune.siren};{billed.service.code};2026-{month:02d};"
+        f"{quantity};IMP-{commune.pk}-{month}"
+        for commune in (a, b)
+        for month in range(5, 11)
+    ]
+    return ("convention;beneficiaire;service;mois;quantite;reference\n" + "\n".join(rows)).encode()
+
+
+@transactional
+def test_two_replacing_imports_of_the_same_months_at_once_leave_one_set_of_records(
+    billed, flushable_statements
+):
+    """Before: each import chose the records to replace before the other wrote, so both sets
+    stayed and the months were billed twice (PostgreSQL). Now they run one after the other under
+    the year's lock, the second replacing what the first wrote."""
+    from costing.resources import import_usage_file
+
+    content = usage_file(billed)
+    with write_in_progress(seconds=0.5):
+        importing = Together(
+            *(
+                lambda: import_usage_file(content, "r.csv", commit=True, replace=True)
+                for _ in range(2)
+            )
+        )
+    reports, errors = importing.join()
+    assert errors == [None, None]
+    assert all(report.imported for report in reports)
+    imported = UsageRecord.objects.filter(reference__startswith="IMP-")
+    assert imported.count() == 12
+
+
+@transactional
+def test_an_import_checked_while_the_year_is_issued_is_refused_whole(
+    billed, personas, flushable_statements
+):
+    """The check reads without locking; the writing, under the year's lock, sees the statement
+    issued meanwhile and refuses the file in French (nothing written in an issued year)."""
+    from costing.resources import import_usage_file
+
+    draft = next(s for s in issuable_drafts() if s.payer == billed.territory.commune_a)
+    content = usage_file(billed)
+    with write_in_progress(seconds=0.5):
+        importing = Together(lambda: import_usage_file(content, "r.csv", commit=True))
+        time.sleep(0.3)  # the import has read and checked the file; it now waits to write
+        statements.statement_issue(draft, user=personas.finance)
+    [report], errors = importing.join()
+    assert errors == [None]
+    assert not report.imported
+    assert report.errors[0].message == (
+        "L'état n° EA-2026-0001, émis pendant la vérification du fichier, couvre les recours "
+        "2026 de Commune A : rien n'a été importé."
+    )
+    assert not UsageRecord.objects.filter(reference__startswith="IMP-").exists()
