@@ -39,7 +39,12 @@ from costing.models import (
     UsageRecord,
     UsageSource,
 )
-from costing.services import month_bounds, weighted_units
+from costing.services import (
+    issued_year_message,
+    month_bounds,
+    negative_month_message,
+    weighted_units,
+)
 from mutualisation.models import Organisation, Service, UnitWeight
 from mutualisation.services import locked_counter
 from mutualisation.validators import validate_plausible_date
@@ -373,16 +378,7 @@ class UsageFileChecker:
         if convention is not None and beneficiary is not None and month is not None:
             issued = self.locks.get((convention.pk, beneficiary.pk, month.year))
             if issued is not None:
-                self.error(
-                    line,
-                    "mois",
-                    _(
-                        "L'état n° %(number)s émis couvre les recours %(year)s de %(payer)s : "
-                        "mettez-le d'abord en correction, puis modifiez les recours et émettez "
-                        "la correction."
-                    )
-                    % {"number": issued.number, "year": month.year, "payer": issued.payer.name},
-                )
+                self.error(line, "mois", issued_year_message(issued))
         if values["invalid"] or len(self.errors) > errors_before:
             return None
         record = UsageRecord(
@@ -438,21 +434,7 @@ class UsageFileChecker:
                 continue
             totals[key] += record.units
             if record.units < 0 and totals[key] < 0:
-                self.error(
-                    record.line,
-                    "quantite",
-                    _(
-                        "Les unités de %(payer)s pour « %(service)s » en %(month)s deviendraient "
-                        "négatives (%(total)s) : un ajustement ne retire que ce qui a été "
-                        "enregistré."
-                    )
-                    % {
-                        "payer": record.beneficiary.name,
-                        "service": record.service.name,
-                        "month": record.period_start.strftime("%m/%Y"),
-                        "total": format(totals[key].normalize(), "f").replace(".", ","),
-                    },
-                )
+                self.error(record.line, "quantite", negative_month_message(record, totals[key]))
 
     def issued_since_check(self, records: list[UsageRecord]) -> "list[RowError]":
         """Rows whose year a statement issued since the check now covers (read under the

@@ -457,12 +457,15 @@ def usage_lock_reason(*, convention_id: int, beneficiary_id: int, year: int) -> 
         .select_related("payer")
         .first()
     )
-    if issued is None:
-        return None
+    return None if issued is None else issued_year_message(issued)
+
+
+def issued_year_message(issued) -> str:
+    """Why the usage an issued statement covers cannot change (and what to do)."""
     return _(
         "L'état n° %(number)s émis couvre les recours %(year)s de %(payer)s : mettez-le "
         "d'abord en correction, puis modifiez les recours et émettez la correction."
-    ) % {"number": issued.number, "year": year, "payer": issued.payer.name}
+    ) % {"number": issued.number, "year": issued.year, "payer": issued.payer.name}
 
 
 def month_units(*, convention_id, beneficiary_id, service_id, month_start, exclude_pk=None):
@@ -486,8 +489,11 @@ def negative_month_reason(record: UsageRecord, units: Decimal, exclude_pk=None) 
         month_start=record.period_start,
         exclude_pk=exclude_pk,
     )
-    if total >= 0:
-        return None
+    return None if total >= 0 else negative_month_message(record, total)
+
+
+def negative_month_message(record: UsageRecord, total: Decimal) -> str:
+    """An adjustment that would bring the month's units of a payer below zero."""
     return _(
         "Les unités de %(payer)s pour « %(service)s » en %(month)s deviendraient négatives "
         "(%(total)s) : un ajustement ne retire que ce qui a été enregistré."
