@@ -39,10 +39,21 @@ events_environment: dict = {}
 
 @events.quit.add_listener
 def save_errors(**_kwargs):
-    """The failures with their reasons, for loadtest/run.py to print."""
-    stats = events_environment["environment"].stats
+    """The failed requests with their reasons, and the exceptions raised in the scenario itself
+    (a form missing from a page…), for loadtest/run.py to print and count."""
+    environment = events_environment["environment"]
+    exceptions = environment.runner.exceptions if environment.runner else {}
     Path(os.environ["LOAD_ERRORS"]).write_text(
-        json.dumps(stats.serialize_errors(), ensure_ascii=False)
+        json.dumps(
+            {
+                "failures": list(environment.stats.serialize_errors().values()),
+                "exceptions": [
+                    {"count": e["count"], "msg": e["msg"], "traceback": e["traceback"]}
+                    for e in exceptions.values()
+                ],
+            },
+            ensure_ascii=False,
+        )
     )
 
 
@@ -170,23 +181,24 @@ class Person(HttpUser):
         with self.client.get(
             path, name=name, allow_redirects=False, catch_response=True
         ) as response:
+            problem = None
             if response.status_code != 200:
-                response.failure(f"{response.status_code} au lieu de 200")
+                problem = f"{response.status_code} au lieu de 200"
             elif not response.headers.get("Content-Type", "").startswith(content_type):
-                response.failure(f"type {response.headers.get('Content-Type')}")
+                problem = f"type {response.headers.get('Content-Type')}"
             elif contains is not None and contains not in unescape(response.text):
-                response.failure(f"« {contains} » absent de la page")
+                problem = f"« {contains} » absent de la page"
             elif content_type == "application/pdf" and not response.content.startswith(b"%PDF"):
-                response.failure("PDF illisible")
+                problem = "PDF illisible"
+            if problem:
+                response.failure(problem)
+            response.as_expected = problem is None
         return response
 
-    def download(self, path: str, name: str, content_type: str) -> bool:
+    def download(self, path: str, name: str, content_type: str) -> None:
         """A document whose download the application logs (DocumentAccess): a write too."""
-        response = self.get(path, name, content_type=content_type)
-        if response.status_code == 200:
+        if self.get(path, name, content_type=content_type).as_expected:
             record("document-access", user=self.username, path=path)
-            return True
-        return False
 
     def post(self, path: str, fields, name: str, *, redirect: str, conflict_ok=False):
         """POST a form; success is a 302 to ``redirect`` (a regular expression). Returns the
@@ -212,8 +224,7 @@ class Person(HttpUser):
     def confirmed(self, location: str, name: str, message: str) -> bool:
         """The page a POST redirected to shows its success message (an error message could be
         shown after the same redirect)."""
-        page = self.get(location, name, contains=message)
-        return page.status_code == 200 and message in unescape(page.text)
+        return self.get(location, name, contains=message).as_expected
 
     def token(self) -> str:
         return f"{self.username}-{next(counter)}-{uuid.uuid4().hex[:8]}"
@@ -246,7 +257,7 @@ class Manager(Person):
         reference = random.choice(self.own)
         path = f"/conventions/{reference}/modifier/"
         page = self.get(path, "conventions : modification")
-        if page.status_code != 200:
+        if not page.as_expected:
             return
         fields = post_form(page.text)
         title = f"Convention de charge {self.token()}"
@@ -265,7 +276,7 @@ class Manager(Person):
     @task(1)
     def create_convention(self):
         page = self.get("/conventions/nouvelle/", "conventions : création")
-        if page.status_code != 200:
+        if not page.as_expected:
             return
         fields = post_form(page.text)
         title = f"Convention de charge {self.token()}"
@@ -361,7 +372,7 @@ class Finance(Person):
         reference, service, beneficiary, month = random.choice(self.account["cells"])
         path = f"/couts/recours/{reference}/{service}/{YEARS['open']}/"
         page = self.get(path, "recours : grille")
-        if page.status_code != 200:
+        if not page.as_expected:
             return
         fields = post_form(page.text)
         name = f"q_{beneficiary}_{month}"
@@ -388,7 +399,7 @@ class Finance(Person):
         pk = random.choice(self.account["bases"])
         path = f"/couts/base/{pk}/"
         page = self.get(path, "coût unitaire : base")
-        if page.status_code != 200:
+        if not page.as_expected:
             return
         fields = post_form(page.text, f"/couts/base/{pk}/calculer/")
         started = datetime.now(UTC).isoformat()
@@ -415,7 +426,7 @@ class Reader(Person):
 
     def statements(self, year):
         page = self.get(f"/couts/etats/{year}/", "états : liste")
-        return STATEMENT_LINK.findall(page.text) if page.status_code == 200 else []
+        return STATEMENT_LINK.findall(page.text) if page.as_expected else []
 
     @task(3)
     def issued_statement(self):
@@ -439,7 +450,7 @@ class Reader(Person):
         for pk in ids:
             page = self.get(f"/couts/etat/{pk}/", "état : fiche")
             action = f"/couts/etat/{pk}/remarque/"
-            if page.status_code != 200 or f'action="{action}"' not in page.text:
+            if not page.as_expected or f'action="{action}"' not in page.text:
                 continue  # the commune is the creditor here: no remark
             fields = post_form(page.text, action)
             text = f"Remarque de charge {self.token()}"

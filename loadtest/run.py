@@ -638,13 +638,15 @@ def main() -> int:
 
     step("Résultats (temps en millisecondes)")
     failures = report(OUT / "locust.json")
-    errors_file = OUT / "locust_errors.json"
-    if errors_file.exists():
-        for error in json.loads(errors_file.read_text()).values():
-            print(
-                f"  ÉCHEC {error['method']} {error['name']} ×{error['occurrences']} : "
-                f"{error['error']}"
-            )
+    problems = json.loads((OUT / "locust_errors.json").read_text())
+    for error in problems["failures"]:
+        print(
+            f"  ÉCHEC {error['method']} {error['name']} ×{error['occurrences']} : {error['error']}"
+        )
+    exceptions = sum(exception["count"] for exception in problems["exceptions"])
+    for exception in problems["exceptions"]:
+        print(f"  EXCEPTION du scénario ×{exception['count']} : {exception['msg']}")
+        print(exception["traceback"])
     errors = server_errors(log)
     step("Écritures faites sous charge, relues dans la base")
     writes_file.touch()
@@ -658,12 +660,13 @@ def main() -> int:
     print(f"Conflits 409 (réponse correcte : rien n'est écrit, rien n'est attendu) : {conflicts}")
     step("Bilan")
     print(f"Requêtes en échec : {failures}")
+    print(f"Exceptions du scénario : {exceptions}")
     print(f"Erreurs du serveur (journal gunicorn) : {len(errors)}")
     for line in errors[:20]:
         print(f"  {line}")
     print(f"Écritures vérifiées : {sum(checked.values())}, perdues : {len(lost)}")
     print(f"Détail : {OUT.relative_to(ROOT)}/ (locust.json, writes.jsonl, gunicorn.log)")
-    if failures or errors or lost or not checked:
+    if failures or exceptions or errors or lost or not checked:
         print("ÉCHEC")
         return 1
     print("OK")
