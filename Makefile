@@ -21,7 +21,7 @@ NODE_PACKAGES := nodejs npm
 # Development server only: DEBUG on, demo accounts allowed. Never used for production.
 DEV_ENV := DJANGO_DEBUG=true
 
-.PHONY: help run test lint format check-deploy migrations-check system-run system-test ci clean
+.PHONY: help run test load lint format check-deploy migrations-check system-run system-test ci clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ run: system-run $(VENV)/.installed node_modules/.installed ## Set up, migrate, s
 test: system-test $(VENV)/.installed node_modules/.installed ## Run the whole test suite (DATABASE_URL picks the database)
 	@mkdir -p var
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+load: system-run $(VENV)/.installed node_modules/.installed ## Load test on PostgreSQL: gunicorn + locust, 30 users for 60 s (LOAD_USERS, LOAD_DURATION)
+	$(PY) loadtest/run.py
 
 lint: $(VENV)/.installed ## ruff (lint and format) and the import contracts
 	$(VENV)/bin/ruff check .

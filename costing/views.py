@@ -251,21 +251,17 @@ def usage_grid(request, reference, service, year):
         for p in convention.parties.select_related("organisation").filter(role__in=roles)
         if p.organisation_id != convention.managing_organisation_id
     ]
+    # One reading for the cells shown and the « loaded » field: read twice, an entry saved by
+    # someone else in between would be in « loaded » but not on the page, and the next save of
+    # the page would delete it.
+    shown = services.usage_grid_values(convention=convention, service=service, year=year)
     initial = {
         forms.UsageGridForm.key(beneficiary_id, month): quantity
-        for (beneficiary_id, month), quantity in services.usage_grid_values(
-            convention=convention, service=service, year=year
-        ).items()
+        for (beneficiary_id, month), quantity in shown.items()
     }
     form = forms.UsageGridForm(
         request.POST or None, initial=initial, beneficiaries=beneficiaries, year=year
     )
-    shown = {
-        (beneficiary_id, month): quantity
-        for (beneficiary_id, month), quantity in services.usage_grid_values(
-            convention=convention, service=service, year=year
-        ).items()
-    }
     loaded = forms.UsageGridForm.encode_loaded(shown)
     status = 200
     if request.method == "POST" and form.is_valid():

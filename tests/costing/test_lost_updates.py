@@ -5,10 +5,12 @@ second save answers 409 with the input kept, as the convention form does."""
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
 from conventions.models import Convention, Status
+from costing import services
 from costing.models import CostBase, UsageRecord, UsageSource
 from tests.costing.conftest import cost_base
 
@@ -120,3 +122,44 @@ def test_changing_a_cell_someone_changed_meanwhile_is_a_conflict(personas, grid)
     again = first.post(url, {march_a: "9", "loaded": response.context["loaded"]})
     assert again.status_code == 302
     assert UsageRecord.objects.get(source=UsageSource.GRID).quantity == Decimal("9")
+
+
+def test_an_entry_saved_while_the_grid_page_is_built_survives_the_next_save(
+    personas, grid, mad_descendante
+):
+    """The grid shown and its « loaded » snapshot come from one reading. They used to be read
+    twice: an entry saved by someone else in between was missing from the grid but present in
+    the snapshot, so the next save of that page deleted it (found by `make load`)."""
+    url, territory = grid
+    march_b = (territory.commune_b.pk, 3)
+    saved = []
+
+    def someone_saves_meanwhile(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if "costing_usagerecord" in sql and not saved:
+            saved.append(march_b)
+            services.usage_grid_save(
+                convention=mad_descendante.convention,
+                service=mad_descendante.service,
+                year=2026,
+                values={march_b: Decimal("7")},
+                loaded={},
+            )
+        return result
+
+    client = Client()
+    client.force_login(personas.manager)
+    with connection.execute_wrapper(someone_saves_meanwhile):
+        page = client.get(url)
+    assert saved == [march_b]
+    form = page.context["form"]
+    # Sent back as a browser does: every cell as shown, and January of commune A filled in.
+    data = {name: form[name].value() or "" for name in form.fields}
+    data[form.key(territory.commune_a.pk, 1)] = "4"
+    data["loaded"] = page.context["loaded"]
+    assert client.post(url, data).status_code == 302
+    grid_entries = UsageRecord.objects.filter(source=UsageSource.GRID)
+    assert {(r.beneficiary_id, r.period_start.month): r.quantity for r in grid_entries} == {
+        march_b: Decimal("7"),
+        (territory.commune_a.pk, 1): Decimal("4"),
+    }
