@@ -30,14 +30,15 @@ PERSONAS = ("anonymous", "outsider", "reader_a", "reader_b", "manager", "finance
 # Expected answers: an HTTP status, or one of these redirects.
 LOGIN = "login"  # 302 to the login page, with ?next=
 ADMIN_LOGIN = "admin-login"  # 302 to the admin's login page
-AS_GET = "as-get"  # an empty POST answers as the GET does (the view does not look at the method)
+# A form's empty POST gets the GET's answer: refused alike, or the form again with its errors.
+AS_GET = "as-get"
 
 
 @dataclass(frozen=True)
 class Row:
     """How to fill a pattern from the world (a dict of kwargs, a list of args, or for an unnamed
     pattern the path itself), and the answer per persona, in the order of PERSONAS, to a GET and
-    to an empty POST (None: not posted)."""
+    to an empty POST (None: a page that only reads, not posted)."""
 
     url: Callable
     get: tuple
@@ -66,22 +67,22 @@ def admin_only(answer):
 STAFF_ONLY = admin_only(200)
 
 ROWS = {
-    "home":                              Row(lambda w: {}, EVERY_ROLE, AS_GET),
+    "home":                              Row(lambda w: {}, EVERY_ROLE),
     "login":                             Row(lambda w: {}, (200, 302, 302, 302, 302, 302, 302),
                                              (200, 302, 302, 302, 302, 302, 302)),
     "logout":                            Row(lambda w: {}, (405,) * 7, (302,) * 7),
     "password_change":                   Row(lambda w: {}, ANY_ACCOUNT, ANY_ACCOUNT),
     "password_change_done":              Row(lambda w: {}, ANY_ACCOUNT, (LOGIN, *(405,) * 6)),
     # --- conventions ---------------------------------------------------------------------------
-    "conventions:list":                  Row(lambda w: {}, EVERY_ROLE, AS_GET),
+    "conventions:list":                  Row(lambda w: {}, EVERY_ROLE),
     "conventions:create":                Row(lambda w: {}, (LOGIN, 403, 403, 403, 200, 403, 200),
                                              AS_GET),
     "conventions:detail":                Row(lambda w: {"reference": w.convention_a.reference},
-                                             SEES_A, AS_GET),
+                                             SEES_A),
     "conventions:edit":                  Row(lambda w: {"reference": w.draft.reference},
                                              MANAGER_ON_A, AS_GET),
     "conventions:pdf":                   Row(lambda w: {"reference": w.convention_a.reference},
-                                             SEES_A, AS_GET),
+                                             SEES_A),
     "conventions:transition":            Row(lambda w: {"reference": w.draft.reference,
                                                         "name": "submit"},
                                              POST_ONLY, (LOGIN, 404, 403, 404, 302, 403, 302)),
@@ -113,7 +114,7 @@ ROWS = {
                                              MANAGER_ON_A, AS_GET),
     "conventions:amendment-pdf":         Row(lambda w: {"reference": w.convention_a.reference,
                                                         "number": w.amendment.number},
-                                             SEES_A, AS_GET),
+                                             SEES_A),
     "conventions:amendment-sign":        Row(lambda w: {"reference": w.convention_a.reference,
                                                         "number": w.amendment.number},
                                              POST_ONLY, (LOGIN, 404, 403, 404, 409, 403, 409)),
@@ -121,15 +122,13 @@ ROWS = {
                                              MANAGER_ON_A, AS_GET),
     "conventions:attachment-download":   Row(lambda w: {"reference": w.convention_a.reference,
                                                         "pk": w.attachment.pk},
-                                             SEES_A, AS_GET),
+                                             SEES_A),
     # --- costing -------------------------------------------------------------------------------
-    "costing:index":                     Row(lambda w: {}, (LOGIN, 403, 302, 302, 302, 302, 302),
-                                             AS_GET),
-    "costing:reimbursements":            Row(lambda w: {"year": YEAR}, EVERY_ROLE, AS_GET),
-    "costing:cost-bases":                Row(lambda w: {"year": YEAR}, EVERY_ROLE, AS_GET),
+    "costing:index":                     Row(lambda w: {}, (LOGIN, 403, 302, 302, 302, 302, 302)),
+    "costing:reimbursements":            Row(lambda w: {"year": YEAR}, EVERY_ROLE),
+    "costing:cost-bases":                Row(lambda w: {"year": YEAR}, EVERY_ROLE),
     "costing:cost-base-create":          Row(lambda w: {}, FINANCE, AS_GET),
-    "costing:cost-base":                 Row(lambda w: {"pk": w.base_a_only.pk}, COST_SEES_A,
-                                             AS_GET),
+    "costing:cost-base":                 Row(lambda w: {"pk": w.base_a_only.pk}, COST_SEES_A),
     "costing:cost-base-edit":            Row(lambda w: {"pk": w.base.pk}, FINANCE, AS_GET),
     "costing:unit-cost-compute":         Row(lambda w: {"pk": w.base.pk}, POST_ONLY,
                                              (LOGIN, 403, 403, 403, 403, 302, 302)),
@@ -147,16 +146,15 @@ ROWS = {
                                                         "service": w.service.code, "year": YEAR},
                                              USAGE, AS_GET),
     "costing:simulation":                Row(lambda w: {"reference": w.convention_a.reference},
-                                             USAGE, AS_GET),
-    "costing:statements":                Row(lambda w: {"year": YEAR}, EVERY_ROLE, AS_GET),
+                                             USAGE),
+    "costing:statements":                Row(lambda w: {"year": YEAR}, EVERY_ROLE),
     "costing:statements-prepare":        Row(lambda w: {"year": YEAR}, POST_ONLY,
                                              (LOGIN, 403, 403, 403, 403, 302, 302)),
     # An empty POST names no action: refused as an unknown action.
     "costing:batch-start":               Row(lambda w: {"year": YEAR}, POST_ONLY,
                                              (LOGIN, 403, 403, 403, 403, 403, 403)),
-    "costing:statement":                 Row(lambda w: {"pk": w.correction.pk}, COST_SEES_A,
-                                             AS_GET),
-    "costing:statement-pdf":             Row(lambda w: {"pk": w.issued.pk}, COST_SEES_A, AS_GET),
+    "costing:statement":                 Row(lambda w: {"pk": w.correction.pk}, COST_SEES_A),
+    "costing:statement-pdf":             Row(lambda w: {"pk": w.issued.pk}, COST_SEES_A),
     "costing:statement-issue":           Row(lambda w: {"pk": w.correction.pk}, POST_ONLY,
                                              (LOGIN, 403, 403, 403, 403, 302, 302)),
     "costing:statement-correct":         Row(lambda w: {"pk": w.issued.pk}, POST_ONLY,
@@ -166,19 +164,19 @@ ROWS = {
                                              (LOGIN, 404, 302, 404, 403, 403, 403)),
     "costing:statement-approve":         Row(lambda w: {"pk": w.correction.pk}, POST_ONLY,
                                              (LOGIN, 404, 302, 404, 403, 403, 403)),
-    "costing:instalments":               Row(lambda w: {"year": YEAR}, EVERY_ROLE, AS_GET),
+    "costing:instalments":               Row(lambda w: {"year": YEAR}, EVERY_ROLE),
     "costing:instalments-call":          Row(lambda w: {"year": YEAR}, POST_ONLY,
                                              (LOGIN, 403, 403, 403, 403, 302, 302)),
     "costing:instalment-action":         Row(lambda w: {"pk": w.instalment.pk, "action": "titre"},
                                              POST_ONLY, (LOGIN, 403, 403, 403, 403, 302, 302)),
-    "costing:batch":                     Row(lambda w: {"pk": w.job.pk}, FINANCE, AS_GET),
-    "costing:batch-download":            Row(lambda w: {"pk": w.job.pk}, FINANCE, AS_GET),
+    "costing:batch":                     Row(lambda w: {"pk": w.job.pk}, FINANCE),
+    "costing:batch-download":            Row(lambda w: {"pk": w.job.pk}, FINANCE),
     "costing:export":                    Row(lambda w: {"year": YEAR, "kind": "titres",
-                                                        "fmt": "csv"}, FINANCE, AS_GET),
-    "costing:dashboard":                 Row(lambda w: {"year": YEAR}, FINANCE, AS_GET),
+                                                        "fmt": "csv"}, FINANCE),
+    "costing:dashboard":                 Row(lambda w: {"year": YEAR}, FINANCE),
     "costing:commune-summary":           Row(lambda w: {"year": YEAR,
                                                         "siren": w.commune_a.siren},
-                                             COST_SEES_A, AS_GET),
+                                             COST_SEES_A),
     # --- the admin site: staff only (the administrator); a non-staff account is sent to its
     # login page -----------------------------------------------------------------------------
     "admin:index":                       Row(lambda w: {}, STAFF_ONLY),
@@ -315,6 +313,11 @@ def test_every_url_pattern_has_a_row():
     )
     stale = sorted(set(ROWS) - set(patterns))
     assert not stale, "Ces lignes de ROWS ne correspondent à aucune adresse : " + ", ".join(stale)
+
+
+def test_every_post_only_address_is_also_posted():
+    refused_get = [name for name, row in ROWS.items() if 405 in row.get and row.post is None]
+    assert not refused_get, f"Adresses POST seulement sans réponses au POST : {refused_get}"
 
 
 # --- the world, built once for the module ------------------------------------------------------
