@@ -5,6 +5,7 @@ Built once per test module (tests/mutualisation/test_url_matrix.py), through the
 they exist, so the objects are those the application really produces.
 """
 
+import hashlib
 import io
 import zipfile
 from datetime import date, datetime
@@ -228,7 +229,7 @@ def build_world():
         title="Convention signée (scan)",
         file=ContentFile(SCAN, name="scan.pdf"),
         size=len(SCAN),
-        sha256="0" * 64,
+        sha256=hashlib.sha256(SCAN).hexdigest(),
         uploaded_by=users.manager,
     )
     termination = Termination.objects.create(
