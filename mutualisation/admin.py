@@ -151,3 +151,8 @@ class DocumentAccessAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        # An audit log an administrator could prune would prove nothing; only the retention
+        # command deletes (MUTUALIS_AUDIT_RETENTION_DAYS).
+        return False

@@ -1,0 +1,440 @@
+"""The URL × persona matrix: every URL pattern of the project, the admin's included, requested by
+each persona on real objects of communes A and B, answers the status the table below declares,
+never a 500, and a refused request writes nothing.
+
+The table says what the product should answer (mutualisation/rules.py, conventions/rules.py,
+costing/rules.py, the views): 302 to the login page for an anonymous visitor, 404 for an object
+of a convention the persona may not see (its existence is not revealed), 403 for an action the
+persona's role does not allow, 405 for a POST-only address requested by GET. A URL pattern
+without a row fails ``test_every_url_pattern_has_a_row``.
+"""
+
+import re
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+import time_machine
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection, transaction
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from tests.mutualisation.url_world import NOW, YEAR, build_world
+
+PERSONAS = ("anonymous", "outsider", "reader_a", "reader_b", "manager", "finance", "admin")
+
+# Expected answers: an HTTP status, or one of these redirects.
+LOGIN = "login"  # 302 to the login page, with ?next=
+ADMIN_LOGIN = "admin-login"  # 302 to the admin's login page
+# A form's empty POST gets the GET's answer: refused alike, or the form again with its errors.
+AS_GET = "as-get"
+
+
+@dataclass(frozen=True)
+class Row:
+    """How to fill a pattern from the world (a dict of kwargs, a list of args, or for an unnamed
+    pattern the path itself), and the answer per persona, in the order of PERSONAS, to a GET and
+    to an empty POST (None: a page that only reads, not posted)."""
+
+    url: Callable
+    get: tuple
+    post: tuple | str | None = None
+    query: str = ""
+
+
+# fmt: off
+#                      anonymous  outsider  reader_a  reader_b  manager  finance  admin
+EVERY_ROLE =          (LOGIN,     403,      200,      200,      200,     200,     200)
+SEES_A =              (LOGIN,     404,      200,      404,      200,     200,     200)
+COST_SEES_A =         (LOGIN,     403,      200,      404,      200,     200,     200)
+MANAGER_ON_A =        (LOGIN,     404,      403,      404,      200,     403,     200)
+FINANCE =             (LOGIN,     403,      403,      403,      403,     200,     200)
+USAGE =               (LOGIN,     403,      403,      403,      200,     200,     200)
+ANY_ACCOUNT =         (LOGIN,     200,      200,      200,      200,     200,     200)
+POST_ONLY =           (LOGIN,     405,      405,      405,      405,     405,     405)
+
+
+def admin_only(answer):
+    """The admin site is the administrator's (the only staff account); every other persona is
+    sent to its login page."""
+    return (ADMIN_LOGIN,) * 6 + (answer,)
+
+
+STAFF_ONLY = admin_only(200)
+
+ROWS = {
+    "home":                              Row(lambda w: {}, EVERY_ROLE),
+    "login":                             Row(lambda w: {}, (200, 302, 302, 302, 302, 302, 302),
+                                             (200, 302, 302, 302, 302, 302, 302)),
+    "logout":                            Row(lambda w: {}, (405,) * 7, (302,) * 7),
+    "password_change":                   Row(lambda w: {}, ANY_ACCOUNT, ANY_ACCOUNT),
+    "password_change_done":              Row(lambda w: {}, ANY_ACCOUNT, (LOGIN, *(405,) * 6)),
+    # --- conventions ---------------------------------------------------------------------------
+    "conventions:list":                  Row(lambda w: {}, EVERY_ROLE),
+    "conventions:create":                Row(lambda w: {}, (LOGIN, 403, 403, 403, 200, 403, 200),
+                                             AS_GET),
+    "conventions:detail":                Row(lambda w: {"reference": w.convention_a.reference},
+                                             SEES_A),
+    "conventions:edit":                  Row(lambda w: {"reference": w.draft.reference},
+                                             MANAGER_ON_A, AS_GET),
+    "conventions:pdf":                   Row(lambda w: {"reference": w.convention_a.reference},
+                                             SEES_A),
+    "conventions:transition":            Row(lambda w: {"reference": w.draft.reference,
+                                                        "name": "submit"},
+                                             POST_ONLY, (LOGIN, 404, 403, 404, 302, 403, 302)),
+    "conventions:add-related":           Row(lambda w: {"reference": w.draft.reference,
+                                                        "kind": "fiche-impact"},
+                                             MANAGER_ON_A, AS_GET),
+    "conventions:record-edit":           Row(lambda w: {"reference": w.draft.reference,
+                                                        "kind": "deliberation",
+                                                        "pk": w.deliberation.pk},
+                                             MANAGER_ON_A, AS_GET),
+    "conventions:record-delete":         Row(lambda w: {"reference": w.draft.reference,
+                                                        "kind": "avis", "pk": w.opinion.pk},
+                                             POST_ONLY, (LOGIN, 404, 403, 404, 302, 403, 302)),
+    "conventions:deliberation-publicity": Row(lambda w: {"reference": w.draft.reference,
+                                                         "pk": w.deliberation.pk},
+                                              MANAGER_ON_A, AS_GET),
+    "conventions:publicity":             Row(lambda w: {"reference": w.draft.reference},
+                                             MANAGER_ON_A, AS_GET),
+    "conventions:amendment-create":      Row(lambda w: {"reference": w.convention_a.reference},
+                                             MANAGER_ON_A, AS_GET),
+    "conventions:amendment-deliberation": Row(lambda w: {"reference": w.convention_a.reference,
+                                                         "number": w.amendment.number},
+                                              MANAGER_ON_A, AS_GET),
+    "conventions:amendment-forecasts":   Row(lambda w: {"reference": w.convention_a.reference,
+                                                        "number": w.amendment.number},
+                                             MANAGER_ON_A, AS_GET),
+    "conventions:amendment-opinion":     Row(lambda w: {"reference": w.convention_a.reference,
+                                                        "number": w.amendment.number},
+                                             MANAGER_ON_A, AS_GET),
+    "conventions:amendment-pdf":         Row(lambda w: {"reference": w.convention_a.reference,
+                                                        "number": w.amendment.number},
+                                             SEES_A),
+    "conventions:amendment-sign":        Row(lambda w: {"reference": w.convention_a.reference,
+                                                        "number": w.amendment.number},
+                                             POST_ONLY, (LOGIN, 404, 403, 404, 409, 403, 409)),
+    "conventions:terminate":             Row(lambda w: {"reference": w.convention_a.reference},
+                                             MANAGER_ON_A, AS_GET),
+    "conventions:attachment-download":   Row(lambda w: {"reference": w.convention_a.reference,
+                                                        "pk": w.attachment.pk},
+                                             SEES_A),
+    # --- costing -------------------------------------------------------------------------------
+    "costing:index":                     Row(lambda w: {}, (LOGIN, 403, 302, 302, 302, 302, 302)),
+    "costing:reimbursements":            Row(lambda w: {"year": YEAR}, EVERY_ROLE),
+    "costing:cost-bases":                Row(lambda w: {"year": YEAR}, EVERY_ROLE),
+    "costing:cost-base-create":          Row(lambda w: {}, FINANCE, AS_GET),
+    "costing:cost-base":                 Row(lambda w: {"pk": w.base_a_only.pk}, COST_SEES_A),
+    "costing:cost-base-edit":            Row(lambda w: {"pk": w.base.pk}, FINANCE, AS_GET),
+    "costing:unit-cost-compute":         Row(lambda w: {"pk": w.base.pk}, POST_ONLY,
+                                             (LOGIN, 403, 403, 403, 403, 302, 302)),
+    "costing:unit-cost-notify":          Row(lambda w: {"pk": w.base.pk}, POST_ONLY,
+                                             (LOGIN, 403, 403, 403, 403, 302, 302)),
+    "costing:unit-cost-correct":         Row(lambda w: {"pk": w.base.pk}, POST_ONLY,
+                                             (LOGIN, 403, 403, 403, 403, 200, 200)),
+    "costing:unit-cost-provisional":     Row(lambda w: {"pk": w.base.pk}, POST_ONLY,
+                                             (LOGIN, 403, 403, 403, 403, 302, 302)),
+    "costing:usage-import":              Row(lambda w: {}, USAGE, AS_GET),
+    "costing:usage-edit":                Row(lambda w: {"pk": w.usage.pk}, USAGE, AS_GET),
+    "costing:usage-state":               Row(lambda w: {"reference": w.convention_a.reference,
+                                                        "year": YEAR}, USAGE, AS_GET),
+    "costing:usage-grid":                Row(lambda w: {"reference": w.convention_a.reference,
+                                                        "service": w.service.code, "year": YEAR},
+                                             USAGE, AS_GET),
+    "costing:simulation":                Row(lambda w: {"reference": w.convention_a.reference},
+                                             USAGE),
+    "costing:statements":                Row(lambda w: {"year": YEAR}, EVERY_ROLE),
+    "costing:statements-prepare":        Row(lambda w: {"year": YEAR}, POST_ONLY,
+                                             (LOGIN, 403, 403, 403, 403, 302, 302)),
+    # An empty POST names no action: refused as an unknown action.
+    "costing:batch-start":               Row(lambda w: {"year": YEAR}, POST_ONLY,
+                                             (LOGIN, 403, 403, 403, 403, 403, 403)),
+    "costing:statement":                 Row(lambda w: {"pk": w.correction.pk}, COST_SEES_A),
+    "costing:statement-pdf":             Row(lambda w: {"pk": w.issued.pk}, COST_SEES_A),
+    "costing:statement-issue":           Row(lambda w: {"pk": w.correction.pk}, POST_ONLY,
+                                             (LOGIN, 403, 403, 403, 403, 302, 302)),
+    "costing:statement-correct":         Row(lambda w: {"pk": w.issued.pk}, POST_ONLY,
+                                             (LOGIN, 403, 403, 403, 403, 302, 302)),
+    # The debtor commune remarks on and approves its draft; the Métropole's staff do not.
+    "costing:statement-remark":          Row(lambda w: {"pk": w.correction.pk}, POST_ONLY,
+                                             (LOGIN, 404, 302, 404, 403, 403, 403)),
+    "costing:statement-approve":         Row(lambda w: {"pk": w.correction.pk}, POST_ONLY,
+                                             (LOGIN, 404, 302, 404, 403, 403, 403)),
+    "costing:instalments":               Row(lambda w: {"year": YEAR}, EVERY_ROLE),
+    "costing:instalments-call":          Row(lambda w: {"year": YEAR}, POST_ONLY,
+                                             (LOGIN, 403, 403, 403, 403, 302, 302)),
+    "costing:instalment-action":         Row(lambda w: {"pk": w.instalment.pk, "action": "titre"},
+                                             POST_ONLY, (LOGIN, 403, 403, 403, 403, 302, 302)),
+    "costing:batch":                     Row(lambda w: {"pk": w.job.pk}, FINANCE),
+    "costing:batch-download":            Row(lambda w: {"pk": w.job.pk}, FINANCE),
+    "costing:export":                    Row(lambda w: {"year": YEAR, "kind": "titres",
+                                                        "fmt": "csv"}, FINANCE),
+    "costing:dashboard":                 Row(lambda w: {"year": YEAR}, FINANCE),
+    "costing:commune-summary":           Row(lambda w: {"year": YEAR,
+                                                        "siren": w.commune_a.siren},
+                                             COST_SEES_A),
+    # --- the admin site: staff only (the administrator); a non-staff account is sent to its
+    # login page -----------------------------------------------------------------------------
+    "admin:index":                       Row(lambda w: {}, STAFF_ONLY),
+    # The admin's login page: a signed-in account without staff status is told so, on it.
+    "admin:login":                       Row(lambda w: {}, (200, 200, 200, 200, 200, 200, 302)),
+    # A GET does not log out; a non-staff account is sent to the admin's index (then login).
+    "admin:logout":                      Row(lambda w: {}, (302, 302, 302, 302, 302, 302, 405),
+                                             (302, 302, 302, 302, 302, 302, 302)),
+    "admin:password_change":             Row(lambda w: {}, STAFF_ONLY),
+    "admin:password_change_done":        Row(lambda w: {}, STAFF_ONLY),
+    "admin:autocomplete":                Row(lambda w: {}, STAFF_ONLY,
+                                             query="app_label=mutualisation&model_name=membership"
+                                                   "&field_name=organisation&term=Commune"),
+    "admin:jsi18n":                      Row(lambda w: {}, STAFF_ONLY),
+    "admin:view_on_site":                Row(lambda w: [ContentType.objects.get_for_model(
+                                                 w.convention_a).pk, w.convention_a.pk],
+                                             admin_only(302)),
+    "admin:app_list":                    Row(lambda w: {"app_label": "costing"}, STAFF_ONLY),
+    "admin/(?P<url>.*)$":                Row(lambda w: "/admin/inexistant/", admin_only(404)),
+}
+# fmt: on
+
+
+@dataclass(frozen=True)
+class AdminModel:
+    """A registered model: the object its pages open, the administrator's answer on its add and
+    delete pages (403: the application produces or freezes these records), and whether
+    django-simple-history adds its own page of a past version."""
+
+    obj: Callable
+    add: int = 200
+    delete: int = 200
+    simple_history: bool = True
+
+
+ADMIN_MODELS = {
+    "auth.group": AdminModel(lambda w: w.group, simple_history=False),
+    "auth.user": AdminModel(lambda w: w.users.reader_a, simple_history=False),
+    "axes.accessattempt": AdminModel(lambda w: w.attempt, add=403, simple_history=False),
+    "axes.accesslog": AdminModel(lambda w: w.access_log, add=403, simple_history=False),
+    "axes.accessfailurelog": AdminModel(lambda w: w.failure, add=403, simple_history=False),
+    "mutualisation.organisation": AdminModel(lambda w: w.commune_a),
+    "mutualisation.epcimembership": AdminModel(lambda w: w.epci_membership),
+    "mutualisation.populationrecord": AdminModel(lambda w: w.population),
+    "mutualisation.unittype": AdminModel(lambda w: w.service.unit_type),
+    "mutualisation.unitweight": AdminModel(lambda w: w.weight),
+    "mutualisation.service": AdminModel(lambda w: w.service),
+    "mutualisation.membership": AdminModel(lambda w: w.users.reader_a.memberships.get()),
+    # The download log is read only: recorded by the application, purged by its command.
+    "mutualisation.documentaccess": AdminModel(
+        lambda w: w.access, add=403, delete=403, simple_history=False
+    ),
+    "conventions.convention": AdminModel(lambda w: w.convention_a),
+    "conventions.terms": AdminModel(lambda w: w.terms),
+    "conventions.usageforecast": AdminModel(lambda w: w.forecast),
+    "conventions.deliberation": AdminModel(lambda w: w.deliberation),
+    "conventions.staffbodyopinion": AdminModel(lambda w: w.opinion),
+    "conventions.amendment": AdminModel(lambda w: w.amendment),
+    "conventions.impactsheet": AdminModel(lambda w: w.impact_sheet),
+    "conventions.agentassignment": AdminModel(lambda w: w.agent),
+    "conventions.attachment": AdminModel(lambda w: w.attachment, simple_history=False),
+    "conventions.termination": AdminModel(lambda w: w.termination),
+    "conventions.referencecounter": AdminModel(lambda w: w.reference_counter, simple_history=False),
+    "costing.costbase": AdminModel(lambda w: w.base),
+    # A notified unit cost is frozen: corrected by a new version, never deleted.
+    "costing.unitcost": AdminModel(lambda w: w.unit_cost, delete=403),
+    "costing.usagerecord": AdminModel(lambda w: w.usage, add=403, delete=403),
+    "costing.instalment": AdminModel(lambda w: w.instalment, add=403, delete=403),
+    "costing.accountmapping": AdminModel(lambda w: w.account_mapping),
+    # An issued statement is frozen (database triggers too).
+    "costing.statement": AdminModel(lambda w: w.issued, add=403, delete=403, simple_history=False),
+    "costing.statementremark": AdminModel(lambda w: w.remark, simple_history=False),
+    "costing.batchjob": AdminModel(lambda w: w.job, add=403, simple_history=False),
+}
+
+
+def _admin_rows(label, model):
+    app, name = label.split(".")
+    prefix = f"admin:{app}_{name}"
+
+    def pk(w):
+        return model.obj(w).pk
+
+    rows = {
+        f"{prefix}_changelist": Row(lambda w: {}, STAFF_ONLY),
+        f"{prefix}_add": Row(lambda w: {}, admin_only(model.add)),
+        f"{prefix}_history": Row(lambda w: {"object_id": pk(w)}, STAFF_ONLY),
+        f"{prefix}_delete": Row(lambda w: {"object_id": pk(w)}, admin_only(model.delete)),
+        f"{prefix}_change": Row(lambda w: {"object_id": pk(w)}, STAFF_ONLY),
+        # The bare object address redirects to its change page.
+        f"admin/{app}/{name}/<path:object_id>/": Row(
+            lambda w: f"/admin/{app}/{name}/{pk(w)}/", admin_only(302)
+        ),
+    }
+    if model.simple_history:
+        rows[f"{prefix}_simple_history"] = Row(
+            lambda w: [pk(w), model.obj(w).history.earliest("history_date").history_id],
+            STAFF_ONLY,
+        )
+    if label == "auth.user":
+        rows["admin:auth_user_password_change"] = Row(lambda w: {"id": pk(w)}, STAFF_ONLY)
+    return rows
+
+
+for _label, _model in ADMIN_MODELS.items():
+    ROWS.update(_admin_rows(_label, _model))
+
+
+def url_patterns(patterns=None, prefix="", namespace=None):
+    """(stable name, route) of every URL pattern: ``namespace:name``, or the full route of an
+    unnamed pattern."""
+    if patterns is None:
+        patterns = get_resolver().url_patterns
+    for pattern in patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            inner = pattern.namespace
+            if namespace and inner:
+                inner = f"{namespace}:{inner}"
+            yield from url_patterns(pattern.url_patterns, route, inner or namespace)
+        else:
+            assert isinstance(pattern, URLPattern)
+            if pattern.name:
+                yield (f"{namespace}:{pattern.name}" if namespace else pattern.name), route
+            else:
+                yield route, route
+
+
+def test_every_url_pattern_has_a_row():
+    patterns = dict(url_patterns())
+    missing = sorted(set(patterns) - set(ROWS))
+    assert not missing, "Ces adresses n'ont pas de ligne dans ROWS (test_url_matrix.py) :\n" + (
+        "\n".join(f"  {name}  ({patterns[name]})" for name in missing)
+    )
+    stale = sorted(set(ROWS) - set(patterns))
+    assert not stale, "Ces lignes de ROWS ne correspondent à aucune adresse : " + ", ".join(stale)
+
+
+def test_every_post_only_address_is_also_posted():
+    refused_get = [name for name, row in ROWS.items() if 405 in row.get and row.post is None]
+    assert not refused_get, f"Adresses POST seulement sans réponses au POST : {refused_get}"
+
+
+# --- the world, built once for the module ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker):
+    """Built once inside a transaction that is rolled back after the module; each test runs in a
+    savepoint of it (pytest-django's ``db``), so what a request changes is undone after it."""
+    traveller = time_machine.travel(NOW)
+    traveller.start()
+    atomic = transaction.atomic()
+    try:
+        with django_db_blocker.unblock():
+            atomic.__enter__()
+            built = build_world()
+            # One session per persona, opened once: each request presents its cookie.
+            built.sessions = {}
+            for persona in PERSONAS[1:]:
+                client = Client()
+                client.force_login(getattr(built.users, persona))
+                built.sessions[persona] = client.cookies[settings.SESSION_COOKIE_NAME].value
+        yield built
+    finally:
+        with django_db_blocker.unblock():
+            transaction.set_rollback(True)
+            atomic.__exit__(None, None, None)
+        traveller.stop()
+
+
+WRITE = re.compile(r'^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?(\w+)"?', re.IGNORECASE)
+
+
+def written_tables(queries):
+    return {m.group(1) for q in queries if (m := WRITE.match(q["sql"]))}
+
+
+def request(world, persona, method, name):
+    row = ROWS[name]
+    filled = row.url(world)
+    if isinstance(filled, str):
+        url = filled
+    elif isinstance(filled, dict):
+        url = reverse(name, kwargs=filled)
+    else:
+        url = reverse(name, args=filled)
+    if row.query:
+        url = f"{url}?{row.query}"
+    client = Client()
+    if persona != "anonymous":
+        client.cookies[settings.SESSION_COOKIE_NAME] = world.sessions[persona]
+    with CaptureQueriesContext(connection) as queries:
+        try:
+            response = getattr(client, method.lower())(url)
+        except Exception:
+            pytest.fail(
+                f"{method} {url} en tant que {persona} : erreur 500\n{traceback.format_exc()}"
+            )
+    return url, response, written_tables(queries.captured_queries)
+
+
+def check(world, persona, method, name, expected):
+    url, response, written = request(world, persona, method, name)
+    actual = response.status_code
+    where = f"{method} {url} en tant que {persona} : attendu {expected}, obtenu {actual}"
+    location = response.get("Location", "")
+    if expected == LOGIN:
+        assert (actual, location.split("?")[0]) == (302, reverse("login")), f"{where} {location}"
+    elif expected == ADMIN_LOGIN:
+        assert (actual, location.split("?")[0]) == (302, reverse("admin:login")), (
+            f"{where} {location}"
+        )
+    else:
+        assert actual == expected, f"{where} {location}"
+    refused = expected in (LOGIN, ADMIN_LOGIN, 403, 404, 405)
+    allowed_writes = {"django_session"}
+    if method == "GET" and not refused:
+        allowed_writes.add("mutualisation_documentaccess")  # the download log
+    if refused or method == "GET":
+        assert written <= allowed_writes, f"{where} ; écrit dans {sorted(written - allowed_writes)}"
+
+
+GET_CASES = [(name, persona) for name in ROWS for persona in PERSONAS]
+POST_CASES = [
+    (name, persona) for name, row in ROWS.items() if row.post is not None for persona in PERSONAS
+]
+
+
+@pytest.mark.parametrize(("name", "persona"), GET_CASES, ids=[f"GET {n} {p}" for n, p in GET_CASES])
+def test_get(world, db, name, persona):
+    check(world, persona, "GET", name, ROWS[name].get[PERSONAS.index(persona)])
+
+
+@pytest.mark.parametrize(
+    ("name", "persona"), POST_CASES, ids=[f"POST {n} {p}" for n, p in POST_CASES]
+)
+def test_empty_post(world, db, name, persona):
+    row = ROWS[name]
+    answers = row.get if row.post == AS_GET else row.post
+    check(world, persona, "POST", name, answers[PERSONAS.index(persona)])
+
+
+# The lists a commune reader opens show its commune's records and nothing of the other's.
+LISTS = {
+    "conventions:list": {},
+    "costing:reimbursements": {"year": YEAR},
+    "costing:statements": {"year": YEAR},
+}
+
+
+@pytest.mark.parametrize("name", LISTS)
+@pytest.mark.parametrize(
+    ("persona", "own", "other"), [("reader_a", "a", "b"), ("reader_b", "b", "a")]
+)
+def test_a_commune_reader_lists_its_own_conventions_only(world, db, name, persona, own, other):
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = world.sessions[persona]
+    page = client.get(reverse(name, kwargs=LISTS[name])).content.decode()
+    assert getattr(world, f"convention_{own}").reference in page
+    assert getattr(world, f"convention_{other}").reference not in page
