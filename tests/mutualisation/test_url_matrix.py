@@ -139,6 +139,11 @@ ROWS = {
     "costing:unit-cost-provisional":     Row(lambda w: {"pk": w.base.pk}, POST_ONLY,
                                              (LOGIN, 403, 403, 403, 403, 302, 302)),
     "costing:usage-import":              Row(lambda w: {}, USAGE, AS_GET),
+    # A dropped file is its author's: another person with the right gets 404.
+    "costing:usage-import-detail":       Row(lambda w: {"pk": w.usage_import.pk},
+                                             (LOGIN, 403, 403, 403, 404, 200, 404)),
+    "costing:usage-import-confirm":      Row(lambda w: {"pk": w.usage_import.pk}, POST_ONLY,
+                                             (LOGIN, 403, 403, 403, 404, 302, 404)),
     "costing:usage-edit":                Row(lambda w: {"pk": w.usage.pk}, USAGE, AS_GET),
     "costing:usage-state":               Row(lambda w: {"reference": w.convention_a.reference,
                                                         "year": YEAR}, USAGE, AS_GET),
@@ -250,6 +255,10 @@ ADMIN_MODELS = {
     "costing.statement": AdminModel(lambda w: w.issued, add=403, delete=403, simple_history=False),
     "costing.statementremark": AdminModel(lambda w: w.remark, simple_history=False),
     "costing.batchjob": AdminModel(lambda w: w.job, add=403, simple_history=False),
+    # A dropped usage file is read only: its records cite it.
+    "costing.usageimport": AdminModel(
+        lambda w: w.usage_import, add=403, delete=403, simple_history=False
+    ),
 }
 
 

@@ -46,6 +46,7 @@ from costing.models import (
     BatchJob,
     Instalment,
     UnitCost,
+    UsageImport,
     UsageRecord,
     UsageSource,
 )
@@ -289,6 +290,25 @@ def build_world():
         finished_at=NOW,
     )
 
+    # A usage file the finance officer dropped and has not confirmed yet.
+    usage_import = UsageImport(
+        filename="recours.csv",
+        sha256="0" * 64,
+        rows=1,
+        done=1,
+        status=UsageImport.ImportStatus.CHECKED,
+        created_by=users.finance,
+    )
+    usage_import.file.save(
+        "recours.csv",
+        ContentFile(
+            "convention;beneficiaire;service;mois;quantite\n"
+            f"{convention_a.reference};{commune_a.siren};{service.code};{YEAR}-02;1\n".encode()
+        ),
+        save=False,
+    )
+    usage_import.save()
+
     # The account table is seeded by a migration (no history): an administrator relabels one
     # account, which gives it a past version.
     account_mapping = AccountMapping.objects.order_by("pk").first()
@@ -343,6 +363,7 @@ def build_world():
         termination=termination,
         base=base,
         base_a_only=base_a_only,
+        usage_import=usage_import,
         unit_cost=unit_cost,
         usage=usage_a[0],
         forecast=UsageForecast.objects.filter(beneficiary=commune_a).first(),
