@@ -11,6 +11,7 @@ the file are replaced. No row may touch a year whose statement is issued and not
 
 import datetime
 import io
+import logging
 import re
 import zipfile
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from costing.services import (
 )
 from mutualisation.models import Organisation, Service, UnitWeight
 from mutualisation.validators import validate_plausible_date
+
+logger = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ["convention", "beneficiaire", "service", "mois", "quantite"]
 OPTIONAL_COLUMNS = ["ponderation", "reference", "motif"]
@@ -409,11 +412,10 @@ def read_dataset(content: bytes, filename: str) -> tablib.Dataset:
             dataset = tablib.Dataset().load(io.BytesIO(content), format="xlsx")
         elif name.endswith(".csv"):
             decoded = content.decode("utf-8-sig")
-            delimiter = (
-                ";"
-                if decoded.splitlines()[0].count(";") >= decoded.splitlines()[0].count(",")
-                else ","
-            )
+            if not decoded.strip():
+                raise ImportFileError(_("Le fichier est vide : aucune ligne à importer."))
+            first_line = decoded.splitlines()[0]
+            delimiter = ";" if first_line.count(";") >= first_line.count(",") else ","
             dataset = tablib.Dataset().load(decoded, format="csv", delimiter=delimiter)
         else:
             raise ImportFileError(_("Format non pris en charge : fichier .csv ou .xlsx attendu."))
@@ -421,8 +423,21 @@ def read_dataset(content: bytes, filename: str) -> tablib.Dataset:
         raise ImportFileError(_("Le fichier CSV doit être encodé en UTF-8.")) from None
     except ImportFileError:
         raise
-    except Exception as error:  # tablib and openpyxl raise many kinds of errors on bad files
-        raise ImportFileError(_("Fichier illisible : %(error)s") % {"error": error}) from None
+    except Exception:  # tablib, csv and openpyxl raise many kinds of errors on bad files
+        # Their messages are English and name Python internals: say what to do instead.
+        logger.info("Unreadable usage file %r", filename, exc_info=True)
+        raise ImportFileError(
+            _(
+                "Fichier XLSX illisible : enregistrez-le à nouveau depuis le tableur (classeur "
+                "Excel .xlsx), ou en CSV."
+            )
+            if name.endswith(".xlsx")
+            else _(
+                "Fichier CSV illisible : une ligne d'en-tête puis une ligne par recours, "
+                "séparées par des points-virgules (une cellule compte au plus 131 072 "
+                "caractères)."
+            )
+        ) from None
     if dataset.height > max_import_rows():
         raise ImportFileError(
             _(
@@ -431,6 +446,17 @@ def read_dataset(content: bytes, filename: str) -> tablib.Dataset:
             )
             % {"rows": dataset.height, "limit": max_import_rows()}
         )
+    # A NUL character is no text a person typed (a binary or corrupted file); PostgreSQL refuses
+    # to store or even look one up.
+    for line, row in enumerate([dataset.headers or [], *dataset], start=1):
+        if any("\x00" in str(cell) for cell in row if cell is not None):
+            raise ImportFileError(
+                _(
+                    "Ligne %(line)s : caractère nul dans une cellule (fichier binaire ou "
+                    "corrompu ?). Enregistrez à nouveau le fichier depuis le tableur."
+                )
+                % {"line": line}
+            )
     headers = [text(h).lower() for h in (dataset.headers or [])]
     missing = [column for column in REQUIRED_COLUMNS if column not in headers]
     if missing:
@@ -496,9 +522,13 @@ def import_usage_file(
                 )
     for number, row_errors in result.row_errors():
         for error in row_errors:
+            # The exception's text is English and technical: logged, not shown.
+            logger.warning("Usage import, line %s: %r", number + 1, error.error)
             errors.append(
                 RowError(
-                    number + 1, "", _("Erreur inattendue : %(error)s") % {"error": error.error}
+                    number + 1,
+                    "",
+                    _("Ligne illisible : vérifiez ses valeurs (nombres, mois, codes)."),
                 )
             )
     errors += duplicates
