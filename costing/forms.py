@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from conventions.forms import DateInput
 from costing.models import ACCOUNT_FORMAT_MESSAGE, CostBase, CostLine
+from mutualisation.forms import InlineFormSet
 from mutualisation.models import UnitWeight
 
 MONTHS = [
@@ -75,8 +76,18 @@ class CostLineForm(forms.ModelForm):
         widgets = {"justification": forms.Textarea(attrs={"rows": 1})}
 
 
+# A cost base has a few dozen lines; the cap bounds what a forged management form can ask for.
+MAX_COST_LINES = 200
+
 CostLineFormSet = inlineformset_factory(
-    CostBase, CostLine, form=CostLineForm, extra=2, can_delete=True
+    CostBase,
+    CostLine,
+    form=CostLineForm,
+    formset=InlineFormSet,
+    extra=2,
+    can_delete=True,
+    max_num=MAX_COST_LINES,
+    absolute_max=MAX_COST_LINES,
 )
 
 

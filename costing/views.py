@@ -39,6 +39,7 @@ from costing.resources import (
 )
 from costing.rules import may_approve
 from mutualisation.documents import render_pdf
+from mutualisation.forms import RowsConflict
 from mutualisation.models import Organisation, Service
 from mutualisation.rules import scope_of
 from mutualisation.services import record_document_access
@@ -120,6 +121,9 @@ def cost_base_edit(request, pk=None):
             base = services.cost_base_save(form=form, lines=lines)
         except services.StaleCostBase:
             form.add_error(None, services.stale_cost_base_message(base))
+            status = 409
+        except RowsConflict as conflict:
+            form.add_error(None, str(conflict))
             status = 409
         else:
             messages.success(request, _("Base de coûts enregistrée."))
