@@ -12,6 +12,7 @@ from conventions.forms import DateInput
 from costing.models import ACCOUNT_FORMAT_MESSAGE, CostBase, CostLine
 from mutualisation.forms import InlineFormSet
 from mutualisation.models import UnitWeight
+from mutualisation.validators import validate_plausible_date
 
 MONTHS = [
     _("janvier"), _("février"), _("mars"), _("avril"), _("mai"), _("juin"),
@@ -92,7 +93,11 @@ CostLineFormSet = inlineformset_factory(
 
 
 class NotificationForm(forms.Form):
-    notified_on = forms.DateField(label=_("Notifié aux bénéficiaires le"), widget=DateInput())
+    notified_on = forms.DateField(
+        label=_("Notifié aux bénéficiaires le"),
+        widget=DateInput(),
+        validators=[validate_plausible_date],
+    )
 
 
 class UnitCostCorrectionForm(forms.Form):
@@ -172,12 +177,17 @@ class UsageGridForm(forms.Form):
             return None
         try:
             shown = json.loads(raw)
-            return {
+            loaded = {
                 tuple(int(part) for part in key.split("_")): Decimal(value)
                 for key, value in shown.items()
             }
         except (ValueError, TypeError, ArithmeticError, AttributeError):
             return None
+        # A quantity shown is a finite number: NaN (a signalling one cannot even be compared)
+        # or Infinity means the hidden field was tampered with, and names no grid.
+        if not all(quantity.is_finite() for quantity in loaded.values()):
+            return None
+        return loaded
 
 
 class UsageImportForm(forms.Form):

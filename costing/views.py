@@ -3,6 +3,7 @@ costs, the usage grid and import, and the simulation of a draft convention or av
 
 import base64
 import hashlib
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -229,7 +230,10 @@ def unit_cost_notify(request, pk):
         raise Http404
     form = forms.NotificationForm(request.POST)
     if not form.is_valid():
-        messages.error(request, _("Date de notification invalide."))
+        for error in form.errors.get("notified_on", [_("Date manquante.")]):
+            messages.error(
+                request, _("Date de notification invalide : %(error)s") % {"error": error}
+            )
         return redirect("costing:cost-base", pk=base.pk)
     try:
         services.unit_cost_notify(unit_cost, form.cleaned_data["notified_on"])
@@ -512,10 +516,11 @@ def simulation(request, reference):
     require(request, "costing.simulate")
     convention = get_convention(request, reference)
     amendment = None
-    if request.GET.get("avenant"):
-        amendment = get_object_or_404(
-            Amendment, convention=convention, number=request.GET["avenant"]
-        )
+    if number := request.GET.get("avenant"):
+        # An avenant's number, as the links write it; anything else names no avenant.
+        if not re.fullmatch(r"[0-9]{1,5}", number):
+            raise Http404
+        amendment = get_object_or_404(Amendment, convention=convention, number=int(number))
     rows = services.simulate(convention, amendment=amendment)
     chart = services.simulation_chart(rows)
     return render(
