@@ -1,4 +1,7 @@
-"""Response headers every page carries, beyond Django's security middleware."""
+"""Response headers every page carries, beyond Django's security middleware; requests no
+person can send refused early."""
+
+from django.core.exceptions import BadRequest
 
 # No browser feature the application uses: camera, microphone, location, payment, USB…
 PERMISSIONS_POLICY = (
@@ -27,3 +30,22 @@ class PrivateResponsesMiddleware:
         ):
             response["Cache-Control"] = "no-store, private"
         return response
+
+
+class RefuseNulCharactersMiddleware:
+    """An address or a query string holding a NUL character (``%00``) is no request a person
+    sends: answered « Requête invalide » (400). PostgreSQL refuses the character even in a
+    lookup, so a reference read from the address gave a 500. Forms already refuse it in what
+    is posted."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if "\x00" in request.path_info or any(
+            "\x00" in key or "\x00" in value
+            for key, values in request.GET.lists()
+            for value in values
+        ):
+            raise BadRequest
+        return self.get_response(request)
