@@ -34,7 +34,7 @@ from conventions.models import (
 )
 from conventions.services.gates import MAX_PERIODICITY_MONTHS
 from conventions.services.in_force import TERMS_FIELDS
-from mutualisation.forms import InlineFormSet
+from mutualisation.forms import InlineFormSet, finite_decimals
 from mutualisation.models import Organisation, Service, UnitType
 
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
@@ -98,6 +98,7 @@ class ConventionForm(forms.ModelForm):
 class TermsForm(forms.ModelForm):
     class Meta:
         model = Terms
+        formfield_callback = finite_decimals
         fields = list(TERMS_FIELDS)
         widgets = {
             **date_widgets("end_date"),
@@ -339,6 +340,7 @@ DeliberationFormSet = inlineformset_factory(
 class UsageForecastForm(forms.ModelForm):
     class Meta:
         model = UsageForecast
+        formfield_callback = finite_decimals
         fields = ["service", "beneficiary", "year", "units", "fixed_share_percent"]
         localized_fields = ["units", "fixed_share_percent"]
 
@@ -404,6 +406,7 @@ class ImpactSheetForm(forms.ModelForm):
 class AgentForm(forms.ModelForm):
     class Meta:
         model = AgentAssignment
+        formfield_callback = finite_decimals
         fields = [
             "agent_ref",
             "job_title",

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from conventions.forms import DateInput
 from costing.models import ACCOUNT_FORMAT_MESSAGE, CostBase, CostLine
-from mutualisation.forms import InlineFormSet
+from mutualisation.forms import DecimalField, InlineFormSet, finite_decimals
 from mutualisation.models import UnitWeight
 from mutualisation.validators import validate_plausible_date
 
@@ -34,6 +34,7 @@ class CostBaseForm(forms.ModelForm):
 
     class Meta:
         model = CostBase
+        formfield_callback = finite_decimals
         fields = [
             "service",
             "year",
@@ -64,6 +65,7 @@ class CostLineForm(forms.ModelForm):
 
     class Meta:
         model = CostLine
+        formfield_callback = finite_decimals
         fields = [
             "label",
             "category",
@@ -112,8 +114,8 @@ class UnitCostCorrectionForm(forms.Form):
 
 
 class ProvisionalForm(forms.Form):
-    index_now = forms.DecimalField(label=_("Indice de l'année N"), localize=True, min_value=0)
-    index_before = forms.DecimalField(label=_("Indice de l'année N-1"), localize=True, min_value=0)
+    index_now = DecimalField(label=_("Indice de l'année N"), localize=True, min_value=0)
+    index_before = DecimalField(label=_("Indice de l'année N-1"), localize=True, min_value=0)
 
 
 class UsageGridForm(forms.Form):
@@ -125,7 +127,7 @@ class UsageGridForm(forms.Form):
         self.year = year
         for beneficiary in beneficiaries:
             for month, name in enumerate(MONTHS, start=1):
-                self.fields[self.key(beneficiary.pk, month)] = forms.DecimalField(
+                self.fields[self.key(beneficiary.pk, month)] = DecimalField(
                     label=f"{beneficiary.name} — {name} {year}",
                     required=False,
                     min_value=0,
@@ -228,7 +230,7 @@ QUANTITY_OPTIONS = {"max_digits": 12, "decimal_places": 3, "localize": True}
 class UsageRecordForm(forms.Form):
     """Correct one recorded use; the reason goes into its history."""
 
-    quantity = forms.DecimalField(label=_("Quantité"), **QUANTITY_OPTIONS)
+    quantity = DecimalField(label=_("Quantité"), **QUANTITY_OPTIONS)
     weight = forms.ModelChoiceField(
         label=_("Pondération"), queryset=UnitWeight.objects.none(), required=False
     )
@@ -253,7 +255,7 @@ class UsageAdjustmentForm(forms.Form):
     month = forms.TypedChoiceField(
         label=_("Mois"), coerce=int, choices=[(i, name) for i, name in enumerate(MONTHS, 1)]
     )
-    quantity = forms.DecimalField(label=_("Quantité (négative pour retirer)"), **QUANTITY_OPTIONS)
+    quantity = DecimalField(label=_("Quantité (négative pour retirer)"), **QUANTITY_OPTIONS)
     weight = forms.ModelChoiceField(
         label=_("Pondération"), queryset=UnitWeight.objects.none(), required=False
     )
@@ -275,6 +277,7 @@ class InstalmentCallForm(forms.Form):
     up_to = forms.DateField(
         label=_("Appeler les acomptes échus jusqu'au"),
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        validators=[validate_plausible_date],
     )
 
 
@@ -286,6 +289,7 @@ class InstalmentPaymentForm(forms.Form):
     paid_on = forms.DateField(
         label=_("Encaissé le"),
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        validators=[validate_plausible_date],
     )
 
 

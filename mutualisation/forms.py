@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils.text import get_text_list
 from django.utils.translation import gettext
@@ -15,6 +16,25 @@ class LoginForm(AuthenticationForm):
         self.fields["password"].label = _("Mot de passe")
         self.fields["username"].widget.attrs.update({"autocomplete": "username", "autofocus": True})
         self.fields["password"].widget.attrs.update({"autocomplete": "current-password"})
+
+
+class DecimalField(forms.DecimalField):
+    """Django's decimal field, refusing NaN and Infinity as soon as it reads them. Django's own
+    reads « sNaN » as a signalling NaN and refuses it only when validating; checking what changed
+    in an edited form compares it first, which raises (a 500 on any edit page with a decimal)."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is not None and not value.is_finite():
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return value
+
+
+def finite_decimals(db_field, **kwargs):
+    """``formfield_callback`` of the model forms: their decimals are the DecimalField above."""
+    if isinstance(db_field, models.DecimalField):
+        kwargs.setdefault("form_class", DecimalField)
+    return db_field.formfield(**kwargs)
 
 
 class RowsConflict(Exception):
