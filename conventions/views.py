@@ -65,6 +65,13 @@ def convention_list(request):
         user=request.user,
     )
     table = ConventionTable(filterset.qs)
+    sortable = {column.name for column in table.columns if column.orderable}
+    asked = [part for value in request.GET.getlist("sort") for part in value.split(",")]
+    if any(part.removeprefix("-") not in sortable for part in asked):
+        # A sort naming no column (« 1.5 », « a.b ») is ignored: django-tables2 warns on it
+        # today and will fail on it.
+        request.GET = request.GET.copy()
+        request.GET.pop("sort")
     RequestConfig(request, paginate={"per_page": 25}).configure(table)
     context = {"filter": filterset, "table": table}
     if request.htmx:
