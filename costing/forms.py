@@ -114,8 +114,17 @@ class UnitCostCorrectionForm(forms.Form):
 
 
 class ProvisionalForm(forms.Form):
-    index_now = DecimalField(label=_("Indice de l'année N"), localize=True, min_value=0)
-    index_before = DecimalField(label=_("Indice de l'année N-1"), localize=True, min_value=0)
+    # An index (INSEE, e.g. 104,2) has a few digits; 1e308 overflowed the computation.
+    index_now = DecimalField(
+        label=_("Indice de l'année N"), localize=True, min_value=0, max_digits=12, decimal_places=4
+    )
+    index_before = DecimalField(
+        label=_("Indice de l'année N-1"),
+        localize=True,
+        min_value=Decimal("0.0001"),
+        max_digits=12,
+        decimal_places=4,
+    )
 
 
 class UsageGridForm(forms.Form):

@@ -898,7 +898,13 @@ def unit_cost_provisional(request, pk):
     base = get_object_or_404(CostBase.objects.select_related("service"), pk=pk)
     form = forms.ProvisionalForm(request.POST)
     if not form.is_valid():
-        messages.error(request, _("Indices invalides : deux nombres positifs sont attendus."))
+        for name, errors in form.errors.items():
+            for error in errors:
+                messages.error(
+                    request,
+                    _("Indices invalides (%(field)s) : %(error)s")
+                    % {"field": form.fields[name].label, "error": error},
+                )
         return redirect("costing:cost-base", pk=base.pk)
     try:
         unit_cost = services.unit_cost_provisional(
