@@ -1,10 +1,20 @@
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator
 from django.db import IntegrityError, models, transaction
 from django.utils.text import get_text_list
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+
+
+def limit_username(form):
+    """Django's login form shows the username's maximum length but never checks it: a longer
+    one went on to django-axes, whose record of the failed attempt holds 255 characters (a 500
+    on PostgreSQL). It is refused as any too long value instead."""
+    field = form.fields["username"]
+    field.validators.append(MaxLengthValidator(field.max_length))
 
 
 class LoginForm(AuthenticationForm):
@@ -12,10 +22,19 @@ class LoginForm(AuthenticationForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        limit_username(self)
         self.fields["username"].label = _("Identifiant")
         self.fields["password"].label = _("Mot de passe")
         self.fields["username"].widget.attrs.update({"autocomplete": "username", "autofocus": True})
         self.fields["password"].widget.attrs.update({"autocomplete": "current-password"})
+
+
+class AdminLoginForm(AdminAuthenticationForm):
+    """The administration's login form, with the same check of the username's length."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        limit_username(self)
 
 
 class DecimalField(forms.DecimalField):
