@@ -34,6 +34,7 @@ from conventions.models import (
 )
 from conventions.services.gates import MAX_PERIODICITY_MONTHS
 from conventions.services.in_force import TERMS_FIELDS
+from mutualisation.forms import InlineFormSet, finite_decimals
 from mutualisation.models import Organisation, Service, UnitType
 
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
@@ -97,6 +98,7 @@ class ConventionForm(forms.ModelForm):
 class TermsForm(forms.ModelForm):
     class Meta:
         model = Terms
+        formfield_callback = finite_decimals
         fields = list(TERMS_FIELDS)
         widgets = {
             **date_widgets("end_date"),
@@ -276,19 +278,47 @@ class ConventionPublicityForm(forms.Form):
         return not_in_the_future(self.cleaned_data.get("notified_on"))
 
 
+# The most rows a formset builds, whatever its management form claims (a forged TOTAL_FORMS of
+# 10**20 made Django build and render 2,000 rows: 19 s and a 4 MB page). The largest EPCI
+# counts about 160 communes.
+MAX_PARTIES = 200
+MAX_SERVICES = 50
+MAX_FORECASTS = 1000
+
 PartyFormSet = inlineformset_factory(
-    Convention, Party, fields=["organisation", "role"], extra=1, can_delete=True
+    Convention,
+    Party,
+    formset=InlineFormSet,
+    fields=["organisation", "role"],
+    extra=1,
+    can_delete=True,
+    max_num=MAX_PARTIES,
+    absolute_max=MAX_PARTIES,
 )
 # A new convention has at least a provider and a beneficiary: offer three empty rows.
 NewPartyFormSet = inlineformset_factory(
-    Convention, Party, fields=["organisation", "role"], extra=3, can_delete=False
+    Convention,
+    Party,
+    formset=InlineFormSet,
+    fields=["organisation", "role"],
+    extra=3,
+    can_delete=False,
+    max_num=MAX_PARTIES,
+    absolute_max=MAX_PARTIES,
 )
 ServiceFormSet = inlineformset_factory(
-    Convention, ConventionService, form=ConventionServiceForm, extra=1, can_delete=True
+    Convention,
+    ConventionService,
+    form=ConventionServiceForm,
+    formset=InlineFormSet,
+    extra=1,
+    can_delete=True,
+    max_num=MAX_SERVICES,
+    absolute_max=MAX_SERVICES,
 )
 
 
-class BaseDeliberationFormSet(forms.BaseInlineFormSet):
+class BaseDeliberationFormSet(InlineFormSet):
     """Deliberations on the convention itself (those of avenants are entered with them)."""
 
     def get_queryset(self):
@@ -302,12 +332,15 @@ DeliberationFormSet = inlineformset_factory(
     formset=BaseDeliberationFormSet,
     extra=1,
     can_delete=True,
+    max_num=MAX_PARTIES,
+    absolute_max=MAX_PARTIES,
 )
 
 
 class UsageForecastForm(forms.ModelForm):
     class Meta:
         model = UsageForecast
+        formfield_callback = finite_decimals
         fields = ["service", "beneficiary", "year", "units", "fixed_share_percent"]
         localized_fields = ["units", "fixed_share_percent"]
 
@@ -321,7 +354,14 @@ class UsageForecastForm(forms.ModelForm):
 
 
 ForecastFormSet = inlineformset_factory(
-    Terms, UsageForecast, form=UsageForecastForm, extra=2, can_delete=True
+    Terms,
+    UsageForecast,
+    form=UsageForecastForm,
+    formset=InlineFormSet,
+    extra=2,
+    can_delete=True,
+    max_num=MAX_FORECASTS,
+    absolute_max=MAX_FORECASTS,
 )
 
 
@@ -366,6 +406,7 @@ class ImpactSheetForm(forms.ModelForm):
 class AgentForm(forms.ModelForm):
     class Meta:
         model = AgentAssignment
+        formfield_callback = finite_decimals
         fields = [
             "agent_ref",
             "job_title",

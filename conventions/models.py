@@ -505,7 +505,7 @@ class UsageForecast(models.Model):
                 condition=Q(fixed_share_percent__isnull=True)
                 | (Q(fixed_share_percent__gte=0) & Q(fixed_share_percent__lte=100)),
                 name="fixed_share_is_a_percentage",
-                violation_error_message=_("Une part fixe est comprise entre 0 et 100 %."),
+                violation_error_message=_("Une part fixe est comprise entre 0 et 100 %%."),
             ),
         ]
 
@@ -857,7 +857,7 @@ class AgentAssignment(models.Model):
             models.CheckConstraint(
                 condition=Q(share_percent__gt=0) & Q(share_percent__lte=100),
                 name="agent_share_is_a_percentage",
-                violation_error_message=_("La quotité est comprise entre 0 et 100 %."),
+                violation_error_message=_("La quotité est comprise entre 0 et 100 %%."),
             ),
             models.CheckConstraint(
                 condition=Q(end_date__isnull=True) | Q(end_date__gte=F("start_date")),

@@ -4,6 +4,7 @@ inline formsets, legal transitions, avenants, termination, related records and t
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -32,6 +33,7 @@ from conventions.services import (
     transitions,
 )
 from conventions.tables import ConventionTable
+from mutualisation.forms import RowsConflict
 from mutualisation.rules import scope_of
 from mutualisation.services import record_document_access
 
@@ -63,6 +65,13 @@ def convention_list(request):
         user=request.user,
     )
     table = ConventionTable(filterset.qs)
+    sortable = {column.name for column in table.columns if column.orderable}
+    asked = [part for value in request.GET.getlist("sort") for part in value.split(",")]
+    if any(part.removeprefix("-") not in sortable for part in asked):
+        # A sort naming no column (« 1.5 », « a.b ») is ignored: django-tables2 warns on it
+        # today and will fail on it.
+        request.GET = request.GET.copy()
+        request.GET.pop("sort")
     RequestConfig(request, paginate={"per_page": 25}).configure(table)
     context = {"filter": filterset, "table": table}
     if request.htmx:
@@ -126,21 +135,28 @@ def convention_create(request):
         raise PermissionDenied
     convention, terms = Convention(), Terms()
     main, terms_form, formsets = convention_forms(request, convention, terms)
+    status = 200
     if request.method == "POST" and all_valid(main, terms_form, *formsets.values()):
-        convention = records.convention_create(
-            convention=main.save(commit=False),
-            terms=terms_form.save(commit=False),
-            user=request.user,
-            formsets=formsets.values(),
-        )
-        messages.success(
-            request, _("Convention %(reference)s créée.") % {"reference": convention.reference}
-        )
-        return redirect(convention)
+        try:
+            convention = records.convention_create(
+                convention=main.save(commit=False),
+                terms=terms_form.save(commit=False),
+                user=request.user,
+                formsets=formsets.values(),
+            )
+        except RowsConflict as conflict:
+            main.add_error(None, str(conflict))
+            status = 409
+        else:
+            messages.success(
+                request, _("Convention %(reference)s créée.") % {"reference": convention.reference}
+            )
+            return redirect(convention)
     return render(
         request,
         "conventions/convention_form.html",
         {"form": main, "terms_form": terms_form, "formsets": formsets, "creating": True},
+        status=status,
     )
 
 
@@ -165,6 +181,9 @@ def convention_edit(request, reference):
             )
         except services.StaleVersion:
             main.add_error(None, records.stale_version_message(convention))
+            status = 409
+        except RowsConflict as conflict:
+            main.add_error(None, str(conflict))
             status = 409
         else:
             messages.success(request, _("Convention enregistrée."))
@@ -452,15 +471,23 @@ def amendment_forecasts(request, reference, number):
         prefix="forecasts",
         form_kwargs={"convention": convention},
     )
+    status = 200
     if request.method == "POST" and formset.is_valid():
-        formset.save()
-        records.bump(convention)
-        messages.success(request, _("Prévisions de l'avenant enregistrées."))
-        return redirect(convention)
+        try:
+            with transaction.atomic():
+                formset.save()
+                records.bump(convention)
+        except RowsConflict as conflict:
+            messages.error(request, str(conflict))
+            status = 409
+        else:
+            messages.success(request, _("Prévisions de l'avenant enregistrées."))
+            return redirect(convention)
     return render(
         request,
         "conventions/amendment_forecasts.html",
         {"convention": convention, "amendment": amendment, "formset": formset},
+        status=status,
     )
 
 

@@ -50,6 +50,10 @@ CHANNEL_AC_NEXT_YEAR = "AC_N_PLUS_1"  # AC only: carried into next year's AC
 CHANNEL_NONE = "NONE"  # nothing left to settle
 CHANNELS = (CHANNEL_TITRE, CHANNEL_MANDAT, CHANNEL_AC_NEXT_YEAR, CHANNEL_NONE)
 
+# The largest amounts stored: a unit cost has 12 digits (2 decimals), a cost 14 (2 decimals).
+MAX_UNIT_COST = Decimal("9999999999.99")
+MAX_COST = Decimal("999999999999.99")
+
 # How the organisation managing a service commun bears its own part of a keyed cost.
 MANAGING_NONE = "NONE"  # no part: the whole cost is shared among the other members
 MANAGING_FIXED_PERCENT = "FIXED_PERCENT"  # a fixed %, the rest shared by the key among the others
@@ -114,6 +118,11 @@ def compute_unit_cost(lines: Sequence[CostLineInput], reference_units: Decimal) 
     excluded = round_cents(sum((line.amount for line in lines if not line.eligible), ZERO))
     if eligible < 0:
         raise EngineError("Le coût éligible du service est négatif : vérifiez la base de coûts.")
+    if eligible > MAX_COST or eligible / reference_units > MAX_UNIT_COST:
+        raise EngineError(
+            "Le coût unitaire dépasserait 9 999 999 999,99 € (ou le coût éligible "
+            "999 999 999 999,99 €) : vérifiez les montants et les unités de référence."
+        )
     return UnitCostResult(
         eligible_cost=eligible,
         excluded_cost=excluded,
@@ -127,7 +136,12 @@ def provisional_unit_cost(previous: Decimal, index_now: Decimal, index_before: D
     """CU provisional N = CU N-1 × (index N ÷ index N-1), until the notified unit cost exists."""
     if as_decimal(index_before) <= 0:
         raise EngineError("L'indice de référence de l'année précédente doit être positif.")
-    return round_cents(as_decimal(previous) * as_decimal(index_now) / as_decimal(index_before))
+    amount = as_decimal(previous) * as_decimal(index_now) / as_decimal(index_before)
+    if amount > MAX_UNIT_COST:
+        raise EngineError(
+            "Le coût unitaire provisoire dépasserait 9 999 999 999,99 € : vérifiez les indices."
+        )
+    return round_cents(amount)
 
 
 def notification_deadline(

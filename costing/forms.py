@@ -10,7 +10,9 @@ from django.utils.translation import gettext_lazy as _
 
 from conventions.forms import DateInput
 from costing.models import ACCOUNT_FORMAT_MESSAGE, CostBase, CostLine
+from mutualisation.forms import DecimalField, InlineFormSet, finite_decimals
 from mutualisation.models import UnitWeight
+from mutualisation.validators import validate_plausible_date
 
 MONTHS = [
     _("janvier"), _("février"), _("mars"), _("avril"), _("mai"), _("juin"),
@@ -32,6 +34,7 @@ class CostBaseForm(forms.ModelForm):
 
     class Meta:
         model = CostBase
+        formfield_callback = finite_decimals
         fields = [
             "service",
             "year",
@@ -62,6 +65,7 @@ class CostLineForm(forms.ModelForm):
 
     class Meta:
         model = CostLine
+        formfield_callback = finite_decimals
         fields = [
             "label",
             "category",
@@ -75,13 +79,27 @@ class CostLineForm(forms.ModelForm):
         widgets = {"justification": forms.Textarea(attrs={"rows": 1})}
 
 
+# A cost base has a few dozen lines; the cap bounds what a forged management form can ask for.
+MAX_COST_LINES = 200
+
 CostLineFormSet = inlineformset_factory(
-    CostBase, CostLine, form=CostLineForm, extra=2, can_delete=True
+    CostBase,
+    CostLine,
+    form=CostLineForm,
+    formset=InlineFormSet,
+    extra=2,
+    can_delete=True,
+    max_num=MAX_COST_LINES,
+    absolute_max=MAX_COST_LINES,
 )
 
 
 class NotificationForm(forms.Form):
-    notified_on = forms.DateField(label=_("Notifié aux bénéficiaires le"), widget=DateInput())
+    notified_on = forms.DateField(
+        label=_("Notifié aux bénéficiaires le"),
+        widget=DateInput(),
+        validators=[validate_plausible_date],
+    )
 
 
 class UnitCostCorrectionForm(forms.Form):
@@ -96,8 +114,17 @@ class UnitCostCorrectionForm(forms.Form):
 
 
 class ProvisionalForm(forms.Form):
-    index_now = forms.DecimalField(label=_("Indice de l'année N"), localize=True, min_value=0)
-    index_before = forms.DecimalField(label=_("Indice de l'année N-1"), localize=True, min_value=0)
+    # An index (INSEE, e.g. 104,2) has a few digits; 1e308 overflowed the computation.
+    index_now = DecimalField(
+        label=_("Indice de l'année N"), localize=True, min_value=0, max_digits=12, decimal_places=4
+    )
+    index_before = DecimalField(
+        label=_("Indice de l'année N-1"),
+        localize=True,
+        min_value=Decimal("0.0001"),
+        max_digits=12,
+        decimal_places=4,
+    )
 
 
 class UsageGridForm(forms.Form):
@@ -109,7 +136,7 @@ class UsageGridForm(forms.Form):
         self.year = year
         for beneficiary in beneficiaries:
             for month, name in enumerate(MONTHS, start=1):
-                self.fields[self.key(beneficiary.pk, month)] = forms.DecimalField(
+                self.fields[self.key(beneficiary.pk, month)] = DecimalField(
                     label=f"{beneficiary.name} — {name} {year}",
                     required=False,
                     min_value=0,
@@ -161,12 +188,17 @@ class UsageGridForm(forms.Form):
             return None
         try:
             shown = json.loads(raw)
-            return {
+            loaded = {
                 tuple(int(part) for part in key.split("_")): Decimal(value)
                 for key, value in shown.items()
             }
         except (ValueError, TypeError, ArithmeticError, AttributeError):
             return None
+        # A quantity shown is a finite number: NaN (a signalling one cannot even be compared)
+        # or Infinity means the hidden field was tampered with, and names no grid.
+        if not all(quantity.is_finite() for quantity in loaded.values()):
+            return None
+        return loaded
 
 
 class UsageImportForm(forms.Form):
@@ -207,7 +239,7 @@ QUANTITY_OPTIONS = {"max_digits": 12, "decimal_places": 3, "localize": True}
 class UsageRecordForm(forms.Form):
     """Correct one recorded use; the reason goes into its history."""
 
-    quantity = forms.DecimalField(label=_("Quantité"), **QUANTITY_OPTIONS)
+    quantity = DecimalField(label=_("Quantité"), **QUANTITY_OPTIONS)
     weight = forms.ModelChoiceField(
         label=_("Pondération"), queryset=UnitWeight.objects.none(), required=False
     )
@@ -232,7 +264,7 @@ class UsageAdjustmentForm(forms.Form):
     month = forms.TypedChoiceField(
         label=_("Mois"), coerce=int, choices=[(i, name) for i, name in enumerate(MONTHS, 1)]
     )
-    quantity = forms.DecimalField(label=_("Quantité (négative pour retirer)"), **QUANTITY_OPTIONS)
+    quantity = DecimalField(label=_("Quantité (négative pour retirer)"), **QUANTITY_OPTIONS)
     weight = forms.ModelChoiceField(
         label=_("Pondération"), queryset=UnitWeight.objects.none(), required=False
     )
@@ -254,6 +286,7 @@ class InstalmentCallForm(forms.Form):
     up_to = forms.DateField(
         label=_("Appeler les acomptes échus jusqu'au"),
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        validators=[validate_plausible_date],
     )
 
 
@@ -265,6 +298,7 @@ class InstalmentPaymentForm(forms.Form):
     paid_on = forms.DateField(
         label=_("Encaissé le"),
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        validators=[validate_plausible_date],
     )
 
 

@@ -12,6 +12,7 @@ the file are replaced. No row may touch a year whose statement is issued and not
 import datetime
 import hashlib
 import io
+import logging
 import re
 import zipfile
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ from costing.services import (
 from mutualisation.models import Organisation, Service, UnitWeight
 from mutualisation.services import locked_counter
 from mutualisation.validators import validate_plausible_date
+
+logger = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ["convention", "beneficiaire", "service", "mois", "quantite"]
 OPTIONAL_COLUMNS = ["ponderation", "reference", "motif"]
@@ -178,10 +181,6 @@ class UsageFileChecker:
                 self.error(line, column, _("Valeur obligatoire manquante."))
         if not values["service"]:
             self.error(line, "service", _("Valeur obligatoire manquante."))
-        for column, key in COLUMN_KEYS:
-            if "\x00" in values[key]:
-                self.error(line, column, _("Caractère nul interdit dans le texte."))
-                values[key] = values[key].replace("\x00", "")
         try:
             values["month"] = MonthWidget().clean(row.get("mois"))
         except ValueError as error:
@@ -527,14 +526,6 @@ PROGRESS_STEP = 1000  # rows between two updates of a job's progress
 REFERENCE_MAX_LENGTH = UsageRecord._meta.get_field("reference").max_length
 REASON_MAX_LENGTH = 2000
 MAX_UNITS = Decimal("100000000000")  # units: 14 digits, 3 of them decimals
-COLUMN_KEYS = (
-    ("convention", "convention"),
-    ("beneficiaire", "beneficiary"),
-    ("service", "service"),
-    ("ponderation", "weight"),
-    ("reference", "reference"),
-    ("motif", "reason"),
-)
 # An XLSX is a ZIP: bound what it expands to before parsing it (a 1.3 MB file expanding to
 # 296 MB held a worker 126 s and +670 MB), and the rows one request checks.
 MAX_XLSX_EXPANDED_BYTES = 40 * 1024 * 1024
@@ -605,11 +596,10 @@ def read_dataset(content: bytes, filename: str) -> tablib.Dataset:
             dataset = tablib.Dataset().load(io.BytesIO(content), format="xlsx")
         elif name.endswith(".csv"):
             decoded = content.decode("utf-8-sig")
-            delimiter = (
-                ";"
-                if decoded.splitlines()[0].count(";") >= decoded.splitlines()[0].count(",")
-                else ","
-            )
+            if not decoded.strip():
+                raise ImportFileError(_("Le fichier est vide : aucune ligne à importer."))
+            first_line = decoded.splitlines()[0]
+            delimiter = ";" if first_line.count(";") >= first_line.count(",") else ","
             dataset = tablib.Dataset().load(decoded, format="csv", delimiter=delimiter)
         else:
             raise ImportFileError(_("Format non pris en charge : fichier .csv ou .xlsx attendu."))
@@ -617,10 +607,34 @@ def read_dataset(content: bytes, filename: str) -> tablib.Dataset:
         raise ImportFileError(_("Le fichier CSV doit être encodé en UTF-8.")) from None
     except ImportFileError:
         raise
-    except Exception as error:  # tablib and openpyxl raise many kinds of errors on bad files
-        raise ImportFileError(_("Fichier illisible : %(error)s") % {"error": error}) from None
+    except Exception:  # tablib, csv and openpyxl raise many kinds of errors on bad files
+        # Their messages are English and name Python internals: say what to do instead.
+        logger.info("Unreadable usage file %r", filename, exc_info=True)
+        raise ImportFileError(
+            _(
+                "Fichier XLSX illisible : enregistrez-le à nouveau depuis le tableur (classeur "
+                "Excel .xlsx), ou en CSV."
+            )
+            if name.endswith(".xlsx")
+            else _(
+                "Fichier CSV illisible : une ligne d'en-tête puis une ligne par recours, "
+                "séparées par des points-virgules (une cellule compte au plus 131 072 "
+                "caractères)."
+            )
+        ) from None
     if dataset.height > max_import_rows():
         raise ImportFileError(too_many_rows(dataset.height))
+    # A NUL character is no text a person typed (a binary or corrupted file); PostgreSQL refuses
+    # to store or even look one up.
+    for line, row in enumerate([dataset.headers or [], *dataset], start=1):
+        if any("\x00" in str(cell) for cell in row if cell is not None):
+            raise ImportFileError(
+                _(
+                    "Ligne %(line)s : caractère nul dans une cellule (fichier binaire ou "
+                    "corrompu ?). Enregistrez à nouveau le fichier depuis le tableur."
+                )
+                % {"line": line}
+            )
     headers = [text(h).lower() for h in (dataset.headers or [])]
     missing = [column for column in REQUIRED_COLUMNS if column not in headers]
     if missing:

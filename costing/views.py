@@ -1,6 +1,7 @@
 """Screens of the costing module: the year's reimbursements and compliance, cost bases and unit
 costs, the usage grid and import, and the simulation of a draft convention or avenant."""
 
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -39,6 +40,7 @@ from costing.resources import (
 from costing.resources import usage_import_confirm as usage_import_confirm_service
 from costing.rules import may_approve
 from mutualisation.documents import render_pdf
+from mutualisation.forms import RowsConflict
 from mutualisation.models import Organisation, Service
 from mutualisation.rules import scope_of
 from mutualisation.services import record_document_access
@@ -120,6 +122,9 @@ def cost_base_edit(request, pk=None):
             status = 409
         except ValidationError as error:  # created meanwhile by someone else
             form.add_error(None, error)
+            status = 409
+        except RowsConflict as conflict:
+            form.add_error(None, str(conflict))
             status = 409
         else:
             messages.success(request, _("Base de coûts enregistrée."))
@@ -225,7 +230,10 @@ def unit_cost_notify(request, pk):
         raise Http404
     form = forms.NotificationForm(request.POST)
     if not form.is_valid():
-        messages.error(request, _("Date de notification invalide."))
+        for error in form.errors.get("notified_on", [_("Date manquante.")]):
+            messages.error(
+                request, _("Date de notification invalide : %(error)s") % {"error": error}
+            )
         return redirect("costing:cost-base", pk=base.pk)
     try:
         services.unit_cost_notify(unit_cost, form.cleaned_data["notified_on"])
@@ -491,10 +499,11 @@ def simulation(request, reference):
     require(request, "costing.simulate")
     convention = get_convention(request, reference)
     amendment = None
-    if request.GET.get("avenant"):
-        amendment = get_object_or_404(
-            Amendment, convention=convention, number=request.GET["avenant"]
-        )
+    if number := request.GET.get("avenant"):
+        # An avenant's number, as the links write it; anything else names no avenant.
+        if not re.fullmatch(r"[0-9]{1,5}", number):
+            raise Http404
+        amendment = get_object_or_404(Amendment, convention=convention, number=int(number))
     rows = services.simulate(convention, amendment=amendment)
     chart = services.simulation_chart(rows)
     return render(
@@ -877,7 +886,13 @@ def unit_cost_provisional(request, pk):
     base = get_object_or_404(CostBase.objects.select_related("service"), pk=pk)
     form = forms.ProvisionalForm(request.POST)
     if not form.is_valid():
-        messages.error(request, _("Indices invalides : deux nombres positifs sont attendus."))
+        for name, errors in form.errors.items():
+            for error in errors:
+                messages.error(
+                    request,
+                    _("Indices invalides (%(field)s) : %(error)s")
+                    % {"field": form.fields[name].label, "error": error},
+                )
         return redirect("costing:cost-base", pk=base.pk)
     try:
         unit_cost = services.unit_cost_provisional(

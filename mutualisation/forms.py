@@ -1,5 +1,20 @@
+from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator
+from django.db import IntegrityError, models, transaction
+from django.utils.text import get_text_list
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+
+
+def limit_username(form):
+    """Django's login form shows the username's maximum length but never checks it: a longer
+    one went on to django-axes, whose record of the failed attempt holds 255 characters (a 500
+    on PostgreSQL). It is refused as any too long value instead."""
+    field = form.fields["username"]
+    field.validators.append(MaxLengthValidator(field.max_length))
 
 
 class LoginForm(AuthenticationForm):
@@ -7,7 +22,94 @@ class LoginForm(AuthenticationForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        limit_username(self)
         self.fields["username"].label = _("Identifiant")
         self.fields["password"].label = _("Mot de passe")
         self.fields["username"].widget.attrs.update({"autocomplete": "username", "autofocus": True})
         self.fields["password"].widget.attrs.update({"autocomplete": "current-password"})
+
+
+class AdminLoginForm(AdminAuthenticationForm):
+    """The administration's login form, with the same check of the username's length."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        limit_username(self)
+
+
+class DecimalField(forms.DecimalField):
+    """Django's decimal field, refusing NaN and Infinity as soon as it reads them. Django's own
+    reads « sNaN » as a signalling NaN and refuses it only when validating; checking what changed
+    in an edited form compares it first, which raises (a 500 on any edit page with a decimal)."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is not None and not value.is_finite():
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return value
+
+
+def finite_decimals(db_field, **kwargs):
+    """``formfield_callback`` of the model forms: their decimals are the DecimalField above."""
+    if isinstance(db_field, models.DecimalField):
+        kwargs.setdefault("form_class", DecimalField)
+    return db_field.formfield(**kwargs)
+
+
+class RowsConflict(Exception):
+    """Rows valid one by one and together that the database still refuses in the order they are
+    written (two rows exchanging their communes, say): nothing is written. ``str()`` is French."""
+
+    def __init__(self):
+        super().__init__(
+            gettext(
+                "Deux lignes échangent leurs valeurs (une commune, un service, un numéro…) : "
+                "elles ne peuvent être enregistrées ensemble. Rien n'a été enregistré ; "
+                "modifiez-les en deux fois."
+            )
+        )
+
+
+class InlineFormSet(forms.BaseInlineFormSet):
+    """The base of the project's inline formsets.
+
+    - Two rows that a unique constraint forbids are explained by the constraint's own French
+      message, or else by the fields' French labels (never by their code names, as Django's is).
+    - Saving is all or nothing, rows removed first (a row removed frees its values for another
+      row of the same form); rows the database still refuses raise RowsConflict, never a 500.
+    """
+
+    def save(self, commit=True):
+        if not commit:
+            return super().save(commit=False)
+        try:
+            with transaction.atomic():
+                return super().save(commit=True)
+        except IntegrityError as error:
+            raise RowsConflict from error
+
+    def save_existing_objects(self, commit=True):
+        removed = []
+        if commit:
+            for form in self.deleted_forms:
+                instance = form.instance
+                if form in self.initial_forms and instance.pk and not instance._state.adding:
+                    removed.append(instance)
+                    self.delete_existing(instance, commit=True)
+        saved = super().save_existing_objects(commit)
+        self.deleted_objects = removed + self.deleted_objects
+        return saved
+
+    def get_unique_error_message(self, unique_check):
+        shown = [name for name in unique_check if name != self.fk.name]
+        for constraint in self.model._meta.constraints:
+            if (
+                isinstance(constraint, models.UniqueConstraint)
+                and [name for name in constraint.fields if name != self.fk.name] == shown
+                and constraint.violation_error_message != constraint.default_violation_error_message
+            ):
+                return constraint.get_violation_error_message()
+        labels = [str(self.model._meta.get_field(name).verbose_name) for name in shown]
+        return gettext("Corrigez les lignes en double : %(fields)s doivent être uniques.") % {
+            "fields": get_text_list([f"« {label} »" for label in labels], gettext("et"))
+        }

@@ -1,8 +1,10 @@
-"""Response headers every page carries, beyond Django's security middleware; the page of a
-request that waited too long for another's write."""
+"""Response headers every page carries, beyond Django's security middleware; requests no
+person can send refused early; the page of a request that waited too long for another's
+write."""
 
 import logging
 
+from django.core.exceptions import BadRequest
 from django.http import HttpResponse
 from django.template.loader import render_to_string
 
@@ -61,3 +63,22 @@ class BusyDatabaseMiddleware:
         response = HttpResponse(render_to_string("503.html"), status=503)
         response["Retry-After"] = str(self.RETRY_AFTER_SECONDS)
         return response
+
+
+class RefuseNulCharactersMiddleware:
+    """An address or a query string holding a NUL character (``%00``) is no request a person
+    sends: answered « Requête invalide » (400). PostgreSQL refuses the character even in a
+    lookup, so a reference read from the address gave a 500. Forms already refuse it in what
+    is posted."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if "\x00" in request.path_info or any(
+            "\x00" in key or "\x00" in value
+            for key, values in request.GET.lists()
+            for value in values
+        ):
+            raise BadRequest
+        return self.get_response(request)

@@ -4,11 +4,12 @@ from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 
 from mutualisation import views
-from mutualisation.forms import LoginForm
+from mutualisation.forms import AdminLoginForm, LoginForm
 
 admin.site.site_header = _("Mutualis — administration")
 admin.site.site_title = _("Mutualis")
 admin.site.index_title = _("Référentiels, conventions et coûts")
+admin.site.login_form = AdminLoginForm
 
 urlpatterns = [
     path("", views.home, name="home"),

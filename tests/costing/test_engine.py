@@ -294,6 +294,19 @@ def test_provisional_unit_cost_by_index():
     assert engine.provisional_unit_cost(D("242.31"), D("104.2"), D("101.5")) == D("248.76")
 
 
+def test_a_unit_cost_too_large_to_store_is_an_explicit_error():
+    """Found by fuzzing: an index of 1e308 (or 0,001 reference unit for a large cost) overflowed
+    the rounding or the stored amount's 12 digits (a 500)."""
+    with pytest.raises(EngineError, match="dépasserait 9 999 999 999,99 €"):
+        engine.provisional_unit_cost(D("250.00"), D("1e308"), D("0.001"))
+    with pytest.raises(EngineError, match="dépasserait 9 999 999 999,99 €"):
+        compute_unit_cost(
+            [CostLineInput("Agents", engine.PERSONNEL, D("100000000.00"), D("0"), True)],
+            D("0.001"),
+        )
+    assert engine.provisional_unit_cost(D("9999999.99"), D("1000"), D("1")) == D("9999999990.00")
+
+
 @pytest.mark.parametrize(
     ("year", "signature", "deadline"),
     [
