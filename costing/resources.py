@@ -641,6 +641,10 @@ def read_dataset(content: bytes, filename: str) -> tablib.Dataset:
         raise ImportFileError(
             _("Colonnes manquantes : %(columns)s.") % {"columns": ", ".join(missing)}
         )
+    if dataset.height == 0:
+        raise ImportFileError(
+            _("Le fichier ne compte aucune ligne de recours sous l'en-tête : rien à importer.")
+        )
     dataset.headers = headers
     for column in OPTIONAL_COLUMNS:
         if column not in headers:

@@ -229,3 +229,12 @@ def test_files_never_imported_are_purged_after_the_retention_and_imported_ones_k
     assert list(UsageImport.objects.values_list("filename", flat=True)) == ["a.csv"]
     assert not refused.file.storage.exists(stored)
     assert UsageRecord.objects.filter(imported_from__filename="a.csv").count() == 2
+
+
+def test_a_file_with_its_header_only_is_refused_in_french(billed):
+    content = b"convention;beneficiaire;service;mois;quantite\n"
+
+    with pytest.raises(ImportFileError, match="aucune ligne de recours sous l'en-tête"):
+        import_usage_file(content, "r.csv", commit=True)
+
+    assert not UsageImport.objects.exists()
