@@ -6,7 +6,8 @@ Properties (checked by ``submit`` and ``check_form``):
 - never a 500: no exception escapes a view or a form, no status of 500 or more;
 - a refusal (a page shown again with its errors, a 4xx, a redirect with an error message)
   leaves the database exactly as it was (every table's rows, histories included);
-- nothing is ever stored with a NUL character (PostgreSQL refuses them: a classic 500);
+- nothing is ever stored with a NUL character (PostgreSQL refuses them: a classic 500), nor a
+  date out of the plausible years (0001-01-01, 9999-12-31);
 - every message shown is French, without Python internals;
 - a hostile value posted is shown escaped, never as live HTML.
 
@@ -296,7 +297,8 @@ def hostile_choice(*foreign):
 
 
 def text_up_to(max_length: int | None = 200):
-    """Plausible text a person may type, accents, emoji and injections included (no NUL)."""
+    """Plausible text a person may type, accents, emoji and injections included (no NUL), up to
+    exactly ``max_length`` characters."""
     return st.one_of(
         st.text(
             alphabet=st.characters(codec="utf-8", exclude_characters="\x00"),
@@ -304,6 +306,7 @@ def text_up_to(max_length: int | None = 200):
             max_size=min(max_length or 60, 60),
         ),
         st.sampled_from([s for s in INJECTIONS if len(s) <= (max_length or 10_000)]),
+        st.just("é" * (max_length or 5_000)),
     ).filter(lambda s: s.strip())
 
 
