@@ -297,6 +297,10 @@ CONTENT_SECURITY_POLICY = {
 }
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 
+# The reason kept with each change in the history (a correction's motif, typed by a person) is
+# text of any length: a longer motif was a 500 on PostgreSQL (varchar(100)).
+SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
+
 # Rows of one usage import (above it, the file is refused at once: split it).
 MUTUALIS_IMPORT_MAX_ROWS = env.int("MUTUALIS_IMPORT_MAX_ROWS", default=50_000)
 # Usage files up to this many rows are checked within the request; larger ones as a Celery job.

@@ -256,3 +256,21 @@ def test_the_grid_of_an_issued_year_is_locked_until_its_statement_is_put_under_c
         )
         == 1
     )
+
+
+def test_a_long_correction_motif_is_kept_whole_in_the_history(billed, personas):
+    """Before: a motif over 100 characters was a 500 on PostgreSQL (the history's reason was a
+    varchar(100)); found by the fuzzing."""
+    record = UsageRecord.objects.filter(beneficiary=billed.territory.commune_a).first()
+    motif = "Recompte des dossiers après la remarque de la commune du 12 mars. " * 6
+
+    services.usage_record_edit(
+        record,
+        quantity=Decimal("18"),
+        weight=None,
+        reference=record.reference,
+        reason=motif,
+        user=personas.finance,
+    )
+
+    assert record.history.latest("history_date").history_change_reason == motif.strip()
