@@ -129,4 +129,4 @@ class TerminationAdmin(SimpleHistoryAdmin):
 
 @admin.register(ReferenceCounter)
 class ReferenceCounterAdmin(admin.ModelAdmin):
-    list_display = ["year", "last_number"]
+    list_display = ["prefix", "year", "last_number"]

@@ -279,6 +279,7 @@ def build(demo: DemoConvention) -> Convention:
     others = [organisation(key) for key in demo.others]
     epci = organisation("EPCI")
     convention = Convention(
+        territory=epci,
         title=demo.title,
         kind=demo.kind,
         object=demo.object,

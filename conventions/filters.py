@@ -32,6 +32,12 @@ class ConventionFilter(django_filters.FilterSet):
         self.filters["organisation"].queryset = Organisation.objects.visible_to(user).order_by(
             "name"
         )
+        # The services of the conventions the user may see, not another territory's.
+        self.filters["service"].queryset = Service.objects.filter(
+            pk__in=ConventionService.objects.filter(
+                convention__in=Convention.objects.visible_to(user)
+            ).values("service_id")
+        ).order_by("name")
 
     def search(self, queryset, name, value):
         return queryset.filter(

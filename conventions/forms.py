@@ -5,6 +5,7 @@ import hashlib
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.forms import inlineformset_factory
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
@@ -35,7 +36,14 @@ from conventions.models import (
 from conventions.services.gates import MAX_PERIODICITY_MONTHS
 from conventions.services.in_force import TERMS_FIELDS
 from mutualisation.forms import InlineFormSet, finite_decimals
-from mutualisation.models import Organisation, Service, UnitType
+from mutualisation.models import (
+    EpciMembership,
+    Organisation,
+    OrganisationKind,
+    Service,
+    UnitType,
+)
+from mutualisation.rules import territories_of
 
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 
@@ -74,13 +82,40 @@ class ConventionForm(forms.ModelForm):
             "retroactivity_reason": forms.Textarea(attrs={"rows": 2}),
         }
 
-    def __init__(self, *args, **kwargs):
+    territory = forms.ModelChoiceField(
+        label=_("Territoire (EPCI)"),
+        queryset=Organisation.objects.none(),
+        help_text=_("L'EPCI dont les agents suivront la convention ; il la numérote."),
+    )
+
+    def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["managing_organisation"].help_text = _(
             "Pour un service commun : l'EPCI, ou la commune désignée par délibération de l'EPCI."
         )
         if self.instance.pk:
             self.fields["version"].initial = self.instance.version
+        territories = territories_of(user).order_by("name") if user else None
+        if self.instance.territory_id:
+            self.fields["managing_organisation"].queryset = party_choices(
+                Organisation.objects.filter(pk=self.instance.territory_id)
+            )
+        elif territories is not None:
+            self.fields["managing_organisation"].queryset = party_choices(territories)
+        if self.instance.territory_id or territories is None:
+            # A convention stays in the territory it was created in.
+            del self.fields["territory"]
+        elif len(territories) == 1:
+            # The usual case: the staff of one EPCI; nothing to choose.
+            del self.fields["territory"]
+            self.instance.territory = territories[0]
+        else:
+            self.fields["territory"].queryset = territories
+
+    def _post_clean(self):
+        if "territory" in self.cleaned_data:
+            self.instance.territory = self.cleaned_data["territory"]
+        super()._post_clean()
 
     def clean(self):
         cleaned = super().clean()
@@ -284,6 +319,21 @@ class ConventionPublicityForm(forms.Form):
 MAX_PARTIES = 200
 MAX_SERVICES = 50
 MAX_FORECASTS = 1000
+
+
+def party_choices(territories):
+    """Who may be party to a convention of ``territories``: the EPCIs, their member communes
+    (past and present), the attached bodies and syndicates, and any organisation already party
+    to one of their conventions."""
+    members = EpciMembership.objects.filter(epci__in=territories).values("member_id")
+    parties = Party.objects.filter(convention__territory__in=territories).values("organisation_id")
+    return Organisation.objects.filter(
+        Q(pk__in=territories.values("pk"))
+        | Q(pk__in=members)
+        | Q(pk__in=parties)
+        | Q(kind__in=[OrganisationKind.ATTACHED_BODY, OrganisationKind.SYNDICATE])
+    ).order_by("name")
+
 
 PartyFormSet = inlineformset_factory(
     Convention,

@@ -12,7 +12,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from mutualisation.models import Organisation, Service, UnitType
+from mutualisation.models import Organisation, OrganisationKind, Service, UnitType
 from mutualisation.validators import validate_plausible_date
 
 
@@ -83,25 +83,47 @@ class ManagingShare(models.TextChoices):
 
 class ConventionQuerySet(models.QuerySet):
     def visible_to(self, user):
-        """Conventions the user may see: all for Métropole staff, those their commune is party
-        to for a commune reader, none otherwise."""
+        """Conventions the user may see: those of the territories whose staff they are, and
+        those their organisation is party to (a commune reader's; another territory's convention
+        their EPCI takes part in); none without a role. Superusers see all."""
         from mutualisation.rules import scope_of
 
         scope = scope_of(user)
-        if scope.territory_wide:
+        if scope.is_superuser:
             return self.all()
-        if not scope.organisation_ids:
+        if not (scope.organisation_ids or scope.territory_ids):
             return self.none()
         return self.filter(
-            pk__in=Party.objects.filter(organisation_id__in=scope.organisation_ids).values(
-                "convention_id"
+            Q(territory_id__in=scope.territory_ids)
+            | Q(
+                pk__in=Party.objects.filter(organisation_id__in=scope.organisation_ids).values(
+                    "convention_id"
+                )
             )
         )
+
+    def of_territories(self, user):
+        """The conventions of the territories whose staff the user is: what year-wide work
+        (statements, batches, exports, the dashboard) covers. Superusers: every territory."""
+        from mutualisation.rules import scope_of
+
+        scope = scope_of(user)
+        if scope.is_superuser:
+            return self.all()
+        return self.filter(territory_id__in=scope.territory_ids)
 
 
 class Convention(models.Model):
     reference = models.CharField(_("référence"), max_length=20, unique=True, editable=False)
     title = models.CharField(_("intitulé"), max_length=250)
+    territory = models.ForeignKey(
+        Organisation,
+        verbose_name=_("territoire (EPCI)"),
+        on_delete=models.PROTECT,
+        related_name="territory_conventions",
+        limit_choices_to={"kind": OrganisationKind.EPCI},
+        help_text=_("L'EPCI dont les agents suivent cette convention ; sa numérotation."),
+    )
     kind = models.CharField(_("type de convention"), max_length=24, choices=ConventionKind.choices)
     object = models.TextField(_("objet"))
     preamble = models.TextField(
@@ -977,14 +999,20 @@ class Termination(models.Model):
 
 
 class ReferenceCounter(models.Model):
-    """Last reference number given per year (CONV-2025-007), incremented under a row lock."""
+    """Last reference number given per prefix and year (CAM-2025-007), incremented under a row
+    lock. Keyed by the prefix, not the territory: territories without their own prefix share the
+    CONV sequence, so references stay unique across the deployment."""
 
-    year = models.PositiveSmallIntegerField(_("année"), unique=True)
+    prefix = models.CharField(_("préfixe"), max_length=10, default="CONV")
+    year = models.PositiveSmallIntegerField(_("année"))
     last_number = models.PositiveIntegerField(_("dernier numéro"), default=0)
 
     class Meta:
         verbose_name = _("compteur de références")
         verbose_name_plural = _("compteurs de références")
+        constraints = [
+            models.UniqueConstraint(fields=["prefix", "year"], name="one_reference_counter"),
+        ]
 
     def __str__(self):
-        return f"{self.year} : {self.last_number}"
+        return f"{self.prefix}-{self.year} : {self.last_number}"

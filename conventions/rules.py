@@ -14,13 +14,19 @@ def can_see_convention(user, convention):
     if convention is None:
         return has_any_role(user)
     scope = scope_of(user)
-    if scope.territory_wide:
+    if scope.works_on(convention.territory_id):
         return True
     return convention.parties.filter(organisation_id__in=scope.organisation_ids).exists()
+
+
+@rules.predicate
+def works_on_convention(user, convention):
+    """Staff of the convention's territory: a party from another territory reads it only."""
+    return convention is None or scope_of(user).works_on(convention.territory_id)
 
 
 is_convention_editor = is_manager | is_administrator
 
 rules.add_perm("conventions.view_convention", can_see_convention)
 rules.add_perm("conventions.add_convention", is_convention_editor)
-rules.add_perm("conventions.change_convention", is_convention_editor & can_see_convention)
+rules.add_perm("conventions.change_convention", is_convention_editor & works_on_convention)

@@ -34,7 +34,8 @@ from conventions.services import (
 )
 from conventions.tables import ConventionTable
 from mutualisation.forms import RowsConflict
-from mutualisation.rules import scope_of
+from mutualisation.models import Organisation, Service
+from mutualisation.rules import scope_of, territories_of
 from mutualisation.services import record_document_access
 
 ALERT_DAYS = 90
@@ -99,17 +100,30 @@ def convention_detail(request, reference):
 
 def convention_forms(request, convention, terms):
     data = request.POST if request.method == "POST" else None
-    main = forms.ConventionForm(data, instance=convention)
+    main = forms.ConventionForm(data, instance=convention, user=request.user)
     terms_form = forms.TermsForm(data, instance=terms, prefix="terms")
     if main.is_bound and main.is_valid():
         terms_form.start_date = main.cleaned_data["start_date"]
     else:
         terms_form.start_date = convention.start_date
+    territories = (
+        Organisation.objects.filter(pk=convention.territory_id)
+        if convention.territory_id
+        else territories_of(request.user)
+    )
     formsets = {
         "parties": (forms.PartyFormSet if convention.pk else forms.NewPartyFormSet)(
-            data, instance=convention, prefix="parties"
+            data,
+            instance=convention,
+            prefix="parties",
+            choices={"organisation": forms.party_choices(territories)},
         ),
-        "services": forms.ServiceFormSet(data, instance=convention, prefix="services"),
+        "services": forms.ServiceFormSet(
+            data,
+            instance=convention,
+            prefix="services",
+            choices={"service": Service.objects.filter(territory__in=territories)},
+        ),
     }
     if convention.pk:
         formsets["deliberations"] = forms.DeliberationFormSet(

@@ -11,7 +11,8 @@ from django.utils.translation import gettext_lazy as _
 from conventions.forms import DateInput
 from costing.models import ACCOUNT_FORMAT_MESSAGE, CostBase, CostLine
 from mutualisation.forms import DecimalField, InlineFormSet, finite_decimals
-from mutualisation.models import UnitWeight
+from mutualisation.models import Service, UnitWeight
+from mutualisation.rules import territories_of
 from mutualisation.validators import validate_plausible_date
 
 MONTHS = [
@@ -27,10 +28,15 @@ MONTH_ABBREVIATIONS = [
 class CostBaseForm(forms.ModelForm):
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields["version"].initial = self.instance.version
+        if user is not None:
+            # Only the services of the territories the user works for.
+            self.fields["service"].queryset = Service.objects.filter(
+                territory__in=territories_of(user)
+            ).order_by("name")
 
     class Meta:
         model = CostBase

@@ -45,23 +45,35 @@ CFU_FIRST_EXERCISE = engine.CFU_FIRST_EXERCISE
 
 class CostBaseQuerySet(models.QuerySet):
     def visible_to(self, user):
-        """All for Métropole staff; a commune reader sees the cost bases of its own services
-        and of the services of the conventions it is party to (the unit cost it pays), never
-        another organisation's detailed cost lines."""
+        """The territory staff see the cost bases of their territories' services; everyone
+        sees those of their own organisation's services and of the services of the conventions
+        they are party to (the unit cost they pay), never another organisation's detailed cost
+        lines otherwise. Superusers see all."""
         from conventions.models import ConventionService
         from mutualisation.rules import scope_of
 
         scope = scope_of(user)
-        if scope.territory_wide:
+        if scope.is_superuser:
             return self.all()
-        if not scope.organisation_ids:
+        if not (scope.organisation_ids or scope.territory_ids):
             return self.none()
         used = ConventionService.objects.filter(
             convention__in=Convention.objects.visible_to(user)
         ).values("service_id")
         return self.filter(
-            Q(service__provider_id__in=scope.organisation_ids) | Q(service_id__in=used)
+            Q(service__territory_id__in=scope.territory_ids)
+            | Q(service__provider_id__in=scope.organisation_ids)
+            | Q(service_id__in=used)
         )
+
+    def managed_by(self, user):
+        """The cost bases the user's territories manage: those of their services."""
+        from mutualisation.rules import scope_of
+
+        scope = scope_of(user)
+        if scope.is_superuser:
+            return self.all()
+        return self.filter(service__territory_id__in=scope.territory_ids)
 
 
 class CostBase(models.Model):
@@ -538,15 +550,17 @@ class StatementQuerySet(models.QuerySet):
         )
 
     def visible_to(self, user):
-        """Statements of the conventions the user may see; a commune reader sees only those
-        its organisation owes or is owed."""
+        """Statements of the conventions of the user's territories, and those their own
+        organisation owes or is owed (a commune reader's only ones). Superusers see all."""
         from mutualisation.rules import scope_of
 
         scope = scope_of(user)
-        if scope.territory_wide:
+        if scope.is_superuser:
             return self.all()
         return self.filter(
-            Q(payer_id__in=scope.organisation_ids) | Q(payee_id__in=scope.organisation_ids)
+            Q(convention__territory_id__in=scope.territory_ids)
+            | Q(payer_id__in=scope.organisation_ids)
+            | Q(payee_id__in=scope.organisation_ids)
         )
 
 
@@ -757,15 +771,17 @@ class InstalmentStatus(models.TextChoices):
 
 class InstalmentQuerySet(models.QuerySet):
     def visible_to(self, user):
-        """All for Métropole staff; a commune reader sees the acomptes its organisation owes or
-        is owed."""
+        """The acomptes of the conventions of the user's territories, and those their own
+        organisation owes or is owed (a commune reader's only ones). Superusers see all."""
         from mutualisation.rules import scope_of
 
         scope = scope_of(user)
-        if scope.territory_wide:
+        if scope.is_superuser:
             return self.all()
         return self.filter(
-            Q(payer_id__in=scope.organisation_ids) | Q(payee_id__in=scope.organisation_ids)
+            Q(convention__territory_id__in=scope.territory_ids)
+            | Q(payer_id__in=scope.organisation_ids)
+            | Q(payee_id__in=scope.organisation_ids)
         )
 
 
@@ -848,17 +864,35 @@ class Instalment(models.Model):
 
 
 class StatementCounter(models.Model):
-    """Last statement number given per year, incremented under a row lock (no gaps)."""
+    """Last statement number given per prefix and year, incremented under a row lock (no gaps).
+    Territories without their own prefix share the EA sequence."""
 
-    year = models.PositiveSmallIntegerField(_("année"), unique=True)
+    prefix = models.CharField(_("préfixe"), max_length=8, default="EA")
+    year = models.PositiveSmallIntegerField(_("année"))
     last_number = models.PositiveIntegerField(_("dernier numéro"), default=0)
 
     class Meta:
         verbose_name = _("compteur d'états")
         verbose_name_plural = _("compteurs d'états")
+        constraints = [
+            models.UniqueConstraint(fields=["prefix", "year"], name="one_statement_counter"),
+        ]
 
     def __str__(self):
-        return f"{self.year} : {self.last_number}"
+        return f"{self.prefix}-{self.year} : {self.last_number}"
+
+
+class BatchJobQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Batches launched by the staff of the user's territories (all for a superuser)."""
+        from mutualisation.rules import scope_of
+
+        scope = scope_of(user)
+        if scope.is_superuser:
+            return self.all()
+        return self.filter(
+            created_by__memberships__organisation_id__in=scope.territory_ids
+        ).distinct()
 
 
 class BatchJob(models.Model):
@@ -891,6 +925,8 @@ class BatchJob(models.Model):
     )
     created_at = models.DateTimeField(_("lancé le"), auto_now_add=True)
     finished_at = models.DateTimeField(_("terminé le"), null=True, blank=True)
+
+    objects = BatchJobQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("traitement par lot")

@@ -33,7 +33,6 @@ from conventions.services.in_force import present_on
 from costing.models import (
     Instalment,
     Statement,
-    StatementCounter,
     StatementLine,
     StatementStatus,
     UsageImport,
@@ -46,8 +45,8 @@ from costing.services import (
     negative_month_message,
     weighted_units,
 )
+from costing.statements import lock_year
 from mutualisation.models import Organisation, Service, UnitWeight
-from mutualisation.services import locked_counter
 from mutualisation.validators import validate_plausible_date
 
 logger = logging.getLogger(__name__)
@@ -757,7 +756,7 @@ def import_usage_file(
             # import waits for an issue in progress, and two imports of the same months run
             # one after the other, the second replacing what the first wrote.
             for year in sorted({r.period_start.year for r in records}):
-                locked_counter(StatementCounter, year=year)
+                lock_year(year)
             late = checker.issued_since_check(records)
             if late:
                 errors = late

@@ -15,7 +15,7 @@ def may_remark(user, statement):
     return (
         statement is not None
         and not statement.is_issued
-        and not scope.territory_wide
+        and not scope.is_staff_of_a_territory
         and statement.payer_id in scope.organisation_ids
         and (statement.review_until is None or timezone.localdate() <= statement.review_until)
     )

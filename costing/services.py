@@ -1113,30 +1113,42 @@ def simulate(convention: Convention, *, years: int = 3, amendment=None) -> list[
     ]
 
 
-def visible_part(computed: Reimbursements, organisation_ids=None) -> dict:
-    """What a user may see of the year: everything for Métropole staff; for a commune reader,
-    only the lines, settlements and position of their own organisation(s)."""
+def visible_part(computed: Reimbursements, scope) -> dict:
+    """What a user may see of the year: everything of the conventions of the territories whose
+    staff they are; of any other convention (a commune reader's, or another territory's
+    convention their EPCI is party to), only the lines and settlements of their own
+    organisation(s). Positions are netted over what is visible."""
     result = computed.result
+    own = scope.organisation_ids
 
-    def mine(*parties):
-        return organisation_ids is None or any(p.id in organisation_ids for p in parties)
+    def whole(reference):
+        convention = computed.conventions.get(reference)
+        return scope.is_superuser or (
+            convention is not None and convention.territory_id in scope.territory_ids
+        )
 
-    lines = [line for line in result.lines if mine(line.payer, line.payee)]
+    def mine(reference, *parties):
+        return whole(reference) or any(p.id in own for p in parties)
+
+    lines = [line for line in result.lines if mine(line.convention, line.payer, line.payee)]
+    settlements = [s for s in result.settlements if mine(s.convention, s.payer, s.payee)]
+    positions = engine.net_positions(settlements)
+    if not scope.is_staff_of_a_territory:
+        positions = [p for p in positions if p.party.id in own]
     return {
         "lines": lines,
-        "borne": [line for line in result.borne_by_payee if mine(line.payee)],
+        "borne": [line for line in result.borne_by_payee if mine(line.convention, line.payee)],
         "settlements": [
             {
                 "settlement": s,
                 "mode_label": SettlementMode(s.settlement_mode).label,
                 "channel_label": BalanceChannel(s.channel).label,
             }
-            for s in result.settlements
-            if mine(s.payer, s.payee)
+            for s in settlements
         ],
-        "positions": [p for p in result.positions if mine(p.party)],
-        # Compliance findings are the Métropole's tool; they name other communes.
-        "findings": list(computed.findings) if organisation_ids is None else [],
+        "positions": positions,
+        # Compliance findings are the territory staff's tool; they name other communes.
+        "findings": [f for f in computed.findings if whole(f.convention)],
         "total": sum((line.amount for line in lines), Decimal("0.00")),
         "conventions": computed.conventions,
     }

@@ -43,6 +43,9 @@ from mutualisation.models import Organisation
 from mutualisation.rules import scope_of
 from mutualisation.services import locked_counter, next_in_sequence
 
+# Statement numbers of a territory without its own prefix: EA-2026-0001 (état annuel).
+DEFAULT_STATEMENT_PREFIX = "EA"
+
 # 2: the document a comptable public and a préfecture accept (recours, convention and its
 # deliberations, forecast, unit cost version, acomptes' call dates, the creditor's seat, court and
 # comptable). Older snapshots lack these keys and still render.
@@ -494,15 +497,21 @@ def statements_prepare(year: int, conventions=None, payer_id=None) -> list[State
 
 
 def lock_year(year: int) -> StatementCounter:
-    """Lock the year's counter row until the transaction ends. Preparing and issuing a year's
-    statements take this lock first, so they run one after the other (no duplicate drafts, no
-    gaps in numbers, no deadlock)."""
-    return locked_counter(StatementCounter, year=year)
+    """Lock the year until the transaction ends: the row of the shared EA counter of the year,
+    one lock for every territory. Preparing and issuing a year's statements, and writing its
+    usage, take this lock first, so they run one after the other (no duplicate drafts, no gaps
+    in numbers, no deadlock)."""
+    return locked_counter(StatementCounter, prefix=DEFAULT_STATEMENT_PREFIX, year=year)
 
 
-def next_number(year: int) -> str:
-    """EA-<year>-<nnnn>: consecutive, without gaps, even when two people issue at once."""
-    return f"EA-{year}-{next_in_sequence(StatementCounter, year=year):04d}"
+def statement_prefix(territory) -> str:
+    return (territory.statement_prefix if territory else "") or DEFAULT_STATEMENT_PREFIX
+
+
+def next_number(year: int, prefix: str = DEFAULT_STATEMENT_PREFIX) -> str:
+    """<prefix>-<year>-<nnnn> (EA-2026-0001, or the territory's own prefix): consecutive,
+    without gaps, even when two people issue at once."""
+    return f"{prefix}-{year}-{next_in_sequence(StatementCounter, prefix=prefix, year=year):04d}"
 
 
 def iso_date(value: str | None) -> date | None:
@@ -814,7 +823,7 @@ def statement_issue(statement: Statement, *, user=None) -> Statement:
     reasons = issue_refusals(statement)
     if reasons:
         raise StatementRefused(reasons)
-    statement.number = next_number(statement.year)
+    statement.number = next_number(statement.year, statement_prefix(statement.convention.territory))
     statement.issued_at = timezone.now()
     statement.issued_by = user if user is not None and user.is_authenticated else None
     statement.snapshot = {
@@ -896,12 +905,17 @@ def statement_state(statement: Statement) -> str:
 # --- batches: issue and/or export a year's statements as one ZIP -------------------------------
 
 
-def current_statements(year: int):
+def current_statements(year: int, conventions=None):
     """The statements that stand for the year: issued and not cancelled, plus the drafts (but
-    not a draft correction: the statement it would cancel still stands until it is issued)."""
+    not a draft correction: the statement it would cancel still stands until it is issued);
+    of ``conventions`` only when given."""
+    statements = Statement.objects.filter(year=year)
+    if conventions is not None:
+        statements = statements.filter(convention__in=conventions)
     return (
-        Statement.objects.filter(year=year)
-        .exclude(status=StatementStatus.ISSUED, cancelled_by__status=StatementStatus.ISSUED)
+        statements.exclude(
+            status=StatementStatus.ISSUED, cancelled_by__status=StatementStatus.ISSUED
+        )
         .exclude(status=StatementStatus.DRAFT, cancels__isnull=False)
         .select_related("convention", "payer", "payee", "cancels")
         .order_by("status", "number", "convention__reference", "payer__siren")
@@ -1150,15 +1164,14 @@ def own_pieces(statement: Statement) -> list[Piece]:
     return pieces
 
 
-def finance_pieces(year: int) -> list[Piece]:
+def finance_pieces(year: int, conventions=None) -> list[Piece]:
     """Every piece of the year's issued statements, in the order of their numbers: a correcting
     statement first reverses exactly the pieces of the statement it cancels (citing its number),
     then books its own. Summing titres less reductions gives what is due today."""
-    issued = (
-        Statement.objects.filter(year=year, status=StatementStatus.ISSUED)
-        .select_related("convention", "payer", "payee", "cancels")
-        .order_by("number")
-    )
+    issued = Statement.objects.filter(year=year, status=StatementStatus.ISSUED)
+    if conventions is not None:
+        issued = issued.filter(convention__in=conventions)
+    issued = issued.select_related("convention", "payer", "payee", "cancels").order_by("number")
     pieces = []
     for statement in issued:
         cancelled = statement.cancels

@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -51,6 +52,24 @@ def require(request, perm):
         raise PermissionDenied
 
 
+def managed_cost_base(request, pk, **related) -> CostBase:
+    """A cost base of a service of the user's territories (404 otherwise: its existence is not
+    revealed to another territory's staff)."""
+    queryset = CostBase.objects.managed_by(request.user)
+    if related:
+        queryset = queryset.select_related(*related["select"])
+    return get_object_or_404(queryset, pk=pk)
+
+
+def territory_convention(request, reference) -> Convention:
+    """A convention of the user's territories: recording its usage and simulating it are its
+    territory staff's work, not a party's from another territory (403)."""
+    convention = get_convention(request, reference)
+    if not scope_of(request.user).works_on(convention.territory_id):
+        raise PermissionDenied
+    return convention
+
+
 def year_choices():
     this_year = timezone.localdate().year
     return list(range(this_year + 1, this_year - 4, -1))
@@ -75,7 +94,7 @@ def reimbursements(request, year):
             {"year": year, "error": str(error), "years": year_choices()},
         )
     scope = scope_of(request.user)
-    view = services.visible_part(computed, None if scope.territory_wide else scope.organisation_ids)
+    view = services.visible_part(computed, scope)
     filters = {key: request.GET.get(key, "") for key in ("siren", "service", "direction")}
     if any(filters.values()):
         view["lines"] = services.filter_lines(view["lines"], **filters)
@@ -110,8 +129,8 @@ def cost_bases(request, year):
 @login_required
 def cost_base_edit(request, pk=None):
     require(request, "costing.manage_costs")
-    base = get_object_or_404(CostBase, pk=pk) if pk else CostBase()
-    form = forms.CostBaseForm(request.POST or None, instance=base)
+    base = managed_cost_base(request, pk) if pk else CostBase()
+    form = forms.CostBaseForm(request.POST or None, instance=base, user=request.user)
     lines = forms.CostLineFormSet(request.POST or None, instance=base, prefix="lines")
     status = 200
     if request.method == "POST" and all([form.is_valid(), lines.is_valid()]):  # noqa: C419 (show every error)
@@ -174,7 +193,7 @@ def cost_base_detail(request, pk):
 @require_POST
 def unit_cost_compute(request, pk):
     require(request, "costing.manage_costs")
-    base = get_object_or_404(CostBase, pk=pk)
+    base = managed_cost_base(request, pk)
     try:
         unit_cost = services.unit_cost_compute(base)
     except engine.EngineError as error:  # services.UnitCostRefused included
@@ -196,7 +215,7 @@ def unit_cost_compute(request, pk):
 def unit_cost_correct(request, pk):
     """Correct the notified unit cost: a new version with its reason, notified on its own."""
     require(request, "costing.manage_costs")
-    base = get_object_or_404(CostBase.objects.select_related("service"), pk=pk)
+    base = managed_cost_base(request, pk, select=["service"])
     form = forms.UnitCostCorrectionForm(request.POST)
     if not form.is_valid():
         return render_cost_base_detail(request, base, correction_form=form)
@@ -224,7 +243,7 @@ def unit_cost_correct(request, pk):
 @require_POST
 def unit_cost_notify(request, pk):
     require(request, "costing.manage_costs")
-    base = get_object_or_404(CostBase, pk=pk)
+    base = managed_cost_base(request, pk)
     unit_cost = services.current_unit_cost(base.service, base.year)
     if unit_cost is None:
         raise Http404
@@ -247,7 +266,7 @@ def unit_cost_notify(request, pk):
 @login_required
 def usage_grid(request, reference, service, year):
     require(request, "costing.record_usage")
-    convention = get_convention(request, reference)
+    convention = territory_convention(request, reference)
     service = get_object_or_404(Service, code=service, convention_lines__convention=convention)
     roles = (
         (PartyRole.MEMBER,)
@@ -341,7 +360,7 @@ def usage_state(request, reference, year):
     """The état des recours of a convention and year, each record with its source and a link to
     correct it; a form adds a justified adjustment."""
     require(request, "costing.record_usage")
-    convention = get_convention(request, reference)
+    convention = territory_convention(request, reference)
     services_qs = Service.objects.filter(convention_lines__convention=convention).distinct()
     form = forms.UsageAdjustmentForm(
         request.POST or None,
@@ -392,7 +411,7 @@ def usage_edit(request, pk):
     record = get_object_or_404(
         UsageRecord.objects.select_related("convention", "beneficiary", "service", "weight"), pk=pk
     )
-    convention = get_convention(request, record.convention.reference)  # visibility
+    convention = territory_convention(request, record.convention.reference)
     form = forms.UsageRecordForm(
         request.POST or None,
         unit_type=record.unit_type,
@@ -497,7 +516,7 @@ def usage_import_confirm(request, pk):
 @login_required
 def simulation(request, reference):
     require(request, "costing.simulate")
-    convention = get_convention(request, reference)
+    convention = territory_convention(request, reference)
     amendment = None
     if number := request.GET.get("avenant"):
         # An avenant's number, as the links write it; anything else names no avenant.
@@ -544,7 +563,7 @@ def statement_list(request, year):
             "years": year_choices(),
             "rows": rows,
             "can_issue": request.user.has_perm("costing.issue_statements"),
-            "jobs": BatchJob.objects.filter(year=year)[:5]
+            "jobs": BatchJob.objects.visible_to(request.user).filter(year=year)[:5]
             if request.user.has_perm("costing.issue_statements")
             else [],
         },
@@ -556,7 +575,9 @@ def statement_list(request, year):
 def statements_prepare(request, year):
     require(request, "costing.issue_statements")
     try:
-        prepared = statements.statements_prepare(year)
+        prepared = statements.statements_prepare(
+            year, Convention.objects.of_territories(request.user)
+        )
     except engine.EngineError as error:
         messages.error(request, str(error))
     else:
@@ -651,7 +672,7 @@ def statement_remark(request, pk):
     statement = visible_statement(request, pk)
     scope = scope_of(request.user)
     # The debtor commune only; remark_add explains a closed window or an issued statement.
-    if scope.territory_wide or statement.payer_id not in scope.organisation_ids:
+    if scope.is_staff_of_a_territory or statement.payer_id not in scope.organisation_ids:
         raise PermissionDenied
     form = forms.RemarkForm(request.POST)
     if not form.is_valid():
@@ -708,7 +729,7 @@ def batch_start(request, year):
 @login_required
 def batch_detail(request, pk):
     require(request, "costing.issue_statements")
-    job = get_object_or_404(BatchJob, pk=pk)
+    job = get_object_or_404(BatchJob.objects.visible_to(request.user), pk=pk)
     template = "costing/_batch_progress.html" if request.htmx else "costing/batch_detail.html"
     return render(request, template, {"job": job})
 
@@ -716,7 +737,9 @@ def batch_detail(request, pk):
 @login_required
 def batch_download(request, pk):
     require(request, "costing.issue_statements")
-    job = get_object_or_404(BatchJob, pk=pk, status=BatchJob.JobStatus.DONE)
+    job = get_object_or_404(
+        BatchJob.objects.visible_to(request.user), pk=pk, status=BatchJob.JobStatus.DONE
+    )
     response = HttpResponse(bytes(job.archive), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="etats-{job.year}-{job.pk}.zip"'
     record_document_access(request, f"etats-{job.year}-{job.pk}.zip")
@@ -729,10 +752,11 @@ EXPORTS = ("lignes", "titres", "mandats", "acomptes")
 FORMATS = {"csv": CSV, "xlsx": XLSX}
 
 
-def export_dataset(year: int, kind: str):
-    """The rows of an export for the finance chain (docs/statements.md)."""
+def export_dataset(year: int, kind: str, conventions):
+    """The rows of an export for the finance chain (docs/statements.md), over ``conventions``
+    (those of the user's territories)."""
     if kind == "lignes":
-        current = statements.current_statements(year)
+        current = statements.current_statements(year, conventions)
         queryset = (
             StatementLine.objects.filter(statement__in=current)
             .select_related(
@@ -743,13 +767,13 @@ def export_dataset(year: int, kind: str):
         return StatementLineResource().export(queryset=queryset)
     if kind == "acomptes":
         queryset = (
-            Instalment.objects.filter(year=year)
+            Instalment.objects.filter(year=year, convention__in=conventions)
             .select_related("convention", "payer", "payee")
             .order_by("due_date", "convention__reference", "payer__siren", "rank")
         )
         return InstalmentResource(table=statements.account_table()).export(queryset=queryset)
     resource = TitreResource() if kind == "titres" else MandatResource()
-    return resource.export(queryset=statements.finance_pieces(year))
+    return resource.export(queryset=statements.finance_pieces(year, conventions))
 
 
 @login_required
@@ -758,7 +782,9 @@ def export(request, year, kind, fmt):
     if kind not in EXPORTS or fmt not in FORMATS:
         raise PermissionDenied
     file_format = FORMATS[fmt]()
-    content = file_format.export_data(export_dataset(year, kind))
+    content = file_format.export_data(
+        export_dataset(year, kind, Convention.objects.of_territories(request.user))
+    )
     response = HttpResponse(content, content_type=file_format.get_content_type())
     response["Content-Disposition"] = f'attachment; filename="{kind}-{year}.{fmt}"'
     record_document_access(request, f"{kind}-{year}.{fmt}")
@@ -780,7 +806,11 @@ def instalment_list(request, year):
         .select_related("convention", "payer", "payee")
         .order_by("due_date", "convention__reference", "payer__name", "rank")
     )
-    pending = instalments.planned_not_called(year) if can_manage else []
+    pending = (
+        instalments.planned_not_called(year, Convention.objects.of_territories(request.user))
+        if can_manage
+        else []
+    )
     return render(
         request,
         "costing/instalment_list.html",
@@ -801,7 +831,11 @@ def instalments_call(request, year):
     require(request, "costing.issue_statements")
     form = forms.InstalmentCallForm(request.POST)
     if form.is_valid():
-        called = instalments.instalments_call(year, up_to=form.cleaned_data["up_to"])
+        called = instalments.instalments_call(
+            year,
+            up_to=form.cleaned_data["up_to"],
+            conventions=Convention.objects.of_territories(request.user),
+        )
         messages.success(request, _("%(count)s acompte(s) appelé(s).") % {"count": len(called)})
     else:
         messages.error(request, _("Indiquez une date valide (JJ/MM/AAAA)."))
@@ -812,7 +846,10 @@ def instalments_call(request, year):
 @require_POST
 def instalment_action(request, pk, action):
     require(request, "costing.issue_statements")
-    instalment = get_object_or_404(Instalment, pk=pk)
+    instalment = get_object_or_404(
+        Instalment.objects.filter(convention__in=Convention.objects.of_territories(request.user)),
+        pk=pk,
+    )
     forms_by_action = {
         "titre": forms.InstalmentTitreForm,
         "encaissement": forms.InstalmentPaymentForm,
@@ -851,7 +888,9 @@ def instalment_action(request, pk, action):
 @login_required
 def dashboard(request, year):
     require(request, "costing.issue_statements")
-    computed = services.compute_reimbursements(year)
+    computed = services.compute_reimbursements(
+        year, Convention.objects.of_territories(request.user)
+    )
     return render(
         request,
         "costing/dashboard.html",
@@ -864,11 +903,11 @@ def commune_summary_pdf(request, year, siren):
     """Consolidated annual summary of one organisation across all its conventions."""
     require(request, "costing.view_reimbursements")
     organisation = get_object_or_404(Organisation.objects.visible_to(request.user), siren=siren)
-    selected = [
-        s
-        for s in statements.current_statements(year)
-        if organisation.pk in (s.payer_id, s.payee_id)
-    ]
+    selected = list(
+        statements.current_statements(year)
+        .filter(pk__in=Statement.objects.visible_to(request.user).values("pk"))
+        .filter(Q(payer=organisation) | Q(payee=organisation))
+    )
     content = render_pdf(
         "costing/statement_summary_pdf.html",
         statements.summary_context(year, selected, organisation),
@@ -883,7 +922,7 @@ def commune_summary_pdf(request, year, siren):
 @require_POST
 def unit_cost_provisional(request, pk):
     require(request, "costing.manage_costs")
-    base = get_object_or_404(CostBase.objects.select_related("service"), pk=pk)
+    base = managed_cost_base(request, pk, select=["service"])
     form = forms.ProvisionalForm(request.POST)
     if not form.is_valid():
         for name, errors in form.errors.items():

@@ -79,6 +79,17 @@ class InlineFormSet(forms.BaseInlineFormSet):
       row of the same form); rows the database still refuses raise RowsConflict, never a 500.
     """
 
+    def __init__(self, *args, choices=None, **kwargs):
+        # {field name: queryset}: the choices every row offers (e.g. the territory's organisations).
+        self.choices = choices or {}
+        super().__init__(*args, **kwargs)
+
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        for name, queryset in self.choices.items():
+            if name in form.fields:
+                form.fields[name].queryset = queryset
+
     def save(self, commit=True):
         if not commit:
             return super().save(commit=False)

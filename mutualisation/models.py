@@ -12,7 +12,12 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from mutualisation.validators import validate_insee_code, validate_plausible_date, validate_siren
+from mutualisation.validators import (
+    validate_insee_code,
+    validate_plausible_date,
+    validate_prefix,
+    validate_siren,
+)
 
 
 class OrganisationKind(models.TextChoices):
@@ -47,14 +52,27 @@ class OrganisationQuerySet(models.QuerySet):
         return self.filter(kind=OrganisationKind.EPCI)
 
     def visible_to(self, user):
-        """Organisations the user may see: the whole territory for Métropole staff, their own
-        organisation(s) for a commune reader, nothing for a user without a role."""
+        """Organisations the user may see: for the staff of a territory, its EPCI, its member
+        communes (past and present) and every party to its conventions; their own
+        organisation(s) for everyone; nothing for a user without a role. Superusers see all."""
         from mutualisation.rules import scope_of
 
         scope = scope_of(user)
-        if scope.territory_wide:
+        if scope.is_superuser:
             return self.all()
-        return self.filter(pk__in=scope.organisation_ids)
+        if not scope.territory_ids:
+            return self.filter(pk__in=scope.organisation_ids)
+        territories = scope.territory_ids
+        parties = Organisation.objects.filter(
+            parties__convention__territory_id__in=territories
+        ).values("pk")
+        members = EpciMembership.objects.filter(epci_id__in=territories).values("member_id")
+        return self.filter(
+            Q(pk__in=territories)
+            | Q(pk__in=scope.organisation_ids)
+            | Q(pk__in=members)
+            | Q(pk__in=parties)
+        )
 
 
 class Organisation(models.Model):
@@ -121,6 +139,33 @@ class Organisation(models.Model):
         help_text=_("Ex. : Service de gestion comptable de Clermont-Ferrand, adresse."),
     )
     address = models.TextField(_("adresse"), blank=True)
+    # An EPCI is a territory: its staff work on its conventions, with its own numbering.
+    reference_prefix = models.CharField(
+        _("préfixe des références de conventions"),
+        max_length=10,
+        blank=True,
+        validators=[validate_prefix],
+        help_text=_(
+            "EPCI seulement. Numérotation propre au territoire, ex. « CAM » donne CAM-2026-001 ; "
+            "vide : numérotation commune CONV-2026-001."
+        ),
+    )
+    statement_prefix = models.CharField(
+        _("préfixe des numéros d'états annuels"),
+        max_length=8,
+        blank=True,
+        validators=[validate_prefix],
+        help_text=_("EPCI seulement. Ex. « EACAM » donne EACAM-2026-0001 ; vide : EA-2026-0001."),
+    )
+    statement_review_days = models.PositiveSmallIntegerField(
+        _("délai de relecture des états (jours)"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "EPCI seulement. Jours laissés aux communes pour relire un projet d'état ; "
+            "vide : la valeur de la plateforme."
+        ),
+    )
 
     history = HistoricalRecords()
     objects = OrganisationQuerySet.as_manager()
@@ -143,6 +188,28 @@ class Organisation(models.Model):
                     "La nature et le régime fiscal sont obligatoires pour un EPCI "
                     "et réservés à lui."
                 ),
+            ),
+            models.CheckConstraint(
+                condition=Q(kind=OrganisationKind.EPCI)
+                | (Q(reference_prefix="") & Q(statement_prefix="") & Q(statement_review_days=None)),
+                name="territory_settings_only_for_epci",
+                violation_error_message=_(
+                    "Préfixes et délai de relecture ne se règlent que pour un EPCI (un territoire)."
+                ),
+            ),
+            models.UniqueConstraint(
+                fields=["reference_prefix"],
+                condition=~Q(reference_prefix=""),
+                name="one_territory_per_reference_prefix",
+                violation_error_message=_(
+                    "Ce préfixe de références est déjà pris par un autre EPCI."
+                ),
+            ),
+            models.UniqueConstraint(
+                fields=["statement_prefix"],
+                condition=~Q(statement_prefix=""),
+                name="one_territory_per_statement_prefix",
+                violation_error_message=_("Ce préfixe d'états est déjà pris par un autre EPCI."),
             ),
         ]
 
@@ -406,6 +473,14 @@ class Service(models.Model):
         verbose_name=_("organisation prestataire"),
         on_delete=models.PROTECT,
         related_name="provided_services",
+    )
+    territory = models.ForeignKey(
+        Organisation,
+        verbose_name=_("territoire (EPCI)"),
+        on_delete=models.PROTECT,
+        related_name="territory_services",
+        limit_choices_to={"kind": OrganisationKind.EPCI},
+        help_text=_("L'EPCI dont les agents gèrent ce service et ses coûts."),
     )
     kind = models.CharField(_("type de mission"), max_length=12, choices=ServiceKind.choices)
     unit_type = models.ForeignKey(

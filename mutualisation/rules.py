@@ -8,26 +8,38 @@ from ``Membership`` rows; a user without one (an "outsider") sees nothing of the
 from dataclasses import dataclass
 
 import rules
+from django.db.models import Q
 
-from mutualisation.models import EPCI_ROLES, Membership, Role
+from mutualisation.models import EPCI_ROLES, Membership, Organisation, OrganisationKind, Role
 
 
 @dataclass(frozen=True)
 class Scope:
-    """What a user's memberships open: roles held, and the organisations they belong to."""
+    """What a user's memberships open: roles held, the organisations they belong to, and the
+    territories (EPCIs) whose staff they are.
+
+    One deployment may host many territories: the staff of an EPCI (manager, finance,
+    administrator) work on its conventions, services, costs and statements only; like a commune
+    reader, they also see what concerns their own organisation in another territory's
+    conventions (as a party). Superusers (the platform's operators) see every territory.
+    """
 
     roles: frozenset[str]
     organisation_ids: frozenset[int]
+    territory_ids: frozenset[int] = frozenset()
     is_superuser: bool = False
 
     @property
-    def territory_wide(self) -> bool:
-        """Staff of the EPCI (and superusers) work on every commune of the territory."""
-        return self.is_superuser or bool(self.roles & set(EPCI_ROLES))
+    def is_staff_of_a_territory(self) -> bool:
+        return self.is_superuser or bool(self.territory_ids)
 
     @property
     def has_any_role(self) -> bool:
         return self.is_superuser or bool(self.roles)
+
+    def works_on(self, territory_id) -> bool:
+        """Whether the user is staff of this territory (or a superuser)."""
+        return self.is_superuser or territory_id in self.territory_ids
 
 
 NO_SCOPE = Scope(roles=frozenset(), organisation_ids=frozenset())
@@ -40,14 +52,40 @@ def scope_of(user) -> Scope:
     cached = getattr(user, "_mutualis_scope", None)
     if cached is not None:
         return cached
-    rows = list(Membership.objects.filter(user=user).values_list("role", "organisation_id"))
+    rows = list(
+        Membership.objects.filter(user=user).values_list(
+            "role", "organisation_id", "organisation__kind"
+        )
+    )
     scope = Scope(
-        roles=frozenset(role for role, _ in rows),
-        organisation_ids=frozenset(org for _, org in rows),
+        roles=frozenset(role for role, _, _ in rows),
+        organisation_ids=frozenset(org for _, org, _ in rows),
+        territory_ids=frozenset(
+            org for role, org, kind in rows if role in EPCI_ROLES and kind == OrganisationKind.EPCI
+        ),
         is_superuser=user.is_superuser,
     )
     user._mutualis_scope = scope
     return scope
+
+
+def territories_of(user):
+    """The EPCIs whose staff the user is (every EPCI for a superuser)."""
+    scope = scope_of(user)
+    epcis = Organisation.objects.epcis()
+    return epcis if scope.is_superuser else epcis.filter(pk__in=scope.territory_ids)
+
+
+def home_territories(user):
+    """The territories whose reference data (communes, populations, services) the user reads:
+    those whose staff they are, and the EPCIs their organisation is a member of."""
+    scope = scope_of(user)
+    if scope.is_superuser:
+        return Organisation.objects.epcis()
+    return Organisation.objects.epcis().filter(
+        Q(pk__in=scope.territory_ids)
+        | Q(member_memberships__member_id__in=scope.organisation_ids)
+    ).distinct()
 
 
 @rules.predicate
@@ -77,8 +115,8 @@ def is_commune_reader(user):
 
 
 @rules.predicate
-def is_territory_wide(user):
-    return scope_of(user).territory_wide
+def is_territory_staff(user):
+    return scope_of(user).is_staff_of_a_territory
 
 
 # The territory's reference data (communes, populations, services) is shown to every user who

@@ -123,6 +123,7 @@ def seed_demo_territory(*, with_users: bool, password: str | None = None) -> See
             {
                 "name": service_data["name"],
                 "provider": by_siren[service_data["provider"]],
+                "territory": epci,
                 "kind": service_data["kind"],
                 "unit_type": unit_types[service_data["unit_type"]],
                 "description": service_data["description"],

@@ -69,3 +69,15 @@ def validate_plausible_date(value) -> None:
                 "last": last,
             },
         )
+
+
+PREFIX_PATTERN = re.compile(r"[A-Z][A-Z0-9]{1,9}")
+
+
+def validate_prefix(value: str) -> None:
+    """A numbering prefix: 2 to 10 capital letters or digits, starting with a letter."""
+    if value and not PREFIX_PATTERN.fullmatch(value):
+        raise ValidationError(
+            _("Un préfixe compte 2 à 10 lettres capitales ou chiffres et commence par une lettre."),
+            code="invalid_prefix",
+        )

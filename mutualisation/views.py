@@ -5,7 +5,7 @@ from django.shortcuts import render
 
 from mutualisation.collation import french_sort_key
 from mutualisation.models import EpciMembership, Organisation, PopulationRecord, Service
-from mutualisation.rules import scope_of
+from mutualisation.rules import home_territories, scope_of
 
 # The home page shows the two latest millésimes side by side.
 VINTAGES_SHOWN = 2
@@ -22,7 +22,10 @@ def home(request):
         .values_list("vintage", flat=True)
         .distinct()[:VINTAGES_SHOWN]
     )
-    communes = Organisation.objects.communes()
+    epcis = home_territories(request.user)
+    communes = Organisation.objects.communes().filter(
+        pk__in=EpciMembership.objects.filter(epci__in=epcis).values("member_id")
+    )
     rows = []
     for commune in sorted(
         communes.prefetch_related("population_records"), key=lambda c: french_sort_key(c.name)
@@ -31,11 +34,13 @@ def home(request):
         rows.append({"commune": commune, "populations": [by_vintage.get(v) for v in vintages]})
     totals = PopulationRecord.objects.totals_by_vintage(organisations=communes, vintages=vintages)
     context = {
-        "epcis": Organisation.objects.epcis(),
+        "epcis": epcis,
         "vintages": vintages,
         "rows": rows,
         "totals": [totals.get(v) for v in vintages],
-        "membership_count": EpciMembership.objects.current().count(),
-        "services": Service.objects.select_related("provider", "unit_type").order_by("name"),
+        "membership_count": EpciMembership.objects.current().filter(epci__in=epcis).count(),
+        "services": Service.objects.filter(territory__in=epcis)
+        .select_related("provider", "unit_type")
+        .order_by("name"),
     }
     return render(request, "mutualisation/home.html", context)

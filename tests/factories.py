@@ -81,6 +81,21 @@ class UnitTypeFactory(factory.django.DjangoModelFactory):
     unit = Unit.HOUR
 
 
+def first_territory():
+    """The EPCI a test's convention or service belongs to when the test does not say: the
+    first EPCI created (the ``territory`` fixture's), else a new one."""
+    return Organisation.objects.epcis().order_by("pk").first() or EpciFactory()
+
+
+def territory_of(provider):
+    """A service's territory: its provider when an EPCI, else the EPCI the provider is a
+    member of, else the first EPCI."""
+    if provider.is_epci:
+        return provider
+    membership = provider.epci_memberships.order_by("-valid_from").first()
+    return membership.epci if membership else first_territory()
+
+
 class ServiceFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Service
@@ -88,6 +103,7 @@ class ServiceFactory(factory.django.DjangoModelFactory):
     code = factory.Sequence(lambda n: f"service-{n}")
     name = factory.Sequence(lambda n: f"Service {n}")
     provider = factory.SubFactory(EpciFactory)
+    territory = factory.LazyAttribute(lambda o: territory_of(o.provider))
     kind = ServiceKind.FUNCTIONAL
     unit_type = factory.SubFactory(UnitTypeFactory)
 
@@ -121,6 +137,7 @@ class ConventionFactory(factory.django.DjangoModelFactory):
         model = Convention
 
     reference = factory.Sequence(lambda n: f"CONV-2026-{n + 1:03d}")
+    territory = factory.LazyFunction(first_territory)
     title = factory.Sequence(lambda n: f"Convention {n}")
     kind = ConventionKind.MISE_A_DISPOSITION
     object = "Mise à disposition du service pour l'exercice des compétences du bénéficiaire."

@@ -62,6 +62,7 @@ def test_references_are_numbered_per_year_without_gaps():
 
 def test_create_gives_a_reference_and_initial_terms_from_the_start_date(territory):
     convention = Convention(
+        territory=territory.epci,
         title="Paie",
         kind=ConventionKind.MISE_A_DISPOSITION,
         object="Paie",

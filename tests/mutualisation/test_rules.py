@@ -8,14 +8,18 @@ from mutualisation.rules import scope_of
 pytestmark = pytest.mark.django_db
 
 
-def test_metropole_staff_work_on_the_whole_territory(personas):
+def test_metropole_staff_work_on_their_territory(personas, territory):
     for user in (personas.manager, personas.finance, personas.admin):
-        assert scope_of(user).territory_wide
+        scope = scope_of(user)
+        assert scope.is_staff_of_a_territory
+        assert scope.territory_ids == {territory.epci.pk}
+        assert scope.works_on(territory.epci.pk)
 
 
 def test_commune_reader_scope_is_their_commune(personas, territory):
     scope = scope_of(personas.reader_a)
-    assert not scope.territory_wide
+    assert not scope.is_staff_of_a_territory
+    assert not scope.works_on(territory.epci.pk)
     assert scope.organisation_ids == {territory.commune_a.pk}
 
 

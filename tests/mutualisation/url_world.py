@@ -24,6 +24,7 @@ from conventions.models import (
     AllocationKey,
     Amendment,
     Attachment,
+    Convention,
     ConventionKind,
     ConventionService,
     Deliberation,
@@ -74,9 +75,9 @@ YEAR = 2026
 SCAN = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
-def _mad(epci, commune, service, title):
+def _mad(epci, commune, service, title, **convention):
     """A mise à disposition descendante from the Métropole to one commune, with its forecast."""
-    convention = ConventionFactory(title=title)
+    convention = ConventionFactory(title=title, **convention)
     Party.objects.create(convention=convention, organisation=epci, role=PartyRole.PROVIDER)
     Party.objects.create(convention=convention, organisation=commune, role=PartyRole.BENEFICIARY)
     line = ConventionService.objects.create(
@@ -260,7 +261,10 @@ def build_world():
 
     # Statements: A's approved and issued, then under correction (a draft citing it, with a
     # remark from A); B's a draft.
-    drafts = {s.payer_id: s for s in statements.statements_prepare(YEAR)}
+    drafts = {
+        s.payer_id: s
+        for s in statements.statements_prepare(YEAR, Convention.objects.filter(territory=epci))
+    }
     statements.statement_approve(drafts[commune_a.pk], user=users.reader_a)
     issued_a = statements.statement_issue(drafts[commune_a.pk], user=users.finance)
     correction_a = statements.statement_correct(issued_a, reason="Recours de mars erroné.")
@@ -344,7 +348,10 @@ def build_world():
         locked_out=False,
     )
 
+    other = build_other_territory(commune_a, users)
+
     return SimpleNamespace(
+        other=other,
         users=users,
         epci=epci,
         commune_a=commune_a,
@@ -380,9 +387,89 @@ def build_world():
         access_log=access_log,
         failure=failure,
         reference_counter=ReferenceCounter.objects.get_or_create(
-            year=YEAR, defaults={"last_number": 3}
+            prefix="CONV", year=YEAR, defaults={"last_number": 3}
         )[0],
         account_mapping=account_mapping,
         epci_membership=commune_a.epci_memberships.get(),
         population=commune_a.population_records.get(),
+    )
+
+
+# What only the second territory's people may see: it must never show to the first one's staff.
+OTHER_TERRITORY_MARKERS = ("VAL-2026-001", "Voirie du Val", "EAVAL-2026-0001")
+
+
+def build_other_territory(commune_a, users):
+    """A second EPCI hosted by the same deployment, with its own numbering prefixes, staff, a
+    commune C, a service, a convention for C (its statement issued, EAVAL-2026-0001) and one for
+    commune A of the first territory (A's reader sees it; the first territory's staff do not)."""
+    epci = EpciFactory(
+        name="Communauté d'agglomération du Val",
+        reference_prefix="VAL",
+        statement_prefix="EAVAL",
+    )
+    commune_c = OrganisationFactory(name="Commune C")
+    EpciMembershipFactory(member=commune_c, epci=epci, valid_from=date(2020, 1, 1))
+
+    def member(username, organisation, role):
+        user = UserFactory(username=username)
+        MembershipFactory(user=user, organisation=organisation, role=role)
+        return user
+
+    people = SimpleNamespace(
+        manager=member("gestionnaire.val", epci, Role.MANAGER),
+        finance=member("finances.val", epci, Role.FINANCE),
+        reader_c=member("lecteur.c", commune_c, Role.COMMUNE_READER),
+    )
+    service = ServiceFactory(provider=epci, code="voirie-val", name="Voirie du Val")
+    for_c = _in_force(
+        _mad(
+            epci,
+            commune_c,
+            service,
+            "Voirie du Val pour C",
+            territory=epci,
+            reference="VAL-2026-001",
+        ),
+        [epci, commune_c],
+    )
+    for_a = _in_force(
+        _mad(
+            epci,
+            commune_a,
+            service,
+            "Voirie du Val pour A",
+            territory=epci,
+            reference="VAL-2026-002",
+            # Commune A is not a member of this EPCI: a prestation de services (L5111-1).
+            kind=ConventionKind.PRESTATION,
+        ),
+        [epci, commune_a],
+    )
+    base = cost_base(service, year=YEAR)
+    UnitCost.objects.create(
+        service=service,
+        year=YEAR,
+        amount=Decimal("57.10"),
+        notification_deadline=date(YEAR, 4, 30),
+        notified_on=date(YEAR, 3, 30),
+    )
+    _usage(for_c, commune_c, service, ("8",))
+    _usage(for_a, commune_a, service, ("3",))
+    drafts = {
+        s.payer_id: s
+        for s in statements.statements_prepare(YEAR, Convention.objects.filter(territory=epci))
+    }
+    statements.statement_approve(drafts[commune_c.pk], user=people.reader_c)
+    issued = statements.statement_issue(drafts[commune_c.pk], user=people.finance)
+    return SimpleNamespace(
+        epci=epci,
+        commune_c=commune_c,
+        users=people,
+        service=service,
+        convention_c=for_c,
+        convention_a=for_a,
+        base=base,
+        issued=issued,
+        draft_a=drafts[commune_a.pk],
     )
