@@ -82,10 +82,14 @@ def home_territories(user):
     scope = scope_of(user)
     if scope.is_superuser:
         return Organisation.objects.epcis()
-    return Organisation.objects.epcis().filter(
-        Q(pk__in=scope.territory_ids)
-        | Q(member_memberships__member_id__in=scope.organisation_ids)
-    ).distinct()
+    return (
+        Organisation.objects.epcis()
+        .filter(
+            Q(pk__in=scope.territory_ids)
+            | Q(member_memberships__member_id__in=scope.organisation_ids)
+        )
+        .distinct()
+    )
 
 
 @rules.predicate

@@ -22,7 +22,7 @@ from conventions.models import Convention, ConventionService, Party, Terms, Usag
 from conventions.services import records
 from costing.models import CostBase, Instalment, Statement, StatementLine, UnitCost, UsageRecord
 from mutualisation.models import Service
-from tests.mutualisation.test_url_matrix import ROWS, request, world  # noqa: F401 (fixture)
+from tests.mutualisation.test_url_matrix import ROWS, request
 from tests.mutualisation.url_world import OTHER_TERRITORY_MARKERS
 
 pytestmark = pytest.mark.django_db
@@ -194,6 +194,7 @@ def test_the_creation_form_offers_the_territorys_organisations_and_services_only
     client = Client()
     client.cookies[settings.SESSION_COOKIE_NAME] = sessions["manager_val"]
     page = client.get(reverse("conventions:create")).content.decode()
-    assert "Commune C" in page and "Voirie du Val" in page
+    assert "Commune C" in page
+    assert "Voirie du Val" in page
     assert "Commune B" not in page
     assert "Informatique" not in page

@@ -15,17 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-import time_machine
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection, transaction
+from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from tests.mutualisation.url_world import NOW, YEAR, build_world
-
-PERSONAS = ("anonymous", "outsider", "reader_a", "reader_b", "manager", "finance", "admin")
+from tests.mutualisation.url_world import PERSONAS, YEAR
 
 # Expected answers: an HTTP status, or one of these redirects.
 LOGIN = "login"  # 302 to the login page, with ?next=
@@ -330,31 +327,6 @@ def test_every_post_only_address_is_also_posted():
 
 
 # --- the world, built once for the module ------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def world(django_db_setup, django_db_blocker):
-    """Built once inside a transaction that is rolled back after the module; each test runs in a
-    savepoint of it (pytest-django's ``db``), so what a request changes is undone after it."""
-    traveller = time_machine.travel(NOW)
-    traveller.start()
-    atomic = transaction.atomic()
-    try:
-        with django_db_blocker.unblock():
-            atomic.__enter__()
-            built = build_world()
-            # One session per persona, opened once: each request presents its cookie.
-            built.sessions = {}
-            for persona in PERSONAS[1:]:
-                client = Client()
-                client.force_login(getattr(built.users, persona))
-                built.sessions[persona] = client.cookies[settings.SESSION_COOKIE_NAME].value
-        yield built
-    finally:
-        with django_db_blocker.unblock():
-            transaction.set_rollback(True)
-            atomic.__exit__(None, None, None)
-        traveller.stop()
 
 
 WRITE = re.compile(r'^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?(\w+)"?', re.IGNORECASE)

@@ -66,6 +66,7 @@ from tests.factories import (
     UserFactory,
 )
 
+PERSONAS = ("anonymous", "outsider", "reader_a", "reader_b", "manager", "finance", "admin")
 PARIS = ZoneInfo("Europe/Paris")
 # The 2026 statements are issued and a correction is under review: early March 2027.
 NOW = datetime(2027, 3, 1, 10, 0, tzinfo=PARIS)
