@@ -16,6 +16,16 @@ from mutualisation.models import (
 )
 
 
+def operators_only(request) -> bool:
+    """The admin lists every territory's records and every account: it is the platform's
+    operators' (superusers') tool. A territory's staff, even marked staff with model
+    permissions, work in the application, scoped to their territory."""
+    return request.user.is_active and request.user.is_superuser
+
+
+admin.site.has_permission = operators_only
+
+
 class PopulationRecordInline(admin.TabularInline):
     model = PopulationRecord
     extra = 0

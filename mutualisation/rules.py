@@ -126,4 +126,5 @@ def is_territory_staff(user):
 # The territory's reference data (communes, populations, services) is shown to every user who
 # holds a role; editing it is the administrators' job, in the Django admin.
 rules.add_perm("mutualisation.view_territory", has_any_role)
-rules.add_perm("mutualisation.use_admin", is_administrator)
+# The Django admin shows every territory: the platform's operators' (mutualisation/admin.py).
+rules.add_perm("mutualisation.use_admin", rules.is_superuser)

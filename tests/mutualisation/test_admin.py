@@ -162,3 +162,23 @@ def test_the_change_page_of_an_object_answers(admin_with_conventions, app_label,
         reverse(f"admin:{app_label}_{model_name}_change", args=[instance.pk])
     )
     assert response.status_code == 200
+
+
+def test_the_admin_is_the_platforms_operators_only_not_a_territorys_staff(client, personas):
+    """One deployment hosts many territories: the admin lists every territory's records (and
+    every account), so a territory's staff account, even with every model permission, is sent to
+    the admin's login page; superusers (the platform's operators) use it."""
+    from django.contrib.auth.models import Permission
+
+    staff = personas.manager
+    staff.is_staff = True
+    staff.save()
+    staff.user_permissions.set(Permission.objects.all())
+    client.force_login(staff)
+    for url in (reverse("admin:index"), reverse("admin:auth_user_changelist")):
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("admin:login"))
+    assert not staff.has_perm("mutualisation.use_admin")
+    client.force_login(personas.admin)
+    assert client.get(reverse("admin:index")).status_code == 200
