@@ -212,9 +212,14 @@ class UsageFileChecker:
         """Everything the rows refer to, in a few queries."""
         values = [v for _line, v in parsed]
         references = {v["convention"] for v in values if v["convention"]}
+        # Only the conventions of the territories the importing person works for: another
+        # territory's reference reads as unknown.
+        conventions = (
+            Convention.objects.of_territories(self.user) if self.user else Convention.objects
+        )
         self.conventions = {
             c.reference: c
-            for c in Convention.objects.filter(reference__in=references).prefetch_related("terms")
+            for c in conventions.filter(reference__in=references).prefetch_related("terms")
         }
         keys = {v["beneficiary"] for v in values if v["beneficiary"]}
         sirens = {k for k in keys if re.fullmatch(r"\d{9}", k)}

@@ -150,3 +150,20 @@ def test_xlsx_files_are_imported(demo):
 def test_unreadable_files_are_refused_in_french(demo, content, name, message):
     with pytest.raises(ImportFileError, match=message):
         import_usage_file(content, name, commit=False)
+
+
+def test_a_file_naming_another_territorys_convention_is_refused_as_unknown(demo):
+    """The staff of another EPCI hosted by the same deployment cannot record usage on this
+    territory's conventions: the reference reads as unknown (its existence is not revealed)."""
+    from mutualisation.models import Organisation, Role
+    from tests.factories import EpciFactory, MembershipFactory
+
+    elsewhere = MembershipFactory(organisation=EpciFactory(), role=Role.FINANCE).user
+    before = UsageRecord.objects.count()
+    report = import_usage_file(csv_bytes(ads_rows(3)), "recours.csv", commit=True, user=elsewhere)
+    assert not report.imported
+    assert UsageRecord.objects.count() == before
+    assert {e.message for e in report.errors} == {"Convention « CONV-2025-001 » inconnue."}
+    here = MembershipFactory(organisation=Organisation.objects.epcis().first(), role=Role.FINANCE)
+    report = import_usage_file(csv_bytes(ads_rows(3)), "recours.csv", commit=True, user=here.user)
+    assert report.imported
