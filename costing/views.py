@@ -544,6 +544,15 @@ def visible_statement(request, pk) -> Statement:
     )
 
 
+def territory_statement(request, pk) -> Statement:
+    """A statement the user sees, of a convention of their territories: issuing and correcting
+    it is its territory's staff's work, not the debtor's from another territory (403)."""
+    statement = visible_statement(request, pk)
+    if not scope_of(request.user).works_on(statement.convention.territory_id):
+        raise PermissionDenied
+    return statement
+
+
 @login_required
 def statement_list(request, year):
     require(request, "costing.view_reimbursements")
@@ -591,6 +600,9 @@ def statements_prepare(request, year):
 def statement_detail(request, pk):
     require(request, "costing.view_reimbursements")
     statement = visible_statement(request, pk)
+    can_issue = request.user.has_perm("costing.issue_statements") and scope_of(
+        request.user
+    ).works_on(statement.convention.territory_id)
     return render(
         request,
         "costing/statement_detail.html",
@@ -598,13 +610,13 @@ def statement_detail(request, pk):
             **statements.statement_context(statement),
             "state": statements.statement_state(statement),
             "remarks": statement.remarks.select_related("author"),
-            "can_issue": request.user.has_perm("costing.issue_statements"),
+            "can_issue": can_issue,
             "can_remark": request.user.has_perm("costing.remark_statement", statement),
             # The predicate itself: a superuser's has_perm is always true, but only the
             # debtor's own users approve.
             "can_approve": may_approve.test(request.user, statement),
             "issue_blockers": statements.issue_refusals(statement)
-            if not statement.is_issued and request.user.has_perm("costing.issue_statements")
+            if not statement.is_issued and can_issue
             else [],
             "remark_form": forms.RemarkForm(),
             "correction_form": forms.CorrectionForm(),
@@ -636,7 +648,7 @@ def statement_pdf(request, pk):
 @require_POST
 def statement_issue(request, pk):
     require(request, "costing.issue_statements")
-    statement = visible_statement(request, pk)
+    statement = territory_statement(request, pk)
     try:
         statement = statements.statement_issue(statement, user=request.user)
     except statements.StatementRefused as refused:
@@ -653,7 +665,7 @@ def statement_issue(request, pk):
 @require_POST
 def statement_correct(request, pk):
     require(request, "costing.issue_statements")
-    statement = visible_statement(request, pk)
+    statement = territory_statement(request, pk)
     form = forms.CorrectionForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
     try:

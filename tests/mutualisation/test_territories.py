@@ -198,3 +198,25 @@ def test_the_creation_form_offers_the_territorys_organisations_and_services_only
     assert "Voirie du Val" in page
     assert "Commune B" not in page
     assert "Informatique" not in page
+
+
+def test_issuing_and_correcting_a_statement_is_its_territorys_staffs_work(world, sessions, db):
+    """A finance officer of the first territory who also reads commune A sees the second
+    territory's draft statement owed by A, but neither issues nor corrects it."""
+    from mutualisation.models import Role
+    from tests.factories import MembershipFactory
+
+    finance = world.users.finance
+    MembershipFactory(user=finance, organisation=world.commune_a, role=Role.COMMUNE_READER)
+    client = Client()
+    client.force_login(finance)
+    draft = world.other.draft_a
+    assert client.get(reverse("costing:statement", kwargs={"pk": draft.pk})).status_code == 200
+    for action in ("costing:statement-issue", "costing:statement-correct"):
+        response = client.post(reverse(action, kwargs={"pk": draft.pk}), {"reason": "Essai"})
+        assert response.status_code == 403
+    draft.refresh_from_db()
+    assert draft.number is None
+    issued = world.other.issued
+    response = client.post(reverse("costing:statement-correct", kwargs={"pk": issued.pk}))
+    assert response.status_code == 404  # C's statement: nothing of A's, not visible
