@@ -38,8 +38,23 @@ class TermsInline(admin.StackedInline):
 
 @admin.register(Convention)
 class ConventionAdmin(SimpleHistoryAdmin):
-    list_display = ["reference", "title", "kind", "status", "start_date", "signature_date"]
-    list_filter = ["kind", "status", "start_date"]
+    list_display = [
+        "reference",
+        "title",
+        "territory",
+        "kind",
+        "status",
+        "start_date",
+        "signature_date",
+    ]
+    list_filter = [
+        ("territory", admin.RelatedOnlyFieldListFilter),
+        "kind",
+        "status",
+        "start_date",
+    ]
+    list_select_related = ["territory"]
+    autocomplete_fields = ["territory", "managing_organisation"]
     search_fields = ["reference", "title", "object", "parties__organisation__name"]
     readonly_fields = [
         "reference",

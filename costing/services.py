@@ -641,7 +641,7 @@ def billed_conventions(year: int, conventions=None):
     queryset = conventions if conventions is not None else Convention.objects.all()
     return (
         queryset.filter(status__in=BILLED_STATUSES, start_date__lte=date(year, 12, 31))
-        .select_related("managing_organisation", "termination")
+        .select_related("managing_organisation", "termination", "territory")
         .prefetch_related(
             "parties__organisation",
             "parties__joined_by",

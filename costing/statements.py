@@ -88,7 +88,10 @@ class BatchRefused(StatementRefused):
         )
 
 
-def review_days() -> int:
+def review_days(territory=None) -> int:
+    """Days a debtor has to read a draft: the territory's own setting, else the platform's."""
+    if territory is not None and territory.statement_review_days is not None:
+        return territory.statement_review_days
     return getattr(settings, "MUTUALIS_STATEMENT_REVIEW_DAYS", 15)
 
 
@@ -349,7 +352,7 @@ def draft_for(settlement, convention, organisations, issued: set, lines, year, d
         year=year,
         payer=organisations[settlement.payer.id],
         payee=organisations[settlement.payee.id],
-        review_until=timezone.localdate() + timedelta(days=review_days()),
+        review_until=timezone.localdate() + timedelta(days=review_days(convention.territory)),
     )
 
 
@@ -861,7 +864,8 @@ def statement_correct(statement: Statement, *, reason: str) -> Statement:
         year=statement.year,
         cancels=statement,
         correction_reason=reason.strip(),
-        review_until=timezone.localdate() + timedelta(days=review_days()),
+        review_until=timezone.localdate()
+        + timedelta(days=review_days(statement.convention.territory)),
     )
     statements_prepare(
         statement.year,

@@ -54,7 +54,18 @@ class OrganisationAdmin(SimpleHistoryAdmin):
     search_fields = ["name", "siren", "insee_code"]
     fieldsets = [
         (None, {"fields": ["kind", "name", "siren", "insee_code", "address"]}),
-        (_("EPCI"), {"fields": ["epci_nature", "tax_regime"]}),
+        (
+            _("EPCI et territoire"),
+            {
+                "fields": [
+                    "epci_nature",
+                    "tax_regime",
+                    "reference_prefix",
+                    "statement_prefix",
+                    "statement_review_days",
+                ]
+            },
+        ),
         (
             _("Budget et signature"),
             {
@@ -114,11 +125,12 @@ class UnitWeightAdmin(SimpleHistoryAdmin):
 
 @admin.register(Service)
 class ServiceAdmin(SimpleHistoryAdmin):
-    list_display = ["name", "code", "provider", "kind", "unit_type"]
-    list_filter = ["kind", "provider", "unit_type"]
-    search_fields = ["name", "code", "provider__name"]
-    autocomplete_fields = ["provider"]
-    list_select_related = ["provider", "unit_type"]
+    list_display = ["name", "code", "territory", "provider", "kind", "unit_type"]
+    # Only the EPCIs that have services: a deployment may host many territories.
+    list_filter = ["kind", ("territory", admin.RelatedOnlyFieldListFilter), "unit_type"]
+    search_fields = ["name", "code", "provider__name", "territory__name"]
+    autocomplete_fields = ["provider", "territory"]
+    list_select_related = ["provider", "territory", "unit_type"]
 
 
 @admin.register(Membership)

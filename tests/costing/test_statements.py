@@ -283,3 +283,19 @@ def test_a_remark_with_a_nul_character_or_too_long_is_refused_in_french(
     assert "Remarque non transmise" in body
     assert message in body.replace("\xa0", " ").replace("2 000", "2000")
     assert not mine.remarks.exists()
+
+
+def test_each_territory_sets_its_own_review_window(billed, territory):
+    """The days a commune has to read a draft are a territory's setting (empty: the
+    platform's MUTUALIS_STATEMENT_REVIEW_DAYS, 15 days)."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    assert settings.MUTUALIS_STATEMENT_REVIEW_DAYS != 30
+    territory.epci.statement_review_days = 30
+    territory.epci.save()
+    assert {s.review_until for s in drafts().values()} == {
+        timezone.localdate() + timedelta(days=30)
+    }
