@@ -220,3 +220,34 @@ def test_issuing_and_correcting_a_statement_is_its_territorys_staffs_work(world,
     issued = world.other.issued
     response = client.post(reverse("costing:statement-correct", kwargs={"pk": issued.pk}))
     assert response.status_code == 404  # C's statement: nothing of A's, not visible
+
+
+def test_staff_of_two_territories_choose_the_territory_of_a_new_convention(world, sessions, db):
+    """Someone who works for two EPCIs (here a superuser, the platform's operator) picks the
+    territory on the creation page; its numbering follows."""
+    client = Client()
+    client.force_login(world.users.admin)
+    page = client.get(reverse("conventions:create")).content.decode()
+    assert 'name="territory"' in page
+    assert "Communauté d&#x27;agglomération du Val" in page
+    response = client.post(
+        reverse("conventions:create"),
+        {
+            "territory": world.other.epci.pk,
+            "title": "Voirie partagée",
+            "kind": "MISE_A_DISPOSITION",
+            "object": "Voirie",
+            "start_date": "2031-01-01",
+            "terms-settlement_mode": "TITRE",
+            "terms-periodicity_months": "12",
+            "terms-instalment_count": "0",
+            "terms-notice_months": "3",
+            "parties-TOTAL_FORMS": "0",
+            "parties-INITIAL_FORMS": "0",
+            "services-TOTAL_FORMS": "0",
+            "services-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    created = Convention.objects.get(title="Voirie partagée")
+    assert (created.territory, created.reference) == (world.other.epci, "VAL-2031-001")
