@@ -191,7 +191,9 @@ def history_entries(convention: Convention, limit: int = 30) -> list[tuple]:
     """(record, [“field : old → new”, …]) for the latest changes, newest first."""
     records = list(convention.history.select_related("history_user")[: limit + 1])
     entries = []
-    for newer, older in zip(records, [*records[1:], None], strict=True):
+    # Each record against the one before it (the oldest against none); a convention created
+    # in bulk has no record at all.
+    for newer, older in zip(records, [*records[1:], None][: len(records)], strict=True):
         changes = []
         if older is not None:
             # simple-history's diff_against skips non-editable fields such as the status.

@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 from django.db.models.signals import post_init
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from conventions.models import (
     AgentAssignment,
@@ -217,7 +218,6 @@ def test_convention_detail_issues_as_many_queries_whatever_its_size(
         # The forecasts of the terms in force are shown, one row each.
         assert response.content.decode().count("<td>2026</td>") >= size
         counts.append(count)
-    print("COUNTS", kind, status, counts)
     assert counts[0] == counts[1], counts
     assert counts[1] <= 45, counts
 
@@ -329,3 +329,24 @@ def test_alerts_load_only_the_conventions_they_name(django_assert_max_num_querie
     assert len(found) == 4
     assert built.count(Convention) <= len(found)
     assert built.count(Terms) <= len(found) + 1
+
+
+def test_a_convention_without_history_rows_shows_its_detail(client, personas):
+    """Conventions bulk-created (an import, a generator) have no history row."""
+    (convention,) = Convention.objects.bulk_create(
+        [
+            Convention(
+                reference="CONV-2026-900",
+                title="Créée en masse",
+                kind=ConventionKind.MISE_A_DISPOSITION,
+                object="Objet.",
+                start_date=date(2026, 1, 1),
+            )
+        ]
+    )
+    Terms.objects.bulk_create([TermsFactory.build(convention=convention)])
+    assert not convention.history.exists()
+    client.force_login(personas.manager)
+    response = client.get(reverse("conventions:detail", args=[convention.reference]))
+    assert response.status_code == 200
+    assert "Créée en masse" in response.content.decode()
