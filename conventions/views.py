@@ -5,7 +5,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import FileResponse, Http404, HttpResponse
+from django.db.models import Q
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -34,6 +35,7 @@ from conventions.services import (
 )
 from conventions.tables import ConventionTable
 from mutualisation.forms import RowsConflict
+from mutualisation.models import Organisation, OrganisationKind
 from mutualisation.rules import scope_of
 from mutualisation.services import record_document_access
 
@@ -64,7 +66,8 @@ def convention_list(request):
         queryset=visible.prefetch_related("parties__organisation"),
         user=request.user,
     )
-    table = ConventionTable(filterset.qs)
+    # The columns shown, not the long texts (object, preamble…), for the page's rows only.
+    table = ConventionTable(filterset.qs.only(*ConventionTable.LOADED))
     sortable = {column.name for column in table.columns if column.orderable}
     asked = [part for value in request.GET.getlist("sort") for part in value.split(",")]
     if any(part.removeprefix("-") not in sortable for part in asked):
@@ -79,6 +82,32 @@ def convention_list(request):
     context["alerts"] = overview.alerts(within_days=ALERT_DAYS, conventions=visible)
     context["alert_days"] = ALERT_DAYS
     return render(request, "conventions/convention_list.html", context)
+
+
+# The organisations the searchable filter offers for what is typed (conventions:organisations).
+ORGANISATIONS_FOUND = 20
+
+
+@login_required
+def organisation_search(request):
+    """The organisations the user may see whose name contains, or whose SIREN starts with, the
+    typed text: at most ``ORGANISATIONS_FOUND``, as JSON, for the list's organisation filter."""
+    if not scope_of(request.user).has_any_role:
+        raise PermissionDenied
+    typed = request.GET.get("q", "").strip()[:200]
+    results = []
+    if typed and "\x00" not in typed:
+        matching = Q(name__icontains=typed)
+        if typed.isascii() and typed.isdigit():
+            matching |= Q(siren__startswith=typed)
+        results = [
+            {"siren": siren, "name": name, "kind": OrganisationKind(kind).label}
+            for siren, name, kind in Organisation.objects.visible_to(request.user)
+            .filter(matching)
+            .order_by("name", "siren")
+            .values_list("siren", "name", "kind")[:ORGANISATIONS_FOUND]
+        ]
+    return JsonResponse({"results": results})
 
 
 def detail_context(request, convention):

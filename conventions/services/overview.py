@@ -4,8 +4,7 @@ the detail page's overview and the convention document's context."""
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from django.db.models import OuterRef, Prefetch, Q, Subquery, prefetch_related_objects
-from django.db.models.functions import Coalesce
+from django.db.models import Prefetch, Q, prefetch_related_objects
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -29,6 +28,7 @@ from conventions.services.gates import (
 )
 from conventions.services.in_force import (
     add_months,
+    applicable_terms_subquery,
     direction_of,
     terms_in_force,
 )
@@ -43,21 +43,6 @@ class Alert:
     kind: str  # "end" or "notice"
     on: date
     label: str
-
-
-def applicable_terms_subquery(on: date):
-    """The pk of the terms applicable on ``on`` to the convention ``OuterRef("pk")``, in SQL:
-    ``in_force.applicable_terms`` (the latest initial or signed avenant's terms in effect, else
-    the initial terms before the start)."""
-    of_convention = Terms.objects.filter(convention=OuterRef("pk"))
-    in_force = (
-        of_convention.filter(effective_from__lte=on)
-        .filter(Q(amendment__isnull=True) | Q(amendment__status=Amendment.AmendmentStatus.SIGNED))
-        .order_by("-effective_from")
-        .values("pk")[:1]
-    )
-    initial = of_convention.filter(amendment__isnull=True).values("pk")[:1]
-    return Coalesce(Subquery(in_force), Subquery(initial))
 
 
 # Subtracting months moves a date by at most this many days more than the same months from
@@ -90,7 +75,12 @@ def alerts(*, within_days: int, on: date | None = None, conventions=None) -> lis
             end_date__lte=add_months(horizon, months) + CLAMPING_MARGIN,
         )
     found = []
-    for terms in applicable.filter(window).select_related("convention"):
+    candidates = (
+        applicable.filter(window)
+        .select_related("convention")
+        .only("end_date", "notice_months", "convention__reference", "convention__title")
+    )
+    for terms in candidates:
         convention = terms.convention
         notice_date = add_months(terms.end_date, -terms.notice_months)
         if today <= notice_date <= horizon:

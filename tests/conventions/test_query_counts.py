@@ -350,3 +350,104 @@ def test_a_convention_without_history_rows_shows_its_detail(client, personas):
     response = client.get(reverse("conventions:detail", args=[convention.reference]))
     assert response.status_code == 200
     assert "Créée en masse" in response.content.decode()
+
+
+# --- the list ----------------------------------------------------------------------------------
+
+
+def list_conventions(size, territory):
+    for _ in range(size):
+        convention = ConventionFactory()
+        Party.objects.create(
+            convention=convention, organisation=territory.epci, role=PartyRole.PROVIDER
+        )
+        for commune in (territory.commune_a, territory.commune_b):
+            Party.objects.create(
+                convention=convention, organisation=commune, role=PartyRole.BENEFICIARY
+            )
+        TermsFactory(convention=convention, end_date=date(2030, 12, 31))
+    Convention.objects.update(status=Status.IN_FORCE)
+
+
+@pytest.mark.parametrize("params", [{}, {"year": "2026"}, {"organisation": "Commune A"}])
+def test_the_list_issues_as_many_queries_whatever_the_number_of_conventions(
+    client, territory, personas, params
+):
+    client.force_login(personas.manager)
+    counts = []
+    for size in (3, 40):
+        list_conventions(size, territory)
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(reverse("conventions:list"), params)
+        assert response.status_code == 200
+        assert len(response.context["table"].page.object_list) <= 25
+        counts.append(len(captured))
+    assert counts[0] == counts[1], counts
+
+
+def test_the_list_loads_only_the_columns_it_shows(client, territory, personas):
+    list_conventions(3, territory)
+    client.force_login(personas.manager)
+    with CaptureQueriesContext(connection) as captured:
+        client.get(reverse("conventions:list"))
+    listing = [
+        query["sql"]
+        for query in captured.captured_queries
+        if 'FROM "conventions_convention"' in query["sql"] and "COUNT(" not in query["sql"]
+    ]
+    assert listing
+    for sql in listing:
+        for unshown in ('"object"', '"preamble"', '"retroactivity_reason"'):
+            assert f'"conventions_convention".{unshown}' not in sql, sql
+
+
+def test_the_year_filter_follows_the_billing_rule_in_the_database(territory, personas):
+    """« Année d'application » keeps the conventions ``in_force.coverage`` covers in the year
+    (avenants, tacit renewal, termination), computed by the database."""
+    from conventions.filters import ConventionFilter
+    from conventions.models import Termination
+    from conventions.services.in_force import coverage
+
+    world = alert_world()
+    renewed = signed_convention(date(2022, 1, 1), date(2024, 12, 31))
+    Terms.objects.filter(convention=renewed).update(tacit_renewal=True)
+    terminated = signed_convention(date(2022, 1, 1), date(2030, 12, 31))
+    Termination.objects.create(
+        convention=terminated,
+        notified_on=date(2025, 1, 1),
+        effective_on=date(2025, 6, 30),
+        requested_by=territory.epci,
+        reason="Réorganisation.",
+        agents_outcome="Retour dans leur service.",
+        notice_respected=True,
+    )
+    ended_before_start = signed_convention(date(2027, 3, 1), date(2027, 1, 31))
+    everyone = [*world.values(), renewed, terminated, ended_before_start]
+    for year in range(2019, 2033):
+        filterset = ConventionFilter(
+            {"year": str(year)}, queryset=Convention.objects.all(), user=personas.manager
+        )
+        found = set(filterset.qs.values_list("pk", flat=True))
+        expected = {
+            c.pk
+            for c in Convention.objects.filter(pk__in=[c.pk for c in everyone])
+            if coverage(c, year)
+        }
+        assert found == expected, year
+
+
+def test_the_year_filter_loads_no_convention_outside_the_page(client, territory, personas):
+    list_conventions(40, territory)
+    built = []
+
+    def count(sender, instance, **kwargs):
+        built.append(sender)
+
+    client.force_login(personas.manager)
+    post_init.connect(count, sender=Convention)
+    try:
+        response = client.get(reverse("conventions:list"), {"year": "2026"})
+    finally:
+        post_init.disconnect(count, sender=Convention)
+    assert response.context["table"].page.paginator.count == 40
+    assert len(built) <= 25
