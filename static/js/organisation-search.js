@@ -18,6 +18,7 @@
     var label = input.getAttribute("data-label");
     var options = value ? [{ siren: value, name: label || value, kind: "" }] : [];
     new TomSelect(input, {
+      mode: "single",
       maxItems: 1,
       valueField: "siren",
       labelField: "name",
