@@ -285,10 +285,26 @@ MAX_PARTIES = 200
 MAX_SERVICES = 50
 MAX_FORECASTS = 1000
 
+class SharedChoicesFormSet(InlineFormSet):
+    """An inline formset whose rows share their lists of choices: each list (organisations,
+    services…) is read once for the formset, not once per row."""
+
+    def _construct_form(self, i, **kwargs):
+        form = super()._construct_form(i, **kwargs)
+        shared = self.__dict__.setdefault("_shared_choices", {})
+        for name, field in form.fields.items():
+            # (a hidden field, such as a row's id, renders no list)
+            if isinstance(field, forms.ModelChoiceField) and not field.widget.is_hidden:
+                if name not in shared:
+                    shared[name] = list(field.choices)
+                field.choices = shared[name]
+        return form
+
+
 PartyFormSet = inlineformset_factory(
     Convention,
     Party,
-    formset=InlineFormSet,
+    formset=SharedChoicesFormSet,
     fields=["organisation", "role"],
     extra=1,
     can_delete=True,
@@ -299,7 +315,7 @@ PartyFormSet = inlineformset_factory(
 NewPartyFormSet = inlineformset_factory(
     Convention,
     Party,
-    formset=InlineFormSet,
+    formset=SharedChoicesFormSet,
     fields=["organisation", "role"],
     extra=3,
     can_delete=False,
@@ -310,7 +326,7 @@ ServiceFormSet = inlineformset_factory(
     Convention,
     ConventionService,
     form=ConventionServiceForm,
-    formset=InlineFormSet,
+    formset=SharedChoicesFormSet,
     extra=1,
     can_delete=True,
     max_num=MAX_SERVICES,
@@ -318,11 +334,15 @@ ServiceFormSet = inlineformset_factory(
 )
 
 
-class BaseDeliberationFormSet(InlineFormSet):
+class BaseDeliberationFormSet(SharedChoicesFormSet):
     """Deliberations on the convention itself (those of avenants are entered with them)."""
 
     def get_queryset(self):
-        return super().get_queryset().filter(amendment__isnull=True)
+        # Kept: the formset asks for it once per row (a new queryset each time was a query
+        # per row).
+        if not hasattr(self, "_convention_deliberations"):
+            self._convention_deliberations = super().get_queryset().filter(amendment__isnull=True)
+        return self._convention_deliberations
 
 
 DeliberationFormSet = inlineformset_factory(
@@ -347,7 +367,9 @@ class UsageForecastForm(forms.ModelForm):
     def __init__(self, *args, convention=None, **kwargs):
         super().__init__(*args, **kwargs)
         if convention is not None:
-            self.fields["service"].queryset = convention.services.select_related("service")
+            self.fields["service"].queryset = convention.services.select_related(
+                "service", "unit_type"
+            )
             self.fields["beneficiary"].queryset = Organisation.objects.filter(
                 parties__convention=convention
             )
@@ -357,7 +379,7 @@ ForecastFormSet = inlineformset_factory(
     Terms,
     UsageForecast,
     form=UsageForecastForm,
-    formset=InlineFormSet,
+    formset=SharedChoicesFormSet,
     extra=2,
     can_delete=True,
     max_num=MAX_FORECASTS,

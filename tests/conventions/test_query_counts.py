@@ -451,3 +451,67 @@ def test_the_year_filter_loads_no_convention_outside_the_page(client, territory,
         post_init.disconnect(count, sender=Convention)
     assert response.context["table"].page.paginator.count == 40
     assert len(built) <= 25
+
+
+# --- the other pages of a convention -------------------------------------------------------------
+
+
+def draft_pages(convention):
+    """The pages of a draft convention and of its draft avenant (the last one)."""
+    reference = convention.reference
+    deliberation = convention.deliberations.filter(amendment__isnull=True).first()
+    opinion = convention.opinions.filter(amendment__isnull=True).first()
+    number = convention.amendments.order_by("-number").first().number
+    return {
+        "edit": reverse("conventions:edit", args=[reference]),
+        "pdf": reverse("conventions:pdf", args=[reference]),
+        "agent": reverse("conventions:add-related", args=[reference, "agent"]),
+        "avis": reverse("conventions:add-related", args=[reference, "avis"]),
+        "piece-jointe": reverse("conventions:add-related", args=[reference, "piece-jointe"]),
+        "deliberation-edit": reverse(
+            "conventions:record-edit", args=[reference, "deliberation", deliberation.pk]
+        ),
+        "opinion-edit": reverse("conventions:record-edit", args=[reference, "avis", opinion.pk]),
+        "deliberation-publicity": reverse(
+            "conventions:deliberation-publicity", args=[reference, deliberation.pk]
+        ),
+        "amendment-deliberation": reverse(
+            "conventions:amendment-deliberation", args=[reference, number]
+        ),
+        "amendment-forecasts": reverse(
+            "conventions:amendment-forecasts", args=[reference, number]
+        ),
+        "amendment-opinion": reverse("conventions:amendment-opinion", args=[reference, number]),
+        "amendment-pdf": reverse("conventions:amendment-pdf", args=[reference, number]),
+    }
+
+
+def signed_pages(convention):
+    reference = convention.reference
+    return {
+        "amendment-create": reverse("conventions:amendment-create", args=[reference]),
+        "terminate": reverse("conventions:terminate", args=[reference]),
+        "publicity": reverse("conventions:publicity", args=[reference]),
+        "consolidated-pdf": reverse("conventions:pdf", args=[reference]) + "?version=consolidee",
+    }
+
+
+@pytest.mark.parametrize("kind", [ConventionKind.MISE_A_DISPOSITION, ConventionKind.SERVICE_COMMUN])
+@pytest.mark.parametrize(
+    ("status", "pages"), [(Status.DRAFT, draft_pages), (Status.SIGNED, signed_pages)]
+)
+def test_the_pages_of_a_convention_issue_as_many_queries_whatever_its_size(
+    client, territory, personas, kind, status, pages
+):
+    client.force_login(personas.manager)
+    counts = {}
+    for size in (SMALL, LARGE):
+        convention = grown_convention(territory, personas, size, kind=kind)
+        Convention.objects.filter(pk=convention.pk).update(
+            status=status,
+            signature_date=date(2025, 12, 20) if status == Status.SIGNED else None,
+        )
+        for name, url in pages(convention).items():
+            counts.setdefault(name, []).append(count_queries(client, url)[0])
+    growing = {name: found for name, found in counts.items() if found[0] != found[1]}
+    assert growing == {}
