@@ -285,6 +285,7 @@ MAX_PARTIES = 200
 MAX_SERVICES = 50
 MAX_FORECASTS = 1000
 
+
 class SharedChoicesFormSet(InlineFormSet):
     """An inline formset whose rows share their lists of choices: each list (organisations,
     services…) is read once for the formset, not once per row."""
@@ -556,14 +557,8 @@ class AmendmentForm(forms.ModelForm):
         if convention is None:
             return
         parties = convention.parties.filter(left_by__isnull=True)
-        epci = next(
-            (
-                p.organisation
-                for p in parties.select_related("organisation")
-                if p.organisation.is_epci
-            ),
-            None,
-        )
+        present = list(parties.select_related("organisation"))
+        epci = next((p.organisation for p in present if p.organisation.is_epci), None)
         self.fields["joining"].queryset = (
             Organisation.objects.filter(epci_memberships__epci=epci)
             .exclude(parties__convention=convention)
@@ -580,7 +575,7 @@ class AmendmentForm(forms.ModelForm):
         )
         self.fields["leaving"].label_from_instance = lambda party: party.organisation.name
         owner = keeper or next(
-            (p.organisation for p in parties if p.role == PartyRole.PROVIDER), None
+            (p.organisation for p in present if p.role == PartyRole.PROVIDER), None
         )
         self.fields["new_service"].queryset = (
             Service.objects.filter(provider=owner).exclude(convention_lines__convention=convention)
@@ -589,7 +584,7 @@ class AmendmentForm(forms.ModelForm):
         )
         self.fields["removed_services"].queryset = convention.services.filter(
             removed_by__isnull=True
-        ).select_related("service")
+        ).select_related("service", "unit_type")
         if convention.kind != ConventionKind.SERVICE_COMMUN:
             for name in (
                 "impact_established_on",

@@ -5,7 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Prefetch, Q, prefetch_related_objects
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -422,6 +422,10 @@ def convention_publicity(request, reference):
 @login_required
 def amendment_create(request, reference):
     convention = get_convention(request, reference, "conventions.change_convention")
+    # The terms with their avenant, for the rule that picks those in force (one query).
+    prefetch_related_objects(
+        [convention], Prefetch("terms", queryset=Terms.objects.select_related("amendment"))
+    )
     current = in_force.current_terms(convention)
     form = forms.AmendmentForm(request.POST or None, convention=convention)
     terms_form = forms.TermsForm(

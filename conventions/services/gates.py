@@ -76,7 +76,7 @@ def load(convention: Convention) -> Loaded:
             )
         ),
         terms=terms,
-        forecasts=list(terms.forecasts.select_related("beneficiary", "service")),
+        forecasts=list(terms.forecasts.select_related("beneficiary", "service__service")),
         deliberations=list(
             convention.deliberations.filter(amendment__isnull=True).select_related("organisation")
         ),

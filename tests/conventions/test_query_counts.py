@@ -478,9 +478,7 @@ def draft_pages(convention):
         "amendment-deliberation": reverse(
             "conventions:amendment-deliberation", args=[reference, number]
         ),
-        "amendment-forecasts": reverse(
-            "conventions:amendment-forecasts", args=[reference, number]
-        ),
+        "amendment-forecasts": reverse("conventions:amendment-forecasts", args=[reference, number]),
         "amendment-opinion": reverse("conventions:amendment-opinion", args=[reference, number]),
         "amendment-pdf": reverse("conventions:amendment-pdf", args=[reference, number]),
     }
