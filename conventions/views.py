@@ -40,6 +40,8 @@ from mutualisation.rules import scope_of
 from mutualisation.services import record_document_access
 
 ALERT_DAYS = 90
+# The list shows the first alerts (by date) and counts the others.
+ALERTS_SHOWN = 20
 # Once in force (or ended), how the convention became enforceable is settled history.
 CLOSED_TO_PUBLICITY = (Status.IN_FORCE, Status.TERMINATED, Status.EXPIRED)
 
@@ -79,7 +81,9 @@ def convention_list(request):
     context = {"filter": filterset, "table": table}
     if request.htmx:
         return render(request, "conventions/_convention_table.html", context)
-    context["alerts"] = overview.alerts(within_days=ALERT_DAYS, conventions=visible)
+    found = overview.alerts(within_days=ALERT_DAYS, conventions=visible)
+    context["alerts"] = found[:ALERTS_SHOWN]
+    context["more_alerts"] = len(found) - len(context["alerts"])
     context["alert_days"] = ALERT_DAYS
     return render(request, "conventions/convention_list.html", context)
 

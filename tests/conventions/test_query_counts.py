@@ -513,3 +513,19 @@ def test_the_pages_of_a_convention_issue_as_many_queries_whatever_its_size(
             counts.setdefault(name, []).append(count_queries(client, url)[0])
     growing = {name: found for name, found in counts.items() if found[0] != found[1]}
     assert growing == {}
+
+
+def test_the_list_shows_the_first_alerts_and_counts_the_others(client, territory, personas):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    soon = timezone.localdate() + timedelta(days=30)
+    for _ in range(25):
+        signed_convention(date(2024, 1, 1), soon)
+    client.force_login(personas.manager)
+    response = client.get(reverse("conventions:list"))
+    html = response.content.decode()
+    section = html.split('id="titre-alertes"')[1].split("</section>")[0]
+    assert section.count("<li>") == 20
+    assert "et 5 autres échéances" in section
