@@ -335,10 +335,26 @@ def party_choices(territories):
     ).order_by("name")
 
 
+class SharedChoicesFormSet(InlineFormSet):
+    """An inline formset whose rows share their lists of choices: each list (organisations,
+    services…) is read once for the formset, not once per row."""
+
+    def _construct_form(self, i, **kwargs):
+        form = super()._construct_form(i, **kwargs)
+        shared = self.__dict__.setdefault("_shared_choices", {})
+        for name, field in form.fields.items():
+            # (a hidden field, such as a row's id, renders no list)
+            if isinstance(field, forms.ModelChoiceField) and not field.widget.is_hidden:
+                if name not in shared:
+                    shared[name] = list(field.choices)
+                field.choices = shared[name]
+        return form
+
+
 PartyFormSet = inlineformset_factory(
     Convention,
     Party,
-    formset=InlineFormSet,
+    formset=SharedChoicesFormSet,
     fields=["organisation", "role"],
     extra=1,
     can_delete=True,
@@ -349,7 +365,7 @@ PartyFormSet = inlineformset_factory(
 NewPartyFormSet = inlineformset_factory(
     Convention,
     Party,
-    formset=InlineFormSet,
+    formset=SharedChoicesFormSet,
     fields=["organisation", "role"],
     extra=3,
     can_delete=False,
@@ -360,7 +376,7 @@ ServiceFormSet = inlineformset_factory(
     Convention,
     ConventionService,
     form=ConventionServiceForm,
-    formset=InlineFormSet,
+    formset=SharedChoicesFormSet,
     extra=1,
     can_delete=True,
     max_num=MAX_SERVICES,
@@ -368,11 +384,15 @@ ServiceFormSet = inlineformset_factory(
 )
 
 
-class BaseDeliberationFormSet(InlineFormSet):
+class BaseDeliberationFormSet(SharedChoicesFormSet):
     """Deliberations on the convention itself (those of avenants are entered with them)."""
 
     def get_queryset(self):
-        return super().get_queryset().filter(amendment__isnull=True)
+        # Kept: the formset asks for it once per row (a new queryset each time was a query
+        # per row).
+        if not hasattr(self, "_convention_deliberations"):
+            self._convention_deliberations = super().get_queryset().filter(amendment__isnull=True)
+        return self._convention_deliberations
 
 
 DeliberationFormSet = inlineformset_factory(
@@ -397,7 +417,9 @@ class UsageForecastForm(forms.ModelForm):
     def __init__(self, *args, convention=None, **kwargs):
         super().__init__(*args, **kwargs)
         if convention is not None:
-            self.fields["service"].queryset = convention.services.select_related("service")
+            self.fields["service"].queryset = convention.services.select_related(
+                "service", "unit_type"
+            )
             self.fields["beneficiary"].queryset = Organisation.objects.filter(
                 parties__convention=convention
             )
@@ -407,7 +429,7 @@ ForecastFormSet = inlineformset_factory(
     Terms,
     UsageForecast,
     form=UsageForecastForm,
-    formset=InlineFormSet,
+    formset=SharedChoicesFormSet,
     extra=2,
     can_delete=True,
     max_num=MAX_FORECASTS,
@@ -584,14 +606,8 @@ class AmendmentForm(forms.ModelForm):
         if convention is None:
             return
         parties = convention.parties.filter(left_by__isnull=True)
-        epci = next(
-            (
-                p.organisation
-                for p in parties.select_related("organisation")
-                if p.organisation.is_epci
-            ),
-            None,
-        )
+        present = list(parties.select_related("organisation"))
+        epci = next((p.organisation for p in present if p.organisation.is_epci), None)
         self.fields["joining"].queryset = (
             Organisation.objects.filter(epci_memberships__epci=epci)
             .exclude(parties__convention=convention)
@@ -608,7 +624,7 @@ class AmendmentForm(forms.ModelForm):
         )
         self.fields["leaving"].label_from_instance = lambda party: party.organisation.name
         owner = keeper or next(
-            (p.organisation for p in parties if p.role == PartyRole.PROVIDER), None
+            (p.organisation for p in present if p.role == PartyRole.PROVIDER), None
         )
         self.fields["new_service"].queryset = (
             Service.objects.filter(provider=owner).exclude(convention_lines__convention=convention)
@@ -617,7 +633,7 @@ class AmendmentForm(forms.ModelForm):
         )
         self.fields["removed_services"].queryset = convention.services.filter(
             removed_by__isnull=True
-        ).select_related("service")
+        ).select_related("service", "unit_type")
         if convention.kind != ConventionKind.SERVICE_COMMUN:
             for name in (
                 "impact_established_on",

@@ -9,6 +9,9 @@ from conventions.services.in_force import direction_of
 
 
 class ConventionTable(tables.Table):
+    # The fields the rows read (the list loads nothing else of a convention).
+    LOADED = ("pk", "reference", "title", "kind", "status", "start_date")
+
     reference = tables.Column(
         verbose_name=_("Référence"), linkify=True, attrs={"td": {"class": "text-nowrap"}}
     )

@@ -7,6 +7,7 @@ app_name = "conventions"
 urlpatterns = [
     path("", views.convention_list, name="list"),
     path("nouvelle/", views.convention_create, name="create"),
+    path("organisations/", views.organisation_search, name="organisations"),
     path("<str:reference>/", views.convention_detail, name="detail"),
     path("<str:reference>/modifier/", views.convention_edit, name="edit"),
     path("<str:reference>/pdf/", views.convention_pdf, name="pdf"),

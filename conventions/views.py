@@ -5,7 +5,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import FileResponse, Http404, HttpResponse
+from django.db.models import Prefetch, Q, prefetch_related_objects
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -34,11 +35,13 @@ from conventions.services import (
 )
 from conventions.tables import ConventionTable
 from mutualisation.forms import RowsConflict
-from mutualisation.models import Organisation, Service
+from mutualisation.models import Organisation, OrganisationKind, Service
 from mutualisation.rules import scope_of, territories_of
 from mutualisation.services import record_document_access
 
 ALERT_DAYS = 90
+# The list shows the first alerts (by date) and counts the others.
+ALERTS_SHOWN = 20
 # Once in force (or ended), how the convention became enforceable is settled history.
 CLOSED_TO_PUBLICITY = (Status.IN_FORCE, Status.TERMINATED, Status.EXPIRED)
 
@@ -65,7 +68,8 @@ def convention_list(request):
         queryset=visible.prefetch_related("parties__organisation"),
         user=request.user,
     )
-    table = ConventionTable(filterset.qs)
+    # The columns shown, not the long texts (object, preamble…), for the page's rows only.
+    table = ConventionTable(filterset.qs.only(*ConventionTable.LOADED))
     sortable = {column.name for column in table.columns if column.orderable}
     asked = [part for value in request.GET.getlist("sort") for part in value.split(",")]
     if any(part.removeprefix("-") not in sortable for part in asked):
@@ -77,9 +81,37 @@ def convention_list(request):
     context = {"filter": filterset, "table": table}
     if request.htmx:
         return render(request, "conventions/_convention_table.html", context)
-    context["alerts"] = overview.alerts(within_days=ALERT_DAYS, conventions=visible)
+    found = overview.alerts(within_days=ALERT_DAYS, conventions=visible)
+    context["alerts"] = found[:ALERTS_SHOWN]
+    context["more_alerts"] = len(found) - len(context["alerts"])
     context["alert_days"] = ALERT_DAYS
     return render(request, "conventions/convention_list.html", context)
+
+
+# The organisations the searchable filter offers for what is typed (conventions:organisations).
+ORGANISATIONS_FOUND = 20
+
+
+@login_required
+def organisation_search(request):
+    """The organisations the user may see whose name contains, or whose SIREN starts with, the
+    typed text: at most ``ORGANISATIONS_FOUND``, as JSON, for the list's organisation filter."""
+    if not scope_of(request.user).has_any_role:
+        raise PermissionDenied
+    typed = request.GET.get("q", "").strip()[:200]
+    results = []
+    if typed and "\x00" not in typed:
+        matching = Q(name__icontains=typed)
+        if typed.isascii() and typed.isdigit():
+            matching |= Q(siren__startswith=typed)
+        results = [
+            {"siren": siren, "name": name, "kind": OrganisationKind(kind).label}
+            for siren, name, kind in Organisation.objects.visible_to(request.user)
+            .filter(matching)
+            .order_by("name", "siren")
+            .values_list("siren", "name", "kind")[:ORGANISATIONS_FOUND]
+        ]
+    return JsonResponse({"results": results})
 
 
 def detail_context(request, convention):
@@ -407,6 +439,10 @@ def convention_publicity(request, reference):
 @login_required
 def amendment_create(request, reference):
     convention = get_convention(request, reference, "conventions.change_convention")
+    # The terms with their avenant, for the rule that picks those in force (one query).
+    prefetch_related_objects(
+        [convention], Prefetch("terms", queryset=Terms.objects.select_related("amendment"))
+    )
     current = in_force.current_terms(convention)
     form = forms.AmendmentForm(request.POST or None, convention=convention)
     terms_form = forms.TermsForm(

@@ -553,6 +553,18 @@ def territory_statement(request, pk) -> Statement:
     return statement
 
 
+STATEMENT_LIST_FIELDS = (
+    "year",
+    "status",
+    "number",
+    "total",
+    "balance",
+    "convention__reference",
+    "payer__name",
+    "payee__name",
+)
+
+
 @login_required
 def statement_list(request, year):
     require(request, "costing.view_reimbursements")
@@ -560,7 +572,10 @@ def statement_list(request, year):
         (statement, statements.statement_state(statement))
         for statement in Statement.objects.visible_to(request.user)
         .filter(year=year)
-        .select_related("convention", "payer", "payee", "cancels")
+        .select_related("convention", "payer", "payee")
+        # The columns shown, never the stored PDF nor the snapshot (statements.statement_state
+        # reads the annotated is_cancelled).
+        .only(*STATEMENT_LIST_FIELDS)
         .with_state()
         .order_by("status", "number", "convention__reference", "payer__name")
     ]
@@ -572,7 +587,9 @@ def statement_list(request, year):
             "years": year_choices(),
             "rows": rows,
             "can_issue": request.user.has_perm("costing.issue_statements"),
-            "jobs": BatchJob.objects.visible_to(request.user).filter(year=year)[:5]
+            "jobs": BatchJob.objects.visible_to(request.user)
+            .filter(year=year)
+            .defer("archive", "error")[:5]
             if request.user.has_perm("costing.issue_statements")
             else [],
         },

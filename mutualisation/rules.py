@@ -10,7 +10,14 @@ from dataclasses import dataclass
 import rules
 from django.db.models import Q
 
-from mutualisation.models import EPCI_ROLES, Membership, Organisation, OrganisationKind, Role
+from mutualisation.models import (
+    EPCI_ROLES,
+    EpciMembership,
+    Membership,
+    Organisation,
+    OrganisationKind,
+    Role,
+)
 
 
 @dataclass(frozen=True)
@@ -82,13 +89,9 @@ def home_territories(user):
     scope = scope_of(user)
     if scope.is_superuser:
         return Organisation.objects.epcis()
-    return (
-        Organisation.objects.epcis()
-        .filter(
-            Q(pk__in=scope.territory_ids)
-            | Q(member_memberships__member_id__in=scope.organisation_ids)
-        )
-        .distinct()
+    member_of = EpciMembership.objects.filter(member_id__in=scope.organisation_ids)
+    return Organisation.objects.epcis().filter(
+        Q(pk__in=scope.territory_ids) | Q(pk__in=member_of.values("epci_id"))
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from django.conf import settings
+from django.db.models import Prefetch, prefetch_related_objects
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -21,10 +22,13 @@ from conventions.models import (
     Amendment,
     Convention,
     ConventionKind,
+    ConventionService,
     Direction,
+    Party,
     PartyRole,
     SignedDocument,
     Termination,
+    Terms,
     Vote,
 )
 from conventions.services.gates import approving_deliberations, enforceable_on, load
@@ -251,6 +255,22 @@ def convention_document(
     termination = None
     deliberations = sorted(data.deliberations, key=lambda d: (d.date, d.pk))
     if mode == CONSOLIDATED:
+        # What the rules of the day read (terms with their avenant, parties and services with
+        # the avenants that brought or withdrew them), each in one query.
+        prefetch_related_objects(
+            [convention],
+            Prefetch("terms", queryset=Terms.objects.select_related("amendment")),
+            Prefetch(
+                "parties",
+                queryset=Party.objects.select_related("organisation", "joined_by", "left_by"),
+            ),
+            Prefetch(
+                "services",
+                queryset=ConventionService.objects.select_related(
+                    "service__provider", "unit_type", "added_by", "removed_by"
+                ),
+            ),
+        )
         signed_amendments = list(
             convention.amendments.filter(status=Amendment.AmendmentStatus.SIGNED)
             .select_related("terms")

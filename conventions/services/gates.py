@@ -76,7 +76,7 @@ def load(convention: Convention) -> Loaded:
             )
         ),
         terms=terms,
-        forecasts=list(terms.forecasts.select_related("beneficiary", "service")),
+        forecasts=list(terms.forecasts.select_related("beneficiary", "service__service")),
         deliberations=list(
             convention.deliberations.filter(amendment__isnull=True).select_related("organisation")
         ),
@@ -89,6 +89,16 @@ def load(convention: Convention) -> Loaded:
 
 def is_member_of(commune, epci, on: date) -> bool:
     return EpciMembership.objects.current(on).filter(member=commune, epci=epci).exists()
+
+
+def outsiders_of(communes, epci, on: date) -> list:
+    """The communes that are not members of ``epci`` on a date (one query for all of them)."""
+    members = set(
+        EpciMembership.objects.current(on)
+        .filter(epci=epci, member__in=communes)
+        .values_list("member_id", flat=True)
+    )
+    return [commune for commune in communes if commune.pk not in members]
 
 
 def party_gaps(data: Loaded) -> list[str]:
@@ -116,11 +126,9 @@ def party_gaps(data: Loaded) -> list[str]:
         if len(members) < 2:
             gaps.append(_("Un service commun réunit au moins deux membres."))
         if epcis:
-            outsiders = [
-                o
-                for o in members
-                if o.is_commune and not is_member_of(o, epcis[0], convention.start_date)
-            ]
+            outsiders = outsiders_of(
+                [o for o in members if o.is_commune], epcis[0], convention.start_date
+            )
             if outsiders:
                 gaps.append(
                     _("Communes non membres de %(epci)s à la date de prise d'effet : %(names)s.")
@@ -164,7 +172,7 @@ def party_gaps(data: Loaded) -> list[str]:
             )
         else:
             epci = epcis[0]
-            outsiders = [c for c in communes if not is_member_of(c, epci, convention.start_date)]
+            outsiders = outsiders_of(communes, epci, convention.start_date)
             if outsiders:
                 gaps.append(
                     _("Communes non membres de %(epci)s à la date de prise d'effet : %(names)s.")
@@ -206,6 +214,17 @@ def service_gaps(data: Loaded) -> list[str]:
     gaps += service_provider_gaps(data)
     if convention.kind == ConventionKind.SERVICE_COMMUN:
         members = [p.organisation for p in data.parties]
+        # The members with a population, for every vintage the lines name (one query).
+        known_by_vintage: dict[int, set] = {}
+        vintages = {
+            line.population_vintage
+            for line in services
+            if line.allocation_key == AllocationKey.POPULATION
+        }
+        for organisation_id, vintage in PopulationRecord.objects.filter(
+            organisation__in=members, vintage__in=vintages
+        ).values_list("organisation_id", "vintage"):
+            known_by_vintage.setdefault(vintage, set()).add(organisation_id)
         for line in services:
             if not line.allocation_key:
                 gaps.append(
@@ -213,11 +232,7 @@ def service_gaps(data: Loaded) -> list[str]:
                     % {"service": line.service}
                 )
             elif line.allocation_key == AllocationKey.POPULATION:
-                known = set(
-                    PopulationRecord.objects.filter(
-                        organisation__in=members, vintage=line.population_vintage
-                    ).values_list("organisation_id", flat=True)
-                )
+                known = known_by_vintage.get(line.population_vintage, set())
                 lacking = [o for o in members if o.pk not in known and not o.is_epci]
                 if lacking:
                     gaps.append(

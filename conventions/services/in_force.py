@@ -4,6 +4,9 @@ from its effective date; the days a year is covered; the direction of a mise à 
 from datetime import date, timedelta
 
 from dateutil.relativedelta import relativedelta
+from django.db import models
+from django.db.models import Exists, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from conventions.models import (
@@ -58,6 +61,21 @@ def terms_segments(
     ]
 
 
+def applicable_terms_subquery(on: date):
+    """The pk of the terms applicable on ``on`` to the convention ``OuterRef("pk")``, in SQL:
+    ``in_force.applicable_terms`` (the latest initial or signed avenant's terms in effect, else
+    the initial terms before the start)."""
+    of_convention = Terms.objects.filter(convention=OuterRef("pk"))
+    in_force = (
+        of_convention.filter(effective_from__lte=on)
+        .filter(Q(amendment__isnull=True) | Q(amendment__status=Amendment.AmendmentStatus.SIGNED))
+        .order_by("-effective_from")
+        .values("pk")[:1]
+    )
+    initial = of_convention.filter(amendment__isnull=True).order_by().values("pk")[:1]
+    return Coalesce(Subquery(in_force), Subquery(initial))
+
+
 def convention_end(convention: Convention, year: int) -> date | None:
     """Last day covered in or before ``year``: the termination date, else the end date of the
     terms in force at the year's end unless they are tacitly renewed."""
@@ -75,11 +93,35 @@ def convention_end(convention: Convention, year: int) -> date | None:
 def coverage(convention: Convention, year: int) -> tuple[date, date] | None:
     """The part of ``year`` the convention applies to (start, avenants' end dates, tacit
     renewal, termination), or None: the one rule for billing and for the « Année
-    d'application » filter."""
+    d'application » filter (``covered_in``, the same in SQL)."""
     first = max(date(year, 1, 1), convention.start_date)
     end = convention_end(convention, year)
     last = min(date(year, 12, 31), end) if end else date(year, 12, 31)
     return (first, last) if first <= last else None
+
+
+def covered_in(conventions, year: int):
+    """The conventions ``coverage`` covers in ``year``, selected by the database: started by
+    the year's end; the end of the terms applicable on 31 December (unless tacitly renewed)
+    and the termination, if any, not before the year's first day covered."""
+    first, last = date(year, 1, 1), date(year, 12, 31)
+
+    def not_before_first(field):
+        return Q(**{f"{field}__gte": first}) & Q(**{f"{field}__gte": OuterRef("start_date")})
+
+    open_ended = Terms.objects.filter(pk=OuterRef("applicable_terms_id")).filter(
+        Q(end_date__isnull=True) | Q(tacit_renewal=True) | not_before_first("end_date")
+    )
+    not_terminated = Q(termination__isnull=True) | (
+        Q(termination__effective_on__gte=first)
+        & Q(termination__effective_on__gte=models.F("start_date"))
+    )
+    return (
+        conventions.filter(start_date__lte=last)
+        .annotate(applicable_terms_id=applicable_terms_subquery(last))
+        .filter(Exists(open_ended))
+        .filter(not_terminated)
+    )
 
 
 def initial_terms(convention: Convention) -> Terms:

@@ -4,6 +4,7 @@ the detail page's overview and the convention document's context."""
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from django.db.models import Prefetch, Q, prefetch_related_objects
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -13,6 +14,8 @@ from conventions.models import (
     ConventionKind,
     Status,
     Termination,
+    Terms,
+    UsageForecast,
 )
 from conventions.services import fmt
 from conventions.services.gates import (
@@ -25,7 +28,7 @@ from conventions.services.gates import (
 )
 from conventions.services.in_force import (
     add_months,
-    applicable_terms,
+    applicable_terms_subquery,
     direction_of,
     terms_in_force,
 )
@@ -42,18 +45,43 @@ class Alert:
     label: str
 
 
+# Subtracting months moves a date by at most this many days more than the same months from
+# another date (month-end clamping): the database selects with this margin, Python decides.
+CLAMPING_MARGIN = timedelta(days=3)
+
+
 def alerts(*, within_days: int, on: date | None = None, conventions=None) -> list[Alert]:
-    """Conventions ending, or whose notice date comes, within ``within_days`` days."""
+    """Conventions ending, or whose notice date comes, within ``within_days`` days.
+
+    The database selects the terms applicable today whose end or notice date falls in the
+    window (one query per distinct notice period and one for the candidates); only those rows
+    are loaded and checked exactly here."""
     today = on or timezone.localdate()
     horizon = today + timedelta(days=within_days)
     queryset = conventions if conventions is not None else Convention.objects.all()
+    signed = queryset.filter(status__in=(Status.SIGNED, Status.IN_FORCE)).annotate(
+        applicable_terms_id=applicable_terms_subquery(today)
+    )
+    applicable = Terms.objects.filter(
+        pk__in=signed.values("applicable_terms_id"), end_date__gte=today
+    )
+    # The notice date is the end date less the notice period: for each period in use, the end
+    # dates whose notice date falls in the window.
+    window = Q(end_date__lte=horizon)
+    for months in applicable.order_by().values_list("notice_months", flat=True).distinct():
+        window |= Q(
+            notice_months=months,
+            end_date__gte=add_months(today, months) - CLAMPING_MARGIN,
+            end_date__lte=add_months(horizon, months) + CLAMPING_MARGIN,
+        )
     found = []
-    for convention in queryset.filter(status__in=(Status.SIGNED, Status.IN_FORCE)).prefetch_related(
-        "terms__amendment"
-    ):
-        terms = applicable_terms(convention, today)
-        if terms.end_date is None:
-            continue
+    candidates = (
+        applicable.filter(window)
+        .select_related("convention")
+        .only("end_date", "notice_months", "convention__reference", "convention__title")
+    )
+    for terms in candidates:
+        convention = terms.convention
         notice_date = add_months(terms.end_date, -terms.notice_months)
         if today <= notice_date <= horizon:
             found.append(
@@ -153,7 +181,9 @@ def history_entries(convention: Convention, limit: int = 30) -> list[tuple]:
     """(record, [“field : old → new”, …]) for the latest changes, newest first."""
     records = list(convention.history.select_related("history_user")[: limit + 1])
     entries = []
-    for newer, older in zip(records, [*records[1:], None], strict=True):
+    # Each record against the one before it (the oldest against none); a convention created
+    # in bulk has no record at all.
+    for newer, older in zip(records, [*records[1:], None][: len(records)], strict=True):
         changes = []
         if older is not None:
             # simple-history's diff_against skips non-editable fields such as the status.
@@ -172,23 +202,38 @@ def history_entries(convention: Convention, limit: int = 30) -> list[tuple]:
 
 def convention_overview(convention: Convention) -> dict:
     """Everything the detail page shows, loaded with a bounded number of queries."""
+    # Every set of terms with its forecasts, on the convention itself: the rules that read
+    # ``convention.terms.all()`` (terms in force, alerts) then read these, and the forecasts
+    # shown come with their service and beneficiary.
+    prefetch_related_objects(
+        [convention],
+        Prefetch(
+            "terms",
+            queryset=Terms.objects.select_related("amendment").prefetch_related(
+                Prefetch(
+                    "forecasts",
+                    queryset=UsageForecast.objects.select_related(
+                        "beneficiary", "service__service"
+                    ),
+                )
+            ),
+        ),
+    )
     data = load(convention)
     amendments = list(
-        convention.amendments.prefetch_related("deliberations__organisation").select_related(
-            "terms"
-        )
+        convention.amendments.prefetch_related(
+            "deliberations__organisation", "opinions__organisation"
+        ).select_related("terms")
     )
     try:
         termination = convention.termination
     except Termination.DoesNotExist:
         termination = None
     today = timezone.localdate()
-    all_terms = list(
-        convention.terms.select_related("amendment").prefetch_related(
-            "forecasts__beneficiary", "forecasts__service__service"
-        )
-    )
+    all_terms = list(convention.terms.all())
     in_force = terms_in_force(convention, today)
+    # The terms whose method and forecasts are shown: those in force, else the initial ones.
+    shown_terms = in_force or next(t for t in all_terms if t.amendment_id is None)
     next_step = NEXT_STEP.get(convention.status)
     next_gaps = []
     if next_step in ("submit", "deliberate"):
@@ -206,6 +251,7 @@ def convention_overview(convention: Convention) -> dict:
         "termination": termination,
         "all_terms": all_terms,
         "terms_in_force": in_force,
+        "shown_terms": shown_terms,
         "timeline": timeline(convention, data, amendments, termination),
         "next_step": next_step,
         "next_gaps": next_gaps,

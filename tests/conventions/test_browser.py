@@ -91,3 +91,33 @@ def test_manager_creates_a_convention_then_puts_it_into_consultation(live_server
     assert "CONV-2027-001" not in page.locator("#table-conventions").inner_text()
     response = page.goto(live_server.url + "/conventions/CONV-2027-001/")
     assert response.status == 404
+
+
+def test_the_list_filters_by_an_organisation_searched_by_name(live_server, page):
+    """The organisation filter asks the server for what is typed (no list of every
+    organisation), is reached by its label, and filters the table once one is chosen."""
+    from conventions.models import Party, PartyRole
+    from mutualisation.models import Organisation
+    from tests.factories import ConventionFactory
+
+    seed_territory()
+    for name in ("Aubière", "Beaumont"):
+        Party.objects.create(
+            convention=ConventionFactory(title=f"Convention avec {name}"),
+            organisation=Organisation.objects.get(name=name),
+            role=PartyRole.BENEFICIARY,
+        )
+    log_in(page, live_server, "gestionnaire")
+    page.goto(live_server.url + "/conventions/")
+    field = page.get_by_role("combobox", name="Commune ou organisation")
+    field.click()
+    field.press_sequentially("aub", delay=50)
+    option = page.locator(".ts-dropdown .option", has_text="Aubière")
+    option.wait_for()
+    option.click()
+    page.wait_for_url("**organisation=216300145**")
+    page.locator("h1").click()
+    screenshot(page, "conventions-filtre-organisation")
+    assert page.locator("#table-conventions tbody tr").count() == 1
+    assert "Convention avec Aubière" in page.locator("#table-conventions").inner_text()
+    assert "Beaumont" not in page.locator("#table-conventions").inner_text()

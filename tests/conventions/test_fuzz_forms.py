@@ -957,6 +957,25 @@ def test_the_list_filters_read_hostile_query_strings_without_breaking(client, wo
         submit(client, reverse("conventions:list"), params, method="get", **extra)
 
 
+@budget()
+@given(st.data())
+def test_the_organisation_search_reads_hostile_text_without_breaking(client, world, data):
+    """The list filter's search endpoint: any typed text gives JSON, at most 20 organisations,
+    only those the persona may see."""
+    from mutualisation.models import Organisation
+
+    typed = data.draw(hostile_number, label="q")
+    persona = data.draw(st.sampled_from(["manager", "reader_a"]), label="persona")
+    user = getattr(world.personas, persona)
+    client.force_login(user)
+    response = client.get(reverse("conventions:organisations"), {"q": typed})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert len(results) <= 20
+    visible = set(Organisation.objects.visible_to(user).values_list("siren", flat=True))
+    assert {row["siren"] for row in results} <= visible
+
+
 # --- defects the fuzzing found, kept as plain tests -----------------------------------------------
 
 

@@ -72,6 +72,8 @@ ROWS = {
     "password_change_done":              Row(lambda w: {}, ANY_ACCOUNT, (LOGIN, *(405,) * 6)),
     # --- conventions ---------------------------------------------------------------------------
     "conventions:list":                  Row(lambda w: {}, EVERY_ROLE),
+    # The list filter's search: organisations the persona may see (test_organisation_search.py).
+    "conventions:organisations":         Row(lambda w: {}, EVERY_ROLE, query="q=Commune"),
     "conventions:create":                Row(lambda w: {}, (LOGIN, 403, 403, 403, 200, 403, 200),
                                              AS_GET),
     "conventions:detail":                Row(lambda w: {"reference": w.convention_a.reference},
