@@ -985,8 +985,12 @@ class ReimbursementResult(models.Model):
     fingerprint = models.CharField(_("empreinte des données"), max_length=64)
     computed_at = models.DateTimeField(_("calculé le"))
     total = models.DecimalField(_("total des lignes"), max_digits=16, decimal_places=2)
-    # {"lines": [...], "borne": [...], "settlements": [...], "findings": [...]}, amounts as
-    # decimal strings (costing.services.result_as_json).
+    line_count = models.PositiveIntegerField(_("nombre de lignes"))
+    # The lines, read only for the page of them shown (or the ones a filter selects).
+    lines = models.JSONField(_("lignes"))
+    # Everything else a page sums for any scope: {"borne", "settlements", "findings",
+    # "direction", "sirens", "services", "by_service"}, amounts as decimal strings
+    # (costing.services.result_as_json).
     data = models.JSONField(_("résultat"))
 
     class Meta:

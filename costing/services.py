@@ -7,8 +7,9 @@
 """
 
 import hashlib
+from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -1447,11 +1448,13 @@ def settlement_from_json(value: dict) -> engine.Settlement:
     )
 
 
+def empty_result() -> dict:
+    return {"lines": [], "borne": [], "settlements": [], "findings": []}
+
+
 def result_as_json(computed: Reimbursements) -> dict[str, dict]:
     """convention reference → what its stored result holds."""
-    by_reference: dict[str, dict] = defaultdict(
-        lambda: {"lines": [], "borne": [], "settlements": [], "findings": []}
-    )
+    by_reference: dict[str, dict] = defaultdict(empty_result)
     result = computed.result
     for line in result.lines:
         by_reference[line.convention]["lines"].append(line_as_json(line))
@@ -1462,6 +1465,22 @@ def result_as_json(computed: Reimbursements) -> dict[str, dict]:
     for f in computed.findings:
         by_reference[f.convention]["findings"].append([f.convention, f.code, f.message])
     return by_reference
+
+
+def result_summary(lines: list) -> dict:
+    """What the pages select and sum a convention's lines by, without reading them: the
+    direction (its lines share one payee), the SIRENs and services they name, the amount per
+    service."""
+    by_service: dict[str, list] = {}
+    for line in lines:
+        entry = by_service.setdefault(line["service"], [line["service_name"], Decimal("0.00")])
+        entry[1] += Decimal(line["amount"])
+    payee = lines[0]["payee"] if lines else None
+    return {
+        "direction": "" if payee is None else "EPCI_PROVIDES" if payee[3] else "COMMUNE_PROVIDES",
+        "sirens": sorted({line[side][1] for line in lines for side in ("payer", "payee")}),
+        "by_service": [[code, name, str(amount)] for code, (name, amount) in by_service.items()],
+    }
 
 
 def history_marks(model, key: str, **filters) -> dict:
@@ -1546,17 +1565,62 @@ def input_fingerprints(year: int, conventions: list[tuple[int, tuple]]) -> dict[
 
 @dataclass(frozen=True)
 class StoredYear:
-    """The year's computation of some conventions, as stored: lines as stored (decoded for the
-    page shown only), the rest decoded; what a page sums for any scope."""
+    """The year's computation of some conventions, as stored: their rows (lines left in the
+    database until a page reads some), settlements, own shares and findings decoded; what a
+    page sums for any scope."""
 
     year: int
-    lines: list  # stored line dicts, in the engine's order
+    rows: list  # ReimbursementResult, ``lines`` deferred, in the order of the references
     borne: list  # engine.Line
     settlements: list  # engine.Settlement
     findings: list  # engine.Finding
     total: Decimal
     computed_at: object  # the oldest computation shown (datetime), or None
     recomputed: int  # how many conventions were computed for this view
+
+
+class StoredLines(Sequence):
+    """The lines of stored results, in the engine's order, decoded into engine lines only when
+    read: a page reads the stored lines of the conventions its slice covers (one query)."""
+
+    def __init__(self, rows: list, selected: list | None = None):
+        self.rows = [row for row in rows if row.line_count]
+        self.selected = selected  # the line dicts a filter kept, or None for all of them
+        self.starts = []
+        start = 0
+        for row in self.rows:
+            self.starts.append(start)
+            start += row.line_count
+        self.count = start if selected is None else len(selected)
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [line_from_json(line) for line in self.stored(*index.indices(self.count)[:2])]
+        if index < 0:
+            index += self.count
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        return line_from_json(self.stored(index, index + 1)[0])
+
+    def stored(self, start: int, stop: int) -> list:
+        if self.selected is not None:
+            return self.selected[start:stop]
+        if start >= stop:
+            return []
+        first = bisect_right(self.starts, start) - 1
+        last = bisect_right(self.starts, stop - 1) - 1
+        covering = self.rows[first : last + 1]
+        lines = dict(
+            ReimbursementResult.objects.filter(pk__in=[row.pk for row in covering]).values_list(
+                "pk", "lines"
+            )
+        )
+        found = [line for row in covering for line in lines[row.pk]]
+        offset = self.starts[first]
+        return found[start - offset : stop - offset]
 
 
 def billed_convention_rows(year: int, conventions=None) -> list[tuple[int, tuple]]:
@@ -1590,27 +1654,25 @@ def store_results(year: int, convention_ids: list[int], fingerprints: dict[int, 
     now = timezone.now()
     rows = []
     for pk in convention_ids:
-        data = by_reference.get(references[pk]) or {
-            "lines": [],
-            "borne": [],
-            "settlements": [],
-            "findings": [],
-        }
+        result = by_reference.get(references[pk]) or empty_result()
+        lines = result.pop("lines")
         rows.append(
             ReimbursementResult(
                 convention_id=pk,
                 year=year,
                 fingerprint=fingerprints[pk],
                 computed_at=now,
-                total=sum((Decimal(line["amount"]) for line in data["lines"]), Decimal("0.00")),
-                data=data,
+                total=sum((Decimal(line["amount"]) for line in lines), Decimal("0.00")),
+                line_count=len(lines),
+                lines=lines,
+                data={**result, **result_summary(lines)},
             )
         )
     ReimbursementResult.objects.bulk_create(
         rows,
         update_conflicts=True,
         unique_fields=["convention", "year"],
-        update_fields=["fingerprint", "computed_at", "total", "data"],
+        update_fields=["fingerprint", "computed_at", "total", "line_count", "lines", "data"],
     )
     return rows
 
@@ -1624,7 +1686,9 @@ def year_results(year: int, conventions=None, *, recompute: bool = False) -> Sto
     ids = [pk for pk, _values in billed]
     stored = {
         row.convention_id: row
-        for row in ReimbursementResult.objects.filter(year=year, convention_id__in=ids)
+        for row in ReimbursementResult.objects.filter(year=year, convention_id__in=ids).defer(
+            "lines"
+        )
     }
     stale = [
         pk
@@ -1637,7 +1701,7 @@ def year_results(year: int, conventions=None, *, recompute: bool = False) -> Sto
     rows = [stored[pk] for pk in ids]  # in the order of the references, as the engine's
     return StoredYear(
         year=year,
-        lines=[line for row in rows for line in row.data["lines"]],
+        rows=rows,
         borne=[line_from_json(line) for row in rows for line in row.data["borne"]],
         settlements=[settlement_from_json(s) for row in rows for s in row.data["settlements"]],
         findings=[engine.Finding(*finding) for row in rows for finding in row.data["findings"]],
@@ -1674,17 +1738,37 @@ def stored_visible_part(stored: StoredYear, organisation_ids=None, **filters) ->
     def mine(*parties):
         return organisation_ids is None or any(p.id in organisation_ids for p in parties)
 
-    lines = stored.lines
-    if organisation_ids is not None:
-        lines = [line for line in lines if involves(line, organisation_ids)]
     filtered = any(filters.values())
-    if filtered:
-        lines = select_lines(lines, **filters)
-    total = (
-        stored.total
-        if organisation_ids is None and not filtered
-        else sum((Decimal(line["amount"]) for line in lines), Decimal("0.00"))
-    )
+    if organisation_ids is None and not filtered:
+        lines = StoredLines(stored.rows)
+        total = stored.total
+    else:
+        # Only the conventions that may hold such lines are read.
+        rows = [
+            row
+            for row in stored.rows
+            if row.line_count
+            and (not filters.get("siren") or filters["siren"] in row.data["sirens"])
+            and (
+                not filters.get("service")
+                or any(code == filters["service"] for code, *_rest in row.data["by_service"])
+            )
+            and (
+                filters.get("direction") not in ("EPCI_PROVIDES", "COMMUNE_PROVIDES")
+                or row.data["direction"] == filters["direction"]
+            )
+        ]
+        read = dict(
+            ReimbursementResult.objects.filter(pk__in=[row.pk for row in rows]).values_list(
+                "pk", "lines"
+            )
+        )
+        selected = [line for row in rows for line in read[row.pk]]
+        if organisation_ids is not None:
+            selected = [line for line in selected if involves(line, organisation_ids)]
+        selected = select_lines(selected, **filters)
+        lines = StoredLines(rows, selected)
+        total = sum((Decimal(line["amount"]) for line in selected), Decimal("0.00"))
     return {
         "lines": lines,
         "borne": [line for line in stored.borne if mine(line.payee)],
@@ -1711,14 +1795,14 @@ def stored_dashboard(stored: StoredYear) -> dict:
 
     by_direction = {"EPCI_PROVIDES": Decimal("0.00"), "COMMUNE_PROVIDES": Decimal("0.00")}
     by_service: dict[str, dict] = {}
-    for line in stored.lines:
-        amount = Decimal(line["amount"])
-        by_direction["EPCI_PROVIDES" if line["payee"][3] else "COMMUNE_PROVIDES"] += amount
-        entry = by_service.setdefault(
-            line["service"],
-            {"code": line["service"], "name": line["service_name"], "amount": Decimal("0.00")},
-        )
-        entry["amount"] += amount
+    for row in stored.rows:
+        if row.data["direction"]:
+            by_direction[row.data["direction"]] += row.total
+        for code, name, amount in row.data["by_service"]:
+            entry = by_service.setdefault(
+                code, {"code": code, "name": name, "amount": Decimal("0.00")}
+            )
+            entry["amount"] += Decimal(amount)
     positions = engine.net_positions(stored.settlements)
     communes = [p for p in positions if not p.party.is_epci]
     # The chart shows the largest positions; the table below lists them all, page by page.

@@ -3,28 +3,10 @@ settlements, the managing organisations' own shares and the compliance findings.
 keeps its own page in the query string (its prefix), the page's filters with it; its rows are
 drawn by its template (costing/tables/), the markup of the page before pagination."""
 
-from collections.abc import Sequence
-
 import django_tables2 as tables
 from django.utils.translation import gettext_lazy as _
 
 PER_PAGE = 50
-
-
-class StoredLines(Sequence):
-    """Stored line dicts, decoded into engine lines only for the page shown."""
-
-    def __init__(self, lines: list, decode):
-        self.lines = lines
-        self.decode = decode
-
-    def __len__(self):
-        return len(self.lines)
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return [self.decode(line) for line in self.lines[index]]
-        return self.decode(self.lines[index])
 
 
 def column(label, **kwargs):

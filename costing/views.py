@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
+from django_tables2.data import TableListData
 from import_export.formats.base_formats import CSV, XLSX
 
 from conventions.models import Amendment, Convention, ConventionKind, PartyRole
@@ -88,15 +89,15 @@ def reimbursements(request, year):
     view = services.stored_visible_part(
         stored, None if scope.territory_wide else scope.organisation_ids, **filters
     )
-    lines = tables.StoredLines(view["lines"], services.line_from_json)
     context = {
         "year": year,
         "years": year_choices(),
-        **view,
-        "lines": lines,  # decoded when read: the page shows one page of it
+        **view,  # its lines are read from the database for the page shown only
         "can_recompute": request.user.has_perm("costing.recompute_reimbursements"),
         "lines_table": paged(
-            request, tables.LineTable(lines, prefix="lignes-"), total=view["total"]
+            request,
+            tables.LineTable(TableListData(view["lines"]), prefix="lignes-"),
+            total=view["total"],
         ),
         "positions_table": paged(
             request, tables.PositionTable(view["positions"], prefix="positions-")
