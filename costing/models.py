@@ -986,11 +986,14 @@ class ReimbursementResult(models.Model):
     computed_at = models.DateTimeField(_("calculé le"))
     total = models.DecimalField(_("total des lignes"), max_digits=16, decimal_places=2)
     line_count = models.PositiveIntegerField(_("nombre de lignes"))
-    # The lines, read only for the page of them shown (or the ones a filter selects).
+    settlement_count = models.PositiveIntegerField(_("nombre de règlements"))
+    # The lines and the settlements, read only for the page of them shown (or the ones a
+    # filter selects).
     lines = models.JSONField(_("lignes"))
-    # Everything else a page sums for any scope: {"borne", "settlements", "findings",
-    # "direction", "sirens", "services", "by_service"}, amounts as decimal strings
-    # (costing.services.result_as_json).
+    settlements = models.JSONField(_("règlements"))
+    # What a page sums for any scope without reading them: {"borne", "findings", "positions"
+    # (this convention's part of each organisation's position), "direction", "sirens",
+    # "by_service"}, amounts as decimal strings (costing.services.result_as_json).
     data = models.JSONField(_("résultat"))
 
     class Meta:

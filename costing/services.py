@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -668,8 +669,7 @@ def billed_conventions(year: int, conventions=None):
     )
 
 
-@dataclass(frozen=True)
-class UsageTotal:
+class UsageTotal(NamedTuple):
     """The usage records of one convention, payer, service and period (a month) added up in the
     database: their weighted units, exactly, and how many they are."""
 
@@ -687,6 +687,11 @@ class UsageTotal:
 # (numeric) and on SQLite (which stores a decimal as a float: × 1000 then rounded to the
 # nearest integer gives back the stored thousandths exactly), then Decimal(n) × 10⁻³.
 MILLI_UNITS = Sum(Cast(Round(F("units") * 1000), BigIntegerField()))
+
+
+def scaled(milli: int) -> Decimal:
+    """Whole thousandths of a unit as units, to the thousandth: 1234 → 1.234, 5000 → 5.000."""
+    return Decimal(milli).scaleb(-3)
 
 
 def usage_totals(year: int, convention_ids) -> dict[int, list[UsageTotal]]:
@@ -708,9 +713,7 @@ def usage_totals(year: int, convention_ids) -> dict[int, list[UsageTotal]]:
     )
     for convention_id, beneficiary_id, service_id, code, start, end, milli, count in rows:
         totals[convention_id].append(
-            UsageTotal(
-                beneficiary_id, service_id, code, start, end, Decimal(milli).scaleb(-3), count
-            )
+            UsageTotal(beneficiary_id, service_id, code, start, end, scaled(milli), count)
         )
     return dict(totals)
 
@@ -933,16 +936,26 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
     parties_by_org = {p.organisation_id: p for p in convention.parties.all()}
     line_by_service = {line.service_id: line for line in lines_of_year}
 
+    # Presence depends on (payer, day) and (service, day) only: asked once each.
+    party_present: dict = {}
+    line_present: dict = {}
+
+    def present(cache: dict, record, key, day, start: str, end: str) -> bool:
+        if record is None:
+            return True
+        if (key, day) not in cache:
+            cache[(key, day)] = present_on(record, day, start=start, end=end)
+        return cache[(key, day)]
+
     def counted(total: UsageTotal) -> bool:
         if total.period_end < first:
             return False
         day = max(total.period_start, first)
         party_record = parties_by_org.get(total.beneficiary_id)
         line = line_by_service.get(total.service_id)
-        outside = (
-            party_record is not None
-            and not present_on(party_record, day, start="joined_by", end="left_by")
-        ) or (line is not None and not present_on(line, day, start="added_by", end="removed_by"))
+        outside = not present(
+            party_present, party_record, total.beneficiary_id, day, "joined_by", "left_by"
+        ) or not present(line_present, line, total.service_id, day, "added_by", "removed_by")
         if outside:
             raise_outside.append(total)
         return not outside
@@ -1467,6 +1480,27 @@ def result_as_json(computed: Reimbursements) -> dict[str, dict]:
     return by_reference
 
 
+def position_as_json(p: engine.Position) -> list:
+    return [party_as_json(p.party), str(p.receivable), str(p.payable), str(p.settled)]
+
+
+def summed_positions(parts) -> list[engine.Position]:
+    """Each organisation's position summed over the conventions' parts of it: the figures
+    ``engine.net_positions`` gives over all their settlements at once (sums of the same
+    amounts), in its order."""
+    totals: dict[int, list] = {}
+    for party, receivable, payable, settled in parts:
+        entry = totals.setdefault(party[0], [party, *(Decimal("0.00"),) * 3])
+        entry[1] += Decimal(receivable)
+        entry[2] += Decimal(payable)
+        entry[3] += Decimal(settled)
+    positions = [
+        engine.Position(party_from_json(party), r, p, settled, r - p)
+        for party, r, p, settled in totals.values()
+    ]
+    return sorted(positions, key=lambda position: position.party.siren)
+
+
 def result_summary(lines: list) -> dict:
     """What the pages select and sum a convention's lines by, without reading them: the
     direction (its lines share one payee), the SIRENs and services they name, the amount per
@@ -1572,38 +1606,43 @@ class StoredYear:
     year: int
     rows: list  # ReimbursementResult, ``lines`` deferred, in the order of the references
     borne: list  # engine.Line
-    settlements: list  # engine.Settlement
+    positions: list  # engine.Position of every organisation, over all these conventions
     findings: list  # engine.Finding
     total: Decimal
     computed_at: object  # the oldest computation shown (datetime), or None
     recomputed: int  # how many conventions were computed for this view
 
 
-class StoredLines(Sequence):
-    """The lines of stored results, in the engine's order, decoded into engine lines only when
-    read: a page reads the stored lines of the conventions its slice covers (one query)."""
+class StoredRows(Sequence):
+    """Stored lines (or settlements) of some results, in the engine's order, decoded only when
+    read: a page reads the stored rows of the conventions its slice covers (one query)."""
 
-    def __init__(self, rows: list, selected: list | None = None):
-        self.rows = [row for row in rows if row.line_count]
-        self.selected = selected  # the line dicts a filter kept, or None for all of them
+    def __init__(self, results: list, column: str, decode, selected: list | None = None):
+        self.column = column
+        self.decode = decode
+        self.results = [r for r in results if self.count_of(r)]
+        self.selected = selected  # the stored rows a filter kept, or None for all of them
         self.starts = []
         start = 0
-        for row in self.rows:
+        for result in self.results:
             self.starts.append(start)
-            start += row.line_count
+            start += self.count_of(result)
         self.count = start if selected is None else len(selected)
+
+    def count_of(self, result) -> int:
+        return result.line_count if self.column == "lines" else result.settlement_count
 
     def __len__(self):
         return self.count
 
     def __getitem__(self, index):
         if isinstance(index, slice):
-            return [line_from_json(line) for line in self.stored(*index.indices(self.count)[:2])]
+            return [self.decode(row) for row in self.stored(*index.indices(self.count)[:2])]
         if index < 0:
             index += self.count
         if not 0 <= index < self.count:
             raise IndexError(index)
-        return line_from_json(self.stored(index, index + 1)[0])
+        return self.decode(self.stored(index, index + 1)[0])
 
     def stored(self, start: int, stop: int) -> list:
         if self.selected is not None:
@@ -1612,15 +1651,27 @@ class StoredLines(Sequence):
             return []
         first = bisect_right(self.starts, start) - 1
         last = bisect_right(self.starts, stop - 1) - 1
-        covering = self.rows[first : last + 1]
-        lines = dict(
-            ReimbursementResult.objects.filter(pk__in=[row.pk for row in covering]).values_list(
-                "pk", "lines"
-            )
-        )
-        found = [line for row in covering for line in lines[row.pk]]
+        covering = self.results[first : last + 1]
+        found = read_stored(covering, self.column)
         offset = self.starts[first]
         return found[start - offset : stop - offset]
+
+
+def read_stored(results: list, column: str) -> list:
+    """The stored lines (or settlements) of these results, in their order: one query."""
+    read = dict(
+        ReimbursementResult.objects.filter(pk__in=[r.pk for r in results]).values_list("pk", column)
+    )
+    return [row for r in results for row in read[r.pk]]
+
+
+def settlement_row(stored: dict) -> dict:
+    s = settlement_from_json(stored)
+    return {
+        "settlement": s,
+        "mode_label": SettlementMode(s.settlement_mode).label,
+        "channel_label": BalanceChannel(s.channel).label,
+    }
 
 
 def billed_convention_rows(year: int, conventions=None) -> list[tuple[int, tuple]]:
@@ -1638,6 +1689,7 @@ def billed_convention_rows(year: int, conventions=None) -> list[tuple[int, tuple
             "start_date",
             "signature_date",
             "managing_organisation_id",
+            "version",  # raised by every change made through the conventions' services
         )
     ]
 
@@ -1656,6 +1708,11 @@ def store_results(year: int, convention_ids: list[int], fingerprints: dict[int, 
     for pk in convention_ids:
         result = by_reference.get(references[pk]) or empty_result()
         lines = result.pop("lines")
+        settlements = result.pop("settlements")
+        result["positions"] = [
+            position_as_json(p)
+            for p in engine.net_positions(settlement_from_json(s) for s in settlements)
+        ]
         rows.append(
             ReimbursementResult(
                 convention_id=pk,
@@ -1665,6 +1722,8 @@ def store_results(year: int, convention_ids: list[int], fingerprints: dict[int, 
                 total=sum((Decimal(line["amount"]) for line in lines), Decimal("0.00")),
                 line_count=len(lines),
                 lines=lines,
+                settlement_count=len(settlements),
+                settlements=settlements,
                 data={**result, **result_summary(lines)},
             )
         )
@@ -1672,7 +1731,16 @@ def store_results(year: int, convention_ids: list[int], fingerprints: dict[int, 
         rows,
         update_conflicts=True,
         unique_fields=["convention", "year"],
-        update_fields=["fingerprint", "computed_at", "total", "line_count", "lines", "data"],
+        update_fields=[
+            "fingerprint",
+            "computed_at",
+            "total",
+            "line_count",
+            "lines",
+            "settlement_count",
+            "settlements",
+            "data",
+        ],
     )
     return rows
 
@@ -1703,7 +1771,7 @@ def year_results(year: int, conventions=None, *, recompute: bool = False) -> Sto
         year=year,
         rows=rows,
         borne=[line_from_json(line) for row in rows for line in row.data["borne"]],
-        settlements=[settlement_from_json(s) for row in rows for s in row.data["settlements"]],
+        positions=summed_positions(part for row in rows for part in row.data["positions"]),
         findings=[engine.Finding(*finding) for row in rows for finding in row.data["findings"]],
         total=sum((row.total for row in rows), Decimal("0.00")),
         computed_at=min((row.computed_at for row in rows), default=None),
@@ -1740,7 +1808,7 @@ def stored_visible_part(stored: StoredYear, organisation_ids=None, **filters) ->
 
     filtered = any(filters.values())
     if organisation_ids is None and not filtered:
-        lines = StoredLines(stored.rows)
+        lines = StoredRows(stored.rows, "lines", line_from_json)
         total = stored.total
     else:
         # Only the conventions that may hold such lines are read.
@@ -1758,30 +1826,26 @@ def stored_visible_part(stored: StoredYear, organisation_ids=None, **filters) ->
                 or row.data["direction"] == filters["direction"]
             )
         ]
-        read = dict(
-            ReimbursementResult.objects.filter(pk__in=[row.pk for row in rows]).values_list(
-                "pk", "lines"
-            )
-        )
-        selected = [line for row in rows for line in read[row.pk]]
+        selected = read_stored(rows, "lines")
         if organisation_ids is not None:
             selected = [line for line in selected if involves(line, organisation_ids)]
         selected = select_lines(selected, **filters)
-        lines = StoredLines(rows, selected)
+        lines = StoredRows(rows, "lines", line_from_json, selected)
         total = sum((Decimal(line["amount"]) for line in selected), Decimal("0.00"))
+    if organisation_ids is None:
+        settlements = StoredRows(stored.rows, "settlements", settlement_row)
+    else:
+        mine_only = [
+            s
+            for s in read_stored(stored.rows, "settlements")
+            if s["payer"][0] in organisation_ids or s["payee"][0] in organisation_ids
+        ]
+        settlements = StoredRows(stored.rows, "settlements", settlement_row, mine_only)
     return {
         "lines": lines,
         "borne": [line for line in stored.borne if mine(line.payee)],
-        "settlements": [
-            {
-                "settlement": s,
-                "mode_label": SettlementMode(s.settlement_mode).label,
-                "channel_label": BalanceChannel(s.channel).label,
-            }
-            for s in stored.settlements
-            if mine(s.payer, s.payee)
-        ],
-        "positions": [p for p in engine.net_positions(stored.settlements) if mine(p.party)],
+        "settlements": settlements,
+        "positions": [p for p in stored.positions if mine(p.party)],
         "findings": list(stored.findings) if organisation_ids is None else [],
         "total": total,
         "filtered": filtered,
@@ -1803,7 +1867,7 @@ def stored_dashboard(stored: StoredYear) -> dict:
                 code, {"code": code, "name": name, "amount": Decimal("0.00")}
             )
             entry["amount"] += Decimal(amount)
-    positions = engine.net_positions(stored.settlements)
+    positions = stored.positions
     communes = [p for p in positions if not p.party.is_epci]
     # The chart shows the largest positions; the table below lists them all, page by page.
     charted = sorted(communes, key=lambda p: (-abs(p.net), p.party.siren))[:CHART_POSITIONS]

@@ -103,7 +103,8 @@ def reimbursements(request, year):
             request, tables.PositionTable(view["positions"], prefix="positions-")
         ),
         "settlements_table": paged(
-            request, tables.SettlementTable(view["settlements"], prefix="reglements-")
+            request,
+            tables.SettlementTable(TableListData(view["settlements"]), prefix="reglements-"),
         ),
         "borne_table": paged(request, tables.BorneTable(view["borne"], prefix="quote-part-"))
         if view["borne"]
