@@ -38,6 +38,13 @@ class ConventionFilter(django_filters.FilterSet):
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
+        # Before the form is built: the services of the conventions the user may see, not
+        # another territory's.
+        self.filters["service"].queryset = Service.objects.filter(
+            pk__in=ConventionService.objects.filter(
+                convention__in=Convention.objects.visible_to(user)
+            ).values("service_id")
+        ).order_by("name")
         field = self.form.fields["organisation"]
         field.widget.attrs.update(
             {
@@ -57,12 +64,6 @@ class ConventionFilter(django_filters.FilterSet):
             )
             if name:
                 field.widget.attrs["data-label"] = name
-        # The services of the conventions the user may see, not another territory's.
-        self.filters["service"].queryset = Service.objects.filter(
-            pk__in=ConventionService.objects.filter(
-                convention__in=Convention.objects.visible_to(user)
-            ).values("service_id")
-        ).order_by("name")
 
     def search(self, queryset, name, value):
         return queryset.filter(

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from functools import cached_property
 
 from costing.money import ZERO, MoneyError, allocate, as_decimal, round_cents, split_evenly
 
@@ -195,6 +196,7 @@ class Usage:
     day: date
     units: Decimal  # already weighted (équivalents permis, …)
     reference: str = ""
+    count: int = 1  # how many usage records these units add up (the same payer, service, month)
 
 
 @dataclass(frozen=True)
@@ -261,6 +263,31 @@ class ConventionInput:
     @property
     def covered(self) -> Period:
         return Period(min(p.start for p in self.periods), max(p.end for p in self.periods))
+
+    # The usages indexed once per convention, so that each line reads only its own payer's and
+    # service's usages: the year stays linear in the number of members (a scan of every usage
+    # for each payer and period made it quadratic).
+    @cached_property
+    def usages_by_payer_service(self) -> dict[tuple[int, str], tuple[Usage, ...]]:
+        index: dict[tuple[int, str], list[Usage]] = defaultdict(list)
+        for u in self.usages:
+            index[(u.payer_id, u.service)].append(u)
+        return {key: tuple(found) for key, found in index.items()}
+
+    @cached_property
+    def usages_by_service(self) -> dict[str, tuple[Usage, ...]]:
+        index: dict[str, list[Usage]] = defaultdict(list)
+        for u in self.usages:
+            index[u.service].append(u)
+        return {key: tuple(found) for key, found in index.items()}
+
+    def usages_of(self, payer_id: int, service: str, period: Period) -> list[Usage]:
+        """The usages of one payer and service dated within ``period``."""
+        return [
+            u
+            for u in self.usages_by_payer_service.get((payer_id, service), ())
+            if period.contains(u.day)
+        ]
 
 
 @dataclass(frozen=True)
@@ -356,11 +383,7 @@ def unit_lines(convention: ConventionInput, service: ServiceInput) -> list[Line]
     lines = []
     for payer in convention.payers:
         for period in convention.periods:
-            usages = [
-                u
-                for u in convention.usages
-                if u.payer_id == payer.id and u.service == service.code and period.contains(u.day)
-            ]
+            usages = convention.usages_of(payer.id, service.code, period)
             if not usages:
                 continue
             units = sum((as_decimal(u.units) for u in usages), Decimal(0))
@@ -380,7 +403,7 @@ def unit_lines(convention: ConventionInput, service: ServiceInput) -> list[Line]
                     units=units,
                     unit_cost=service.unit_cost,
                     amount=round_cents(service.unit_cost * units),
-                    usage_count=len(usages),
+                    usage_count=sum(u.count for u in usages),
                     unit_cost_provisional=service.unit_cost_provisional,
                 )
             )
@@ -447,8 +470,8 @@ def segment_shares(
 
 def units_used(convention: ConventionInput, service: ServiceInput, period: Period) -> dict:
     used: dict[int, Decimal] = defaultdict(Decimal)
-    for u in convention.usages:
-        if u.service == service.code and period.contains(u.day):
+    for u in convention.usages_by_service.get(service.code, ()):
+        if period.contains(u.day):
             used[u.payer_id] += as_decimal(u.units)
     for _payer_id, units in used.items():
         if units < 0:
@@ -491,11 +514,8 @@ def key_lines(year: int, convention: ConventionInput, service: ServiceInput) -> 
                     unit_cost=None,
                     amount=share,
                     usage_count=sum(
-                        1
-                        for u in convention.usages
-                        if u.payer_id == member.id
-                        and u.service == service.code
-                        and segment.period.contains(u.day)
+                        u.count
+                        for u in convention.usages_of(member.id, service.code, segment.period)
                     ),
                     key_weight=weight,
                     key_total=total,
@@ -623,7 +643,7 @@ def service_lines(
             )
         return key_lines(year, convention, service)
     if service.unit_cost is None:
-        if any(u.service == service.code for u in convention.usages):
+        if service.code in convention.usages_by_service:
             findings.append(
                 Finding(
                     convention.reference,
@@ -684,12 +704,13 @@ def compute_year(year: int, conventions: Iterable[ConventionInput]) -> YearResul
             # Its other services' lines stand, but no settlement (hence no état annuel) is
             # made on an incomplete year: it would call or refund the wrong balance.
             continue
+        actual_by_payer: dict[int, Decimal] = defaultdict(lambda: Decimal("0.00"))
+        for x in convention_lines:
+            actual_by_payer[x.payer.id] += x.amount
         for payer in sorted(convention.payers, key=lambda p: p.siren):
             if payer.id == convention.payee.id:
                 continue
-            actual = sum(
-                (x.amount for x in convention_lines if x.payer.id == payer.id), Decimal("0.00")
-            )
+            actual = actual_by_payer[payer.id]
             forecast = forecasts.get(payer.id, ZERO)
             settlements.append(settle(convention, payer, actual, forecast))
     lines.sort(key=line_order)

@@ -1005,3 +1005,39 @@ class UsageImport(models.Model):
     @property
     def running(self) -> bool:
         return self.status in (self.ImportStatus.CHECKING, self.ImportStatus.IMPORTING)
+
+
+class ReimbursementResult(models.Model):
+    """The year's computation of one convention as the pages show it (issue 11): its lines,
+    its managing organisation's own share, its settlements and findings, stored with the
+    fingerprint of the inputs it was computed from. A page reads it while the fingerprint holds
+    and recomputes the convention when its inputs changed (or on « Recalculer »). Statements
+    never read it: preparing and issuing always compute afresh."""
+
+    convention = models.ForeignKey(
+        Convention, verbose_name=_("convention"), on_delete=models.CASCADE, related_name="+"
+    )
+    year = models.PositiveSmallIntegerField(_("exercice"))
+    fingerprint = models.CharField(_("empreinte des données"), max_length=64)
+    computed_at = models.DateTimeField(_("calculé le"))
+    total = models.DecimalField(_("total des lignes"), max_digits=16, decimal_places=2)
+    line_count = models.PositiveIntegerField(_("nombre de lignes"))
+    settlement_count = models.PositiveIntegerField(_("nombre de règlements"))
+    # The lines and the settlements, read only for the page of them shown (or the ones a
+    # filter selects).
+    lines = models.JSONField(_("lignes"))
+    settlements = models.JSONField(_("règlements"))
+    # What a page sums for any scope without reading them: {"borne", "findings", "positions"
+    # (this convention's part of each organisation's position), "direction", "sirens",
+    # "by_service"}, amounts as decimal strings (costing.services.result_as_json).
+    data = models.JSONField(_("résultat"))
+
+    class Meta:
+        verbose_name = _("calcul enregistré d'une convention")
+        verbose_name_plural = _("calculs enregistrés des conventions")
+        constraints = [
+            models.UniqueConstraint(fields=["convention", "year"], name="one_result_per_year"),
+        ]
+
+    def __str__(self):
+        return f"{self.convention_id} {self.year}"

@@ -37,6 +37,8 @@ rules.add_perm("costing.view_reimbursements", has_any_role)
 rules.add_perm("costing.manage_costs", is_finance | is_administrator)
 rules.add_perm("costing.record_usage", is_finance | is_manager | is_administrator)
 rules.add_perm("costing.simulate", is_finance | is_manager | is_administrator)
+# « Recalculer » the stored year's reimbursements (a page recomputes by itself when data changed).
+rules.add_perm("costing.recompute_reimbursements", is_finance | is_manager | is_administrator)
 rules.add_perm("costing.issue_statements", is_finance | is_administrator)
 rules.add_perm("costing.remark_statement", may_remark)
 rules.add_perm("costing.approve_statement", may_approve)

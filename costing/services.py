@@ -6,26 +6,37 @@
 - the simulation of a draft convention or avenant.
 """
 
+import hashlib
+from bisect import bisect_right
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import BigIntegerField, Count, F, Max, Sum
+from django.db.models.functions import Cast, Round
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 from conventions.models import (
     AllocationKey,
+    Amendment,
     Convention,
     ConventionKind,
+    ConventionService,
     PartyRole,
     SettlementMode,
     Status,
+    Termination,
+    Terms,
+    UsageForecast,
 )
+from conventions.models import Party as ConventionParty
 from conventions.services.in_force import (
     add_months,
     applicable_terms,
@@ -41,8 +52,10 @@ from costing import engine
 from costing.models import (
     BalanceChannel,
     CostBase,
+    CostLine,
     Instalment,
     InstalmentStatus,
+    ReimbursementResult,
     UnitCost,
     UsageRecord,
     UsageSource,
@@ -656,6 +669,84 @@ def billed_conventions(year: int, conventions=None):
     )
 
 
+class UsageTotal(NamedTuple):
+    """The usage records of one convention, payer, service and period (a month) added up in the
+    database: their weighted units, exactly, and how many they are."""
+
+    beneficiary_id: int
+    service_id: int
+    service_code: str
+    period_start: date
+    period_end: date
+    units: Decimal
+    count: int
+
+
+# Weighted units are stored to the thousandth (UsageRecord.units, weighted and rounded per
+# record when written). The database adds them up as whole thousandths: exact on PostgreSQL
+# (numeric) and on SQLite (which stores a decimal as a float: × 1000 then rounded to the
+# nearest integer gives back the stored thousandths exactly), then Decimal(n) × 10⁻³.
+MILLI_UNITS = Sum(Cast(Round(F("units") * 1000), BigIntegerField()))
+
+
+def scaled(milli: int) -> Decimal:
+    """Whole thousandths of a unit as units, to the thousandth: 1234 → 1.234, 5000 → 5.000."""
+    return Decimal(milli).scaleb(-3)
+
+
+def usage_totals(year: int, convention_ids) -> dict[int, list[UsageTotal]]:
+    """convention id → its usage of ``year`` summed per payer, service and period: values, not
+    model objects, one query."""
+    totals: dict[int, list[UsageTotal]] = defaultdict(list)
+    rows = (
+        UsageRecord.objects.filter(convention_id__in=convention_ids, period_start__year=year)
+        .order_by()
+        .values_list(
+            "convention_id",
+            "beneficiary_id",
+            "service_id",
+            "service__code",
+            "period_start",
+            "period_end",
+        )
+        .annotate(milli=MILLI_UNITS, count=Count("pk"))
+    )
+    for convention_id, beneficiary_id, service_id, code, start, end, milli, count in rows:
+        totals[convention_id].append(
+            UsageTotal(beneficiary_id, service_id, code, start, end, scaled(milli), count)
+        )
+    return dict(totals)
+
+
+class UsageRecords(Mapping):
+    """convention id → [UsageRecord] of the year, loaded in one query the first time it is
+    read: the statements print every record, the computation reads ``usage_totals`` only."""
+
+    def __init__(self, year: int, convention_ids):
+        self.year = year
+        self.convention_ids = list(convention_ids)
+        self._records: dict[int, list] | None = None
+
+    def loaded(self) -> dict[int, list]:
+        if self._records is None:
+            records: dict[int, list] = defaultdict(list)
+            for record in UsageRecord.objects.filter(
+                convention_id__in=self.convention_ids, period_start__year=self.year
+            ).select_related("service", "weight"):
+                records[record.convention_id].append(record)
+            self._records = dict(records)
+        return self._records
+
+    def __getitem__(self, convention_id):
+        return self.loaded()[convention_id]
+
+    def __iter__(self):
+        return iter(self.loaded())
+
+    def __len__(self):
+        return len(self.loaded())
+
+
 @dataclass(frozen=True)
 class YearData:
     """Everything a year's computation reads from the database, loaded once (a bounded number
@@ -665,13 +756,16 @@ class YearData:
     conventions: list  # Convention, prefetched
     unit_costs: dict  # service id → the current UnitCost (latest version) of the year
     cost_bases: dict  # service id → CostBase of the year, lines prefetched
-    usages: dict  # convention id → [UsageRecord]
+    usages: Mapping  # convention id → [UsageRecord], loaded when first read (UsageRecords)
     populations: dict  # (organisation id, vintage) → municipal population
     called: dict  # (convention id, payer id) → [Instalment] not cancelled
+    # convention id → [UsageTotal]: what the engine reads (values summed in the database)
+    usage_totals: dict = field(default_factory=dict)
 
 
 def load_year(year: int, conventions=None) -> YearData:
     loaded = list(billed_conventions(year, conventions))
+    convention_ids = [c.pk for c in loaded]
     service_ids = {line.service_id for c in loaded for line in c.services.all()}
     unit_costs = {
         unit_cost.service_id: unit_cost
@@ -685,11 +779,6 @@ def load_year(year: int, conventions=None) -> YearData:
             "lines"
         )
     }
-    usages: dict[int, list] = defaultdict(list)
-    for record in UsageRecord.objects.filter(
-        convention__in=loaded, period_start__year=year
-    ).select_related("service", "weight"):
-        usages[record.convention_id].append(record)
     vintages = {
         line.population_vintage
         for c in loaded
@@ -701,11 +790,20 @@ def load_year(year: int, conventions=None) -> YearData:
         for p in PopulationRecord.objects.filter(vintage__in=vintages)
     }
     called: dict[tuple[int, int], list] = defaultdict(list)
-    for instalment in Instalment.objects.filter(convention__in=loaded, year=year).exclude(
-        status=InstalmentStatus.CANCELLED
-    ):
+    for instalment in Instalment.objects.filter(
+        convention_id__in=convention_ids, year=year
+    ).exclude(status=InstalmentStatus.CANCELLED):
         called[(instalment.convention_id, instalment.payer_id)].append(instalment)
-    return YearData(year, loaded, unit_costs, cost_bases, usages, populations, called)
+    return YearData(
+        year,
+        loaded,
+        unit_costs,
+        cost_bases,
+        UsageRecords(year, convention_ids),
+        populations,
+        called,
+        usage_totals(year, convention_ids),
+    )
 
 
 def sides(
@@ -838,34 +936,49 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
     parties_by_org = {p.organisation_id: p for p in convention.parties.all()}
     line_by_service = {line.service_id: line for line in lines_of_year}
 
-    def counted(record) -> bool:
-        if record.period_end < first:
+    # Presence depends on (payer, day) and (service, day) only: asked once each.
+    party_present: dict = {}
+    line_present: dict = {}
+
+    def present(cache: dict, record, key, day, start: str, end: str) -> bool:
+        if record is None:
+            return True
+        if (key, day) not in cache:
+            cache[(key, day)] = present_on(record, day, start=start, end=end)
+        return cache[(key, day)]
+
+    def counted(total: UsageTotal) -> bool:
+        if total.period_end < first:
             return False
-        day = max(record.period_start, first)
-        party_record = parties_by_org.get(record.beneficiary_id)
-        line = line_by_service.get(record.service_id)
-        outside = (
-            party_record is not None
-            and not present_on(party_record, day, start="joined_by", end="left_by")
-        ) or (line is not None and not present_on(line, day, start="added_by", end="removed_by"))
+        day = max(total.period_start, first)
+        party_record = parties_by_org.get(total.beneficiary_id)
+        line = line_by_service.get(total.service_id)
+        outside = not present(
+            party_present, party_record, total.beneficiary_id, day, "joined_by", "left_by"
+        ) or not present(line_present, line, total.service_id, day, "added_by", "removed_by")
         if outside:
-            raise_outside.append(record)
+            raise_outside.append(total)
         return not outside
 
     raise_outside: list = []
 
-    def record_owner(record) -> str:
-        party_record = parties_by_org.get(record.beneficiary_id)
-        return party_record.organisation.name if party_record else str(record.beneficiary_id)
+    def record_owner(total: UsageTotal) -> str:
+        party_record = parties_by_org.get(total.beneficiary_id)
+        return party_record.organisation.name if party_record else str(total.beneficiary_id)
 
     usages = tuple(
         engine.Usage(
-            r.beneficiary_id, r.service.code, max(r.period_start, first), r.units, r.reference
+            t.beneficiary_id, t.service_code, max(t.period_start, first), t.units, count=t.count
         )
-        for r in data.usages.get(convention.pk, [])
-        if counted(r)
+        for t in data.usage_totals.get(convention.pk, [])
+        if counted(t)
     )
     if raise_outside:
+        # One mention per record, in the records' order (month, then payer).
+        outside = sorted(
+            (t for t in raise_outside for _ in range(t.count)),
+            key=lambda t: (t.period_start, record_owner(t)),
+        )
         raise engine.EngineError(
             _(
                 "%(count)s recours datés hors de la période où la commune est partie ou le "
@@ -873,9 +986,9 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
                 "avant le calcul."
             )
             % {
-                "count": len(raise_outside),
+                "count": len(outside),
                 "references": ", ".join(
-                    f"{record_owner(r)} {r.period_start:%m/%Y}" for r in raise_outside[:5]
+                    f"{record_owner(t)} {t.period_start:%m/%Y}" for t in outside[:5]
                 ),
             }
         )
@@ -1210,7 +1323,7 @@ def simulation_chart(rows: list[SimulationRow]) -> dict:
     }
 
 
-def dashboard(computed: Reimbursements) -> dict:
+def dashboard(computed: Reimbursements, conventions=None) -> dict:
     """Finance dashboard figures for a year: totals by direction, commune and service, net
     positions, compliance findings and conventions ending soon; with Chart.js data."""
     from conventions.services.overview import alerts
@@ -1233,7 +1346,7 @@ def dashboard(computed: Reimbursements) -> dict:
         "by_service": services_sorted,
         "positions": result.positions,
         "findings": computed.findings,
-        "alerts": alerts(within_days=180),
+        "alerts": alerts(within_days=180, conventions=conventions),
         "chart": {
             "communes": {
                 "labels": [p.party.name for p in communes],
@@ -1259,3 +1372,539 @@ def filter_lines(lines, *, siren: str = "", service: str = "", direction: str = 
     elif direction == "COMMUNE_PROVIDES":
         selected = [x for x in selected if not x.payee.is_epci]
     return selected
+
+
+# --- the year's computation, stored per convention (issue 11) ----------------------------------
+
+# Bump when the rules (engine, compliance, loading) change what a stored result holds: every
+# result is then recomputed on the next page view.
+RESULT_RULES_VERSION = "1"
+
+
+def party_as_json(p: engine.Party) -> list:
+    return [p.id, p.siren, p.name, p.is_epci]
+
+
+def party_from_json(value) -> engine.Party:
+    return engine.Party(value[0], value[1], value[2], is_epci=value[3])
+
+
+def text_or_none(value):
+    return None if value is None else str(value)
+
+
+def decimal_or_none(value):
+    return None if value is None else Decimal(value)
+
+
+def line_as_json(line: engine.Line) -> dict:
+    return {
+        "convention": line.convention,
+        "payer": party_as_json(line.payer),
+        "payee": party_as_json(line.payee),
+        "service": line.service,
+        "service_name": line.service_name,
+        "period": [line.period.start.isoformat(), line.period.end.isoformat()],
+        "basis": line.basis,
+        "units": str(line.units),
+        "unit_cost": text_or_none(line.unit_cost),
+        "amount": str(line.amount),
+        "usage_count": line.usage_count,
+        "unit_cost_provisional": line.unit_cost_provisional,
+        "key_weight": text_or_none(line.key_weight),
+        "key_total": text_or_none(line.key_total),
+        "shared_cost": text_or_none(line.shared_cost),
+    }
+
+
+def line_from_json(value: dict) -> engine.Line:
+    return engine.Line(
+        convention=value["convention"],
+        payer=party_from_json(value["payer"]),
+        payee=party_from_json(value["payee"]),
+        service=value["service"],
+        service_name=value["service_name"],
+        period=engine.Period(*(date.fromisoformat(day) for day in value["period"])),
+        basis=value["basis"],
+        units=Decimal(value["units"]),
+        unit_cost=decimal_or_none(value["unit_cost"]),
+        amount=Decimal(value["amount"]),
+        usage_count=value["usage_count"],
+        unit_cost_provisional=value["unit_cost_provisional"],
+        key_weight=decimal_or_none(value["key_weight"]),
+        key_total=decimal_or_none(value["key_total"]),
+        shared_cost=decimal_or_none(value["shared_cost"]),
+    )
+
+
+def settlement_as_json(s: engine.Settlement) -> dict:
+    return {
+        "convention": s.convention,
+        "payer": party_as_json(s.payer),
+        "payee": party_as_json(s.payee),
+        "settlement_mode": s.settlement_mode,
+        "actual": str(s.actual),
+        "forecast": str(s.forecast),
+        "ac_deduction": str(s.ac_deduction),
+        "planned": [[i.rank, i.due_date.isoformat(), str(i.amount)] for i in s.planned],
+        "called": [
+            [i.rank, i.due_date.isoformat(), str(i.amount), i.reference, i.status] for i in s.called
+        ],
+    }
+
+
+def settlement_from_json(value: dict) -> engine.Settlement:
+    return engine.Settlement(
+        convention=value["convention"],
+        payer=party_from_json(value["payer"]),
+        payee=party_from_json(value["payee"]),
+        settlement_mode=value["settlement_mode"],
+        actual=Decimal(value["actual"]),
+        forecast=Decimal(value["forecast"]),
+        ac_deduction=Decimal(value["ac_deduction"]),
+        planned=tuple(
+            engine.PlannedInstalment(rank, date.fromisoformat(day), Decimal(amount))
+            for rank, day, amount in value["planned"]
+        ),
+        called=tuple(
+            engine.CalledInstalment(rank, date.fromisoformat(day), Decimal(amount), ref, status)
+            for rank, day, amount, ref, status in value["called"]
+        ),
+    )
+
+
+def empty_result() -> dict:
+    return {"lines": [], "borne": [], "settlements": [], "findings": []}
+
+
+def result_as_json(computed: Reimbursements) -> dict[str, dict]:
+    """convention reference → what its stored result holds."""
+    by_reference: dict[str, dict] = defaultdict(empty_result)
+    result = computed.result
+    for line in result.lines:
+        by_reference[line.convention]["lines"].append(line_as_json(line))
+    for line in result.borne_by_payee:
+        by_reference[line.convention]["borne"].append(line_as_json(line))
+    for s in result.settlements:
+        by_reference[s.convention]["settlements"].append(settlement_as_json(s))
+    for f in computed.findings:
+        by_reference[f.convention]["findings"].append([f.convention, f.code, f.message])
+    return by_reference
+
+
+def position_as_json(p: engine.Position) -> list:
+    return [party_as_json(p.party), str(p.receivable), str(p.payable), str(p.settled)]
+
+
+def summed_positions(parts) -> list[engine.Position]:
+    """Each organisation's position summed over the conventions' parts of it: the figures
+    ``engine.net_positions`` gives over all their settlements at once (sums of the same
+    amounts), in its order."""
+    totals: dict[int, list] = {}
+    for party, receivable, payable, settled in parts:
+        entry = totals.setdefault(party[0], [party, *(Decimal("0.00"),) * 3])
+        entry[1] += Decimal(receivable)
+        entry[2] += Decimal(payable)
+        entry[3] += Decimal(settled)
+    positions = [
+        engine.Position(party_from_json(party), r, p, settled, r - p)
+        for party, r, p, settled in totals.values()
+    ]
+    return sorted(positions, key=lambda position: position.party.siren)
+
+
+def result_summary(lines: list) -> dict:
+    """What the pages select and sum a convention's lines by, without reading them: the
+    direction (its lines share one payee), the SIRENs and services they name, the amount per
+    service."""
+    by_service: dict[str, list] = {}
+    for line in lines:
+        entry = by_service.setdefault(line["service"], [line["service_name"], Decimal("0.00")])
+        entry[1] += Decimal(line["amount"])
+    payee = lines[0]["payee"] if lines else None
+    return {
+        "direction": "" if payee is None else "EPCI_PROVIDES" if payee[3] else "COMMUNE_PROVIDES",
+        "sirens": sorted({line[side][1] for line in lines for side in ("payer", "payee")}),
+        "by_service": [[code, name, str(amount)] for code, (name, amount) in by_service.items()],
+    }
+
+
+def history_marks(model, key: str, **filters) -> dict:
+    """key → (number of history rows, latest change) of a model's history: any save or
+    deletion through the application adds a row, so the pair changes with the data."""
+    return {
+        row[0]: (row[1], row[2].isoformat() if row[2] else "")
+        for row in model.history.model.objects.filter(**filters)
+        .order_by()
+        .values_list(key)
+        .annotate(Count("history_id"), Max("history_date"))
+    }
+
+
+def input_fingerprints(year: int, conventions: list[tuple[int, tuple]]) -> dict[int, str]:
+    """convention id → a digest of everything its computation of ``year`` reads: the
+    convention's row and the history of its parties, services, terms, forecasts, avenants,
+    termination and acomptes; its usage records of the year (count, latest write, units);
+    the unit costs, cost bases and names of its services; the organisations and populations;
+    the notification settings and the rules' version. A bounded number of grouped queries,
+    whatever the number of conventions. ``conventions``: (id, the row's own values)."""
+    ids = [pk for pk, _values in conventions]
+    per_convention = [
+        history_marks(Convention, "id", id__in=ids),
+        history_marks(ConventionParty, "convention_id", convention_id__in=ids),
+        history_marks(ConventionService, "convention_id", convention_id__in=ids),
+        history_marks(Terms, "convention_id", convention_id__in=ids),
+        history_marks(UsageForecast, "terms__convention_id", terms__convention_id__in=ids),
+        history_marks(Amendment, "convention_id", convention_id__in=ids),
+        history_marks(Termination, "convention_id", convention_id__in=ids),
+        history_marks(Instalment, "convention_id", convention_id__in=ids, year=year),
+        {
+            row[0]: row[1:]
+            for row in UsageRecord.objects.filter(convention_id__in=ids, period_start__year=year)
+            .order_by()
+            .values_list("convention_id")
+            .annotate(
+                records=Count("pk"), latest=Max("recorded_at"), milli=MILLI_UNITS, last=Max("pk")
+            )
+        },
+    ]
+    services_of: dict[int, set] = defaultdict(set)
+    for convention_id, service_id in ConventionService.objects.filter(
+        convention_id__in=ids
+    ).values_list("convention_id", "service_id"):
+        services_of[convention_id].add(service_id)
+    service_ids = set().union(*services_of.values()) if services_of else set()
+    per_service = [
+        history_marks(Service, "id", id__in=service_ids),
+        history_marks(UnitCost, "service_id", service_id__in=service_ids, year=year),
+        history_marks(CostBase, "service_id", service_id__in=service_ids, year=year),
+        history_marks(
+            CostLine,
+            "cost_base__service_id",
+            cost_base__service_id__in=service_ids,
+            cost_base__year=year,
+        ),
+    ]
+    shared = [
+        RESULT_RULES_VERSION,
+        year,
+        history_marks(Organisation, "history_type"),
+        history_marks(PopulationRecord, "history_type"),
+        settings.MUTUALIS_RENEWAL_YEARS,
+        settings.MUTUALIS_NOTIFICATION_DEADLINE,
+        settings.MUTUALIS_NOTIFICATION_DEADLINE_RENEWAL,
+    ]
+    fingerprints = {}
+    for pk, values in conventions:
+        parts = [
+            shared,
+            values,
+            [marks.get(pk) for marks in per_convention],
+            [
+                [service_id, [marks.get(service_id) for marks in per_service]]
+                for service_id in sorted(services_of.get(pk, ()))
+            ],
+        ]
+        fingerprints[pk] = hashlib.sha256(repr(parts).encode()).hexdigest()
+    return fingerprints
+
+
+@dataclass(frozen=True)
+class StoredYear:
+    """The year's computation of some conventions, as stored: their rows (lines left in the
+    database until a page reads some), settlements, own shares and findings decoded; what a
+    page sums for any scope."""
+
+    year: int
+    rows: list  # ReimbursementResult, ``lines`` deferred, in the order of the references
+    borne: list  # engine.Line
+    positions: list  # engine.Position of every organisation, over all these conventions
+    findings: list  # engine.Finding
+    total: Decimal
+    computed_at: object  # the oldest computation shown (datetime), or None
+    recomputed: int  # how many conventions were computed for this view
+
+
+class StoredRows(Sequence):
+    """Stored lines (or settlements) of some results, in the engine's order, decoded only when
+    read: a page reads the stored rows of the conventions its slice covers (one query)."""
+
+    def __init__(self, results: list, column: str, decode, selected: list | None = None):
+        self.column = column
+        self.decode = decode
+        self.results = [r for r in results if self.count_of(r)]
+        self.selected = selected  # the stored rows a filter kept, or None for all of them
+        self.starts = []
+        start = 0
+        for result in self.results:
+            self.starts.append(start)
+            start += self.count_of(result)
+        self.count = start if selected is None else len(selected)
+
+    def count_of(self, result) -> int:
+        return result.line_count if self.column == "lines" else result.settlement_count
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self.decode(row) for row in self.stored(*index.indices(self.count)[:2])]
+        if index < 0:
+            index += self.count
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        return self.decode(self.stored(index, index + 1)[0])
+
+    def stored(self, start: int, stop: int) -> list:
+        if self.selected is not None:
+            return self.selected[start:stop]
+        if start >= stop:
+            return []
+        first = bisect_right(self.starts, start) - 1
+        last = bisect_right(self.starts, stop - 1) - 1
+        covering = self.results[first : last + 1]
+        found = read_stored(covering, self.column)
+        offset = self.starts[first]
+        return found[start - offset : stop - offset]
+
+
+def read_stored(results: list, column: str) -> list:
+    """The stored lines (or settlements) of these results, in their order: one query."""
+    read = dict(
+        ReimbursementResult.objects.filter(pk__in=[r.pk for r in results]).values_list("pk", column)
+    )
+    return [row for r in results for row in read[r.pk]]
+
+
+def settlement_row(stored: dict) -> dict:
+    s = settlement_from_json(stored)
+    return {
+        "settlement": s,
+        "mode_label": SettlementMode(s.settlement_mode).label,
+        "channel_label": BalanceChannel(s.channel).label,
+    }
+
+
+def billed_convention_rows(year: int, conventions=None) -> list[tuple[int, tuple]]:
+    """(id, the row's values a computation reads) of the conventions billed in ``year``."""
+    queryset = conventions if conventions is not None else Convention.objects.all()
+    return [
+        (row[0], tuple(str(value) for value in row[1:]))
+        for row in queryset.filter(status__in=BILLED_STATUSES, start_date__lte=date(year, 12, 31))
+        .order_by("reference")
+        .values_list(
+            "pk",
+            "reference",
+            "kind",
+            "status",
+            "start_date",
+            "signature_date",
+            "managing_organisation_id",
+            "version",  # raised by every change made through the conventions' services
+        )
+    ]
+
+
+@transaction.atomic
+def store_results(year: int, convention_ids: list[int], fingerprints: dict[int, str]) -> list:
+    """Compute the year of these conventions (``compute_reimbursements``, the one source of
+    truth) and store each one's result with the fingerprint of the inputs read."""
+    computed = compute_reimbursements(year, Convention.objects.filter(pk__in=convention_ids))
+    by_reference = result_as_json(computed)
+    references = dict(
+        Convention.objects.filter(pk__in=convention_ids).values_list("pk", "reference")
+    )
+    now = timezone.now()
+    rows = []
+    for pk in convention_ids:
+        result = by_reference.get(references[pk]) or empty_result()
+        lines = result.pop("lines")
+        settlements = result.pop("settlements")
+        result["positions"] = [
+            position_as_json(p)
+            for p in engine.net_positions(settlement_from_json(s) for s in settlements)
+        ]
+        rows.append(
+            ReimbursementResult(
+                convention_id=pk,
+                year=year,
+                fingerprint=fingerprints[pk],
+                computed_at=now,
+                total=sum((Decimal(line["amount"]) for line in lines), Decimal("0.00")),
+                line_count=len(lines),
+                lines=lines,
+                settlement_count=len(settlements),
+                settlements=settlements,
+                data={**result, **result_summary(lines)},
+            )
+        )
+    ReimbursementResult.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["convention", "year"],
+        update_fields=[
+            "fingerprint",
+            "computed_at",
+            "total",
+            "line_count",
+            "lines",
+            "settlement_count",
+            "settlements",
+            "data",
+        ],
+    )
+    return rows
+
+
+def year_results(year: int, conventions=None, *, recompute: bool = False) -> StoredYear:
+    """The year's computation of the conventions of ``conventions`` (a queryset: the ones the
+    user may see), read from the stored results; a convention whose inputs changed since (or
+    every one, with ``recompute``) is computed and stored first."""
+    billed = billed_convention_rows(year, conventions)
+    fingerprints = input_fingerprints(year, billed)
+    ids = [pk for pk, _values in billed]
+    stored = {
+        row.convention_id: row
+        for row in ReimbursementResult.objects.filter(year=year, convention_id__in=ids).defer(
+            "lines"
+        )
+    }
+    stale = [
+        pk
+        for pk in ids
+        if recompute or pk not in stored or stored[pk].fingerprint != fingerprints[pk]
+    ]
+    if stale:
+        for row in store_results(year, stale, fingerprints):
+            stored[row.convention_id] = row
+    rows = [stored[pk] for pk in ids]  # in the order of the references, as the engine's
+    return StoredYear(
+        year=year,
+        rows=rows,
+        borne=[line_from_json(line) for row in rows for line in row.data["borne"]],
+        positions=summed_positions(part for row in rows for part in row.data["positions"]),
+        findings=[engine.Finding(*finding) for row in rows for finding in row.data["findings"]],
+        total=sum((row.total for row in rows), Decimal("0.00")),
+        computed_at=min((row.computed_at for row in rows), default=None),
+        recomputed=len(stale),
+    )
+
+
+def involves(line: dict, organisation_ids) -> bool:
+    return line["payer"][0] in organisation_ids or line["payee"][0] in organisation_ids
+
+
+def select_lines(lines, *, siren: str = "", service: str = "", direction: str = "") -> list:
+    """The stored lines behind a figure (the rule of ``filter_lines``)."""
+    selected = list(lines)
+    if siren:
+        selected = [x for x in selected if siren in (x["payer"][1], x["payee"][1])]
+    if service:
+        selected = [x for x in selected if x["service"] == service]
+    if direction == "EPCI_PROVIDES":
+        selected = [x for x in selected if x["payee"][3]]
+    elif direction == "COMMUNE_PROVIDES":
+        selected = [x for x in selected if not x["payee"][3]]
+    return selected
+
+
+def stored_visible_part(stored: StoredYear, organisation_ids=None, **filters) -> dict:
+    """``visible_part`` over the stored results: everything for Métropole staff; for a commune
+    reader, the lines, settlements and position of their own organisation(s) only. The net
+    positions are the engine's (``net_positions``) over the settlements of the conventions
+    shown, as when the whole year is computed."""
+
+    def mine(*parties):
+        return organisation_ids is None or any(p.id in organisation_ids for p in parties)
+
+    filtered = any(filters.values())
+    if organisation_ids is None and not filtered:
+        lines = StoredRows(stored.rows, "lines", line_from_json)
+        total = stored.total
+    else:
+        # Only the conventions that may hold such lines are read.
+        rows = [
+            row
+            for row in stored.rows
+            if row.line_count
+            and (not filters.get("siren") or filters["siren"] in row.data["sirens"])
+            and (
+                not filters.get("service")
+                or any(code == filters["service"] for code, *_rest in row.data["by_service"])
+            )
+            and (
+                filters.get("direction") not in ("EPCI_PROVIDES", "COMMUNE_PROVIDES")
+                or row.data["direction"] == filters["direction"]
+            )
+        ]
+        selected = read_stored(rows, "lines")
+        if organisation_ids is not None:
+            selected = [line for line in selected if involves(line, organisation_ids)]
+        selected = select_lines(selected, **filters)
+        lines = StoredRows(rows, "lines", line_from_json, selected)
+        total = sum((Decimal(line["amount"]) for line in selected), Decimal("0.00"))
+    if organisation_ids is None:
+        settlements = StoredRows(stored.rows, "settlements", settlement_row)
+    else:
+        mine_only = [
+            s
+            for s in read_stored(stored.rows, "settlements")
+            if s["payer"][0] in organisation_ids or s["payee"][0] in organisation_ids
+        ]
+        settlements = StoredRows(stored.rows, "settlements", settlement_row, mine_only)
+    return {
+        "lines": lines,
+        "borne": [line for line in stored.borne if mine(line.payee)],
+        "settlements": settlements,
+        "positions": [p for p in stored.positions if mine(p.party)],
+        "findings": list(stored.findings) if organisation_ids is None else [],
+        "total": total,
+        "filtered": filtered,
+        "computed_at": stored.computed_at,
+    }
+
+
+def stored_dashboard(stored: StoredYear, conventions=None) -> dict:
+    """``dashboard`` over the stored results; its deadlines are those of ``conventions``."""
+    from conventions.services.overview import alerts
+
+    by_direction = {"EPCI_PROVIDES": Decimal("0.00"), "COMMUNE_PROVIDES": Decimal("0.00")}
+    by_service: dict[str, dict] = {}
+    for row in stored.rows:
+        if row.data["direction"]:
+            by_direction[row.data["direction"]] += row.total
+        for code, name, amount in row.data["by_service"]:
+            entry = by_service.setdefault(
+                code, {"code": code, "name": name, "amount": Decimal("0.00")}
+            )
+            entry["amount"] += Decimal(amount)
+    positions = stored.positions
+    communes = [p for p in positions if not p.party.is_epci]
+    # The chart shows the largest positions; the table below lists them all, page by page.
+    charted = sorted(communes, key=lambda p: (-abs(p.net), p.party.siren))[:CHART_POSITIONS]
+    services_sorted = sorted(by_service.values(), key=lambda e: -e["amount"])
+    return {
+        "total": stored.total,
+        "by_direction": by_direction,
+        "by_service": services_sorted,
+        "positions": positions,
+        "findings": stored.findings,
+        "alerts": alerts(within_days=180, conventions=conventions),
+        "computed_at": stored.computed_at,
+        "charted_communes": len(charted),
+        "chart_partial": len(charted) < len(communes),
+        "chart": {
+            "communes": {
+                "labels": [p.party.name for p in charted],
+                "net": [str(p.net) for p in charted],
+            },
+            "services": {
+                "labels": [e["name"] for e in services_sorted],
+                "amounts": [str(e["amount"]) for e in services_sorted],
+            },
+        },
+    }
+
+
+CHART_POSITIONS = 30

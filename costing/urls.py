@@ -10,6 +10,11 @@ app_name = "costing"
 urlpatterns = [
     path("", views.index, name="index"),
     path("remboursements/<year:year>/", views.reimbursements, name="reimbursements"),
+    path(
+        "remboursements/<year:year>/recalculer/",
+        views.reimbursements_recompute,
+        name="reimbursements-recompute",
+    ),
     path("bases/<year:year>/", views.cost_bases, name="cost-bases"),
     path("bases/nouvelle/", views.cost_base_edit, name="cost-base-create"),
     path("base/<int:pk>/", views.cost_base_detail, name="cost-base"),

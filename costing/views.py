@@ -3,7 +3,6 @@ costs, the usage grid and import, and the simulation of a draft convention or av
 
 import re
 from datetime import date
-from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -14,12 +13,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
+from django_tables2 import RequestConfig
+from django_tables2.data import TableListData
 from import_export.formats.base_formats import CSV, XLSX
 
 from conventions.models import Amendment, Convention, ConventionKind, PartyRole
 from conventions.views import get_convention
-from costing import engine, forms, instalments, services, statements
+from costing import engine, forms, instalments, services, statements, tables
 from costing.models import (
     BatchJob,
     CostBase,
@@ -81,30 +83,87 @@ def index(request):
     return redirect("costing:reimbursements", year=timezone.localdate().year)
 
 
+def paged(request, table, **attributes):
+    """A table of the year's rows, its page taken from the query string (its prefix)."""
+    for name, value in attributes.items():
+        setattr(table, name, value)
+    RequestConfig(request, paginate={"per_page": tables.PER_PAGE}).configure(table)
+    return table
+
+
 @login_required
 def reimbursements(request, year):
     require(request, "costing.view_reimbursements")
-    visible = Convention.objects.visible_to(request.user)
+    scope = scope_of(request.user)
+    # A territory's staff see the whole of its conventions; anyone else (a commune reader),
+    # their own organisation's part of the conventions they are party to.
+    if scope.is_staff_of_a_territory:
+        shown, own = Convention.objects.of_territories(request.user), None
+    else:
+        shown, own = Convention.objects.visible_to(request.user), scope.organisation_ids
     try:
-        computed = services.compute_reimbursements(year, visible)
+        stored = services.year_results(year, shown)
     except engine.EngineError as error:
         return render(
             request,
             "costing/reimbursements.html",
             {"year": year, "error": str(error), "years": year_choices()},
         )
-    scope = scope_of(request.user)
-    view = services.visible_part(computed, scope)
     filters = {key: request.GET.get(key, "") for key in ("siren", "service", "direction")}
-    if any(filters.values()):
-        view["lines"] = services.filter_lines(view["lines"], **filters)
-        view["total"] = sum((line.amount for line in view["lines"]), Decimal("0.00"))
-        view["filtered"] = True
-    return render(
-        request,
-        "costing/reimbursements.html",
-        {"year": year, "years": year_choices(), **view},
-    )
+    view = services.stored_visible_part(stored, own, **filters)
+    context = {
+        "year": year,
+        "years": year_choices(),
+        **view,  # its lines are read from the database for the page shown only
+        "can_recompute": request.user.has_perm("costing.recompute_reimbursements"),
+        "lines_table": paged(
+            request,
+            tables.LineTable(TableListData(view["lines"]), prefix="lignes-"),
+            total=view["total"],
+        ),
+        "positions_table": paged(
+            request, tables.PositionTable(view["positions"], prefix="positions-")
+        ),
+        "settlements_table": paged(
+            request,
+            tables.SettlementTable(TableListData(view["settlements"]), prefix="reglements-"),
+        ),
+        "borne_table": paged(request, tables.BorneTable(view["borne"], prefix="quote-part-"))
+        if view["borne"]
+        else None,
+        "findings_table": paged(
+            request, tables.FindingTable(view["findings"], prefix="anomalies-")
+        ),
+    }
+    return render(request, "costing/reimbursements.html", context)
+
+
+@login_required
+@require_POST
+def reimbursements_recompute(request, year):
+    """« Recalculer » : compute again the year of every convention the user sees, and store it."""
+    require(request, "costing.recompute_reimbursements")
+    try:
+        stored = services.year_results(
+            year, Convention.objects.visible_to(request.user), recompute=True
+        )  # a commune reader's own conventions; a territory's staff, theirs and those they see
+    except engine.EngineError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(
+            request,
+            ngettext(
+                "Remboursements %(year)s recalculés (%(count)s convention).",
+                "Remboursements %(year)s recalculés (%(count)s conventions).",
+                stored.recomputed,
+            )
+            % {"year": year, "count": stored.recomputed},
+        )
+    if request.POST.get("from") == "dashboard" and request.user.has_perm(
+        "costing.issue_statements"
+    ):
+        return redirect("costing:dashboard", year=year)
+    return redirect("costing:reimbursements", year=year)
 
 
 @login_required
@@ -917,14 +976,26 @@ def instalment_action(request, pk, action):
 @login_required
 def dashboard(request, year):
     require(request, "costing.issue_statements")
-    computed = services.compute_reimbursements(
-        year, Convention.objects.of_territories(request.user)
-    )
-    return render(
-        request,
-        "costing/dashboard.html",
-        {"year": year, "years": year_choices(), **services.dashboard(computed)},
-    )
+    conventions = Convention.objects.of_territories(request.user)
+    stored = services.year_results(year, conventions)
+    view = services.stored_dashboard(stored, conventions)
+    context = {
+        "year": year,
+        "years": year_choices(),
+        **view,
+        "can_recompute": request.user.has_perm("costing.recompute_reimbursements"),
+        "positions_table": paged(
+            request,
+            tables.DashboardPositionTable(view["positions"], prefix="positions-"),
+            year=year,
+            caption_visible=True,
+        ),
+        "findings_table": paged(
+            request, tables.FindingTable(view["findings"], prefix="anomalies-")
+        ),
+        "alerts_table": paged(request, tables.AlertTable(view["alerts"], prefix="echeances-")),
+    }
+    return render(request, "costing/dashboard.html", context)
 
 
 @login_required

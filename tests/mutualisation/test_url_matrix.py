@@ -125,6 +125,9 @@ ROWS = {
     # --- costing -------------------------------------------------------------------------------
     "costing:index":                     Row(lambda w: {}, (LOGIN, 403, 302, 302, 302, 302, 302)),
     "costing:reimbursements":            Row(lambda w: {"year": YEAR}, EVERY_ROLE),
+    # « Recalculer »: finance, the convention managers and the administrator.
+    "costing:reimbursements-recompute":  Row(lambda w: {"year": YEAR}, POST_ONLY,
+                                             (LOGIN, 403, 403, 403, 302, 302, 302)),
     "costing:cost-bases":                Row(lambda w: {"year": YEAR}, EVERY_ROLE),
     "costing:cost-base-create":          Row(lambda w: {}, FINANCE, AS_GET),
     "costing:cost-base":                 Row(lambda w: {"pk": w.base_a_only.pk}, COST_SEES_A),
@@ -379,6 +382,8 @@ def check(world, persona, method, name, expected):
     allowed_writes = {"django_session"}
     if method == "GET" and not refused:
         allowed_writes.add("mutualisation_documentaccess")  # the download log
+        # The year's computation a page stores when its data changed (a cache of the engine).
+        allowed_writes.add("costing_reimbursementresult")
     if refused or method == "GET":
         assert written <= allowed_writes, f"{where} ; écrit dans {sorted(written - allowed_writes)}"
 

@@ -1,0 +1,250 @@
+"""Issue 11: the year's usage is loaded as totals summed in the database (values, not model
+objects). Every figure must be the one the record-by-record loading gave, to the cent and to the
+thousandth of a unit: compared here on a varied year (the demo territory's weighted acts over
+twelve months, several records of one month, negative adjustments, a commune joining and
+another leaving by avenant in mid-year), on SQLite and on PostgreSQL alike."""
+
+import dataclasses
+from collections import defaultdict
+from datetime import date
+from decimal import Decimal as D
+
+import pytest
+import time_machine
+
+from conventions.models import (
+    AllocationKey,
+    Amendment,
+    Convention,
+    ConventionService,
+    Terms,
+    UsageForecast,
+)
+from conventions.services import amendments
+from costing import exports, services
+from costing.models import UnitCost, UsageRecord, UsageSource
+from mutualisation.models import UnitWeight
+from mutualisation.rules import Scope
+from tests.conftest import run_seed_demo
+from tests.costing.conftest import bill, cost_base
+from tests.costing.test_avenant_changes import (  # noqa: F401 (commune_c: a fixture)
+    TODAY,
+    avenant_terms,
+    commune_c,
+    complete_and_sign,
+    joining_avenant,
+)
+
+pytestmark = pytest.mark.django_db
+
+YEAR = 2026
+LOAD_YEAR = services.load_year  # the loading under test, before any patch
+
+
+def load_record_by_record(year, conventions=None):
+    """The loading before issue 11: one engine usage per UsageRecord model object."""
+    data = LOAD_YEAR(year, conventions)
+    per_record = defaultdict(list)
+    for record in UsageRecord.objects.filter(
+        convention__in=data.conventions, period_start__year=year
+    ).select_related("service"):
+        per_record[record.convention_id].append(
+            services.UsageTotal(
+                record.beneficiary_id,
+                record.service_id,
+                record.service.code,
+                record.period_start,
+                record.period_end,
+                record.units,
+                1,
+            )
+        )
+    return dataclasses.replace(data, usage_totals=dict(per_record))
+
+
+def year_as_data(monkeypatch, *, record_by_record: bool) -> dict:
+    if record_by_record:
+        with monkeypatch.context() as patched:
+            patched.setattr(services, "load_year", load_record_by_record)
+            return exports.year_as_dict(services.compute_reimbursements(YEAR))
+    return exports.year_as_dict(services.compute_reimbursements(YEAR))
+
+
+def use(convention, commune, service, month, quantity, *, weight=None, source=UsageSource.GRID):
+    start, end = services.month_bounds(YEAR, month)
+    return UsageRecord.objects.create(
+        convention=convention,
+        beneficiary=commune,
+        service=service,
+        unit_type=service.unit_type,
+        weight=weight,
+        period_start=start,
+        period_end=end,
+        quantity=D(quantity),
+        units=services.weighted_units(D(quantity), weight),
+        source=source,
+        reason="Ajustement" if source == UsageSource.ADJUSTMENT else "",
+    )
+
+
+@pytest.fixture
+def varied_year(mad_descendante, service_commun, territory, commune_c):  # noqa: F811
+    # The factories' references are the demo's: renamed before it is seeded.
+    for fixture, reference in ((mad_descendante, "MAD-VARIED"), (service_commun, "SC-VARIED")):
+        Convention.objects.filter(pk=fixture.convention.pk).update(reference=reference)
+        fixture.convention.refresh_from_db()
+    run_seed_demo()
+    t = territory
+    # A mise à disposition billed monthly, weighted acts, several records a month, adjustments;
+    # commune C joins on 1 July.
+    mad = bill(mad_descendante.convention, mode="TITRE")
+    mad.terms.update(periodicity_months=1)
+    service = mad_descendante.service
+    UnitCost.objects.create(
+        service=service,
+        year=YEAR,
+        amount=D("87.37"),
+        notification_deadline=date(YEAR, 4, 15),
+        notified_on=date(YEAR, 3, 1),
+    )
+    heavy = UnitWeight.objects.create(unit_type=service.unit_type, code="PC", label="PC", weight=1)
+    light = UnitWeight.objects.create(
+        unit_type=service.unit_type, code="CU", label="CU", weight=D("0.333")
+    )
+    with time_machine.travel(TODAY):
+        joining = amendments.amendment_create(
+            convention=mad,
+            amendment=Amendment(object="Entrée de la commune C", effective_from=date(YEAR, 7, 1)),
+            terms=Terms(
+                settlement_mode="TITRE",
+                periodicity_months=3,
+                instalment_count=2,
+                unit_cost_method="Coût du dernier compte administratif divisé par les unités.",
+            ),
+            joining=[commune_c],
+        )
+    UsageForecast.objects.create(
+        terms=joining.terms,
+        service=mad_descendante.line,
+        beneficiary=commune_c,
+        year=YEAR,
+        units=D("50"),
+    )
+    complete_and_sign(joining, [t.epci, t.commune_a, t.commune_b, commune_c])
+    for month in range(1, 13):
+        use(mad, t.commune_a, service, month, f"{month}.5", weight=heavy)
+        use(mad, t.commune_a, service, month, "7", weight=light, source=UsageSource.IMPORT)
+        use(mad, t.commune_b, service, month, "1.001", weight=light)
+        if month >= 7:
+            use(mad, commune_c, service, month, "3", weight=light)
+            use(mad, commune_c, service, month, "2.25", source=UsageSource.IMPORT)
+    use(mad, t.commune_a, service, 5, "-2", weight=light, source=UsageSource.ADJUSTMENT)
+    # A service commun shared by the units used; commune B leaves on 1 July.
+    common = bill(service_commun.convention)
+    ConventionService.objects.filter(pk=service_commun.line.pk).update(
+        allocation_key=AllocationKey.UNITS
+    )
+    cost_base(service_commun.line.service, "48611.11")
+    leaving = common.parties.get(organisation=t.commune_b)
+    with time_machine.travel(TODAY):
+        departure = amendments.amendment_create(
+            convention=common,
+            amendment=Amendment(object="Sortie de la commune B", effective_from=date(YEAR, 7, 1)),
+            terms=avenant_terms(),
+            leaving=[leaving],
+        )
+    complete_and_sign(departure, [t.epci, t.commune_a, t.commune_b])
+    shared = service_commun.line.service
+    for month in range(1, 13):
+        use(common, t.commune_a, shared, month, f"{10 + month}.125")
+        use(common, t.epci, shared, month, "4.333")
+        if month < 7:
+            use(common, t.commune_b, shared, month, "6.667")
+            use(common, t.commune_b, shared, month, "0.111", source=UsageSource.IMPORT)
+    return {"mad": mad, "common": common, "territory": t}
+
+
+def test_the_year_from_database_totals_equals_the_year_record_by_record(varied_year, monkeypatch):
+    summed = year_as_data(monkeypatch, record_by_record=False)
+    one_by_one = year_as_data(monkeypatch, record_by_record=True)
+    assert summed == one_by_one
+    # The year is as varied as it says: many lines and records, weighted thousandths, records
+    # added up within a month, the joining and the leaving commune billed for their half-year.
+    lines = summed["lines"]
+    assert len(lines) > 30
+    assert D(summed["totals"]["amount"]) > 0
+    assert any(line["usage_count"] > 1 for line in lines)
+    assert any(D(line["units"]) % 1 for line in lines)
+    mad, common = varied_year["mad"].reference, varied_year["common"].reference
+    # Monthly to June, then quarterly under the avenant's terms.
+    months = {line["period_start"][5:7] for line in lines if line["convention"] == mad}
+    assert months == {"01", "02", "03", "04", "05", "06", "07", "10"}
+    joined = [
+        line for line in lines if line["convention"] == mad and line["payer"]["name"] == "Commune C"
+    ]
+    assert joined
+    assert min(line["period_start"] for line in joined) == f"{YEAR}-07-01"
+    left = [
+        line
+        for line in lines
+        if line["convention"] == common and line["payer"]["name"] == "Commune B"
+    ]
+    assert left
+    assert max(line["period_end"] for line in left) == f"{YEAR}-06-30"
+
+
+def test_usage_outside_a_partys_time_gives_the_same_finding_either_way(varied_year, monkeypatch):
+    t = varied_year["territory"]
+    common = varied_year["common"]
+    shared = common.services.get().service
+    # Commune B has left on 1 July: two records of September and one of October are outside.
+    use(common, t.commune_b, shared, 9, "1")
+    use(common, t.commune_b, shared, 9, "2", source=UsageSource.IMPORT)
+    use(common, t.commune_b, shared, 10, "1")
+    summed = year_as_data(monkeypatch, record_by_record=False)
+    assert summed == year_as_data(monkeypatch, record_by_record=True)
+    [finding] = [
+        f
+        for f in summed["findings"]
+        if f["convention"] == common.reference and f["code"] == "NOT_COMPUTED"
+    ]
+    assert finding["message"].startswith("3 recours datés hors de la période")
+    assert "Commune B 09/2026, Commune B 09/2026, Commune B 10/2026" in finding["message"]
+
+
+def as_data(view: dict) -> dict:
+    """What a page shows of the year, as plain data (every Decimal as its string)."""
+    return {
+        "lines": [exports.line_as_dict(line) for line in view["lines"]],
+        "borne": [exports.line_as_dict(line) for line in view["borne"]],
+        "settlements": [
+            exports.settlement_as_dict(row["settlement"]) for row in view["settlements"]
+        ],
+        "positions": [
+            [p.party, str(p.receivable), str(p.payable), str(p.net), str(p.settled)]
+            for p in view["positions"]
+        ],
+        "findings": sorted((f.convention, f.code, f.message) for f in view["findings"]),
+        "total": str(view["total"]),
+    }
+
+
+def stored_view(conventions=None, organisation_ids=None) -> dict:
+    view = services.stored_visible_part(services.year_results(YEAR, conventions), organisation_ids)
+    return {**view, "lines": list(view["lines"])}
+
+
+def test_the_stored_year_shows_what_computing_it_gives_for_every_scope(varied_year):
+    everything = Scope(roles=frozenset(), organisation_ids=frozenset(), is_superuser=True)
+    computed = as_data(services.visible_part(services.compute_reimbursements(YEAR), everything))
+    assert as_data(stored_view()) == computed  # computed and stored
+    assert as_data(stored_view()) == computed  # read back from the database
+    # A commune reader's scope: the conventions it is party to, its own rows in them.
+    commune_a = varied_year["territory"].commune_a
+    theirs = Convention.objects.filter(parties__organisation=commune_a).distinct()
+    assert as_data(stored_view(theirs, {commune_a.pk})) == as_data(
+        services.visible_part(
+            services.compute_reimbursements(YEAR, theirs),
+            Scope(roles=frozenset({"COMMUNE_READER"}), organisation_ids=frozenset({commune_a.pk})),
+        )
+    )
