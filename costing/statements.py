@@ -362,9 +362,24 @@ def approved_figures(draft: Statement) -> tuple:
     )
 
 
-def write_draft(draft: Statement, *, snapshot: dict, settlement, lines, context) -> Statement:
-    """Store the recomputed draft and its lines. The debtor approved what the draft said: any
-    change of its lines, total, AC imputation, acomptes, balance or channel voids the approval."""
+DRAFT_FIELDS = [
+    "snapshot",
+    "total",
+    "settlement_mode",
+    "ac_deduction",
+    "instalments_called",
+    "balance",
+    "balance_channel",
+    "computed_at",
+    "approved_at",
+    "approved_by",
+]
+
+
+def refresh_draft(draft: Statement, *, snapshot: dict, settlement, context) -> Statement:
+    """Set the recomputed figures on the draft (in memory; statements_prepare writes every draft
+    at once). The debtor approved what the draft said: any change of its lines, total, AC
+    imputation, acomptes, balance or channel voids the approval."""
     total = Decimal(snapshot["total"])
     if draft.pk and approved_figures(draft) != (
         snapshot["lines"],
@@ -383,11 +398,14 @@ def write_draft(draft: Statement, *, snapshot: dict, settlement, lines, context)
     draft.balance = settlement.balance
     draft.balance_channel = settlement.channel
     draft.computed_at = context["now"]
-    draft.save()
-    draft.lines.all().delete()
+    return draft
+
+
+def draft_lines(draft: Statement, lines, context) -> list[StatementLine]:
+    """The draft's statement lines (unsaved), from the engine's lines."""
     revenue, expense = accounts_for(draft.payee, context["table"])
     unit_costs = context["unit_costs"]
-    StatementLine.objects.bulk_create(
+    return [
         StatementLine(
             statement=draft,
             position=index,
@@ -409,8 +427,25 @@ def write_draft(draft: Statement, *, snapshot: dict, settlement, lines, context)
             usage_count=line.usage_count,
         )
         for index, line in enumerate(lines, start=1)
+    ]
+
+
+def write_drafts(prepared: list[tuple[Statement, list]], context) -> list[Statement]:
+    """Store the recomputed drafts and their lines in a number of queries that does not depend
+    on how many there are: the new drafts inserted at once, the others updated at once, their
+    old lines deleted at once and the new lines inserted at once."""
+    new = [draft for draft, _lines in prepared if draft.pk is None]
+    existing = [draft for draft, _lines in prepared if draft.pk is not None]
+    if new:
+        Statement.objects.bulk_create(new, batch_size=500)
+    if existing:
+        Statement.objects.bulk_update(existing, DRAFT_FIELDS, batch_size=500)
+        StatementLine.objects.filter(statement__in=[d.pk for d in existing]).delete()
+    StatementLine.objects.bulk_create(
+        [line for draft, lines in prepared for line in draft_lines(draft, lines, context)],
+        batch_size=1000,
     )
-    return draft
+    return [draft for draft, _lines in prepared]
 
 
 @transaction.atomic
@@ -482,12 +517,9 @@ def statements_prepare(year: int, conventions=None, payer_id=None) -> list[State
             table=context["table"],
             details=details,
         )
-        prepared.append(
-            write_draft(
-                draft, snapshot=snapshot, settlement=settlement, lines=lines, context=context
-            )
-        )
-    return prepared
+        refresh_draft(draft, snapshot=snapshot, settlement=settlement, context=context)
+        prepared.append((draft, lines))
+    return write_drafts(prepared, context)
 
 
 # --- issuing -----------------------------------------------------------------------------------
