@@ -881,7 +881,16 @@ class BatchJob(models.Model):
     )
     total = models.PositiveIntegerField(_("états à traiter"), default=0)
     done = models.PositiveIntegerField(_("états traités"), default=0)
-    archive = models.BinaryField(_("archive ZIP"), null=True, blank=True, editable=False)
+    # A file in private storage (never served as /media/: only through the batch's download,
+    # which checks the permission), never a database value: a year's ZIP can exceed 1 GB.
+    archive = models.FileField(
+        _("archive ZIP"), upload_to="batches/%Y/%m/", max_length=200, blank=True, editable=False
+    )
+    # The batch is rendered in chunks that workers share: ``plan`` says what each chunk renders
+    # (and which number each draft to issue will take), ``chunks_done`` which chunks are over.
+    plan = models.JSONField(_("plan du lot"), default=dict, blank=True, editable=False)
+    chunks_total = models.PositiveIntegerField(_("parts du lot"), default=0)
+    chunks_done = models.JSONField(_("parts terminées"), default=list, blank=True, editable=False)
     error = models.TextField(_("erreur"), blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

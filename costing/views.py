@@ -8,7 +8,7 @@ from decimal import Decimal
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.formats import number_format
@@ -717,8 +717,13 @@ def batch_detail(request, pk):
 def batch_download(request, pk):
     require(request, "costing.issue_statements")
     job = get_object_or_404(BatchJob, pk=pk, status=BatchJob.JobStatus.DONE)
-    response = HttpResponse(bytes(job.archive), content_type="application/zip")
-    response["Content-Disposition"] = f'attachment; filename="etats-{job.year}-{job.pk}.zip"'
+    # Streamed from the private storage, never read whole into memory.
+    response = FileResponse(
+        job.archive.open("rb"),
+        content_type="application/zip",
+        as_attachment=True,
+        filename=f"etats-{job.year}-{job.pk}.zip",
+    )
     record_document_access(request, f"etats-{job.year}-{job.pk}.zip")
     return response
 

@@ -2,7 +2,10 @@
 queries that does not grow with the number of statements; the batch is shared by workers in
 chunks; its ZIP is a file, not a database value."""
 
+import io
+
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -30,3 +33,12 @@ def test_preparing_the_years_drafts_takes_as_many_queries_for_14_drafts_as_for_4
     large_refresh = queries_of(lambda: statements.statements_prepare(2026))
     assert Statement.objects.filter(status=StatementStatus.DRAFT).count() == 14
     assert (large, large_refresh) == (small, small_refresh)
+
+
+@pytest.mark.django_db
+def test_the_statements_benchmark_leaves_the_database_unchanged(billed):
+    out = io.StringIO()
+    call_command("benchmark_statements", "--year", "2026", "--count", "1", stdout=out)
+    assert "1 PDF en" in out.getvalue()
+    assert not Statement.objects.exists()
+    assert not StatementLine.objects.exists()
