@@ -18,7 +18,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import Exists, F, Max, OuterRef
+from django.db.models import Exists, F, Max, Min, OuterRef, prefetch_related_objects
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -660,13 +660,49 @@ def render_statement_pdf(statement: Statement) -> bytes:
 # --- guards on issuing ---------------------------------------------------------------------------
 
 
-def covered_period_end(statement: Statement) -> date:
+def covered_period_end(statement: Statement, facts: dict | None = None) -> date:
     """Last day the statement covers: the end of its last line, else the 31 December of its year
     or the earlier end of the convention."""
     span = coverage(statement.convention, statement.year)  # the same rule as billing
     covered = span[1] if span else date(statement.year, 12, 31)
-    last_line = statement.lines.aggregate(last=Max("period_end"))["last"]
+    if facts is not None:
+        last_line = facts["last_line"].get(statement.pk)
+    else:
+        last_line = statement.lines.aggregate(last=Max("period_end"))["last"]
     return max(covered, last_line) if last_line else covered
+
+
+def refusal_facts(drafts: list[Statement], today: date) -> dict:
+    """What issue_refusals reads from the database, for many drafts at once (a batch): their
+    conventions' terms, the end of their last lines, the first usage dated after ``today`` of
+    each convention and payer. A few queries, whatever the number of drafts."""
+    prefetch_related_objects([d.convention for d in drafts], "terms__amendment", "termination")
+    ids = [d.pk for d in drafts]
+    future = (
+        UsageRecord.objects.filter(
+            convention_id__in={d.convention_id for d in drafts},
+            beneficiary_id__in={d.payer_id for d in drafts},
+            period_start__year__in={d.year for d in drafts},
+            period_start__gt=today,
+        )
+        .values("convention_id", "beneficiary_id", "period_start__year")
+        .annotate(first=Min("period_start"))
+        .order_by()
+    )
+    return {
+        "today": today,
+        "last_line": dict(
+            StatementLine.objects.filter(statement_id__in=ids)
+            .values("statement_id")
+            .annotate(last=Max("period_end"))
+            .order_by()
+            .values_list("statement_id", "last")
+        ),
+        "future": {
+            (f["convention_id"], f["beneficiary_id"], f["period_start__year"]): f["first"]
+            for f in future
+        },
+    }
 
 
 def line_signature(statement: Statement) -> list[tuple]:
@@ -697,11 +733,14 @@ def changes_nothing(statement: Statement) -> bool:
     )
 
 
-def issue_refusals(statement: Statement, today: date | None = None) -> list[str]:
-    """Every reason why the draft cannot be issued today (empty when it can), in French."""
-    today = today or timezone.localdate()
+def issue_refusals(
+    statement: Statement, today: date | None = None, facts: dict | None = None
+) -> list[str]:
+    """Every reason why the draft cannot be issued today (empty when it can), in French.
+    ``facts``: refusal_facts of many drafts, loaded at once (a batch)."""
+    today = facts["today"] if facts is not None else today or timezone.localdate()
     reasons = []
-    end = covered_period_end(statement)
+    end = covered_period_end(statement, facts)
     if today <= end:
         reasons.append(
             _(
@@ -713,23 +752,29 @@ def issue_refusals(statement: Statement, today: date | None = None) -> list[str]
                 "next": (end + timedelta(days=1)).strftime("%d/%m/%Y"),
             }
         )
-    future = (
-        UsageRecord.objects.filter(
-            convention_id=statement.convention_id,
-            beneficiary_id=statement.payer_id,
-            period_start__year=statement.year,
-            period_start__gt=today,
+    if facts is not None:
+        first_future = facts["future"].get(
+            (statement.convention_id, statement.payer_id, statement.year)
         )
-        .order_by("period_start")
-        .first()
-    )
-    if future is not None:
+    else:
+        future = (
+            UsageRecord.objects.filter(
+                convention_id=statement.convention_id,
+                beneficiary_id=statement.payer_id,
+                period_start__year=statement.year,
+                period_start__gt=today,
+            )
+            .order_by("period_start")
+            .first()
+        )
+        first_future = future.period_start if future is not None else None
+    if first_future is not None:
         reasons.append(
             _(
                 "Des recours sont datés après aujourd'hui (le premier le %(date)s) : un état ne "
                 "porte pas sur des recours à venir."
             )
-            % {"date": future.period_start.strftime("%d/%m/%Y")}
+            % {"date": first_future.strftime("%d/%m/%Y")}
         )
     if statement.review_until and today <= statement.review_until and not statement.approved_at:
         reasons.append(
@@ -1076,8 +1121,10 @@ def batch_plan(job_id: int) -> BatchJob:
             issued_at = timezone.now()
             to_issue, skipped = [], []
             if job.action == BatchJob.Action.ISSUE_AND_EXPORT:
-                for draft in drafts_to_issue(job.year):
-                    reasons = issue_refusals(draft)
+                drafts = list(drafts_to_issue(job.year))
+                facts = refusal_facts(drafts, timezone.localdate())
+                for draft in drafts:
+                    reasons = issue_refusals(draft, facts=facts)
                     if reasons:
                         skipped.append(skipped_label(draft, reasons))
                     else:
@@ -1180,11 +1227,12 @@ def issue_planned(job: BatchJob) -> list[str]:
             .select_related("convention", "payer", "payee", "cancels")
             .in_bulk(job.plan["issue"])
         )
+        facts = refusal_facts(list(drafts.values()), timezone.localdate())
         for statement_id in job.plan["issue"]:
             statement = drafts.get(statement_id)
             if statement is None or statement.is_issued:
                 continue  # issued by someone else, or by another batch of the year
-            reasons = issue_refusals(statement)
+            reasons = issue_refusals(statement, facts=facts)
             if reasons:
                 skipped.append(skipped_label(statement, reasons))
                 continue
