@@ -1379,6 +1379,7 @@ def render_summary_pdf(year: int, statements) -> bytes:
                 "statements": part,
                 "continued": index > 0,  # the title and the count are on the first part
                 "continues": index < len(parts) - 1,  # the totals on the last
+                "first_page": len(writer.pages) + 1,
             },
         )
         writer.append(PdfReader(io.BytesIO(rendered)))

@@ -3,15 +3,29 @@ queries that does not grow with the number of statements; the batch is shared by
 chunks; its ZIP is a file, not a database value."""
 
 import io
+from decimal import Decimal
 
 import pytest
+from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from pypdf import PdfReader
 
 from costing import statements
-from costing.models import BatchJob, Statement, StatementLine, StatementStatus
+from costing.models import BatchJob, Statement, StatementLine, StatementStatus, UsageRecord
+from mutualisation.templatetags.money import euros
 from tests.costing.conftest import more_billed_conventions
+
+
+def pdf_text(content: bytes) -> str:
+    """The PDF's text, its no-break spaces as spaces."""
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)
+    return spaced(text)
+
+
+def spaced(text: str) -> str:
+    return text.replace("\u00a0", " ").replace("\u202f", " ")
 
 
 def queries_of(call) -> int:
@@ -75,3 +89,96 @@ def test_issuing_a_batch_does_not_prepare_the_year_again_for_each_statement(bill
     # 4 more issued (and 8 more exported): the counter's next number and the issued row, each
     per_statement = (large - small) / (8 - 4)
     assert per_statement <= 5, (small, large)
+
+
+@pytest.mark.django_db
+def test_a_batch_in_chunks_numbers_its_drafts_in_order_and_counts_a_chunk_run_twice_once(
+    billed, personas, settings
+):
+    settings.MUTUALIS_BATCH_CHUNK_SIZE = 1
+    more_billed_conventions(billed, 1)
+    job = issuing_batch(2026, personas)
+    job = statements.batch_plan(job.pk)
+    assert job.chunks_total == 4
+    assert [statements.batch_render_chunk(job.pk, i) for i in (0, 1, 1, 2, 3, 3)] == [
+        False,
+        False,
+        False,  # delivered twice: counted once
+        False,
+        True,  # the last chunk to finish queues the assembly
+        False,
+    ]
+    job = statements.batch_finish(job.pk)
+    assert (job.status, job.error) == (BatchJob.JobStatus.DONE, "")
+    issued = Statement.objects.filter(status=StatementStatus.ISSUED).order_by(
+        "convention__reference", "payer__siren"
+    )
+    assert [s.number for s in issued] == [f"EA-2026-{n:04d}" for n in range(1, 5)]
+    for statement in issued:  # the PDF its chunk rendered, with its number
+        assert statement.number in pdf_text(bytes(statement.pdf))
+    assert not default_storage.listdir("batches/parts/")[1]  # the parts are removed
+
+
+@pytest.mark.django_db
+def test_a_draft_recomputed_after_its_chunk_was_rendered_is_issued_with_its_new_figures(
+    billed, personas
+):
+    job = statements.batch_plan(issuing_batch(2026, personas).pk)
+    statements.batch_render_chunk(job.pk, 0)
+    UsageRecord.objects.filter(beneficiary=billed.territory.commune_b).update(
+        quantity=Decimal("30"), units=Decimal("30")
+    )
+    statements.batch_finish(job.pk)
+    commune_b = Statement.objects.get(payer=billed.territory.commune_b)
+    assert commune_b.status == StatementStatus.ISSUED
+    assert commune_b.total == Decimal("30") * Decimal("242.31")
+    assert spaced(euros(commune_b.total)) in pdf_text(bytes(commune_b.pdf))
+
+
+@pytest.mark.django_db
+def test_a_failing_chunk_fails_the_batch_in_french_and_issues_nothing(
+    billed, personas, monkeypatch
+):
+    job = statements.batch_plan(issuing_batch(2026, personas).pk)
+
+    def broken(statement):
+        raise OSError("disque plein")
+
+    monkeypatch.setattr(statements, "render_statement_pdf", broken)
+    with pytest.raises(OSError, match="disque plein"):
+        statements.batch_render_chunk(job.pk, 0)
+    job.refresh_from_db()
+    assert job.status == BatchJob.JobStatus.FAILED
+    assert job.error == "disque plein (OSError) ; relancez le traitement."
+    assert statements.batch_finish(job.pk).status == BatchJob.JobStatus.FAILED
+    assert not Statement.objects.filter(status=StatementStatus.ISSUED).exists()
+    assert statements.lock_year(2026).last_number == 0  # no number taken: no gap
+
+
+@pytest.mark.django_db
+def test_the_batch_zip_is_a_file_in_storage_not_a_database_value(billed, personas):
+    job = statements.batch_run(issuing_batch(2026, personas).pk)
+    assert job.archive.name == f"batches/{job.created_at:%Y/%m}/etats-2026-{job.pk}.zip"
+    assert default_storage.exists(job.archive.name)
+    columns = {f.column: f.get_internal_type() for f in BatchJob._meta.concrete_fields}
+    assert "BinaryField" not in columns.values()
+
+
+@pytest.mark.django_db
+def test_the_years_summary_in_parts_lists_every_statement_and_the_totals_once(billed, settings):
+    settings.MUTUALIS_SUMMARY_PART_ROWS = 1
+    more_billed_conventions(billed, 1)
+    statements.statements_prepare(2026)
+    drafts = list(statements.current_statements(2026))
+    content = statements.render_summary_pdf(2026, drafts)
+    text = pdf_text(content)
+    assert len(drafts) == 4
+    assert text.count("Récapitulatif des états annuels de remboursement") == 1
+    pages = [spaced(p.extract_text()) for p in PdfReader(io.BytesIO(content)).pages]
+    assert len(pages) == 4
+    for number, page in enumerate(pages, start=1):  # the pages numbered on across the parts
+        assert page.endswith(f"4 états Page {number}"), page
+    for draft in drafts:
+        assert draft.convention.reference in text
+    total, balance = sum(d.total for d in drafts), sum(d.balance for d in drafts)
+    assert text.count(f"\nTotal {spaced(euros(total))} {spaced(euros(balance))}\n") == 1
