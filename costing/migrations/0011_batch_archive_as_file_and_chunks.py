@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 
 def archive_name(job) -> str:
-    return f"batches/{job.created_at:%Y/%m}/etats-{job.year}-{job.pk}.zip"
+    return f"etats-{job.year}-{job.pk}.zip"  # under upload_to: batches/<year>/<month>/
 
 
 def move_archives_to_files(apps, schema_editor):

@@ -9,6 +9,7 @@ import pytest
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.test.utils import CaptureQueriesContext
 from pypdf import PdfReader
 
@@ -182,3 +183,28 @@ def test_the_years_summary_in_parts_lists_every_statement_and_the_totals_once(bi
         assert draft.convention.reference in text
     total, balance = sum(d.total for d in drafts), sum(d.balance for d in drafts)
     assert text.count(f"\nTotal {spaced(euros(total))} {spaced(euros(balance))}\n") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_moves_the_zips_kept_in_the_database_to_files(personas):
+    before = [("costing", "0010_history_change_reason_as_text")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    try:
+        old_apps = executor.loader.project_state(before).apps
+        zipped = b"PK\x05\x06" + bytes(18)  # an empty ZIP
+        old_job = old_apps.get_model("costing", "BatchJob").objects.create(
+            year=2025,
+            action="EXPORT",
+            status="DONE",
+            created_by_id=personas.finance.pk,
+            archive=zipped,
+        )
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    job = BatchJob.objects.get(pk=old_job.pk)
+    assert job.archive.name.startswith("batches/")
+    assert job.archive.name.endswith(f"/etats-2025-{job.pk}.zip")
+    with job.archive.open("rb") as stored:
+        assert stored.read() == zipped
