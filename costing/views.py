@@ -544,7 +544,7 @@ def statement_list(request, year):
             "years": year_choices(),
             "rows": rows,
             "can_issue": request.user.has_perm("costing.issue_statements"),
-            "jobs": BatchJob.objects.filter(year=year)[:5]
+            "jobs": BatchJob.objects.filter(year=year).defer("plan", "chunks_done")[:5]
             if request.user.has_perm("costing.issue_statements")
             else [],
         },
@@ -708,7 +708,7 @@ def batch_start(request, year):
 @login_required
 def batch_detail(request, pk):
     require(request, "costing.issue_statements")
-    job = get_object_or_404(BatchJob, pk=pk)
+    job = get_object_or_404(BatchJob.objects.defer("plan", "chunks_done"), pk=pk)
     template = "costing/_batch_progress.html" if request.htmx else "costing/batch_detail.html"
     return render(request, template, {"job": job})
 
