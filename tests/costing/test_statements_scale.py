@@ -159,7 +159,8 @@ def test_a_failing_chunk_fails_the_batch_in_french_and_issues_nothing(
 @pytest.mark.django_db
 def test_the_batch_zip_is_a_file_in_storage_not_a_database_value(billed, personas):
     job = statements.batch_run(issuing_batch(2026, personas).pk)
-    assert job.archive.name == f"batches/{job.created_at:%Y/%m}/etats-2026-{job.pk}.zip"
+    assert job.archive.name.startswith(f"batches/{job.created_at:%Y/%m}/etats-2026-{job.pk}")
+    assert job.archive.name.endswith(".zip")
     assert default_storage.exists(job.archive.name)
     columns = {f.column: f.get_internal_type() for f in BatchJob._meta.concrete_fields}
     assert "BinaryField" not in columns.values()
