@@ -884,15 +884,13 @@ class StatementCounter(models.Model):
 
 class BatchJobQuerySet(models.QuerySet):
     def visible_to(self, user):
-        """Batches launched by the staff of the user's territories (all for a superuser)."""
+        """The batches of the user's territories (all for a superuser)."""
         from mutualisation.rules import scope_of
 
         scope = scope_of(user)
         if scope.is_superuser:
             return self.all()
-        return self.filter(
-            created_by__memberships__organisation_id__in=scope.territory_ids
-        ).distinct()
+        return self.filter(territory_id__in=scope.territory_ids)
 
 
 class BatchJob(models.Model):
@@ -909,13 +907,31 @@ class BatchJob(models.Model):
         FAILED = "FAILED", _("Échec")
 
     year = models.PositiveSmallIntegerField(_("exercice"))
+    territory = models.ForeignKey(
+        "mutualisation.Organisation",
+        verbose_name=_("territoire (EPCI)"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text=_("Le lot porte sur les conventions de ce territoire ; vide : tous."),
+    )
     action = models.CharField(_("action"), max_length=6, choices=Action.choices)
     status = models.CharField(
         _("statut"), max_length=8, choices=JobStatus.choices, default=JobStatus.PENDING
     )
     total = models.PositiveIntegerField(_("états à traiter"), default=0)
     done = models.PositiveIntegerField(_("états traités"), default=0)
-    archive = models.BinaryField(_("archive ZIP"), null=True, blank=True, editable=False)
+    # A file in private storage (never served as /media/: only through the batch's download,
+    # which checks the permission), never a database value: a year's ZIP can exceed 1 GB.
+    archive = models.FileField(
+        _("archive ZIP"), upload_to="batches/%Y/%m/", max_length=200, blank=True, editable=False
+    )
+    # The batch is rendered in chunks that workers share: ``plan`` says what each chunk renders
+    # (and which number each draft to issue will take), ``chunks_done`` which chunks are over.
+    plan = models.JSONField(_("plan du lot"), default=dict, blank=True, editable=False)
+    chunks_total = models.PositiveIntegerField(_("parts du lot"), default=0)
+    chunks_done = models.JSONField(_("parts terminées"), default=list, blank=True, editable=False)
     error = models.TextField(_("erreur"), blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

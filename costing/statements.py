@@ -4,6 +4,8 @@ statement that cites the one it cancels."""
 
 import hashlib
 import io
+import json
+import tempfile
 import zipfile
 from collections import defaultdict
 from dataclasses import dataclass
@@ -11,11 +13,16 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import Exists, F, Max, Min, OuterRef, Q, prefetch_related_objects
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from pypdf import PdfReader, PdfWriter
 
 from conventions.models import Convention, ConventionKind, Deliberation, SettlementMode, Vote
 from conventions.services.in_force import applicable_terms, coverage
@@ -368,9 +375,24 @@ def approved_figures(draft: Statement) -> tuple:
     )
 
 
-def write_draft(draft: Statement, *, snapshot: dict, settlement, lines, context) -> Statement:
-    """Store the recomputed draft and its lines. The debtor approved what the draft said: any
-    change of its lines, total, AC imputation, acomptes, balance or channel voids the approval."""
+DRAFT_FIELDS = [
+    "snapshot",
+    "total",
+    "settlement_mode",
+    "ac_deduction",
+    "instalments_called",
+    "balance",
+    "balance_channel",
+    "computed_at",
+    "approved_at",
+    "approved_by",
+]
+
+
+def refresh_draft(draft: Statement, *, snapshot: dict, settlement, context) -> Statement:
+    """Set the recomputed figures on the draft (in memory; statements_prepare writes every draft
+    at once). The debtor approved what the draft said: any change of its lines, total, AC
+    imputation, acomptes, balance or channel voids the approval."""
     total = Decimal(snapshot["total"])
     if draft.pk and approved_figures(draft) != (
         snapshot["lines"],
@@ -389,11 +411,14 @@ def write_draft(draft: Statement, *, snapshot: dict, settlement, lines, context)
     draft.balance = settlement.balance
     draft.balance_channel = settlement.channel
     draft.computed_at = context["now"]
-    draft.save()
-    draft.lines.all().delete()
+    return draft
+
+
+def draft_lines(draft: Statement, lines, context) -> list[StatementLine]:
+    """The draft's statement lines (unsaved), from the engine's lines."""
     revenue, expense = accounts_for(draft.payee, context["table"])
     unit_costs = context["unit_costs"]
-    StatementLine.objects.bulk_create(
+    return [
         StatementLine(
             statement=draft,
             position=index,
@@ -415,8 +440,25 @@ def write_draft(draft: Statement, *, snapshot: dict, settlement, lines, context)
             usage_count=line.usage_count,
         )
         for index, line in enumerate(lines, start=1)
+    ]
+
+
+def write_drafts(prepared: list[tuple[Statement, list]], context) -> list[Statement]:
+    """Store the recomputed drafts and their lines in a number of queries that does not depend
+    on how many there are: the new drafts inserted at once, the others updated at once, their
+    old lines deleted at once and the new lines inserted at once."""
+    new = [draft for draft, _lines in prepared if draft.pk is None]
+    existing = [draft for draft, _lines in prepared if draft.pk is not None]
+    if new:
+        Statement.objects.bulk_create(new, batch_size=500)
+    if existing:
+        Statement.objects.bulk_update(existing, DRAFT_FIELDS, batch_size=500)
+        StatementLine.objects.filter(statement__in=[d.pk for d in existing]).delete()
+    StatementLine.objects.bulk_create(
+        [line for draft, lines in prepared for line in draft_lines(draft, lines, context)],
+        batch_size=1000,
     )
-    return draft
+    return [draft for draft, _lines in prepared]
 
 
 @transaction.atomic
@@ -488,12 +530,9 @@ def statements_prepare(year: int, conventions=None, payer_id=None) -> list[State
             table=context["table"],
             details=details,
         )
-        prepared.append(
-            write_draft(
-                draft, snapshot=snapshot, settlement=settlement, lines=lines, context=context
-            )
-        )
-    return prepared
+        refresh_draft(draft, snapshot=snapshot, settlement=settlement, context=context)
+        prepared.append((draft, lines))
+    return write_drafts(prepared, context)
 
 
 # --- issuing -----------------------------------------------------------------------------------
@@ -633,13 +672,49 @@ def render_statement_pdf(statement: Statement) -> bytes:
 # --- guards on issuing ---------------------------------------------------------------------------
 
 
-def covered_period_end(statement: Statement) -> date:
+def covered_period_end(statement: Statement, facts: dict | None = None) -> date:
     """Last day the statement covers: the end of its last line, else the 31 December of its year
     or the earlier end of the convention."""
     span = coverage(statement.convention, statement.year)  # the same rule as billing
     covered = span[1] if span else date(statement.year, 12, 31)
-    last_line = statement.lines.aggregate(last=Max("period_end"))["last"]
+    if facts is not None:
+        last_line = facts["last_line"].get(statement.pk)
+    else:
+        last_line = statement.lines.aggregate(last=Max("period_end"))["last"]
     return max(covered, last_line) if last_line else covered
+
+
+def refusal_facts(drafts: list[Statement], today: date) -> dict:
+    """What issue_refusals reads from the database, for many drafts at once (a batch): their
+    conventions' terms, the end of their last lines, the first usage dated after ``today`` of
+    each convention and payer. A few queries, whatever the number of drafts."""
+    prefetch_related_objects([d.convention for d in drafts], "terms__amendment", "termination")
+    ids = [d.pk for d in drafts]
+    future = (
+        UsageRecord.objects.filter(
+            convention_id__in={d.convention_id for d in drafts},
+            beneficiary_id__in={d.payer_id for d in drafts},
+            period_start__year__in={d.year for d in drafts},
+            period_start__gt=today,
+        )
+        .values("convention_id", "beneficiary_id", "period_start__year")
+        .annotate(first=Min("period_start"))
+        .order_by()
+    )
+    return {
+        "today": today,
+        "last_line": dict(
+            StatementLine.objects.filter(statement_id__in=ids)
+            .values("statement_id")
+            .annotate(last=Max("period_end"))
+            .order_by()
+            .values_list("statement_id", "last")
+        ),
+        "future": {
+            (f["convention_id"], f["beneficiary_id"], f["period_start__year"]): f["first"]
+            for f in future
+        },
+    }
 
 
 def line_signature(statement: Statement) -> list[tuple]:
@@ -670,11 +745,14 @@ def changes_nothing(statement: Statement) -> bool:
     )
 
 
-def issue_refusals(statement: Statement, today: date | None = None) -> list[str]:
-    """Every reason why the draft cannot be issued today (empty when it can), in French."""
-    today = today or timezone.localdate()
+def issue_refusals(
+    statement: Statement, today: date | None = None, facts: dict | None = None
+) -> list[str]:
+    """Every reason why the draft cannot be issued today (empty when it can), in French.
+    ``facts``: refusal_facts of many drafts, loaded at once (a batch)."""
+    today = facts["today"] if facts is not None else today or timezone.localdate()
     reasons = []
-    end = covered_period_end(statement)
+    end = covered_period_end(statement, facts)
     if today <= end:
         reasons.append(
             _(
@@ -686,23 +764,29 @@ def issue_refusals(statement: Statement, today: date | None = None) -> list[str]
                 "next": (end + timedelta(days=1)).strftime("%d/%m/%Y"),
             }
         )
-    future = (
-        UsageRecord.objects.filter(
-            convention_id=statement.convention_id,
-            beneficiary_id=statement.payer_id,
-            period_start__year=statement.year,
-            period_start__gt=today,
+    if facts is not None:
+        first_future = facts["future"].get(
+            (statement.convention_id, statement.payer_id, statement.year)
         )
-        .order_by("period_start")
-        .first()
-    )
-    if future is not None:
+    else:
+        future = (
+            UsageRecord.objects.filter(
+                convention_id=statement.convention_id,
+                beneficiary_id=statement.payer_id,
+                period_start__year=statement.year,
+                period_start__gt=today,
+            )
+            .order_by("period_start")
+            .first()
+        )
+        first_future = future.period_start if future is not None else None
+    if first_future is not None:
         reasons.append(
             _(
                 "Des recours sont datés après aujourd'hui (le premier le %(date)s) : un état ne "
                 "porte pas sur des recours à venir."
             )
-            % {"date": future.period_start.strftime("%d/%m/%Y")}
+            % {"date": first_future.strftime("%d/%m/%Y")}
         )
     if statement.review_until and today <= statement.review_until and not statement.approved_at:
         reasons.append(
@@ -826,8 +910,19 @@ def statement_issue(statement: Statement, *, user=None) -> Statement:
     reasons = issue_refusals(statement)
     if reasons:
         raise StatementRefused(reasons)
-    statement.number = next_number(statement.year, statement_prefix(statement.convention.territory))
-    statement.issued_at = timezone.now()
+    return write_issued(
+        statement,
+        number=next_number(statement.year, statement_prefix(statement.convention.territory)),
+        user=user,
+    )
+
+
+def freeze(statement: Statement, *, number: str, issued_at: datetime, user=None) -> Statement:
+    """The draft as issuing makes it (in memory): its number, its issue time and the snapshot
+    that freezes them, ready to be rendered. A batch renders it so, in parallel chunks, before
+    the number is taken (write_issued); the PDF is the same either way."""
+    statement.number = number
+    statement.issued_at = issued_at
     statement.issued_by = user if user is not None and user.is_authenticated else None
     statement.snapshot = {
         **statement.snapshot,
@@ -837,7 +932,21 @@ def statement_issue(statement: Statement, *, user=None) -> Statement:
     if statement.cancels_id is not None:
         statement.snapshot["correction"] = correction_summary(statement)
     statement.status = StatementStatus.ISSUED
-    pdf = render_statement_pdf(statement)
+    return statement
+
+
+def write_issued(
+    statement: Statement,
+    *,
+    number: str,
+    user=None,
+    issued_at: datetime | None = None,
+    pdf: bytes | None = None,
+) -> Statement:
+    """Issue the (locked, checked) draft under ``number``, which the year's counter has just
+    given: freeze it, store its PDF (``pdf`` when a batch rendered it already) and SHA-256."""
+    freeze(statement, number=number, issued_at=issued_at or timezone.now(), user=user)
+    pdf = pdf if pdf is not None else render_statement_pdf(statement)
     statement.pdf = pdf
     statement.pdf_sha256 = hashlib.sha256(pdf).hexdigest()
     statement.save()
@@ -930,103 +1039,343 @@ def batch_stale_minutes() -> int:
     return getattr(settings, "MUTUALIS_BATCH_STALE_MINUTES", 30)
 
 
-def batch_in_progress(year: int) -> BatchJob | None:
-    """The year's batch pending or running, if any. One started more than
-    MUTUALIS_BATCH_STALE_MINUTES ago no longer counts (its worker may have died)."""
+def batch_in_progress(year: int, territory=None) -> BatchJob | None:
+    """The year's batch pending or running, if any, of ``territory`` (or covering every
+    territory). One started more than MUTUALIS_BATCH_STALE_MINUTES ago no longer counts (its
+    worker may have died)."""
     since = timezone.now() - timedelta(minutes=batch_stale_minutes())
-    return (
-        BatchJob.objects.filter(
-            year=year,
-            status__in=[BatchJob.JobStatus.PENDING, BatchJob.JobStatus.RUNNING],
-            created_at__gte=since,
-        )
-        .select_related("created_by")
-        .order_by("created_at")
-        .first()
+    jobs = BatchJob.objects.filter(
+        year=year,
+        status__in=[BatchJob.JobStatus.PENDING, BatchJob.JobStatus.RUNNING],
+        created_at__gte=since,
     )
+    if territory is not None:
+        jobs = jobs.filter(Q(territory=territory) | Q(territory__isnull=True))
+    return jobs.select_related("created_by").order_by("created_at").first()
 
 
 @transaction.atomic
-def batch_start(*, year: int, action: str, user) -> BatchJob:
-    """Record the job and hand it to Celery once the transaction commits. Refused (BatchRefused)
-    while a batch of the year is pending or running: a double click, or a colleague's batch."""
+def batch_start(*, year: int, action: str, user, territory=None) -> BatchJob:
+    """Record the job of ``territory``'s statements (every territory's when None: the
+    platform's operator) and hand it to Celery once the transaction commits. Refused
+    (BatchRefused) while a batch of the year is pending or running for it: a double click, or a
+    colleague's batch."""
     from costing.tasks import run_statement_batch
 
     lock_year(year)  # two starts at once: the second sees the first's job
-    running = batch_in_progress(year)
+    running = batch_in_progress(year, territory)
     if running is not None:
         raise BatchRefused(running)
-    job = BatchJob.objects.create(year=year, action=action, created_by=user)
+    job = BatchJob.objects.create(year=year, action=action, created_by=user, territory=territory)
     transaction.on_commit(lambda: run_statement_batch.delay(job.pk))
     return job
 
 
-def batch_run(job_id: int) -> BatchJob:
-    """Run a batch. A draft issued meanwhile (by a person, or by another batch of the year that
-    runs at the same time) is simply not issued again: issuing takes the year's lock."""
+def batch_chunk_size() -> int:
+    """How many drafts one chunk of a batch renders (each chunk is a Celery task)."""
+    return getattr(settings, "MUTUALIS_BATCH_CHUNK_SIZE", 50)
+
+
+def rendering_digest(statement: Statement) -> str:
+    """What a statement's PDF depends on besides its number and issue time: a part rendered for
+    it is used only if the statement still says exactly this."""
+    printed = {
+        "snapshot": statement.snapshot,
+        "figures": [
+            str(statement.total),
+            str(statement.balance),
+            str(statement.ac_deduction),
+            str(statement.instalments_called),
+            statement.balance_channel,
+            statement.correction_reason,
+            statement.cancels_id,
+        ],
+    }
+    encoded = json.dumps(printed, sort_keys=True, cls=DjangoJSONEncoder).encode()
+    return hashlib.sha256(encoded).hexdigest()
+
+
+def part_name(job: BatchJob, statement_id: int) -> str:
+    return f"batches/parts/{job.pk}/{statement_id}.pdf"
+
+
+def batch_conventions(job: BatchJob):
+    """The conventions a batch covers: its territory's (every one's when it has none)."""
+    if job.territory_id is None:
+        return Convention.objects.all()
+    return Convention.objects.filter(territory_id=job.territory_id)
+
+
+def drafts_to_issue(year: int, conventions=None):
+    """The year's drafts a batch issues, in the order they take their numbers: by convention,
+    then payer (a draft without any line is left as it is)."""
+    drafts = Statement.objects.filter(year=year, status=StatementStatus.DRAFT)
+    if conventions is not None:
+        drafts = drafts.filter(convention__in=conventions)
+    return (
+        drafts.filter(Exists(StatementLine.objects.filter(statement=OuterRef("pk"))))
+        .select_related("convention__territory", "payer", "payee", "cancels")
+        .order_by("convention__reference", "payer__siren", "pk")
+    )
+
+
+def skipped_label(statement: Statement, reasons) -> str:
+    return f"{statement.convention.reference} — {statement.payer.name} : " + " ".join(reasons)
+
+
+def batch_failed(job_id: int, error: Exception) -> None:
+    """Record why the batch failed, in French; its parts are removed."""
+    BatchJob.objects.filter(pk=job_id).update(
+        status=BatchJob.JobStatus.FAILED,
+        error=_(
+            "la base de données est restée occupée par une autre opération ; relancez le "
+            "traitement."
+        )
+        if is_busy(error)
+        else _("%(error)s (%(kind)s) ; relancez le traitement.")
+        % {"error": error, "kind": type(error).__name__},
+        finished_at=timezone.now(),
+    )
+    remove_parts(BatchJob(pk=job_id))
+
+
+def batch_plan(job_id: int) -> BatchJob:
+    """First step of a batch, under the year's lock: prepare the drafts (once for the whole
+    batch), choose the drafts to issue and the number each will take (the counter's next ones,
+    in a fixed order), and split the rendering into chunks. Nothing is numbered yet: a batch
+    that fails leaves no gap."""
     job = BatchJob.objects.get(pk=job_id)
     try:
         BatchJob.objects.filter(pk=job.pk).update(status=BatchJob.JobStatus.RUNNING)
-        statements_prepare(job.year)
-        drafts = list(Statement.objects.filter(year=job.year, status=StatementStatus.DRAFT))
-        to_issue = drafts if job.action == BatchJob.Action.ISSUE_AND_EXPORT else []
-        exported = list(current_statements(job.year))
-        total = len(to_issue) + len(exported) + 1
-        BatchJob.objects.filter(pk=job.pk).update(total=total, done=0)
-        skipped = []
-        for draft in to_issue:
-            if draft.lines.exists():
-                try:
-                    statement_issue(draft, user=job.created_by)
-                except AlreadyIssued:
-                    pass
-                except StatementRefused as refused:  # the others are still issued
-                    skipped.append(
-                        f"{draft.convention.reference} — {draft.payer.name} : "
-                        + " ".join(refused.reasons)
-                    )
-            BatchJob.objects.filter(pk=job.pk).update(done=F("done") + 1)
-        archive = build_archive(job)
+        conventions = batch_conventions(job)
+        with transaction.atomic():
+            lock_year(job.year)
+            statements_prepare(job.year, conventions)
+            issued_at = timezone.now()
+            to_issue, skipped = [], []
+            if job.action == BatchJob.Action.ISSUE_AND_EXPORT:
+                drafts = list(drafts_to_issue(job.year, conventions))
+                facts = refusal_facts(drafts, timezone.localdate())
+                for draft in drafts:
+                    reasons = issue_refusals(draft, facts=facts)
+                    if reasons:
+                        skipped.append(skipped_label(draft, reasons))
+                    else:
+                        to_issue.append(draft)
+            numbers = planned_numbers(job.year, to_issue)
+            items = [
+                {"id": d.pk, "number": numbers.get(d.pk), "digest": rendering_digest(d)}
+                for d in Statement.objects.filter(
+                    year=job.year, status=StatementStatus.DRAFT, convention__in=conventions
+                )
+                .select_related("cancels")
+                .order_by("convention__reference", "payer__siren", "pk")
+            ]
+        size = batch_chunk_size()
+        chunks = [items[i : i + size] for i in range(0, len(items), size)] or [[]]
+        job.plan = {
+            "issued_at": issued_at.isoformat(),
+            "issue": [d.pk for d in to_issue],
+            "skipped": skipped,
+            "chunks": chunks,
+        }
+        job.chunks_total, job.chunks_done, job.done = len(chunks), [], 0
+        # each draft rendered, then each statement of the year written, then the summary
+        job.total = (
+            len(items)
+            + Statement.objects.filter(year=job.year, convention__in=conventions).count()
+            + 1
+        )
+        job.save(update_fields=["plan", "chunks_total", "chunks_done", "done", "total"])
+    except Exception as error:  # the job records why it failed; the worker keeps running
+        batch_failed(job.pk, error)
+        raise
+    return job
+
+
+def planned_numbers(year: int, drafts) -> dict:
+    """The number each draft will take, in order: the next ones of its territory's counter
+    (read under the year's lock, not advanced)."""
+    last = dict(StatementCounter.objects.filter(year=year).values_list("prefix", "last_number"))
+    numbers = {}
+    for draft in drafts:
+        prefix = statement_prefix(draft.convention.territory)
+        last[prefix] = last.get(prefix, 0) + 1
+        numbers[draft.pk] = f"{prefix}-{year}-{last[prefix]:04d}"
+    return numbers
+
+
+def batch_render_chunk(job_id: int, index: int) -> bool:
+    """Render one chunk of the batch's drafts (as issued under their planned number, or as
+    drafts) to files, in parallel with the other chunks. True when it was the last chunk to
+    finish: the caller then assembles the batch (batch_finish). Running it twice is harmless."""
+    job = BatchJob.objects.get(pk=job_id)
+    if job.status != BatchJob.JobStatus.RUNNING:
+        return False  # failed meanwhile, or already assembled
+    try:
+        items = job.plan["chunks"][index]
+        issued_at = datetime.fromisoformat(job.plan["issued_at"])
+        found = Statement.objects.select_related("convention", "payer", "payee", "cancels").in_bulk(
+            [item["id"] for item in items]
+        )
+        for item in items:
+            statement = found.get(item["id"])
+            if statement is None or statement.is_issued:
+                continue  # issued or removed meanwhile: assembling deals with it
+            if rendering_digest(statement) != item["digest"]:
+                continue  # recomputed meanwhile: assembling renders it
+            if item["number"]:
+                freeze(statement, number=item["number"], issued_at=issued_at, user=job.created_by)
+            name = part_name(job, statement.pk)
+            default_storage.delete(name)  # a chunk run twice writes the same file again
+            default_storage.save(name, ContentFile(render_statement_pdf(statement)))
+        BatchJob.objects.filter(pk=job.pk).update(done=F("done") + len(items))
+        with transaction.atomic():
+            job = BatchJob.objects.select_for_update().get(pk=job_id)
+            if job.status != BatchJob.JobStatus.RUNNING or index in job.chunks_done:
+                return False
+            job.chunks_done = [*job.chunks_done, index]
+            job.save(update_fields=["chunks_done"])
+            return len(job.chunks_done) == job.chunks_total
+    except Exception as error:
+        batch_failed(job_id, error)
+        raise
+
+
+def read_part(job: BatchJob, statement_id: int) -> bytes | None:
+    name = part_name(job, statement_id)
+    if not default_storage.exists(name):
+        return None
+    with default_storage.open(name, "rb") as part:
+        return part.read()
+
+
+def remove_parts(job: BatchJob) -> None:
+    folder = f"batches/parts/{job.pk}"
+    try:
+        _folders, files = default_storage.listdir(folder)
+    except FileNotFoundError:
+        return
+    for name in files:
+        default_storage.delete(f"{folder}/{name}")
+
+
+def issue_planned(job: BatchJob) -> list[str]:
+    """Issue the batch's drafts under the year's lock, recomputed once for all: each takes the
+    counter's next number, with the PDF its chunk rendered when the number and the figures are
+    those planned (else it is rendered now). Returns why some were not issued."""
+    skipped = list(job.plan.get("skipped", []))
+    issued_at = datetime.fromisoformat(job.plan["issued_at"])
+    with transaction.atomic():
+        lock_year(job.year)
+        statements_prepare(job.year, batch_conventions(job))
+        planned = {item["id"]: item for chunk in job.plan["chunks"] for item in chunk}
+        drafts = (
+            Statement.objects.select_for_update(of=("self",))
+            .select_related("convention__territory", "payer", "payee", "cancels")
+            .in_bulk(job.plan["issue"])
+        )
+        facts = refusal_facts(list(drafts.values()), timezone.localdate())
+        for statement_id in job.plan["issue"]:
+            statement = drafts.get(statement_id)
+            if statement is None or statement.is_issued:
+                continue  # issued by someone else, or by another batch of the year
+            reasons = issue_refusals(statement, facts=facts)
+            if reasons:
+                skipped.append(skipped_label(statement, reasons))
+                continue
+            number = next_number(job.year, statement_prefix(statement.convention.territory))
+            item = planned.get(statement_id, {})
+            as_rendered = item.get("number") == number and item.get("digest") == rendering_digest(
+                statement
+            )
+            pdf = read_part(job, statement_id) if as_rendered else None
+            write_issued(
+                statement,
+                number=number,
+                user=job.created_by,
+                issued_at=issued_at if pdf is not None else None,
+                pdf=pdf,
+            )
+    return skipped
+
+
+def batch_finish(job_id: int) -> BatchJob:
+    """Last step of a batch: issue the planned drafts, then write the ZIP to a file."""
+    job = BatchJob.objects.select_related("created_by").get(pk=job_id)
+    if job.status != BatchJob.JobStatus.RUNNING:
+        return job  # failed, or already assembled (a task delivered twice)
+    try:
+        skipped = issue_planned(job) if job.action == BatchJob.Action.ISSUE_AND_EXPORT else []
+        build_archive(job)
         BatchJob.objects.filter(pk=job.pk).update(
-            archive=archive,
-            done=total,
+            archive=job.archive.name,
+            done=F("total"),
             status=BatchJob.JobStatus.DONE,
             finished_at=timezone.now(),
             error="\n".join([_("Projets non émis :"), *skipped]) if skipped else "",
         )
     except Exception as error:  # the job records why it failed; the worker keeps running
-        BatchJob.objects.filter(pk=job.pk).update(
-            status=BatchJob.JobStatus.FAILED,
-            error=_(
-                "la base de données est restée occupée par une autre opération ; relancez le "
-                "traitement."
-            )
-            if is_busy(error)
-            else f"{type(error).__name__} : {error}",
-            finished_at=timezone.now(),
-        )
+        batch_failed(job.pk, error)
         raise
+    remove_parts(job)
     job.refresh_from_db()
     return job
 
 
-def build_archive(job: BatchJob) -> bytes:
-    """ZIP: one PDF per statement (the stored bytes of issued ones), a summary PDF, a CSV of
-    every statement line with its imputations."""
-    statements = list(current_statements(job.year))
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for statement in statements:
-            if statement.is_issued:
-                name, content = f"{statement.number}.pdf", bytes(statement.pdf)
-            else:
-                name = f"PROJET-{statement.year}-{statement.convention.reference}-{statement.payer.siren}.pdf"
-                content = render_statement_pdf(statement)
-            archive.writestr(name, content)
-            BatchJob.objects.filter(pk=job.pk).update(done=F("done") + 1)
-        archive.writestr(f"recapitulatif-{job.year}.pdf", render_summary_pdf(job.year, statements))
-        archive.writestr(f"lignes-{job.year}.csv", statement_lines_csv(statements))
-    return buffer.getvalue()
+def batch_run(job_id: int) -> BatchJob:
+    """Run a whole batch in this process: plan, every chunk, then assemble. Celery runs the
+    same steps as separate tasks (costing.tasks), the chunks on every worker at once."""
+    job = batch_plan(job_id)
+    for index in range(job.chunks_total):
+        batch_render_chunk(job_id, index)
+    return batch_finish(job_id)
+
+
+def build_archive(job: BatchJob) -> None:
+    """ZIP, written to a temporary file then to the storage (never whole in memory): one PDF
+    per statement (the stored bytes of issued ones, the rendered part of drafts), a summary
+    PDF, a CSV of every statement line with its imputations."""
+    statements = list(current_statements(job.year, batch_conventions(job)).defer("pdf", "snapshot"))
+    planned = {item["id"]: item for chunk in job.plan.get("chunks", []) for item in chunk}
+    size = batch_chunk_size()
+    with tempfile.TemporaryFile() as spool:
+        with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for start in range(0, len(statements), size):
+                chunk = statements[start : start + size]
+                pdfs = dict(
+                    Statement.objects.filter(
+                        pk__in=[s.pk for s in chunk if s.is_issued]
+                    ).values_list("pk", "pdf")
+                )
+                drafts = (
+                    Statement.objects.select_related("convention", "payer", "payee", "cancels")
+                    .defer("pdf")
+                    .in_bulk([s.pk for s in chunk if not s.is_issued])
+                )
+                for statement in chunk:
+                    if statement.is_issued:
+                        name, content = f"{statement.number}.pdf", bytes(pdfs[statement.pk])
+                    else:
+                        name = f"PROJET-{statement.year}-{statement.convention.reference}-{statement.payer.siren}.pdf"
+                        content = draft_pdf(job, drafts[statement.pk], planned.get(statement.pk))
+                    archive.writestr(name, content)
+                BatchJob.objects.filter(pk=job.pk).update(done=F("done") + len(chunk))
+            archive.writestr(
+                f"recapitulatif-{job.year}.pdf", render_summary_pdf(job.year, statements)
+            )
+            archive.writestr(f"lignes-{job.year}.csv", statement_lines_csv(statements))
+        spool.seek(0)
+        job.archive.save(f"etats-{job.year}-{job.pk}.zip", File(spool), save=False)
+
+
+def draft_pdf(job: BatchJob, statement: Statement, item: dict | None) -> bytes:
+    """A draft's PDF: the part its chunk rendered if the draft still says the same, else now."""
+    if item and item["number"] is None and item["digest"] == rendering_digest(statement):
+        part = read_part(job, statement.pk)
+        if part is not None:
+            return part
+    return render_statement_pdf(statement)
 
 
 def summary_context(year: int, statements, organisation=None) -> dict:
@@ -1034,6 +1383,7 @@ def summary_context(year: int, statements, organisation=None) -> dict:
     context = {
         "year": year,
         "statements": statements,
+        "count": len(statements),
         "total": sum((s.total for s in statements), Decimal("0.00")),
         "balance": sum((s.balance for s in statements), Decimal("0.00")),
     }
@@ -1053,8 +1403,37 @@ def summary_context(year: int, statements, organisation=None) -> dict:
     return context
 
 
+def summary_part_rows() -> int:
+    """Rows of the summary rendered at once: a year's summary is rendered part by part and the
+    parts joined, so that its memory does not grow with the number of statements."""
+    return getattr(settings, "MUTUALIS_SUMMARY_PART_ROWS", 250)
+
+
 def render_summary_pdf(year: int, statements) -> bytes:
-    return render_pdf("costing/statement_summary_pdf.html", summary_context(year, statements))
+    """The year's summary PDF. Beyond ``summary_part_rows()`` statements, rendered in parts (the
+    title on the first, the totals on the last) joined into one document with pypdf."""
+    statements = list(statements)
+    rows = summary_part_rows()
+    context = summary_context(year, statements)
+    if len(statements) <= rows:
+        return render_pdf("costing/statement_summary_pdf.html", context)
+    parts = [statements[i : i + rows] for i in range(0, len(statements), rows)]
+    writer = PdfWriter()
+    for index, part in enumerate(parts):
+        rendered = render_pdf(
+            "costing/statement_summary_pdf.html",
+            {
+                **context,
+                "statements": part,
+                "continued": index > 0,  # the title and the count are on the first part
+                "continues": index < len(parts) - 1,  # the totals on the last
+                "first_page": len(writer.pages) + 1,
+            },
+        )
+        writer.append(PdfReader(io.BytesIO(rendered)))
+    joined = io.BytesIO()
+    writer.write(joined)
+    return joined.getvalue()
 
 
 def statement_lines_csv(statements) -> str:

@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
-from django.http import Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.formats import number_format
@@ -45,7 +45,7 @@ from costing.rules import may_approve
 from mutualisation.documents import render_pdf
 from mutualisation.forms import RowsConflict
 from mutualisation.models import Organisation, Service
-from mutualisation.rules import scope_of
+from mutualisation.rules import scope_of, territories_of
 from mutualisation.services import record_document_access
 
 
@@ -646,9 +646,12 @@ def statement_list(request, year):
             "years": year_choices(),
             "rows": rows,
             "can_issue": request.user.has_perm("costing.issue_statements"),
+            "batch_territories": territories_of(request.user)
+            if request.user.has_perm("costing.issue_statements")
+            else [],
             "jobs": BatchJob.objects.visible_to(request.user)
             .filter(year=year)
-            .defer("archive", "error")[:5]
+            .defer("plan", "chunks_done")[:5]
             if request.user.has_perm("costing.issue_statements")
             else [],
         },
@@ -805,8 +808,23 @@ def batch_start(request, year):
     action = request.POST.get("action")
     if action not in BatchJob.Action.values:
         raise PermissionDenied
+    territories = list(territories_of(request.user))
+    chosen = request.POST.get("territory", "")
+    if chosen:
+        territory = next((t for t in territories if str(t.pk) == chosen), None)
+        if territory is None:
+            raise PermissionDenied
+    elif len(territories) == 1:
+        territory = territories[0]
+    elif request.user.is_superuser:
+        territory = None  # the platform's operator: every territory at once
+    else:
+        messages.error(request, _("Choisissez le territoire dont le lot traite les états."))
+        return redirect("costing:statements", year=year)
     try:
-        job = statements.batch_start(year=year, action=action, user=request.user)
+        job = statements.batch_start(
+            year=year, action=action, user=request.user, territory=territory
+        )
     except statements.BatchRefused as refused:
         for reason in refused.reasons:
             messages.error(request, reason)
@@ -817,7 +835,9 @@ def batch_start(request, year):
 @login_required
 def batch_detail(request, pk):
     require(request, "costing.issue_statements")
-    job = get_object_or_404(BatchJob.objects.visible_to(request.user), pk=pk)
+    job = get_object_or_404(
+        BatchJob.objects.visible_to(request.user).defer("plan", "chunks_done"), pk=pk
+    )
     template = "costing/_batch_progress.html" if request.htmx else "costing/batch_detail.html"
     return render(request, template, {"job": job})
 
@@ -828,8 +848,13 @@ def batch_download(request, pk):
     job = get_object_or_404(
         BatchJob.objects.visible_to(request.user), pk=pk, status=BatchJob.JobStatus.DONE
     )
-    response = HttpResponse(bytes(job.archive), content_type="application/zip")
-    response["Content-Disposition"] = f'attachment; filename="etats-{job.year}-{job.pk}.zip"'
+    # Streamed from the private storage, never read whole into memory.
+    response = FileResponse(
+        job.archive.open("rb"),
+        content_type="application/zip",
+        as_attachment=True,
+        filename=f"etats-{job.year}-{job.pk}.zip",
+    )
     record_document_access(request, f"etats-{job.year}-{job.pk}.zip")
     return response
 

@@ -251,6 +251,8 @@ IMPORT_EXPORT_USE_TRANSACTIONS = True
 CELERY_TASK_ALWAYS_EAGER = not env.str("CELERY_BROKER_URL", default="")
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="memory://")
 CELERY_TASK_EAGER_PROPAGATES = True
+# The queue tasks go to, the tasks that tasks queue included (a batch queues its chunks).
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -263,6 +265,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A batch of statements pending or running blocks another batch of its year for at most this
 # long (a batch whose worker died no longer does).
 MUTUALIS_BATCH_STALE_MINUTES = env.int("MUTUALIS_BATCH_STALE_MINUTES", default=30)
+# A batch renders its statements in chunks of this many (one Celery task each, shared by the
+# workers); the year's summary PDF is rendered this many rows at a time, then joined.
+MUTUALIS_BATCH_CHUNK_SIZE = env.int("MUTUALIS_BATCH_CHUNK_SIZE", default=50)
+MUTUALIS_SUMMARY_PART_ROWS = env.int("MUTUALIS_SUMMARY_PART_ROWS", default=250)
 
 # Commune review of draft statements, in days after they are prepared.
 MUTUALIS_STATEMENT_REVIEW_DAYS = env.int("MUTUALIS_STATEMENT_REVIEW_DAYS", default=15)

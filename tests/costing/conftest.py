@@ -176,3 +176,44 @@ def cost_base(service, amount="36500.00", *, actual=None, forecast=None, year=20
         accounts_amount=Decimal(amount),
     )
     return base
+
+
+def more_billed_conventions(billed, count: int) -> list:
+    """``count`` more conventions like ``billed`` (the EPCI provides its service to communes A
+    and B, signed, in force, usage recorded in March): two more drafts each, for measuring how a
+    cost grows with the number of statements."""
+    from conventions.models import ConventionService, Party, PartyRole, UsageForecast
+    from tests.factories import ConventionFactory, TermsFactory
+
+    t, service = billed.territory, billed.service
+    created = []
+    for _ in range(count):
+        convention = ConventionFactory(status=Status.IN_FORCE, signature_date=date(2025, 12, 20))
+        Party.objects.bulk_create(
+            [Party(convention=convention, organisation=t.epci, role=PartyRole.PROVIDER)]
+            + [
+                Party(convention=convention, organisation=c, role=PartyRole.BENEFICIARY)
+                for c in (t.commune_a, t.commune_b)
+            ]
+        )
+        line = ConventionService.objects.create(
+            convention=convention, service=service, unit_type=service.unit_type
+        )
+        terms = TermsFactory(convention=convention)
+        for commune, units in ((t.commune_a, "120"), (t.commune_b, "80")):
+            UsageForecast.objects.create(
+                terms=terms, service=line, beneficiary=commune, year=2026, units=Decimal(units)
+            )
+            UsageRecord.objects.create(
+                convention=convention,
+                beneficiary=commune,
+                service=service,
+                unit_type=service.unit_type,
+                period_start=date(2026, 3, 1),
+                period_end=date(2026, 3, 28),
+                quantity=Decimal("4"),
+                units=Decimal("4"),
+                source=UsageSource.IMPORT,
+            )
+        created.append(convention)
+    return created

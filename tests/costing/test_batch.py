@@ -15,21 +15,30 @@ from pathlib import Path
 import openpyxl
 import pytest
 import time_machine
+from django.conf import settings as django_settings
 from django.db import connection
+from django.test import override_settings
 from django.urls import reverse
 
+from conventions.models import Convention
 from costing import statements
 from costing.models import BatchJob, Statement, StatementStatus
 from mutualisation.celery import app as celery_app
 from tests.conftest import log_in, run_seed_demo
-from tests.costing.conftest import issue_after_review
+from tests.costing.conftest import issue_after_review, more_billed_conventions
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "demo-mutualis-2026"
 
 
+def stored_archive(job) -> bytes:
+    with job.archive.open("rb") as stored:
+        stored.seek(0)
+        return stored.read()
+
+
 def zip_of(job):
-    return zipfile.ZipFile(io.BytesIO(bytes(job.archive)))
+    return zipfile.ZipFile(io.BytesIO(stored_archive(job)))
 
 
 @pytest.mark.django_db
@@ -67,7 +76,7 @@ def test_zip_of_the_demo_year_matches_the_dashboard_to_the_cent(
     assert csv_total == dashboard.context["total"] == Decimal("719377.33")
     download = client.get(reverse("costing:batch-download", args=[job.pk]))
     assert download["Content-Type"] == "application/zip"
-    assert download.content == bytes(job.archive)
+    assert b"".join(download.streaming_content) == stored_archive(job)
 
 
 @pytest.mark.django_db
@@ -157,7 +166,11 @@ def database_url() -> str:
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_batch_runs_on_a_real_celery_worker_through_redis(billed, personas, flushable_statements):
+def test_batch_runs_in_chunks_on_two_real_celery_worker_processes_through_redis(
+    billed, personas, flushable_statements, tmp_path
+):
+    """The batch is split in chunks (one draft each here) that the worker's two processes
+    share; the last chunk queues the assembly; the ZIP is a file both processes see."""
     if not redis_available():
         pytest.fail("Redis ne répond pas sur 127.0.0.1:6379 : .ci/run le démarre.")
     broker = "redis://127.0.0.1:6379/15"
@@ -169,6 +182,9 @@ def test_batch_runs_on_a_real_celery_worker_through_redis(billed, personas, flus
         "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": broker,
         "CELERY_WORKER_MAX_TASKS_PER_CHILD": "1",
+        "DJANGO_MEDIA_ROOT": str(tmp_path),
+        "MUTUALIS_BATCH_CHUNK_SIZE": "1",
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
     }
     worker = subprocess.Popen(
         [
@@ -179,7 +195,7 @@ def test_batch_runs_on_a_real_celery_worker_through_redis(billed, personas, flus
             "mutualisation",
             "worker",
             "--pool=prefork",
-            "--concurrency=1",
+            "--concurrency=2",
             "-Q",
             queue,
             "--without-gossip",
@@ -193,15 +209,27 @@ def test_batch_runs_on_a_real_celery_worker_through_redis(billed, personas, flus
         stderr=subprocess.STDOUT,
     )
     previous = dict(celery_app.conf)
+    shared_files = override_settings(  # the worker's files, seen from here
+        STORAGES={
+            **django_settings.STORAGES,
+            "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        },
+        MEDIA_ROOT=str(tmp_path),
+    )
+    shared_files.enable()
     try:
         celery_app.conf.update(task_always_eager=False, broker_url=broker, task_default_queue=queue)
         reset_celery_connections()
         with celery_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=3)
-        # The worker runs on the real clock, before the end of 2026: the statements are issued
-        # here (after the year end and the review window), the worker exports them.
-        for draft in statements.statements_prepare(2026):
+        # The worker runs on the real clock, before the end of 2026: the first convention's
+        # statements are issued here (after the year end and the review window), the worker
+        # exports them with the other convention's two drafts, rendered in two chunks.
+        for draft in statements.statements_prepare(
+            2026, Convention.objects.filter(pk=billed.convention.pk)
+        ):
             issue_after_review(draft)
+        more_billed_conventions(billed, 1)
         job = statements.batch_start(
             year=2026, action=BatchJob.Action.EXPORT, user=personas.finance
         )
@@ -213,11 +241,13 @@ def test_batch_runs_on_a_real_celery_worker_through_redis(billed, personas, flus
             time.sleep(0.5)
         assert job.status == BatchJob.JobStatus.DONE, job.error or "le worker n'a pas terminé"
         assert job.done == job.total > 0
+        assert (job.chunks_total, sorted(job.chunks_done)) == (2, [0, 1])
         names = zip_of(job).namelist()
         assert sorted(n for n in names if n.startswith("EA-")) == [
             "EA-2026-0001.pdf",
             "EA-2026-0002.pdf",
         ]
+        assert len([n for n in names if n.startswith("PROJET-2026-")]) == 2
     finally:
         celery_app.conf.update(
             task_always_eager=previous["task_always_eager"],
@@ -225,6 +255,7 @@ def test_batch_runs_on_a_real_celery_worker_through_redis(billed, personas, flus
             task_default_queue=previous["task_default_queue"],
         )
         reset_celery_connections()
+        shared_files.disable()
         worker.terminate()
         try:
             output = worker.communicate(timeout=20)[0].decode(errors="replace")

@@ -25,13 +25,17 @@ def selected_columns(captured, table):
     return found
 
 
-def test_the_statements_list_reads_no_pdf_snapshot_nor_archive(client, billed, personas):
+def test_the_statements_list_reads_no_pdf_snapshot_nor_batch_plan(
+    client, billed, personas, territory
+):
     statements.statements_prepare(2026)
     Statement.objects.update(pdf=b"%PDF-" + b"0" * 1000, snapshot={"lines": ["x"] * 100})
     BatchJob.objects.create(
         year=2026,
         action=BatchJob.Action.EXPORT,
-        archive=b"PK" + b"0" * 1000,
+        territory=territory.epci,
+        archive="batches/etats-2026.zip",
+        plan={"chunks": [[{"id": 1}]] * 1000},
         total=1,
         created_by=personas.finance,
     )
@@ -47,7 +51,7 @@ def test_the_statements_list_reads_no_pdf_snapshot_nor_archive(client, billed, p
     assert not selected_columns(captured, "conventions_convention") & {"object", "preamble"}
     job_columns = selected_columns(captured, "costing_batchjob")
     assert "status" in job_columns
-    assert not job_columns & {"archive", "error"}
+    assert not job_columns & {"plan", "chunks_done"}
 
 
 def test_the_imports_list_reads_no_file_errors_nor_preview(client, personas):

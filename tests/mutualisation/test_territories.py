@@ -251,3 +251,45 @@ def test_staff_of_two_territories_choose_the_territory_of_a_new_convention(world
     assert response.status_code == 302, response.content.decode()[:3000]
     created = Convention.objects.get(title="Voirie partagée")
     assert (created.territory, created.reference) == (world.other.epci, "VAL-2031-001")
+
+
+def test_a_batch_covers_its_territorys_statements_only(world, sessions, db):
+    """The second territory's finance officer issues and exports the year in one batch: the
+    first territory's drafts stay drafts, and its statements are not in the archive."""
+    from costing import statements
+
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = sessions["finance_val"]
+    response = client.post(
+        reverse("costing:batch-start", kwargs={"year": 2026}), {"action": "ISSUE"}
+    )
+    assert response.status_code == 302
+    job = statements.BatchJob.objects.latest("pk")
+    job = statements.batch_run(job.pk)
+    assert job.status == job.JobStatus.DONE, job.error
+    world.draft_b.refresh_from_db()
+    assert world.draft_b.number is None
+    download = client.get(reverse("costing:batch-download", kwargs={"pk": job.pk}))
+    shown = text_of(download)
+    assert world.other.issued.number in shown
+    assert not [m for m in first_territory_markers(world) if m in shown]
+    # The first territory's finance officer does not see that batch.
+    client.cookies[settings.SESSION_COOKIE_NAME] = sessions["finance"]
+    assert client.get(reverse("costing:batch", kwargs={"pk": job.pk})).status_code == 404
+
+
+def test_the_dashboards_alerts_name_the_territorys_conventions_only(world, sessions, db):
+    """The second territory's conventions end within six months of the world's date: the first
+    territory's dashboard does not list them among its deadlines."""
+    from conventions.models import Terms as TermsModel
+
+    TermsModel.objects.filter(convention__territory=world.other.epci).update(
+        end_date="2027-06-30", tacit_renewal=False
+    )
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = sessions["finance_val"]
+    own = client.get(reverse("costing:dashboard", kwargs={"year": 2026})).content.decode()
+    assert world.other.convention_c.reference in own
+    client.cookies[settings.SESSION_COOKIE_NAME] = sessions["finance"]
+    page = client.get(reverse("costing:dashboard", kwargs={"year": 2026})).content.decode()
+    assert world.other.convention_c.reference not in page

@@ -284,16 +284,18 @@ def build_world():
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zipped:
         zipped.writestr(f"{issued_a.number}.pdf", bytes(issued_a.pdf))
-    job = BatchJob.objects.create(
+    job = BatchJob(
         year=YEAR,
+        territory=epci,
         action=BatchJob.Action.EXPORT,
         status=BatchJob.JobStatus.DONE,
         total=1,
         done=1,
-        archive=archive.getvalue(),
         created_by=users.finance,
         finished_at=NOW,
     )
+    job.archive.save(f"etats-{YEAR}.zip", ContentFile(archive.getvalue()), save=False)
+    job.save()
 
     # A usage file the finance officer dropped and has not confirmed yet.
     usage_import = UsageImport(

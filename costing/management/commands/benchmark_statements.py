@@ -2,6 +2,7 @@ import resource
 import time
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from django.utils.translation import gettext as _
 
 from costing import statements
@@ -10,8 +11,9 @@ from costing.models import Statement
 
 class Command(BaseCommand):
     help = _(
-        "Mesure le rendu PDF de N états annuels (sans rien enregistrer) : durée totale, par état, "
-        "mémoire maximale. Un banc de mesure, pas un test."
+        "Mesure le rendu PDF de N états annuels (sans rien enregistrer : tout se passe dans une "
+        "transaction annulée) : durée totale, par état, mémoire maximale. Un banc de mesure, "
+        "pas un test."
     )
 
     def add_arguments(self, parser):
@@ -19,6 +21,14 @@ class Command(BaseCommand):
         parser.add_argument("--count", type=int, default=21, help=_("Nombre d'états à rendre."))
 
     def handle(self, *args, year, count, **options):
+        # Preparing the drafts writes them: everything happens in a transaction rolled back.
+        with transaction.atomic():
+            try:
+                self.measure(year, count)
+            finally:
+                transaction.set_rollback(True)
+
+    def measure(self, year, count):
         drafts = list(Statement.objects.filter(year=year)) or statements.statements_prepare(year)
         if not drafts:
             raise CommandError(
