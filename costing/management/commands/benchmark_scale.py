@@ -153,7 +153,10 @@ def probe_year(year: int, territory_id: int | None) -> dict:
     )
     durations, computed = timed(lambda: services.compute_reimbursements(year, conventions))
     lines = computed.result.lines
+    units, amount = unit_cost_sums(lines)
     return {
+        "units": [[payer, service, str(value)] for (payer, service), value in units.items()],
+        "amount": str(amount),
         "seconds": durations[0],
         "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "conventions": len(computed.conventions),
@@ -161,6 +164,19 @@ def probe_year(year: int, territory_id: int | None) -> dict:
         "total": str(computed.result.total),
         "not_computed": sum(1 for f in computed.findings if f.code == "NOT_COMPUTED"),
     }
+
+
+def unit_cost_sums(lines) -> tuple[dict, Decimal]:
+    """Units per (payer id, service code) and the amount of the engine's unit-cost lines."""
+    from costing import engine
+
+    units: dict = defaultdict(Decimal)
+    amount = Decimal(0)
+    for line in lines:
+        if line.basis == engine.BASIS_UNIT_COST:
+            units[(line.payer.id, line.service)] += line.units
+            amount += line.amount
+    return dict(units), amount
 
 
 def probe_batch(year: int, timeout: float) -> dict:
@@ -345,19 +361,6 @@ class Command(BaseCommand):
             amount = cursor.fetchone()[0]
         return elapsed, {(b, code): units for b, code, units in rows}, Decimal(amount)
 
-    def engine_sums(self, year: int, territory_id: int | None) -> tuple[dict, Decimal]:
-        from costing import engine, services
-
-        conventions = Convention.objects.filter(territory_id=territory_id) if territory_id else None
-        computed = services.compute_reimbursements(year, conventions)
-        units: dict = defaultdict(Decimal)
-        amount = Decimal(0)
-        for line in computed.result.lines:
-            if line.basis == engine.BASIS_UNIT_COST:
-                units[(line.payer.id, line.service)] += line.units
-                amount += line.amount
-        return dict(units), amount
-
     def year_computation(self, year: int) -> None:
         territory = self.territory
         lines = [
@@ -374,7 +377,8 @@ class Command(BaseCommand):
             )
             measured = probe("year", *args)
             floor, sql_units, sql_amount = self.aggregate(year, territory_id)
-            engine_units, engine_amount = self.engine_sums(year, territory_id)
+            engine_units = {(p, code): Decimal(v) for p, code, v in measured["units"]}
+            engine_amount = Decimal(measured["amount"])
             units_equal = sql_units == engine_units
             units_note = (
                 "oui"
