@@ -1,7 +1,9 @@
 """generate_territory: a synthetic France, valid, reproducible, and computable (issue 11)."""
 
 import io
+import json
 from collections import Counter
+from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -186,3 +188,19 @@ def test_a_password_makes_the_accounts_usable(db):
 def test_a_database_already_generated_is_refused(generated):
     with pytest.raises(CommandError, match="déjà"):
         call_command("generate_territory", "--scale", str(SCALE), stdout=io.StringIO())
+
+
+def test_the_benchmark_probe_reports_the_engine_sums_of_the_generated_year(db):
+    """benchmark_scale's year probe (its figures are measured, never asserted): the units it
+    reports for the unit-cost lines are those of the usage rows."""
+    territory.generate(scale=0.0005, seed=3, year=YEAR)
+    out = io.StringIO()
+    call_command("benchmark_scale", "--probe", "year", "--year", str(YEAR), stdout=out)
+    measured = json.loads(out.getvalue())
+    assert measured["not_computed"] == 0
+    assert measured["conventions"] == Convention.objects.count()
+    reported = sum(Decimal(units) for _payer, _service, units in measured["units"])
+    rows = UsageRecord.objects.filter(convention__services__allocation_key="").aggregate(
+        total=Sum("units")
+    )["total"]
+    assert reported == rows
