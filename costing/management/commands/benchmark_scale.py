@@ -314,6 +314,9 @@ class Command(BaseCommand):
                 f"- Système : `{uname.system} {uname.release} {uname.machine}`",
                 f"- Python {platform.python_version()}, Django {django.get_version()}, "
                 f"PostgreSQL {pg_version}, WeasyPrint {weasyprint.__version__}",
+                "- Charge moyenne au début des mesures (1, 5, 15 min) : "
+                + ", ".join(f"{load:.1f}" for load in os.getloadavg())
+                + " (une machine partagée mesure plus lentement)",
                 f"- Données (échelle {self.options['scale'] or '?'}) : "
                 + ", ".join(f"{v:,} {k}".replace(",", " ") for k, v in counts.items()),
             ],
