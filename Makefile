@@ -11,6 +11,10 @@ MANAGE := $(PY) manage.py
 PYTEST_ARGS ?= -n auto
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# make bench: fraction of France generated (0.1: ~126 EPCI, ~3 500 communes, ~1.2 M usage rows),
+# and of the smaller database whose statements the Celery batches render.
+BENCH_SCALE ?= 0.1
+BENCH_BATCH_SCALE ?= 0.0002
 
 # Debian packages: WeasyPrint's libraries and fonts (run), Chromium and Poppler (browser tests,
 # PDF checks), Node.js and npm (front-end assets from the pinned package-lock.json).
@@ -21,7 +25,7 @@ NODE_PACKAGES := nodejs npm
 # Development server only: DEBUG on, demo accounts allowed. Never used for production.
 DEV_ENV := DJANGO_DEBUG=true
 
-.PHONY: help run test load lint format check-deploy migrations-check system-run system-test ci clean
+.PHONY: help run test load bench lint format check-deploy migrations-check system-run system-test ci clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -48,6 +52,9 @@ test: system-test $(VENV)/.installed node_modules/.installed ## Run the whole te
 
 load: system-run $(VENV)/.installed node_modules/.installed ## Load test on PostgreSQL: gunicorn + locust, 30 users for 60 s (LOAD_USERS, LOAD_DURATION)
 	$(PY) loadtest/run.py
+
+bench: system-run $(VENV)/.installed node_modules/.installed ## Figures at national scale on PostgreSQL → docs/performance.md (BENCH_SCALE=0.1, BENCH_BATCH_SCALE)
+	BENCH_SCALE=$(BENCH_SCALE) BENCH_BATCH_SCALE=$(BENCH_BATCH_SCALE) $(PY) bench/run.py
 
 lint: $(VENV)/.installed ## ruff (lint and format) and the import contracts
 	$(VENV)/bin/ruff check .

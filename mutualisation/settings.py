@@ -12,6 +12,10 @@ Variables (see README.md, "Configuration"):
     DJANGO_DB_LOCK_TIMEOUT  seconds a write waits for another before giving up (default: 20)
     DJANGO_STATIC_ROOT      where collectstatic writes (default: var/staticfiles)
     CELERY_BROKER_URL       optional; without it background tasks run in-process
+    DATABASE_REPLICA_URL    optional read replica for the reports (MUTUALIS_REPLICA_VIEWS)
+    DJANGO_DB_PGBOUNCER     "true" behind PgBouncer in transaction mode
+    MUTUALIS_S3_BUCKET      optional; files in an S3-compatible bucket (MUTUALIS_S3_* below)
+See docs/deployment.md for the scale-out.
 """
 
 from datetime import timedelta
@@ -20,6 +24,8 @@ from pathlib import Path
 import environ
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+
+from mutualisation import deployment
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -84,6 +90,12 @@ MIDDLEWARE = [
     "simple_history.middleware.HistoryRequestMiddleware",
     "mutualisation.middleware.PrivateResponsesMiddleware",
     "mutualisation.middleware.BusyDatabaseMiddleware",
+    # Only with a read replica: marks the report views' reads (mutualisation.routers).
+    *(
+        ["mutualisation.routers.ReportsOnReplicaMiddleware"]
+        if env.str("DATABASE_REPLICA_URL", default="")
+        else []
+    ),
     # Last, as django-axes requires: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -130,6 +142,19 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     _db_options["options"] = " ".join(
         filter(None, [_db_options.get("options"), f"-c lock_timeout={DATABASE_LOCK_TIMEOUT}s"])
     )
+# Behind PgBouncer in transaction mode (docs/deployment.md).
+if env.bool("DJANGO_DB_PGBOUNCER", default=False):
+    DATABASES["default"] = deployment.pgbouncer(DATABASES["default"])
+# A read replica for the reports: the GET requests of these views read the project's data there.
+_replica_url = env.str("DATABASE_REPLICA_URL", default="")
+DATABASES = deployment.replica_databases(
+    DATABASES["default"], env.db_url_config(_replica_url) if _replica_url else None
+)
+MUTUALIS_REPLICA_VIEWS = env.list(
+    "MUTUALIS_REPLICA_VIEWS",
+    default=["costing:dashboard", "costing:reimbursements", "costing:export"],
+)
+DATABASE_ROUTERS = ["mutualisation.routers.ReplicaRouter"] if _replica_url else []
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
@@ -179,16 +204,17 @@ STATICFILES_DIRS = [
         BASE_DIR / "node_modules" / "@fontsource" / "source-serif-4" / "files",
     ),
 ]
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {
-        "BACKEND": (
-            "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        )
-    },
-}
+# Files on the local disk, or in an S3-compatible bucket (django-storages[s3], installed
+# separately: docs/deployment.md) when MUTUALIS_S3_BUCKET is set.
+STORAGES = deployment.storages_config(
+    debug=DEBUG,
+    bucket=env.str("MUTUALIS_S3_BUCKET", default=""),
+    endpoint_url=env.str("MUTUALIS_S3_ENDPOINT_URL", default=""),
+    region_name=env.str("MUTUALIS_S3_REGION", default=""),
+    access_key=env.str("MUTUALIS_S3_ACCESS_KEY", default=""),
+    secret_key=env.str("MUTUALIS_S3_SECRET_KEY", default=""),
+    location=env.str("MUTUALIS_S3_PREFIX", default=""),
+)
 MEDIA_URL = "media/"
 MEDIA_ROOT = env.path("DJANGO_MEDIA_ROOT", default=str(VAR_DIR / "media"))
 
