@@ -89,19 +89,21 @@ def convention_deadline(convention: Convention, year: int) -> date:
     return deadline_for(year, signature if signature and signature.year == year else None)
 
 
+def cost_line_input(line) -> engine.CostLineInput:
+    """A cost line as the engine reads it."""
+    return engine.CostLineInput(
+        label=line.label,
+        category=line.category,
+        accounts_amount=line.accounts_amount,
+        budget_adjustment=line.budget_adjustment,
+        eligible=line.eligible,
+        justification=line.justification,
+        account=line.account,
+    )
+
+
 def cost_line_inputs(cost_base: CostBase) -> list[engine.CostLineInput]:
-    return [
-        engine.CostLineInput(
-            label=line.label,
-            category=line.category,
-            accounts_amount=line.accounts_amount,
-            budget_adjustment=line.budget_adjustment,
-            eligible=line.eligible,
-            justification=line.justification,
-            account=line.account,
-        )
-        for line in cost_base.lines.all()
-    ]
+    return [cost_line_input(line) for line in cost_base.lines.all()]
 
 
 def cost_base_findings_for(base: CostBase, convention_reference: str) -> list[engine.Finding]:

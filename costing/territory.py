@@ -383,18 +383,7 @@ def create_costs(rng, counts, services_list, year) -> None:
     deadline = services.deadline_for(year)
     unit_costs = []
     for base in bases:
-        inputs = [
-            engine.CostLineInput(
-                label=line.label,
-                category=line.category,
-                accounts_amount=line.accounts_amount,
-                budget_adjustment=line.budget_adjustment,
-                eligible=line.eligible,
-                justification=line.justification,
-                account=line.account,
-            )
-            for line in lines_by_base[base.pk]
-        ]
+        inputs = [services.cost_line_input(line) for line in lines_by_base[base.pk]]
         result = engine.compute_unit_cost(inputs, base.reference_units)
         unit_costs.append(
             UnitCost(

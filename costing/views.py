@@ -7,6 +7,7 @@ from datetime import date
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -47,6 +48,7 @@ from mutualisation.forms import RowsConflict
 from mutualisation.models import Organisation, Service
 from mutualisation.rules import scope_of, territories_of
 from mutualisation.services import record_document_access
+from mutualisation.views import pager
 
 
 def require(request, perm):
@@ -612,6 +614,9 @@ def territory_statement(request, pk) -> Statement:
     return statement
 
 
+# A large territory issues thousands of statements a year: the list shows them page by page.
+STATEMENTS_PER_PAGE = 100
+
 STATEMENT_LIST_FIELDS = (
     "year",
     "status",
@@ -627,17 +632,18 @@ STATEMENT_LIST_FIELDS = (
 @login_required
 def statement_list(request, year):
     require(request, "costing.view_reimbursements")
-    rows = [
-        (statement, statements.statement_state(statement))
-        for statement in Statement.objects.visible_to(request.user)
+    listed = (
+        Statement.objects.visible_to(request.user)
         .filter(year=year)
         .select_related("convention", "payer", "payee")
         # The columns shown, never the stored PDF nor the snapshot (statements.statement_state
         # reads the annotated is_cancelled).
         .only(*STATEMENT_LIST_FIELDS)
         .with_state()
-        .order_by("status", "number", "convention__reference", "payer__name")
-    ]
+        .order_by("status", "number", "convention__reference", "payer__name", "pk")
+    )
+    page = Paginator(listed, STATEMENTS_PER_PAGE).get_page(request.GET.get("page"))
+    rows = [(statement, statements.statement_state(statement)) for statement in page]
     return render(
         request,
         "costing/statement_list.html",
@@ -645,6 +651,7 @@ def statement_list(request, year):
             "year": year,
             "years": year_choices(),
             "rows": rows,
+            "pager": pager(request, page, "page", _("Pagination des états")),
             "can_issue": request.user.has_perm("costing.issue_statements"),
             "batch_territories": territories_of(request.user)
             if request.user.has_perm("costing.issue_statements")

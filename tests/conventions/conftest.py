@@ -116,3 +116,20 @@ def complete_service_commun_file(convention, organisations):
             date=date(2025, 11, 15),
             opinion="FAVOURABLE",
         )
+
+
+@pytest.fixture
+def conventions_ab(territory):
+    """One convention with commune A only, one with commune B only."""
+    made = {}
+    for key, commune in (("a", territory.commune_a), ("b", territory.commune_b)):
+        convention = ConventionFactory(title=f"Convention de la commune {key.upper()}")
+        Party.objects.create(
+            convention=convention, organisation=territory.epci, role=PartyRole.PROVIDER
+        )
+        Party.objects.create(
+            convention=convention, organisation=commune, role=PartyRole.BENEFICIARY
+        )
+        TermsFactory(convention=convention)
+        made[key] = convention
+    return made

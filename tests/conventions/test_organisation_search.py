@@ -11,32 +11,14 @@ from django.urls import reverse
 
 from conventions.models import Party, PartyRole
 from tests.factories import (
-    ConventionFactory,
     EpciMembershipFactory,
     OrganisationFactory,
-    TermsFactory,
 )
 
 pytestmark = pytest.mark.django_db
 
 SEARCH = reverse("conventions:organisations")
 LIST = reverse("conventions:list")
-
-
-@pytest.fixture
-def conventions_ab(territory):
-    made = {}
-    for key, commune in (("a", territory.commune_a), ("b", territory.commune_b)):
-        convention = ConventionFactory(title=f"Convention de la commune {key.upper()}")
-        Party.objects.create(
-            convention=convention, organisation=territory.epci, role=PartyRole.PROVIDER
-        )
-        Party.objects.create(
-            convention=convention, organisation=commune, role=PartyRole.BENEFICIARY
-        )
-        TermsFactory(convention=convention)
-        made[key] = convention
-    return made
 
 
 def titles(response):

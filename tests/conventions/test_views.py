@@ -21,23 +21,6 @@ from tests.factories import ConventionFactory, TermsFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def conventions_ab(territory):
-    """One convention with commune A only, one with commune B only."""
-    made = {}
-    for key, commune in (("a", territory.commune_a), ("b", territory.commune_b)):
-        convention = ConventionFactory(title=f"Convention de la commune {key.upper()}")
-        Party.objects.create(
-            convention=convention, organisation=territory.epci, role=PartyRole.PROVIDER
-        )
-        Party.objects.create(
-            convention=convention, organisation=commune, role=PartyRole.BENEFICIARY
-        )
-        TermsFactory(convention=convention)
-        made[key] = convention
-    return made
-
-
 def url(name, convention):
     return reverse(f"conventions:{name}", args=[convention.reference])
 

@@ -68,3 +68,20 @@ def test_the_imports_list_reads_no_file_errors_nor_preview(client, personas):
     columns = selected_columns(captured, "costing_usageimport")
     assert "filename" in columns
     assert not columns & {"file", "errors", "preview"}
+
+
+def test_the_statements_list_is_paged(client, billed, personas, monkeypatch):
+    """Thousands of statements a year in a large territory: the list shows one page at a time
+    (the page's rows only are read), with links to the others."""
+    from costing import views
+
+    statements.statements_prepare(2026)
+    monkeypatch.setattr(views, "STATEMENTS_PER_PAGE", 1)
+    client.force_login(personas.finance)
+    shown = []
+    for page in (1, 2):
+        response = client.get(reverse("costing:statements", args=[2026]), {"page": page})
+        assert len(response.context["rows"]) == 1
+        shown += [statement.payer.name for statement, _state in response.context["rows"]]
+        assert f"Page {page} sur 2" in response.content.decode()
+    assert sorted(shown) == ["Commune A", "Commune B"]
