@@ -1073,7 +1073,7 @@ def batch_start(*, year: int, action: str, user, territory=None) -> BatchJob:
 
 def batch_chunk_size() -> int:
     """How many drafts one chunk of a batch renders (each chunk is a Celery task)."""
-    return getattr(settings, "MUTUALIS_BATCH_CHUNK_SIZE", 50)
+    return getattr(settings, "MUTUALIS_BATCH_CHUNK_SIZE", 10)
 
 
 def rendering_digest(statement: Statement) -> str:

@@ -293,7 +293,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 MUTUALIS_BATCH_STALE_MINUTES = env.int("MUTUALIS_BATCH_STALE_MINUTES", default=30)
 # A batch renders its statements in chunks of this many (one Celery task each, shared by the
 # workers); the year's summary PDF is rendered this many rows at a time, then joined.
-MUTUALIS_BATCH_CHUNK_SIZE = env.int("MUTUALIS_BATCH_CHUNK_SIZE", default=50)
+MUTUALIS_BATCH_CHUNK_SIZE = env.int("MUTUALIS_BATCH_CHUNK_SIZE", default=10)
 MUTUALIS_SUMMARY_PART_ROWS = env.int("MUTUALIS_SUMMARY_PART_ROWS", default=250)
 
 # Commune review of draft statements, in days after they are prepared.
