@@ -1325,57 +1325,6 @@ def simulation_chart(rows: list[SimulationRow]) -> dict:
     }
 
 
-def dashboard(computed: Reimbursements, conventions=None) -> dict:
-    """Finance dashboard figures for a year: totals by direction, commune and service, net
-    positions, compliance findings and conventions ending soon; with Chart.js data."""
-    from conventions.services.overview import alerts
-
-    result = computed.result
-    by_direction = {"EPCI_PROVIDES": Decimal("0.00"), "COMMUNE_PROVIDES": Decimal("0.00")}
-    by_service: dict[str, dict] = {}
-    for line in result.lines:
-        by_direction["EPCI_PROVIDES" if line.payee.is_epci else "COMMUNE_PROVIDES"] += line.amount
-        entry = by_service.setdefault(
-            line.service,
-            {"code": line.service, "name": line.service_name, "amount": Decimal("0.00")},
-        )
-        entry["amount"] += line.amount
-    communes = [p for p in result.positions if not p.party.is_epci]
-    services_sorted = sorted(by_service.values(), key=lambda e: -e["amount"])
-    return {
-        "total": result.total,
-        "by_direction": by_direction,
-        "by_service": services_sorted,
-        "positions": result.positions,
-        "findings": computed.findings,
-        "alerts": alerts(within_days=180, conventions=conventions),
-        "chart": {
-            "communes": {
-                "labels": [p.party.name for p in communes],
-                "net": [str(p.net) for p in communes],
-            },
-            "services": {
-                "labels": [e["name"] for e in services_sorted],
-                "amounts": [str(e["amount"]) for e in services_sorted],
-            },
-        },
-    }
-
-
-def filter_lines(lines, *, siren: str = "", service: str = "", direction: str = ""):
-    """The lines behind a dashboard figure."""
-    selected = list(lines)
-    if siren:
-        selected = [x for x in selected if siren in (x.payer.siren, x.payee.siren)]
-    if service:
-        selected = [x for x in selected if x.service == service]
-    if direction == "EPCI_PROVIDES":
-        selected = [x for x in selected if x.payee.is_epci]
-    elif direction == "COMMUNE_PROVIDES":
-        selected = [x for x in selected if not x.payee.is_epci]
-    return selected
-
-
 # --- the year's computation, stored per convention (issue 11) ----------------------------------
 
 # Bump when the rules (engine, compliance, loading) change what a stored result holds: every
@@ -1798,7 +1747,7 @@ def involves(line: dict, organisation_ids) -> bool:
 
 
 def select_lines(lines, *, siren: str = "", service: str = "", direction: str = "") -> list:
-    """The stored lines behind a figure (the rule of ``filter_lines``)."""
+    """The stored lines behind a figure: of a SIREN, a service, or a direction."""
     selected = list(lines)
     if siren:
         selected = [x for x in selected if siren in (x["payer"][1], x["payee"][1])]

@@ -121,11 +121,6 @@ def is_commune_reader(user):
     return Role.COMMUNE_READER in scope_of(user).roles
 
 
-@rules.predicate
-def is_territory_staff(user):
-    return scope_of(user).is_staff_of_a_territory
-
-
 # The territory's reference data (communes, populations, services) is shown to every user who
 # holds a role; editing it is the administrators' job, in the Django admin.
 rules.add_perm("mutualisation.view_territory", has_any_role)
