@@ -45,7 +45,7 @@ from costing.models import (
 )
 from costing.money import ZERO
 from mutualisation.database import is_busy
-from mutualisation.documents import render_pdf
+from mutualisation.documents import join_with_page_numbers, render_pdf
 from mutualisation.models import Organisation
 from mutualisation.rules import scope_of
 from mutualisation.services import locked_counter, next_in_sequence
@@ -1173,13 +1173,17 @@ def batch_plan(job_id: int) -> BatchJob:
             ]
         size = batch_chunk_size()
         chunks = [items[i : i + size] for i in range(0, len(items), size)] or [[]]
+        summary = summary_plan(job.year, conventions, numbers)
         job.plan = {
             "issued_at": issued_at.isoformat(),
             "issue": [d.pk for d in to_issue],
             "skipped": skipped,
             "chunks": chunks,
+            "summary": summary,
         }
-        job.chunks_total, job.chunks_done, job.done = len(chunks), [], 0
+        # the drafts' chunks, then the summary's parts: every worker takes a share of both
+        job.chunks_total = len(chunks) + len(summary["parts"])
+        job.chunks_done, job.done = [], 0
         # each draft rendered, then each statement of the year written, then the summary
         job.total = (
             len(items)
@@ -1213,6 +1217,9 @@ def batch_render_chunk(job_id: int, index: int) -> bool:
     if job.status != BatchJob.JobStatus.RUNNING:
         return False  # failed meanwhile, or already assembled
     try:
+        if index >= len(job.plan["chunks"]):
+            batch_render_summary_part(job, index - len(job.plan["chunks"]))
+            return chunk_done(job_id, index)
         items = job.plan["chunks"][index]
         issued_at = datetime.fromisoformat(job.plan["issued_at"])
         found = Statement.objects.select_related("convention", "payer", "payee", "cancels").in_bulk(
@@ -1230,16 +1237,21 @@ def batch_render_chunk(job_id: int, index: int) -> bool:
             default_storage.delete(name)  # a chunk run twice writes the same file again
             default_storage.save(name, ContentFile(render_statement_pdf(statement)))
         BatchJob.objects.filter(pk=job.pk).update(done=F("done") + len(items))
-        with transaction.atomic():
-            job = BatchJob.objects.select_for_update().get(pk=job_id)
-            if job.status != BatchJob.JobStatus.RUNNING or index in job.chunks_done:
-                return False
-            job.chunks_done = [*job.chunks_done, index]
-            job.save(update_fields=["chunks_done"])
-            return len(job.chunks_done) == job.chunks_total
+        return chunk_done(job_id, index)
     except Exception as error:
         batch_failed(job_id, error)
         raise
+
+
+def chunk_done(job_id: int, index: int) -> bool:
+    """Count the chunk as done, once; True when it was the last."""
+    with transaction.atomic():
+        job = BatchJob.objects.select_for_update().get(pk=job_id)
+        if job.status != BatchJob.JobStatus.RUNNING or index in job.chunks_done:
+            return False
+        job.chunks_done = [*job.chunks_done, index]
+        job.save(update_fields=["chunks_done"])
+        return len(job.chunks_done) == job.chunks_total
 
 
 def read_part(job: BatchJob, statement_id: int) -> bytes | None:
@@ -1359,10 +1371,14 @@ def build_archive(job: BatchJob) -> None:
                     else:
                         name = f"PROJET-{statement.year}-{statement.convention.reference}-{statement.payer.siren}.pdf"
                         content = draft_pdf(job, drafts[statement.pk], planned.get(statement.pk))
-                    archive.writestr(name, content)
+                    # a PDF's streams are compressed already: deflating them again costs
+                    # the assembly (one process) time for nothing
+                    archive.writestr(name, content, compress_type=zipfile.ZIP_STORED)
                 BatchJob.objects.filter(pk=job.pk).update(done=F("done") + len(chunk))
             archive.writestr(
-                f"recapitulatif-{job.year}.pdf", render_summary_pdf(job.year, statements)
+                f"recapitulatif-{job.year}.pdf",
+                render_summary_pdf(job.year, statements, ready=stored_summary_part(job)),
+                compress_type=zipfile.ZIP_STORED,
             )
             archive.writestr(f"lignes-{job.year}.csv", statement_lines_csv(statements))
         spool.seek(0)
@@ -1404,36 +1420,160 @@ def summary_context(year: int, statements, organisation=None) -> dict:
 
 
 def summary_part_rows() -> int:
-    """Rows of the summary rendered at once: a year's summary is rendered part by part and the
-    parts joined, so that its memory does not grow with the number of statements."""
+    """Rows of the summary rendered at once: a year's summary is rendered part by part (by the
+    batch's workers, in parallel) and the parts joined, so that its memory does not grow with
+    the number of statements."""
     return getattr(settings, "MUTUALIS_SUMMARY_PART_ROWS", 250)
 
 
-def render_summary_pdf(year: int, statements) -> bytes:
-    """The year's summary PDF. Beyond ``summary_part_rows()`` statements, rendered in parts (the
-    title on the first, the totals on the last) joined into one document with pypdf."""
-    statements = list(statements)
+def summary_sorted(statements) -> list:
+    """The summary's order: drafts, then issued statements by number; by convention and payer.
+    Sorted here rather than by the database, so that a batch can plan the parts of a summary
+    before its drafts are issued (summary_planned) and find them again when it assembles."""
+    return sorted(
+        statements,
+        key=lambda s: (s.status, s.number or "", s.convention.reference, s.payer.siren),
+    )
+
+
+def summary_in_parts(statements: list) -> list[list]:
     rows = summary_part_rows()
+    return [statements[i : i + rows] for i in range(0, len(statements), rows)] or [[]]
+
+
+def summary_part(context: dict, part: list, index: int, parts: int) -> tuple[dict, str]:
+    """The context of the ``index``-th of ``parts`` parts of a summary (its statements:
+    ``part``) and the digest of what it prints: a part rendered ahead of time is used only if
+    its digest is still the same."""
+    part_context = {
+        **context,
+        "statements": part,
+        "continued": index > 0,  # the title and the count are on the first part
+        "continues": index < parts - 1,  # the totals on the last
+        "in_parts": parts > 1,  # the pages are numbered when the parts are joined
+    }
+    printed = [
+        context["year"],
+        context["count"],
+        str(context["total"]),
+        str(context["balance"]),
+        index,
+        parts,
+        [
+            [s.number, s.convention.reference, s.payer.name, s.payee.name, str(s.total),
+             str(s.balance)]
+            for s in part
+        ],
+    ]  # fmt: skip
+    digest = hashlib.sha256(json.dumps(printed).encode()).hexdigest()
+    return part_context, digest
+
+
+def render_summary_pdf(year: int, statements, *, ready=None) -> bytes:
+    """The year's summary PDF. Beyond ``summary_part_rows()`` statements, rendered in parts
+    (the title on the first, the totals on the last) joined into one document whose pages are
+    numbered across the parts. ``ready(index, digest)`` gives a part already rendered (by a
+    batch's chunk), or None."""
+    statements = summary_sorted(statements)
     context = summary_context(year, statements)
-    if len(statements) <= rows:
-        return render_pdf("costing/statement_summary_pdf.html", context)
-    parts = [statements[i : i + rows] for i in range(0, len(statements), rows)]
-    writer = PdfWriter()
+    parts = summary_in_parts(statements)
+    rendered = []
     for index, part in enumerate(parts):
-        rendered = render_pdf(
-            "costing/statement_summary_pdf.html",
-            {
-                **context,
-                "statements": part,
-                "continued": index > 0,  # the title and the count are on the first part
-                "continues": index < len(parts) - 1,  # the totals on the last
-                "first_page": len(writer.pages) + 1,
-            },
+        part_context, digest = summary_part(context, part, index, len(parts))
+        content = ready(index, digest) if ready is not None else None
+        if content is None:
+            content = render_pdf("costing/statement_summary_pdf.html", part_context)
+        rendered.append(content)
+    if len(rendered) == 1:
+        return rendered[0]
+    return join_with_page_numbers(rendered)
+
+
+def summary_planned(year: int, conventions, numbers: dict) -> list:
+    """The statements the year's summary will list once the batch has issued the drafts in
+    ``numbers`` (id → planned number), in its order: what current_statements will return then,
+    computed now, so that the batch's workers render the summary in parts beside the
+    statements. A guess checked at assembly (summary_part's digest), never trusted."""
+    year_statements = list(
+        Statement.objects.filter(year=year, convention__in=conventions)
+        .select_related("convention", "payer", "payee")
+        .only(
+            "status", "number", "cancels_id", "total", "balance", "year",
+            "convention__reference", "payer__name", "payer__siren", "payee__name",
         )
-        writer.append(PdfReader(io.BytesIO(rendered)))
-    joined = io.BytesIO()
-    writer.write(joined)
-    return joined.getvalue()
+    )  # fmt: skip
+    for statement in year_statements:
+        if statement.pk in numbers:
+            statement.number, statement.status = numbers[statement.pk], StatementStatus.ISSUED
+    cancelled = {
+        s.cancels_id
+        for s in year_statements
+        if s.cancels_id is not None and s.status == StatementStatus.ISSUED
+    }
+    return summary_sorted(
+        s
+        for s in year_statements
+        if not (s.status == StatementStatus.ISSUED and s.pk in cancelled)
+        and not (s.status == StatementStatus.DRAFT and s.cancels_id is not None)
+    )
+
+
+def summary_part_name(job: BatchJob, index: int, digest: str) -> str:
+    return f"batches/parts/{job.pk}/summary-{index}-{digest}.pdf"
+
+
+def summary_plan(year: int, conventions, numbers: dict) -> dict:
+    """What the batch's chunks need to render the summary's parts: the ids of each part's
+    statements and the totals printed on the first and last parts."""
+    planned = summary_planned(year, conventions, numbers)
+    context = summary_context(year, planned)
+    return {
+        "parts": [[s.pk for s in part] for part in summary_in_parts(planned)],
+        "count": context["count"],
+        "total": str(context["total"]),
+        "balance": str(context["balance"]),
+    }
+
+
+def batch_render_summary_part(job: BatchJob, index: int) -> None:
+    """Render one part of the batch's summary as planned (batch_plan), drafts to issue under
+    their planned number, to a file named by the digest of what it prints."""
+    planned = job.plan["summary"]
+    ids = planned["parts"][index]
+    numbers = {item["id"]: item["number"] for chunk in job.plan["chunks"] for item in chunk}
+    found = Statement.objects.select_related("convention", "payer", "payee").in_bulk(ids)
+    if len(found) != len(ids):
+        return  # removed meanwhile: assembling renders this part
+    part = [found[pk] for pk in ids]
+    for statement in part:
+        if numbers.get(statement.pk) and not statement.is_issued:
+            statement.number = numbers[statement.pk]
+            statement.status = StatementStatus.ISSUED
+    context = {
+        "year": job.year,
+        "count": planned["count"],
+        "total": Decimal(planned["total"]),
+        "balance": Decimal(planned["balance"]),
+    }
+    part_context, digest = summary_part(context, part, index, len(planned["parts"]))
+    name = summary_part_name(job, index, digest)
+    default_storage.delete(name)  # a chunk run twice writes the same file again
+    default_storage.save(
+        name, ContentFile(render_pdf("costing/statement_summary_pdf.html", part_context))
+    )
+
+
+def stored_summary_part(job: BatchJob):
+    """The parts of the summary that the batch's chunks rendered, for render_summary_pdf."""
+
+    def ready(index: int, digest: str) -> bytes | None:
+        name = summary_part_name(job, index, digest)
+        if not default_storage.exists(name):
+            return None
+        with default_storage.open(name, "rb") as part:
+            return part.read()
+
+    return ready
 
 
 def statement_lines_csv(statements) -> str:

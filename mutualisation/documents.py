@@ -6,12 +6,14 @@ Resources are addressed as ``static:<path>`` and read from the static files; not
 from the network, and a missing resource stops the rendering instead of degrading silently.
 """
 
+import io
 import threading
 from pathlib import Path
 
 from django.contrib.staticfiles import finders
 from django.contrib.staticfiles.storage import staticfiles_storage
 from django.template.loader import render_to_string
+from pypdf import PdfReader, PdfWriter
 from weasyprint import HTML
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher
@@ -59,3 +61,30 @@ def render_pdf(template_name: str, context: dict) -> bytes:
     return HTML(string=html, url_fetcher=StaticURLFetcher()).write_pdf(
         font_config=font_configuration()
     )
+
+
+def join_with_page_numbers(parts: list[bytes]) -> bytes:
+    """One PDF of ``parts`` (rendered apart, in parallel, without page numbers), each page
+    stamped "Page n / N" where a single document prints it (templates/pdf/page_numbers.html:
+    blank pages with the same page box, one per page)."""
+    writer = PdfWriter()
+    for part in parts:
+        writer.append(PdfReader(io.BytesIO(part)))
+    first = PdfReader(io.BytesIO(parts[0]))
+    if first.metadata:
+        writer.add_metadata(dict(first.metadata))
+    box = writer.pages[0].mediabox  # the numbered pages have the parts' size
+    numbers = PdfReader(
+        io.BytesIO(
+            render_pdf(
+                "pdf/page_numbers.html",
+                {"pages": range(len(writer.pages)), "width": box.width, "height": box.height},
+            )
+        )
+    )
+    for page, numbered in zip(writer.pages, numbers.pages, strict=True):
+        page.merge_page(numbered)
+        page.compress_content_streams()  # merging leaves the page's content uncompressed
+    joined = io.BytesIO()
+    writer.write(joined)
+    return joined.getvalue()

@@ -3,6 +3,7 @@ queries that does not grow with the number of statements; the batch is shared by
 chunks; its ZIP is a file, not a database value."""
 
 import io
+import zipfile
 from decimal import Decimal
 
 import pytest
@@ -103,11 +104,12 @@ def test_a_batch_in_chunks_numbers_its_drafts_in_order_and_counts_a_chunk_run_tw
     more_billed_conventions(billed, 1)
     job = issuing_batch(2026, personas)
     job = statements.batch_plan(job.pk)
-    assert job.chunks_total == 4
-    assert [statements.batch_render_chunk(job.pk, i) for i in (0, 1, 1, 2, 3, 3)] == [
+    assert job.chunks_total == 4 + 1  # a chunk per draft, and the summary's one part
+    assert [statements.batch_render_chunk(job.pk, i) for i in (0, 1, 1, 2, 4, 3, 3)] == [
         False,
         False,
         False,  # delivered twice: counted once
+        False,
         False,
         True,  # the last chunk to finish queues the assembly
         False,
@@ -182,11 +184,62 @@ def test_the_years_summary_in_parts_lists_every_statement_and_the_totals_once(bi
     pages = [spaced(p.extract_text()) for p in PdfReader(io.BytesIO(content)).pages]
     assert len(pages) == 4
     for number, page in enumerate(pages, start=1):  # the pages numbered on across the parts
-        assert page.endswith(f"4 états Page {number}"), page
+        assert page.endswith(f"4 états Page {number} / 4"), page
     for draft in drafts:
         assert draft.convention.reference in text
     total, balance = sum(d.total for d in drafts), sum(d.balance for d in drafts)
     assert text.count(f"\nTotal {spaced(euros(total))} {spaced(euros(balance))}\n") == 1
+
+
+def summary_of(job: BatchJob) -> bytes:
+    with job.archive.open("rb") as stored, zipfile.ZipFile(stored) as archive:
+        return archive.read(f"recapitulatif-{job.year}.pdf")
+
+
+@pytest.mark.django_db
+def test_a_batch_renders_its_summary_parts_among_its_chunks_and_numbers_the_pages_across_them(
+    billed, personas, settings, monkeypatch
+):
+    """The year's summary is rendered by the workers in parts, with the statements, instead of
+    by the last step alone (33 s for 2 600 statements at scale); the assembly joins the parts
+    and numbers the pages from the first to the last."""
+    settings.MUTUALIS_SUMMARY_PART_ROWS = 1
+    settings.MUTUALIS_BATCH_CHUNK_SIZE = 2
+    more_billed_conventions(billed, 1)
+    job = statements.batch_plan(issuing_batch(2026, personas).pk)
+    assert job.chunks_total == 2 + 4  # two chunks of two drafts, four parts of the summary
+    for index in range(job.chunks_total):
+        statements.batch_render_chunk(job.pk, index)
+    rendered = []
+    render = statements.render_pdf
+    monkeypatch.setattr(
+        statements, "render_pdf", lambda name, context: rendered.append(name) or render(name, context)
+    )
+    job = statements.batch_finish(job.pk)
+    assert (job.status, job.error) == (BatchJob.JobStatus.DONE, "")
+    assert "costing/statement_summary_pdf.html" not in rendered  # the chunks rendered it
+    pages = [spaced(p.extract_text()) for p in PdfReader(io.BytesIO(summary_of(job))).pages]
+    assert len(pages) == 4
+    numbers = [f"EA-2026-{n:04d}" for n in range(1, 5)]
+    for number, page in zip(numbers, pages, strict=True):  # one issued statement per part
+        assert number in page
+    for index, page in enumerate(pages, start=1):
+        assert page.endswith(f"Page {index} / 4"), page
+
+
+@pytest.mark.django_db
+def test_a_summary_part_rendered_before_a_draft_was_recomputed_shows_its_new_figures(
+    billed, personas
+):
+    job = statements.batch_plan(issuing_batch(2026, personas).pk)
+    for index in range(job.chunks_total):
+        statements.batch_render_chunk(job.pk, index)
+    UsageRecord.objects.filter(beneficiary=billed.territory.commune_b).update(
+        quantity=Decimal("30"), units=Decimal("30")
+    )
+    job = statements.batch_finish(job.pk)
+    text = pdf_text(summary_of(job))
+    assert spaced(euros(Decimal("30") * Decimal("242.31"))) in text
 
 
 # serialized_rollback as every transactional test here: a flush without it recreates the content
