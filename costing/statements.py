@@ -3,7 +3,6 @@ issued (numbered without gaps, frozen, PDF stored with its SHA-256), corrected b
 statement that cites the one it cancels."""
 
 import hashlib
-import io
 import json
 import tempfile
 import zipfile
@@ -22,7 +21,6 @@ from django.db.models import Exists, F, Max, Min, OuterRef, Q, prefetch_related_
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from pypdf import PdfReader, PdfWriter
 
 from conventions.models import Convention, ConventionKind, Deliberation, SettlementMode, Vote
 from conventions.services.in_force import applicable_terms, coverage

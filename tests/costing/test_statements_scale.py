@@ -213,7 +213,9 @@ def test_a_batch_renders_its_summary_parts_among_its_chunks_and_numbers_the_page
     rendered = []
     render = statements.render_pdf
     monkeypatch.setattr(
-        statements, "render_pdf", lambda name, context: rendered.append(name) or render(name, context)
+        statements,
+        "render_pdf",
+        lambda name, context: rendered.append(name) or render(name, context),
     )
     job = statements.batch_finish(job.pk)
     assert (job.status, job.error) == (BatchJob.JobStatus.DONE, "")
