@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 
 from costing import services
 from costing.models import Instalment, InstalmentStatus, Statement, StatementStatus
-from costing.statements import lock_year
+from costing.statements import convention_territories, lock_year
 
 
 class InstalmentRefused(Exception):
@@ -53,7 +53,8 @@ def planned_not_called(year: int, conventions=None) -> list[tuple]:
 def instalments_call(year: int, *, up_to: date, conventions=None) -> list[Instalment]:
     """Record the planned acomptes of ``year`` due on or before ``up_to`` and not recorded yet.
     Idempotent: an acompte already called (or cancelled) is never called again nor changed."""
-    lock_year(year)  # the same lock as preparing and issuing the year's statements
+    # the same lock as preparing and issuing the year's statements
+    lock_year(year, convention_territories(conventions))
     called = [
         Instalment(
             convention=convention,

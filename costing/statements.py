@@ -17,7 +17,16 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import Exists, F, Max, Min, OuterRef, Q, prefetch_related_objects
+from django.db.models import (
+    Exists,
+    F,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    prefetch_related_objects,
+)
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -464,7 +473,7 @@ def statements_prepare(year: int, conventions=None, payer_id=None) -> list[State
     """Create or refresh the draft statements of the year (one per convention and payer) from the
     engine; only ``payer_id``'s when given. Pairs already issued (and not being corrected) are
     left alone."""
-    lock_year(year)
+    lock_year(year, convention_territories(conventions))
     computed = services.compute_reimbursements(year, conventions)
     result = computed.result
     unit_costs = {u.service.code: u for u in computed.data.unit_costs.values()}
@@ -536,12 +545,33 @@ def statements_prepare(year: int, conventions=None, payer_id=None) -> list[State
 # --- issuing -----------------------------------------------------------------------------------
 
 
-def lock_year(year: int) -> StatementCounter:
-    """Lock the year until the transaction ends: the row of the shared EA counter of the year,
-    one lock for every territory. Preparing and issuing a year's statements, and writing its
-    usage, take this lock first, so they run one after the other (no duplicate drafts, no gaps
-    in numbers, no deadlock)."""
-    return locked_counter(StatementCounter, prefix=DEFAULT_STATEMENT_PREFIX, year=year)
+def lock_year(year: int, territories=None) -> None:
+    """Lock the year of ``territories`` (EPCIs or their ids; every territory when None) until
+    the transaction ends: the row of each one's statement counter of the year (territories
+    without a prefix share the EA one), in the prefixes' order. Preparing and issuing a year's
+    statements, calling its acomptes and writing its usage take this lock first, so within a
+    territory they run one after the other (no duplicate drafts, no gaps in numbers, no
+    deadlock), while other territories work on theirs."""
+    for prefix in sorted(year_lock_prefixes(territories)):
+        locked_counter(StatementCounter, prefix=prefix, year=year)
+
+
+def year_lock_prefixes(territories) -> set[str]:
+    """The statement prefixes whose counter rows lock the year of ``territories``."""
+    prefixes = Organisation.objects.epcis().values_list("statement_prefix", flat=True)
+    if territories is None:
+        return {DEFAULT_STATEMENT_PREFIX, *(p or DEFAULT_STATEMENT_PREFIX for p in prefixes)}
+    ids = {getattr(territory, "pk", territory) for territory in territories}
+    return {p or DEFAULT_STATEMENT_PREFIX for p in prefixes.filter(pk__in=ids)}
+
+
+def convention_territories(conventions) -> list | None:
+    """The territories (ids) of ``conventions`` (a queryset or a list; None: every one)."""
+    if conventions is None:
+        return None
+    if isinstance(conventions, QuerySet):
+        return list(conventions.order_by().values_list("territory_id", flat=True).distinct())
+    return list({c.territory_id for c in conventions})
 
 
 def statement_prefix(territory) -> str:
@@ -865,7 +895,7 @@ def correction_context(statement: Statement) -> dict | None:
 def statement_approve(statement: Statement, *, user) -> Statement:
     """The debtor approves the draft as it stands: it may then be issued before its review window
     closes. A recomputation that changes the total voids the approval (statements_prepare)."""
-    lock_year(statement.year)  # after any recomputation in progress
+    lock_year(statement.year, [statement.convention.territory_id])  # after any recomputation
     statement = Statement.objects.select_for_update().get(pk=statement.pk)
     reasons = []
     if statement.is_issued:
@@ -888,7 +918,7 @@ def statement_approve(statement: Statement, *, user) -> Statement:
 @transaction.atomic
 def statement_issue(statement: Statement, *, user=None) -> Statement:
     """Issue a draft: recompute it, number it, freeze its snapshot and PDF (bytes + SHA-256)."""
-    lock_year(statement.year)  # first, as statements_prepare does
+    lock_year(statement.year, [statement.convention.territory_id])  # first, as preparing does
     statement = Statement.objects.select_for_update().get(pk=statement.pk)
     if statement.is_issued:
         raise AlreadyIssued(
@@ -954,7 +984,7 @@ def write_issued(
 @transaction.atomic
 def statement_correct(statement: Statement, *, reason: str) -> Statement:
     """Start the correction of an issued statement: a new draft that cites the one it cancels."""
-    lock_year(statement.year)
+    lock_year(statement.year, [statement.convention.territory_id])
     reasons = []
     if not statement.is_issued:
         reasons.append(_("Seul un état émis se corrige ; un projet se recalcule."))
@@ -1060,7 +1090,8 @@ def batch_start(*, year: int, action: str, user, territory=None) -> BatchJob:
     colleague's batch."""
     from costing.tasks import run_statement_batch
 
-    lock_year(year)  # two starts at once: the second sees the first's job
+    # two starts at once: the second sees the first's job
+    lock_year(year, [territory] if territory is not None else None)
     running = batch_in_progress(year, territory)
     if running is not None:
         raise BatchRefused(running)
@@ -1102,6 +1133,10 @@ def batch_conventions(job: BatchJob):
     if job.territory_id is None:
         return Convention.objects.all()
     return Convention.objects.filter(territory_id=job.territory_id)
+
+
+def batch_territories(job: BatchJob) -> list | None:
+    return [job.territory_id] if job.territory_id is not None else None
 
 
 def drafts_to_issue(year: int, conventions=None):
@@ -1147,7 +1182,7 @@ def batch_plan(job_id: int) -> BatchJob:
         BatchJob.objects.filter(pk=job.pk).update(status=BatchJob.JobStatus.RUNNING)
         conventions = batch_conventions(job)
         with transaction.atomic():
-            lock_year(job.year)
+            lock_year(job.year, batch_territories(job))
             statements_prepare(job.year, conventions)
             issued_at = timezone.now()
             to_issue, skipped = [], []
@@ -1277,7 +1312,7 @@ def issue_planned(job: BatchJob) -> list[str]:
     skipped = list(job.plan.get("skipped", []))
     issued_at = datetime.fromisoformat(job.plan["issued_at"])
     with transaction.atomic():
-        lock_year(job.year)
+        lock_year(job.year, batch_territories(job))
         statements_prepare(job.year, batch_conventions(job))
         planned = {item["id"]: item for chunk in job.plan["chunks"] for item in chunk}
         drafts = (

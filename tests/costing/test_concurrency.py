@@ -406,3 +406,38 @@ def test_an_import_checked_while_the_year_is_issued_is_refused_whole(
         "2026 de Commune A : rien n'a été importé."
     )
     assert not UsageRecord.objects.filter(reference__startswith="IMP-").exists()
+
+
+# --- territories ---------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="SQLite locks the whole database on every write"
+)
+@transactional
+def test_a_territory_prepares_its_statements_while_another_territory_holds_its_year(billed):
+    """Many EPCIs on one database: one territory's issue, batch or import holds the year of its
+    own statements only; another territory's finance officer prepares hers meanwhile."""
+    from tests.factories import ConventionFactory, EpciFactory
+
+    other = EpciFactory(statement_prefix="EAVAL")
+    ConventionFactory(territory=other)  # not billed: preparing only takes the lock
+    done, failed = threading.Event(), []
+
+    def prepare_other():
+        try:
+            statements.statements_prepare(2026, Convention.objects.filter(territory=other))
+            done.set()
+        except Exception as error:  # reported to the test
+            failed.append(error)
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        statements.lock_year(2026, [billed.convention.territory_id])
+        thread = threading.Thread(target=prepare_other)
+        thread.start()
+        finished_meanwhile = done.wait(timeout=15)
+    thread.join(timeout=30)
+    assert not failed
+    assert finished_meanwhile, "l'autre territoire a attendu la fin de la transaction"
