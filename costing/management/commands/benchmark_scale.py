@@ -16,6 +16,7 @@ Each timed part that needs a clean process runs as ``benchmark_scale --probe …
 subprocess, which prints one JSON line.
 """
 
+import io
 import json
 import os
 import platform
@@ -42,6 +43,7 @@ from django.db.models import Count
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from pypdf import PdfReader
 
 from conventions.models import Convention
 from costing.models import BatchJob, Statement, UsageRecord
@@ -433,17 +435,23 @@ class Command(BaseCommand):
             lambda: documents.render_convention(convention), renders
         )
         floor = statistics.median(blank)
+        rows = []
+        for label, times, content in (
+            (f"État annuel ({statement.lines.count()} lignes)", statement_times, pdf),
+            (f"Convention {convention.reference}", convention_times, convention_pdf),
+        ):
+            median, pages = statistics.median(times), len(PdfReader(io.BytesIO(content)).pages)
+            rows.append(
+                f"| {label} | {pages} | {ms(median)} | {ms(median / pages)} | {ms(floor)} | "
+                f"× {median / pages / floor:.1f} | {len(content) // 1024} Kio |"
+            )
         self.add(
             "b. Rendu PDF",
             [
-                "| Document | Médiane | Plancher (page blanche, mêmes polices) | Rapport | Taille |",
-                "|---|---|---|---|---|",
-                f"| État annuel ({statement.lines.count()} lignes) | "
-                f"{ms(statistics.median(statement_times))} | {ms(floor)} | "
-                f"× {statistics.median(statement_times) / floor:.1f} | {len(pdf) // 1024} Kio |",
-                f"| Convention {convention.reference} | {ms(statistics.median(convention_times))} | "
-                f"{ms(floor)} | × {statistics.median(convention_times) / floor:.1f} | "
-                f"{len(convention_pdf) // 1024} Kio |",
+                "| Document | Pages | Médiane | Par page | Plancher (page blanche, mêmes polices) "
+                "| Rapport par page | Taille |",
+                "|---|---|---|---|---|---|---|",
+                *rows,
                 "",
                 f"{renders} rendus de chacun après un rendu d'échauffement (polices chargées une "
                 f"fois par processus). Préparation des {len(drafts)} projets d'états du territoire "
