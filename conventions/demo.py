@@ -275,9 +275,9 @@ def add_deliberations(convention, parties, day, amendment=None):
 
 @transaction.atomic
 def build(demo: DemoConvention) -> Convention:
-    service = Service.objects.get(code=demo.service)
-    others = [organisation(key) for key in demo.others]
     epci = organisation("EPCI")
+    service = Service.objects.get(code=demo.service, territory=epci)
+    others = [organisation(key) for key in demo.others]
     convention = Convention(
         territory=epci,
         title=demo.title,

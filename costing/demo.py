@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
+from conventions.demo import organisation as demo_organisation
 from conventions.models import Convention, ConventionKind, PartyRole
 from costing import services
 from costing.models import (
@@ -110,8 +111,9 @@ USAGE_YEARS = (2025, 2026)
 @transaction.atomic
 def seed_cost_bases() -> int:
     created = 0
+    territory = demo_organisation("EPCI")  # another territory may name its services alike
     for code, (units, lines) in BASES_2025.items():
-        service = Service.objects.get(code=code)
+        service = Service.objects.get(code=code, territory=territory)
         for year, growth in GROWTH.items():
             base, was_created = CostBase.objects.get_or_create(
                 service=service,

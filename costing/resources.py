@@ -227,7 +227,14 @@ class UsageFileChecker:
         self.by_siren = {o.siren: o for o in Organisation.objects.filter(siren__in=sirens)}
         self.by_insee = {o.insee_code: o for o in Organisation.objects.filter(insee_code__in=insee)}
         codes = {v["service"] for v in values if v["service"]}
-        self.services = {s.code: s for s in Service.objects.filter(code__in=codes)}
+        # (territory, code) → Service: a code is unique within a territory only, the row's
+        # convention says which territory
+        self.services = {
+            (s.territory_id, s.code): s
+            for s in Service.objects.filter(
+                code__in=codes, territory__in={c.territory_id for c in self.conventions.values()}
+            )
+        }
         convention_ids = [c.pk for c in self.conventions.values()]
         self.lines = {}
         for line in (
@@ -263,6 +270,10 @@ class UsageFileChecker:
             return self.by_siren.get(key)
         return self.by_insee.get(key.upper())
 
+    def service(self, convention, code: str):
+        """The service ``code`` of the convention's territory."""
+        return self.services.get((convention.territory_id, code))
+
     # -- each row, in memory ---------------------------------------------------------------
 
     def build(self, line: int, values: dict) -> UsageRecord | None:
@@ -282,8 +293,13 @@ class UsageFileChecker:
                 _("Bénéficiaire « %(value)s » inconnu (code INSEE ou SIREN attendu).")
                 % {"value": values["beneficiary"]},
             )
-        service = self.services.get(values["service"]) if values["service"] else None
-        if values["service"] and service is None:
+        # The convention unknown, so is its territory: the service cannot be looked up
+        service = (
+            self.service(convention, values["service"])
+            if values["service"] and convention
+            else None
+        )
+        if values["service"] and convention and service is None:
             self.error(
                 line, "service", _("Service « %(value)s » inconnu.") % {"value": values["service"]}
             )

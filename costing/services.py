@@ -1821,13 +1821,15 @@ def stored_dashboard(stored: StoredYear, conventions=None) -> dict:
     from conventions.services.overview import alerts
 
     by_direction = {"EPCI_PROVIDES": Decimal("0.00"), "COMMUNE_PROVIDES": Decimal("0.00")}
-    by_service: dict[str, dict] = {}
+    # by code and name: a code is unique within a territory only (a platform's operator sees
+    # several territories' « ads »)
+    by_service: dict[tuple, dict] = {}
     for row in stored.rows:
         if row.data["direction"]:
             by_direction[row.data["direction"]] += row.total
         for code, name, amount in row.data["by_service"]:
             entry = by_service.setdefault(
-                code, {"code": code, "name": name, "amount": Decimal("0.00")}
+                (code, name), {"code": code, "name": name, "amount": Decimal("0.00")}
             )
             entry["amount"] += Decimal(amount)
     positions = stored.positions

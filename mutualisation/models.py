@@ -466,7 +466,9 @@ class ServiceKind(models.TextChoices):
 class Service(models.Model):
     """A service that an organisation provides to others (service mutualisé)."""
 
-    code = models.SlugField(_("code"), max_length=40, unique=True)
+    # Unique within its territory (one_service_code_per_territory): every EPCI names its
+    # own « ads » or « si »; a convention's territory says which one a usage file means.
+    code = models.SlugField(_("code"), max_length=40)
     name = models.CharField(_("nom"), max_length=200)
     provider = models.ForeignKey(
         Organisation,
@@ -497,6 +499,13 @@ class Service(models.Model):
         verbose_name = _("service mutualisé")
         verbose_name_plural = _("services mutualisés")
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["territory", "code"],
+                name="one_service_code_per_territory",
+                violation_error_message=_("Ce territoire a déjà un service de ce code."),
+            )
+        ]
 
     def __str__(self):
         return self.name

@@ -119,11 +119,10 @@ def seed_demo_territory(*, with_users: bool, password: str | None = None) -> See
     for service_data in data["services"]:
         _upsert(
             Service,
-            {"code": service_data["code"]},
+            {"code": service_data["code"], "territory": epci},
             {
                 "name": service_data["name"],
                 "provider": by_siren[service_data["provider"]],
-                "territory": epci,
                 "kind": service_data["kind"],
                 "unit_type": unit_types[service_data["unit_type"]],
                 "description": service_data["description"],

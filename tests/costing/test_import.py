@@ -167,3 +167,27 @@ def test_a_file_naming_another_territorys_convention_is_refused_as_unknown(demo)
     here = MembershipFactory(organisation=Organisation.objects.epcis().first(), role=Role.FINANCE)
     report = import_usage_file(csv_bytes(ads_rows(3)), "recours.csv", commit=True, user=here.user)
     assert report.imported
+
+
+def test_another_territorys_service_with_the_same_code_leaves_the_import_on_this_ones(demo):
+    """Service codes are unique within a territory: two EPCIs hosted by one deployment both
+    have their « ads »; a usage file names a convention, whose territory says which « ads »."""
+    from tests.factories import EpciFactory, ServiceFactory
+
+    elsewhere = EpciFactory()
+    ServiceFactory(code="ads", provider=elsewhere, territory=elsewhere)
+    report = import_usage_file(csv_bytes(ads_rows(3)), "recours.csv", commit=True)
+    assert report.imported, report.errors
+    records = UsageRecord.objects.filter(reference__in=["ADS-0000", "ADS-0001", "ADS-0002"])
+    assert {r.service.territory_id for r in records} == {records[0].convention.territory_id}
+
+
+def test_a_territory_cannot_have_two_services_with_the_same_code(demo):
+    from django.db import IntegrityError, transaction
+
+    from mutualisation.models import Service
+    from tests.factories import ServiceFactory
+
+    ads = Service.objects.get(code="ads")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ServiceFactory(code="ads", provider=ads.provider, territory=ads.territory)
