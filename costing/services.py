@@ -1496,8 +1496,8 @@ def input_fingerprints(year: int, conventions: list[tuple[int, tuple]]) -> dict[
     """convention id → a digest of everything its computation of ``year`` reads: the
     convention's row and the history of its parties, services, terms, forecasts, avenants,
     termination and acomptes; its usage records of the year (count, latest write, units);
-    the unit costs, cost bases and names of its services; the organisations and populations;
-    the notification settings and the rules' version. A bounded number of grouped queries,
+    the unit costs, cost bases and names of its services; its organisations and their
+    populations; the notification settings and the rules' version. A bounded number of grouped queries,
     whatever the number of conventions. ``conventions``: (id, the row's own values)."""
     ids = [pk for pk, _values in conventions]
     per_convention = [
@@ -1536,11 +1536,25 @@ def input_fingerprints(year: int, conventions: list[tuple[int, tuple]]) -> dict[
             cost_base__year=year,
         ),
     ]
+    # The organisations a convention's computation reads (its parties, its managing
+    # organisation, its territory) and their populations: a change elsewhere leaves it be.
+    organisations_of: dict[int, set] = defaultdict(set)
+    for convention_id, organisation_id in ConventionParty.objects.filter(
+        convention_id__in=ids
+    ).values_list("convention_id", "organisation_id"):
+        organisations_of[convention_id].add(organisation_id)
+    for convention_id, *others in Convention.objects.filter(id__in=ids).values_list(
+        "id", "managing_organisation_id", "territory_id"
+    ):
+        organisations_of[convention_id].update(o for o in others if o is not None)
+    organisation_ids = set().union(*organisations_of.values()) if organisations_of else set()
+    per_organisation = [
+        history_marks(Organisation, "id", id__in=organisation_ids),
+        history_marks(PopulationRecord, "organisation_id", organisation_id__in=organisation_ids),
+    ]
     shared = [
         RESULT_RULES_VERSION,
         year,
-        history_marks(Organisation, "history_type"),
-        history_marks(PopulationRecord, "history_type"),
         settings.MUTUALIS_RENEWAL_YEARS,
         settings.MUTUALIS_NOTIFICATION_DEADLINE,
         settings.MUTUALIS_NOTIFICATION_DEADLINE_RENEWAL,
@@ -1554,6 +1568,10 @@ def input_fingerprints(year: int, conventions: list[tuple[int, tuple]]) -> dict[
             [
                 [service_id, [marks.get(service_id) for marks in per_service]]
                 for service_id in sorted(services_of.get(pk, ()))
+            ],
+            [
+                [organisation_id, [marks.get(organisation_id) for marks in per_organisation]]
+                for organisation_id in sorted(organisations_of.get(pk, ()))
             ],
         ]
         fingerprints[pk] = hashlib.sha256(repr(parts).encode()).hexdigest()

@@ -156,6 +156,26 @@ def test_a_change_of_any_input_makes_the_page_recompute(finance, territory, chan
     assert shown.context["total"] == services.compute_reimbursements(YEAR).result.total
 
 
+@pytest.mark.parametrize("change", ["population", "organisation name"])
+def test_a_change_to_an_organisation_of_no_convention_recomputes_nothing(
+    finance, territory, change
+):
+    """One deployment, many territories: a commune renamed or a census loaded elsewhere does
+    not make every territory's year computed again."""
+    [convention] = billed_conventions(territory, 1)
+    page(finance)
+    before = ReimbursementResult.objects.get()
+    elsewhere = OrganisationFactory(name="Commune d'un autre territoire")
+    if change == "population":
+        PopulationRecordFactory(organisation=elsewhere)
+    else:
+        elsewhere.name = "Commune renommée ailleurs"
+        elsewhere.save()
+    page(finance)
+    after = ReimbursementResult.objects.get()
+    assert (after.fingerprint, after.computed_at) == (before.fingerprint, before.computed_at)
+
+
 def test_recalculer_recomputes_for_finance_and_managers_only(client, personas, territory):
     billed_conventions(territory, 2)
     assert log_in(client, personas.finance.username, PASSWORD)
