@@ -38,13 +38,14 @@ from conventions.models import (
 )
 from conventions.models import Party as ConventionParty
 from conventions.services.in_force import (
+    ALWAYS,
     add_months,
     applicable_terms,
     coverage,
     parties_during,
     parties_on,
-    present_on,
-    services_during,
+    presence,
+    present_during,
     terms_in_force,
     terms_segments,
 )
@@ -640,8 +641,13 @@ def party(organisation: Organisation) -> engine.Party:
 def periods_for(convention: Convention, first: date, last: date) -> tuple[engine.Period, ...]:
     """Reimbursement periods from ``first`` to ``last``: each as long as the periodicity of the
     terms in force, cut where an avenant changes the terms."""
+    return segments_periods(terms_segments(convention, first, last))
+
+
+def segments_periods(segments) -> tuple[engine.Period, ...]:
+    """``periods_for`` over the terms' segments (``terms_segments``) already read."""
     periods = []
-    for run_start, run_end, terms in terms_segments(convention, first, last):
+    for run_start, run_end, terms in segments:
         cursor = run_start
         while cursor <= run_end:
             month_start = date(cursor.year, cursor.month, 1)
@@ -818,6 +824,11 @@ def sides(
         parties = parties_on(convention, timezone.localdate())
     else:
         parties = parties_during(convention, first, last)
+    return sides_among(convention, parties)
+
+
+def sides_among(convention: Convention, parties: list) -> tuple[Organisation, list[Organisation]]:
+    """``sides`` among the parties given (those present on the days that matter)."""
     if convention.kind == ConventionKind.SERVICE_COMMUN:
         payee = convention.managing_organisation
         return payee, [p.organisation for p in parties if p.organisation_id != payee.pk]
@@ -877,108 +888,74 @@ def keyed_costs(base: CostBase) -> dict:
     }
 
 
-def keyed_service_input(line, convention, members, first, last, data: YearData):
+def keyed_service_input(line, convention, members, segments, data: YearData):
+    """The cost a keyed service line shares and its key over each of the terms' ``segments``."""
     base = data.cost_bases.get(line.service_id)
     if base is None:
         raise engine.EngineError(
             _("Aucune base de coûts %(year)s pour « %(service)s » : la répartition est impossible.")
             % {"year": data.year, "service": line.service.name}
         )
-    segments = tuple(
+    key_segments = tuple(
         engine.KeySegment(
             engine.Period(start, end),
             key_weights(line, terms, members_on(convention, members, start), data),
             terms.managing_share_mode,
             terms.managing_share_value,
         )
-        for start, end, terms in terms_segments(convention, first, last)
+        for start, end, terms in segments
     )
-    return {**keyed_costs(base), "segments": segments}
+    return {**keyed_costs(base), "segments": key_segments}
 
 
-def convention_input(convention: Convention, data: YearData) -> engine.ConventionInput | None:
-    """The engine's input for one convention, or None when it covers nothing of the year.
-    Raises ``engine.EngineError`` when its data cannot be computed (e.g. a negative cost)."""
-    span = coverage(convention, data.year)
-    if span is None:
-        return None
-    first, last = span
-    payee, payers = sides(convention, first, last)
-    terms = applicable_terms(convention, first)
-    # The year's forecast of each payer and service: from the first terms of the year that
-    # state one (a commune joining by avenant has its forecast in the avenant's terms).
-    forecasts_of_year = {}
-    for _start, _end, segment_terms in terms_segments(convention, first, last):
-        for forecast in segment_terms.forecasts.all():
-            if forecast.year == data.year:
-                forecasts_of_year.setdefault(
-                    (forecast.beneficiary_id, forecast.service_id), forecast
-                )
-    lines_of_year = services_during(convention, first, last)
-    services = []
-    for line in lines_of_year:
-        unit_cost = data.unit_costs.get(line.service_id)
-        keyed = {}
-        if line.allocation_key in engine.ALLOCATION_KEYS:
-            keyed = keyed_service_input(line, convention, [payee, *payers], first, last, data)
-        services.append(
-            engine.ServiceInput(
-                code=line.service.code,
-                name=line.service.name,
-                unit_cost=unit_cost.amount if unit_cost else None,
-                unit_cost_provisional=bool(unit_cost and unit_cost.is_provisional),
-                allocation_key=line.allocation_key,
-                **keyed,
-            )
-        )
-    # A usage record covers a month; the one of the month the convention starts (dated the 1st)
-    # counts from the start date.
-    # A payer is billed for the use made while it is a party of the convention and the service
-    # is covered (a commune joining or leaving, a service added or withdrawn by avenant).
+def usages_of_year(
+    convention: Convention, data: YearData, first: date, lines_of_year: list
+) -> tuple[engine.Usage, ...]:
+    """The convention's usage totals as the engine reads them. A usage record covers a month;
+    the one of the month the convention starts (dated the 1st) counts from the start date.
+    A payer is billed for the use made while it is a party of the convention and the service
+    is covered (a commune joining or leaving, a service added or withdrawn by avenant): a
+    usage dated outside is an error, the convention is not computed."""
+    # Each party's and service line's presence, read once; without avenant, present every day.
     parties_by_org = {p.organisation_id: p for p in convention.parties.all()}
+    party_spans = {
+        organisation_id: span
+        for organisation_id, p in parties_by_org.items()
+        if (span := presence(p, start="joined_by", end="left_by")) != ALWAYS
+    }
     line_by_service = {line.service_id: line for line in lines_of_year}
-
-    # Presence depends on (payer, day) and (service, day) only: asked once each.
-    party_present: dict = {}
-    line_present: dict = {}
-
-    def present(cache: dict, record, key, day, start: str, end: str) -> bool:
-        if record is None:
-            return True
-        if (key, day) not in cache:
-            cache[(key, day)] = present_on(record, day, start=start, end=end)
-        return cache[(key, day)]
-
-    def counted(total: UsageTotal) -> bool:
+    line_spans = {
+        service_id: span
+        for service_id, line in line_by_service.items()
+        if (span := presence(line, start="added_by", end="removed_by")) != ALWAYS
+    }
+    usages = []
+    outside = []
+    usage = engine.Usage
+    for total in data.usage_totals.get(convention.pk, ()):
         if total.period_end < first:
-            return False
+            continue
         day = max(total.period_start, first)
-        party_record = parties_by_org.get(total.beneficiary_id)
-        line = line_by_service.get(total.service_id)
-        outside = not present(
-            party_present, party_record, total.beneficiary_id, day, "joined_by", "left_by"
-        ) or not present(line_present, line, total.service_id, day, "added_by", "removed_by")
-        if outside:
-            raise_outside.append(total)
-        return not outside
-
-    raise_outside: list = []
-
-    def record_owner(total: UsageTotal) -> str:
-        party_record = parties_by_org.get(total.beneficiary_id)
-        return party_record.organisation.name if party_record else str(total.beneficiary_id)
-
-    usages = tuple(
-        engine.Usage(
-            t.beneficiary_id, t.service_code, max(t.period_start, first), t.units, count=t.count
+        if party_spans or line_spans:
+            party_span = party_spans.get(total.beneficiary_id)
+            line_span = line_spans.get(total.service_id)
+            if (party_span is not None and not party_span.on(day)) or (
+                line_span is not None and not line_span.on(day)
+            ):
+                outside.append(total)
+                continue
+        usages.append(
+            usage(total.beneficiary_id, total.service_code, day, total.units, count=total.count)
         )
-        for t in data.usage_totals.get(convention.pk, [])
-        if counted(t)
-    )
-    if raise_outside:
+    if outside:
+
+        def record_owner(total: UsageTotal) -> str:
+            party_record = parties_by_org.get(total.beneficiary_id)
+            return party_record.organisation.name if party_record else str(total.beneficiary_id)
+
         # One mention per record, in the records' order (month, then payer).
         outside = sorted(
-            (t for t in raise_outside for _ in range(t.count)),
+            (t for t in outside for _ in range(t.count)),
             key=lambda t: (t.period_start, record_owner(t)),
         )
         raise engine.EngineError(
@@ -994,6 +971,53 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
                 ),
             }
         )
+    return tuple(usages)
+
+
+def convention_input(convention: Convention, data: YearData) -> engine.ConventionInput | None:
+    """The engine's input for one convention, or None when it covers nothing of the year.
+    Raises ``engine.EngineError`` when its data cannot be computed (e.g. a negative cost)."""
+    span = coverage(convention, data.year)
+    if span is None:
+        return None
+    first, last = span
+    segments = terms_segments(convention, first, last)
+    # The parties and service lines present on one of the days the terms' segments start.
+    starts = [start for start, _end, _terms in segments]
+    parties_of_year = present_during(
+        convention.parties.all(), starts, start="joined_by", end="left_by"
+    )
+    payee, payers = sides_among(convention, parties_of_year)
+    terms = applicable_terms(convention, first)
+    # The year's forecast of each payer and service: from the first terms of the year that
+    # state one (a commune joining by avenant has its forecast in the avenant's terms).
+    forecasts_of_year = {}
+    for _start, _end, segment_terms in segments:
+        for forecast in segment_terms.forecasts.all():
+            if forecast.year == data.year:
+                forecasts_of_year.setdefault(
+                    (forecast.beneficiary_id, forecast.service_id), forecast
+                )
+    lines_of_year = present_during(
+        convention.services.all(), starts, start="added_by", end="removed_by"
+    )
+    services = []
+    for line in lines_of_year:
+        unit_cost = data.unit_costs.get(line.service_id)
+        keyed = {}
+        if line.allocation_key in engine.ALLOCATION_KEYS:
+            keyed = keyed_service_input(line, convention, [payee, *payers], segments, data)
+        services.append(
+            engine.ServiceInput(
+                code=line.service.code,
+                name=line.service.name,
+                unit_cost=unit_cost.amount if unit_cost else None,
+                unit_cost_provisional=bool(unit_cost and unit_cost.is_provisional),
+                allocation_key=line.allocation_key,
+                **keyed,
+            )
+        )
+    usages = usages_of_year(convention, data, first, lines_of_year)
     line_by_id = {line.pk: line for line in lines_of_year}
     called = {
         payer.pk: tuple(
@@ -1009,7 +1033,7 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
         payee=party(payee),
         payers=tuple(party(o) for o in payers),
         services=tuple(services),
-        periods=periods_for(convention, first, last),
+        periods=segments_periods(segments),
         usages=usages,
         forecasts={
             (f.beneficiary_id, line_by_id[f.service_id].service.code): f.units
