@@ -704,24 +704,21 @@ def scaled(milli: int) -> Decimal:
 
 def usage_totals(year: int, convention_ids) -> dict[int, list[UsageTotal]]:
     """convention id → its usage of ``year`` summed per payer, service and period: values, not
-    model objects, one query."""
-    totals: dict[int, list[UsageTotal]] = defaultdict(list)
-    rows = (
+    model objects, two queries (the services' codes read apart: joined, each of the many rows
+    would carry its service's code)."""
+    rows = list(
         UsageRecord.objects.filter(convention_id__in=convention_ids, period_start__year=year)
         .order_by()
-        .values_list(
-            "convention_id",
-            "beneficiary_id",
-            "service_id",
-            "service__code",
-            "period_start",
-            "period_end",
-        )
+        .values_list("convention_id", "beneficiary_id", "service_id", "period_start", "period_end")
         .annotate(milli=MILLI_UNITS, count=Count("pk"))
     )
-    for convention_id, beneficiary_id, service_id, code, start, end, milli, count in rows:
+    codes = dict(Service.objects.filter(pk__in={row[2] for row in rows}).values_list("pk", "code"))
+    totals: dict[int, list[UsageTotal]] = defaultdict(list)
+    for convention_id, beneficiary_id, service_id, start, end, milli, count in rows:
         totals[convention_id].append(
-            UsageTotal(beneficiary_id, service_id, code, start, end, scaled(milli), count)
+            UsageTotal(
+                beneficiary_id, service_id, codes[service_id], start, end, scaled(milli), count
+            )
         )
     return dict(totals)
 
@@ -929,14 +926,24 @@ def usages_of_year(
         for service_id, line in line_by_service.items()
         if (span := presence(line, start="added_by", end="removed_by")) != ALWAYS
     }
-    usages = []
-    outside = []
+    totals = data.usage_totals.get(convention.pk, ())
     usage = engine.Usage
-    for total in data.usage_totals.get(convention.pk, ()):
-        if total.period_end < first:
-            continue
-        day = max(total.period_start, first)
-        if party_spans or line_spans:
+    outside = []
+    if not party_spans and not line_spans:
+        # No avenant changes who is a party or what is covered: only the dates are read.
+        usages = [
+            usage(
+                t.beneficiary_id, t.service_code, max(t.period_start, first), t.units, "", t.count
+            )
+            for t in totals
+            if t.period_end >= first
+        ]
+    else:
+        usages = []
+        for total in totals:
+            if total.period_end < first:
+                continue
+            day = max(total.period_start, first)
             party_span = party_spans.get(total.beneficiary_id)
             line_span = line_spans.get(total.service_id)
             if (party_span is not None and not party_span.on(day)) or (
@@ -944,9 +951,9 @@ def usages_of_year(
             ):
                 outside.append(total)
                 continue
-        usages.append(
-            usage(total.beneficiary_id, total.service_code, day, total.units, count=total.count)
-        )
+            usages.append(
+                usage(total.beneficiary_id, total.service_code, day, total.units, "", total.count)
+            )
     if outside:
 
         def record_owner(total: UsageTotal) -> str:
