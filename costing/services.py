@@ -6,10 +6,12 @@
 - the simulation of a draft convention or avenant.
 """
 
+import gc
 import hashlib
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -1087,12 +1089,29 @@ class Reimbursements:
     data: YearData | None = None
 
 
+@contextmanager
+def collector_paused():
+    """Python's cyclic garbage collector paused for the block, then resumed (left alone when
+    it was already paused). A year's computation allocates hundreds of thousands of objects
+    that all live until it ends: the collections it would trigger free nothing and took a
+    third of its time. Reference counting still frees everything else as usual."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def compute_reimbursements(year: int, conventions=None) -> Reimbursements:
     """The year's reimbursements of every billed convention, with the compliance findings."""
-    inputs = year_inputs(year, conventions)
-    result = engine.compute_year(year, inputs.conventions)
-    findings = list(inputs.findings) + list(result.findings)
-    findings += compliance(year, inputs, result)
+    with collector_paused():
+        inputs = year_inputs(year, conventions)
+        result = engine.compute_year(year, inputs.conventions)
+        findings = list(inputs.findings) + list(result.findings)
+        findings += compliance(year, inputs, result)
     return Reimbursements(year, result, tuple(findings), inputs.by_reference, inputs.data)
 
 
