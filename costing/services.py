@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import BigIntegerField, Count, F, Max, Sum
+from django.db.models import BigIntegerField, Count, F, Max, Sum, prefetch_related_objects
 from django.db.models.functions import Cast, Round
 from django.utils import timezone
 from django.utils.formats import number_format
@@ -667,16 +667,26 @@ def billed_conventions(year: int, conventions=None):
         .select_related("managing_organisation", "termination", "territory")
         .prefetch_related(
             "parties__organisation",
-            "parties__joined_by",
-            "parties__left_by",
             "services__service",
-            "services__added_by",
-            "services__removed_by",
-            "terms__amendment",
             "terms__forecasts",
         )
         .order_by("reference")
     )
+
+
+def prefetch_avenants(conventions: list) -> None:
+    """Read the avenants by which the conventions' parties joined or left, their services were
+    added or removed and their terms were set, in one query each, on the records that name one:
+    an empty link reads nothing, and most records have none (a prefetch through every record
+    visited each empty link)."""
+    parties, lines, terms = [], [], []
+    for convention in conventions:
+        parties += [p for p in convention.parties.all() if p.joined_by_id or p.left_by_id]
+        lines += [s for s in convention.services.all() if s.added_by_id or s.removed_by_id]
+        terms += [t for t in convention.terms.all() if t.amendment_id]
+    prefetch_related_objects(parties, "joined_by", "left_by")
+    prefetch_related_objects(lines, "added_by", "removed_by")
+    prefetch_related_objects(terms, "amendment")
 
 
 class UsageTotal(NamedTuple):
@@ -772,6 +782,7 @@ class YearData:
 
 def load_year(year: int, conventions=None) -> YearData:
     loaded = list(billed_conventions(year, conventions))
+    prefetch_avenants(loaded)
     convention_ids = [c.pk for c in loaded]
     service_ids = {line.service_id for c in loaded for line in c.services.all()}
     unit_costs = {
