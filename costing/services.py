@@ -109,14 +109,17 @@ def cost_line_inputs(cost_base: CostBase) -> list[engine.CostLineInput]:
     return [cost_line_input(line) for line in cost_base.lines.all()]
 
 
-def cost_base_findings_for(base: CostBase, convention_reference: str) -> list[engine.Finding]:
+def cost_base_findings_for(
+    base: CostBase, convention_reference: str, lines: list | None = None
+) -> list[engine.Finding]:
     """The compliance findings of a cost base (source document and exercise, M57 accounts of its
-    lines), attributed to the convention that bills its service."""
+    lines), attributed to the convention that bills its service; ``lines``: its lines already
+    read (``cost_line_inputs``)."""
     return engine.cost_base_findings(
         base.year,
         base.source,
         base.source_year,
-        cost_line_inputs(base),
+        cost_line_inputs(base) if lines is None else lines,
         convention=convention_reference,
     )
 
@@ -1130,6 +1133,9 @@ def compliance(year: int, inputs: YearInputs, result: engine.YearResult) -> list
     """What D5211-16 requires and each convention's file lacks, from the data already loaded."""
     data = inputs.data
     billed_payers = {(line.convention, line.payer.id) for line in result.lines}
+    # A cost base's lines as the engine reads them, built once in this call: many conventions
+    # bill the same service.
+    base_lines: dict[int, list[engine.CostLineInput]] = {}
     found = []
     for convention_input in inputs.conventions:
         convention = inputs.by_reference[convention_input.reference]
@@ -1146,8 +1152,10 @@ def compliance(year: int, inputs: YearInputs, result: engine.YearResult) -> list
         for service_line in convention.services.all():
             base = data.cost_bases.get(service_line.service_id)
             if base is not None:
-                lines += cost_line_inputs(base)
-                sources += cost_base_findings_for(base, convention.reference)
+                if base.pk not in base_lines:
+                    base_lines[base.pk] = cost_line_inputs(base)
+                lines += base_lines[base.pk]
+                sources += cost_base_findings_for(base, convention.reference, base_lines[base.pk])
             unit_cost = data.unit_costs.get(service_line.service_id)
             if unit_cost is not None and service_line.allocation_key not in engine.ALLOCATION_KEYS:
                 notifications.append((service_line.service.name, unit_cost.notified_on, deadline))
