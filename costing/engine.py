@@ -17,12 +17,14 @@ Every output carries what it was computed from.
 """
 
 import calendar
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from functools import cached_property
+from itertools import pairwise
 
 from costing.money import ZERO, MoneyError, allocate, as_decimal, round_cents, split_evenly
 
@@ -260,7 +262,7 @@ class ConventionInput:
     settlement_mode: str = SETTLEMENT_TITRE
     called: Mapping[int, tuple[CalledInstalment, ...]] = field(default_factory=dict)  # payer id
 
-    @property
+    @cached_property
     def covered(self) -> Period:
         return Period(min(p.start for p in self.periods), max(p.end for p in self.periods))
 
@@ -288,6 +290,32 @@ class ConventionInput:
             for u in self.usages_by_payer_service.get((payer_id, service), ())
             if period.contains(u.day)
         ]
+
+    @cached_property
+    def period_starts(self) -> list[date] | None:
+        """The periods' first days when the periods follow one another without overlapping
+        (as the services make them), else None."""
+        periods = self.periods
+        if all(p.start <= p.end for p in periods) and all(
+            a.end < b.start for a, b in pairwise(periods)
+        ):
+            return [p.start for p in periods]
+        return None
+
+    def usages_per_period(self, payer_id: int, service: str) -> list[list[Usage]]:
+        """``usages_of`` for each of the periods, in their order: each usage is placed in its
+        period by bisection, instead of testing every period against every usage (a monthly
+        convention made it twelve tests per usage)."""
+        usages = self.usages_by_payer_service.get((payer_id, service), ())
+        starts = self.period_starts
+        if starts is None:
+            return [self.usages_of(payer_id, service, period) for period in self.periods]
+        found: list[list[Usage]] = [[] for _ in starts]
+        for u in usages:
+            index = bisect_right(starts, u.day) - 1
+            if index >= 0 and u.day <= self.periods[index].end:
+                found[index].append(u)
+        return found
 
 
 @dataclass(frozen=True)
@@ -382,8 +410,10 @@ def unit_lines(convention: ConventionInput, service: ServiceInput) -> list[Line]
     """Unit cost × units used, per payer and period, rounded to the cent per line."""
     lines = []
     for payer in convention.payers:
-        for period in convention.periods:
-            usages = convention.usages_of(payer.id, service.code, period)
+        if (payer.id, service.code) not in convention.usages_by_payer_service:
+            continue
+        per_period = convention.usages_per_period(payer.id, service.code)
+        for period, usages in zip(convention.periods, per_period, strict=True):
             if not usages:
                 continue
             units = sum((as_decimal(u.units) for u in usages), Decimal(0))

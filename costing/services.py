@@ -6,10 +6,12 @@
 - the simulation of a draft convention or avenant.
 """
 
+import gc
 import hashlib
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -17,7 +19,7 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import BigIntegerField, Count, F, Max, Sum
+from django.db.models import BigIntegerField, Count, F, Max, Sum, prefetch_related_objects
 from django.db.models.functions import Cast, Round
 from django.utils import timezone
 from django.utils.formats import number_format
@@ -38,13 +40,14 @@ from conventions.models import (
 )
 from conventions.models import Party as ConventionParty
 from conventions.services.in_force import (
+    ALWAYS,
     add_months,
     applicable_terms,
     coverage,
     parties_during,
     parties_on,
-    present_on,
-    services_during,
+    presence,
+    present_during,
     terms_in_force,
     terms_segments,
 )
@@ -106,14 +109,17 @@ def cost_line_inputs(cost_base: CostBase) -> list[engine.CostLineInput]:
     return [cost_line_input(line) for line in cost_base.lines.all()]
 
 
-def cost_base_findings_for(base: CostBase, convention_reference: str) -> list[engine.Finding]:
+def cost_base_findings_for(
+    base: CostBase, convention_reference: str, lines: list | None = None
+) -> list[engine.Finding]:
     """The compliance findings of a cost base (source document and exercise, M57 accounts of its
-    lines), attributed to the convention that bills its service."""
+    lines), attributed to the convention that bills its service; ``lines``: its lines already
+    read (``cost_line_inputs``)."""
     return engine.cost_base_findings(
         base.year,
         base.source,
         base.source_year,
-        cost_line_inputs(base),
+        cost_line_inputs(base) if lines is None else lines,
         convention=convention_reference,
     )
 
@@ -640,8 +646,13 @@ def party(organisation: Organisation) -> engine.Party:
 def periods_for(convention: Convention, first: date, last: date) -> tuple[engine.Period, ...]:
     """Reimbursement periods from ``first`` to ``last``: each as long as the periodicity of the
     terms in force, cut where an avenant changes the terms."""
+    return segments_periods(terms_segments(convention, first, last))
+
+
+def segments_periods(segments) -> tuple[engine.Period, ...]:
+    """``periods_for`` over the terms' segments (``terms_segments``) already read."""
     periods = []
-    for run_start, run_end, terms in terms_segments(convention, first, last):
+    for run_start, run_end, terms in segments:
         cursor = run_start
         while cursor <= run_end:
             month_start = date(cursor.year, cursor.month, 1)
@@ -659,16 +670,26 @@ def billed_conventions(year: int, conventions=None):
         .select_related("managing_organisation", "termination", "territory")
         .prefetch_related(
             "parties__organisation",
-            "parties__joined_by",
-            "parties__left_by",
             "services__service",
-            "services__added_by",
-            "services__removed_by",
-            "terms__amendment",
             "terms__forecasts",
         )
         .order_by("reference")
     )
+
+
+def prefetch_avenants(conventions: list) -> None:
+    """Read the avenants by which the conventions' parties joined or left, their services were
+    added or removed and their terms were set, in one query each, on the records that name one:
+    an empty link reads nothing, and most records have none (a prefetch through every record
+    visited each empty link)."""
+    parties, lines, terms = [], [], []
+    for convention in conventions:
+        parties += [p for p in convention.parties.all() if p.joined_by_id or p.left_by_id]
+        lines += [s for s in convention.services.all() if s.added_by_id or s.removed_by_id]
+        terms += [t for t in convention.terms.all() if t.amendment_id]
+    prefetch_related_objects(parties, "joined_by", "left_by")
+    prefetch_related_objects(lines, "added_by", "removed_by")
+    prefetch_related_objects(terms, "amendment")
 
 
 class UsageTotal(NamedTuple):
@@ -698,24 +719,21 @@ def scaled(milli: int) -> Decimal:
 
 def usage_totals(year: int, convention_ids) -> dict[int, list[UsageTotal]]:
     """convention id → its usage of ``year`` summed per payer, service and period: values, not
-    model objects, one query."""
-    totals: dict[int, list[UsageTotal]] = defaultdict(list)
-    rows = (
+    model objects, two queries (the services' codes read apart: joined, each of the many rows
+    would carry its service's code)."""
+    rows = list(
         UsageRecord.objects.filter(convention_id__in=convention_ids, period_start__year=year)
         .order_by()
-        .values_list(
-            "convention_id",
-            "beneficiary_id",
-            "service_id",
-            "service__code",
-            "period_start",
-            "period_end",
-        )
+        .values_list("convention_id", "beneficiary_id", "service_id", "period_start", "period_end")
         .annotate(milli=MILLI_UNITS, count=Count("pk"))
     )
-    for convention_id, beneficiary_id, service_id, code, start, end, milli, count in rows:
+    codes = dict(Service.objects.filter(pk__in={row[2] for row in rows}).values_list("pk", "code"))
+    totals: dict[int, list[UsageTotal]] = defaultdict(list)
+    for convention_id, beneficiary_id, service_id, start, end, milli, count in rows:
         totals[convention_id].append(
-            UsageTotal(beneficiary_id, service_id, code, start, end, scaled(milli), count)
+            UsageTotal(
+                beneficiary_id, service_id, codes[service_id], start, end, scaled(milli), count
+            )
         )
     return dict(totals)
 
@@ -767,6 +785,7 @@ class YearData:
 
 def load_year(year: int, conventions=None) -> YearData:
     loaded = list(billed_conventions(year, conventions))
+    prefetch_avenants(loaded)
     convention_ids = [c.pk for c in loaded]
     service_ids = {line.service_id for c in loaded for line in c.services.all()}
     unit_costs = {
@@ -818,6 +837,11 @@ def sides(
         parties = parties_on(convention, timezone.localdate())
     else:
         parties = parties_during(convention, first, last)
+    return sides_among(convention, parties)
+
+
+def sides_among(convention: Convention, parties: list) -> tuple[Organisation, list[Organisation]]:
+    """``sides`` among the parties given (those present on the days that matter)."""
     if convention.kind == ConventionKind.SERVICE_COMMUN:
         payee = convention.managing_organisation
         return payee, [p.organisation for p in parties if p.organisation_id != payee.pk]
@@ -877,108 +901,84 @@ def keyed_costs(base: CostBase) -> dict:
     }
 
 
-def keyed_service_input(line, convention, members, first, last, data: YearData):
+def keyed_service_input(line, convention, members, segments, data: YearData):
+    """The cost a keyed service line shares and its key over each of the terms' ``segments``."""
     base = data.cost_bases.get(line.service_id)
     if base is None:
         raise engine.EngineError(
             _("Aucune base de coûts %(year)s pour « %(service)s » : la répartition est impossible.")
             % {"year": data.year, "service": line.service.name}
         )
-    segments = tuple(
+    key_segments = tuple(
         engine.KeySegment(
             engine.Period(start, end),
             key_weights(line, terms, members_on(convention, members, start), data),
             terms.managing_share_mode,
             terms.managing_share_value,
         )
-        for start, end, terms in terms_segments(convention, first, last)
+        for start, end, terms in segments
     )
-    return {**keyed_costs(base), "segments": segments}
+    return {**keyed_costs(base), "segments": key_segments}
 
 
-def convention_input(convention: Convention, data: YearData) -> engine.ConventionInput | None:
-    """The engine's input for one convention, or None when it covers nothing of the year.
-    Raises ``engine.EngineError`` when its data cannot be computed (e.g. a negative cost)."""
-    span = coverage(convention, data.year)
-    if span is None:
-        return None
-    first, last = span
-    payee, payers = sides(convention, first, last)
-    terms = applicable_terms(convention, first)
-    # The year's forecast of each payer and service: from the first terms of the year that
-    # state one (a commune joining by avenant has its forecast in the avenant's terms).
-    forecasts_of_year = {}
-    for _start, _end, segment_terms in terms_segments(convention, first, last):
-        for forecast in segment_terms.forecasts.all():
-            if forecast.year == data.year:
-                forecasts_of_year.setdefault(
-                    (forecast.beneficiary_id, forecast.service_id), forecast
-                )
-    lines_of_year = services_during(convention, first, last)
-    services = []
-    for line in lines_of_year:
-        unit_cost = data.unit_costs.get(line.service_id)
-        keyed = {}
-        if line.allocation_key in engine.ALLOCATION_KEYS:
-            keyed = keyed_service_input(line, convention, [payee, *payers], first, last, data)
-        services.append(
-            engine.ServiceInput(
-                code=line.service.code,
-                name=line.service.name,
-                unit_cost=unit_cost.amount if unit_cost else None,
-                unit_cost_provisional=bool(unit_cost and unit_cost.is_provisional),
-                allocation_key=line.allocation_key,
-                **keyed,
-            )
-        )
-    # A usage record covers a month; the one of the month the convention starts (dated the 1st)
-    # counts from the start date.
-    # A payer is billed for the use made while it is a party of the convention and the service
-    # is covered (a commune joining or leaving, a service added or withdrawn by avenant).
+def usages_of_year(
+    convention: Convention, data: YearData, first: date, lines_of_year: list
+) -> tuple[engine.Usage, ...]:
+    """The convention's usage totals as the engine reads them. A usage record covers a month;
+    the one of the month the convention starts (dated the 1st) counts from the start date.
+    A payer is billed for the use made while it is a party of the convention and the service
+    is covered (a commune joining or leaving, a service added or withdrawn by avenant): a
+    usage dated outside is an error, the convention is not computed."""
+    # Each party's and service line's presence, read once; without avenant, present every day.
     parties_by_org = {p.organisation_id: p for p in convention.parties.all()}
+    party_spans = {
+        organisation_id: span
+        for organisation_id, p in parties_by_org.items()
+        if (span := presence(p, start="joined_by", end="left_by")) != ALWAYS
+    }
     line_by_service = {line.service_id: line for line in lines_of_year}
+    line_spans = {
+        service_id: span
+        for service_id, line in line_by_service.items()
+        if (span := presence(line, start="added_by", end="removed_by")) != ALWAYS
+    }
+    totals = data.usage_totals.get(convention.pk, ())
+    usage = engine.Usage
+    outside = []
+    if not party_spans and not line_spans:
+        # No avenant changes who is a party or what is covered: only the dates are read.
+        usages = [
+            usage(
+                t.beneficiary_id, t.service_code, max(t.period_start, first), t.units, "", t.count
+            )
+            for t in totals
+            if t.period_end >= first
+        ]
+    else:
+        usages = []
+        for total in totals:
+            if total.period_end < first:
+                continue
+            day = max(total.period_start, first)
+            party_span = party_spans.get(total.beneficiary_id)
+            line_span = line_spans.get(total.service_id)
+            if (party_span is not None and not party_span.on(day)) or (
+                line_span is not None and not line_span.on(day)
+            ):
+                outside.append(total)
+                continue
+            usages.append(
+                usage(total.beneficiary_id, total.service_code, day, total.units, "", total.count)
+            )
+    if outside:
 
-    # Presence depends on (payer, day) and (service, day) only: asked once each.
-    party_present: dict = {}
-    line_present: dict = {}
+        def record_owner(total: UsageTotal) -> str:
+            party_record = parties_by_org.get(total.beneficiary_id)
+            return party_record.organisation.name if party_record else str(total.beneficiary_id)
 
-    def present(cache: dict, record, key, day, start: str, end: str) -> bool:
-        if record is None:
-            return True
-        if (key, day) not in cache:
-            cache[(key, day)] = present_on(record, day, start=start, end=end)
-        return cache[(key, day)]
-
-    def counted(total: UsageTotal) -> bool:
-        if total.period_end < first:
-            return False
-        day = max(total.period_start, first)
-        party_record = parties_by_org.get(total.beneficiary_id)
-        line = line_by_service.get(total.service_id)
-        outside = not present(
-            party_present, party_record, total.beneficiary_id, day, "joined_by", "left_by"
-        ) or not present(line_present, line, total.service_id, day, "added_by", "removed_by")
-        if outside:
-            raise_outside.append(total)
-        return not outside
-
-    raise_outside: list = []
-
-    def record_owner(total: UsageTotal) -> str:
-        party_record = parties_by_org.get(total.beneficiary_id)
-        return party_record.organisation.name if party_record else str(total.beneficiary_id)
-
-    usages = tuple(
-        engine.Usage(
-            t.beneficiary_id, t.service_code, max(t.period_start, first), t.units, count=t.count
-        )
-        for t in data.usage_totals.get(convention.pk, [])
-        if counted(t)
-    )
-    if raise_outside:
         # One mention per record, in the records' order (month, then payer).
         outside = sorted(
-            (t for t in raise_outside for _ in range(t.count)),
+            (t for t in outside for _ in range(t.count)),
             key=lambda t: (t.period_start, record_owner(t)),
         )
         raise engine.EngineError(
@@ -994,6 +994,53 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
                 ),
             }
         )
+    return tuple(usages)
+
+
+def convention_input(convention: Convention, data: YearData) -> engine.ConventionInput | None:
+    """The engine's input for one convention, or None when it covers nothing of the year.
+    Raises ``engine.EngineError`` when its data cannot be computed (e.g. a negative cost)."""
+    span = coverage(convention, data.year)
+    if span is None:
+        return None
+    first, last = span
+    segments = terms_segments(convention, first, last)
+    # The parties and service lines present on one of the days the terms' segments start.
+    starts = [start for start, _end, _terms in segments]
+    parties_of_year = present_during(
+        convention.parties.all(), starts, start="joined_by", end="left_by"
+    )
+    payee, payers = sides_among(convention, parties_of_year)
+    terms = applicable_terms(convention, first)
+    # The year's forecast of each payer and service: from the first terms of the year that
+    # state one (a commune joining by avenant has its forecast in the avenant's terms).
+    forecasts_of_year = {}
+    for _start, _end, segment_terms in segments:
+        for forecast in segment_terms.forecasts.all():
+            if forecast.year == data.year:
+                forecasts_of_year.setdefault(
+                    (forecast.beneficiary_id, forecast.service_id), forecast
+                )
+    lines_of_year = present_during(
+        convention.services.all(), starts, start="added_by", end="removed_by"
+    )
+    services = []
+    for line in lines_of_year:
+        unit_cost = data.unit_costs.get(line.service_id)
+        keyed = {}
+        if line.allocation_key in engine.ALLOCATION_KEYS:
+            keyed = keyed_service_input(line, convention, [payee, *payers], segments, data)
+        services.append(
+            engine.ServiceInput(
+                code=line.service.code,
+                name=line.service.name,
+                unit_cost=unit_cost.amount if unit_cost else None,
+                unit_cost_provisional=bool(unit_cost and unit_cost.is_provisional),
+                allocation_key=line.allocation_key,
+                **keyed,
+            )
+        )
+    usages = usages_of_year(convention, data, first, lines_of_year)
     line_by_id = {line.pk: line for line in lines_of_year}
     called = {
         payer.pk: tuple(
@@ -1009,7 +1056,7 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
         payee=party(payee),
         payers=tuple(party(o) for o in payers),
         services=tuple(services),
-        periods=periods_for(convention, first, last),
+        periods=segments_periods(segments),
         usages=usages,
         forecasts={
             (f.beneficiary_id, line_by_id[f.service_id].service.code): f.units
@@ -1056,12 +1103,29 @@ class Reimbursements:
     data: YearData | None = None
 
 
+@contextmanager
+def collector_paused():
+    """Python's cyclic garbage collector paused for the block, then resumed (left alone when
+    it was already paused). A year's computation allocates hundreds of thousands of objects
+    that all live until it ends: the collections it would trigger free nothing and took a
+    third of its time. Reference counting still frees everything else as usual."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def compute_reimbursements(year: int, conventions=None) -> Reimbursements:
     """The year's reimbursements of every billed convention, with the compliance findings."""
-    inputs = year_inputs(year, conventions)
-    result = engine.compute_year(year, inputs.conventions)
-    findings = list(inputs.findings) + list(result.findings)
-    findings += compliance(year, inputs, result)
+    with collector_paused():
+        inputs = year_inputs(year, conventions)
+        result = engine.compute_year(year, inputs.conventions)
+        findings = list(inputs.findings) + list(result.findings)
+        findings += compliance(year, inputs, result)
     return Reimbursements(year, result, tuple(findings), inputs.by_reference, inputs.data)
 
 
@@ -1069,6 +1133,9 @@ def compliance(year: int, inputs: YearInputs, result: engine.YearResult) -> list
     """What D5211-16 requires and each convention's file lacks, from the data already loaded."""
     data = inputs.data
     billed_payers = {(line.convention, line.payer.id) for line in result.lines}
+    # A cost base's lines as the engine reads them, built once in this call: many conventions
+    # bill the same service.
+    base_lines: dict[int, list[engine.CostLineInput]] = {}
     found = []
     for convention_input in inputs.conventions:
         convention = inputs.by_reference[convention_input.reference]
@@ -1085,8 +1152,10 @@ def compliance(year: int, inputs: YearInputs, result: engine.YearResult) -> list
         for service_line in convention.services.all():
             base = data.cost_bases.get(service_line.service_id)
             if base is not None:
-                lines += cost_line_inputs(base)
-                sources += cost_base_findings_for(base, convention.reference)
+                if base.pk not in base_lines:
+                    base_lines[base.pk] = cost_line_inputs(base)
+                lines += base_lines[base.pk]
+                sources += cost_base_findings_for(base, convention.reference, base_lines[base.pk])
             unit_cost = data.unit_costs.get(service_line.service_id)
             if unit_cost is not None and service_line.allocation_key not in engine.ALLOCATION_KEYS:
                 notifications.append((service_line.service.name, unit_cost.notified_on, deadline))

@@ -2,6 +2,7 @@
 from its effective date; the days a year is covered; the direction of a mise à disposition."""
 
 from datetime import date, timedelta
+from typing import NamedTuple
 
 from dateutil.relativedelta import relativedelta
 from django.db import models
@@ -197,6 +198,39 @@ def present_on(record, on: date, *, start: str, end: str) -> bool:
     return not takes_effect(removed, on)
 
 
+class Presence(NamedTuple):
+    """The days a party or a service line is present, read once from its avenants:
+    ``present_on(record, day)`` is ``presence(record, ...).on(day)`` for every day. From
+    ``since`` (None: from the start) to the day before ``until`` (None: never withdrawn);
+    ``never``: added by an avenant that is not signed, it is present on no day."""
+
+    since: date | None = None
+    until: date | None = None
+    never: bool = False
+
+    def on(self, day: date) -> bool:
+        return (
+            not self.never
+            and (self.since is None or self.since <= day)
+            and (self.until is None or day < self.until)
+        )
+
+
+ALWAYS = Presence()  # no avenant: present on every day
+
+
+def presence(record, *, start: str, end: str) -> Presence:
+    """When a party (``joined_by``/``left_by``) or a service line (``added_by``/``removed_by``)
+    is present: ``present_on`` for all days at once."""
+    added, removed = getattr(record, start), getattr(record, end)
+    signed = Amendment.AmendmentStatus.SIGNED
+    if added is not None and added.status != signed:
+        return Presence(never=True)
+    since = added.effective_from if added is not None else None
+    until = removed.effective_from if removed is not None and removed.status == signed else None
+    return Presence(since, until)
+
+
 def parties_on(convention: Convention, on: date) -> list:
     """The parties on a date (``convention.parties.all()``: prefetch ``parties__joined_by`` and
     ``parties__left_by`` to spare the queries)."""
@@ -205,15 +239,25 @@ def parties_on(convention: Convention, on: date) -> list:
     ]
 
 
+def present_during(records, days: list[date], *, start: str, end: str) -> list:
+    """The records present on at least one of ``days``."""
+    found = []
+    for record in records:
+        span = presence(record, start=start, end=end)
+        if any(span.on(day) for day in days):
+            found.append(record)
+    return found
+
+
+def segment_starts(convention: Convention, first: date, last: date) -> list[date]:
+    return [start for start, _end, _terms in terms_segments(convention, first, last)]
+
+
 def parties_during(convention: Convention, first: date, last: date) -> list:
     """The parties present on at least one day from ``first`` to ``last``: the initial ones
     and those of the signed avenants in effect on one of the days of the terms' segments."""
-    days = [start for start, _end, _terms in terms_segments(convention, first, last)]
-    return [
-        p
-        for p in convention.parties.all()
-        if any(present_on(p, day, start="joined_by", end="left_by") for day in days)
-    ]
+    days = segment_starts(convention, first, last)
+    return present_during(convention.parties.all(), days, start="joined_by", end="left_by")
 
 
 def services_on(convention: Convention, on: date) -> list:
@@ -225,9 +269,5 @@ def services_on(convention: Convention, on: date) -> list:
 
 
 def services_during(convention: Convention, first: date, last: date) -> list:
-    days = [start for start, _end, _terms in terms_segments(convention, first, last)]
-    return [
-        s
-        for s in convention.services.all()
-        if any(present_on(s, day, start="added_by", end="removed_by") for day in days)
-    ]
+    days = segment_starts(convention, first, last)
+    return present_during(convention.services.all(), days, start="added_by", end="removed_by")

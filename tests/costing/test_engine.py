@@ -4,7 +4,7 @@ properties that hold for any input."""
 import random
 import subprocess
 import sys
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -632,3 +632,54 @@ def test_shares_by_units_used_add_up_exactly_to_the_cost(used, cost):
     )
     result = compute_year(2025, [convention])
     assert sum(line.amount for line in result.lines + result.borne_by_payee) == cost
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.dates(min_value=date(2025, 1, 1), max_value=date(2025, 12, 31)),
+            st.integers(min_value=0, max_value=120),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.lists(
+        st.tuples(
+            st.sampled_from([AUBIERE, AULNAT]),
+            st.dates(min_value=date(2024, 12, 1), max_value=date(2026, 1, 31)),
+        ),
+        max_size=20,
+    ),
+)
+def test_usages_per_period_are_the_usages_of_each_period(periods, dated):
+    """Placing each usage in its period by bisection finds, period by period, the usages a test
+    of every period finds: in order, none lost, none twice; overlapping or unordered periods
+    (never made by the services, but accepted) are tested one by one."""
+    convention = ConventionInput(
+        "CONV-2025-001",
+        METRO,
+        (AUBIERE, AULNAT),
+        (ServiceInput("si", "SI", D("10.00")),),
+        tuple(Period(start, start + timedelta(days=length)) for start, length in periods),
+        usages=tuple(Usage(payer.id, "si", day, D("1")) for payer, day in dated),
+    )
+    for payer in (AUBIERE, AULNAT):
+        expected = [convention.usages_of(payer.id, "si", period) for period in convention.periods]
+        assert convention.usages_per_period(payer.id, "si") == expected
+
+
+def test_monthly_usages_are_placed_in_their_months_by_bisection():
+    months = tuple(
+        Period(date(2025, m, 1), date(2025, m + 1, 1) - timedelta(days=1)) for m in range(1, 12)
+    ) + (Period(date(2025, 12, 1), date(2025, 12, 31)),)
+    convention = ConventionInput(
+        "CONV-2025-001",
+        METRO,
+        (AUBIERE,),
+        (ServiceInput("si", "SI", D("10.00")),),
+        months,
+        usages=tuple(Usage(AUBIERE.id, "si", p.start, D("1")) for p in months),
+    )
+    assert convention.period_starts == [p.start for p in months]
+    assert [len(u) for u in convention.usages_per_period(AUBIERE.id, "si")] == [1] * 12
