@@ -538,18 +538,37 @@ class AttachmentForm(forms.ModelForm):
         return upload
 
 
+class RecordsField(forms.ModelMultipleChoiceField):
+    """A choice of several records: an id beyond the database's integers is an invalid choice
+    like any other (SQLite raised OverflowError on a 20-digit id: a 500 instead of a message)."""
+
+    def _check_values(self, value):
+        for pk in value:
+            try:
+                number = int(str(pk))
+            except (TypeError, ValueError):
+                continue  # not a number: the parent says why
+            if not -(2**63) <= number < 2**63:
+                raise ValidationError(
+                    self.error_messages["invalid_choice"],
+                    code="invalid_choice",
+                    params={"value": pk},
+                )
+        return super()._check_values(value)
+
+
 class AmendmentForm(forms.ModelForm):
     """An avenant: its object and date, and what it changes besides the terms: communes that
     join or leave, a service added or withdrawn; for a service commun, the updated fiche
     d'impact."""
 
-    joining = forms.ModelMultipleChoiceField(
+    joining = RecordsField(
         label=_("Communes qui entrent dans la convention"),
         queryset=Organisation.objects.none(),
         required=False,
         widget=forms.CheckboxSelectMultiple,
     )
-    leaving = forms.ModelMultipleChoiceField(
+    leaving = RecordsField(
         label=_("Parties qui sortent de la convention"),
         queryset=Party.objects.none(),
         required=False,
@@ -571,7 +590,7 @@ class AmendmentForm(forms.ModelForm):
     new_population_vintage = forms.IntegerField(
         label=_("Millésime de population (clé de population)"), required=False, min_value=1990
     )
-    removed_services = forms.ModelMultipleChoiceField(
+    removed_services = RecordsField(
         label=_("Services retirés"),
         queryset=ConventionService.objects.none(),
         required=False,

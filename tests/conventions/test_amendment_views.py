@@ -137,3 +137,20 @@ def test_only_a_manager_creates_an_avenant(client, personas, mad_descendante, pe
     )
     assert response.status_code in (403, 404)
     assert not convention.amendments.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", ["joining", "leaving", "removed_services"])
+@pytest.mark.parametrize("value", ["99999999999999999999", "-99999999999999999999"])
+def test_an_id_beyond_the_databases_integers_is_an_invalid_choice_not_a_crash(
+    mad_descendante, field, value
+):
+    """Found by the form fuzzing: SQLite raised OverflowError on a 20-digit id."""
+    from conventions.forms import AmendmentForm
+
+    form = AmendmentForm(
+        {"object": "Avenant", "effective_from": "2026-06-01", field: [value]},
+        convention=mad_descendante.convention,
+    )
+    assert not form.is_valid()
+    assert form.errors[field] == [f"Sélectionnez un choix valide. {value} n’en fait pas partie."]
