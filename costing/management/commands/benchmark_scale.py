@@ -223,6 +223,28 @@ def probe_batch_inline(year: int) -> dict:
     }
 
 
+def busy_loop(count: int) -> int:
+    total = 0
+    for i in range(count):
+        total += i * i % 7
+    return total
+
+
+def parallel_ceiling(count: int = 20_000_000) -> float:
+    """How much faster two processes do twice the work of one on this machine (pure Python,
+    no database, no I/O): the ceiling of a batch's gain with two workers. A shared virtual
+    machine's two processors do not give 2."""
+    import multiprocessing
+
+    durations = {}
+    for processes in (1, 2):
+        started = time.perf_counter()
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            pool.map(busy_loop, [count] * processes)
+        durations[processes] = time.perf_counter() - started
+    return 2 * durations[1] / durations[2]
+
+
 # --- the measures -----------------------------------------------------------------------------
 
 
@@ -469,6 +491,7 @@ class Command(BaseCommand):
             "| Processus Celery | États | Durée du lot | Débit | Statut |",
             "|---|---|---|---|---|",
         ]
+        seconds = {}
         for concurrency in (1, 2):
             worker = subprocess.Popen(
                 [
@@ -488,6 +511,7 @@ class Command(BaseCommand):
                     worker.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     os.killpg(worker.pid, signal.SIGKILL)
+            seconds[concurrency] = measured["seconds"]
             rate = measured["statements"] / measured["seconds"] if measured["seconds"] else 0
             status = measured["status"] + (f" ({measured['error']})" if measured["error"] else "")
             lines.append(
@@ -496,7 +520,12 @@ class Command(BaseCommand):
             )
         inline = probe("batch-inline", "--year", str(year), env=env)
         self.memory.append(("Lot d'états (dans un seul processus)", inline["maxrss_kib"]))
+        ceiling = parallel_ceiling()
         lines += [
+            "",
+            f"Deux processus contre un : × {seconds[1] / seconds[2]:.2f} ; plafond de la machine "
+            f"mesuré dans la même exécution (le même calcul Python pur dans 1 puis 2 processus, "
+            f"aucune base ni PDF) : × {ceiling:.2f}.",
             "",
             f"Base des lots : `{name}` (échelle {self.options['batch_scale'] or '?'}), action "
             "« exporter » (`statements.batch_start` puis le travailleur exécute "
