@@ -1589,9 +1589,11 @@ def input_fingerprints(year: int, conventions: list[tuple[int, tuple]]) -> dict[
         },
     ]
     services_of: dict[int, set] = defaultdict(set)
-    for convention_id, service_id in ConventionService.objects.filter(
-        convention_id__in=ids
-    ).values_list("convention_id", "service_id"):
+    for convention_id, service_id in (
+        ConventionService.objects.filter(convention_id__in=ids)
+        .order_by()
+        .values_list("convention_id", "service_id")
+    ):
         services_of[convention_id].add(service_id)
     service_ids = set().union(*services_of.values()) if services_of else set()
     per_service = [
@@ -1608,9 +1610,11 @@ def input_fingerprints(year: int, conventions: list[tuple[int, tuple]]) -> dict[
     # The organisations a convention's computation reads (its parties, its managing
     # organisation, its territory) and their populations: a change elsewhere leaves it be.
     organisations_of: dict[int, set] = defaultdict(set)
-    for convention_id, organisation_id in ConventionParty.objects.filter(
-        convention_id__in=ids
-    ).values_list("convention_id", "organisation_id"):
+    for convention_id, organisation_id in (
+        ConventionParty.objects.filter(convention_id__in=ids)
+        .order_by()  # the parties' ordering joins the organisations: not needed here
+        .values_list("convention_id", "organisation_id")
+    ):
         organisations_of[convention_id].add(organisation_id)
     for convention_id, *others in Convention.objects.filter(id__in=ids).values_list(
         "id", "managing_organisation_id", "territory_id"
