@@ -380,10 +380,13 @@ class Command(BaseCommand):
             ) per_period
         """
         with connection.cursor() as cursor:
-            started = time.perf_counter()
-            cursor.execute(units_sql, params)
-            rows = cursor.fetchall()
-            elapsed = time.perf_counter() - started
+            timings = []
+            for _ in range(5):  # the median of 5: one timing of a short query is noise
+                started = time.perf_counter()
+                cursor.execute(units_sql, params)
+                rows = cursor.fetchall()
+                timings.append(time.perf_counter() - started)
+            elapsed = statistics.median(timings)
             cursor.execute(amounts_sql, params)
             amount = cursor.fetchone()[0]
         return elapsed, {(b, code): units for b, code, units in rows}, Decimal(amount)
@@ -428,7 +431,7 @@ class Command(BaseCommand):
         lines.append(
             "\nCalcul : `services.compute_reimbursements(année[, conventions du territoire])` "
             "dans un processus neuf (chargement, moteur, contrôles de conformité). Plancher : "
-            "`SUM(units) GROUP BY beneficiary, service` sur les mêmes recours (lignes au coût "
+            "`SUM(units) GROUP BY beneficiary, service` (médiane de 5) sur les mêmes recours (lignes au coût "
             "unitaire). Montants : Σ arrondi(coût unitaire × unités) par convention, débiteur, "
             "service et période de remboursement, comparé aux lignes du moteur."
         )
@@ -451,7 +454,8 @@ class Command(BaseCommand):
         convention = conventions.order_by("reference").first()
         renders = self.options["renders"]
         render_pdf("pdf/benchmark.html", {})  # warm-up: fonts loaded once per process
-        blank, _ = timed(lambda: render_pdf("pdf/benchmark.html", {}), renders)
+        # the floor is short and noisy: four times as many renders
+        blank, _ = timed(lambda: render_pdf("pdf/benchmark.html", {}), 4 * renders)
         statement_times, pdf = timed(lambda: statements.render_statement_pdf(statement), renders)
         convention_times, convention_pdf = timed(
             lambda: documents.render_convention(convention), renders
@@ -475,7 +479,7 @@ class Command(BaseCommand):
                 "|---|---|---|---|---|---|---|",
                 *rows,
                 "",
-                f"{renders} rendus de chacun après un rendu d'échauffement (polices chargées une "
+                f"{renders} rendus de chacun ({4 * renders} de la page blanche) après un rendu d'échauffement (polices chargées une "
                 f"fois par processus). Préparation des {len(drafts)} projets d'états du territoire "
                 f"(`statements.statements_prepare`) : {s(prepare_time[0])}.",
             ],
