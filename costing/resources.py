@@ -776,11 +776,7 @@ def import_usage_file(
             # The statements' lock of each year (issuing and preparing take it first): an
             # import waits for an issue in progress, and two imports of the same months run
             # one after the other, the second replacing what the first wrote.
-            territories = list(
-                Convention.objects.filter(pk__in={r.convention_id for r in records})
-                .values_list("territory_id", flat=True)
-                .distinct()
-            )
+            territories = {c.territory_id for c in checker.conventions.values()}
             for year in sorted({r.period_start.year for r in records}):
                 lock_year(year, territories)
             late = checker.issued_since_check(records)

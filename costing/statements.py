@@ -1287,12 +1287,16 @@ def chunk_done(job_id: int, index: int) -> bool:
         return len(job.chunks_done) == job.chunks_total
 
 
-def read_part(job: BatchJob, statement_id: int) -> bytes | None:
-    name = part_name(job, statement_id)
+def stored_bytes(name: str) -> bytes | None:
+    """A part a chunk wrote to the storage, or None when there is none."""
     if not default_storage.exists(name):
         return None
     with default_storage.open(name, "rb") as part:
         return part.read()
+
+
+def read_part(job: BatchJob, statement_id: int) -> bytes | None:
+    return stored_bytes(part_name(job, statement_id))
 
 
 def remove_parts(job: BatchJob) -> None:
@@ -1599,14 +1603,7 @@ def batch_render_summary_part(job: BatchJob, index: int) -> None:
 def stored_summary_part(job: BatchJob):
     """The parts of the summary that the batch's chunks rendered, for render_summary_pdf."""
 
-    def ready(index: int, digest: str) -> bytes | None:
-        name = summary_part_name(job, index, digest)
-        if not default_storage.exists(name):
-            return None
-        with default_storage.open(name, "rb") as part:
-            return part.read()
-
-    return ready
+    return lambda index, digest: stored_bytes(summary_part_name(job, index, digest))
 
 
 def statement_lines_csv(statements) -> str:
