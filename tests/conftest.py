@@ -112,6 +112,38 @@ def screenshot(page, name):
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
+AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
+# What axe checks: WCAG 2.0 and 2.1, levels A and AA (what the RGAA 4 builds on).
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def axe_violations(page, impacts=("serious", "critical")) -> list[str]:
+    """axe-core's violations of ``impacts`` on the page as it is now, one line each (rule,
+    impact, help, the first offending elements). axe is evaluated through the DevTools
+    protocol: the pages' Content-Security-Policy, which refuses any injected script, stays
+    on while they are checked."""
+    if not AXE.exists():
+        pytest.fail("axe-core est introuvable : lancez « make test » (npm ci l'installe).")
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE.read_text(encoding="utf-8"))
+    results = page.evaluate(
+        "async (tags) => await axe.run(document, {runOnly: {type: 'tag', values: tags}})",
+        AXE_TAGS,
+    )
+    return [
+        f"{violation['id']} ({violation['impact']}): {violation['help']} — "
+        + "; ".join(" ".join(node["target"]) for node in violation["nodes"][:3])
+        for violation in results["violations"]
+        if violation["impact"] in impacts
+    ]
+
+
+def assert_accessible(page, name: str = "") -> None:
+    """No serious or critical axe violation on the page (with the page's name in the failure)."""
+    violations = axe_violations(page)
+    assert not violations, f"{name or page.url} : " + "\n".join(violations)
+
+
 def log_in(client, username, password=PASSWORD) -> bool:
     """Log in through the login page, as a person does (login throttling needs the request,
     which ``client.login`` does not pass)."""

@@ -1,0 +1,113 @@
+"""Accessibility kept (RGAA, WCAG 2.1 A/AA): axe-core finds no serious or critical violation on
+the pages each role works with, error pages included, in a real Chromium. Costing's world
+(a billed convention, its drafts) gives every page something to show."""
+
+import re
+
+import pytest
+from django.test import RequestFactory
+from django.views.defaults import server_error
+
+from conventions.models import Convention
+from costing import statements
+from costing.models import Statement
+from tests.conftest import PASSWORD, axe_violations, screenshot
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+
+def log_in(page, live_server, username):
+    page.goto(live_server.url + "/connexion/")
+    page.get_by_label("Identifiant").fill(username)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_url(live_server.url + "/")
+
+
+def sweep(page, live_server, paths) -> list[str]:
+    """Every path's serious and critical violations, all pages visited before failing."""
+    found = []
+    for path in paths:
+        page.goto(live_server.url + path)
+        found += [f"{path}: {violation}" for violation in axe_violations(page)]
+    return found
+
+
+def test_every_page_of_the_managers_and_finance_work_has_no_serious_axe_violation(
+    live_server, page, billed, personas, flushable_statements
+):
+    statements.statements_prepare(2026, Convention.objects.all())
+    draft = Statement.objects.filter(payer=billed.territory.commune_a).get()
+    reference = billed.convention.reference
+    found = []
+    log_in(page, live_server, "gestionnaire")
+    found += sweep(
+        page,
+        live_server,
+        [
+            "/",
+            "/conventions/",
+            "/conventions/nouvelle/",
+            f"/conventions/{reference}/",
+            f"/conventions/{reference}/modifier/",
+            f"/conventions/{reference}/avenants/nouveau/",
+        ],
+    )
+    page.get_by_role("button", name="Se déconnecter").click()
+    log_in(page, live_server, "finances")
+    found += sweep(
+        page,
+        live_server,
+        [
+            "/couts/tableau-de-bord/2026/",
+            "/couts/remboursements/2026/",
+            "/couts/etats/2026/",
+            f"/couts/etat/{draft.pk}/",
+            "/couts/bases/2026/",
+            "/couts/bases/nouvelle/",
+            "/couts/recours/import/",
+            f"/couts/recours/{reference}/2026/",
+            f"/couts/simulation/{reference}/",
+            "/couts/acomptes/2026/",
+        ],
+    )
+    screenshot(page, "axe-finance-last")
+    assert not found, "\n".join(found)
+
+
+def test_a_commune_readers_pages_and_the_error_pages_have_no_serious_axe_violation(
+    live_server, page, billed, personas, flushable_statements
+):
+    statements.statements_prepare(2026, Convention.objects.all())
+    draft = Statement.objects.filter(payer=billed.territory.commune_a).get()
+    other = Statement.objects.filter(payer=billed.territory.commune_b).get()
+    log_in(page, live_server, "lecteur.a")
+    found = sweep(
+        page,
+        live_server,
+        ["/", "/conventions/", f"/conventions/{billed.convention.reference}/",
+         f"/couts/etat/{draft.pk}/"],
+    )  # fmt: skip
+    # Another commune's statement: the French 404 page, in the site's layout.
+    response = page.goto(f"{live_server.url}/couts/etat/{other.pk}/")
+    assert response.status == 404
+    assert page.locator("html").get_attribute("lang") == "fr"
+    found += [f"404: {violation}" for violation in axe_violations(page)]
+    screenshot(page, "axe-404")
+    # A page its role may not open: the French 403 page.
+    response = page.goto(f"{live_server.url}/couts/bases/nouvelle/")
+    assert response.status == 403
+    found += [f"403: {violation}" for violation in axe_violations(page)]
+    page.get_by_role("button", name="Se déconnecter").click()
+    # The 500 page as Django's handler renders it, shown at the site's address (its styles
+    # load from there): no request can make the application fail on purpose.
+    html = server_error(RequestFactory().get("/")).content.decode()
+    page.goto(live_server.url + "/connexion/")
+    page.set_content(html)
+    assert re.search("erreur", page.get_by_role("heading", level=1).inner_text(), re.I)
+    found += [f"500: {violation}" for violation in axe_violations(page)]
+    screenshot(page, "axe-500")
+    assert not found, "\n".join(found)
