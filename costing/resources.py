@@ -1003,6 +1003,18 @@ def purge_usage_imports() -> int:
 SPREADSHEET_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
+class NativeWidget(widgets.Widget):
+    """An exported number or date as it is (Decimal, int, date; None stays None): each file
+    format writes it its own way (costing.exports.SPREADSHEET_FORMATS), a number cell in XLSX,
+    « 8965,47 » for French Excel, « 8965.47 » for the finance software."""
+
+    def render(self, value, obj=None, **kwargs):
+        return value
+
+
+NATIVE = NativeWidget()
+
+
 def safe_text(value) -> str:
     """Text for a spreadsheet cell: a leading formula character is neutralised with a quote
     (django-import-export also strips a leading « = » on export)."""
@@ -1014,7 +1026,7 @@ class StatementLineResource(resources.ModelResource):
     """Statement lines with the accounting imputation on both sides."""
 
     numero = fields.Field(column_name="numero_etat")
-    exercice = fields.Field(column_name="exercice", attribute="statement__year")
+    exercice = fields.Field(column_name="exercice", attribute="statement__year", widget=NATIVE)
     convention = fields.Field(column_name="convention")
     debiteur_siren = fields.Field(column_name="debiteur_siren", attribute="statement__payer__siren")
     debiteur = fields.Field(column_name="debiteur")
@@ -1023,11 +1035,11 @@ class StatementLineResource(resources.ModelResource):
     )
     creancier = fields.Field(column_name="creancier")
     service = fields.Field(column_name="service")
-    debut = fields.Field(column_name="periode_debut", attribute="period_start")
-    fin = fields.Field(column_name="periode_fin", attribute="period_end")
-    unites = fields.Field(column_name="unites", attribute="units")
-    cout_unitaire = fields.Field(column_name="cout_unitaire", attribute="unit_cost")
-    montant = fields.Field(column_name="montant", attribute="amount")
+    debut = fields.Field(column_name="periode_debut", attribute="period_start", widget=NATIVE)
+    fin = fields.Field(column_name="periode_fin", attribute="period_end", widget=NATIVE)
+    unites = fields.Field(column_name="unites", attribute="units", widget=NATIVE)
+    cout_unitaire = fields.Field(column_name="cout_unitaire", attribute="unit_cost", widget=NATIVE)
+    montant = fields.Field(column_name="montant", attribute="amount", widget=NATIVE)
     compte_recette = fields.Field(
         column_name="compte_recette_creancier", attribute="revenue_account"
     )
@@ -1087,7 +1099,7 @@ class PieceResource(resources.Resource):
     libelle = fields.Field(column_name="libelle")
     annule = fields.Field(column_name="annule", attribute="cancels")
     objet = fields.Field(column_name="objet")
-    montant = fields.Field(column_name="montant", attribute="amount")
+    montant = fields.Field(column_name="montant", attribute="amount", widget=NATIVE)
     total_exercice = fields.Field(column_name="total_exercice")
     deja_appele = fields.Field(column_name="deja_appele")
     compte = fields.Field(column_name="compte")
@@ -1119,11 +1131,11 @@ class PieceResource(resources.Resource):
 
     def dehydrate_total_exercice(self, piece):
         """The statement's total for the year (the amount of a titre is what remains of it)."""
-        return str(piece.statement.total)
+        return piece.statement.total
 
     def dehydrate_deja_appele(self, piece):
         """The acomptes already called for the year, deducted from the total."""
-        return str(piece.statement.instalments_called)
+        return piece.statement.instalments_called
 
     def dehydrate_compte(self, piece):
         accounts = piece.statement.snapshot.get("accounts") or {}
@@ -1206,16 +1218,16 @@ class InstalmentResource(resources.ModelResource):
     """The acomptes called, for the titres the creditor issues (one row per call)."""
 
     convention = fields.Field(column_name="convention")
-    rang = fields.Field(column_name="rang", attribute="rank")
-    echeance = fields.Field(column_name="echeance", attribute="due_date")
+    rang = fields.Field(column_name="rang", attribute="rank", widget=NATIVE)
+    echeance = fields.Field(column_name="echeance", attribute="due_date", widget=NATIVE)
     debiteur_siren = fields.Field(column_name="debiteur_siren", attribute="payer__siren")
     debiteur = fields.Field(column_name="debiteur")
     creancier_siren = fields.Field(column_name="creancier_siren", attribute="payee__siren")
-    montant = fields.Field(column_name="montant", attribute="amount")
+    montant = fields.Field(column_name="montant", attribute="amount", widget=NATIVE)
     compte = fields.Field(column_name="compte")
     titre = fields.Field(column_name="titre", attribute="titre_number")
     statut = fields.Field(column_name="statut")
-    encaisse_le = fields.Field(column_name="encaisse_le", attribute="paid_on")
+    encaisse_le = fields.Field(column_name="encaisse_le", attribute="paid_on", widget=NATIVE)
 
     class Meta:
         model = Instalment

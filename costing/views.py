@@ -18,11 +18,10 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
 from django_tables2.data import TableListData
-from import_export.formats.base_formats import CSV, XLSX
 
 from conventions.models import Amendment, Convention, ConventionKind, PartyRole
 from conventions.views import get_convention
-from costing import engine, forms, instalments, services, statements, tables
+from costing import engine, exports, forms, instalments, services, statements, tables
 from costing.models import (
     BatchJob,
     CostBase,
@@ -869,12 +868,12 @@ def batch_download(request, pk):
 # --- exports -----------------------------------------------------------------------------------
 
 EXPORTS = ("lignes", "titres", "mandats", "acomptes")
-FORMATS = {"csv": CSV, "xlsx": XLSX}
 
 
 def export_dataset(year: int, kind: str, conventions):
     """The rows of an export for the finance chain (docs/statements.md), over ``conventions``
-    (those of the user's territories)."""
+    (those of the user's territories), numbers and dates as native values (resources.NATIVE):
+    each file format writes them its own way (costing.exports.SPREADSHEET_FORMATS)."""
     if kind == "lignes":
         current = statements.current_statements(year, conventions)
         queryset = (
@@ -899,15 +898,15 @@ def export_dataset(year: int, kind: str, conventions):
 @login_required
 def export(request, year, kind, fmt):
     require(request, "costing.issue_statements")
-    if kind not in EXPORTS or fmt not in FORMATS:
+    if kind not in EXPORTS or fmt not in exports.SPREADSHEET_FORMATS:
         raise PermissionDenied
-    file_format = FORMATS[fmt]()
-    content = file_format.export_data(
-        export_dataset(year, kind, Convention.objects.of_territories(request.user))
-    )
-    response = HttpResponse(content, content_type=file_format.get_content_type())
-    response["Content-Disposition"] = f'attachment; filename="{kind}-{year}.{fmt}"'
-    record_document_access(request, f"{kind}-{year}.{fmt}")
+    spreadsheet = exports.SPREADSHEET_FORMATS[fmt]
+    dataset = export_dataset(year, kind, Convention.objects.of_territories(request.user))
+    dataset.title = f"{kind}-{year}"
+    response = HttpResponse(spreadsheet.write(dataset), content_type=spreadsheet.content_type)
+    filename = f"{kind}-{year}{spreadsheet.suffix}"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    record_document_access(request, filename)
     return response
 
 
