@@ -19,6 +19,7 @@ from costing import instalments, statements
 from costing.models import Instalment, UsageRecord, UsageSource
 from mutualisation.models import Organisation
 from mutualisation.templatetags.french import euros_in_words, long_date
+from tests.conftest import run_seed_demo
 from tests.costing.conftest import PARIS, bill, cost_base, issue_after_review
 
 pytestmark = pytest.mark.django_db
@@ -270,3 +271,19 @@ def test_a_snapshot_without_the_new_keys_still_renders(creditor):
     assert "8 965,47 €" in text
     assert "article D. 5211-16" in text
     assert "Arrêté le présent état à la somme de 8 965,47 €" in text
+
+
+@pytest.mark.django_db
+def test_the_signature_is_never_left_alone_on_a_page_away_from_the_totals():
+    """On every issued statement of the demo year, the page that carries the ordonnateur's
+    certification also carries the amount it certifies and the accounting imputation (a
+    review found Blanzat's and Durtol's signature alone on page 3)."""
+    run_seed_demo()
+    for draft in statements.statements_prepare(2025):
+        issued = issue_after_review(draft)
+        pages = pdf_pages(bytes(issued.pdf))
+        signed = [page for page in pages if "Certifié exact par l'ordonnateur" in page]
+        assert len(signed) == 1, issued.number
+        assert "Arrêté le présent état à la somme de" in signed[0], issued.number
+        assert "Imputation comptable" in signed[0], issued.number
+        assert not any(mark in page for page in pages for mark in ("{#", "#}", "{%"))
