@@ -32,6 +32,7 @@ from conventions.models import (
     Terms,
     UsageForecast,
     Vote,
+    roles_for,
 )
 from conventions.services.gates import MAX_PERIODICITY_MONTHS
 from conventions.services.in_force import TERMS_FIELDS
@@ -119,14 +120,10 @@ class ConventionForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if (
-            cleaned.get("managing_organisation")
-            and cleaned.get("kind") != ConventionKind.SERVICE_COMMUN
-        ):
-            self.add_error(
-                "managing_organisation",
-                _("Une organisation gestionnaire n'est désignée que pour un service commun."),
-            )
+        if cleaned.get("kind") != ConventionKind.SERVICE_COMMUN:
+            # Only a service commun has a managing organisation: the field (hidden for the
+            # other types in the browser, pre-filled with the EPCI) is left empty for them.
+            cleaned["managing_organisation"] = None
         return cleaned
 
 
@@ -351,10 +348,73 @@ class SharedChoicesFormSet(InlineFormSet):
         return form
 
 
+class BasePartyFormSet(SharedChoicesFormSet):
+    """The parties of a convention, shaped by its type (``kind``, set by the view once the
+    convention's form is read): only the roles the type allows are offered, and a role it
+    forbids is refused with its reason; a service commun's managing organisation
+    (``managing_organisation``) must be one of its members."""
+
+    kind = None
+    managing_organisation = None
+
+    def _construct_form(self, i, **kwargs):
+        form = super()._construct_form(i, **kwargs)
+        if self.kind and not self.is_bound:
+            allowed = roles_for(self.kind)
+            form.fields["role"].choices = [
+                choice
+                for choice in form.fields["role"].choices
+                if not choice[0] or choice[0] in allowed
+            ]
+        return form
+
+    def kept_forms(self) -> list:
+        """The rows that will be parties once saved: filled in, valid, not deleted."""
+        return [
+            form
+            for form in self.forms
+            if hasattr(form, "cleaned_data")
+            and form.cleaned_data.get("organisation")
+            and not self._should_delete_form(form)
+        ]
+
+    def clean(self):
+        super().clean()
+        if not self.kind:
+            return
+        allowed = roles_for(self.kind)
+        for form in self.kept_forms():
+            role = form.cleaned_data.get("role")
+            if not role or role in allowed:
+                continue
+            if self.kind == ConventionKind.SERVICE_COMMUN:
+                message = _(
+                    "Les parties d'un service commun en sont membres : « %(role)s » n'est pas un "
+                    "rôle possible pour ce type de convention."
+                ) % {"role": PartyRole(role).label}
+            else:
+                message = _(
+                    "« %(role)s » est réservé aux services communs : choisissez prestataire ou "
+                    "bénéficiaire."
+                ) % {"role": PartyRole(role).label}
+            form.add_error("role", message)
+        managing = self.managing_organisation
+        if self.kind == ConventionKind.SERVICE_COMMUN and managing is not None:
+            members = {form.cleaned_data["organisation"] for form in self.kept_forms()}
+            if managing not in members:
+                raise forms.ValidationError(
+                    _(
+                        "L'organisation gestionnaire doit être membre du service commun : ajoutez "
+                        "%(name)s aux parties ou choisissez un des membres."
+                    )
+                    % {"name": managing.name}
+                )
+
+
 PartyFormSet = inlineformset_factory(
     Convention,
     Party,
-    formset=SharedChoicesFormSet,
+    formset=BasePartyFormSet,
     fields=["organisation", "role"],
     extra=1,
     can_delete=True,
@@ -365,7 +425,7 @@ PartyFormSet = inlineformset_factory(
 NewPartyFormSet = inlineformset_factory(
     Convention,
     Party,
-    formset=SharedChoicesFormSet,
+    formset=BasePartyFormSet,
     fields=["organisation", "role"],
     extra=3,
     can_delete=False,

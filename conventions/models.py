@@ -240,6 +240,14 @@ class PartyRole(models.TextChoices):
     MEMBER = "MEMBER", _("Membre du service commun")
 
 
+def roles_for(kind: str) -> tuple[str, ...]:
+    """The roles a type of convention gives its parties: the members of a service commun
+    (L5211-4-2), a provider and its beneficiaries for every other type."""
+    if kind == ConventionKind.SERVICE_COMMUN:
+        return (PartyRole.MEMBER,)
+    return (PartyRole.PROVIDER, PartyRole.BENEFICIARY)
+
+
 class Party(models.Model):
     convention = models.ForeignKey(
         Convention, verbose_name=_("convention"), on_delete=models.CASCADE, related_name="parties"

@@ -143,13 +143,27 @@ def convention_forms(request, convention, terms):
         if convention.territory_id
         else territories_of(request.user)
     )
+    # A new convention of the usual kind, for the staff of one EPCI: the EPCI is a party (and
+    # would manage a service commun) until they choose otherwise.
+    epci = territories[0] if not convention.pk and len(territories) == 1 else None
+    if epci is not None and not main.is_bound and not main.initial.get("managing_organisation"):
+        main.initial["managing_organisation"] = epci.pk
+    parties = (forms.PartyFormSet if convention.pk else forms.NewPartyFormSet)(
+        data,
+        instance=convention,
+        prefix="parties",
+        choices={"organisation": forms.party_choices(territories)},
+        initial=[{"organisation": epci.pk}] if epci is not None else None,
+    )
+    # The type shapes the parties: read from the form once valid, else the convention's own
+    # (a new convention's type is chosen on the page: the browser filters the roles then).
+    if main.is_bound and main.is_valid():
+        parties.kind = main.cleaned_data["kind"]
+        parties.managing_organisation = main.cleaned_data.get("managing_organisation")
+    elif convention.pk:
+        parties.kind = convention.kind
     formsets = {
-        "parties": (forms.PartyFormSet if convention.pk else forms.NewPartyFormSet)(
-            data,
-            instance=convention,
-            prefix="parties",
-            choices={"organisation": forms.party_choices(territories)},
-        ),
+        "parties": parties,
         "services": forms.ServiceFormSet(
             data,
             instance=convention,

@@ -4,7 +4,7 @@ of another commune never sees it."""
 import pytest
 
 from conventions.models import Convention, Status
-from tests.conftest import screenshot, seed_territory
+from tests.conftest import assert_accessible, screenshot, seed_territory
 
 pytestmark = [
     pytest.mark.browser,
@@ -121,3 +121,59 @@ def test_the_list_filters_by_an_organisation_searched_by_name(live_server, page)
     assert page.locator("#table-conventions tbody tr").count() == 1
     assert "Convention avec Aubière" in page.locator("#table-conventions").inner_text()
     assert "Beaumont" not in page.locator("#table-conventions").inner_text()
+
+
+def test_the_creation_form_offers_only_the_roles_the_chosen_type_allows(live_server, page):
+    seed_territory()
+    log_in(page, live_server, "gestionnaire")
+    page.goto(live_server.url + "/conventions/nouvelle/")
+    parties = page.locator("[role=group][aria-label^='Parties']")
+    first_role = parties.nth(0).get_by_label("Rôle")
+
+    def offered(select):
+        return select.locator("option:not([hidden]):not([value=''])").all_inner_texts()
+
+    # The territory's EPCI is already the first party.
+    assert (
+        parties.nth(0).get_by_label("Organisation").locator("option:checked").inner_text()
+        == "Clermont Auvergne Métropole"
+    )
+    page.get_by_label("Type de convention").select_option(label="Service commun")
+    assert offered(first_role) == ["Membre du service commun"]
+    assert first_role.input_value() == "MEMBER"
+    # A row without an organisation stays empty (saved, it would ask for one); naming one
+    # gives it the role.
+    second_role = parties.nth(1).get_by_label("Rôle")
+    assert second_role.input_value() == ""
+    parties.nth(1).get_by_label("Organisation").select_option(label="Aubière")
+    assert second_role.input_value() == "MEMBER"
+    managing = page.get_by_label("Organisation gestionnaire")
+    assert managing.is_visible()
+    assert managing.locator("option:checked").inner_text() == "Clermont Auvergne Métropole"
+    assert_accessible(page, "création d'un service commun")
+    screenshot(page, "convention-form-service-commun")
+
+    page.get_by_label("Type de convention").select_option(label="Mise à disposition de services")
+    assert offered(first_role) == ["Prestataire", "Bénéficiaire"]
+    assert first_role.input_value() == ""
+    assert not managing.is_visible()
+
+    # Back to a service commun, filled in and saved: its parties are its members.
+    page.get_by_label("Type de convention").select_option(label="Service commun")
+    page.get_by_label("Intitulé").fill("Service commun des archives")
+    page.get_by_label("Objet").fill("Gestion commune des archives.")
+    page.get_by_label("Date de prise d'effet").fill("2027-01-01")
+    page.get_by_label("Modalité de règlement").select_option(label="Titre de recettes")
+    page.get_by_label("Périodicité des remboursements (mois)").fill("12")
+    page.locator("[role=group][aria-label^='Services couverts']").first.get_by_label(
+        "Service"
+    ).select_option(label="Archives")
+    page.get_by_role("button", name="Enregistrer").click()
+    page.wait_for_url(live_server.url + "/conventions/CONV-2027-001/")
+    convention = Convention.objects.get(reference="CONV-2027-001")
+    assert convention.kind == "SERVICE_COMMUN"
+    assert convention.managing_organisation.name == "Clermont Auvergne Métropole"
+    assert sorted(convention.parties.values_list("organisation__name", "role")) == [
+        ("Aubière", "MEMBER"),
+        ("Clermont Auvergne Métropole", "MEMBER"),
+    ]
