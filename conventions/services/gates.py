@@ -25,12 +25,12 @@ from conventions.services.in_force import (
     direction_of,
     initial_terms,
 )
+from mutualisation.french import of
 from mutualisation.models import (
     EpciMembership,
     PopulationRecord,
     TaxRegime,
 )
-from mutualisation.templatetags.french import of
 
 # Comités sociaux territoriaux replaced comités techniques on this date (loi 2019-828).
 CST_FROM = date(2023, 1, 1)
