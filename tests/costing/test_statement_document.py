@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from django.template.loader import render_to_string
 from django.utils import timezone
 from pypdf import PdfReader
 
@@ -270,3 +271,23 @@ def test_a_snapshot_without_the_new_keys_still_renders(creditor):
     assert "8 965,47 €" in text
     assert "article D. 5211-16" in text
     assert "Arrêté le présent état à la somme de 8 965,47 €" in text
+
+
+@pytest.mark.parametrize(
+    ("basis", "sentence"),
+    [
+        (["L. 5111-1"], "Fondement : article L. 5111-1 et la convention n° C-1."),
+        (
+            ["L. 5111-1", "L. 5211-4-3"],
+            "Fondement : articles L. 5111-1, L. 5211-4-3 et la convention n° C-1.",
+        ),
+    ],
+)
+def test_the_basis_of_another_convention_says_article_for_one_and_articles_for_more(
+    basis, sentence
+):
+    snapshot = {"convention": {"legal_basis": basis, "reference": "C-1"}}
+    html = render_to_string(
+        "costing/statement/legal_basis.html", {"s": snapshot, "kind_code": "OTHER"}
+    )
+    assert sentence in html
