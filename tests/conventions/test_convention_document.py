@@ -251,3 +251,15 @@ def test_the_acomptes_clause_agrees_with_their_number(mad_descendante, count, cl
         "conventions/convention_pdf.html", documents.convention_document(convention)
     )
     assert clause in unescape(html)
+
+
+def test_agents_are_made_available_by_a_manager_named_with_an_elided_de(service_commun, territory):
+    territory.epci.name = "Issoire Communauté"
+    territory.epci.save()
+    convention = Convention.objects.get(pk=service_commun.convention.pk)
+    html = unescape(
+        render_to_string(
+            "conventions/convention_pdf.html", documents.convention_document(convention)
+        )
+    )
+    assert "sans limitation de durée, d'Issoire Communauté pour la part de leur temps" in html
