@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from conventions.models import Convention, ConventionKind, ConventionService, Party, Status
+from mutualisation.forms import Form
 from mutualisation.models import Organisation, Service
 
 SIREN = re.compile(r"[0-9]{9}")
@@ -33,6 +34,7 @@ class ConventionFilter(django_filters.FilterSet):
 
     class Meta:
         model = Convention
+        form = Form
         fields = ["q", "kind", "status", "organisation", "service", "year"]
 
     def __init__(self, *args, user=None, **kwargs):

@@ -36,7 +36,7 @@ from conventions.models import (
 )
 from conventions.services.gates import MAX_PERIODICITY_MONTHS
 from conventions.services.in_force import TERMS_FIELDS
-from mutualisation.forms import InlineFormSet, finite_decimals
+from mutualisation.forms import Form, InlineFormSet, ModelForm, finite_decimals
 from mutualisation.models import (
     EpciMembership,
     Organisation,
@@ -60,7 +60,7 @@ def date_widgets(*names):
     return {name: DateInput() for name in names}
 
 
-class ConventionForm(forms.ModelForm):
+class ConventionForm(ModelForm):
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
     class Meta:
@@ -127,7 +127,7 @@ class ConventionForm(forms.ModelForm):
         return cleaned
 
 
-class TermsForm(forms.ModelForm):
+class TermsForm(ModelForm):
     class Meta:
         model = Terms
         formfield_callback = finite_decimals
@@ -185,7 +185,7 @@ class TermsForm(forms.ModelForm):
         return cleaned
 
 
-class ConventionServiceForm(forms.ModelForm):
+class ConventionServiceForm(ModelForm):
     class Meta:
         model = ConventionService
         fields = ["service", "unit_type", "allocation_key", "population_vintage"]
@@ -203,7 +203,7 @@ class ConventionServiceForm(forms.ModelForm):
         return cleaned
 
 
-class DeliberationForm(forms.ModelForm):
+class DeliberationForm(ModelForm):
     link = forms.URLField(
         label=_("Lien vers l'acte"), required=False, assume_scheme="https", max_length=200
     )
@@ -257,7 +257,7 @@ class DeliberationForm(forms.ModelForm):
         return cleaned
 
 
-class DeliberationPublicityForm(forms.ModelForm):
+class DeliberationPublicityForm(ModelForm):
     """What makes a deliberation enforceable: its transmission to the préfecture (date and
     accusé de réception) and its publication (CGCT L2131-1)."""
 
@@ -292,7 +292,7 @@ class DeliberationPublicityForm(forms.ModelForm):
         return cleaned
 
 
-class ConventionPublicityForm(forms.Form):
+class ConventionPublicityForm(Form):
     """The signed convention's transmission to the contrôle de légalité and its notification."""
 
     transmitted_on = forms.DateField(
@@ -467,7 +467,7 @@ DeliberationFormSet = inlineformset_factory(
 )
 
 
-class UsageForecastForm(forms.ModelForm):
+class UsageForecastForm(ModelForm):
     class Meta:
         model = UsageForecast
         formfield_callback = finite_decimals
@@ -503,7 +503,7 @@ def not_in_the_future(day):
     return day
 
 
-class OpinionForm(forms.ModelForm):
+class OpinionForm(ModelForm):
     """A staff-body opinion: given for one of the convention's parties, on a past date."""
 
     class Meta:
@@ -522,7 +522,7 @@ class OpinionForm(forms.ModelForm):
         return not_in_the_future(self.cleaned_data.get("date"))
 
 
-class ImpactSheetForm(forms.ModelForm):
+class ImpactSheetForm(ModelForm):
     class Meta:
         model = ImpactSheet
         fields = [
@@ -535,7 +535,7 @@ class ImpactSheetForm(forms.ModelForm):
         widgets = date_widgets("established_on")
 
 
-class AgentForm(forms.ModelForm):
+class AgentForm(ModelForm):
     class Meta:
         model = AgentAssignment
         formfield_callback = finite_decimals
@@ -560,7 +560,7 @@ class AgentForm(forms.ModelForm):
             self.instance.convention = convention
 
 
-class AttachmentForm(forms.ModelForm):
+class AttachmentForm(ModelForm):
     """A signed scan: PDF only, at most 10 Mo, and it must really be a readable PDF."""
 
     class Meta:
@@ -617,7 +617,7 @@ class RecordsField(forms.ModelMultipleChoiceField):
         return super()._check_values(value)
 
 
-class AmendmentForm(forms.ModelForm):
+class AmendmentForm(ModelForm):
     """An avenant: its object and date, and what it changes besides the terms: communes that
     join or leave, a service added or withdrawn; for a service commun, the updated fiche
     d'impact."""
@@ -750,11 +750,11 @@ class AmendmentForm(forms.ModelForm):
         ]
 
 
-class SignatureForm(forms.Form):
+class SignatureForm(Form):
     signature_date = forms.DateField(label=_("Date de signature"), widget=DateInput())
 
 
-class TerminationForm(forms.ModelForm):
+class TerminationForm(ModelForm):
     class Meta:
         model = Termination
         fields = [

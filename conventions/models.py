@@ -12,6 +12,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from mutualisation.french import of
 from mutualisation.models import Organisation, OrganisationKind, Service, UnitType
 from mutualisation.validators import validate_plausible_date
 
@@ -806,10 +807,10 @@ class StaffBodyOpinion(models.Model):
         ordering = ["date"]
 
     def __str__(self):
-        return gettext("Avis %(opinion)s du %(body)s de %(organisation)s, %(date)s") % {
+        return gettext("Avis %(opinion)s du %(body)s %(of_organisation)s, %(date)s") % {
             "opinion": self.get_opinion_display().lower(),
             "body": self.body,
-            "organisation": self.organisation,
+            "of_organisation": of(self.organisation),
             "date": self.date.strftime("%d/%m/%Y"),
         }
 

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from conventions.forms import DateInput
 from costing.models import ACCOUNT_FORMAT_MESSAGE, CostBase, CostLine
-from mutualisation.forms import DecimalField, InlineFormSet, finite_decimals
+from mutualisation.forms import DecimalField, Form, InlineFormSet, ModelForm, finite_decimals
 from mutualisation.models import Service, UnitWeight
 from mutualisation.rules import territories_of
 from mutualisation.validators import validate_plausible_date
@@ -25,7 +25,7 @@ MONTH_ABBREVIATIONS = [
 ]  # fmt: skip
 
 
-class CostBaseForm(forms.ModelForm):
+class CostBaseForm(ModelForm):
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args, user=None, **kwargs):
@@ -57,7 +57,7 @@ class CostBaseForm(forms.ModelForm):
         widgets = {"notes": forms.Textarea(attrs={"rows": 2})}
 
 
-class CostLineForm(forms.ModelForm):
+class CostLineForm(ModelForm):
     account = forms.CharField(
         label=_("Compte (M57)"),
         max_length=10,
@@ -100,7 +100,7 @@ CostLineFormSet = inlineformset_factory(
 )
 
 
-class NotificationForm(forms.Form):
+class NotificationForm(Form):
     notified_on = forms.DateField(
         label=_("Notifié aux bénéficiaires le"),
         widget=DateInput(),
@@ -108,7 +108,7 @@ class NotificationForm(forms.Form):
     )
 
 
-class UnitCostCorrectionForm(forms.Form):
+class UnitCostCorrectionForm(Form):
     """The reason of a correction of a notified unit cost (a new version)."""
 
     reason = forms.CharField(
@@ -119,7 +119,7 @@ class UnitCostCorrectionForm(forms.Form):
     )
 
 
-class ProvisionalForm(forms.Form):
+class ProvisionalForm(Form):
     # An index (INSEE, e.g. 104,2) has a few digits; 1e308 overflowed the computation.
     index_now = DecimalField(
         label=_("Indice de l'année N"), localize=True, min_value=0, max_digits=12, decimal_places=4
@@ -133,7 +133,7 @@ class ProvisionalForm(forms.Form):
     )
 
 
-class UsageGridForm(forms.Form):
+class UsageGridForm(Form):
     """Quantities of one service for a year: a cell per beneficiary and month."""
 
     def __init__(self, *args, beneficiaries, year, **kwargs):
@@ -207,7 +207,7 @@ class UsageGridForm(forms.Form):
         return loaded
 
 
-class UsageImportForm(forms.Form):
+class UsageImportForm(Form):
     file = forms.FileField(
         label=_("Fichier CSV ou XLSX"),
         help_text=_(
@@ -227,13 +227,13 @@ class UsageImportForm(forms.Form):
     )
 
 
-class RemarkForm(forms.Form):
+class RemarkForm(Form):
     text = forms.CharField(
         label=_("Votre remarque"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000
     )
 
 
-class CorrectionForm(forms.Form):
+class CorrectionForm(Form):
     reason = forms.CharField(
         label=_("Motif de la correction"), widget=forms.Textarea(attrs={"rows": 2}), max_length=2000
     )
@@ -242,7 +242,7 @@ class CorrectionForm(forms.Form):
 QUANTITY_OPTIONS = {"max_digits": 12, "decimal_places": 3, "localize": True}
 
 
-class UsageRecordForm(forms.Form):
+class UsageRecordForm(Form):
     """Correct one recorded use; the reason goes into its history."""
 
     quantity = DecimalField(label=_("Quantité"), **QUANTITY_OPTIONS)
@@ -262,7 +262,7 @@ class UsageRecordForm(forms.Form):
         self.fields["weight"].queryset = UnitWeight.objects.filter(unit_type=unit_type)
 
 
-class UsageAdjustmentForm(forms.Form):
+class UsageAdjustmentForm(Form):
     """A justified adjustment of a payer's usage for a month (negative to withdraw units)."""
 
     beneficiary = forms.ModelChoiceField(label=_("Bénéficiaire"), queryset=None)
@@ -288,7 +288,7 @@ class UsageAdjustmentForm(forms.Form):
         )
 
 
-class InstalmentCallForm(forms.Form):
+class InstalmentCallForm(Form):
     up_to = forms.DateField(
         label=_("Appeler les acomptes échus jusqu'au"),
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
@@ -296,11 +296,11 @@ class InstalmentCallForm(forms.Form):
     )
 
 
-class InstalmentTitreForm(forms.Form):
+class InstalmentTitreForm(Form):
     number = forms.CharField(label=_("N° du titre émis"), max_length=40)
 
 
-class InstalmentPaymentForm(forms.Form):
+class InstalmentPaymentForm(Form):
     paid_on = forms.DateField(
         label=_("Encaissé le"),
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
@@ -308,5 +308,5 @@ class InstalmentPaymentForm(forms.Form):
     )
 
 
-class InstalmentCancelForm(forms.Form):
+class InstalmentCancelForm(Form):
     reason = forms.CharField(label=_("Motif de l'annulation"), max_length=200)

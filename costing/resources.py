@@ -46,6 +46,7 @@ from costing.services import (
     weighted_units,
 )
 from costing.statements import lock_year
+from mutualisation.french import of
 from mutualisation.models import Organisation, Service, UnitWeight
 from mutualisation.validators import validate_plausible_date
 
@@ -481,12 +482,12 @@ class UsageFileChecker:
                         "mois",
                         _(
                             "L'état n° %(number)s, émis pendant la vérification du fichier, "
-                            "couvre les recours %(year)s de %(payer)s : rien n'a été importé."
+                            "couvre les recours %(year)s %(of_payer)s : rien n'a été importé."
                         )
                         % {
                             "number": statement.number,
                             "year": statement.year,
-                            "payer": statement.payer.name,
+                            "of_payer": of(statement.payer.name),
                         },
                     )
                 )

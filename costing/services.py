@@ -63,6 +63,7 @@ from costing.models import (
     UsageRecord,
     UsageSource,
 )
+from mutualisation.french import of
 from mutualisation.models import Organisation, PopulationRecord, Service
 from mutualisation.services import last_change
 
@@ -484,9 +485,9 @@ def usage_lock_reason(*, convention_id: int, beneficiary_id: int, year: int) -> 
 def issued_year_message(issued) -> str:
     """Why the usage an issued statement covers cannot change (and what to do)."""
     return _(
-        "L'état n° %(number)s émis couvre les recours %(year)s de %(payer)s : mettez-le "
+        "L'état n° %(number)s émis couvre les recours %(year)s %(of_payer)s : mettez-le "
         "d'abord en correction, puis modifiez les recours et émettez la correction."
-    ) % {"number": issued.number, "year": issued.year, "payer": issued.payer.name}
+    ) % {"number": issued.number, "year": issued.year, "of_payer": of(issued.payer.name)}
 
 
 def month_units(*, convention_id, beneficiary_id, service_id, month_start, exclude_pk=None):
@@ -516,10 +517,10 @@ def negative_month_reason(record: UsageRecord, units: Decimal, exclude_pk=None) 
 def negative_month_message(record: UsageRecord, total: Decimal) -> str:
     """An adjustment that would bring the month's units of a payer below zero."""
     return _(
-        "Les unités de %(payer)s pour « %(service)s » en %(month)s deviendraient négatives "
+        "Les unités %(of_payer)s pour « %(service)s » en %(month)s deviendraient négatives "
         "(%(total)s) : un ajustement ne retire que ce qui a été enregistré."
     ) % {
-        "payer": record.beneficiary.name,
+        "of_payer": of(record.beneficiary.name),
         "service": record.service.name,
         "month": record.period_start.strftime("%m/%Y"),
         "total": format(total.normalize(), "f").replace(".", ","),

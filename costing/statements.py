@@ -53,6 +53,7 @@ from costing.models import (
 from costing.money import ZERO
 from mutualisation.database import is_busy
 from mutualisation.documents import join_with_page_numbers, render_pdf
+from mutualisation.french import of
 from mutualisation.models import Organisation
 from mutualisation.rules import scope_of
 from mutualisation.services import locked_counter, next_in_sequence
@@ -851,11 +852,11 @@ def issue_refusals(
     if channel_of(statement) == engine.CHANNEL_TITRE and not statement.payee.public_accountant:
         reasons.append(
             _(
-                "Le comptable public assignataire de %(payee)s n'est pas renseigné : le titre de "
+                "Le comptable public assignataire %(of_payee)s n'est pas renseigné : le titre de "
                 "recettes doit le nommer (L1617-5). Renseignez-le dans le référentiel des "
                 "organisations."
             )
-            % {"payee": statement.payee.name}
+            % {"of_payee": of(statement.payee.name)}
         )
     if statement.cancels_id is not None and changes_nothing(statement):
         reasons.append(

@@ -383,7 +383,11 @@ def usage_grid(request, reference, service, year):
             )
             status = 409
         else:
-            messages.success(request, _("%(count)s case(s) enregistrée(s).") % {"count": written})
+            messages.success(
+                request,
+                ngettext("%(count)s case enregistrée.", "%(count)s cases enregistrées.", written)
+                % {"count": written},
+            )
             return redirect(request.path)
     return render(
         request,
@@ -564,11 +568,20 @@ def usage_import_confirm(request, pk):
         messages.error(request, str(error))
         return redirect("costing:usage-import")
     if job.status == UsageImport.ImportStatus.IMPORTED:
-        messages.success(request, _("%(count)s ligne(s) importée(s).") % {"count": job.rows})
+        messages.success(
+            request,
+            ngettext("%(count)s ligne importée.", "%(count)s lignes importées.", job.rows)
+            % {"count": job.rows},
+        )
         if job.replaced:
             messages.success(
                 request,
-                _("%(count)s recours importé(s) auparavant remplacé(s).") % {"count": job.replaced},
+                ngettext(
+                    "%(count)s recours importé auparavant remplacé.",
+                    "%(count)s recours importés auparavant remplacés.",
+                    job.replaced,
+                )
+                % {"count": job.replaced},
             )
     return redirect("costing:usage-import-detail", pk=job.pk)
 
@@ -676,7 +689,13 @@ def statements_prepare(request, year):
         messages.error(request, str(error))
     else:
         messages.success(
-            request, _("%(count)s projet(s) d'état calculé(s).") % {"count": len(prepared)}
+            request,
+            ngettext(
+                "%(count)s projet d'état calculé.",
+                "%(count)s projets d'état calculés.",
+                len(prepared),
+            )
+            % {"count": len(prepared)},
         )
     return redirect("costing:statements", year=year)
 
@@ -955,7 +974,11 @@ def instalments_call(request, year):
             up_to=form.cleaned_data["up_to"],
             conventions=Convention.objects.of_territories(request.user),
         )
-        messages.success(request, _("%(count)s acompte(s) appelé(s).") % {"count": len(called)})
+        messages.success(
+            request,
+            ngettext("%(count)s acompte appelé.", "%(count)s acomptes appelés.", len(called))
+            % {"count": len(called)},
+        )
     else:
         messages.error(request, _("Indiquez une date valide (JJ/MM/AAAA)."))
     return redirect("costing:instalments", year=year)

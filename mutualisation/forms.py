@@ -4,9 +4,45 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator
 from django.db import IntegrityError, models, transaction
+from django.db.models.fields import BLANK_CHOICE_DASH
 from django.utils.text import get_text_list
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+
+BLANK_LABELS = {BLANK_CHOICE_DASH[0][1], "—", ""}
+# The first choice of a list where nothing is chosen yet (Django writes « --------- »).
+EMPTY_CHOICE = _("— Choisir —")
+
+
+def name_empty_choices(form) -> None:
+    """Give every list of ``form`` the French empty choice: model choice fields (their
+    ``empty_label``) and the blank choice of fields with choices."""
+    for field in form.fields.values():
+        if getattr(field, "empty_label", None) is not None:
+            # ModelChoiceField, and django-filter's choice fields (whose widget may still list
+            # the choices of the field it was copied from)
+            field.empty_label = EMPTY_CHOICE
+            field.widget.choices = field.choices
+        elif isinstance(field, forms.ChoiceField) and not isinstance(field, forms.ModelChoiceField):
+            choices = list(field.choices)
+            if choices and choices[0][0] == "" and choices[0][1] in BLANK_LABELS:
+                field.choices = [("", EMPTY_CHOICE), *choices[1:]]
+
+
+class NamedEmptyChoices:
+    """Form mixin: the lists read « — Choisir — » when nothing is chosen yet."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        name_empty_choices(self)
+
+
+class Form(NamedEmptyChoices, forms.Form):
+    """The base of the project's forms (and of its filters' forms)."""
+
+
+class ModelForm(NamedEmptyChoices, forms.ModelForm):
+    """The base of the project's model forms (and of the rows of its formsets)."""
 
 
 def limit_username(form):
@@ -75,9 +111,15 @@ class InlineFormSet(forms.BaseInlineFormSet):
 
     - Two rows that a unique constraint forbids are explained by the constraint's own French
       message, or else by the fields' French labels (never by their code names, as Django's is).
+    - Its rows' lists read « — Choisir — » when nothing is chosen yet.
     - Saving is all or nothing, rows removed first (a row removed frees its values for another
       row of the same form); rows the database still refuses raise RowsConflict, never a 500.
     """
+
+    def _construct_form(self, i, **kwargs):
+        form = super()._construct_form(i, **kwargs)
+        name_empty_choices(form)
+        return form
 
     def __init__(self, *args, choices=None, **kwargs):
         # {field name: queryset}: the choices every row offers (e.g. the territory's organisations).

@@ -12,6 +12,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from mutualisation.french import of
 from mutualisation.validators import (
     validate_insee_code,
     validate_plausible_date,
@@ -279,9 +280,9 @@ class EpciMembership(models.Model):
         ]
 
     def __str__(self):
-        return gettext("%(member)s, membre de %(epci)s") % {
+        return gettext("%(member)s, membre %(of_epci)s") % {
             "member": self.member,
-            "epci": self.epci,
+            "of_epci": of(self.epci),
         }
 
     def clean(self):

@@ -12,7 +12,9 @@ from types import SimpleNamespace
 
 import pytest
 from django.core.management import call_command
+from django.core.signals import setting_changed
 
+from mutualisation.french import install_french_plurals
 from mutualisation.management.commands.seed_demo import DEMO_PASSWORD
 from mutualisation.models import Role
 from mutualisation.services import seed_demo_territory
@@ -25,6 +27,10 @@ from tests.factories import (
 )
 
 PASSWORD = "mot-de-passe-de-test"
+
+# After Django's own test receiver, which starts the translations anew when a test changes the
+# language settings: the French translation gets its French plural rule back.
+setting_changed.connect(install_french_plurals, dispatch_uid="french-plurals")
 
 
 @pytest.fixture

@@ -104,6 +104,8 @@ def project_forms() -> set[type]:
                     continue
                 if issubclass(value, BaseFormSet) and not hasattr(value, "form"):
                     continue  # a base class of formsets, not a formset a screen uses
+                if issubclass(value, BaseForm) and not value.base_fields and value.__subclasses__():
+                    continue  # a base class of forms (mutualisation.forms.Form), no screen's form
                 made_here = value.__module__ == module.__name__
                 # inlineformset_factory builds its class in django.forms: one bound here is ours.
                 factory_made = issubclass(value, BaseFormSet) and id(value) not in django_classes

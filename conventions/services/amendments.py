@@ -37,6 +37,7 @@ from conventions.services.in_force import (
     terms_in_force,
 )
 from conventions.services.transitions import _locked
+from mutualisation.french import of
 
 
 def membership_gaps(
@@ -62,8 +63,8 @@ def membership_gaps(
             and not is_member_of(organisation, epcis[0], effective_from)
         ):
             gaps.append(
-                _("%(name)s n'est pas membre de %(epci)s au %(date)s.")
-                % {"name": organisation, "epci": epcis[0], "date": fmt(effective_from)}
+                _("%(name)s n'est pas membre %(of_epci)s au %(date)s.")
+                % {"name": organisation, "of_epci": of(epcis[0]), "date": fmt(effective_from)}
             )
     leaving_ids = {p.organisation_id for p in leaving}
     keeper = convention.managing_organisation
@@ -91,10 +92,14 @@ def membership_gaps(
         if owner is not None and line.service.provider_id != owner.pk:
             gaps.append(
                 _(
-                    "Le service « %(service)s » relève de %(provider)s, pas de %(owner)s qui le "
+                    "Le service « %(service)s » relève %(of_provider)s, pas %(of_owner)s qui le "
                     "met à disposition."
                 )
-                % {"service": line.service.name, "provider": line.service.provider, "owner": owner}
+                % {
+                    "service": line.service.name,
+                    "of_provider": of(line.service.provider),
+                    "of_owner": of(owner),
+                }
             )
         if convention.services.filter(service=line.service).exists():
             gaps.append(
@@ -255,11 +260,11 @@ def amendment_staff_gaps(amendment: Amendment, parties, deliberations) -> list[s
         if deliberated and opinion.date > deliberated:
             gaps.append(
                 _(
-                    "L'avis de l'instance de %(organisation)s (%(date)s) doit précéder sa "
+                    "L'avis de l'instance %(of_organisation)s (%(date)s) doit précéder sa "
                     "délibération sur l'avenant (%(deliberated)s)."
                 )
                 % {
-                    "organisation": opinion.organisation,
+                    "of_organisation": of(opinion.organisation),
                     "date": fmt(opinion.date),
                     "deliberated": fmt(deliberated),
                 }

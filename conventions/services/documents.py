@@ -39,7 +39,8 @@ from conventions.services.in_force import (
     terms_in_force,
 )
 from mutualisation.documents import render_pdf
-from mutualisation.templatetags.french import authorised, long_date, of
+from mutualisation.french import of
+from mutualisation.templatetags.french import authorised, long_date
 
 PROJECT, SIGNED, CONSOLIDATED = "projet", "signee", "consolidee"
 

@@ -25,12 +25,12 @@ from conventions.services.in_force import (
     direction_of,
     initial_terms,
 )
+from mutualisation.french import of
 from mutualisation.models import (
     EpciMembership,
     PopulationRecord,
     TaxRegime,
 )
-from mutualisation.templatetags.french import of
 
 # Comités sociaux territoriaux replaced comités techniques on this date (loi 2019-828).
 CST_FROM = date(2023, 1, 1)
@@ -131,8 +131,8 @@ def party_gaps(data: Loaded) -> list[str]:
             )
             if outsiders:
                 gaps.append(
-                    _("Communes non membres de %(epci)s à la date de prise d'effet : %(names)s.")
-                    % {"epci": epcis[0], "names": names(outsiders)}
+                    _("Communes non membres %(of_epci)s à la date de prise d'effet : %(names)s.")
+                    % {"of_epci": of(epcis[0]), "names": names(outsiders)}
                 )
         managing = convention.managing_organisation
         if managing is None:
@@ -175,8 +175,8 @@ def party_gaps(data: Loaded) -> list[str]:
             outsiders = outsiders_of(communes, epci, convention.start_date)
             if outsiders:
                 gaps.append(
-                    _("Communes non membres de %(epci)s à la date de prise d'effet : %(names)s.")
-                    % {"epci": epci, "names": names(outsiders)}
+                    _("Communes non membres %(of_epci)s à la date de prise d'effet : %(names)s.")
+                    % {"of_epci": of(epci), "names": names(outsiders)}
                 )
     return gaps
 
@@ -197,10 +197,14 @@ def service_provider_gaps(data: Loaded) -> list[str]:
         return []  # the missing provider or manager is reported by party_gaps
     return [
         _(
-            "Le service « %(service)s » relève de %(provider)s, pas de %(owner)s qui le met à "
-            "disposition : choisissez un service de %(owner)s."
+            "Le service « %(service)s » relève %(of_provider)s, pas %(of_owner)s qui le met à "
+            "disposition : choisissez un service %(of_owner)s."
         )
-        % {"service": line.service.name, "provider": line.service.provider, "owner": owner}
+        % {
+            "service": line.service.name,
+            "of_provider": of(line.service.provider),
+            "of_owner": of(owner),
+        }
         for line in data.services
         if line.service.provider_id != owner.pk
     ]
@@ -404,13 +408,13 @@ def vote_gaps(deliberations) -> list[str]:
         ):
             gaps.append(
                 _(
-                    "La délibération n° %(number)s de %(organisation)s est enregistrée comme "
+                    "La délibération n° %(number)s %(of_organisation)s est enregistrée comme "
                     "« %(vote)s » avec %(for)s voix pour et %(against)s voix contre : corrigez le "
                     "vote ou les voix."
                 )
                 % {
                     "number": d.number,
-                    "organisation": d.organisation,
+                    "of_organisation": of(d.organisation),
                     "vote": d.get_vote_display().lower(),
                     "for": d.votes_for,
                     "against": d.votes_against,
@@ -496,18 +500,18 @@ def staff_body_gaps(data: Loaded) -> list[str]:
             if not opinion.body_name.strip():
                 gaps.append(
                     _(
-                        "L'avis du %(date)s de %(organisation)s a été rendu par le CST d'un centre "
+                        "L'avis du %(date)s %(of_organisation)s a été rendu par le CST d'un centre "
                         "de gestion : nommez ce centre de gestion."
                     )
-                    % {"date": fmt(opinion.date), "organisation": opinion.organisation}
+                    % {"date": fmt(opinion.date), "of_organisation": of(opinion.organisation)}
                 )
             continue
         if opinion.body != expected:
             gaps.append(
-                _("L'avis du %(date)s de %(organisation)s relève du %(expected)s, pas du %(body)s.")
+                _("L'avis du %(date)s %(of_organisation)s relève du %(expected)s, pas du %(body)s.")
                 % {
                     "date": fmt(opinion.date),
-                    "organisation": opinion.organisation,
+                    "of_organisation": of(opinion.organisation),
                     "expected": expected,
                     "body": opinion.body,
                 }
@@ -540,10 +544,11 @@ def staff_body_gaps(data: Loaded) -> list[str]:
         if deliberated and opinion.date > deliberated:
             gaps.append(
                 _(
-                    "L'avis de l'instance de %(organisation)s (%(date)s) doit précéder sa délibération (%(deliberated)s)."
+                    "L'avis de l'instance %(of_organisation)s (%(date)s) doit précéder sa "
+                    "délibération (%(deliberated)s)."
                 )
                 % {
-                    "organisation": opinion.organisation,
+                    "of_organisation": of(opinion.organisation),
                     "date": fmt(opinion.date),
                     "deliberated": fmt(deliberated),
                 }

@@ -10,27 +10,9 @@ from django import template
 from django.utils.formats import date_format
 from num2words import num2words
 
+from mutualisation.french import of
+
 register = template.Library()
-
-VOWELS = "aeiouyhâàäéèêëîïôöûüAEIOUYHÂÀÄÉÈÊËÎÏÔÖÛÜ"
-# An aspirated h forbids the elision; none of these starts a commune of the demo, kept short.
-ASPIRATED_H = ("Hautes", "Haute", "Haut", "Hameau", "Havre", "Herbiers")
-
-
-def of(name: str) -> str:
-    """« de » + a name, as French writes it: de Clermont-Ferrand, d'Aubière, du Cendre,
-    des Martres-d'Artière, de la Roche-Blanche, de l'Isle."""
-    name = str(name).strip()
-    if not name:
-        return ""
-    for article, contracted in (("Le ", "du "), ("Les ", "des ")):
-        if name.startswith(article):
-            return contracted + name[len(article) :]
-    if name.startswith(("La ", "L'")):
-        return "de " + name[0].lower() + name[1:]
-    if name[0] in VOWELS and not name.startswith(ASPIRATED_H):
-        return "d'" + name
-    return "de " + name
 
 
 @register.filter(name="of")

@@ -8,10 +8,12 @@ import io
 import re
 from datetime import date
 from decimal import Decimal
+from html import unescape
 
 import pytest
 import time_machine
 from django.db import DatabaseError, transaction
+from django.template.loader import render_to_string
 from pypdf import PdfReader
 
 from conventions.models import (
@@ -233,3 +235,31 @@ def test_the_database_refuses_to_rewrite_a_frozen_act(signed_mad):
     frozen.refresh_from_db()
     assert bytes(frozen.pdf).startswith(b"%PDF")
     assert bytes(frozen.pdf) != b"%PDF-forged"
+
+
+@pytest.mark.parametrize(
+    ("count", "clause"),
+    [
+        (1, "1 acompte par an appelé sur la prévision, régularisé au vu de l'état annuel"),
+        (4, "4 acomptes par an appelés sur la prévision, régularisés au vu de l'état annuel"),
+    ],
+)
+def test_the_acomptes_clause_agrees_with_their_number(mad_descendante, count, clause):
+    Terms.objects.filter(pk=mad_descendante.terms.pk).update(instalment_count=count)
+    convention = Convention.objects.get(pk=mad_descendante.convention.pk)
+    html = render_to_string(
+        "conventions/convention_pdf.html", documents.convention_document(convention)
+    )
+    assert clause in unescape(html)
+
+
+def test_agents_are_made_available_by_a_manager_named_with_an_elided_de(service_commun, territory):
+    territory.epci.name = "Issoire Communauté"
+    territory.epci.save()
+    convention = Convention.objects.get(pk=service_commun.convention.pk)
+    html = unescape(
+        render_to_string(
+            "conventions/convention_pdf.html", documents.convention_document(convention)
+        )
+    )
+    assert "sans limitation de durée, d'Issoire Communauté pour la part de leur temps" in html

@@ -14,6 +14,7 @@ from conventions.models import (
     ConventionKind,
     Deliberation,
     Direction,
+    Opinion,
     Party,
     PartyRole,
     SettlementMode,
@@ -26,7 +27,7 @@ from conventions.models import (
     Vote,
 )
 from conventions.services import amendments, in_force, overview, records, transitions
-from mutualisation.models import TaxRegime
+from mutualisation.models import Organisation, TaxRegime
 from tests.conventions.conftest import (
     add_deliberations,
     complete_service_commun_file,
@@ -614,3 +615,40 @@ def test_a_commune_manages_a_service_commun_only_when_the_epci_chose_it(service_
     )
     Deliberation.objects.filter(organisation=territory.epci).update(designates_manager=True)
     assert reach(convention, "deliberate").status == Status.DELIBERATED
+
+
+def test_the_epci_a_stranger_is_outside_of_is_named_with_an_elided_de(mad_descendante, territory):
+    territory.epci.name = "Issoire Communauté"
+    territory.epci.save()
+    stranger = OrganisationFactory(name="Commune voisine")
+    EpciMembershipFactory(member=stranger, epci=EpciFactory(name="Autre EPCI"))
+    Party.objects.create(
+        convention=mad_descendante.convention, organisation=stranger, role=PartyRole.BENEFICIARY
+    )
+    message = refusal(mad_descendante.convention, "submit")
+    assert "Communes non membres d'Issoire Communauté à la date de prise d'effet" in message
+
+
+def test_the_owner_of_a_service_is_named_with_de_elided_or_contracted(mad_descendante, territory):
+    territory.epci.name = "Le Grand Clermont"
+    territory.epci.save()
+    territory.commune_a.name = "Aubière"
+    territory.commune_a.save()
+    service = mad_descendante.service
+    service.provider = territory.commune_a
+    service.save()
+    message = refusal(mad_descendante.convention, "submit")
+    assert (
+        f"Le service « {service.name} » relève d'Aubière, pas du Grand Clermont qui le met à "
+        "disposition : choisissez un service du Grand Clermont." in message
+    )
+
+
+def test_a_staff_opinion_names_its_organisation_with_an_elided_de():
+    opinion = StaffBodyOpinion(
+        organisation=Organisation(name="Aubière"),
+        body=StaffBody.CST,
+        opinion=Opinion.FAVOURABLE,
+        date=date(2025, 10, 1),
+    )
+    assert str(opinion).endswith("d'Aubière, 01/10/2025")

@@ -154,7 +154,7 @@ def test_finance_calls_and_records_acomptes_from_the_page(client, personas, bill
     response = client.post(
         reverse("costing:instalments-call", args=[2026]), {"up_to": "2026-04-30"}, follow=True
     )
-    assert "4 acompte(s) appelé(s)." in response.content.decode()
+    assert "4 acomptes appelés." in response.content.decode()
     acompte = Instalment.objects.get(payer__name="Commune A", rank=1)
     client.post(reverse("costing:instalment-action", args=[acompte.pk, "titre"]), {"number": "T-1"})
     response = client.post(

@@ -64,9 +64,7 @@ def test_a_sqlite_backup_gives_the_same_totals_and_fingerprints(issued_and_draft
         pytest.skip("SQLite backup; PostgreSQL has its own test below.")
     issued, _draft = issued_and_draft
     original = verify_here()
-    assert (
-        "Exercice 2026 : 1 état(s) émis dont 0 annulé(s) ; total 8\u00a0965,47\u00a0€" in original
-    )
+    assert "Exercice 2026 : 1 état émis dont 0 annulé ; total 8\u00a0965,47\u00a0€" in original
 
     copy = tmp_path / "mutualis-copie.sqlite3"
     connection.ensure_connection()
@@ -116,9 +114,7 @@ def test_a_postgresql_dump_restored_gives_the_same_totals_and_fingerprints(
         pytest.fail("pg_dump et pg_restore sont requis (paquet postgresql-client).")
     issued, _draft = issued_and_draft
     original = verify_here()
-    assert (
-        "Exercice 2026 : 1 état(s) émis dont 0 annulé(s) ; total 8\u00a0965,47\u00a0€" in original
-    )
+    assert "Exercice 2026 : 1 état émis dont 0 annulé ; total 8\u00a0965,47\u00a0€" in original
 
     settings = connection.settings_dict
     dump = tmp_path / "mutualis.dump"

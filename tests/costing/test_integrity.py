@@ -38,10 +38,11 @@ def test_the_list_of_protective_triggers_is_the_migrated_one():
 
 def test_prints_the_totals_of_each_year_and_finds_nothing_wrong(issued):
     output = verify()
-    assert "Exercice 2026 : 1 état(s) émis dont 0 annulé(s) ; total 8\u00a0965,47\u00a0€" in output
+    assert "Exercice 2026 : 1 état émis dont 0 annulé ; total 8\u00a0965,47\u00a0€" in output
     triggers = len(PROTECTIVE_TRIGGERS[connection.vendor])
     assert (
-        f"Vérifiés : 1 état(s) émis, 1 acte(s) signé(s), 0 pièce(s) jointe(s), {triggers}" in output
+        f"Vérifiés : 1 état émis, 1 acte signé, 0 pièce jointe, {triggers} déclencheurs de protection"
+        in output
     )
     assert "Aucune anomalie." in output
 
@@ -78,7 +79,7 @@ def tamper(sql, params):
 def test_a_pdf_that_no_longer_matches_its_fingerprint_fails(issued):
     tamper("UPDATE costing_statement SET pdf = %s WHERE id = %s", [b"%PDF-1.7 autre", issued.pk])
     errors = StringIO()
-    with pytest.raises(CommandError, match="1 anomalie"):
+    with pytest.raises(CommandError, match="^1 anomalie :"):
         call_command("verify_integrity", stdout=StringIO(), stderr=errors)
     assert (
         f"{issued.number} : le PDF ne correspond plus à son empreinte SHA-256." in errors.getvalue()
@@ -88,7 +89,7 @@ def test_a_pdf_that_no_longer_matches_its_fingerprint_fails(issued):
 def test_a_total_that_no_longer_matches_its_lines_fails(issued):
     tamper("UPDATE costing_statement SET total = 1 WHERE id = %s", [issued.pk])
     errors = StringIO()
-    with pytest.raises(CommandError, match="2 anomalie"):
+    with pytest.raises(CommandError, match="^2 anomalies :"):
         call_command("verify_integrity", stdout=StringIO(), stderr=errors)
     assert (
         f"{issued.number} : total 1,00\u00a0€, mais ses lignes font 8\u00a0965,47\u00a0€."
@@ -109,7 +110,7 @@ def test_a_missing_or_disabled_trigger_fails(issued):
             cursor.execute("DROP TRIGGER costing_statement_issued_no_update")
             missing = "costing_statement_issued_no_update"
     errors = StringIO()
-    with pytest.raises(CommandError, match="1 anomalie"):
+    with pytest.raises(CommandError, match="^1 anomalie :"):
         call_command("verify_integrity", stdout=StringIO(), stderr=errors)
     assert f"Déclencheur de protection absent ou désactivé : {missing}." in errors.getvalue()
     assert Statement.objects.get(pk=issued.pk).is_issued
@@ -134,14 +135,14 @@ def test_a_signed_scan_missing_or_changed_in_the_media_files_fails(billed, perso
             )
         )
     intact = verify()
-    assert "2 pièce(s) jointe(s)" in intact
+    assert "2 pièces jointes" in intact
     assert "Aucune anomalie." in intact
     missing, changed = scans
     missing.file.storage.delete(missing.file.name)
     changed.file.storage.delete(changed.file.name)
     changed.file.storage.save(changed.file.name, ContentFile(b"%PDF-1.7 autre chose"))
     errors = StringIO()
-    with pytest.raises(CommandError, match="2 anomalie"):
+    with pytest.raises(CommandError, match="^2 anomalies :"):
         call_command("verify_integrity", stdout=StringIO(), stderr=errors)
     reference = billed.convention.reference
     assert f"{reference} : pièce jointe « {missing.file.name} » absente des fichiers." in (

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from django.template.loader import render_to_string
 from django.utils import timezone
 from pypdf import PdfReader
 
@@ -287,3 +288,23 @@ def test_the_signature_is_never_left_alone_on_a_page_away_from_the_totals():
         assert "Arrêté le présent état à la somme de" in signed[0], issued.number
         assert "Imputation comptable" in signed[0], issued.number
         assert not any(mark in page for page in pages for mark in ("{#", "#}", "{%"))
+
+
+@pytest.mark.parametrize(
+    ("basis", "sentence"),
+    [
+        (["L. 5111-1"], "Fondement : article L. 5111-1 et la convention n° C-1."),
+        (
+            ["L. 5111-1", "L. 5211-4-3"],
+            "Fondement : articles L. 5111-1, L. 5211-4-3 et la convention n° C-1.",
+        ),
+    ],
+)
+def test_the_basis_of_another_convention_says_article_for_one_and_articles_for_more(
+    basis, sentence
+):
+    snapshot = {"convention": {"legal_basis": basis, "reference": "C-1"}}
+    html = render_to_string(
+        "costing/statement/legal_basis.html", {"s": snapshot, "kind_code": "OTHER"}
+    )
+    assert sentence in html

@@ -144,7 +144,8 @@ def test_usage_grid_saves_french_decimals_and_refuses_negatives(demo):
     response = demo.post(url, {key: "-2"})
     assert "Quantité négative" in response.content.decode()
     assert not UsageRecord.objects.filter(source=UsageSource.GRID).exists()
-    demo.post(url, {key: "12,5"})
+    response = demo.post(url, {key: "12,5"}, follow=True)
+    assert "1 case enregistrée." in response.content.decode()
     record = UsageRecord.objects.get(source=UsageSource.GRID)
     assert (record.quantity, record.units, record.period_start.month) == (
         Decimal("12.5"),
@@ -183,7 +184,7 @@ def test_import_page_previews_then_imports(demo):
     assert not UsageRecord.objects.filter(reference="WEB-1").exists()
     job = response.context["job"]
     response = demo.post(reverse("costing:usage-import-confirm", args=[job.pk]), follow=True)
-    assert "1 ligne(s) importée(s)" in response.content.decode()
+    assert "1 ligne importée." in response.content.decode()
     assert UsageRecord.objects.get(reference="WEB-1").units == 3
     listed = demo.get(reverse("costing:usage-import")).content.decode()
     assert "Vos derniers fichiers" in listed
@@ -220,7 +221,7 @@ def test_confirming_a_preview_imports_that_file_even_after_another_preview(demo)
     )
     confirm = reverse("costing:usage-import-confirm", args=[first.context["job"].pk])
     response = demo.post(confirm, follow=True)
-    assert "1 ligne(s) importée(s)" in response.content.decode()
+    assert "1 ligne importée." in response.content.decode()
     assert UsageRecord.objects.filter(reference="TAB-A").exists()
     assert not UsageRecord.objects.filter(reference="TAB-B").exists()
     again = demo.post(confirm, follow=True)

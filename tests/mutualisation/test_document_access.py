@@ -52,5 +52,5 @@ def test_entries_older_than_the_retention_are_purged(settings, personas):
     DocumentAccess.objects.filter(pk=old.pk).update(at=timezone.now() - timedelta(days=181))
     out = StringIO()
     call_command("purge_document_accesses", stdout=out)
-    assert "1 entrée(s) supprimée(s)" in out.getvalue()
+    assert "1 entrée supprimée." in out.getvalue()
     assert list(DocumentAccess.objects.values_list("pk", flat=True)) == [recent.pk]

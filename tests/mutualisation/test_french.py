@@ -4,9 +4,13 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from django.template import Context, Template
+from django.test import override_settings
 from django.utils import translation
+from django.utils.translation import ngettext
 
-from mutualisation.templatetags.french import authorised, euros_in_words, long_date, of
+from mutualisation.french import of
+from mutualisation.templatetags.french import authorised, euros_in_words, long_date
 
 
 @pytest.mark.parametrize(
@@ -60,3 +64,26 @@ def test_an_amount_is_written_in_words_as_an_etat_is_arrete(amount, words):
 def test_an_amount_in_words_refuses_a_float():
     with pytest.raises(TypeError):
         euros_in_words(12.5)
+
+
+@pytest.mark.parametrize(
+    ("count", "expected"),
+    [(0, "0 projet calculé"), (1, "1 projet calculé"), (2, "2 projets calculés")],
+)
+def test_zero_and_one_take_the_singular_as_in_french(count, expected):
+    with translation.override("fr"):
+        message = ngettext("%(n)s projet calculé", "%(n)s projets calculés", count)
+        assert message % {"n": count} == expected
+        assert (
+            Template(
+                "{% load i18n %}{% blocktranslate count counter=n %}{{ counter }} projet calculé"
+                "{% plural %}{{ counter }} projets calculés{% endblocktranslate %}"
+            ).render(Context({"n": count}))
+            == expected
+        )
+
+
+def test_zero_stays_singular_after_a_test_changes_the_language_settings():
+    with override_settings(LANGUAGE_CODE="fr"):
+        assert ngettext("%(n)s projet", "%(n)s projets", 0) == "%(n)s projet"
+    assert ngettext("%(n)s projet", "%(n)s projets", 0) == "%(n)s projet"

@@ -168,3 +168,10 @@ def test_changes_to_reference_data_are_kept_in_history():
         "Ancien nom",
         "Nouveau nom",
     ]
+
+
+def test_a_membership_names_its_epci_with_an_elided_de():
+    membership = EpciMembership(
+        member=Organisation(name="Le Cendre"), epci=Organisation(name="Issoire Communauté")
+    )
+    assert str(membership) == "Le Cendre, membre d'Issoire Communauté"

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from costing.resources import purge_usage_imports
 
@@ -12,4 +13,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         deleted = purge_usage_imports()
-        self.stdout.write(_("%(count)s fichier(s) supprimé(s).") % {"count": deleted})
+        self.stdout.write(
+            ngettext("%(count)s fichier supprimé.", "%(count)s fichiers supprimés.", deleted)
+            % {"count": deleted}
+        )

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from mutualisation.services import purge_document_accesses
 
@@ -9,4 +10,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         deleted = purge_document_accesses()
-        self.stdout.write(_("%(count)s entrée(s) supprimée(s).") % {"count": deleted})
+        self.stdout.write(
+            ngettext("%(count)s entrée supprimée.", "%(count)s entrées supprimées.", deleted)
+            % {"count": deleted}
+        )
