@@ -656,11 +656,18 @@ def statement_list(request, year):
     )
     page = Paginator(listed, STATEMENTS_PER_PAGE).get_page(request.GET.get("page"))
     rows = [(statement, statements.statement_state(statement)) for statement in page]
+    scope = scope_of(request.user)
     return render(
         request,
         "costing/statement_list.html",
         {
             "year": year,
+            # A commune's staff: the annual summary of each of their organisations.
+            "user_organisations": Organisation.objects.filter(
+                pk__in=scope.organisation_ids
+            ).order_by("name")
+            if scope.organisation_ids and not scope.is_staff_of_a_territory
+            else [],
             "years": year_choices(),
             "rows": rows,
             "pager": pager(request, page, "page", _("Pagination des états")),

@@ -299,3 +299,20 @@ def test_each_territory_sets_its_own_review_window(billed, territory):
     assert {s.review_until for s in drafts().values()} == {
         timezone.localdate() + timedelta(days=30)
     }
+
+
+def test_a_commune_reader_finds_its_annual_summary_on_the_statements_page(
+    client, personas, billed
+):
+    territory = billed.territory
+    client.force_login(personas.reader_a)
+    html = client.get(reverse("costing:statements", args=[2026])).content.decode()
+    own = reverse("costing:commune-summary", args=[2026, territory.commune_a.siren])
+    other = reverse("costing:commune-summary", args=[2026, territory.commune_b.siren])
+    assert f'href="{own}"' in html
+    assert "Récapitulatif annuel de Commune A (PDF)" in html
+    assert other not in html
+    # The territory's staff reach every organisation's summary from the dashboard instead.
+    client.force_login(personas.finance)
+    html = client.get(reverse("costing:statements", args=[2026])).content.decode()
+    assert "Récapitulatif annuel" not in html
