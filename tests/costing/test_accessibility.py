@@ -111,3 +111,50 @@ def test_a_commune_readers_pages_and_the_error_pages_have_no_serious_axe_violati
     found += [f"500: {violation}" for violation in axe_violations(page)]
     screenshot(page, "axe-500")
     assert not found, "\n".join(found)
+
+
+def test_at_390_pixels_the_menu_collapses_and_no_main_page_scrolls_sideways(
+    live_server, browser, billed, personas, flushable_statements
+):
+    statements.statements_prepare(2026, Convention.objects.all())
+    draft = Statement.objects.filter(payer=billed.territory.commune_a).get()
+    reference = billed.convention.reference
+    context = browser.new_context(locale="fr-FR", viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        log_in(page, live_server, "finances")
+        # The menu is folded behind one button, opened and closed with the keyboard.
+        menu = page.get_by_role("button", name="Menu")
+        link = page.get_by_role("navigation", name="Navigation principale").get_by_role(
+            "link", name="Conventions"
+        )
+        assert menu.get_attribute("aria-expanded") == "false"
+        assert not link.is_visible()
+        menu.focus()
+        page.keyboard.press("Enter")
+        link.wait_for(state="visible")
+        page.locator("#menu-principal.show:not(.collapsing)").wait_for()
+        assert menu.get_attribute("aria-expanded") == "true"
+        screenshot(page, "mobile-menu-open")
+        sideways = []
+        for path in [
+            "/",
+            "/conventions/",
+            f"/conventions/{reference}/",
+            "/couts/tableau-de-bord/2026/",
+            "/couts/remboursements/2026/",
+            "/couts/etats/2026/",
+            f"/couts/etat/{draft.pk}/",
+            f"/couts/recours/{reference}/2026/",
+        ]:
+            page.goto(live_server.url + path)
+            page.wait_for_load_state("load")
+            wide = page.evaluate(
+                "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            if wide > 0:
+                sideways.append(f"{path}: {wide} px")
+        screenshot(page, "mobile-usage-state")
+        assert not sideways, sideways
+    finally:
+        context.close()
