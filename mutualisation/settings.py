@@ -254,6 +254,12 @@ LOGGING = {
     },
 }
 
+# Who hears about an accessibility defect (the déclaration d'accessibilité, /accessibilite/):
+# the operator's address. [U] each deployment sets its own.
+MUTUALIS_ACCESSIBILITY_CONTACT = env.str(
+    "MUTUALIS_ACCESSIBILITY_CONTACT", default="accessibilite@mutualis.invalid"
+)
+
 # Demo accounts (seed_demo) are created only when this is true; it can never be true with DEBUG
 # off, so a production database never receives the published demo password.
 DEMO_USERS_ENABLED = DEBUG and env.bool("MUTUALIS_DEMO_USERS", default=True)

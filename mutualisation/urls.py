@@ -37,6 +37,7 @@ urlpatterns = [
         ),
         name="password_change_done",
     ),
+    path("accessibilite/", views.accessibility, name="accessibility"),
     path("admin/", admin.site.urls),
 ]
 

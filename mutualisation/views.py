@@ -1,11 +1,17 @@
 """Pages of the territory: the home page with communes, populations and services."""
 
+import json
+from functools import cache
+from pathlib import Path
+
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.shortcuts import render
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET
 
 from mutualisation.collation import french_sort_key
 from mutualisation.models import EpciMembership, Organisation, PopulationRecord, Service
@@ -102,3 +108,20 @@ def home(request):
         ),
     }
     return render(request, "mutualisation/home.html", context)
+
+
+@cache
+def axe_version() -> str:
+    """The axe-core version the browser tests run (package.json, pinned)."""
+    package = Path(settings.BASE_DIR) / "package.json"
+    return json.loads(package.read_text(encoding="utf-8"))["devDependencies"]["axe-core"]
+
+
+@require_GET
+def accessibility(request):
+    """The déclaration d'accessibilité (RGAA): public, linked from every page's footer."""
+    return render(
+        request,
+        "mutualisation/accessibility.html",
+        {"axe_version": axe_version(), "contact": settings.MUTUALIS_ACCESSIBILITY_CONTACT},
+    )

@@ -102,6 +102,11 @@ def test_a_commune_readers_pages_and_the_error_pages_have_no_serious_axe_violati
     assert response.status == 403
     found += [f"403: {violation}" for violation in axe_violations(page)]
     page.get_by_role("button", name="Se déconnecter").click()
+    # The déclaration d'accessibilité, public, from the login page's footer.
+    page.get_by_role("link", name="Accessibilité : non conforme").click()
+    page.wait_for_url(live_server.url + "/accessibilite/")
+    found += [f"déclaration: {violation}" for violation in axe_violations(page)]
+    screenshot(page, "accessibility-statement")
     # The 500 page as Django's handler renders it, shown at the site's address (its styles
     # load from there): no request can make the application fail on purpose.
     html = server_error(RequestFactory().get("/")).content.decode()

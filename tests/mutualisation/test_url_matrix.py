@@ -70,6 +70,7 @@ ROWS = {
     "logout":                            Row(lambda w: {}, (405,) * 7, (302,) * 7),
     "password_change":                   Row(lambda w: {}, ANY_ACCOUNT, ANY_ACCOUNT),
     "password_change_done":              Row(lambda w: {}, ANY_ACCOUNT, (LOGIN, *(405,) * 6)),
+    "accessibility":                     Row(lambda w: {}, (200,) * 7, (405,) * 7),
     # --- conventions ---------------------------------------------------------------------------
     "conventions:list":                  Row(lambda w: {}, EVERY_ROLE),
     # The list filter's search: organisations the persona may see (test_organisation_search.py).
