@@ -8,6 +8,7 @@
 
 import gc
 import hashlib
+import textwrap
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -1925,9 +1926,9 @@ def stored_dashboard(stored: StoredYear, conventions=None) -> dict:
             )
             entry["amount"] += Decimal(amount)
     positions = stored.positions
-    communes = [p for p in positions if not p.party.is_epci]
-    # The chart shows the largest positions; the table below lists them all, page by page.
-    charted = sorted(communes, key=lambda p: (-abs(p.net), p.party.siren))[:CHART_POSITIONS]
+    # The chart shows the largest positions, the EPCI's included (what the communes pay, it
+    # receives); the table below lists them all, page by page.
+    charted = sorted(positions, key=lambda p: (-abs(p.net), p.party.siren))[:CHART_POSITIONS]
     services_sorted = sorted(by_service.values(), key=lambda e: -e["amount"])
     return {
         "total": stored.total,
@@ -1938,14 +1939,14 @@ def stored_dashboard(stored: StoredYear, conventions=None) -> dict:
         "alerts": alerts(within_days=180, conventions=conventions),
         "computed_at": stored.computed_at,
         "charted_communes": len(charted),
-        "chart_partial": len(charted) < len(communes),
+        "chart_partial": len(charted) < len(positions),
         "chart": {
             "communes": {
-                "labels": [p.party.name for p in charted],
+                "labels": [chart_label(p.party.name) for p in charted],
                 "net": [str(p.net) for p in charted],
             },
             "services": {
-                "labels": [e["name"] for e in services_sorted],
+                "labels": [chart_label(e["name"]) for e in services_sorted],
                 "amounts": [str(e["amount"]) for e in services_sorted],
             },
         },
@@ -1953,3 +1954,10 @@ def stored_dashboard(stored: StoredYear, conventions=None) -> dict:
 
 
 CHART_POSITIONS = 30
+CHART_LABEL_WIDTH = 28  # characters per line of a chart's label
+
+
+def chart_label(name: str) -> list[str]:
+    """A chart's label on lines of at most CHART_LABEL_WIDTH characters, cut between words
+    (Chart.js draws a list as lines): a long service name is wrapped, never truncated."""
+    return textwrap.wrap(name, CHART_LABEL_WIDTH, break_on_hyphens=False) or [name]
