@@ -513,10 +513,13 @@ class OpinionForm(ModelForm):
 
     def __init__(self, *args, convention=None, **kwargs):
         super().__init__(*args, **kwargs)
-        if convention is not None:
-            self.fields["organisation"].queryset = Organisation.objects.filter(
-                parties__convention=convention
-            ).order_by("name")
+        # The convention's parties, and only them (offered and accepted): without its
+        # convention, the form offers no organisation rather than every one of the territory.
+        self.fields["organisation"].queryset = (
+            Organisation.objects.filter(parties__convention=convention).order_by("name")
+            if convention is not None
+            else Organisation.objects.none()
+        )
 
     def clean_date(self):
         return not_in_the_future(self.cleaned_data.get("date"))
