@@ -10,6 +10,7 @@ from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
 
@@ -285,6 +286,53 @@ def convention_transition(request, reference, name):
         % {"status": convention.get_status_display()},
     )
     return redirect(convention)
+
+
+@login_required
+def deliberation_add(request, reference):
+    """The parties' deliberations on the convention, a row pre-filled per party that has not
+    deliberated (``?organisation=`` one of them: its row only), saved together."""
+    convention = get_convention(request, reference, "conventions.change_convention")
+    if not convention.is_editable:
+        messages.error(request, records.deliberations_closed_message(convention))
+        return redirect(convention)
+    lacking = records.parties_without_deliberation(convention)
+    asked = request.GET.get("organisation", "")
+    lacking = [o for o in lacking if str(o.pk) == asked] or lacking
+    formset = forms.NewDeliberationFormSet(
+        request.POST or None,
+        instance=convention,
+        prefix="deliberations",
+        initial=[{"organisation": organisation.pk} for organisation in lacking],
+        form_kwargs={"convention": convention},
+    )
+    status = 200
+    if request.method == "POST" and formset.is_valid():
+        try:
+            saved = records.deliberations_add(convention=convention, formset=formset)
+        except services.TransitionRefused as refused:
+            messages.error(request, " ".join(refused.missing))
+            return redirect(convention)
+        except RowsConflict as conflict:
+            formset._non_form_errors.append(str(conflict))
+            status = 409
+        else:
+            messages.success(
+                request,
+                ngettext(
+                    "%(count)s délibération enregistrée.",
+                    "%(count)s délibérations enregistrées.",
+                    len(saved),
+                )
+                % {"count": len(saved)},
+            )
+            return redirect(convention)
+    return render(
+        request,
+        "conventions/deliberation_add.html",
+        {"convention": convention, "formset": formset},
+        status=status,
+    )
 
 
 RELATED_FORMS = {
