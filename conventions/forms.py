@@ -37,6 +37,7 @@ from conventions.models import (
 from conventions.services.gates import MAX_PERIODICITY_MONTHS
 from conventions.services.in_force import TERMS_FIELDS
 from mutualisation.forms import Form, InlineFormSet, ModelForm, finite_decimals
+from mutualisation.french import of
 from mutualisation.models import (
     EpciMembership,
     Organisation,
@@ -467,6 +468,63 @@ DeliberationFormSet = inlineformset_factory(
 )
 
 
+class NewDeliberationForm(DeliberationForm):
+    """A row of the page adding deliberations: it comes pre-filled with a party; left as it
+    came (whatever party it names), it is no deliberation and is ignored."""
+
+    def has_changed(self):
+        return any(name != "organisation" for name in self.changed_data)
+
+
+class BaseNewDeliberationFormSet(SharedChoicesFormSet):
+    """New deliberations on the convention, a row per party named in ``initial`` (one blank row
+    without it): the rows filled in are saved together, the others ignored; a row's ``legend``
+    names its party (« Délibération d'Aubière »)."""
+
+    def __init__(self, *args, initial=None, **kwargs):
+        self.extra = len(initial or ()) or 1
+        super().__init__(*args, initial=initial, **kwargs)
+
+    def get_queryset(self):
+        return self.model.objects.none()
+
+    def _construct_form(self, i, **kwargs):
+        form = super()._construct_form(i, **kwargs)
+        organisation = form.initial.get("organisation")
+        names = self.__dict__.setdefault("_party_names", dict(form.fields["organisation"].choices))
+        name = names.get(organisation)
+        form.legend = (
+            _("Délibération %(of_organisation)s") % {"of_organisation": of(name)}
+            if name
+            else _("Délibération d'une partie")
+        )
+        return form
+
+    def clean(self):
+        super().clean()
+        if any(self.errors):
+            return
+        if not any(form.has_changed() for form in self.forms):
+            raise ValidationError(
+                _(
+                    "Renseignez au moins une délibération : une ligne laissée telle quelle est "
+                    "ignorée."
+                )
+            )
+
+
+NewDeliberationFormSet = inlineformset_factory(
+    Convention,
+    Deliberation,
+    form=NewDeliberationForm,
+    formset=BaseNewDeliberationFormSet,
+    extra=1,
+    can_delete=False,
+    max_num=MAX_PARTIES,
+    absolute_max=MAX_PARTIES,
+)
+
+
 class UsageForecastForm(ModelForm):
     class Meta:
         model = UsageForecast
@@ -513,10 +571,13 @@ class OpinionForm(ModelForm):
 
     def __init__(self, *args, convention=None, **kwargs):
         super().__init__(*args, **kwargs)
-        if convention is not None:
-            self.fields["organisation"].queryset = Organisation.objects.filter(
-                parties__convention=convention
-            ).order_by("name")
+        # The convention's parties, and only them (offered and accepted): without its
+        # convention, the form offers no organisation rather than every one of the territory.
+        self.fields["organisation"].queryset = (
+            Organisation.objects.filter(parties__convention=convention).order_by("name")
+            if convention is not None
+            else Organisation.objects.none()
+        )
 
     def clean_date(self):
         return not_in_the_future(self.cleaned_data.get("date"))

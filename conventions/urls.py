@@ -24,6 +24,11 @@ urlpatterns = [
         name="record-delete",
     ),
     path(
+        "<str:reference>/deliberations/ajouter/",
+        views.deliberation_add,
+        name="deliberation-add",
+    ),
+    path(
         "<str:reference>/deliberations/<int:pk>/transmission/",
         views.deliberation_publicity,
         name="deliberation-publicity",

@@ -10,6 +10,7 @@ from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
 
@@ -28,6 +29,7 @@ from conventions.models import (
 from conventions.services import (
     amendments,
     documents,
+    gates,
     in_force,
     overview,
     records,
@@ -35,6 +37,7 @@ from conventions.services import (
 )
 from conventions.tables import ConventionTable
 from mutualisation.forms import RowsConflict
+from mutualisation.french import of
 from mutualisation.models import Organisation, OrganisationKind, Service
 from mutualisation.rules import scope_of, territories_of
 from mutualisation.services import record_document_access
@@ -114,12 +117,76 @@ def organisation_search(request):
     return JsonResponse({"results": results})
 
 
+def fixes(convention, gap, amendment=None) -> list[tuple[str, str]]:
+    """Where each item a gap names is fixed, as (link text, address): the pages that fix it
+    for the convention's status (none when its status closes them), an avenant's own pages for
+    a gap of its signature."""
+    code = getattr(gap, "code", "")
+    reference = convention.reference
+
+    def each(text, url):
+        return [
+            (text % {"of_organisation": of(organisation)}, f"{url}?organisation={organisation.pk}")
+            for organisation in gap.organisations
+        ]
+
+    if code == gates.DELIBERATION_MISSING:
+        if amendment is not None:
+            url = reverse("conventions:amendment-deliberation", args=[reference, amendment.number])
+        elif convention.is_editable:
+            url = reverse("conventions:deliberation-add", args=[reference])
+        else:
+            return []
+        return each(_("Saisir la délibération %(of_organisation)s"), url)
+    if code == gates.FORECAST_MISSING:
+        if amendment is not None:
+            url = reverse("conventions:amendment-forecasts", args=[reference, amendment.number])
+        elif convention.is_editable:
+            url = reverse("conventions:edit", args=[reference])
+        else:
+            return []
+        return [(_("Saisir les prévisions d'utilisation"), f"{url}#previsions")]
+    if code == gates.OPINION_MISSING and amendment is None and convention.is_editable:
+        url = reverse("conventions:add-related", args=[reference, "avis"])
+        return each(_("Saisir l'avis de l'instance %(of_organisation)s"), url)
+    if code == gates.IMPACT_SHEET_MISSING and amendment is None and convention.is_editable:
+        url = reverse("conventions:add-related", args=[reference, "fiche-impact"])
+        return [(_("Saisir la fiche d'impact"), url)]
+    if (
+        code == gates.DELIBERATION_PUBLICITY_MISSING
+        and convention.status not in CLOSED_TO_PUBLICITY
+    ):
+        return [
+            (
+                _("Enregistrer la transmission et la publication de la délibération n° %(number)s")
+                % {"number": deliberation.number},
+                reverse("conventions:deliberation-publicity", args=[reference, deliberation.pk]),
+            )
+            for deliberation in gap.records
+        ]
+    if code == gates.CONVENTION_PUBLICITY_MISSING and convention.status == Status.SIGNED:
+        return [
+            (
+                _("Enregistrer la transmission et la notification de la convention"),
+                reverse("conventions:publicity", args=[reference]),
+            )
+        ]
+    return []
+
+
+def with_fixes(convention, gaps, amendment=None) -> list[dict]:
+    """The gaps as the detail page lists them: each sentence with the links that fix it."""
+    return [{"text": gap, "fixes": fixes(convention, gap, amendment)} for gap in gaps]
+
+
 def detail_context(request, convention):
-    return {
+    context = {
         "convention": convention,
         **overview.convention_overview(convention),
         "can_edit": request.user.has_perm("conventions.change_convention", convention),
     }
+    context["next_gaps"] = with_fixes(convention, context["next_gaps"])
+    return context
 
 
 @login_required
@@ -276,7 +343,7 @@ def convention_transition(request, reference, name):
             "target": Status(refused.target).label
             if refused.target in Status.values
             else refused.target,
-            "missing": refused.missing,
+            "missing": with_fixes(convention, refused.missing),
         }
         return render(request, "conventions/convention_detail.html", context, status=409)
     messages.success(
@@ -285,6 +352,53 @@ def convention_transition(request, reference, name):
         % {"status": convention.get_status_display()},
     )
     return redirect(convention)
+
+
+@login_required
+def deliberation_add(request, reference):
+    """The parties' deliberations on the convention, a row pre-filled per party that has not
+    deliberated (``?organisation=`` one of them: its row only), saved together."""
+    convention = get_convention(request, reference, "conventions.change_convention")
+    if not convention.is_editable:
+        messages.error(request, records.deliberations_closed_message(convention))
+        return redirect(convention)
+    lacking = records.parties_without_deliberation(convention)
+    asked = request.GET.get("organisation", "")
+    lacking = [o for o in lacking if str(o.pk) == asked] or lacking
+    formset = forms.NewDeliberationFormSet(
+        request.POST or None,
+        instance=convention,
+        prefix="deliberations",
+        initial=[{"organisation": organisation.pk} for organisation in lacking],
+        form_kwargs={"convention": convention},
+    )
+    status = 200
+    if request.method == "POST" and formset.is_valid():
+        try:
+            saved = records.deliberations_add(convention=convention, formset=formset)
+        except services.TransitionRefused as refused:
+            messages.error(request, " ".join(refused.missing))
+            return redirect(convention)
+        except RowsConflict as conflict:
+            formset._non_form_errors.append(str(conflict))
+            status = 409
+        else:
+            messages.success(
+                request,
+                ngettext(
+                    "%(count)s délibération enregistrée.",
+                    "%(count)s délibérations enregistrées.",
+                    len(saved),
+                )
+                % {"count": len(saved)},
+            )
+            return redirect(convention)
+    return render(
+        request,
+        "conventions/deliberation_add.html",
+        {"convention": convention, "formset": formset},
+        status=status,
+    )
 
 
 RELATED_FORMS = {
@@ -320,12 +434,21 @@ def convention_add_related(request, reference, kind):
     kwargs = {"instance": instance}
     if kind in ("agent", "avis"):
         kwargs["convention"] = convention
+    if kind == "avis":
+        kwargs["initial"] = asked_organisation(request)
     form = form_class(request.POST or None, request.FILES or None, **kwargs)
     if request.method == "POST" and form.is_valid():
         records.related_save(convention=convention, form=form, user=request.user)
         messages.success(request, _("Enregistré : %(title)s.") % {"title": title})
         return redirect(convention)
     return related_page(request, convention, form, title)
+
+
+def asked_organisation(request) -> dict:
+    """The party a link from a refusal names (``?organisation=``), as a form's initial value
+    (a choice the form does not offer is simply not selected)."""
+    asked = request.GET.get("organisation", "")
+    return {"organisation": asked} if asked.isascii() and asked.isdigit() else {}
 
 
 def related_page(request, convention, form, title, **extra):
@@ -501,7 +624,11 @@ def get_amendment(request, reference, number):
 @login_required
 def amendment_deliberation_add(request, reference, number):
     amendment = get_amendment(request, reference, number)
-    form = forms.DeliberationForm(request.POST or None, convention=amendment.convention)
+    form = forms.DeliberationForm(
+        request.POST or None,
+        convention=amendment.convention,
+        initial=asked_organisation(request),
+    )
     if request.method == "POST" and form.is_valid():
         amendments.amendment_deliberation_add(
             amendment=amendment, deliberation=form.save(commit=False)
@@ -590,7 +717,7 @@ def amendment_sign(request, reference, number):
         context = detail_context(request, amendment.convention)
         context["refusal"] = {
             "target": _("avenant n° %(number)s signé") % {"number": amendment.number},
-            "missing": refused.missing,
+            "missing": with_fixes(amendment.convention, refused.missing, amendment),
         }
         return render(request, "conventions/convention_detail.html", context, status=409)
     messages.success(request, _("Avenant n° %(number)s signé.") % {"number": amendment.number})

@@ -2,7 +2,8 @@
 
 - ``terms``: which terms apply on a date, the days covered in a year, the direction;
 - ``records``: creation, optimistic-locked edits, attached records;
-- ``gates``: one function per legal rule, each returning what is missing in French;
+- ``gates``: one function per legal rule, each returning what is missing in French (``Gap``:
+  a sentence that also says, for the screens, which rule and which parties or records);
 - ``transitions``: the lifecycle, refused with the list of what is missing;
 - ``amendments``: avenants, their deliberations and signature;
 - ``overview``: what the detail page and the convention document show.
@@ -22,6 +23,24 @@ class TransitionRefused(Exception):
         self.target = target
         self.missing = list(missing)
         super().__init__("; ".join(self.missing))
+
+
+class Gap(str):
+    """What a gate finds missing: its French sentence (what every caller reads, compares and
+    shows), and for the screens that link to where it is fixed, ``code`` (which rule, one of
+    the constants of ``gates``), the ``organisations`` it names and the ``records`` it is
+    about (a deliberation to transmit…)."""
+
+    code: str
+    organisations: tuple
+    records: tuple
+
+    def __new__(cls, message, *, code="", organisations=(), records=()):
+        gap = super().__new__(cls, message)
+        gap.code = code
+        gap.organisations = tuple(organisations)
+        gap.records = tuple(records)
+        return gap
 
 
 class StaleVersion(Exception):

@@ -1,5 +1,7 @@
 """The legal gates: each function checks one rule of the law and returns, in French, what is
-missing (an empty list: the rule holds). ``gaps_for`` gathers those a transition needs."""
+missing (an empty list: the rule holds). ``gaps_for`` gathers those a transition needs. What a
+screen can link to the page that fixes it is a ``Gap``: the same sentence, with its code and
+the parties or records it names."""
 
 from dataclasses import dataclass
 from datetime import date
@@ -20,7 +22,7 @@ from conventions.models import (
     Terms,
     Vote,
 )
-from conventions.services import fmt, names
+from conventions.services import Gap, fmt, names
 from conventions.services.in_force import (
     direction_of,
     initial_terms,
@@ -31,6 +33,14 @@ from mutualisation.models import (
     PopulationRecord,
     TaxRegime,
 )
+
+# The codes of the gaps a screen links to the page that fixes them (``Gap.code``).
+DELIBERATION_MISSING = "deliberation_missing"  # organisations: the parties without one
+FORECAST_MISSING = "forecast_missing"  # organisations: the beneficiaries without one
+IMPACT_SHEET_MISSING = "impact_sheet_missing"
+OPINION_MISSING = "opinion_missing"  # organisations: the parties without their staff's opinion
+DELIBERATION_PUBLICITY_MISSING = "deliberation_publicity_missing"  # records: the deliberation
+CONVENTION_PUBLICITY_MISSING = "convention_publicity_missing"
 
 # Comités sociaux territoriaux replaced comités techniques on this date (loi 2019-828).
 CST_FROM = date(2023, 1, 1)
@@ -285,10 +295,14 @@ def terms_gaps(data: Loaded) -> list[str]:
             lacking = [b for b in beneficiaries if (line.pk, b.pk) not in have]
             if lacking:
                 gaps.append(
-                    _(
-                        "Prévision d'utilisation en unités manquante pour le service « %(service)s » : %(names)s (D5211-16)."
+                    Gap(
+                        _(
+                            "Prévision d'utilisation en unités manquante pour le service « %(service)s » : %(names)s (D5211-16)."
+                        )
+                        % {"service": line.service, "names": names(lacking)},
+                        code=FORECAST_MISSING,
+                        organisations=sorted(lacking, key=str),
                     )
-                    % {"service": line.service, "names": names(lacking)}
                 )
     if terms.settlement_mode in (SettlementMode.AC_IMPUTATION, SettlementMode.MIXED):
         if terms.instalment_count:
@@ -437,8 +451,12 @@ def deliberation_gaps(parties, deliberations, *, what: str, rejected: str) -> li
     ]
     if lacking:
         gaps.append(
-            _("Délibération approuvant %(what)s manquante pour : %(names)s.")
-            % {"what": what, "names": names(lacking)}
+            Gap(
+                _("Délibération approuvant %(what)s manquante pour : %(names)s.")
+                % {"what": what, "names": names(lacking)},
+                code=DELIBERATION_MISSING,
+                organisations=sorted(lacking, key=str),
+            )
         )
     if refused:
         gaps.append(rejected % {"names": names(refused)})
@@ -483,7 +501,12 @@ def staff_body_gaps(data: Loaded) -> list[str]:
     if data.convention.kind != ConventionKind.SERVICE_COMMUN:
         return gaps
     if data.impact_sheet is None:
-        gaps.append(_("Fiche d'impact manquante (obligatoire pour un service commun, L5211-4-2)."))
+        gaps.append(
+            Gap(
+                _("Fiche d'impact manquante (obligatoire pour un service commun, L5211-4-2)."),
+                code=IMPACT_SHEET_MISSING,
+            )
+        )
     staff_opinions = [
         o for o in data.opinions if o.body in (StaffBody.CST, StaffBody.CST_CDG, StaffBody.CT)
     ]
@@ -491,8 +514,12 @@ def staff_body_gaps(data: Loaded) -> list[str]:
     lacking = [p.organisation for p in data.parties if p.organisation_id not in have]
     if lacking:
         gaps.append(
-            _("Avis du comité social territorial manquant pour : %(names)s.")
-            % {"names": names(lacking)}
+            Gap(
+                _("Avis du comité social territorial manquant pour : %(names)s.")
+                % {"names": names(lacking)},
+                code=OPINION_MISSING,
+                organisations=sorted(lacking, key=str),
+            )
         )
     for opinion in staff_opinions:
         expected = StaffBody.CST if opinion.date >= CST_FROM else StaffBody.CT
@@ -640,12 +667,17 @@ def enforceability_gaps(data: Loaded, on: date) -> list[str]:
             lacking.append(_("sa date de publication"))
         if lacking:
             gaps.append(
-                _("Délibération n° %(number)s %(of_organisation)s : indiquez %(lacking)s.")
-                % {
-                    "number": deliberation.number,
-                    "of_organisation": of(party.organisation),
-                    "lacking": ", ".join(lacking),
-                }
+                Gap(
+                    _("Délibération n° %(number)s %(of_organisation)s : indiquez %(lacking)s.")
+                    % {
+                        "number": deliberation.number,
+                        "of_organisation": of(party.organisation),
+                        "lacking": ", ".join(lacking),
+                    },
+                    code=DELIBERATION_PUBLICITY_MISSING,
+                    organisations=[party.organisation],
+                    records=[deliberation],
+                )
             )
     lacking = []
     if convention.transmitted_on is None:
@@ -656,7 +688,10 @@ def enforceability_gaps(data: Loaded, on: date) -> list[str]:
         lacking.append(_("sa date de notification aux parties"))
     if lacking:
         gaps.append(
-            _("Convention signée : indiquez %(lacking)s.") % {"lacking": ", ".join(lacking)}
+            Gap(
+                _("Convention signée : indiquez %(lacking)s.") % {"lacking": ", ".join(lacking)},
+                code=CONVENTION_PUBLICITY_MISSING,
+            )
         )
     enforceable = enforceable_on(data)
     if enforceable is not None and enforceable > on:

@@ -100,6 +100,41 @@ def related_save(*, convention: Convention, form, user, record=None) -> None:
     bump(convention)
 
 
+def parties_without_deliberation(convention: Convention) -> list:
+    """The convention's own parties (not those an avenant brings) whose assembly has not yet
+    deliberated on it, by name: the rows the page adding deliberations pre-fills."""
+    deliberated = convention.deliberations.filter(amendment__isnull=True).values("organisation")
+    return [
+        party.organisation
+        for party in convention.parties.filter(joined_by__isnull=True)
+        .exclude(organisation__in=deliberated)
+        .select_related("organisation")
+        .order_by("organisation__name")
+    ]
+
+
+def deliberations_closed_message(convention: Convention) -> str:
+    return _(
+        "La convention est %(status)s : les délibérations sur la convention ne s'ajoutent plus. "
+        "Leur transmission s'enregistre depuis la liste des délibérations ; les délibérations "
+        "d'un avenant, avec l'avenant."
+    ) % {"status": convention.get_status_display().lower()}
+
+
+@transaction.atomic
+def deliberations_add(*, convention: Convention, formset) -> list:
+    """Save the deliberations of a validated formset of new rows (those filled in) on the
+    convention, while it may still change (brouillon, en consultation: the gate of its edit);
+    raises TransitionRefused afterwards, RowsConflict if the database refuses the rows."""
+    locked = Convention.objects.select_for_update().get(pk=convention.pk)
+    if not locked.is_editable:
+        raise TransitionRefused(locked.status, [deliberations_closed_message(locked)])
+    formset.instance = locked
+    saved = formset.save()
+    bump(locked)
+    return saved
+
+
 def is_open_to_change(record) -> bool:
     """An opinion or a deliberation may be corrected or removed until the act it concerns is
     deliberated: the convention (still « brouillon » or « en consultation »), or a draft

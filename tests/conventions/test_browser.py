@@ -177,3 +177,89 @@ def test_the_creation_form_offers_only_the_roles_the_chosen_type_allows(live_ser
         ("Aubière", "MEMBER"),
         ("Clermont Auvergne Métropole", "MEMBER"),
     ]
+
+
+def test_a_refused_step_links_to_the_prefilled_deliberation_form(live_server, page):
+    """Issue 12: « Constater les délibérations » is refused while Aubière has not deliberated;
+    the refusal links to the form pre-filled for Aubière; once it is recorded, the step is no
+    longer refused for it."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from conventions.models import ConventionService, Deliberation, Party, PartyRole
+    from conventions.services import transitions
+    from mutualisation.models import Organisation, Service
+    from tests.conventions.conftest import add_deliberations
+    from tests.factories import ConventionFactory, TermsFactory
+
+    seed_territory()
+    today = timezone.localdate()
+    metropole = Organisation.objects.get(name="Clermont Auvergne Métropole")
+    aubiere, beaumont = (Organisation.objects.get(name=n) for n in ("Aubière", "Beaumont"))
+    convention = ConventionFactory(
+        title="Archives pour Aubière et Beaumont",
+        territory=metropole,
+        start_date=today + timedelta(days=30),
+    )
+    Party.objects.create(convention=convention, organisation=metropole, role=PartyRole.PROVIDER)
+    for commune in (aubiere, beaumont):
+        Party.objects.create(
+            convention=convention, organisation=commune, role=PartyRole.BENEFICIARY
+        )
+    service = Service.objects.filter(provider=metropole).order_by("name").first()
+    line = ConventionService.objects.create(
+        convention=convention, service=service, unit_type=service.unit_type
+    )
+    terms = TermsFactory(convention=convention, effective_from=convention.start_date)
+    for commune in (aubiere, beaumont):
+        terms.forecasts.create(
+            service=line, beneficiary=commune, year=today.year + 1, units=Decimal("10")
+        )
+    convention = transitions.convention_transition(convention, "submit")
+    add_deliberations(convention, [metropole, beaumont], day=today - timedelta(days=10))
+
+    log_in(page, live_server, "gestionnaire")
+    page.goto(live_server.url + convention.get_absolute_url())
+    page.get_by_role("button", name="Constater les délibérations").click()
+    refusal = page.locator("#refus")
+    assert "Délibération approuvant la convention manquante pour : Aubière." in (
+        refusal.inner_text()
+    )
+    assert_accessible(page, "refus")
+    screenshot(page, "deliberation-refus-lien")
+
+    refusal.get_by_role("link", name="Saisir la délibération d'Aubière").click()
+    rows = page.locator("fieldset")
+    assert rows.count() == 1
+    row = page.get_by_role("group", name="Délibération d'Aubière")
+    assert row.get_by_label("Organisation").locator("option:checked").inner_text() == "Aubière"
+    assert_accessible(page, "formulaire")
+    row.get_by_label("Assemblée").fill("Conseil municipal")
+    row.get_by_label("Date de séance").fill((today - timedelta(days=5)).isoformat())
+    row.get_by_label("Numéro").fill("2026-117")
+    row.get_by_label("Voix pour").fill("20")
+    row.get_by_label("Voix contre").fill("25")
+    page.get_by_role("button", name="Enregistrer les délibérations").click()
+    # Refused as today, everything typed kept, the error linked to its field.
+    errors = page.get_by_role("alert").first
+    assert "moins de voix pour que contre" in errors.inner_text()
+    assert row.get_by_label("Numéro").input_value() == "2026-117"
+    assert_accessible(page, "formulaire en erreur")
+    screenshot(page, "deliberation-ajout-erreur")
+    row.get_by_label("Voix contre").fill("3")
+    page.get_by_role("button", name="Enregistrer les délibérations").click()
+    page.wait_for_url(live_server.url + convention.get_absolute_url())
+    assert "1 délibération enregistrée." in page.get_by_role("status").first.inner_text()
+    assert Deliberation.objects.get(convention=convention, organisation=aubiere).votes_for == 20
+
+    page.get_by_role("button", name="Constater les délibérations").click()
+    assert "désormais « Délibérée »" in page.get_by_role("status").first.inner_text()
+    assert page.locator("#refus").count() == 0
+    assert_accessible(page, "délibérée")
+    screenshot(page, "deliberation-constatee")
+    # … and the signature that follows is no longer refused either.
+    page.get_by_label("Date de signature").fill(today.isoformat())
+    page.get_by_role("button", name="Enregistrer la signature").click()
+    assert "désormais « Signée »" in page.get_by_role("status").first.inner_text()

@@ -459,6 +459,50 @@ def test_entering_or_correcting_an_opinion_or_deliberation_never_breaks(
             assert_stored(stored, form.cleaned_data)
 
 
+@fuzzes(forms.NewDeliberationFormSet, forms.NewDeliberationForm)
+@budget()
+@given(st.data())
+def test_adding_deliberations_never_breaks_and_a_refusal_writes_nothing(client, world, data):
+    """The page adding the parties' deliberations: rows pre-filled for communes A and B, some
+    filled in, others left as they came."""
+    convention = world.mad.convention
+    valid_fields, hostile_fields = deliberation_fields(
+        world, world.epci, world.commune_a, world.commune_b
+    )
+    rows = []
+    for commune in (world.commune_a, world.commune_b):
+        untouched = {"organisation": st.just(str(commune.pk)), "vote": st.just("ADOPTED")}
+        filled = {name: (valid_fields[name], hostile_fields[name]) for name in valid_fields}
+        if data.draw(st.booleans(), label=f"row {commune} left as it came"):
+            filled = {name: (value, value) for name, value in untouched.items()}
+        rows.append((None, filled))
+    sent = data.draw(form_data(*formset_fields("deliberations", rows)), label="sent")
+    with example_rolled_back():
+        fresh = Convention.objects.get(pk=convention.pk)
+        formset = forms.NewDeliberationFormSet(
+            query_dict(sent),
+            instance=fresh,
+            prefix="deliberations",
+            initial=[{"organisation": world.commune_a.pk}, {"organisation": world.commune_b.pk}],
+            form_kwargs={"convention": fresh},
+        )
+        valid = check_form(formset, sent)
+        client.force_login(world.personas.manager)
+        url = reverse("conventions:deliberation-add", args=[convention.reference])
+        _response, refused = submit(client, url, sent)
+        outcome(refused)
+        if not valid:
+            assert refused
+        if not refused:
+            for form in formset.forms:
+                if form.has_changed():
+                    cleaned = form.cleaned_data
+                    stored = fresh.deliberations.get(
+                        organisation=cleaned["organisation"], number=cleaned["number"]
+                    )
+                    assert_stored(stored, {k: v for k, v in cleaned.items() if k != "id"})
+
+
 @fuzzes(forms.ImpactSheetForm)
 @budget()
 @given(

@@ -76,3 +76,66 @@ def test_the_impact_sheet_and_opinions_are_locked_once_deliberated(
     )
     assert response.status_code == 302
     assert not StaffBodyOpinion.objects.filter(convention=convention).exists()
+
+
+def offered_organisations(html: str) -> set[str]:
+    import re
+
+    select = re.search(r'<select name="organisation".*?</select>', html, re.S).group(0)
+    return {
+        name.strip()
+        for value, name in re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', select)
+        if value
+    }
+
+
+@time_machine.travel(TODAY)
+def test_the_opinion_pages_offer_and_accept_only_the_conventions_parties(
+    client, personas, service_commun, territory
+):
+    """Issue 12, point 3: the opinion form listed every organisation of the territory."""
+    convention = service_commun.convention
+    outsider = OrganisationFactory(name="Commune étrangère")
+    opinion = StaffBodyOpinion.objects.create(
+        convention=convention,
+        organisation=territory.commune_a,
+        body="CST",
+        date=date(2025, 11, 15),
+        opinion="FAVOURABLE",
+    )
+    client.force_login(personas.manager)
+    urls = [
+        reverse("conventions:add-related", args=[convention.reference, "avis"]),
+        reverse("conventions:record-edit", args=[convention.reference, "avis", opinion.pk]),
+    ]
+    parties = {"Métropole de test", "Commune A", "Commune B"}
+    for url in urls:
+        assert offered_organisations(client.get(url).content.decode()) == parties
+        response = client.post(
+            url,
+            {
+                "organisation": outsider.pk,
+                "body": "CST",
+                "date": "2025-11-15",
+                "opinion": "FAVOURABLE",
+            },
+        )
+        assert response.status_code == 200
+        assert 'aria-invalid="true"' in response.content.decode()
+    assert not StaffBodyOpinion.objects.filter(organisation=outsider).exists()
+    assert StaffBodyOpinion.objects.get(pk=opinion.pk).organisation == territory.commune_a
+
+
+def test_an_opinion_form_without_its_convention_offers_no_organisation(territory):
+    """Never the whole list of organisations: the parties, or nothing to choose."""
+    form = OpinionForm(
+        {
+            "organisation": territory.commune_a.pk,
+            "body": "CST",
+            "date": "2025-11-15",
+            "opinion": "FAVOURABLE",
+        }
+    )
+    assert list(form.fields["organisation"].queryset) == []
+    assert not form.is_valid()
+    assert "organisation" in form.errors

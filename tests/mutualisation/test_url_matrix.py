@@ -96,6 +96,8 @@ ROWS = {
     "conventions:record-delete":         Row(lambda w: {"reference": w.draft.reference,
                                                         "kind": "avis", "pk": w.opinion.pk},
                                              POST_ONLY, (LOGIN, 404, 403, 404, 302, 403, 302)),
+    "conventions:deliberation-add":      Row(lambda w: {"reference": w.draft.reference},
+                                             MANAGER_ON_A, AS_GET),
     "conventions:deliberation-publicity": Row(lambda w: {"reference": w.draft.reference,
                                                          "pk": w.deliberation.pk},
                                               MANAGER_ON_A, AS_GET),
