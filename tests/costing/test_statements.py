@@ -301,9 +301,7 @@ def test_each_territory_sets_its_own_review_window(billed, territory):
     }
 
 
-def test_a_commune_reader_finds_its_annual_summary_on_the_statements_page(
-    client, personas, billed
-):
+def test_a_commune_reader_finds_its_annual_summary_on_the_statements_page(client, personas, billed):
     territory = billed.territory
     client.force_login(personas.reader_a)
     html = client.get(reverse("costing:statements", args=[2026])).content.decode()
