@@ -401,6 +401,7 @@ def usage_grid(request, reference, service, year):
                 services.usage_other_sources(convention=convention, service=service, year=year)
             ),
             "months": forms.MONTH_ABBREVIATIONS,
+            "refused": form.refused_cells() if form.is_bound else [],
             # After a conflict, the grid now shown is the current one: saving again is a choice.
             "loaded": loaded,
         },
