@@ -136,14 +136,11 @@ class ProvisionalForm(Form):
 
 # Why a cell of the grid is refused, said next to it and in the summary at the top of the grid.
 GRID_CELL_ERRORS = {
-    "invalid": _("Saisissez un nombre, par exemple 3,5."),
-    "min_value": _(
-        "Quantité négative : saisissez 0 ou plus ; pour retirer des unités, ajoutez un ajustement "
-        "motivé dans l'état des recours détaillé."
-    ),
-    "max_decimal_places": _("3 décimales au plus : la quantité est enregistrée au millième."),
-    "max_whole_digits": _("Quantité trop grande : 9 chiffres au plus avant la virgule."),
-    "max_digits": _("Quantité trop grande : 9 chiffres au plus avant la virgule."),
+    "invalid": _("Saisissez un nombre (ex. : 3,5)."),
+    "min_value": _("Quantité négative : saisissez 0 ou plus."),
+    "max_decimal_places": _("3 décimales au plus."),
+    "max_whole_digits": _("9 chiffres au plus avant la virgule."),
+    "max_digits": _("9 chiffres au plus avant la virgule."),
 }
 
 
@@ -194,9 +191,11 @@ class UsageGridForm(Form):
     def key(beneficiary_id, month):
         return f"q_{beneficiary_id}_{month}"
 
-    def rows(self, other_sources=None):
-        """(beneficiary, [(cell, units recorded from other sources), …]) per beneficiary."""
+    def rows(self, other_sources=None, row_totals=None):
+        """(beneficiary, [(cell, units recorded from other sources), …], the row's total) per
+        beneficiary."""
         other_sources = other_sources or {}
+        row_totals = row_totals or {}
         return [
             (
                 beneficiary,
@@ -207,6 +206,7 @@ class UsageGridForm(Form):
                     )
                     for month in range(1, 13)
                 ],
+                row_totals.get(beneficiary.pk),
             )
             for beneficiary in self.beneficiaries
         ]

@@ -389,6 +389,11 @@ def usage_grid(request, reference, service, year):
                 % {"count": written},
             )
             return redirect(request.path)
+    imported = services.usage_other_sources(convention=convention, service=service, year=year)
+    # The totals are those recorded (after a refusal too): what the statement would bill.
+    totals = services.usage_grid_totals(
+        beneficiary_ids=[b.pk for b in beneficiaries], entered=shown, imported=imported
+    )
     return render(
         request,
         "costing/usage_grid.html",
@@ -397,9 +402,8 @@ def usage_grid(request, reference, service, year):
             "service": service,
             "year": year,
             "form": form,
-            "rows": form.rows(
-                services.usage_other_sources(convention=convention, service=service, year=year)
-            ),
+            "rows": form.rows(imported, totals.rows),
+            "totals": totals,
             "months": forms.MONTH_ABBREVIATIONS,
             "refused": form.refused_cells() if form.is_bound else [],
             # After a conflict, the grid now shown is the current one: saving again is a choice.

@@ -79,8 +79,8 @@ def test_a_refused_cell_carries_its_french_reason_linked_to_its_input(billed, fi
     page = Elements(response.content.decode())
     for commune, month, reason in (
         (a, 4, "Quantité négative : saisissez 0 ou plus"),
-        (b, 7, "Saisissez un nombre, par exemple 3,5."),
-        (b, 8, "3 décimales au plus : la quantité est enregistrée au millième."),
+        (b, 7, "Saisissez un nombre (ex. : 3,5)."),
+        (b, 8, "3 décimales au plus."),
     ):
         cell = page.by_id[cell_id(commune, month)]
         assert cell["aria-invalid"] == "true"
@@ -104,8 +104,8 @@ def test_the_error_summary_lists_each_refused_cell_with_a_link_to_it(billed, fin
     assert summary["tabindex"] == "-1"
     text = unescape(page.texts["erreurs-grille"])
     assert "2 cases refusées" in text
-    assert "Commune A — avril 2026 : Quantité négative : saisissez 0 ou plus" in text
-    assert "Commune B — juillet 2026 : Saisissez un nombre, par exemple 3,5." in text
+    assert "Commune A — avril 2026 : Quantité négative : saisissez 0 ou plus." in text
+    assert "Commune B — juillet 2026 : Saisissez un nombre (ex. : 3,5)." in text
     links = re.findall(r'href="#(id_q_\d+_\d+)"', html)
     assert links == [cell_id(a, 4), cell_id(b, 7)]
     assert html.index('id="erreurs-grille"') < html.index("<table")
@@ -157,3 +157,35 @@ def grid_record(billed, commune, month, quantity):
         units=Decimal(quantity),
         source=UsageSource.GRID,
     )
+
+
+def test_the_grid_totals_each_row_each_month_and_the_year_in_french(billed, finance):
+    """billed: A imported 20 in March and 17 in April, B 12.5 in March; the grid adds A 3.5 in
+    March and B 1 234.25 in May. The totals count both, as the statement will."""
+    a, b = billed.territory.commune_a, billed.territory.commune_b
+    grid_record(billed, a, 3, "3.500")
+    grid_record(billed, b, 5, "1234.250")
+    page = Elements(finance.get(grid_url(billed)).content.decode())
+
+    def total(element_id):
+        return unescape(page.texts[element_id]).strip()
+
+    assert total(f"total-ligne-{a.pk}") == "40,5"
+    assert total(f"total-ligne-{b.pk}") == "1\xa0246,75"
+    assert total("total-mois-3") == "36"
+    assert total("total-mois-4") == "17"
+    assert total("total-mois-5") == "1\xa0234,25"
+    assert total("total-mois-6") == "0"
+    assert total("total-general") == "1\xa0287,25"
+    assert page.by_id["total-general"]["tag"] == "td"
+
+
+def test_the_totals_stay_those_recorded_when_a_grid_is_refused(billed, finance):
+    a = billed.territory.commune_a
+    response = finance.post(
+        grid_url(billed),
+        {UsageGridForm.key(a.pk, 3): "-1", UsageGridForm.key(a.pk, 4): "100"},
+    )
+    page = Elements(response.content.decode())
+    assert unescape(page.texts[f"total-ligne-{a.pk}"]).strip() == "37"
+    assert unescape(page.texts["total-general"]).strip() == "49,5"
