@@ -189,3 +189,44 @@ def test_the_totals_stay_those_recorded_when_a_grid_is_refused(billed, finance):
     page = Elements(response.content.decode())
     assert unescape(page.texts[f"total-ligne-{a.pk}"]).strip() == "37"
     assert unescape(page.texts["total-general"]).strip() == "49,5"
+
+
+def test_stored_quantities_show_in_french_without_useless_zeros(billed, finance):
+    a, b = billed.territory.commune_a, billed.territory.commune_b
+    grid_record(billed, a, 1, "3.500")
+    grid_record(billed, a, 2, "12.000")
+    grid_record(billed, b, 1, "1234.250")
+    grid_record(billed, b, 2, "0.125")
+    page = Elements(finance.get(grid_url(billed)).content.decode())
+    assert page.by_id[cell_id(a, 1)]["value"] == "3,5"
+    assert page.by_id[cell_id(a, 2)]["value"] == "12"
+    assert page.by_id[cell_id(b, 1)]["value"] == "1\xa0234,25"
+    assert page.by_id[cell_id(b, 2)]["value"] == "0,125"
+    assert page.by_id[cell_id(a, 3)]["value"] == ""
+
+
+def test_a_grid_posted_back_as_shown_changes_nothing_and_keeps_thousandths(billed, finance):
+    a, b = billed.territory.commune_a, billed.territory.commune_b
+    grid_record(billed, a, 1, "3.500")
+    grid_record(billed, b, 1, "1234.250")
+    html = finance.get(grid_url(billed)).content.decode()
+    page = Elements(html)
+    shown = {
+        element_id[3:]: attributes.get("value", "")
+        for element_id, attributes in page.by_id.items()
+        if element_id.startswith("id_q_")
+    }
+    loaded = unescape(re.search(r'name="loaded" value="([^"]*)"', html).group(1))
+    response = finance.post(grid_url(billed), {**shown, "loaded": loaded}, follow=True)
+    assert "0 case enregistrée." in response.content.decode()
+    response = finance.post(
+        grid_url(billed),
+        {**shown, UsageGridForm.key(b.pk, 1): "1 234,257", "loaded": loaded},
+        follow=True,
+    )
+    assert "1 case enregistrée." in response.content.decode()
+    record = UsageRecord.objects.get(source=UsageSource.GRID, beneficiary=b)
+    assert record.quantity == Decimal("1234.257")
+    assert UsageRecord.objects.get(source=UsageSource.GRID, beneficiary=a).quantity == Decimal(
+        "3.5"
+    )
