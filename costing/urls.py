@@ -30,6 +30,11 @@ urlpatterns = [
         views.usage_import_confirm,
         name="usage-import-confirm",
     ),
+    path(
+        "recours/modele/<year:year>/<int:month>.<str:fmt>",
+        views.usage_template,
+        name="usage-template",
+    ),
     path("recours/fiche/<int:pk>/", views.usage_edit, name="usage-edit"),
     path("recours/<str:reference>/<year:year>/", views.usage_state, name="usage-state"),
     path(
