@@ -23,6 +23,7 @@ urlpatterns = [
     path("base/<int:pk>/notifier/", views.unit_cost_notify, name="unit-cost-notify"),
     path("base/<int:pk>/corriger/", views.unit_cost_correct, name="unit-cost-correct"),
     path("base/<int:pk>/provisoire/", views.unit_cost_provisional, name="unit-cost-provisional"),
+    path("recours/<year:year>/", views.usage_list, name="usage-list"),
     path("recours/import/", views.usage_import, name="usage-import"),
     path("recours/import/<int:pk>/", views.usage_import_detail, name="usage-import-detail"),
     path(

@@ -324,6 +324,40 @@ def unit_cost_notify(request, pk):
     return redirect("costing:cost-base", pk=base.pk)
 
 
+USAGE_CONVENTIONS_PER_PAGE = 20
+
+
+@login_required
+def usage_list(request, year):
+    """« Recours »: the year's conventions of the user's territories, each service with a link
+    to its grid, each convention to its état des recours; the way in to the usage work."""
+    require(request, "costing.record_usage")
+    conventions = services.billed_conventions(
+        year, Convention.objects.of_territories(request.user)
+    ).order_by("reference")
+    page = Paginator(conventions, USAGE_CONVENTIONS_PER_PAGE).get_page(request.GET.get("page"))
+    rows = [
+        (
+            convention,
+            sorted(
+                {line.service for line in convention.services.all()},
+                key=lambda service: service.name,
+            ),
+        )
+        for convention in page
+    ]
+    return render(
+        request,
+        "costing/usage_list.html",
+        {
+            "year": year,
+            "years": year_choices(),
+            "rows": rows,
+            "pager": pager(request, page, "page", _("Pagination des conventions")),
+        },
+    )
+
+
 @login_required
 def usage_grid(request, reference, service, year):
     require(request, "costing.record_usage")

@@ -140,6 +140,8 @@ ROWS = {
                                              (LOGIN, 403, 403, 403, 403, 200, 200)),
     "costing:unit-cost-provisional":     Row(lambda w: {"pk": w.base.pk}, POST_ONLY,
                                              (LOGIN, 403, 403, 403, 403, 302, 302)),
+    # « Recours »: the year's conventions of the persona's own territories.
+    "costing:usage-list":                Row(lambda w: {"year": YEAR}, USAGE),
     "costing:usage-import":              Row(lambda w: {}, USAGE, AS_GET),
     # A dropped file is its author's: another person with the right gets 404.
     "costing:usage-import-detail":       Row(lambda w: {"pk": w.usage_import.pk},
