@@ -13,6 +13,7 @@ from costing.models import ACCOUNT_FORMAT_MESSAGE, CostBase, CostLine
 from mutualisation.forms import DecimalField, Form, InlineFormSet, ModelForm, finite_decimals
 from mutualisation.models import Service, UnitWeight
 from mutualisation.rules import territories_of
+from mutualisation.templatetags.money import units
 from mutualisation.validators import validate_plausible_date
 
 MONTHS = [
@@ -133,6 +134,31 @@ class ProvisionalForm(Form):
     )
 
 
+# Why a cell of the grid is refused, said next to it and in the summary at the top of the grid.
+GRID_CELL_ERRORS = {
+    "invalid": _("Saisissez un nombre (ex. : 3,5)."),
+    "min_value": _("Quantité négative : saisissez 0 ou plus."),
+    "max_decimal_places": _("3 décimales au plus."),
+    "max_whole_digits": _("9 chiffres au plus avant la virgule."),
+    "max_digits": _("9 chiffres au plus avant la virgule."),
+}
+
+
+class GridQuantityField(DecimalField):
+    """A quantity of the grid. A stored quantity (kept to the thousandth) is shown in French
+    without its useless zeros: 3.500 reads « 3,5 », 12.000 « 12 », 1234.250 « 1 234,25 »."""
+
+    def prepare_value(self, value):
+        if isinstance(value, Decimal):
+            return format_quantity(value)
+        return value
+
+
+def format_quantity(value: Decimal) -> str:
+    """A quantity in French, grouped, up to three decimals, trailing zeros dropped."""
+    return units(value)
+
+
 class UsageGridForm(Form):
     """Quantities of one service for a year: a cell per beneficiary and month."""
 
@@ -142,23 +168,34 @@ class UsageGridForm(Form):
         self.year = year
         for beneficiary in beneficiaries:
             for month, name in enumerate(MONTHS, start=1):
-                self.fields[self.key(beneficiary.pk, month)] = DecimalField(
+                self.fields[self.key(beneficiary.pk, month)] = GridQuantityField(
                     label=f"{beneficiary.name} — {name} {year}",
                     required=False,
                     min_value=0,
                     max_digits=12,
                     decimal_places=3,
                     localize=True,
-                    error_messages={"min_value": _("Quantité négative.")},
+                    error_messages=GRID_CELL_ERRORS,
                 )
+
+    def refused_cells(self):
+        """The cells refused, in the grid's order (row by row): what the summary lists."""
+        return [
+            self[self.key(beneficiary.pk, month)]
+            for beneficiary in self.beneficiaries
+            for month in range(1, 13)
+            if self.key(beneficiary.pk, month) in self.errors
+        ]
 
     @staticmethod
     def key(beneficiary_id, month):
         return f"q_{beneficiary_id}_{month}"
 
-    def rows(self, other_sources=None):
-        """(beneficiary, [(cell, units recorded from other sources), …]) per beneficiary."""
+    def rows(self, other_sources=None, row_totals=None):
+        """(beneficiary, [(cell, units recorded from other sources), …], the row's total) per
+        beneficiary."""
         other_sources = other_sources or {}
+        row_totals = row_totals or {}
         return [
             (
                 beneficiary,
@@ -169,6 +206,7 @@ class UsageGridForm(Form):
                     )
                     for month in range(1, 13)
                 ],
+                row_totals.get(beneficiary.pk),
             )
             for beneficiary in self.beneficiaries
         ]

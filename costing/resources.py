@@ -28,8 +28,8 @@ from django.utils.translation import gettext as _
 from import_export import fields, resources, widgets
 from simple_history.utils import bulk_create_with_history
 
-from conventions.models import Convention, ConventionService, Party, PartyRole
-from conventions.services.in_force import present_on
+from conventions.models import Convention, ConventionKind, ConventionService, Party, PartyRole
+from conventions.services.in_force import parties_on, present_on, services_on
 from costing.models import (
     Instalment,
     Statement,
@@ -670,6 +670,67 @@ def read_dataset(content: bytes, filename: str) -> tablib.Dataset:
     for column in OPTIONAL_COLUMNS:
         if column not in headers:
             dataset.append_col([""] * dataset.height, header=column)
+    return dataset
+
+
+def usage_template_dataset(user, month: datetime.date) -> tablib.Dataset:
+    """The usage file to fill (« Télécharger le modèle »): the importer's exact header and one
+    row per convention of the user's territories, beneficiary and service in force in
+    ``month``, its quantity left blank. Only what the importer accepts is offered: a party and a
+    service present that month (avenants), a month within the convention's years, a year whose
+    statement of that payer is not issued (or is under correction)."""
+    from costing.services import billed_conventions
+
+    conventions = (
+        billed_conventions(month.year, Convention.objects.of_territories(user))
+        .prefetch_related(
+            "parties__joined_by", "parties__left_by", "services__added_by", "services__removed_by"
+        )
+        .order_by("reference")
+    )
+    locked = set(
+        Statement.objects.filter(
+            convention__in=conventions,
+            year=month.year,
+            status=StatementStatus.ISSUED,
+            cancelled_by__isnull=True,
+        ).values_list("convention_id", "payer_id")
+    )
+    dataset = tablib.Dataset(headers=[*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS])
+    dataset.title = _("recours")
+    for convention in conventions:
+        if month_outside_convention(convention, month):
+            continue
+        roles = (
+            (PartyRole.MEMBER,)
+            if convention.kind == ConventionKind.SERVICE_COMMUN
+            else (PartyRole.BENEFICIARY,)
+        )
+        payers = sorted(
+            (
+                party.organisation
+                for party in parties_on(convention, month)
+                if party.role in roles
+                and party.organisation_id != convention.managing_organisation_id
+                and (convention.pk, party.organisation_id) not in locked
+            ),
+            key=lambda organisation: organisation.name,
+        )
+        lines = sorted(services_on(convention, month), key=lambda line: line.service.code)
+        for payer in payers:
+            for line in lines:
+                dataset.append(
+                    [
+                        convention.reference,
+                        payer.insee_code or payer.siren,
+                        line.service.code,
+                        month.strftime("%Y-%m"),
+                        "",
+                        "",
+                        "",
+                        "",
+                    ]
+                )
     return dataset
 
 

@@ -449,6 +449,30 @@ def usage_other_sources(*, convention: Convention, service: Service, year: int) 
     return totals
 
 
+class GridTotals(NamedTuple):
+    """Units of the grid's year: per beneficiary (id), per month (January first), in all."""
+
+    rows: dict
+    months: list
+    total: Decimal
+
+
+def usage_grid_totals(*, beneficiary_ids, entered: dict, imported: dict) -> GridTotals:
+    """The totals a grid shows, from what is recorded: the quantities entered in the grid and
+    the units imported for the same cells, both billed. ``entered`` and ``imported`` map
+    (beneficiary id, month) to a Decimal; a beneficiary not shown in the grid is not counted,
+    so that the rows add up to the total."""
+    rows = {beneficiary_id: Decimal(0) for beneficiary_id in beneficiary_ids}
+    months = [Decimal(0)] * 12
+    for source in (entered, imported):
+        for (beneficiary_id, month), units in source.items():
+            if beneficiary_id not in rows or units is None:
+                continue
+            rows[beneficiary_id] += units
+            months[month - 1] += units
+    return GridTotals(rows, months, sum(rows.values(), Decimal(0)))
+
+
 def usage_grid_values(*, convention: Convention, service: Service, year: int) -> dict:
     records = UsageRecord.objects.filter(
         convention=convention, service=service, period_start__year=year, source=UsageSource.GRID

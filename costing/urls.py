@@ -23,12 +23,18 @@ urlpatterns = [
     path("base/<int:pk>/notifier/", views.unit_cost_notify, name="unit-cost-notify"),
     path("base/<int:pk>/corriger/", views.unit_cost_correct, name="unit-cost-correct"),
     path("base/<int:pk>/provisoire/", views.unit_cost_provisional, name="unit-cost-provisional"),
+    path("recours/<year:year>/", views.usage_list, name="usage-list"),
     path("recours/import/", views.usage_import, name="usage-import"),
     path("recours/import/<int:pk>/", views.usage_import_detail, name="usage-import-detail"),
     path(
         "recours/import/<int:pk>/confirmer/",
         views.usage_import_confirm,
         name="usage-import-confirm",
+    ),
+    path(
+        "recours/modele/<year:year>/<int:month>.<str:fmt>",
+        views.usage_template,
+        name="usage-template",
     ),
     path("recours/fiche/<int:pk>/", views.usage_edit, name="usage-edit"),
     path("recours/<str:reference>/<year:year>/", views.usage_state, name="usage-state"),

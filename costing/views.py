@@ -2,7 +2,7 @@
 costs, the usage grid and import, and the simulation of a draft convention or avenant."""
 
 import re
-from datetime import date
+from datetime import date, timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -39,6 +39,7 @@ from costing.resources import (
     StatementLineResource,
     TitreResource,
     usage_import_submit,
+    usage_template_dataset,
 )
 from costing.resources import usage_import_confirm as usage_import_confirm_service
 from costing.rules import may_approve
@@ -323,6 +324,40 @@ def unit_cost_notify(request, pk):
     return redirect("costing:cost-base", pk=base.pk)
 
 
+USAGE_CONVENTIONS_PER_PAGE = 20
+
+
+@login_required
+def usage_list(request, year):
+    """« Recours »: the year's conventions of the user's territories, each service with a link
+    to its grid, each convention to its état des recours; the way in to the usage work."""
+    require(request, "costing.record_usage")
+    conventions = services.billed_conventions(
+        year, Convention.objects.of_territories(request.user)
+    ).order_by("reference")
+    page = Paginator(conventions, USAGE_CONVENTIONS_PER_PAGE).get_page(request.GET.get("page"))
+    rows = [
+        (
+            convention,
+            sorted(
+                {line.service for line in convention.services.all()},
+                key=lambda service: service.name,
+            ),
+        )
+        for convention in page
+    ]
+    return render(
+        request,
+        "costing/usage_list.html",
+        {
+            "year": year,
+            "years": year_choices(),
+            "rows": rows,
+            "pager": pager(request, page, "page", _("Pagination des conventions")),
+        },
+    )
+
+
 @login_required
 def usage_grid(request, reference, service, year):
     require(request, "costing.record_usage")
@@ -389,6 +424,11 @@ def usage_grid(request, reference, service, year):
                 % {"count": written},
             )
             return redirect(request.path)
+    imported = services.usage_other_sources(convention=convention, service=service, year=year)
+    # The totals are those recorded (after a refusal too): what the statement would bill.
+    totals = services.usage_grid_totals(
+        beneficiary_ids=[b.pk for b in beneficiaries], entered=shown, imported=imported
+    )
     return render(
         request,
         "costing/usage_grid.html",
@@ -397,10 +437,10 @@ def usage_grid(request, reference, service, year):
             "service": service,
             "year": year,
             "form": form,
-            "rows": form.rows(
-                services.usage_other_sources(convention=convention, service=service, year=year)
-            ),
+            "rows": form.rows(imported, totals.rows),
+            "totals": totals,
             "months": forms.MONTH_ABBREVIATIONS,
+            "refused": form.refused_cells() if form.is_bound else [],
             # After a conflict, the grid now shown is the current one: saving again is a choice.
             "loaded": loaded,
         },
@@ -538,8 +578,41 @@ def usage_import(request):
     return render(
         request,
         "costing/usage_import.html",
-        {"form": form, "file_error": file_error, "recent": recent},
+        {
+            "form": form,
+            "file_error": file_error,
+            "recent": recent,
+            "template_months": usage_template_months(),
+        },
     )
+
+
+# The usage template's formats: a CSV for French Excel (« ; », UTF-8 BOM) and an XLSX whose
+# cells are text (a code INSEE keeps its leading zero).
+TEMPLATE_FORMATS = {"csv": exports.excel_csv, "xlsx": exports.xlsx}
+
+
+@login_required
+def usage_template(request, year, month, fmt):
+    """« Télécharger le modèle »: the usage file of the month to fill, its rows those in force
+    in the user's territories (costing.resources.usage_template_dataset)."""
+    require(request, "costing.record_usage")
+    if fmt not in TEMPLATE_FORMATS or not 1 <= month <= 12:
+        raise Http404
+    dataset = usage_template_dataset(request.user, date(year, month, 1))
+    response = HttpResponse(
+        TEMPLATE_FORMATS[fmt](dataset), content_type=exports.SPREADSHEET_FORMATS[fmt].content_type
+    )
+    response["Content-Disposition"] = (
+        f'attachment; filename="modele-recours-{year}-{month:02d}.{fmt}"'
+    )
+    return response
+
+
+def usage_template_months() -> list[date]:
+    """The months whose template the import page offers: this one and the last."""
+    this_month = timezone.localdate().replace(day=1)
+    return [this_month, (this_month - timedelta(days=1)).replace(day=1)]
 
 
 def own_import(request, pk) -> UsageImport:

@@ -1,6 +1,7 @@
 """Template context shared by every page: the navigation the user's roles open."""
 
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from mutualisation.rules import scope_of
@@ -18,6 +19,25 @@ def navigation(request):
         items.append(
             {"label": _("Remboursements"), "url": reverse("costing:index"), "name": "costing"}
         )
+    if user is not None and user.is_authenticated and user.has_perm("costing.record_usage"):
+        # The finance officer's monthly work: the grids and the import of the usage.
+        items.append(
+            {
+                "label": _("Recours"),
+                "url": reverse("costing:usage-list", args=[timezone.localdate().year]),
+                "name": "usage",
+            }
+        )
     if user is not None and user.is_authenticated and user.has_perm("mutualisation.use_admin"):
         items.append({"label": _("Administration"), "url": reverse("admin:index"), "name": "admin"})
-    return {"nav_items": items, "user_scope": scope}
+    return {"nav_items": items, "user_scope": scope, "nav_current": current_item(request)}
+
+
+def current_item(request) -> str | None:
+    """The menu item of the page shown: its application's, the usage pages' being « Recours »."""
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        return None
+    if match.namespace == "costing" and (match.url_name or "").startswith("usage"):
+        return "usage"
+    return match.namespace or match.url_name

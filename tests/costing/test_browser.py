@@ -6,8 +6,9 @@ import re
 
 import pytest
 
+from costing.forms import UsageGridForm
 from costing.models import Statement, StatementStatus
-from tests.conftest import PASSWORD, screenshot
+from tests.conftest import PASSWORD, assert_accessible, screenshot
 
 pytestmark = [
     pytest.mark.browser,
@@ -70,3 +71,44 @@ def test_finance_issues_a_statement_and_the_commune_downloads_it(
     assert hashlib.sha256(response.body()).hexdigest() == issued.pdf_sha256
     other = Statement.objects.get(year=2026, status=StatementStatus.DRAFT, payer__name="Commune B")
     assert page.goto(live_server.url + f"/couts/etat/{other.pk}/").status == 404
+
+
+def test_the_usage_grid_says_why_a_cell_is_refused_and_totals_the_year(
+    live_server, page, billed, personas
+):
+    a, b = billed.territory.commune_a, billed.territory.commune_b
+    log_in(page, live_server, "finances")
+    page.goto(
+        live_server.url
+        + f"/couts/recours/{billed.convention.reference}/{billed.service.code}/2026/"
+    )
+    total = page.locator("#total-general")
+    assert total.inner_text() == "49,5"  # 20 + 17 imported for A, 12,5 for B
+    page.get_by_label("Commune A — mai 2026").fill("3,5")
+    page.get_by_label("Commune B — juin 2026").fill("-2")
+    page.get_by_role("button", name="Enregistrer la grille").click()
+
+    summary = page.get_by_role("alert")
+    assert "1 case refusée" in summary.inner_text()
+    assert summary.evaluate("element => element === document.activeElement")
+    refused = page.get_by_label("Commune B — juin 2026")
+    assert refused.get_attribute("aria-invalid") == "true"
+    reason = page.locator(f"#{refused.get_attribute('aria-describedby')}")
+    assert reason.is_visible()
+    assert reason.inner_text().startswith("Quantité négative : saisissez 0 ou plus")
+    assert page.get_by_label("Commune A — mai 2026").input_value() == "3,5"
+    screenshot(page, "usage-grid-refused")
+    assert_accessible(page, "grille des recours refusée")
+
+    summary.get_by_role("link").click()
+    assert refused.evaluate("element => element === document.activeElement")
+    refused.fill("")
+    page.get_by_role("button", name="Enregistrer la grille").click()
+    assert "1 case enregistrée." in page.get_by_role("status").first.inner_text()
+    assert page.get_by_label("Commune A — mai 2026").input_value() == "3,5"
+    assert page.locator(f"#total-ligne-{a.pk}").inner_text() == "40,5"
+    assert page.locator(f"#total-ligne-{b.pk}").inner_text() == "12,5"
+    assert total.inner_text() == "53"
+    screenshot(page, "usage-grid-saved")
+    assert_accessible(page, "grille des recours")
+    assert UsageGridForm.key(a.pk, 5) in page.content()

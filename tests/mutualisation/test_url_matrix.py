@@ -143,12 +143,17 @@ ROWS = {
                                              (LOGIN, 403, 403, 403, 403, 200, 200)),
     "costing:unit-cost-provisional":     Row(lambda w: {"pk": w.base.pk}, POST_ONLY,
                                              (LOGIN, 403, 403, 403, 403, 302, 302)),
+    # « Recours »: the year's conventions of the persona's own territories.
+    "costing:usage-list":                Row(lambda w: {"year": YEAR}, USAGE),
     "costing:usage-import":              Row(lambda w: {}, USAGE, AS_GET),
     # A dropped file is its author's: another person with the right gets 404.
     "costing:usage-import-detail":       Row(lambda w: {"pk": w.usage_import.pk},
                                              (LOGIN, 403, 403, 403, 404, 200, 404)),
     "costing:usage-import-confirm":      Row(lambda w: {"pk": w.usage_import.pk}, POST_ONLY,
                                              (LOGIN, 403, 403, 403, 404, 302, 404)),
+    # « Télécharger le modèle »: the rows of the persona's own territories only.
+    "costing:usage-template":            Row(lambda w: {"year": YEAR, "month": 3, "fmt": "csv"},
+                                             USAGE),
     "costing:usage-edit":                Row(lambda w: {"pk": w.usage.pk}, USAGE, AS_GET),
     "costing:usage-state":               Row(lambda w: {"reference": w.convention_a.reference,
                                                         "year": YEAR}, USAGE, AS_GET),
