@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from conventions.models import Convention, ConventionKind, ConventionService, Party, Status
+from mutualisation.collation import FrenchOrder
 from mutualisation.forms import Form
 from mutualisation.models import Organisation, Service
 
@@ -28,7 +29,7 @@ class ConventionFilter(django_filters.FilterSet):
         help_text=_("Nom ou SIREN"),
     )
     service = django_filters.ModelChoiceFilter(
-        label=_("Service"), queryset=Service.objects.order_by("name"), method="covers"
+        label=_("Service"), queryset=Service.objects.order_by(FrenchOrder("name")), method="covers"
     )
     year = django_filters.NumberFilter(label=_("Année d'application"), method="active_in")
 
@@ -46,7 +47,7 @@ class ConventionFilter(django_filters.FilterSet):
             pk__in=ConventionService.objects.filter(
                 convention__in=Convention.objects.visible_to(user)
             ).values("service_id")
-        ).order_by("name")
+        ).order_by(FrenchOrder("name"))
         field = self.form.fields["organisation"]
         field.widget.attrs.update(
             {

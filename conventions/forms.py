@@ -36,6 +36,7 @@ from conventions.models import (
 )
 from conventions.services.gates import MAX_PERIODICITY_MONTHS
 from conventions.services.in_force import TERMS_FIELDS
+from mutualisation.collation import FrenchOrder
 from mutualisation.forms import Form, InlineFormSet, ModelForm, finite_decimals
 from mutualisation.french import of
 from mutualisation.models import (
@@ -97,7 +98,7 @@ class ConventionForm(ModelForm):
         )
         if self.instance.pk:
             self.fields["version"].initial = self.instance.version
-        territories = territories_of(user).order_by("name") if user else None
+        territories = territories_of(user).order_by(FrenchOrder("name")) if user else None
         if self.instance.territory_id:
             self.fields["managing_organisation"].queryset = party_choices(
                 Organisation.objects.filter(pk=self.instance.territory_id)
@@ -232,7 +233,7 @@ class DeliberationForm(ModelForm):
             # Only the parties deliberate on the convention.
             self.fields["organisation"].queryset = Organisation.objects.filter(
                 parties__convention=convention
-            ).order_by("name")
+            ).order_by(FrenchOrder("name"))
 
     def clean_date(self):
         return not_in_the_future(self.cleaned_data.get("date"))
@@ -330,7 +331,7 @@ def party_choices(territories):
         | Q(pk__in=members)
         | Q(pk__in=parties)
         | Q(kind__in=[OrganisationKind.ATTACHED_BODY, OrganisationKind.SYNDICATE])
-    ).order_by("name")
+    ).order_by(FrenchOrder("name"))
 
 
 class SharedChoicesFormSet(InlineFormSet):
@@ -574,7 +575,9 @@ class OpinionForm(ModelForm):
         # The convention's parties, and only them (offered and accepted): without its
         # convention, the form offers no organisation rather than every one of the territory.
         self.fields["organisation"].queryset = (
-            Organisation.objects.filter(parties__convention=convention).order_by("name")
+            Organisation.objects.filter(parties__convention=convention).order_by(
+                FrenchOrder("name")
+            )
             if convention is not None
             else Organisation.objects.none()
         )
@@ -752,7 +755,7 @@ class AmendmentForm(ModelForm):
             Organisation.objects.filter(epci_memberships__epci=epci)
             .exclude(parties__convention=convention)
             .distinct()
-            .order_by("name")
+            .order_by(FrenchOrder("name"))
             if epci
             else Organisation.objects.none()
         )

@@ -1,10 +1,11 @@
 """The conventions list table (django-tables2)."""
 
 import django_tables2 as tables
+from django.db.models import Case, IntegerField, Value, When
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from conventions.models import Convention, ConventionKind, Direction
+from conventions.models import Convention, ConventionKind, Direction, Status
 from conventions.services.in_force import direction_of
 
 
@@ -27,6 +28,17 @@ class ConventionTable(tables.Table):
         attrs = {"class": "table table-sm table-striped align-middle"}
         order_by = ("-start_date",)
         empty_text = _("Aucune convention ne correspond à ces critères.")
+
+    def order_status(self, queryset, is_descending):
+        """By the lifecycle (brouillon, en consultation… échue), not by the internal codes."""
+        rank = Case(
+            *(When(status=status, then=Value(i)) for i, status in enumerate(Status.values)),
+            output_field=IntegerField(),
+        )
+        queryset = queryset.annotate(status_rank=rank).order_by(
+            ("-" if is_descending else "") + "status_rank", "reference"
+        )
+        return queryset, True
 
     def render_kind(self, record, value):
         direction = (

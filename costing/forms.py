@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from conventions.forms import DateInput
 from costing.models import ACCOUNT_FORMAT_MESSAGE, CostBase, CostLine
+from mutualisation.collation import FrenchOrder
 from mutualisation.forms import DecimalField, Form, InlineFormSet, ModelForm, finite_decimals
 from mutualisation.models import Service, UnitWeight
 from mutualisation.rules import territories_of
@@ -37,7 +38,7 @@ class CostBaseForm(ModelForm):
             # Only the services of the territories the user works for.
             self.fields["service"].queryset = Service.objects.filter(
                 territory__in=territories_of(user)
-            ).order_by("name")
+            ).order_by(FrenchOrder("name"))
 
     class Meta:
         model = CostBase

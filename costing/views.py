@@ -43,6 +43,7 @@ from costing.resources import (
 )
 from costing.resources import usage_import_confirm as usage_import_confirm_service
 from costing.rules import may_approve
+from mutualisation.collation import FrenchOrder
 from mutualisation.documents import render_pdf
 from mutualisation.forms import RowsConflict
 from mutualisation.models import Organisation, Service
@@ -738,7 +739,7 @@ def statement_list(request, year):
             # A commune's staff: the annual summary of each of their organisations.
             "user_organisations": Organisation.objects.filter(
                 pk__in=scope.organisation_ids
-            ).order_by("name")
+            ).order_by(FrenchOrder("name"))
             if scope.organisation_ids and not scope.is_staff_of_a_territory
             else [],
             "years": year_choices(),
