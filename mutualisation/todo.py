@@ -45,7 +45,8 @@ class Block:
     items: list[Item] = field(default_factory=list)
     more_url: str = ""
     more_label: str = ""
-    note: str = ""
+    note: str = ""  # shown before the count (a deadline)
+    footnote: str = ""  # shown after the items (what else waits)
 
 
 def _count(queryset, field_name):
@@ -295,7 +296,7 @@ def drafts_to_issue(conventions, today: date) -> Block:
         % {"count": total}
         if total
         else _("Aucun état en projet."),
-        note=ngettext(
+        footnote=ngettext(
             "%(count)d remarque en attente de réponse (avant l'émission de l'état).",
             "%(count)d remarques en attente de réponse (avant l'émission des états).",
             remarks,
