@@ -227,6 +227,13 @@ def test_reader_does_not_count_an_approved_draft_as_to_review(client, personas, 
     assert "Aucun état à examiner." in todo
 
 
+def test_administrator_sees_the_managers_and_the_finance_blocks(client, personas, territory):
+    todo = todo_of(client, personas.admin)
+    assert "Conventions bloquées" in todo
+    assert "Date limite de notification" in todo
+    assert "États à examiner" not in todo
+
+
 # --- two territories ------------------------------------------------------------------------
 
 
