@@ -206,6 +206,17 @@ def unit_costs_to_notify(territory_ids, is_superuser: bool, today: date) -> Bloc
         when = _("aujourd'hui")
     else:
         when = _("dépassée")
+    note = _("Date limite de notification des coûts unitaires %(year)s : %(date)s (%(when)s).") % {
+        "year": year,
+        "date": long_date(deadline),
+        "when": when,
+    }
+    if days < 0:
+        # The year's deadline passed: the next one is what the budget work now aims at.
+        note += " " + _("Prochaine date limite : %(date)s, pour les coûts unitaires %(year)s.") % {
+            "date": long_date(deadline_for(year + 1)),
+            "year": year + 1,
+        }
     pending = UnitCost.objects.current().filter(year=year, notified_on__isnull=True)
     if not is_superuser:
         pending = pending.filter(service__territory_id__in=territory_ids)
@@ -225,8 +236,7 @@ def unit_costs_to_notify(territory_ids, is_superuser: bool, today: date) -> Bloc
     list_url = reverse("costing:cost-bases", args=[year])
     return Block(
         title=_("Notification des coûts unitaires"),
-        note=_("Date limite de notification des coûts unitaires %(year)s : %(date)s (%(when)s)")
-        % {"year": year, "date": long_date(deadline), "when": when},
+        note=note,
         summary=ngettext(
             "%(count)d coût unitaire %(year)s non notifié.",
             "%(count)d coûts unitaires %(year)s non notifiés.",

@@ -154,6 +154,15 @@ def test_finance_sees_the_notification_deadline_of_the_year(client, personas, te
     assert "dans 60 jours" in todo
 
 
+def test_finance_sees_the_next_years_deadline_once_this_years_has_passed(
+    client, personas, territory
+):
+    with time_machine.travel(date(2026, 11, 29), tick=False):
+        todo = todo_of(client, personas.finance)
+    assert "30 avril 2026 (dépassée)" in todo
+    assert "Prochaine date limite : 15 avril 2027, pour les coûts unitaires 2027" in todo
+
+
 def test_finance_sees_the_unit_costs_not_yet_notified(client, personas, territory):
     pending = ServiceFactory(provider=territory.epci, name="Service informatique")
     done = ServiceFactory(provider=territory.epci, name="Service juridique")
