@@ -148,3 +148,34 @@ def test_starting_a_batch_with_a_broker_only_enqueues_it_and_redirects(
             task_default_queue=previous["task_default_queue"],
         )
         reset_celery_connections()
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_batch_page_polls_and_shows_terminé_with_the_zip_only_once_done(
+    live_server, page, personas, territory
+):
+    from tests.conftest import assert_accessible, screenshot
+    from tests.costing.test_accessibility import log_in
+
+    job = BatchJob.objects.create(
+        year=2026,
+        action=BatchJob.Action.ISSUE_AND_EXPORT,
+        created_by=personas.finance,
+        territory=territory.epci,
+        status=BatchJob.JobStatus.RUNNING,
+        done=12,
+        total=13,
+    )
+    log_in(page, live_server, "finances")
+    page.goto(live_server.url + reverse("costing:batch", args=[job.pk]))
+    status = page.locator("#progression [aria-live]")
+    assert status.inner_text() == "En cours — 12 états sur 13"
+    assert page.get_by_role("link", name="Télécharger l'archive ZIP").count() == 0
+    screenshot(page, "batch-1-running")
+    assert_accessible(page, "lot en cours")
+    BatchJob.objects.filter(pk=job.pk).update(status=BatchJob.JobStatus.DONE, done=13)
+    page.get_by_role("link", name="Télécharger l'archive ZIP").wait_for(timeout=5000)
+    assert page.locator("#progression [aria-live]").inner_text() == "Terminé — 13 états sur 13"
+    screenshot(page, "batch-2-done")
+    assert_accessible(page, "lot terminé")
