@@ -6,6 +6,7 @@ from decimal import Decimal
 from django import forms
 from django.core.validators import RegexValidator
 from django.forms import inlineformset_factory
+from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
 from conventions.forms import DateInput
@@ -349,3 +350,115 @@ class InstalmentPaymentForm(Form):
 
 class InstalmentCancelForm(Form):
     reason = forms.CharField(label=_("Motif de l'annulation"), max_length=200)
+
+
+# Why a value of the simulation is refused, said next to it and in the summary above the form.
+SIMULATION_COST_ERRORS = {
+    "invalid": _("Saisissez un montant en euros (ex. : 19,80)."),
+    "min_value": _("Montant négatif : saisissez 0 ou plus."),
+    "max_decimal_places": _("2 décimales au plus (les centimes)."),
+    "max_whole_digits": _("9 chiffres au plus avant la virgule."),
+    "max_digits": _("9 chiffres au plus avant la virgule."),
+}
+SIMULATION_UNITS_ERRORS = {
+    "invalid": _("Saisissez un nombre d'unités (ex. : 3,5)."),
+    "min_value": _("Nombre d'unités négatif : saisissez 0 ou plus."),
+    "max_decimal_places": _("3 décimales au plus."),
+    "max_whole_digits": _("9 chiffres au plus avant la virgule."),
+    "max_digits": _("9 chiffres au plus avant la virgule."),
+}
+
+
+class SimulationDecimalField(GridQuantityField):
+    """A decimal typed the French way: « 3,5 », « 1 000,5 » (any space between the digits),
+    shown in French without useless zeros."""
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            value = "".join(value.split()).replace("\u202f", "")
+        return super().to_python(value)
+
+    def __init__(self, *args, places_shown=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.places_shown = places_shown
+
+    def prepare_value(self, value):
+        if isinstance(value, Decimal) and value.is_finite():
+            if self.places_shown is not None:  # an amount: 19,80, not 19,8
+                return number_format(value, self.places_shown, force_grouping=True)
+            return format_quantity(value)
+        return value
+
+
+class SimulationForm(Form):
+    """The values a simulation may change (read from the address, nothing is stored): the unit
+    cost of each service billed by unit, the units a year of each payer. An empty field keeps
+    the project's value."""
+
+    def __init__(self, *args, inputs, **kwargs):
+        initial = {self.cost_key(pk): value for pk, value in inputs.unit_costs.items()}
+        initial |= {self.units_key(*key): value for key, value in inputs.units.items()}
+        super().__init__(*args, initial=initial, **kwargs)
+        self.inputs = inputs
+        for line in inputs.lines:
+            self.fields[self.cost_key(line.pk)] = SimulationDecimalField(
+                label=_("Coût unitaire — %(service)s (€)") % {"service": line.service.name},
+                required=False,
+                min_value=0,
+                max_digits=11,
+                decimal_places=2,
+                places_shown=2,
+                localize=True,
+                error_messages=SIMULATION_COST_ERRORS,
+            )
+            for payer in inputs.payers:
+                self.fields[self.units_key(line.pk, payer.pk)] = SimulationDecimalField(
+                    label=_("%(payer)s — %(service)s : unités par an")
+                    % {"payer": payer.name, "service": line.service.name},
+                    required=False,
+                    min_value=0,
+                    max_digits=12,
+                    decimal_places=3,
+                    localize=True,
+                    error_messages=SIMULATION_UNITS_ERRORS,
+                )
+
+    @staticmethod
+    def cost_key(line_id):
+        return f"cout_{line_id}"
+
+    @staticmethod
+    def units_key(line_id, payer_id):
+        return f"unites_{line_id}_{payer_id}"
+
+    def groups(self):
+        """(line, its unit cost's field, [(payer, their units' field), …]) per line."""
+        return [
+            (
+                line,
+                self[self.cost_key(line.pk)],
+                [(payer, self[self.units_key(line.pk, payer.pk)]) for payer in self.inputs.payers],
+            )
+            for line in self.inputs.lines
+        ]
+
+    def typed(self, name):
+        """A valid form's value of ``name`` when it changes the project's (None otherwise: an
+        empty field, or the default sent back, which keeps a forecast that varies by year)."""
+        value = self.cleaned_data.get(name)
+        return None if value is None or value == self.initial.get(name) else value
+
+    def adjustment(self):
+        """The values typed that change the project's, for ``services.simulate``."""
+        from costing.services import SimulationAdjustment
+
+        costs = {line.pk: self.typed(self.cost_key(line.pk)) for line in self.inputs.lines}
+        units = {
+            (line.pk, payer.pk): self.typed(self.units_key(line.pk, payer.pk))
+            for line in self.inputs.lines
+            for payer in self.inputs.payers
+        }
+        return SimulationAdjustment(
+            unit_costs={k: v for k, v in costs.items() if v is not None},
+            units={k: v for k, v in units.items() if v is not None},
+        )

@@ -954,7 +954,9 @@ class BatchJob(models.Model):
 
     @property
     def percent(self) -> int:
-        return 100 if not self.total else round(100 * self.done / self.total)
+        if not self.total:  # not planned yet (0 %), or a year without any statement
+            return 100 if self.status == self.JobStatus.DONE else 0
+        return round(100 * self.done / self.total)
 
 
 class UsageImport(models.Model):

@@ -1218,27 +1218,93 @@ class SimulationRow:
     organisation: Organisation
     current: Decimal
     projected: Decimal
+    # with the unit costs and units the person typed (SimulationAdjustment); None without
+    simulated: Decimal | None = None
 
     @property
     def difference(self) -> Decimal:
-        return self.projected - self.current
+        return (self.projected if self.simulated is None else self.simulated) - self.current
 
 
-def simulate(convention: Convention, *, years: int = 3, amendment=None) -> list[SimulationRow]:
+@dataclass(frozen=True)
+class SimulationAdjustment:
+    """What the person changes, for the simulation only (nothing is stored): a unit cost per
+    line of the convention (ConventionService pk), units a year per (line pk, payer pk) in
+    place of the forecast of every projected year."""
+
+    unit_costs: Mapping[int, Decimal] = field(default_factory=dict)
+    units: Mapping[tuple[int, int], Decimal] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SimulationInputs:
+    """What the simulation form offers: the lines billed by unit (a keyed line's cost is its
+    cost base, not a unit cost), the payers, and the current values as its defaults."""
+
+    lines: list
+    payers: list
+    unit_costs: dict  # line pk → latest unit cost known (None: none yet)
+    units: dict  # (line pk, payer pk) → forecast units of the first year forecast
+
+
+def latest_unit_costs(service_ids) -> dict[int, Decimal]:
+    """The amount of each service's latest unit cost (its current version)."""
+    latest = {}
+    for unit_cost in UnitCost.objects.current().filter(service__in=service_ids).order_by("year"):
+        latest[unit_cost.service_id] = unit_cost.amount
+    return latest
+
+
+def projected_terms_of(convention: Convention, amendment=None):
+    return (
+        amendment.terms if amendment is not None else convention.terms.get(amendment__isnull=True)
+    )
+
+
+def simulation_inputs(convention: Convention, *, amendment=None) -> SimulationInputs:
+    """The simulation form's lines, payers and defaults: the latest unit cost, the forecast."""
+    lines = [
+        line
+        for line in convention.services.select_related("service").order_by("pk")
+        if line.allocation_key not in engine.ALLOCATION_KEYS
+    ]
+    try:
+        _payee, payers = sides(convention)
+    except (StopIteration, AttributeError):
+        payers = []  # no provider or managing organisation yet: nothing to project
+    costs = latest_unit_costs([line.service_id for line in lines])
+    units = {}
+    for forecast in projected_terms_of(convention, amendment).forecasts.order_by("year", "pk"):
+        units.setdefault((forecast.service_id, forecast.beneficiary_id), forecast.units)
+    return SimulationInputs(
+        lines=lines,
+        payers=list(payers),
+        unit_costs={line.pk: costs.get(line.service_id) for line in lines},
+        units=units,
+    )
+
+
+def simulate(
+    convention: Convention,
+    *,
+    years: int = 3,
+    amendment=None,
+    adjustment: SimulationAdjustment | None = None,
+) -> list[SimulationRow]:
     """Projected cost per payer and year of a draft convention (or of a draft avenant's terms)
     against the terms in force, by the engine's forecast rule: unit cost of the latest year
     known × forecast units, or for a keyed service commun the latest cost base shared by the
-    key and the managing organisation's part stated in the terms."""
+    key and the managing organisation's part stated in the terms. With ``adjustment``, each
+    row's ``simulated`` is the projection recomputed by the same rule with the values typed."""
     lines = list(convention.services.all())
-    latest_costs, latest_bases = {}, {}
+    latest_bases = {}
     service_ids = [line.service_id for line in lines]
-    for unit_cost in UnitCost.objects.current().filter(service__in=service_ids).order_by("year"):
-        latest_costs[unit_cost.service_id] = unit_cost.amount
+    latest_costs = latest_unit_costs(service_ids)
     for base in CostBase.objects.filter(service__in=service_ids).prefetch_related("lines"):
         if base.service_id not in latest_bases or base.year > latest_bases[base.service_id].year:
             latest_bases[base.service_id] = base
     initial = convention.terms.get(amendment__isnull=True)
-    projected_terms = amendment.terms if amendment is not None else initial
+    projected_terms = projected_terms_of(convention, amendment)
     current_terms = None
     if convention.status not in (Status.DRAFT, Status.CONSULTATION, Status.DELIBERATED):
         current_terms = terms_in_force(convention, timezone.localdate()) or initial
@@ -1252,10 +1318,13 @@ def simulate(convention: Convention, *, years: int = 3, amendment=None) -> list[
         for p in PopulationRecord.objects.filter(vintage__in=vintages)
     }
 
-    def amounts(terms) -> dict[tuple[int, int], Decimal]:
+    def amounts(
+        terms, adjust: SimulationAdjustment | None = None
+    ) -> dict[tuple[int, int], Decimal]:
         totals: dict[tuple[int, int], Decimal] = {}
         if terms is None:
             return totals
+        adjust = adjust or SimulationAdjustment()
         start = convention.start_date.year
         for year in sorted({f.year for f in terms.forecasts.all()}) or range(start, start + years):
             data = YearData(year, [], {}, {}, {}, populations, {})
@@ -1280,7 +1349,7 @@ def simulate(convention: Convention, *, years: int = 3, amendment=None) -> list[
                     engine.ServiceInput(
                         line.service.code,
                         line.service.name,
-                        latest_costs.get(line.service_id),
+                        adjust.unit_costs.get(line.pk, latest_costs.get(line.service_id)),
                         allocation_key=line.allocation_key if keyed else "",
                         **keyed,
                     )
@@ -1292,9 +1361,16 @@ def simulate(convention: Convention, *, years: int = 3, amendment=None) -> list[
                 services=tuple(services),
                 periods=(period,),
                 forecasts={
-                    (f.beneficiary_id, f.service.service.code): f.units
-                    for f in terms.forecasts.all()
-                    if f.year == year
+                    **{
+                        (f.beneficiary_id, f.service.service.code): f.units
+                        for f in terms.forecasts.all()
+                        if f.year == year
+                    },
+                    **{
+                        (payer_id, codes[line_id]): units
+                        for (line_id, payer_id), units in adjust.units.items()
+                        if line_id in codes
+                    },
                 },
             )
             try:
@@ -1306,8 +1382,10 @@ def simulate(convention: Convention, *, years: int = 3, amendment=None) -> list[
                     totals[(year, org_id)] = amount
         return totals
 
+    codes = {line.pk: line.service.code for line in lines}
     now, then = amounts(current_terms), amounts(projected_terms)
-    keys = sorted(set(now) | set(then))
+    simulated = amounts(projected_terms, adjustment) if adjustment is not None else {}
+    keys = sorted(set(now) | set(then) | set(simulated))
     if keys:
         first_year = keys[0][0]
         keys = [k for k in keys if k[0] < first_year + years]
@@ -1318,6 +1396,7 @@ def simulate(convention: Convention, *, years: int = 3, amendment=None) -> list[
             organisations[org_id],
             now.get((year, org_id), Decimal("0.00")),
             then.get((year, org_id), Decimal("0.00")),
+            simulated.get((year, org_id), Decimal("0.00")) if adjustment is not None else None,
         )
         for year, org_id in keys
     ]
@@ -1410,14 +1489,24 @@ def simulation_chart(rows: list[SimulationRow]) -> dict:
     years = sorted({row.year for row in rows})
     current = {year: Decimal("0.00") for year in years}
     projected = {year: Decimal("0.00") for year in years}
+    simulated = {year: Decimal("0.00") for year in years}
     for row in rows:
         current[row.year] += row.current
         projected[row.year] += row.projected
-    return {
+        simulated[row.year] += row.simulated or Decimal("0.00")
+    chart = {
         "labels": [str(year) for year in years],
         "current": [str(current[year]) for year in years],
         "projected": [str(projected[year]) for year in years],
+        "series": {
+            "current": _("Situation actuelle"),
+            "projected": _("Projeté"),
+            "simulated": _("Simulation (vos valeurs)"),
+        },
     }
+    if any(row.simulated is not None for row in rows):
+        chart["simulated"] = [str(simulated[year]) for year in years]
+    return chart
 
 
 # --- the year's computation, stored per convention (issue 11) ----------------------------------

@@ -19,7 +19,6 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import (
     Exists,
-    F,
     Max,
     Min,
     OuterRef,
@@ -1197,8 +1196,15 @@ def batch_plan(job_id: int) -> BatchJob:
                     else:
                         to_issue.append(draft)
             numbers = planned_numbers(job.year, to_issue)
+            # "counts": the draft is one of the statements the ZIP holds (a draft correction
+            # is rendered, but the statement it would cancel stands in its place)
             items = [
-                {"id": d.pk, "number": numbers.get(d.pk), "digest": rendering_digest(d)}
+                {
+                    "id": d.pk,
+                    "number": numbers.get(d.pk),
+                    "digest": rendering_digest(d),
+                    "counts": d.cancels_id is None,
+                }
                 for d in Statement.objects.filter(
                     year=job.year, status=StatementStatus.DRAFT, convention__in=conventions
                 )
@@ -1217,13 +1223,13 @@ def batch_plan(job_id: int) -> BatchJob:
         }
         # the drafts' chunks, then the summary's parts: every worker takes a share of both
         job.chunks_total = len(chunks) + len(summary["parts"])
-        job.chunks_done, job.done = [], 0
-        # each draft rendered, then each statement of the year written, then the summary
-        job.total = (
-            len(items)
-            + Statement.objects.filter(year=job.year, convention__in=conventions).count()
-            + 1
-        )
+        # The progress counts statements, each once: those of the ZIP; an issued one's PDF is
+        # ready already, a draft's once its chunk has rendered it. (Not a step per PDF rendered
+        # plus one per PDF written plus the summary: 13 statements read « 26 sur 26 ».)
+        current = current_statements(job.year, conventions).order_by()
+        job.chunks_done = []
+        job.total = current.count()
+        job.done = current.filter(status=StatementStatus.ISSUED).count()
         job.save(update_fields=["plan", "chunks_total", "chunks_done", "done", "total"])
     except Exception as error:  # the job records why it failed; the worker keeps running
         batch_failed(job.pk, error)
@@ -1270,21 +1276,23 @@ def batch_render_chunk(job_id: int, index: int) -> bool:
             name = part_name(job, statement.pk)
             default_storage.delete(name)  # a chunk run twice writes the same file again
             default_storage.save(name, ContentFile(render_statement_pdf(statement)))
-        BatchJob.objects.filter(pk=job.pk).update(done=F("done") + len(items))
-        return chunk_done(job_id, index)
+        # a chunk delivered twice must not count its drafts twice: counted with the chunk
+        return chunk_done(job_id, index, sum(1 for item in items if item.get("counts", True)))
     except Exception as error:
         batch_failed(job_id, error)
         raise
 
 
-def chunk_done(job_id: int, index: int) -> bool:
-    """Count the chunk as done, once; True when it was the last."""
+def chunk_done(job_id: int, index: int, statements: int = 0) -> bool:
+    """Count the chunk as done, and the ``statements`` it rendered, once; True when it was the
+    last."""
     with transaction.atomic():
         job = BatchJob.objects.select_for_update().get(pk=job_id)
         if job.status != BatchJob.JobStatus.RUNNING or index in job.chunks_done:
             return False
         job.chunks_done = [*job.chunks_done, index]
-        job.save(update_fields=["chunks_done"])
+        job.done = min(job.total, job.done + statements)
+        job.save(update_fields=["chunks_done", "done"])
         return len(job.chunks_done) == job.chunks_total
 
 
@@ -1360,7 +1368,8 @@ def batch_finish(job_id: int) -> BatchJob:
         build_archive(job)
         BatchJob.objects.filter(pk=job.pk).update(
             archive=job.archive.name,
-            done=F("total"),
+            total=job.total,
+            done=job.total,
             status=BatchJob.JobStatus.DONE,
             finished_at=timezone.now(),
             error="\n".join([_("Projets non émis :"), *skipped]) if skipped else "",
@@ -1412,7 +1421,6 @@ def build_archive(job: BatchJob) -> None:
                     # a PDF's streams are compressed already: deflating them again costs
                     # the assembly (one process) time for nothing
                     archive.writestr(name, content, compress_type=zipfile.ZIP_STORED)
-                BatchJob.objects.filter(pk=job.pk).update(done=F("done") + len(chunk))
             archive.writestr(
                 f"recapitulatif-{job.year}.pdf",
                 render_summary_pdf(job.year, statements, ready=stored_summary_part(job)),
@@ -1421,6 +1429,7 @@ def build_archive(job: BatchJob) -> None:
             archive.writestr(f"lignes-{job.year}.csv", statement_lines_csv(statements))
         spool.seek(0)
         job.archive.save(f"etats-{job.year}-{job.pk}.zip", File(spool), save=False)
+    job.total = len(statements)  # what the ZIP holds, should the year have changed meanwhile
 
 
 def draft_pdf(job: BatchJob, statement: Statement, item: dict | None) -> bytes:

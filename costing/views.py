@@ -670,12 +670,26 @@ def simulation(request, reference):
         if not re.fullmatch(r"[0-9]{1,5}", number):
             raise Http404
         amendment = get_object_or_404(Amendment, convention=convention, number=int(number))
-    rows = services.simulate(convention, amendment=amendment)
+    # The values to simulate are read from the address (GET: nothing is stored), recomputed
+    # here by the engine; an invalid value is shown again as typed, with why.
+    inputs = services.simulation_inputs(convention, amendment=amendment)
+    sent = "simuler" in request.GET
+    form = forms.SimulationForm(request.GET if sent else None, inputs=inputs)
+    adjustment = form.adjustment() if sent and form.is_valid() else None
+    rows = services.simulate(convention, amendment=amendment, adjustment=adjustment)
     chart = services.simulation_chart(rows)
     return render(
         request,
         "costing/simulation.html",
-        {"convention": convention, "amendment": amendment, "rows": rows, "chart": chart},
+        {
+            "convention": convention,
+            "amendment": amendment,
+            "rows": rows,
+            "chart": chart,
+            "form": form,
+            "simulated": adjustment is not None,
+            "refused": [field for field in form if field.errors] if sent else [],
+        },
     )
 
 

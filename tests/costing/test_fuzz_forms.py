@@ -684,6 +684,51 @@ def test_pages_read_hostile_query_strings_without_breaking(client, world, params
         submit(client, reverse(f"costing:{page}", args=args), params, method="get")
 
 
+@fuzzes(forms.SimulationForm)
+@budget()
+@given(st.data())
+def test_the_simulation_form_never_breaks_never_writes_and_simulates_what_it_accepts(
+    client, world, data
+):
+    """Read from the address: whatever is typed, no 500, nothing stored; a valid form's values
+    are simulated (Decimal), a refused one's shown again with a French message."""
+    line = world.convention.services.get()
+    payers = [world.territory.commune_a, world.territory.commune_b]
+    cost_key = forms.SimulationForm.cost_key(line.pk)
+    units_keys = [forms.SimulationForm.units_key(line.pk, payer.pk) for payer in payers]
+    valid = {
+        cost_key: st.one_of(st.just(""), decimal_text(10**6, 2)),
+        **dict.fromkeys(units_keys, st.one_of(st.just(""), decimal_text(10**6, 3))),
+        "simuler": st.just("1"),
+    }
+    hostile = {
+        cost_key: hostile_number,
+        **dict.fromkeys(units_keys, hostile_number),
+        forms.SimulationForm.units_key(line.pk, world.stranger.pk): hostile_number,
+        forms.SimulationForm.cost_key(line.pk + 10_000): hostile_number,
+        "avenant": hostile_choice("1", "2"),
+        "simuler": hostile_text,
+    }
+    sent = data.draw(form_data(valid, hostile), label="sent")
+    with example_rolled_back():
+        inputs = services.simulation_inputs(world.convention)
+        form = forms.SimulationForm(query_dict(sent), inputs=inputs)
+        valid_form = check_form(form, sent)
+        if valid_form:
+            adjustment = form.adjustment()
+            assert all(type(v) is Decimal for v in adjustment.unit_costs.values())
+            assert all(type(v) is Decimal for v in adjustment.units.values())
+        client.force_login(world.personas.manager)
+        url = reverse("costing:simulation", args=[world.convention.reference])
+        response, _refused = submit(client, url, sent, method="get")
+        if response.status_code == 200 and "simuler" in sent:
+            simulated = response.context["simulated"]
+            outcome(not simulated)
+            if valid_form and "avenant" not in sent:
+                assert simulated
+                assert all(type(row.simulated) is Decimal for row in response.context["rows"])
+
+
 # --- defects the fuzzing found, kept as plain tests -----------------------------------------------
 
 
