@@ -28,6 +28,7 @@ from django.db.models import (
     prefetch_related_objects,
 )
 from django.utils import timezone
+from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -730,8 +731,16 @@ def refusal_facts(drafts: list[Statement], today: date) -> dict:
         .annotate(first=Min("period_start"))
         .order_by()
     )
+    open_remarks = defaultdict(list)
+    for remark in (
+        StatementRemark.objects.filter(statement_id__in=ids, resolved_at__isnull=True)
+        .select_related("author")
+        .order_by("created_at")
+    ):
+        open_remarks[remark.statement_id].append(remark)
     return {
         "today": today,
+        "open_remarks": open_remarks,
         "last_line": dict(
             StatementLine.objects.filter(statement_id__in=ids)
             .values("statement_id")
@@ -825,6 +834,13 @@ def issue_refusals(
             )
             % {"date": statement.review_until.strftime("%d/%m/%Y")}
         )
+    # The commune's remarks are the contradictory part of the review: each one is answered and
+    # resolved before the état (and the titre it supports) goes out (docs/statements.md).
+    if facts is not None:
+        open_remarks = facts["open_remarks"].get(statement.pk, [])
+    else:
+        open_remarks = statement.remarks.filter(resolved_at__isnull=True).select_related("author")
+    reasons.extend(open_remarks_refusals(open_remarks))
     # D5211-16: the unit cost is « porté à la connaissance » of the beneficiaries; a statement
     # never bills at a unit cost (computed, corrected or provisional) that was not notified.
     unnotified = {}
@@ -1016,6 +1032,9 @@ def statement_correct(statement: Statement, *, reason: str) -> Statement:
 
 @transaction.atomic
 def remark_add(statement: Statement, *, author, text: str) -> StatementRemark:
+    """The debtor commune's remark on its draft, within the review window."""
+    # Under the statement's row lock, as issuing: no remark slips in while the draft is issued.
+    statement = Statement.objects.select_for_update().get(pk=statement.pk)
     reasons = []
     if statement.is_issued:
         reasons.append(_("L'état est émis : les remarques ne sont plus possibles."))
@@ -1029,6 +1048,55 @@ def remark_add(statement: Statement, *, author, text: str) -> StatementRemark:
     if reasons:
         raise StatementRefused(reasons)
     return StatementRemark.objects.create(statement=statement, author=author, text=text.strip())
+
+
+@transaction.atomic
+def remark_answer(remark: StatementRemark, *, user, answer: str, resolved: bool) -> StatementRemark:
+    """Finance of the statement's territory answers a remark and marks it resolved, or leaves it
+    (or puts it back) open. Every change is kept in the remark's history. An answer that changes nothing writes nothing. Refused on an issued statement:
+    issuing needs every remark resolved, and a frozen statement's remarks stay as they were."""
+    statement = Statement.objects.select_for_update().get(pk=remark.statement_id)
+    remark = StatementRemark.objects.select_for_update().get(pk=remark.pk)
+    answer = answer.strip()
+    reasons = []
+    if statement.is_issued:
+        reasons.append(_("L'état est émis : ses remarques sont closes."))
+    if not scope_of(user).works_on(statement.convention.territory_id):
+        reasons.append(
+            _("Seuls les agents des finances du territoire répondent aux remarques des communes.")
+        )
+    if not answer:
+        reasons.append(_("Rédigez la réponse à la commune."))
+    if reasons:
+        raise StatementRefused(reasons)
+    now = timezone.now()
+    changed = False
+    if answer != remark.answer:
+        remark.answer, remark.answered_at, remark.answered_by = answer, now, user
+        changed = True
+    if resolved != remark.is_resolved:
+        remark.resolved_at, remark.resolved_by = (now, user) if resolved else (None, None)
+        changed = True
+    if changed:
+        remark._history_user = user
+        remark.save()
+    return remark
+
+
+def open_remarks_refusals(remarks) -> list[str]:
+    """One reason per remark not resolved: who wrote it, when, and its first words."""
+    return [
+        _(
+            "La remarque %(of_author)s du %(date)s n'est pas traitée : « %(text)s ». "
+            "Répondez-y et marquez-la traitée avant d'émettre l'état."
+        )
+        % {
+            "of_author": of(remark.author.get_full_name() or remark.author.get_username()),
+            "date": timezone.localtime(remark.created_at).strftime("%d/%m/%Y"),
+            "text": Truncator(remark.text).chars(120),
+        }
+        for remark in remarks
+    ]
 
 
 def statement_state(statement: Statement) -> str:
