@@ -34,7 +34,7 @@ from django.utils.translation import gettext_lazy
 
 from conventions.models import Convention, ConventionKind, Deliberation, SettlementMode, Vote
 from conventions.services.in_force import applicable_terms, coverage
-from costing import engine, services
+from costing import engine, notifications, services
 from costing.exports import line_as_dict, settlement_as_dict
 from costing.models import (
     AccountMapping,
@@ -471,10 +471,13 @@ def write_drafts(prepared: list[tuple[Statement, list]], context) -> list[Statem
 
 
 @transaction.atomic
-def statements_prepare(year: int, conventions=None, payer_id=None) -> list[Statement]:
+def statements_prepare(
+    year: int, conventions=None, payer_id=None, *, notify: bool = False
+) -> list[Statement]:
     """Create or refresh the draft statements of the year (one per convention and payer) from the
     engine; only ``payer_id``'s when given. Pairs already issued (and not being corrected) are
-    left alone."""
+    left alone. ``notify``: finance's « Calculer les projets » (not the recomputation that
+    issuing or correcting does), whose communes' readers are told by e-mail once it commits."""
     lock_year(year, convention_territories(conventions))
     computed = services.compute_reimbursements(year, conventions)
     result = computed.result
@@ -541,7 +544,10 @@ def statements_prepare(year: int, conventions=None, payer_id=None) -> list[State
         )
         refresh_draft(draft, snapshot=snapshot, settlement=settlement, context=context)
         prepared.append((draft, lines))
-    return write_drafts(prepared, context)
+    drafts = write_drafts(prepared, context)
+    if notify:
+        notifications.drafts_ready([draft.pk for draft in drafts])
+    return drafts
 
 
 # --- issuing -----------------------------------------------------------------------------------
@@ -1032,7 +1038,8 @@ def statement_correct(statement: Statement, *, reason: str) -> Statement:
 
 @transaction.atomic
 def remark_add(statement: Statement, *, author, text: str) -> StatementRemark:
-    """The debtor commune's remark on its draft, within the review window."""
+    """The debtor commune's remark on its draft, within the review window; the territory's
+    finance officers are told by e-mail once it is stored."""
     # Under the statement's row lock, as issuing: no remark slips in while the draft is issued.
     statement = Statement.objects.select_for_update().get(pk=statement.pk)
     reasons = []
@@ -1047,13 +1054,16 @@ def remark_add(statement: Statement, *, author, text: str) -> StatementRemark:
         reasons.append(_("La remarque est vide."))
     if reasons:
         raise StatementRefused(reasons)
-    return StatementRemark.objects.create(statement=statement, author=author, text=text.strip())
+    remark = StatementRemark.objects.create(statement=statement, author=author, text=text.strip())
+    notifications.remark_added(remark)
+    return remark
 
 
 @transaction.atomic
 def remark_answer(remark: StatementRemark, *, user, answer: str, resolved: bool) -> StatementRemark:
     """Finance of the statement's territory answers a remark and marks it resolved, or leaves it
-    (or puts it back) open. Every change is kept in the remark's history. An answer that changes nothing writes nothing. Refused on an issued statement:
+    (or puts it back) open. Every change is kept in the remark's history; the author is told by
+    e-mail. An answer that changes nothing writes nothing. Refused on an issued statement:
     issuing needs every remark resolved, and a frozen statement's remarks stay as they were."""
     statement = Statement.objects.select_for_update().get(pk=remark.statement_id)
     remark = StatementRemark.objects.select_for_update().get(pk=remark.pk)
@@ -1080,6 +1090,7 @@ def remark_answer(remark: StatementRemark, *, user, answer: str, resolved: bool)
     if changed:
         remark._history_user = user
         remark.save()
+        notifications.remark_answered(remark)
     return remark
 
 

@@ -764,7 +764,7 @@ def statements_prepare(request, year):
     require(request, "costing.issue_statements")
     try:
         prepared = statements.statements_prepare(
-            year, Convention.objects.of_territories(request.user)
+            year, Convention.objects.of_territories(request.user), notify=True
         )
     except engine.EngineError as error:
         messages.error(request, str(error))
