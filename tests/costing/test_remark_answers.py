@@ -5,7 +5,8 @@ import html
 from datetime import timedelta
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.migrations.executor import MigrationExecutor
 from django.urls import reverse
 from django.utils import timezone
 
@@ -176,3 +177,29 @@ def test_the_database_refuses_an_incomplete_answer_or_resolution(personas, remar
     for change in broken:
         with pytest.raises(IntegrityError), transaction.atomic():
             StatementRemark.objects.filter(pk=remark.pk).update(**change)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_migration_starts_the_history_of_the_remarks_written_before_it(
+    billed, personas, flushable_statements
+):
+    draft = statements.statements_prepare(2026)[0]
+    before = [("costing", "0014_batch_per_territory")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    try:
+        old_apps = executor.loader.project_state(before).apps
+        old = old_apps.get_model("costing", "StatementRemark").objects.create(
+            statement_id=draft.pk, author_id=personas.reader_a.pk, text="Écrite avant."
+        )
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    remark = StatementRemark.objects.get(pk=old.pk)
+    (first,) = remark.history.all()
+    assert (first.history_type, first.text, first.history_user) == (
+        "+",
+        "Écrite avant.",
+        personas.reader_a,
+    )
+    assert first.history_date == remark.created_at
