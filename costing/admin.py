@@ -165,10 +165,27 @@ class StatementAdmin(admin.ModelAdmin):
 
 
 @admin.register(StatementRemark)
-class StatementRemarkAdmin(admin.ModelAdmin):
-    list_display = ["statement", "author", "created_at"]
-    search_fields = ["text", "statement__number"]
-    readonly_fields = ["statement", "author", "text", "created_at"]
+class StatementRemarkAdmin(SimpleHistoryAdmin):
+    """Read only: the commune writes its remark, finance answers it on the statement's page
+    (statements.remark_add, statements.remark_answer), never here."""
+
+    list_display = ["statement", "author", "created_at", "resolved_at"]
+    list_filter = [("resolved_at", admin.EmptyFieldListFilter)]
+    search_fields = ["text", "answer", "statement__number"]
+    readonly_fields = [
+        "statement",
+        "author",
+        "text",
+        "created_at",
+        "answer",
+        "answered_at",
+        "answered_by",
+        "resolved_at",
+        "resolved_by",
+    ]
+
+    def has_add_permission(self, request):
+        return False
 
 
 @admin.register(BatchJob)

@@ -273,6 +273,20 @@ class RemarkForm(Form):
     )
 
 
+class RemarkAnswerForm(Form):
+    """Finance's answer to a commune's remark, and whether the remark is resolved (unticked: it
+    stays, or is put back, open). Several on one page: each with its own ``auto_id``."""
+
+    answer = forms.CharField(
+        label=_("Réponse à la commune"), widget=forms.Textarea(attrs={"rows": 2}), max_length=2000
+    )
+    resolved = forms.BooleanField(
+        label=_("Remarque traitée"),
+        required=False,
+        help_text=_("Un projet ne s'émet qu'une fois toutes ses remarques traitées."),
+    )
+
+
 class CorrectionForm(Form):
     reason = forms.CharField(
         label=_("Motif de la correction"), widget=forms.Textarea(attrs={"rows": 2}), max_length=2000

@@ -752,14 +752,58 @@ class StatementRemark(models.Model):
     )
     text = models.TextField(_("remarque"))
     created_at = models.DateTimeField(_("le"), auto_now_add=True)
+    # Finance's answer, and whether the remark is resolved (a draft with an open remark is not
+    # issued: statements.issue_refusals). Written by statements.remark_answer only.
+    answer = models.TextField(_("réponse"), blank=True)
+    answered_at = models.DateTimeField(_("répondu le"), null=True, blank=True)
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("répondu par"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    resolved_at = models.DateTimeField(_("traitée le"), null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("traitée par"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    history = HistoricalRecords()
 
     class Meta:
         verbose_name = _("remarque sur un état")
         verbose_name_plural = _("remarques sur les états")
         ordering = ["created_at"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(text=""), name="remark_is_not_empty"),
+            models.CheckConstraint(
+                condition=Q(answer="", answered_at__isnull=True, answered_by__isnull=True)
+                | (~Q(answer="") & Q(answered_at__isnull=False, answered_by__isnull=False)),
+                name="remark_answer_is_complete",
+                violation_error_message=_("Une réponse indique son auteur et sa date."),
+            ),
+            models.CheckConstraint(
+                condition=Q(resolved_at__isnull=True, resolved_by__isnull=True)
+                | (Q(resolved_at__isnull=False, resolved_by__isnull=False) & ~Q(answer="")),
+                name="resolved_remark_is_answered",
+                violation_error_message=_(
+                    "Une remarque traitée porte une réponse, son auteur et sa date."
+                ),
+            ),
+        ]
 
     def __str__(self):
         return self.text[:60]
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.resolved_at is not None
 
 
 class InstalmentStatus(models.TextChoices):

@@ -27,12 +27,13 @@ from django.db.models import (
     prefetch_related_objects,
 )
 from django.utils import timezone
+from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from conventions.models import Convention, ConventionKind, Deliberation, SettlementMode, Vote
 from conventions.services.in_force import applicable_terms, coverage
-from costing import engine, services
+from costing import engine, notifications, services
 from costing.exports import line_as_dict, settlement_as_dict
 from costing.models import (
     AccountMapping,
@@ -469,10 +470,13 @@ def write_drafts(prepared: list[tuple[Statement, list]], context) -> list[Statem
 
 
 @transaction.atomic
-def statements_prepare(year: int, conventions=None, payer_id=None) -> list[Statement]:
+def statements_prepare(
+    year: int, conventions=None, payer_id=None, *, notify: bool = False
+) -> list[Statement]:
     """Create or refresh the draft statements of the year (one per convention and payer) from the
     engine; only ``payer_id``'s when given. Pairs already issued (and not being corrected) are
-    left alone."""
+    left alone. ``notify``: finance's « Calculer les projets » (not the recomputation that
+    issuing or correcting does), whose communes' readers are told by e-mail once it commits."""
     lock_year(year, convention_territories(conventions))
     computed = services.compute_reimbursements(year, conventions)
     result = computed.result
@@ -539,7 +543,10 @@ def statements_prepare(year: int, conventions=None, payer_id=None) -> list[State
         )
         refresh_draft(draft, snapshot=snapshot, settlement=settlement, context=context)
         prepared.append((draft, lines))
-    return write_drafts(prepared, context)
+    drafts = write_drafts(prepared, context)
+    if notify:
+        notifications.drafts_ready([draft.pk for draft in drafts])
+    return drafts
 
 
 # --- issuing -----------------------------------------------------------------------------------
@@ -729,8 +736,16 @@ def refusal_facts(drafts: list[Statement], today: date) -> dict:
         .annotate(first=Min("period_start"))
         .order_by()
     )
+    open_remarks = defaultdict(list)
+    for remark in (
+        StatementRemark.objects.filter(statement_id__in=ids, resolved_at__isnull=True)
+        .select_related("author")
+        .order_by("created_at")
+    ):
+        open_remarks[remark.statement_id].append(remark)
     return {
         "today": today,
+        "open_remarks": open_remarks,
         "last_line": dict(
             StatementLine.objects.filter(statement_id__in=ids)
             .values("statement_id")
@@ -824,6 +839,13 @@ def issue_refusals(
             )
             % {"date": statement.review_until.strftime("%d/%m/%Y")}
         )
+    # The commune's remarks are the contradictory part of the review: each one is answered and
+    # resolved before the état (and the titre it supports) goes out (docs/statements.md).
+    if facts is not None:
+        open_remarks = facts["open_remarks"].get(statement.pk, [])
+    else:
+        open_remarks = statement.remarks.filter(resolved_at__isnull=True).select_related("author")
+    reasons.extend(open_remarks_refusals(open_remarks))
     # D5211-16: the unit cost is « porté à la connaissance » of the beneficiaries; a statement
     # never bills at a unit cost (computed, corrected or provisional) that was not notified.
     unnotified = {}
@@ -1015,6 +1037,10 @@ def statement_correct(statement: Statement, *, reason: str) -> Statement:
 
 @transaction.atomic
 def remark_add(statement: Statement, *, author, text: str) -> StatementRemark:
+    """The debtor commune's remark on its draft, within the review window; the territory's
+    finance officers are told by e-mail once it is stored."""
+    # Under the statement's row lock, as issuing: no remark slips in while the draft is issued.
+    statement = Statement.objects.select_for_update().get(pk=statement.pk)
     reasons = []
     if statement.is_issued:
         reasons.append(_("L'état est émis : les remarques ne sont plus possibles."))
@@ -1027,7 +1053,60 @@ def remark_add(statement: Statement, *, author, text: str) -> StatementRemark:
         reasons.append(_("La remarque est vide."))
     if reasons:
         raise StatementRefused(reasons)
-    return StatementRemark.objects.create(statement=statement, author=author, text=text.strip())
+    remark = StatementRemark.objects.create(statement=statement, author=author, text=text.strip())
+    notifications.remark_added(remark)
+    return remark
+
+
+@transaction.atomic
+def remark_answer(remark: StatementRemark, *, user, answer: str, resolved: bool) -> StatementRemark:
+    """Finance of the statement's territory answers a remark and marks it resolved, or leaves it
+    (or puts it back) open. Every change is kept in the remark's history; the author is told by
+    e-mail. An answer that changes nothing writes nothing. Refused on an issued statement:
+    issuing needs every remark resolved, and a frozen statement's remarks stay as they were."""
+    statement = Statement.objects.select_for_update().get(pk=remark.statement_id)
+    remark = StatementRemark.objects.select_for_update().get(pk=remark.pk)
+    answer = answer.strip()
+    reasons = []
+    if statement.is_issued:
+        reasons.append(_("L'état est émis : ses remarques sont closes."))
+    if not scope_of(user).works_on(statement.convention.territory_id):
+        reasons.append(
+            _("Seuls les agents des finances du territoire répondent aux remarques des communes.")
+        )
+    if not answer:
+        reasons.append(_("Rédigez la réponse à la commune."))
+    if reasons:
+        raise StatementRefused(reasons)
+    now = timezone.now()
+    changed = False
+    if answer != remark.answer:
+        remark.answer, remark.answered_at, remark.answered_by = answer, now, user
+        changed = True
+    if resolved != remark.is_resolved:
+        remark.resolved_at, remark.resolved_by = (now, user) if resolved else (None, None)
+        changed = True
+    if changed:
+        remark._history_user = user
+        remark.save()
+        notifications.remark_answered(remark)
+    return remark
+
+
+def open_remarks_refusals(remarks) -> list[str]:
+    """One reason per remark not resolved: who wrote it, when, and its first words."""
+    return [
+        _(
+            "La remarque %(of_author)s du %(date)s n'est pas traitée : « %(text)s ». "
+            "Répondez-y et marquez-la traitée avant d'émettre l'état."
+        )
+        % {
+            "of_author": of(remark.author.get_full_name() or remark.author.get_username()),
+            "date": timezone.localtime(remark.created_at).strftime("%d/%m/%Y"),
+            "text": Truncator(remark.text).chars(120),
+        }
+        for remark in remarks
+    ]
 
 
 def statement_state(statement: Statement) -> str:

@@ -53,6 +53,11 @@ urlpatterns = [
     path("etat/<int:pk>/corriger/", views.statement_correct, name="statement-correct"),
     path("etat/<int:pk>/remarque/", views.statement_remark, name="statement-remark"),
     path("etat/<int:pk>/approuver/", views.statement_approve, name="statement-approve"),
+    path(
+        "etat/remarque/<int:pk>/reponse/",
+        views.statement_remark_answer,
+        name="statement-remark-answer",
+    ),
     path("acomptes/<year:year>/", views.instalment_list, name="instalments"),
     path("acomptes/<year:year>/appeler/", views.instalments_call, name="instalments-call"),
     path("acompte/<int:pk>/<str:action>/", views.instalment_action, name="instalment-action"),

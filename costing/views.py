@@ -28,6 +28,7 @@ from costing.models import (
     Instalment,
     Statement,
     StatementLine,
+    StatementRemark,
     UnitCost,
     UsageImport,
     UsageRecord,
@@ -778,7 +779,7 @@ def statements_prepare(request, year):
     require(request, "costing.issue_statements")
     try:
         prepared = statements.statements_prepare(
-            year, Convention.objects.of_territories(request.user)
+            year, Convention.objects.of_territories(request.user), notify=True
         )
     except engine.EngineError as error:
         messages.error(request, str(error))
@@ -795,6 +796,19 @@ def statements_prepare(request, year):
     return redirect("costing:statements", year=year)
 
 
+def remarks_with_forms(statement: Statement, can_answer: bool) -> list[StatementRemark]:
+    """The statement's remarks; finance of its territory gets, on a draft, an answer form for
+    each (ids of its own, several forms on one page)."""
+    remarks = list(statement.remarks.select_related("author", "answered_by", "resolved_by"))
+    if can_answer and not statement.is_issued:
+        for remark in remarks:
+            remark.answer_form = forms.RemarkAnswerForm(
+                initial={"answer": remark.answer, "resolved": remark.is_resolved},
+                auto_id=f"id_remarque_{remark.pk}_%s",
+            )
+    return remarks
+
+
 @login_required
 def statement_detail(request, pk):
     require(request, "costing.view_reimbursements")
@@ -808,7 +822,7 @@ def statement_detail(request, pk):
         {
             **statements.statement_context(statement),
             "state": statements.statement_state(statement),
-            "remarks": statement.remarks.select_related("author"),
+            "remarks": remarks_with_forms(statement, can_issue),
             "can_issue": can_issue,
             "can_remark": request.user.has_perm("costing.remark_statement", statement),
             # The predicate itself: a superuser's has_perm is always true, but only the
@@ -899,6 +913,43 @@ def statement_remark(request, pk):
             messages.error(request, reason)
     else:
         messages.success(request, _("Remarque transmise à la Métropole."))
+    return redirect(statement)
+
+
+@login_required
+@require_POST
+def statement_remark_answer(request, pk):
+    require(request, "costing.issue_statements")
+    remark = get_object_or_404(
+        StatementRemark.objects.filter(statement__in=Statement.objects.visible_to(request.user)),
+        pk=pk,
+    )
+    # Finance of the statement's territory only (403 for another territory's staff who see it).
+    statement = territory_statement(request, remark.statement_id)
+    form = forms.RemarkAnswerForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, _("Réponse non enregistrée : %(error)s") % {"error": error})
+        return redirect(statement)
+    was_resolved = remark.is_resolved
+    try:
+        remark = statements.remark_answer(
+            remark,
+            user=request.user,
+            answer=form.cleaned_data["answer"],
+            resolved=form.cleaned_data["resolved"],
+        )
+    except statements.StatementRefused as refused:
+        for reason in refused.reasons:
+            messages.error(request, reason)
+    else:
+        if remark.is_resolved:
+            messages.success(request, _("Réponse enregistrée ; la remarque est traitée."))
+        elif was_resolved:
+            messages.success(request, _("La remarque est rouverte."))
+        else:
+            messages.success(request, _("Réponse enregistrée ; la remarque reste ouverte."))
     return redirect(statement)
 
 

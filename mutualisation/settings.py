@@ -15,6 +15,8 @@ Variables (see README.md, "Configuration"):
     DATABASE_REPLICA_URL    optional read replica for the reports (MUTUALIS_REPLICA_VIEWS)
     DJANGO_DB_PGBOUNCER     "true" behind PgBouncer in transaction mode
     MUTUALIS_S3_BUCKET      optional; files in an S3-compatible bucket (MUTUALIS_S3_* below)
+    EMAIL_URL               mail server of the notifications (default: smtp://localhost:25)
+    MUTUALIS_SITE_URL       public address of the site, for the links in e-mails
 See docs/deployment.md for the scale-out.
 """
 
@@ -304,6 +306,17 @@ MUTUALIS_SUMMARY_PART_ROWS = env.int("MUTUALIS_SUMMARY_PART_ROWS", default=250)
 
 # Commune review of draft statements, in days after they are prepared.
 MUTUALIS_STATEMENT_REVIEW_DAYS = env.int("MUTUALIS_STATEMENT_REVIEW_DAYS", default=15)
+
+# E-mail notifications (drafts ready for a commune, a remark for finance, finance's answer):
+# EMAIL_URL as django-environ reads it (smtp://user:password@host:587, smtp+tls://…,
+# consolemail://); in development the messages are printed. Links in the messages are built from
+# MUTUALIS_SITE_URL, the address people open (no request is at hand when a message is sent).
+# [U] each deployment sets both, and DJANGO_DEFAULT_FROM_EMAIL.
+_email = env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
+globals().update({key: value for key, value in _email.items() if value is not None})
+DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="mutualis@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+MUTUALIS_SITE_URL = env.str("MUTUALIS_SITE_URL", default="http://localhost:8000")
 
 # Login throttling (django-axes), on the site's login page and the admin's: after
 # AXES_FAILURE_LIMIT failed attempts for one username from one address, that pair is locked out

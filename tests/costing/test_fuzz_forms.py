@@ -535,6 +535,43 @@ def test_a_remark_never_breaks_and_a_refusal_writes_nothing(client, world, data)
 
 
 @pytest.fixture
+def remark(world):
+    return statements.remark_add(
+        world.drafts["Commune A"], author=world.personas.reader_a, text="Mars en double."
+    )
+
+
+@fuzzes(forms.RemarkAnswerForm)
+@budget()
+@given(
+    data=form_data(
+        {"answer": text_up_to(2000), "resolved": st.sampled_from(["on", ""])},
+        {"answer": hostile_text, "resolved": hostile_boolean},
+    ),
+    persona=st.sampled_from(["finance", "finance", "reader_a", "reader_b", "manager"]),
+)
+def test_answering_a_remark_never_breaks_and_a_refusal_writes_nothing(
+    client, world, remark, data, persona
+):
+    with example_rolled_back():
+        form = forms.RemarkAnswerForm(query_dict(data))
+        valid = check_form(form, data)
+        client.force_login(getattr(world.personas, persona))
+        url = reverse("costing:statement-remark-answer", args=[remark.pk])
+        _response, refused = submit(client, url, data)
+        outcome(refused)
+        if persona != "finance":
+            assert refused
+        elif valid:
+            assert not refused
+            remark.refresh_from_db()
+            assert remark.answer == form.cleaned_data["answer"]
+            assert remark.is_resolved == form.cleaned_data["resolved"]
+        else:
+            assert refused
+
+
+@pytest.fixture
 def issued(world):
     return issue_after_review(world.drafts["Commune B"])
 

@@ -179,6 +179,10 @@ ROWS = {
                                              (LOGIN, 404, 302, 404, 403, 403, 403)),
     "costing:statement-approve":         Row(lambda w: {"pk": w.correction.pk}, POST_ONLY,
                                              (LOGIN, 404, 302, 404, 403, 403, 403)),
+    # Finance of the statement's territory answers a remark (an empty POST: the form's errors,
+    # back to the statement).
+    "costing:statement-remark-answer":   Row(lambda w: {"pk": w.remark.pk}, POST_ONLY,
+                                             (LOGIN, 403, 403, 403, 403, 302, 302)),
     "costing:instalments":               Row(lambda w: {"year": YEAR}, EVERY_ROLE),
     "costing:instalments-call":          Row(lambda w: {"year": YEAR}, POST_ONLY,
                                              (LOGIN, 403, 403, 403, 403, 302, 302)),
@@ -263,7 +267,8 @@ ADMIN_MODELS = {
     "costing.accountmapping": AdminModel(lambda w: w.account_mapping),
     # An issued statement is frozen (database triggers too).
     "costing.statement": AdminModel(lambda w: w.issued, add=403, delete=403, simple_history=False),
-    "costing.statementremark": AdminModel(lambda w: w.remark, simple_history=False),
+    # A remark is the commune's, answered by finance on the statement's page: read here.
+    "costing.statementremark": AdminModel(lambda w: w.remark, add=403),
     "costing.batchjob": AdminModel(lambda w: w.job, add=403, simple_history=False),
     # A dropped usage file is read only: its records cite it.
     "costing.usageimport": AdminModel(

@@ -1,0 +1,224 @@
+"""E-mails: drafts ready (each commune reader once per preparation, their drafts, deadlines and
+links), a remark (the territory's finance officers), an answer (the remark's author); sent after
+commit only, in French, with absolute links; a user without an address is skipped."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core import mail
+from django.db import transaction
+from django.urls import reverse
+
+from costing import statements
+from mutualisation.models import Role
+from tests.factories import EpciFactory, MembershipFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+SITE = "https://mutualis.example.fr"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def site(settings):
+    settings.MUTUALIS_SITE_URL = SITE + "/"
+
+
+@pytest.fixture
+def addressed(personas):
+    """Every persona with an address, but reader B; a second reader of A without one; a reader
+    of both communes; another territory's finance officer."""
+    for name in ("finance", "manager", "reader_a", "admin"):
+        user = getattr(personas, name)
+        user.email = f"{user.username}@example.fr"
+        user.save()
+    return personas
+
+
+def to(address):
+    return [m for m in mail.outbox if m.to == [address]]
+
+
+def prepare(client, user, capture):
+    client.force_login(user)
+    with capture(execute=True):
+        client.post(reverse("costing:statements-prepare", args=[2026]))
+
+
+def test_preparing_drafts_mails_each_commune_reader_once_with_deadlines_and_links(
+    client, billed, addressed, territory, django_capture_on_commit_callbacks
+):
+    both = UserFactory(username="lecteur.ab", email="ab@example.fr")
+    for commune in (territory.commune_a, territory.commune_b):
+        MembershipFactory(user=both, organisation=commune, role=Role.COMMUNE_READER)
+    MembershipFactory(
+        user=UserFactory(username="lecteur.a2", email=""),
+        organisation=territory.commune_a,
+        role=Role.COMMUNE_READER,
+    )
+    prepare(client, addressed.finance, django_capture_on_commit_callbacks)
+    drafts = {s.payer.name: s for s in statements.current_statements(2026)}
+    # one message per reader, whatever the number of drafts; readers only
+    assert sorted(m.to[0] for m in mail.outbox) == ["ab@example.fr", "lecteur.a@example.fr"]
+    (for_a,) = to("lecteur.a@example.fr")
+    assert for_a.subject == "Projet d'état annuel 2026 à relire"
+    draft_a = drafts["Commune A"]
+    assert f"{SITE}/couts/etat/{draft_a.pk}/" in for_a.body
+    assert f"Remarques possibles jusqu'au {draft_a.review_until:%d/%m/%Y}." in for_a.body
+    assert "Bonjour lecteur.a," in for_a.body
+    assert str(drafts["Commune B"].pk) + "/" not in for_a.body
+    (for_both,) = to("ab@example.fr")
+    assert for_both.subject == "2 projets d'état annuel 2026 à relire"
+    for draft in drafts.values():
+        assert f"{SITE}/couts/etat/{draft.pk}/" in for_both.body
+    assert "&#x27;" not in for_both.body  # text, not HTML-escaped
+
+
+def test_recomputing_a_draft_to_issue_it_mails_no_one(
+    billed, addressed, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        statements.statements_prepare(2026)
+    assert mail.outbox == []
+
+
+def test_a_remark_mails_the_territorys_finance_officers_only(
+    client, billed, addressed, django_capture_on_commit_callbacks
+):
+    stranger = UserFactory(username="finances.ailleurs", email="ailleurs@example.fr")
+    MembershipFactory(user=stranger, organisation=EpciFactory(name="Ailleurs"), role=Role.FINANCE)
+    draft = {s.payer.name: s for s in statements.statements_prepare(2026)}["Commune A"]
+    client.force_login(addressed.reader_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            reverse("costing:statement-remark", args=[draft.pk]),
+            {"text": "Le recours de mars <b>est</b> en double."},
+        )
+    assert [m.to for m in mail.outbox] == [["finances@example.fr"]]
+    (message,) = mail.outbox
+    assert message.subject == (
+        f"Remarque de Commune A sur le projet d'état {billed.convention.reference}"
+    )
+    assert "Le recours de mars <b>est</b> en double." in message.body
+    assert f"{SITE}/couts/etat/{draft.pk}/" in message.body
+
+
+def test_an_answer_mails_the_remarks_author_with_its_status(
+    client, billed, addressed, django_capture_on_commit_callbacks
+):
+    draft = {s.payer.name: s for s in statements.statements_prepare(2026)}["Commune A"]
+    remark = statements.remark_add(draft, author=addressed.reader_a, text="Mars en double.")
+    client.force_login(addressed.finance)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            reverse("costing:statement-remark-answer", args=[remark.pk]),
+            {"answer": "Doublon supprimé.", "resolved": "on"},
+        )
+    (message,) = mail.outbox
+    assert message.to == ["lecteur.a@example.fr"]
+    assert message.subject.startswith("Réponse à votre remarque sur le projet d'état")
+    assert "Doublon supprimé." in message.body
+    assert "La remarque est marquée traitée." in message.body
+    assert f"{SITE}/couts/etat/{draft.pk}/" in message.body
+
+
+def test_an_author_without_an_address_is_skipped(
+    billed, personas, django_capture_on_commit_callbacks
+):
+    draft = {s.payer.name: s for s in statements.statements_prepare(2026)}["Commune B"]
+    remark = statements.remark_add(draft, author=personas.reader_b, text="Vu.")
+    with django_capture_on_commit_callbacks(execute=True):
+        statements.remark_answer(remark, user=personas.finance, answer="Merci.", resolved=True)
+    assert mail.outbox == []
+
+
+def test_nothing_is_sent_from_a_transaction_that_fails(
+    billed, addressed, django_capture_on_commit_callbacks
+):
+    draft = {s.payer.name: s for s in statements.statements_prepare(2026)}["Commune A"]
+
+    def failing():
+        with transaction.atomic():
+            statements.remark_add(draft, author=addressed.reader_a, text="Mars en double.")
+            statements.statements_prepare(2026, notify=True)
+            raise RuntimeError("la suite échoue")
+
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError),
+    ):
+        failing()
+    assert callbacks == []
+    assert mail.outbox == []
+    assert not draft.remarks.exists()
+
+
+def test_a_failing_mail_server_does_not_undo_the_remark(
+    client, billed, addressed, settings, django_capture_on_commit_callbacks, caplog
+):
+    settings.EMAIL_BACKEND = "tests.costing.test_notifications.BrokenBackend"
+    draft = {s.payer.name: s for s in statements.statements_prepare(2026)}["Commune A"]
+    client.force_login(addressed.reader_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("costing:statement-remark", args=[draft.pk]), {"text": "Mars en double."}
+        )
+    assert response.status_code == 302
+    assert draft.remarks.get().text == "Mars en double."
+    assert "Échec de l'envoi" in caplog.text
+
+
+class BrokenBackend:
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def send_messages(self, messages):
+        raise ConnectionRefusedError("serveur de messagerie injoignable")
+
+
+def mail_settings(**env) -> dict:
+    """The production settings' mail configuration, loaded in a fresh interpreter with ``env``."""
+    code = (
+        "import json, django; from django.conf import settings; django.setup(); "
+        "print(json.dumps({k: getattr(settings, k) for k in ('EMAIL_BACKEND', 'EMAIL_HOST', "
+        "'EMAIL_PORT', 'EMAIL_HOST_USER', 'EMAIL_USE_TLS', 'DEFAULT_FROM_EMAIL', "
+        "'MUTUALIS_SITE_URL')}))"
+    )
+    environment = {
+        **{k: v for k, v in os.environ.items() if k not in ("EMAIL_URL", "MUTUALIS_SITE_URL")},
+        "DJANGO_SETTINGS_MODULE": "mutualisation.settings",
+        "DJANGO_ENV_FILE": "/dev/null",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": "s" * 60,
+        **env,
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_the_mail_server_sender_and_site_address_come_from_the_environment():
+    default = mail_settings()
+    assert default["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert (default["EMAIL_HOST"], default["EMAIL_PORT"]) == ("localhost", 25)
+    assert default["MUTUALIS_SITE_URL"] == "http://localhost:8000"
+    configured = mail_settings(
+        EMAIL_URL="smtp+tls://mutualis:secret@smtp.example.fr:587",
+        DJANGO_DEFAULT_FROM_EMAIL="mutualis@example.fr",
+        MUTUALIS_SITE_URL=SITE,
+    )
+    assert configured == {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": "smtp.example.fr",
+        "EMAIL_PORT": 587,
+        "EMAIL_HOST_USER": "mutualis",
+        "EMAIL_USE_TLS": True,
+        "DEFAULT_FROM_EMAIL": "mutualis@example.fr",
+        "MUTUALIS_SITE_URL": SITE,
+    }
