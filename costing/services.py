@@ -20,8 +20,16 @@ from typing import NamedTuple
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connections, transaction
-from django.db.models import BigIntegerField, Count, F, Max, Sum, prefetch_related_objects
-from django.db.models.functions import Cast, Round
+from django.db.models import (
+    BigIntegerField,
+    Count,
+    F,
+    IntegerField,
+    Max,
+    Sum,
+    prefetch_related_objects,
+)
+from django.db.models.functions import Cast, ExtractMonth, Round
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
@@ -737,17 +745,70 @@ def as_day(value) -> date:
     return value if isinstance(value, date) else date.fromisoformat(value)
 
 
-def usage_totals(year: int, convention_ids) -> dict[int, list[UsageTotal]]:
-    """convention id → its usage of ``year`` summed per payer, service and period: values, not
-    model objects, two queries (the services' codes read apart: joined, each of the many rows
-    would carry its service's code)."""
+def summed_periods(convention: Convention, year: int) -> tuple[int, tuple] | None:
+    """(periodicity in months, reimbursement periods) of a convention whose usage of ``year``
+    the database may add up per reimbursement period rather than per month, else None.
+
+    Of a convention's usage, the engine reads, per payer and service, the units and record
+    counts summed within each reimbursement period (a key segment is a run of whole periods),
+    and which services have any; ``usages_of_year`` reads each month's day only to compare it
+    with the first day covered and, when an avenant moves a party or a service line, with
+    their presence. So when no avenant moves one, and the convention covers the whole year
+    under one set of terms, the periods are runs of ``periodicity`` months from 1 January: a
+    record starting in month m (the year's records start within it, and end no earlier:
+    ``usage_period_ordered``) falls in period (m - 1) // periodicity, and the period's sums
+    are the engine's, exactly. Any other convention is read per month."""
+    first, last = date(year, 1, 1), date(year, 12, 31)
+    if coverage(convention, year) != (first, last):
+        return None
+    segments = terms_segments(convention, first, last)
+    if len(segments) != 1:
+        return None
+    moved = any(
+        presence(p, start="joined_by", end="left_by") != ALWAYS for p in convention.parties.all()
+    ) or any(
+        presence(line, start="added_by", end="removed_by") != ALWAYS
+        for line in convention.services.all()
+    )
+    if moved:
+        return None
+    return segments[0][2].periodicity_months, segments_periods(segments)
+
+
+def usage_totals(
+    year: int, convention_ids, periods_of: Mapping[int, tuple[int, tuple]] | None = None
+) -> dict[int, list[UsageTotal]]:
+    """convention id → its usage of ``year`` summed per payer, service and month; or, for the
+    conventions of ``periods_of`` (convention id → ``summed_periods``), per reimbursement
+    period, dated by the period's bounds. Values, not model objects: one query per month
+    reading and per periodicity (a convention's month falls in its period by a division), one
+    for the services' codes (joined, each of the many rows would carry its service's code)."""
+    periods_of = periods_of or {}
+    convention_ids = list(convention_ids)
+    of_year = UsageRecord.objects.filter(period_start__year=year).order_by()
     rows = driver_rows(
-        UsageRecord.objects.filter(convention_id__in=convention_ids, period_start__year=year)
-        .order_by()
+        of_year.filter(convention_id__in=[pk for pk in convention_ids if pk not in periods_of])
         .values_list("convention_id", "beneficiary_id", "service_id", "period_start", "period_end")
         .annotate(milli=MILLI_UNITS, count=Count("pk"))
     )
-    codes = dict(Service.objects.filter(pk__in={row[2] for row in rows}).values_list("pk", "code"))
+    by_periodicity: dict[int, list[int]] = defaultdict(list)
+    for pk in convention_ids:
+        if pk in periods_of:
+            by_periodicity[periods_of[pk][0]].append(pk)
+    period_rows = []
+    for months, ids in sorted(by_periodicity.items()):
+        month = Cast(ExtractMonth("period_start"), IntegerField())
+        period_rows += driver_rows(
+            of_year.filter(convention_id__in=ids)
+            .annotate(period=(month - 1) / months)
+            .values_list("convention_id", "beneficiary_id", "service_id", "period")
+            .annotate(milli=MILLI_UNITS, count=Count("pk"))
+        )
+    codes = dict(
+        Service.objects.filter(
+            pk__in={row[2] for row in rows} | {row[2] for row in period_rows}
+        ).values_list("pk", "code")
+    )
     days: dict = {}  # a few distinct days (the months' bounds) among the many rows: read once
     totals: dict[int, list[UsageTotal]] = defaultdict(list)
     for convention_id, beneficiary_id, service_id, start, end, milli, count in rows:
@@ -762,6 +823,19 @@ def usage_totals(year: int, convention_ids) -> dict[int, list[UsageTotal]]:
                 codes[service_id],
                 days[start],
                 days[end],
+                scaled(milli),
+                count,
+            )
+        )
+    for convention_id, beneficiary_id, service_id, index, milli, count in period_rows:
+        period = periods_of[convention_id][1][index]
+        totals[convention_id].append(
+            UsageTotal(
+                beneficiary_id,
+                service_id,
+                codes[service_id],
+                period.start,
+                period.end,
                 scaled(milli),
                 count,
             )
@@ -846,6 +920,11 @@ def load_year(year: int, conventions=None) -> YearData:
         convention_id__in=convention_ids, year=year
     ).exclude(status=InstalmentStatus.CANCELLED):
         called[(instalment.convention_id, instalment.payer_id)].append(instalment)
+    periods_of = {
+        convention.pk: found
+        for convention in loaded
+        if (found := summed_periods(convention, year)) is not None
+    }
     return YearData(
         year,
         loaded,
@@ -854,7 +933,7 @@ def load_year(year: int, conventions=None) -> YearData:
         UsageRecords(year, convention_ids),
         populations,
         called,
-        usage_totals(year, convention_ids),
+        usage_totals(year, convention_ids, periods_of),
     )
 
 
