@@ -665,11 +665,31 @@ def segments_periods(segments) -> tuple[engine.Period, ...]:
         cursor = run_start
         while cursor <= run_end:
             month_start = date(cursor.year, cursor.month, 1)
-            stop = add_months(month_start, terms.periodicity_months) - timedelta(days=1)
+            stop = engine.add_months(month_start, terms.periodicity_months)
+            stop -= timedelta(days=1)
             stop = min(stop, run_end)
             periods.append(engine.Period(cursor, stop))
             cursor = stop + timedelta(days=1)
     return tuple(periods)
+
+
+class Calendar(NamedTuple):
+    """A convention's part of a year, read once from its terms: the days covered, the runs of
+    days under one set of terms (``terms_segments``) and the reimbursement periods."""
+
+    first: date
+    last: date
+    segments: list  # (start, end, Terms)
+    periods: tuple  # engine.Period
+
+
+def year_calendar(convention: Convention, year: int) -> Calendar | None:
+    """The convention's ``Calendar`` of ``year``, or None when it covers none of it."""
+    span = coverage(convention, year)
+    if span is None:
+        return None
+    segments = terms_segments(convention, *span)
+    return Calendar(*span, segments, segments_periods(segments))
 
 
 def billed_conventions(year: int, conventions=None):
@@ -745,9 +765,10 @@ def as_day(value) -> date:
     return value if isinstance(value, date) else date.fromisoformat(value)
 
 
-def summed_periods(convention: Convention, year: int) -> tuple[int, tuple] | None:
-    """(periodicity in months, reimbursement periods) of a convention whose usage of ``year``
-    the database may add up per reimbursement period rather than per month, else None.
+def summed_periods(convention: Convention, calendar: Calendar | None) -> tuple[int, tuple] | None:
+    """(periodicity in months, reimbursement periods) of a convention whose usage of the year of
+    its ``calendar`` the database may add up per reimbursement period rather than per month,
+    else None.
 
     Of a convention's usage, the engine reads, per payer and service, the units and record
     counts summed within each reimbursement period (a key segment is a run of whole periods),
@@ -758,11 +779,10 @@ def summed_periods(convention: Convention, year: int) -> tuple[int, tuple] | Non
     record starting in month m (the year's records start within it, and end no earlier:
     ``usage_period_ordered``) falls in period (m - 1) // periodicity, and the period's sums
     are the engine's, exactly. Any other convention is read per month."""
-    first, last = date(year, 1, 1), date(year, 12, 31)
-    if coverage(convention, year) != (first, last):
+    if calendar is None or len(calendar.segments) != 1:
         return None
-    segments = terms_segments(convention, first, last)
-    if len(segments) != 1:
+    year = calendar.first.year
+    if (calendar.first, calendar.last) != (date(year, 1, 1), date(year, 12, 31)):
         return None
     moved = any(
         presence(p, start="joined_by", end="left_by") != ALWAYS for p in convention.parties.all()
@@ -772,7 +792,7 @@ def summed_periods(convention: Convention, year: int) -> tuple[int, tuple] | Non
     )
     if moved:
         return None
-    return segments[0][2].periodicity_months, segments_periods(segments)
+    return calendar.segments[0][2].periodicity_months, calendar.periods
 
 
 def usage_totals(
@@ -886,6 +906,8 @@ class YearData:
     called: dict  # (convention id, payer id) → [Instalment] not cancelled
     # convention id → [UsageTotal]: what the engine reads (values summed in the database)
     usage_totals: dict = field(default_factory=dict)
+    # convention id → its Calendar of the year (None: not covered), read once for all readers
+    calendars: dict = field(default_factory=dict)
 
 
 def load_year(year: int, conventions=None) -> YearData:
@@ -920,10 +942,11 @@ def load_year(year: int, conventions=None) -> YearData:
         convention_id__in=convention_ids, year=year
     ).exclude(status=InstalmentStatus.CANCELLED):
         called[(instalment.convention_id, instalment.payer_id)].append(instalment)
+    calendars = {convention.pk: year_calendar(convention, year) for convention in loaded}
     periods_of = {
         convention.pk: found
         for convention in loaded
-        if (found := summed_periods(convention, year)) is not None
+        if (found := summed_periods(convention, calendars[convention.pk])) is not None
     }
     return YearData(
         year,
@@ -934,6 +957,7 @@ def load_year(year: int, conventions=None) -> YearData:
         populations,
         called,
         usage_totals(year, convention_ids, periods_of),
+        calendars,
     )
 
 
@@ -1110,11 +1134,13 @@ def usages_of_year(
 def convention_input(convention: Convention, data: YearData) -> engine.ConventionInput | None:
     """The engine's input for one convention, or None when it covers nothing of the year.
     Raises ``engine.EngineError`` when its data cannot be computed (e.g. a negative cost)."""
-    span = coverage(convention, data.year)
-    if span is None:
+    if convention.pk in data.calendars:
+        calendar = data.calendars[convention.pk]
+    else:
+        calendar = year_calendar(convention, data.year)
+    if calendar is None:
         return None
-    first, last = span
-    segments = terms_segments(convention, first, last)
+    first, segments = calendar.first, calendar.segments
     # The parties and service lines present on one of the days the terms' segments start.
     starts = [start for start, _end, _terms in segments]
     parties_of_year = present_during(
@@ -1166,7 +1192,7 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
         payee=party(payee),
         payers=tuple(party(o) for o in payers),
         services=tuple(services),
-        periods=segments_periods(segments),
+        periods=calendar.periods,
         usages=usages,
         forecasts={
             (f.beneficiary_id, line_by_id[f.service_id].service.code): f.units
