@@ -56,7 +56,6 @@ from conventions.services.in_force import (
     parties_during,
     parties_on,
     presence,
-    present_during,
     terms_in_force,
     terms_segments,
 )
@@ -673,23 +672,35 @@ def segments_periods(segments) -> tuple[engine.Period, ...]:
     return tuple(periods)
 
 
-class Calendar(NamedTuple):
-    """A convention's part of a year, read once from its terms: the days covered, the runs of
-    days under one set of terms (``terms_segments``) and the reimbursement periods."""
+class CoveredYear(NamedTuple):
+    """A convention's part of a year, read once for every reader: the days covered, the runs
+    of days under one set of terms (``terms_segments``), the reimbursement periods, and when
+    each party and service line is present (``presence``: every day without avenant)."""
 
     first: date
     last: date
     segments: list  # (start, end, Terms)
     periods: tuple  # engine.Period
+    parties: tuple  # (Party, Presence), in the parties' order
+    lines: tuple  # (ConventionService, Presence), in the service lines' order
 
 
-def year_calendar(convention: Convention, year: int) -> Calendar | None:
-    """The convention's ``Calendar`` of ``year``, or None when it covers none of it."""
+def covered_year(convention: Convention, year: int) -> CoveredYear | None:
+    """The convention's ``CoveredYear`` of ``year``, or None when it covers none of it."""
     span = coverage(convention, year)
     if span is None:
         return None
     segments = terms_segments(convention, *span)
-    return Calendar(*span, segments, segments_periods(segments))
+    return CoveredYear(
+        *span,
+        segments,
+        segments_periods(segments),
+        tuple((p, presence(p, start="joined_by", end="left_by")) for p in convention.parties.all()),
+        tuple(
+            (line, presence(line, start="added_by", end="removed_by"))
+            for line in convention.services.all()
+        ),
+    )
 
 
 def billed_conventions(year: int, conventions=None):
@@ -765,10 +776,10 @@ def as_day(value) -> date:
     return value if isinstance(value, date) else date.fromisoformat(value)
 
 
-def summed_periods(convention: Convention, calendar: Calendar | None) -> tuple[int, tuple] | None:
-    """(periodicity in months, reimbursement periods) of a convention whose usage of the year of
-    its ``calendar`` the database may add up per reimbursement period rather than per month,
-    else None.
+def summed_periods(covered: CoveredYear | None) -> tuple[int, tuple] | None:
+    """(periodicity in months, reimbursement periods) of a convention whose usage of the year
+    ``covered`` the database may add up per reimbursement period rather than per month, else
+    None.
 
     Of a convention's usage, the engine reads, per payer and service, the units and record
     counts summed within each reimbursement period (a key segment is a run of whole periods),
@@ -779,20 +790,14 @@ def summed_periods(convention: Convention, calendar: Calendar | None) -> tuple[i
     record starting in month m (the year's records start within it, and end no earlier:
     ``usage_period_ordered``) falls in period (m - 1) // periodicity, and the period's sums
     are the engine's, exactly. Any other convention is read per month."""
-    if calendar is None or len(calendar.segments) != 1:
+    if covered is None or len(covered.segments) != 1:
         return None
-    year = calendar.first.year
-    if (calendar.first, calendar.last) != (date(year, 1, 1), date(year, 12, 31)):
+    year = covered.first.year
+    if (covered.first, covered.last) != (date(year, 1, 1), date(year, 12, 31)):
         return None
-    moved = any(
-        presence(p, start="joined_by", end="left_by") != ALWAYS for p in convention.parties.all()
-    ) or any(
-        presence(line, start="added_by", end="removed_by") != ALWAYS
-        for line in convention.services.all()
-    )
-    if moved:
-        return None
-    return calendar.segments[0][2].periodicity_months, calendar.periods
+    if any(span != ALWAYS for _record, span in covered.parties + covered.lines):
+        return None  # an avenant moves a party or a service line
+    return covered.segments[0][2].periodicity_months, covered.periods
 
 
 def usage_totals(
@@ -906,8 +911,8 @@ class YearData:
     called: dict  # (convention id, payer id) → [Instalment] not cancelled
     # convention id → [UsageTotal]: what the engine reads (values summed in the database)
     usage_totals: dict = field(default_factory=dict)
-    # convention id → its Calendar of the year (None: not covered), read once for all readers
-    calendars: dict = field(default_factory=dict)
+    # convention id → its CoveredYear (None: not covered), read once for every reader
+    covered: dict = field(default_factory=dict)
 
 
 def load_year(year: int, conventions=None) -> YearData:
@@ -942,11 +947,11 @@ def load_year(year: int, conventions=None) -> YearData:
         convention_id__in=convention_ids, year=year
     ).exclude(status=InstalmentStatus.CANCELLED):
         called[(instalment.convention_id, instalment.payer_id)].append(instalment)
-    calendars = {convention.pk: year_calendar(convention, year) for convention in loaded}
+    covered = {convention.pk: covered_year(convention, year) for convention in loaded}
     periods_of = {
-        convention.pk: found
-        for convention in loaded
-        if (found := summed_periods(convention, calendars[convention.pk])) is not None
+        pk: found
+        for pk, of_year in covered.items()
+        if (found := summed_periods(of_year)) is not None
     }
     return YearData(
         year,
@@ -957,7 +962,7 @@ def load_year(year: int, conventions=None) -> YearData:
         populations,
         called,
         usage_totals(year, convention_ids, periods_of),
-        calendars,
+        covered,
     )
 
 
@@ -983,9 +988,9 @@ def sides_among(convention: Convention, parties: list) -> tuple[Organisation, li
     return payee, [p.organisation for p in parties if p.role == PartyRole.BENEFICIARY]
 
 
-def members_on(convention: Convention, members: list, on: date) -> list:
+def members_on(covered: CoveredYear, members: list, on: date) -> list:
     """``members`` (payee first) restricted to the parties present on ``on``."""
-    present = {p.organisation_id for p in parties_on(convention, on)}
+    present = {p.organisation_id for p, span in covered.parties if span.on(on)}
     return [m for m in members if m.pk in present or m.pk == members[0].pk]
 
 
@@ -1035,7 +1040,7 @@ def keyed_costs(base: CostBase) -> dict:
     }
 
 
-def keyed_service_input(line, convention, members, segments, data: YearData):
+def keyed_service_input(line, covered: CoveredYear, members, data: YearData):
     """The cost a keyed service line shares and its key over each of the terms' ``segments``."""
     base = data.cost_bases.get(line.service_id)
     if base is None:
@@ -1046,35 +1051,36 @@ def keyed_service_input(line, convention, members, segments, data: YearData):
     key_segments = tuple(
         engine.KeySegment(
             engine.Period(start, end),
-            key_weights(line, terms, members_on(convention, members, start), data),
+            key_weights(line, terms, members_on(covered, members, start), data),
             terms.managing_share_mode,
             terms.managing_share_value,
         )
-        for start, end, terms in segments
+        for start, end, terms in covered.segments
     )
     return {**keyed_costs(base), "segments": key_segments}
 
 
 def usages_of_year(
-    convention: Convention, data: YearData, first: date, lines_of_year: list
+    convention: Convention, data: YearData, covered: CoveredYear, lines_of_year: list
 ) -> tuple[engine.Usage, ...]:
     """The convention's usage totals as the engine reads them. A usage record covers a month;
     the one of the month the convention starts (dated the 1st) counts from the start date.
     A payer is billed for the use made while it is a party of the convention and the service
     is covered (a commune joining or leaving, a service added or withdrawn by avenant): a
-    usage dated outside is an error, the convention is not computed."""
-    # Each party's and service line's presence, read once; without avenant, present every day.
-    parties_by_org = {p.organisation_id: p for p in convention.parties.all()}
+    usage dated outside is an error, the convention is not computed. ``lines_of_year``: the
+    service lines present in the year, each with its presence."""
+    # Each party's and service line's presence (the last record of an organisation or service
+    # counts); without avenant, present every day.
+    first = covered.first
+    parties_by_org = {p.organisation_id: (p, span) for p, span in covered.parties}
     party_spans = {
         organisation_id: span
-        for organisation_id, p in parties_by_org.items()
-        if (span := presence(p, start="joined_by", end="left_by")) != ALWAYS
+        for organisation_id, (_p, span) in parties_by_org.items()
+        if span != ALWAYS
     }
-    line_by_service = {line.service_id: line for line in lines_of_year}
+    line_by_service = {line.service_id: span for line, span in lines_of_year}
     line_spans = {
-        service_id: span
-        for service_id, line in line_by_service.items()
-        if (span := presence(line, start="added_by", end="removed_by")) != ALWAYS
+        service_id: span for service_id, span in line_by_service.items() if span != ALWAYS
     }
     totals = data.usage_totals.get(convention.pk, ())
     usage = engine.Usage
@@ -1107,8 +1113,8 @@ def usages_of_year(
     if outside:
 
         def record_owner(total: UsageTotal) -> str:
-            party_record = parties_by_org.get(total.beneficiary_id)
-            return party_record.organisation.name if party_record else str(total.beneficiary_id)
+            found = parties_by_org.get(total.beneficiary_id)
+            return found[0].organisation.name if found else str(total.beneficiary_id)
 
         # One mention per record, in the records' order (month, then payer).
         outside = sorted(
@@ -1134,20 +1140,19 @@ def usages_of_year(
 def convention_input(convention: Convention, data: YearData) -> engine.ConventionInput | None:
     """The engine's input for one convention, or None when it covers nothing of the year.
     Raises ``engine.EngineError`` when its data cannot be computed (e.g. a negative cost)."""
-    if convention.pk in data.calendars:
-        calendar = data.calendars[convention.pk]
+    if convention.pk in data.covered:
+        covered = data.covered[convention.pk]
     else:
-        calendar = year_calendar(convention, data.year)
-    if calendar is None:
+        covered = covered_year(convention, data.year)
+    if covered is None:
         return None
-    first, segments = calendar.first, calendar.segments
-    # The parties and service lines present on one of the days the terms' segments start.
+    segments = covered.segments
+    # The parties and service lines present on one of the days the terms' segments start
+    # (``present_during``).
     starts = [start for start, _end, _terms in segments]
-    parties_of_year = present_during(
-        convention.parties.all(), starts, start="joined_by", end="left_by"
-    )
+    parties_of_year = [p for p, span in covered.parties if any(span.on(day) for day in starts)]
     payee, payers = sides_among(convention, parties_of_year)
-    terms = applicable_terms(convention, first)
+    terms = segments[0][2]  # applicable_terms(convention, first)
     # The year's forecast of each payer and service: from the first terms of the year that
     # state one (a commune joining by avenant has its forecast in the avenant's terms).
     forecasts_of_year = {}
@@ -1157,15 +1162,16 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
                 forecasts_of_year.setdefault(
                     (forecast.beneficiary_id, forecast.service_id), forecast
                 )
-    lines_of_year = present_during(
-        convention.services.all(), starts, start="added_by", end="removed_by"
-    )
+    spans_of_year = [
+        (line, span) for line, span in covered.lines if any(span.on(day) for day in starts)
+    ]
+    lines_of_year = [line for line, _span in spans_of_year]
     services = []
     for line in lines_of_year:
         unit_cost = data.unit_costs.get(line.service_id)
         keyed = {}
         if line.allocation_key in engine.ALLOCATION_KEYS:
-            keyed = keyed_service_input(line, convention, [payee, *payers], segments, data)
+            keyed = keyed_service_input(line, covered, [payee, *payers], data)
         services.append(
             engine.ServiceInput(
                 code=line.service.code,
@@ -1176,7 +1182,7 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
                 **keyed,
             )
         )
-    usages = usages_of_year(convention, data, first, lines_of_year)
+    usages = usages_of_year(convention, data, covered, spans_of_year)
     line_by_id = {line.pk: line for line in lines_of_year}
     called = {
         payer.pk: tuple(
@@ -1192,7 +1198,7 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
         payee=party(payee),
         payers=tuple(party(o) for o in payers),
         services=tuple(services),
-        periods=calendar.periods,
+        periods=covered.periods,
         usages=usages,
         forecasts={
             (f.beneficiary_id, line_by_id[f.service_id].service.code): f.units

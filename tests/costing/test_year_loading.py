@@ -328,10 +328,9 @@ def test_a_whole_year_without_avenant_is_summed_per_period_as_its_records_add_up
 ):
     mad, common, late = whole_years["mad"], whole_years["common"], whole_years["late"]
     data = services.load_year(YEAR)
-    loaded = {c.pk: c for c in data.conventions}
 
     def summed(convention):
-        return services.summed_periods(loaded[convention.pk], data.calendars[convention.pk])
+        return services.summed_periods(data.covered[convention.pk])
 
     assert summed(mad)[0] == 3
     assert summed(common)[0] == 5
@@ -381,8 +380,7 @@ def test_an_avenant_changing_the_terms_in_the_year_keeps_the_reading_per_month(
         )
     complete_and_sign(monthly, [p.organisation for p in mad.parties.all()])
     data = services.load_year(YEAR)
-    [loaded] = [c for c in data.conventions if c.pk == mad.pk]
-    assert services.summed_periods(loaded, data.calendars[mad.pk]) is None
+    assert services.summed_periods(data.covered[mad.pk]) is None
     # Per month: commune A's records of a month are one total (May's adjustment included),
     # commune B's from 17 June stands apart from its month.
     assert len(data.usage_totals[mad.pk]) == 12 + 9 + 1
