@@ -711,7 +711,7 @@ def billed_conventions(year: int, conventions=None):
         .prefetch_related(
             "parties__organisation",
             "services__service",
-            "terms__forecasts",
+            "terms",
         )
         .order_by("reference")
     )
@@ -913,6 +913,40 @@ class YearData:
     usage_totals: dict = field(default_factory=dict)
     # convention id → its CoveredYear (None: not covered), read once for every reader
     covered: dict = field(default_factory=dict)
+    # terms id → [Forecast] of the year; None: read each terms' own (``year_forecasts``)
+    forecasts: dict | None = None
+
+
+class Forecast(NamedTuple):
+    """A usage forecast (UsageForecast) as the year's computation reads it: values, not model
+    objects (a year has one per convention, payer and service: a hundred thousand of them)."""
+
+    service_id: int  # the ConventionService
+    beneficiary_id: int
+    year: int
+    units: Decimal
+    fixed_share_percent: Decimal | None
+
+
+def load_forecasts(year: int, terms_ids) -> dict[int, list[Forecast]]:
+    """terms id → its forecasts of ``year``, in UsageForecast's order: one query. Every reader
+    of a year's forecasts reads that year's only."""
+    forecasts: dict[int, list[Forecast]] = defaultdict(list)
+    for terms_id, *values in UsageForecast.objects.filter(
+        terms_id__in=terms_ids, year=year
+    ).values_list(
+        "terms_id", "service_id", "beneficiary_id", "year", "units", "fixed_share_percent"
+    ):
+        forecasts[terms_id].append(Forecast(*values))
+    return dict(forecasts)
+
+
+def year_forecasts(terms, data: YearData):
+    """The forecasts of ``terms`` a computation reads: those loaded with its year (only the
+    year's), or, for inputs built without them (a simulation), the terms' own."""
+    if data.forecasts is None:
+        return terms.forecasts.all()
+    return data.forecasts.get(terms.pk, ())
 
 
 def load_year(year: int, conventions=None) -> YearData:
@@ -963,6 +997,7 @@ def load_year(year: int, conventions=None) -> YearData:
         called,
         usage_totals(year, convention_ids, periods_of),
         covered,
+        load_forecasts(year, [terms.pk for c in loaded for terms in c.terms.all()]),
     )
 
 
@@ -1024,7 +1059,7 @@ def key_weights(line, terms, members, data: YearData) -> dict:
     if line.allocation_key == AllocationKey.FIXED_SHARES:
         return {
             f.beneficiary_id: f.fixed_share_percent
-            for f in terms.forecasts.all()
+            for f in year_forecasts(terms, data)
             if f.year == data.year and f.service_id == line.pk and f.fixed_share_percent is not None
         }
     return {}
@@ -1157,7 +1192,7 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
     # state one (a commune joining by avenant has its forecast in the avenant's terms).
     forecasts_of_year = {}
     for _start, _end, segment_terms in segments:
-        for forecast in segment_terms.forecasts.all():
+        for forecast in year_forecasts(segment_terms, data):
             if forecast.year == data.year:
                 forecasts_of_year.setdefault(
                     (forecast.beneficiary_id, forecast.service_id), forecast
