@@ -915,6 +915,10 @@ class YearData:
     covered: dict = field(default_factory=dict)
     # terms id → [Forecast] of the year; None: read each terms' own (``year_forecasts``)
     forecasts: dict | None = None
+    # Built once per computation, then shared by the conventions that read them: organisation
+    # id → engine.Party; cost base id → what a keyed service shares (``keyed_costs``).
+    engine_parties: dict = field(default_factory=dict)
+    base_costs: dict = field(default_factory=dict)
 
 
 class Forecast(NamedTuple):
@@ -1075,6 +1079,15 @@ def keyed_costs(base: CostBase) -> dict:
     }
 
 
+def year_party(organisation: Organisation, data: YearData) -> engine.Party:
+    """``party(organisation)``, built once per computation: an organisation is a party to
+    many conventions."""
+    found = data.engine_parties.get(organisation.pk)
+    if found is None:
+        found = data.engine_parties[organisation.pk] = party(organisation)
+    return found
+
+
 def keyed_service_input(line, covered: CoveredYear, members, data: YearData):
     """The cost a keyed service line shares and its key over each of the terms' ``segments``."""
     base = data.cost_bases.get(line.service_id)
@@ -1092,7 +1105,9 @@ def keyed_service_input(line, covered: CoveredYear, members, data: YearData):
         )
         for start, end, terms in covered.segments
     )
-    return {**keyed_costs(base), "segments": key_segments}
+    if base.pk not in data.base_costs:  # many conventions share one service's cost base
+        data.base_costs[base.pk] = keyed_costs(base)
+    return {**data.base_costs[base.pk], "segments": key_segments}
 
 
 def usages_of_year(
@@ -1185,7 +1200,9 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
     # The parties and service lines present on one of the days the terms' segments start
     # (``present_during``).
     starts = [start for start, _end, _terms in segments]
-    parties_of_year = [p for p, span in covered.parties if any(span.on(day) for day in starts)]
+    parties_of_year = [
+        p for p, span in covered.parties if span is ALWAYS or any(span.on(day) for day in starts)
+    ]
     payee, payers = sides_among(convention, parties_of_year)
     terms = segments[0][2]  # applicable_terms(convention, first)
     # The year's forecast of each payer and service: from the first terms of the year that
@@ -1198,7 +1215,9 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
                     (forecast.beneficiary_id, forecast.service_id), forecast
                 )
     spans_of_year = [
-        (line, span) for line, span in covered.lines if any(span.on(day) for day in starts)
+        (line, span)
+        for line, span in covered.lines
+        if span is ALWAYS or any(span.on(day) for day in starts)
     ]
     lines_of_year = [line for line, _span in spans_of_year]
     services = []
@@ -1218,27 +1237,29 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
             )
         )
     usages = usages_of_year(convention, data, covered, spans_of_year)
-    line_by_id = {line.pk: line for line in lines_of_year}
+    code_by_line = {line.pk: line.service.code for line in lines_of_year}
+    # The acomptes called from the payers who have some (most have none yet).
     called = {
         payer.pk: tuple(
             engine.CalledInstalment(
                 i.rank, i.due_date, i.amount, i.titre_number, i.get_status_display()
             )
-            for i in data.called.get((convention.pk, payer.pk), [])
+            for i in data.called[(convention.pk, payer.pk)]
         )
         for payer in payers
+        if (convention.pk, payer.pk) in data.called
     }
     return engine.ConventionInput(
         reference=convention.reference,
-        payee=party(payee),
-        payers=tuple(party(o) for o in payers),
+        payee=year_party(payee, data),
+        payers=tuple(year_party(o, data) for o in payers),
         services=tuple(services),
         periods=covered.periods,
         usages=usages,
         forecasts={
-            (f.beneficiary_id, line_by_id[f.service_id].service.code): f.units
+            (f.beneficiary_id, code_by_line[f.service_id]): f.units
             for f in forecasts_of_year.values()
-            if f.service_id in line_by_id
+            if f.service_id in code_by_line
         },
         instalment_count=terms.instalment_count,
         settlement_mode=terms.settlement_mode,
