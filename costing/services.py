@@ -19,9 +19,18 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import BigIntegerField, Count, F, Max, Sum, prefetch_related_objects
-from django.db.models.functions import Cast, Round
+from django.core.exceptions import EmptyResultSet
+from django.db import IntegrityError, connections, transaction
+from django.db.models import (
+    BigIntegerField,
+    Count,
+    F,
+    IntegerField,
+    Max,
+    Sum,
+    prefetch_related_objects,
+)
+from django.db.models.functions import Cast, ExtractMonth, Round
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
@@ -48,7 +57,6 @@ from conventions.services.in_force import (
     parties_during,
     parties_on,
     presence,
-    present_during,
     terms_in_force,
     terms_segments,
 )
@@ -682,11 +690,43 @@ def segments_periods(segments) -> tuple[engine.Period, ...]:
         cursor = run_start
         while cursor <= run_end:
             month_start = date(cursor.year, cursor.month, 1)
-            stop = add_months(month_start, terms.periodicity_months) - timedelta(days=1)
+            stop = engine.add_months(month_start, terms.periodicity_months)
+            stop -= timedelta(days=1)
             stop = min(stop, run_end)
             periods.append(engine.Period(cursor, stop))
             cursor = stop + timedelta(days=1)
     return tuple(periods)
+
+
+class CoveredYear(NamedTuple):
+    """A convention's part of a year, read once for every reader: the days covered, the runs
+    of days under one set of terms (``terms_segments``), the reimbursement periods, and when
+    each party and service line is present (``presence``: every day without avenant)."""
+
+    first: date
+    last: date
+    segments: list  # (start, end, Terms)
+    periods: tuple  # engine.Period
+    parties: tuple  # (Party, Presence), in the parties' order
+    lines: tuple  # (ConventionService, Presence), in the service lines' order
+
+
+def covered_year(convention: Convention, year: int) -> CoveredYear | None:
+    """The convention's ``CoveredYear`` of ``year``, or None when it covers none of it."""
+    span = coverage(convention, year)
+    if span is None:
+        return None
+    segments = terms_segments(convention, *span)
+    return CoveredYear(
+        *span,
+        segments,
+        segments_periods(segments),
+        tuple((p, presence(p, start="joined_by", end="left_by")) for p in convention.parties.all()),
+        tuple(
+            (line, presence(line, start="added_by", end="removed_by"))
+            for line in convention.services.all()
+        ),
+    )
 
 
 def billed_conventions(year: int, conventions=None):
@@ -697,7 +737,7 @@ def billed_conventions(year: int, conventions=None):
         .prefetch_related(
             "parties__organisation",
             "services__service",
-            "terms__forecasts",
+            "terms",
         )
         .order_by("reference")
     )
@@ -743,22 +783,112 @@ def scaled(milli: int) -> Decimal:
     return Decimal(milli).scaleb(-3)
 
 
-def usage_totals(year: int, convention_ids) -> dict[int, list[UsageTotal]]:
-    """convention id → its usage of ``year`` summed per payer, service and period: values, not
-    model objects, two queries (the services' codes read apart: joined, each of the many rows
-    would carry its service's code)."""
-    rows = list(
-        UsageRecord.objects.filter(convention_id__in=convention_ids, period_start__year=year)
-        .order_by()
+def driver_rows(queryset) -> list[tuple]:
+    """The rows of a ``values_list`` queryset as the database driver returns them: plain
+    tuples, without the per-row converters Django applies (on a year's million grouped rows,
+    they took more time than the query). Integers come back as integers on every backend;
+    a date comes back as a ``date`` from PostgreSQL, as its ISO text from SQLite (``as_day``)."""
+    try:
+        sql, params = queryset.query.sql_with_params()
+    except EmptyResultSet:
+        return []  # ``pk__in=[]``: Django knows the answer without asking
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def as_day(value) -> date:
+    """A date column read by ``driver_rows``: a ``date``, or its ISO text (SQLite)."""
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+def summed_periods(covered: CoveredYear | None) -> tuple[int, tuple] | None:
+    """(periodicity in months, reimbursement periods) of a convention whose usage of the year
+    ``covered`` the database may add up per reimbursement period rather than per month, else
+    None.
+
+    Of a convention's usage, the engine reads, per payer and service, the units and record
+    counts summed within each reimbursement period (a key segment is a run of whole periods),
+    and which services have any; ``usages_of_year`` reads each month's day only to compare it
+    with the first day covered and, when an avenant moves a party or a service line, with
+    their presence. So when no avenant moves one, and the convention covers the whole year
+    under one set of terms, the periods are runs of ``periodicity`` months from 1 January: a
+    record starting in month m (the year's records start within it, and end no earlier:
+    ``usage_period_ordered``) falls in period (m - 1) // periodicity, and the period's sums
+    are the engine's, exactly. Any other convention is read per month."""
+    if covered is None or len(covered.segments) != 1:
+        return None
+    year = covered.first.year
+    if (covered.first, covered.last) != (date(year, 1, 1), date(year, 12, 31)):
+        return None
+    if any(span != ALWAYS for _record, span in covered.parties + covered.lines):
+        return None  # an avenant moves a party or a service line
+    return covered.segments[0][2].periodicity_months, covered.periods
+
+
+def usage_totals(
+    year: int, convention_ids, periods_of: Mapping[int, tuple[int, tuple]] | None = None
+) -> dict[int, list[UsageTotal]]:
+    """convention id → its usage of ``year`` summed per payer, service and month; or, for the
+    conventions of ``periods_of`` (convention id → ``summed_periods``), per reimbursement
+    period, dated by the period's bounds. Values, not model objects: one query per month
+    reading and per periodicity (a convention's month falls in its period by a division), one
+    for the services' codes (joined, each of the many rows would carry its service's code)."""
+    periods_of = periods_of or {}
+    convention_ids = list(convention_ids)
+    of_year = UsageRecord.objects.filter(period_start__year=year).order_by()
+    rows = driver_rows(
+        of_year.filter(convention_id__in=[pk for pk in convention_ids if pk not in periods_of])
         .values_list("convention_id", "beneficiary_id", "service_id", "period_start", "period_end")
         .annotate(milli=MILLI_UNITS, count=Count("pk"))
     )
-    codes = dict(Service.objects.filter(pk__in={row[2] for row in rows}).values_list("pk", "code"))
+    by_periodicity: dict[int, list[int]] = defaultdict(list)
+    for pk in convention_ids:
+        if pk in periods_of:
+            by_periodicity[periods_of[pk][0]].append(pk)
+    period_rows = []
+    for months, ids in sorted(by_periodicity.items()):
+        month = Cast(ExtractMonth("period_start"), IntegerField())
+        period_rows += driver_rows(
+            of_year.filter(convention_id__in=ids)
+            .annotate(period=(month - 1) / months)
+            .values_list("convention_id", "beneficiary_id", "service_id", "period")
+            .annotate(milli=MILLI_UNITS, count=Count("pk"))
+        )
+    codes = dict(
+        Service.objects.filter(
+            pk__in={row[2] for row in rows} | {row[2] for row in period_rows}
+        ).values_list("pk", "code")
+    )
+    days: dict = {}  # a few distinct days (the months' bounds) among the many rows: read once
     totals: dict[int, list[UsageTotal]] = defaultdict(list)
     for convention_id, beneficiary_id, service_id, start, end, milli, count in rows:
+        if start not in days:
+            days[start] = as_day(start)
+        if end not in days:
+            days[end] = as_day(end)
         totals[convention_id].append(
             UsageTotal(
-                beneficiary_id, service_id, codes[service_id], start, end, scaled(milli), count
+                beneficiary_id,
+                service_id,
+                codes[service_id],
+                days[start],
+                days[end],
+                scaled(milli),
+                count,
+            )
+        )
+    for convention_id, beneficiary_id, service_id, index, milli, count in period_rows:
+        period = periods_of[convention_id][1][index]
+        totals[convention_id].append(
+            UsageTotal(
+                beneficiary_id,
+                service_id,
+                codes[service_id],
+                period.start,
+                period.end,
+                scaled(milli),
+                count,
             )
         )
     return dict(totals)
@@ -807,6 +937,46 @@ class YearData:
     called: dict  # (convention id, payer id) → [Instalment] not cancelled
     # convention id → [UsageTotal]: what the engine reads (values summed in the database)
     usage_totals: dict = field(default_factory=dict)
+    # convention id → its CoveredYear (None: not covered), read once for every reader
+    covered: dict = field(default_factory=dict)
+    # terms id → [Forecast] of the year; None: read each terms' own (``year_forecasts``)
+    forecasts: dict | None = None
+    # Built once per computation, then shared by the conventions that read them: organisation
+    # id → engine.Party; cost base id → what a keyed service shares (``keyed_costs``).
+    engine_parties: dict = field(default_factory=dict)
+    base_costs: dict = field(default_factory=dict)
+
+
+class Forecast(NamedTuple):
+    """A usage forecast (UsageForecast) as the year's computation reads it: values, not model
+    objects (a year has one per convention, payer and service: a hundred thousand of them)."""
+
+    service_id: int  # the ConventionService
+    beneficiary_id: int
+    year: int
+    units: Decimal
+    fixed_share_percent: Decimal | None
+
+
+def load_forecasts(year: int, terms_ids) -> dict[int, list[Forecast]]:
+    """terms id → its forecasts of ``year``, in UsageForecast's order: one query. Every reader
+    of a year's forecasts reads that year's only."""
+    forecasts: dict[int, list[Forecast]] = defaultdict(list)
+    for terms_id, *values in UsageForecast.objects.filter(
+        terms_id__in=terms_ids, year=year
+    ).values_list(
+        "terms_id", "service_id", "beneficiary_id", "year", "units", "fixed_share_percent"
+    ):
+        forecasts[terms_id].append(Forecast(*values))
+    return dict(forecasts)
+
+
+def year_forecasts(terms, data: YearData):
+    """The forecasts of ``terms`` a computation reads: those loaded with its year (only the
+    year's), or, for inputs built without them (a simulation), the terms' own."""
+    if data.forecasts is None:
+        return terms.forecasts.all()
+    return data.forecasts.get(terms.pk, ())
 
 
 def load_year(year: int, conventions=None) -> YearData:
@@ -841,6 +1011,12 @@ def load_year(year: int, conventions=None) -> YearData:
         convention_id__in=convention_ids, year=year
     ).exclude(status=InstalmentStatus.CANCELLED):
         called[(instalment.convention_id, instalment.payer_id)].append(instalment)
+    covered = {convention.pk: covered_year(convention, year) for convention in loaded}
+    periods_of = {
+        pk: found
+        for pk, of_year in covered.items()
+        if (found := summed_periods(of_year)) is not None
+    }
     return YearData(
         year,
         loaded,
@@ -849,7 +1025,9 @@ def load_year(year: int, conventions=None) -> YearData:
         UsageRecords(year, convention_ids),
         populations,
         called,
-        usage_totals(year, convention_ids),
+        usage_totals(year, convention_ids, periods_of),
+        covered,
+        load_forecasts(year, [terms.pk for c in loaded for terms in c.terms.all()]),
     )
 
 
@@ -875,9 +1053,9 @@ def sides_among(convention: Convention, parties: list) -> tuple[Organisation, li
     return payee, [p.organisation for p in parties if p.role == PartyRole.BENEFICIARY]
 
 
-def members_on(convention: Convention, members: list, on: date) -> list:
+def members_on(covered: CoveredYear, members: list, on: date) -> list:
     """``members`` (payee first) restricted to the parties present on ``on``."""
-    present = {p.organisation_id for p in parties_on(convention, on)}
+    present = {p.organisation_id for p, span in covered.parties if span.on(on)}
     return [m for m in members if m.pk in present or m.pk == members[0].pk]
 
 
@@ -911,7 +1089,7 @@ def key_weights(line, terms, members, data: YearData) -> dict:
     if line.allocation_key == AllocationKey.FIXED_SHARES:
         return {
             f.beneficiary_id: f.fixed_share_percent
-            for f in terms.forecasts.all()
+            for f in year_forecasts(terms, data)
             if f.year == data.year and f.service_id == line.pk and f.fixed_share_percent is not None
         }
     return {}
@@ -927,7 +1105,16 @@ def keyed_costs(base: CostBase) -> dict:
     }
 
 
-def keyed_service_input(line, convention, members, segments, data: YearData):
+def year_party(organisation: Organisation, data: YearData) -> engine.Party:
+    """``party(organisation)``, built once per computation: an organisation is a party to
+    many conventions."""
+    found = data.engine_parties.get(organisation.pk)
+    if found is None:
+        found = data.engine_parties[organisation.pk] = party(organisation)
+    return found
+
+
+def keyed_service_input(line, covered: CoveredYear, members, data: YearData):
     """The cost a keyed service line shares and its key over each of the terms' ``segments``."""
     base = data.cost_bases.get(line.service_id)
     if base is None:
@@ -938,35 +1125,38 @@ def keyed_service_input(line, convention, members, segments, data: YearData):
     key_segments = tuple(
         engine.KeySegment(
             engine.Period(start, end),
-            key_weights(line, terms, members_on(convention, members, start), data),
+            key_weights(line, terms, members_on(covered, members, start), data),
             terms.managing_share_mode,
             terms.managing_share_value,
         )
-        for start, end, terms in segments
+        for start, end, terms in covered.segments
     )
-    return {**keyed_costs(base), "segments": key_segments}
+    if base.pk not in data.base_costs:  # many conventions share one service's cost base
+        data.base_costs[base.pk] = keyed_costs(base)
+    return {**data.base_costs[base.pk], "segments": key_segments}
 
 
 def usages_of_year(
-    convention: Convention, data: YearData, first: date, lines_of_year: list
+    convention: Convention, data: YearData, covered: CoveredYear, lines_of_year: list
 ) -> tuple[engine.Usage, ...]:
     """The convention's usage totals as the engine reads them. A usage record covers a month;
     the one of the month the convention starts (dated the 1st) counts from the start date.
     A payer is billed for the use made while it is a party of the convention and the service
     is covered (a commune joining or leaving, a service added or withdrawn by avenant): a
-    usage dated outside is an error, the convention is not computed."""
-    # Each party's and service line's presence, read once; without avenant, present every day.
-    parties_by_org = {p.organisation_id: p for p in convention.parties.all()}
+    usage dated outside is an error, the convention is not computed. ``lines_of_year``: the
+    service lines present in the year, each with its presence."""
+    # Each party's and service line's presence (the last record of an organisation or service
+    # counts); without avenant, present every day.
+    first = covered.first
+    parties_by_org = {p.organisation_id: (p, span) for p, span in covered.parties}
     party_spans = {
         organisation_id: span
-        for organisation_id, p in parties_by_org.items()
-        if (span := presence(p, start="joined_by", end="left_by")) != ALWAYS
+        for organisation_id, (_p, span) in parties_by_org.items()
+        if span != ALWAYS
     }
-    line_by_service = {line.service_id: line for line in lines_of_year}
+    line_by_service = {line.service_id: span for line, span in lines_of_year}
     line_spans = {
-        service_id: span
-        for service_id, line in line_by_service.items()
-        if (span := presence(line, start="added_by", end="removed_by")) != ALWAYS
+        service_id: span for service_id, span in line_by_service.items() if span != ALWAYS
     }
     totals = data.usage_totals.get(convention.pk, ())
     usage = engine.Usage
@@ -999,8 +1189,8 @@ def usages_of_year(
     if outside:
 
         def record_owner(total: UsageTotal) -> str:
-            party_record = parties_by_org.get(total.beneficiary_id)
-            return party_record.organisation.name if party_record else str(total.beneficiary_id)
+            found = parties_by_org.get(total.beneficiary_id)
+            return found[0].organisation.name if found else str(total.beneficiary_id)
 
         # One mention per record, in the records' order (month, then payer).
         outside = sorted(
@@ -1026,36 +1216,42 @@ def usages_of_year(
 def convention_input(convention: Convention, data: YearData) -> engine.ConventionInput | None:
     """The engine's input for one convention, or None when it covers nothing of the year.
     Raises ``engine.EngineError`` when its data cannot be computed (e.g. a negative cost)."""
-    span = coverage(convention, data.year)
-    if span is None:
+    if convention.pk in data.covered:
+        covered = data.covered[convention.pk]
+    else:
+        covered = covered_year(convention, data.year)
+    if covered is None:
         return None
-    first, last = span
-    segments = terms_segments(convention, first, last)
-    # The parties and service lines present on one of the days the terms' segments start.
+    segments = covered.segments
+    # The parties and service lines present on one of the days the terms' segments start
+    # (``present_during``).
     starts = [start for start, _end, _terms in segments]
-    parties_of_year = present_during(
-        convention.parties.all(), starts, start="joined_by", end="left_by"
-    )
+    parties_of_year = [
+        p for p, span in covered.parties if span is ALWAYS or any(span.on(day) for day in starts)
+    ]
     payee, payers = sides_among(convention, parties_of_year)
-    terms = applicable_terms(convention, first)
+    terms = segments[0][2]  # applicable_terms(convention, first)
     # The year's forecast of each payer and service: from the first terms of the year that
     # state one (a commune joining by avenant has its forecast in the avenant's terms).
     forecasts_of_year = {}
     for _start, _end, segment_terms in segments:
-        for forecast in segment_terms.forecasts.all():
+        for forecast in year_forecasts(segment_terms, data):
             if forecast.year == data.year:
                 forecasts_of_year.setdefault(
                     (forecast.beneficiary_id, forecast.service_id), forecast
                 )
-    lines_of_year = present_during(
-        convention.services.all(), starts, start="added_by", end="removed_by"
-    )
+    spans_of_year = [
+        (line, span)
+        for line, span in covered.lines
+        if span is ALWAYS or any(span.on(day) for day in starts)
+    ]
+    lines_of_year = [line for line, _span in spans_of_year]
     services = []
     for line in lines_of_year:
         unit_cost = data.unit_costs.get(line.service_id)
         keyed = {}
         if line.allocation_key in engine.ALLOCATION_KEYS:
-            keyed = keyed_service_input(line, convention, [payee, *payers], segments, data)
+            keyed = keyed_service_input(line, covered, [payee, *payers], data)
         services.append(
             engine.ServiceInput(
                 code=line.service.code,
@@ -1066,28 +1262,30 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
                 **keyed,
             )
         )
-    usages = usages_of_year(convention, data, first, lines_of_year)
-    line_by_id = {line.pk: line for line in lines_of_year}
+    usages = usages_of_year(convention, data, covered, spans_of_year)
+    code_by_line = {line.pk: line.service.code for line in lines_of_year}
+    # The acomptes called from the payers who have some (most have none yet).
     called = {
         payer.pk: tuple(
             engine.CalledInstalment(
                 i.rank, i.due_date, i.amount, i.titre_number, i.get_status_display()
             )
-            for i in data.called.get((convention.pk, payer.pk), [])
+            for i in data.called[(convention.pk, payer.pk)]
         )
         for payer in payers
+        if (convention.pk, payer.pk) in data.called
     }
     return engine.ConventionInput(
         reference=convention.reference,
-        payee=party(payee),
-        payers=tuple(party(o) for o in payers),
+        payee=year_party(payee, data),
+        payers=tuple(year_party(o, data) for o in payers),
         services=tuple(services),
-        periods=segments_periods(segments),
+        periods=covered.periods,
         usages=usages,
         forecasts={
-            (f.beneficiary_id, line_by_id[f.service_id].service.code): f.units
+            (f.beneficiary_id, code_by_line[f.service_id]): f.units
             for f in forecasts_of_year.values()
-            if f.service_id in line_by_id
+            if f.service_id in code_by_line
         },
         instalment_count=terms.instalment_count,
         settlement_mode=terms.settlement_mode,

@@ -199,16 +199,17 @@ def approving_deliberations(conventions) -> dict:
     return found
 
 
-def forecast_units(convention, payer_id: int, year: int) -> dict:
+def forecast_units(convention, payer_id: int, year: int, data) -> dict:
     """Service code → the units the convention forecasts for the payer in the year (D5211-16:
-    « une prévision d'utilisation du service … exprimée en unités de fonctionnement »)."""
+    « une prévision d'utilisation du service … exprimée en unités de fonctionnement »), read
+    from the year's computation (``data``: services.YearData)."""
     span = coverage(convention, year)
     if span is None:
         return {}
     lines = {line.pk: line for line in convention.services.all()}
     return {
         lines[f.service_id].service.code: str(f.units)
-        for f in applicable_terms(convention, span[0]).forecasts.all()
+        for f in services.year_forecasts(applicable_terms(convention, span[0]), data)
         if f.year == year and f.beneficiary_id == payer_id and f.service_id in lines and f.units
     }
 
@@ -526,7 +527,7 @@ def statements_prepare(
                 if r.beneficiary_id == settlement.payer.id
             ],
             "first": span[0] if span else None,
-            "forecasts": forecast_units(convention, settlement.payer.id, year),
+            "forecasts": forecast_units(convention, settlement.payer.id, year, computed.data),
             "instalments": computed.data.called.get((convention.pk, settlement.payer.id), []),
             "deliberations": deliberations.get(convention.pk, []),
         }

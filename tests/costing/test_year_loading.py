@@ -17,6 +17,8 @@ from conventions.models import (
     Amendment,
     Convention,
     ConventionService,
+    Party,
+    PartyRole,
     Terms,
     UsageForecast,
 )
@@ -34,6 +36,7 @@ from tests.costing.test_avenant_changes import (  # noqa: F401 (commune_c: a fix
     complete_and_sign,
     joining_avenant,
 )
+from tests.factories import ConventionFactory, TermsFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -248,3 +251,145 @@ def test_the_stored_year_shows_what_computing_it_gives_for_every_scope(varied_ye
             Scope(roles=frozenset({"COMMUNE_READER"}), organisation_ids=frozenset({commune_a.pk})),
         )
     )
+
+
+# --- usage summed per reimbursement period in the database ------------------------------------
+
+
+def use_days(convention, commune, service, start, end, quantity, *, source=UsageSource.IMPORT):
+    """A record over any run of days (an import may date one from mid-month)."""
+    return UsageRecord.objects.create(
+        convention=convention,
+        beneficiary=commune,
+        service=service,
+        unit_type=service.unit_type,
+        period_start=start,
+        period_end=end,
+        quantity=D(quantity),
+        units=D(quantity),
+        source=source,
+        reason="Ajustement" if source == UsageSource.ADJUSTMENT else "",
+    )
+
+
+@pytest.fixture
+def whole_years(mad_descendante, service_commun, territory):
+    """Two conventions covering all of 2026 under one set of terms, no avenant (summed per
+    period): a mise à disposition billed quarterly, and a service commun shared by the units
+    used, billed every five months (periods of five, five and two months). A third one starts
+    on 15 March (read per month). Several records a month, weighted thousandths, a record
+    starting mid-month, an adjustment leaving a month (not its period) below zero."""
+    t = territory
+    mad = bill(mad_descendante.convention, mode="TITRE")
+    mad.terms.update(periodicity_months=3)
+    service = mad_descendante.service
+    UnitCost.objects.create(
+        service=service,
+        year=YEAR,
+        amount=D("87.37"),
+        notification_deadline=date(YEAR, 4, 15),
+        notified_on=date(YEAR, 3, 1),
+    )
+    light = UnitWeight.objects.create(
+        unit_type=service.unit_type, code="CU", label="CU", weight=D("0.333")
+    )
+    for month in range(1, 13):
+        use(mad, t.commune_a, service, month, f"{month}.5")
+        use(mad, t.commune_a, service, month, "7", weight=light, source=UsageSource.IMPORT)
+        if month % 4:
+            use(mad, t.commune_b, service, month, "1.001", weight=light)
+    use_days(mad, t.commune_b, service, date(YEAR, 6, 17), date(YEAR, 6, 30), "2.125")
+    use(mad, t.commune_a, service, 5, "-9", source=UsageSource.ADJUSTMENT)
+    common = bill(service_commun.convention)
+    common.terms.update(periodicity_months=5)
+    ConventionService.objects.filter(pk=service_commun.line.pk).update(
+        allocation_key=AllocationKey.UNITS
+    )
+    cost_base(service_commun.line.service, "48611.11")
+    shared = service_commun.line.service
+    for month in range(1, 13):
+        use(common, t.commune_a, shared, month, f"{10 + month}.125")
+        use(common, t.epci, shared, month, "4.333")
+        if month < 11:
+            use(common, t.commune_b, shared, month, "6.667", source=UsageSource.IMPORT)
+    late = ConventionFactory(reference="MAD-MARCH", start_date=date(YEAR, 3, 15))
+    Party.objects.create(convention=late, organisation=t.epci, role=PartyRole.PROVIDER)
+    Party.objects.create(convention=late, organisation=t.commune_a, role=PartyRole.BENEFICIARY)
+    ConventionService.objects.create(convention=late, service=service, unit_type=service.unit_type)
+    TermsFactory(convention=late, periodicity_months=3)
+    late = bill(late, mode="TITRE")
+    for month in range(2, 13):  # February's record ends before the start: not billed
+        use(late, t.commune_a, service, month, f"{month}.25")
+    return {"mad": mad, "common": common, "late": late}
+
+
+def test_a_whole_year_without_avenant_is_summed_per_period_as_its_records_add_up(
+    whole_years, monkeypatch
+):
+    mad, common, late = whole_years["mad"], whole_years["common"], whole_years["late"]
+    data = services.load_year(YEAR)
+
+    def summed(convention):
+        return services.summed_periods(data.covered[convention.pk])
+
+    assert summed(mad)[0] == 3
+    assert summed(common)[0] == 5
+    assert summed(late) is None
+    # One total per payer, service and period, dated by the period; the late one's per month.
+    bounds = {(t.period_start, t.period_end) for t in data.usage_totals[mad.pk]}
+    assert bounds == {
+        (date(YEAR, m, 1), services.month_bounds(YEAR, m + 2)[1]) for m in (1, 4, 7, 10)
+    }
+    assert len(data.usage_totals[mad.pk]) == 2 * 4
+    assert sum(t.count for t in data.usage_totals[mad.pk]) == 12 * 2 + 9 + 1 + 1
+    assert {t.period_end for t in data.usage_totals[common.pk]} == {
+        date(YEAR, 5, 31),
+        date(YEAR, 10, 31),
+        date(YEAR, 12, 31),
+    }
+    assert len(data.usage_totals[common.pk]) == 3 + 3 + 2
+    assert len(data.usage_totals[late.pk]) == 11
+    # And the year is the one computed record by record, to the cent and the thousandth.
+    summed = year_as_data(monkeypatch, record_by_record=False)
+    assert summed == year_as_data(monkeypatch, record_by_record=True)
+    lines = summed["lines"]
+    assert {line["convention"] for line in lines} == {
+        mad.reference,
+        common.reference,
+        late.reference,
+    }
+    assert any(line["usage_count"] > 3 for line in lines)
+    late_starts = {line["period_start"] for line in lines if line["convention"] == late.reference}
+    assert min(late_starts) == f"{YEAR}-03-15"
+
+
+def test_an_avenant_changing_the_terms_in_the_year_keeps_the_reading_per_month(
+    whole_years, monkeypatch
+):
+    mad = whole_years["mad"]
+    with time_machine.travel(TODAY):
+        monthly = amendments.amendment_create(
+            convention=mad,
+            amendment=Amendment(object="Facturation mensuelle", effective_from=date(YEAR, 8, 1)),
+            terms=Terms(
+                settlement_mode="TITRE",
+                periodicity_months=1,
+                instalment_count=2,
+                unit_cost_method="Coût du dernier compte administratif divisé par les unités.",
+            ),
+        )
+    complete_and_sign(monthly, [p.organisation for p in mad.parties.all()])
+    data = services.load_year(YEAR)
+    assert services.summed_periods(data.covered[mad.pk]) is None
+    # Per month: commune A's records of a month are one total (May's adjustment included),
+    # commune B's from 17 June stands apart from its month.
+    assert len(data.usage_totals[mad.pk]) == 12 + 9 + 1
+    summed = year_as_data(monkeypatch, record_by_record=False)
+    assert summed == year_as_data(monkeypatch, record_by_record=True)
+    starts = {
+        line["period_start"] for line in summed["lines"] if line["convention"] == mad.reference
+    }
+    assert starts == {
+        f"{YEAR}-{m}"
+        for m in ("01-01", "04-01", "07-01", "08-01", "09-01", "10-01", "11-01", "12-01")
+    }
