@@ -150,6 +150,15 @@ def assert_accessible(page, name: str = "") -> None:
     assert not violations, f"{name or page.url} : " + "\n".join(violations)
 
 
+def browser_log_in(page, live_server, username, password=PASSWORD) -> None:
+    """Log in through the login page in Chromium, as a person does, and land on the home."""
+    page.goto(live_server.url + "/connexion/")
+    page.get_by_label("Identifiant").fill(username)
+    page.get_by_label("Mot de passe").fill(password)
+    page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_url(live_server.url + "/")
+
+
 def log_in(client, username, password=PASSWORD) -> bool:
     """Log in through the login page, as a person does (login throttling needs the request,
     which ``client.login`` does not pass)."""

@@ -4,7 +4,7 @@ of another commune never sees it."""
 import pytest
 
 from conventions.models import Convention, Status
-from tests.conftest import assert_accessible, screenshot, seed_territory
+from tests.conftest import assert_accessible, browser_log_in, screenshot, seed_territory
 
 pytestmark = [
     pytest.mark.browser,
@@ -13,17 +13,9 @@ pytestmark = [
 PASSWORD = "demo-mutualis-2026"
 
 
-def log_in(page, live_server, username):
-    page.goto(live_server.url + "/connexion/")
-    page.get_by_label("Identifiant").fill(username)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url(live_server.url + "/")
-
-
 def test_manager_creates_a_convention_then_puts_it_into_consultation(live_server, page):
     seed_territory()
-    log_in(page, live_server, "gestionnaire")
+    browser_log_in(page, live_server, "gestionnaire", PASSWORD)
     page.get_by_role("link", name="Conventions").click()
     page.get_by_role("link", name="Nouvelle convention").click()
 
@@ -86,7 +78,7 @@ def test_manager_creates_a_convention_then_puts_it_into_consultation(live_server
 
     # Another commune's reader finds nothing, not even the reference.
     page.get_by_role("button", name="Se déconnecter").click()
-    log_in(page, live_server, "lecteur.aubiere")
+    browser_log_in(page, live_server, "lecteur.aubiere", PASSWORD)
     page.goto(live_server.url + "/conventions/")
     assert "CONV-2027-001" not in page.locator("#table-conventions").inner_text()
     response = page.goto(live_server.url + "/conventions/CONV-2027-001/")
@@ -107,7 +99,7 @@ def test_the_list_filters_by_an_organisation_searched_by_name(live_server, page)
             organisation=Organisation.objects.get(name=name),
             role=PartyRole.BENEFICIARY,
         )
-    log_in(page, live_server, "gestionnaire")
+    browser_log_in(page, live_server, "gestionnaire", PASSWORD)
     page.goto(live_server.url + "/conventions/")
     field = page.get_by_role("combobox", name="Commune ou organisation")
     field.click()
@@ -125,7 +117,7 @@ def test_the_list_filters_by_an_organisation_searched_by_name(live_server, page)
 
 def test_the_creation_form_offers_only_the_roles_the_chosen_type_allows(live_server, page):
     seed_territory()
-    log_in(page, live_server, "gestionnaire")
+    browser_log_in(page, live_server, "gestionnaire", PASSWORD)
     page.goto(live_server.url + "/conventions/nouvelle/")
     parties = page.locator("[role=group][aria-label^='Parties']")
     first_role = parties.nth(0).get_by_label("Rôle")
@@ -220,7 +212,7 @@ def test_a_refused_step_links_to_the_prefilled_deliberation_form(live_server, pa
     convention = transitions.convention_transition(convention, "submit")
     add_deliberations(convention, [metropole, beaumont], day=today - timedelta(days=10))
 
-    log_in(page, live_server, "gestionnaire")
+    browser_log_in(page, live_server, "gestionnaire", PASSWORD)
     page.goto(live_server.url + convention.get_absolute_url())
     page.get_by_role("button", name="Constater les délibérations").click()
     refusal = page.locator("#refus")

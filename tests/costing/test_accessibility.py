@@ -11,20 +11,12 @@ from django.views.defaults import server_error
 from conventions.models import Convention
 from costing import statements
 from costing.models import Statement
-from tests.conftest import PASSWORD, axe_violations, screenshot
+from tests.conftest import axe_violations, browser_log_in, screenshot
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
-
-
-def log_in(page, live_server, username):
-    page.goto(live_server.url + "/connexion/")
-    page.get_by_label("Identifiant").fill(username)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url(live_server.url + "/")
 
 
 def sweep(page, live_server, paths) -> list[str]:
@@ -43,7 +35,7 @@ def test_every_page_of_the_managers_and_finance_work_has_no_serious_axe_violatio
     draft = Statement.objects.filter(payer=billed.territory.commune_a).get()
     reference = billed.convention.reference
     found = []
-    log_in(page, live_server, "gestionnaire")
+    browser_log_in(page, live_server, "gestionnaire")
     found += sweep(
         page,
         live_server,
@@ -57,7 +49,7 @@ def test_every_page_of_the_managers_and_finance_work_has_no_serious_axe_violatio
         ],
     )
     page.get_by_role("button", name="Se déconnecter").click()
-    log_in(page, live_server, "finances")
+    browser_log_in(page, live_server, "finances")
     found += sweep(
         page,
         live_server,
@@ -86,7 +78,7 @@ def test_a_commune_readers_pages_and_the_error_pages_have_no_serious_axe_violati
     statements.statements_prepare(2026, Convention.objects.all())
     draft = Statement.objects.filter(payer=billed.territory.commune_a).get()
     other = Statement.objects.filter(payer=billed.territory.commune_b).get()
-    log_in(page, live_server, "lecteur.a")
+    browser_log_in(page, live_server, "lecteur.a")
     found = sweep(
         page,
         live_server,
@@ -129,7 +121,7 @@ def test_at_390_pixels_the_menu_collapses_and_no_main_page_scrolls_sideways(
     context = browser.new_context(locale="fr-FR", viewport={"width": 390, "height": 844})
     page = context.new_page()
     try:
-        log_in(page, live_server, "finances")
+        browser_log_in(page, live_server, "finances")
         # The menu is folded behind one button, opened and closed with the keyboard.
         menu = page.get_by_role("button", name="Menu")
         link = page.get_by_role("navigation", name="Navigation principale").get_by_role(

@@ -8,7 +8,7 @@ import pytest
 
 from costing.forms import UsageGridForm
 from costing.models import Statement, StatementStatus
-from tests.conftest import PASSWORD, assert_accessible, screenshot
+from tests.conftest import assert_accessible, browser_log_in, screenshot
 
 pytestmark = [
     pytest.mark.browser,
@@ -16,18 +16,10 @@ pytestmark = [
 ]
 
 
-def log_in(page, live_server, username):
-    page.goto(live_server.url + "/connexion/")
-    page.get_by_label("Identifiant").fill(username)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url(live_server.url + "/")
-
-
 def test_finance_issues_a_statement_and_the_commune_downloads_it(
     live_server, page, billed, personas, flushable_statements
 ):
-    log_in(page, live_server, "finances")
+    browser_log_in(page, live_server, "finances")
     page.get_by_role("link", name="Remboursements").click()
     page.goto(live_server.url + "/couts/etats/2026/")
     page.get_by_role("button", name="Calculer les projets").click()
@@ -44,13 +36,13 @@ def test_finance_issues_a_statement_and_the_commune_downloads_it(
     )
 
     page.get_by_role("button", name="Se déconnecter").click()
-    log_in(page, live_server, "lecteur.a")
+    browser_log_in(page, live_server, "lecteur.a")
     page.goto(draft_url)
     page.get_by_role("button", name="Approuver le projet").click()
     assert "Projet approuvé" in page.get_by_role("status").first.inner_text()
     screenshot(page, "statement-approved")
     page.get_by_role("button", name="Se déconnecter").click()
-    log_in(page, live_server, "finances")
+    browser_log_in(page, live_server, "finances")
     page.goto(draft_url)
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Émettre").click()
@@ -65,7 +57,7 @@ def test_finance_issues_a_statement_and_the_commune_downloads_it(
 
     issued = Statement.objects.get(number="EA-2026-0001")
     page.get_by_role("button", name="Se déconnecter").click()
-    log_in(page, live_server, "lecteur.a")
+    browser_log_in(page, live_server, "lecteur.a")
     response = page.request.get(live_server.url + f"/couts/etat/{issued.pk}/pdf/")
     assert response.ok
     assert hashlib.sha256(response.body()).hexdigest() == issued.pdf_sha256
@@ -77,7 +69,7 @@ def test_the_usage_grid_says_why_a_cell_is_refused_and_totals_the_year(
     live_server, page, billed, personas
 ):
     a, b = billed.territory.commune_a, billed.territory.commune_b
-    log_in(page, live_server, "finances")
+    browser_log_in(page, live_server, "finances")
     page.goto(
         live_server.url
         + f"/couts/recours/{billed.convention.reference}/{billed.service.code}/2026/"

@@ -5,20 +5,12 @@ accessible (axe) and are kept as screenshots (var/screenshots/remarques-*.png)."
 import pytest
 
 from costing import statements
-from tests.conftest import PASSWORD, assert_accessible, screenshot
+from tests.conftest import assert_accessible, browser_log_in, screenshot
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
-
-
-def log_in(page, live_server, username):
-    page.goto(live_server.url + "/connexion/")
-    page.get_by_label("Identifiant").fill(username)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url(live_server.url + "/")
 
 
 def test_finance_answers_a_remark_on_the_page_and_the_commune_reads_answer_and_status(
@@ -39,7 +31,7 @@ def test_finance_answers_a_remark_on_the_page_and_the_commune_reads_answer_and_s
     )
     url = f"{live_server.url}/couts/etat/{draft.pk}/"
 
-    log_in(page, live_server, "finances")
+    browser_log_in(page, live_server, "finances")
     page.goto(url)
     open_remark = page.locator("li", has_text="nous a-t-il été notifié")
     open_remark.get_by_label("Réponse à la commune").fill(
@@ -53,7 +45,7 @@ def test_finance_answers_a_remark_on_the_page_and_the_commune_reads_answer_and_s
     assert_accessible(page, "remarques, finances")
     page.get_by_role("button", name="Se déconnecter").click()
 
-    log_in(page, live_server, "lecteur.a")
+    browser_log_in(page, live_server, "lecteur.a")
     page.goto(url)
     text = page.inner_text("main")
     assert "Doublon supprimé de l'état des recours" in text

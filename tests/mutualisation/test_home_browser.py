@@ -8,7 +8,7 @@ from django.utils import timezone
 from conventions.models import Status
 from costing.models import StatementRemark, UnitCost
 from mutualisation.models import Organisation
-from tests.conftest import assert_accessible, screenshot, seed_territory
+from tests.conftest import assert_accessible, browser_log_in, screenshot, seed_territory
 from tests.factories import ServiceFactory
 from tests.mutualisation.test_home_todo import convention_with, draft_statement
 
@@ -18,14 +18,6 @@ pytestmark = [
 ]
 
 PASSWORD = "demo-mutualis-2026"
-
-
-def log_in(page, live_server, username):
-    page.goto(live_server.url + "/connexion/")
-    page.get_by_label("Identifiant").fill(username)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_label("Mot de passe").press("Enter")
-    page.wait_for_url(live_server.url + "/")
 
 
 def test_the_finance_and_reader_homes_open_on_what_to_do_and_are_accessible(live_server, page):
@@ -58,7 +50,7 @@ def test_the_finance_and_reader_homes_open_on_what_to_do_and_are_accessible(live
         ("finances", "home-finance"),
         ("lecteur.aubiere", "home-reader"),
     ):
-        log_in(page, live_server, username)
+        browser_log_in(page, live_server, username, PASSWORD)
         todo = page.get_by_role("region", name="À faire")
         assert todo.get_by_role("heading", level=2, name="À faire").is_visible()
         screenshot(page, name)
