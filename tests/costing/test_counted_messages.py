@@ -29,7 +29,9 @@ def test_one_prepared_draft_is_announced_in_the_singular(
     client, personas, billed, monkeypatch, count, message
 ):
     monkeypatch.setattr(
-        views.statements, "statements_prepare", lambda year, conventions: [object()] * count
+        views.statements,
+        "statements_prepare",
+        lambda year, conventions, **kwargs: [object()] * count,
     )
     client.force_login(personas.finance)
     response = client.post(reverse("costing:statements-prepare", args=[2026]), follow=True)

@@ -45,6 +45,8 @@ PRODUCED_BY_THE_APPLICATION = {
     ("costing", "instalment"),
     ("costing", "usagerecord"),
     ("costing", "usageimport"),
+    # A commune's remark is left on its draft, through the statement's page only.
+    ("costing", "statementremark"),
     # Login attempts and lockouts are recorded by django-axes, never entered.
     ("axes", "accessattempt"),
     ("axes", "accessfailurelog"),
