@@ -184,11 +184,24 @@ class SpreadsheetFormat:
     write: Callable  # tablib Dataset of native values → bytes
 
 
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
+SPREADSHEET_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_text(value) -> str:
+    """Text for a spreadsheet cell: a leading formula character is neutralised with a quote.
+    Numbers and dates are written as values, never through here (a negative amount stays -5)."""
+    value = "" if value is None else str(value)
+    return "'" + value if value.startswith(SPREADSHEET_TRIGGERS) else value
+
+
 def plain_cell(value) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, str):
+        return safe_text(value)
     return str(value)  # Decimal as stored (« 8965.47 »), date as ISO 8601
 
 
@@ -199,7 +212,7 @@ def french_cell(value) -> str:
         return str(value).replace(".", ",")  # no grouping: Excel reads « 8965,47 » as a number
     if isinstance(value, date):
         return value.strftime("%d/%m/%Y")
-    return str(value)
+    return safe_text(value)
 
 
 def dataset_csv(dataset, *, cell, delimiter: str, bom: bool) -> bytes:

@@ -30,6 +30,7 @@ from simple_history.utils import bulk_create_with_history
 
 from conventions.models import Convention, ConventionKind, ConventionService, Party, PartyRole
 from conventions.services.in_force import parties_on, present_on, services_on
+from costing.exports import safe_text
 from costing.models import (
     Instalment,
     Statement,
@@ -1062,8 +1063,6 @@ def purge_usage_imports() -> int:
 
 # --- exports for the finance suite (django-import-export, formula escaping on) -----------------
 
-SPREADSHEET_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-
 
 class NativeWidget(widgets.Widget):
     """An exported number or date as it is (Decimal, int, date; None stays None): each file
@@ -1075,13 +1074,6 @@ class NativeWidget(widgets.Widget):
 
 
 NATIVE = NativeWidget()
-
-
-def safe_text(value) -> str:
-    """Text for a spreadsheet cell: a leading formula character is neutralised with a quote
-    (django-import-export also strips a leading « = » on export)."""
-    value = "" if value is None else str(value)
-    return "'" + value if value.startswith(SPREADSHEET_TRIGGERS) else value
 
 
 class StatementLineResource(resources.ModelResource):

@@ -12,7 +12,7 @@ import pytest
 from django.urls import reverse
 
 from costing import instalments, statements
-from costing.models import StatementLine
+from costing.models import Instalment, StatementLine
 from tests.costing.conftest import issue_after_review
 
 pytestmark = pytest.mark.django_db
@@ -122,3 +122,19 @@ def test_acomptes_open_in_excel_with_due_dates_amounts_and_ranks_as_values(
     lines = french.content.decode("utf-8-sig").splitlines()
     assert lines[0].startswith("convention;rang;echeance;")
     assert any(";1;01/01/2026;" in line and ";7269,30;" in line for line in lines[1:])
+
+
+def test_no_text_cell_of_a_csv_export_can_run_as_a_formula(client, billed, personas):
+    """A titre number is free text: « =HYPERLINK(…) » typed there must reach neither CSV as a
+    formula (a spreadsheet runs a cell starting with =, +, - or @)."""
+    instalments.instalments_call(2026, up_to=date(2026, 1, 31))
+    Instalment.objects.filter(payer=billed.territory.commune_a).update(
+        titre_number='=HYPERLINK("http://exemple.invalid","x")'
+    )
+    client.force_login(personas.finance)
+    for fmt, delimiter, encoding in (("csv", ",", "utf-8"), ("tableur", ";", "utf-8-sig")):
+        content = client.get(reverse("costing:export", args=[2026, "acomptes", fmt])).content
+        rows = list(csv.DictReader(io.StringIO(content.decode(encoding)), delimiter=delimiter))
+        titres = [row["titre"] for row in rows if "HYPERLINK" in row["titre"]]
+        assert titres, fmt
+        assert all(not titre.startswith(("=", "+", "-", "@")) for titre in titres), fmt
