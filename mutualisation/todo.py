@@ -266,7 +266,7 @@ def _statement_item(statement) -> Item:
     remarks = getattr(statement, "remark_count", 0)
     if remarks:
         detail += (", " if detail else "") + ngettext(
-            "%(count)d remarque", "%(count)d remarques", remarks
+            "%(count)d remarque ouverte", "%(count)d remarques ouvertes", remarks
         ) % {"count": remarks}
     return Item(
         label=_("Exercice %(year)s — %(convention)s — %(payer)s")
@@ -283,7 +283,11 @@ def _statement_item(statement) -> Item:
 def _drafts(statements):
     return (
         statements.filter(status=StatementStatus.DRAFT)
-        .annotate(remark_count=_count(StatementRemark.objects.all(), "statement"))
+        .annotate(
+            remark_count=_count(
+                StatementRemark.objects.filter(resolved_at__isnull=True), "statement"
+            )
+        )
         .select_related("convention", "payer")
         .only("year", "review_until", "convention__reference", "payer__name")
         .order_by("review_until", "year", "convention__reference", "pk")
@@ -294,7 +298,9 @@ def drafts_to_issue(conventions, today: date) -> Block:
     drafts = _drafts(Statement.objects.filter(convention__in=conventions))
     rows, total = first_and_total(drafts)
     remarks = StatementRemark.objects.filter(
-        statement__status=StatementStatus.DRAFT, statement__convention__in=conventions
+        statement__status=StatementStatus.DRAFT,
+        statement__convention__in=conventions,
+        resolved_at__isnull=True,  # a resolved remark has had its answer
     ).count()
     return Block(
         title=_("États à émettre"),

@@ -196,6 +196,26 @@ def test_finance_sees_the_drafts_to_issue_with_their_review_deadline_and_remarks
     assert "1 remarque en attente de réponse" in todo
 
 
+def test_a_resolved_remark_is_no_longer_counted_as_waiting_for_an_answer(
+    client, personas, territory
+):
+    from costing import statements
+
+    convention = convention_with(territory, territory.commune_a, status=Status.IN_FORCE)
+    statement = draft_statement(convention, territory.commune_a)
+    answered = StatementRemark.objects.create(
+        statement=statement, author=personas.reader_a, text="Le nombre de jours est faux."
+    )
+    StatementRemark.objects.create(
+        statement=statement, author=personas.reader_a, text="Et le mois de mai ?"
+    )
+    statements.remark_answer(
+        answered, user=personas.finance, answer="Corrigé sur le projet.", resolved=True
+    )
+    todo = todo_of(client, personas.finance)
+    assert "1 remarque en attente de réponse" in todo
+
+
 def test_finance_does_not_see_the_manager_blocks(client, personas, territory):
     todo = todo_of(client, personas.finance)
     assert "Délibérations attendues" not in todo
