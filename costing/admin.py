@@ -187,6 +187,10 @@ class StatementRemarkAdmin(SimpleHistoryAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        # Deleting an open remark would lift the block on issuing without any answer.
+        return False
+
 
 @admin.register(BatchJob)
 class BatchJobAdmin(admin.ModelAdmin):

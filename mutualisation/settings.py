@@ -317,6 +317,9 @@ globals().update({key: value for key, value in _email.items() if value is not No
 DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="mutualis@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 MUTUALIS_SITE_URL = env.str("MUTUALIS_SITE_URL", default="http://localhost:8000")
+# A mail server that does not answer must not hold a page (the notifications are sent after
+# the commit, within the request): the send gives up after this many seconds and is logged.
+EMAIL_TIMEOUT = env.int("MUTUALIS_EMAIL_TIMEOUT", default=10)
 
 # Login throttling (django-axes), on the site's login page and the admin's: after
 # AXES_FAILURE_LIMIT failed attempts for one username from one address, that pair is locked out

@@ -203,3 +203,16 @@ def test_the_migration_starts_the_history_of_the_remarks_written_before_it(
         personas.reader_a,
     )
     assert first.history_date == remark.created_at
+
+
+def test_the_admin_cannot_delete_a_remark_to_lift_the_block_on_issuing(client, personas, billed):
+    draft = next(
+        d for d in statements.statements_prepare(2026) if d.payer == billed.territory.commune_a
+    )
+    remark = statements.remark_add(draft, author=personas.reader_a, text="Le mois de mai manque.")
+    client.force_login(personas.admin)
+    response = client.post(
+        reverse("admin:costing_statementremark_delete", args=[remark.pk]), {"post": "yes"}
+    )
+    assert response.status_code == 403
+    assert StatementRemark.objects.filter(pk=remark.pk).exists()
