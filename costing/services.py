@@ -466,8 +466,8 @@ class GridTotals(NamedTuple):
 
 
 def usage_grid_totals(*, beneficiary_ids, entered: dict, imported: dict) -> GridTotals:
-    """The totals a grid shows, from what is recorded: the quantities entered in the grid and
-    the units imported for the same cells, both billed. ``entered`` and ``imported`` map
+    """The totals a grid shows, from what is recorded: the units of the grid's records and the
+    units imported for the same cells, both billed. ``entered`` and ``imported`` map
     (beneficiary id, month) to a Decimal; a beneficiary not shown in the grid is not counted,
     so that the rows add up to the total."""
     rows = {beneficiary_id: Decimal(0) for beneficiary_id in beneficiary_ids}
@@ -479,6 +479,15 @@ def usage_grid_totals(*, beneficiary_ids, entered: dict, imported: dict) -> Grid
             rows[beneficiary_id] += units
             months[month - 1] += units
     return GridTotals(rows, months, sum(rows.values(), Decimal(0)))
+
+
+def usage_grid_units(*, convention: Convention, service: Service, year: int) -> dict:
+    """Units of the grid's own records, per (beneficiary id, month): what they bill, weighted
+    (a record weighted after its entry bills more or less than the quantity its cell shows)."""
+    records = UsageRecord.objects.filter(
+        convention=convention, service=service, period_start__year=year, source=UsageSource.GRID
+    ).only("beneficiary_id", "period_start", "units")
+    return {(r.beneficiary_id, r.period_start.month): r.units for r in records}
 
 
 def usage_grid_values(*, convention: Convention, service: Service, year: int) -> dict:

@@ -429,7 +429,9 @@ def usage_grid(request, reference, service, year):
     imported = services.usage_other_sources(convention=convention, service=service, year=year)
     # The totals are those recorded (after a refusal too): what the statement would bill.
     totals = services.usage_grid_totals(
-        beneficiary_ids=[b.pk for b in beneficiaries], entered=shown, imported=imported
+        beneficiary_ids=[b.pk for b in beneficiaries],
+        entered=services.usage_grid_units(convention=convention, service=service, year=year),
+        imported=imported,
     )
     return render(
         request,

@@ -180,6 +180,17 @@ def test_the_grid_totals_each_row_each_month_and_the_year_in_french(billed, fina
     assert page.by_id["total-general"]["tag"] == "td"
 
 
+def test_the_totals_add_the_weighted_units_the_statement_bills_not_the_quantities(billed, finance):
+    """A grid record weighted afterwards (usage_edit: 2 acts of weight 1.5 = 3 units) is
+    billed 3 units: the totals say 3, while its cell still shows the 2 acts entered."""
+    a = billed.territory.commune_a
+    record = grid_record(billed, a, 6, "2.000")
+    UsageRecord.objects.filter(pk=record.pk).update(units=Decimal("3.000"))
+    page = Elements(finance.get(grid_url(billed)).content.decode())
+    assert unescape(page.texts["total-mois-6"]).strip() == "3"
+    assert unescape(page.texts[f"total-ligne-{a.pk}"]).strip() == "40"
+
+
 def test_the_totals_stay_those_recorded_when_a_grid_is_refused(billed, finance):
     a = billed.territory.commune_a
     response = finance.post(
