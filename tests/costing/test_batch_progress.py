@@ -155,8 +155,7 @@ def test_starting_a_batch_with_a_broker_only_enqueues_it_and_redirects(
 def test_the_batch_page_polls_and_shows_terminé_with_the_zip_only_once_done(
     live_server, page, personas, territory
 ):
-    from tests.conftest import assert_accessible, screenshot
-    from tests.costing.test_accessibility import log_in
+    from tests.conftest import assert_accessible, browser_log_in, screenshot
 
     job = BatchJob.objects.create(
         year=2026,
@@ -167,7 +166,7 @@ def test_the_batch_page_polls_and_shows_terminé_with_the_zip_only_once_done(
         done=12,
         total=13,
     )
-    log_in(page, live_server, "finances")
+    browser_log_in(page, live_server, "finances")
     page.goto(live_server.url + reverse("costing:batch", args=[job.pk]))
     status = page.locator("#progression [aria-live]")
     assert status.inner_text() == "En cours — 12 états sur 13"

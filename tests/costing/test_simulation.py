@@ -150,10 +150,9 @@ def test_units_typed_for_a_draft_without_any_forecast_are_simulated_over_three_y
 def test_a_person_simulates_with_the_keyboard_and_sees_the_figures_marked_as_a_simulation(
     live_server, page, personas, territory, mad_descendante
 ):
-    from tests.conftest import assert_accessible, screenshot
-    from tests.costing.test_accessibility import log_in
+    from tests.conftest import assert_accessible, browser_log_in, screenshot
 
-    log_in(page, live_server, "gestionnaire")
+    browser_log_in(page, live_server, "gestionnaire")
     url = live_server.url + reverse(
         "costing:simulation", args=[mad_descendante.convention.reference]
     )

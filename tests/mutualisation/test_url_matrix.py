@@ -268,7 +268,8 @@ ADMIN_MODELS = {
     # An issued statement is frozen (database triggers too).
     "costing.statement": AdminModel(lambda w: w.issued, add=403, delete=403, simple_history=False),
     # A remark is the commune's, answered by finance on the statement's page: read here.
-    "costing.statementremark": AdminModel(lambda w: w.remark, add=403),
+    # A remark is written on the statement's page; deleting it would lift the block on issuing.
+    "costing.statementremark": AdminModel(lambda w: w.remark, add=403, delete=403),
     "costing.batchjob": AdminModel(lambda w: w.job, add=403, simple_history=False),
     # A dropped usage file is read only: its records cite it.
     "costing.usageimport": AdminModel(
