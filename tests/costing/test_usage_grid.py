@@ -241,3 +241,18 @@ def test_a_grid_posted_back_as_shown_changes_nothing_and_keeps_thousandths(bille
     assert UsageRecord.objects.get(source=UsageSource.GRID, beneficiary=a).quantity == Decimal(
         "3.5"
     )
+
+
+def test_an_organisation_numbered_above_999_keeps_a_plain_number_in_its_row_id(billed, finance):
+    """Ids are never localised: « total-ligne-1 252 » (a no-break space) matched nothing once a
+    database numbered its organisations past 999."""
+    from conventions.models import Party, PartyRole
+    from tests.factories import EpciMembershipFactory, OrganisationFactory
+
+    commune = OrganisationFactory(pk=43210, name="Commune numérotée")
+    EpciMembershipFactory(member=commune, epci=billed.territory.epci)
+    Party.objects.create(
+        convention=billed.convention, organisation=commune, role=PartyRole.BENEFICIARY
+    )
+    page = Elements(finance.get(grid_url(billed)).content.decode())
+    assert "total-ligne-43210" in page.texts
