@@ -314,3 +314,15 @@ def test_a_commune_reader_finds_its_annual_summary_on_the_statements_page(client
     client.force_login(personas.finance)
     html = client.get(reverse("costing:statements", args=[2026])).content.decode()
     assert "Récapitulatif annuel" not in html
+
+
+def test_the_batch_territory_choice_sends_each_territorys_plain_number(client, personas):
+    """A territory numbered past 999 was offered as « 5 432 » and the batch refused it."""
+    from mutualisation.models import Role
+    from tests.factories import EpciFactory, MembershipFactory
+
+    other = EpciFactory(pk=5432, name="Autre EPCI", statement_prefix="AUT")
+    MembershipFactory(user=personas.finance, organisation=other, role=Role.FINANCE)
+    client.force_login(personas.finance)
+    html = client.get(reverse("costing:statements", args=[2026])).content.decode()
+    assert '<option value="5432">Autre EPCI</option>' in html
