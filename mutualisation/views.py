@@ -17,7 +17,6 @@ from django.views.decorators.http import require_GET
 from mutualisation.collation import french_sort_key
 from mutualisation.models import EpciMembership, Organisation, PopulationRecord, Service
 from mutualisation.rules import home_territories, scope_of
-from mutualisation.todo import todo_for
 
 # The home page shows the two latest millésimes side by side.
 VINTAGES_SHOWN = 2
@@ -98,7 +97,6 @@ def home(request):
         SERVICES_PER_PAGE,
     ).get_page(request.GET.get("services_page"))
     context = {
-        "todo": todo_for(request.user),
         "epcis": epcis_with_member_counts(epcis),
         "vintages": vintages,
         "rows": rows,

@@ -1,4 +1,5 @@
-"""« À faire »: what each role has to do, as the home page opens on it.
+"""« À faire »: what each role has to do, as the home page opens on it (the home renders it
+through the ``todo`` template tag: mutualisation may not import the apps above it).
 
 Each block is a count and the first items, each linking to the page where the thing is done;
 everything is scoped by ``mutualisation.rules.scope_of`` (the territories whose staff the user
