@@ -4,7 +4,8 @@ for the territory's finance officers, finance's answer for the remark's author.
 Each is sent once the transaction that wrote what it announces has committed
 (``transaction.on_commit``), never from a transaction that fails. Sent in the request, after the
 commit, through one connection for all the messages: one message per recipient (a commune reader
-gets the list of all their drafts of a preparation, however many). A recipient without an e-mail
+gets the list of all their drafts of a preparation that are new or whose figures changed, however
+many; a preparation that changes nothing sends nothing). A recipient without an e-mail
 address, or whose account is inactive, is skipped. A mail server that fails is logged: what was
 committed stays committed and the page answers normally. Links are absolute, built from
 ``MUTUALIS_SITE_URL``; texts are French (templates/costing/email/)."""

@@ -398,19 +398,21 @@ DRAFT_FIELDS = [
 ]
 
 
-def refresh_draft(draft: Statement, *, snapshot: dict, settlement, context) -> Statement:
+def refresh_draft(draft: Statement, *, snapshot: dict, settlement, context) -> bool:
     """Set the recomputed figures on the draft (in memory; statements_prepare writes every draft
     at once). The debtor approved what the draft said: any change of its lines, total, AC
-    imputation, acomptes, balance or channel voids the approval."""
+    imputation, acomptes, balance or channel voids the approval. True when the debtor has
+    something new to read: a new draft, or one whose figures changed."""
     total = Decimal(snapshot["total"])
-    if draft.pk and approved_figures(draft) != (
+    changed = draft.pk is None or approved_figures(draft) != (
         snapshot["lines"],
         total,
         settlement.ac_deduction,
         settlement.instalments_total,
         settlement.balance,
         settlement.channel,
-    ):
+    )
+    if draft.pk and changed:
         draft.approved_at, draft.approved_by = None, None
     draft.snapshot = snapshot
     draft.total = total
@@ -420,7 +422,7 @@ def refresh_draft(draft: Statement, *, snapshot: dict, settlement, context) -> S
     draft.balance = settlement.balance
     draft.balance_channel = settlement.channel
     draft.computed_at = context["now"]
-    return draft
+    return changed
 
 
 def draft_lines(draft: Statement, lines, context) -> list[StatementLine]:
@@ -477,7 +479,8 @@ def statements_prepare(
     """Create or refresh the draft statements of the year (one per convention and payer) from the
     engine; only ``payer_id``'s when given. Pairs already issued (and not being corrected) are
     left alone. ``notify``: finance's « Calculer les projets » (not the recomputation that
-    issuing or correcting does), whose communes' readers are told by e-mail once it commits."""
+    issuing or correcting does), whose communes' readers are told by e-mail once it commits, of
+    their new drafts and of those whose figures changed (not again of a draft that did not)."""
     lock_year(year, convention_territories(conventions))
     computed = services.compute_reimbursements(year, conventions)
     result = computed.result
@@ -510,7 +513,7 @@ def statements_prepare(
         )
     }
     deliberations = approving_deliberations(computed.data.conventions)
-    prepared = []
+    prepared, news = [], []
     for settlement in result.settlements:
         if payer_id is not None and settlement.payer.id != payer_id:
             continue
@@ -542,11 +545,12 @@ def statements_prepare(
             table=context["table"],
             details=details,
         )
-        refresh_draft(draft, snapshot=snapshot, settlement=settlement, context=context)
+        if refresh_draft(draft, snapshot=snapshot, settlement=settlement, context=context):
+            news.append(draft)
         prepared.append((draft, lines))
     drafts = write_drafts(prepared, context)
-    if notify:
-        notifications.drafts_ready([draft.pk for draft in drafts])
+    if notify:  # a commune's readers hear of a draft when it is new or its figures changed
+        notifications.drafts_ready([draft.pk for draft in news])
     return drafts
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from django.db import transaction
 from django.urls import reverse
 
 from costing import statements
+from costing.models import UsageRecord
 from mutualisation.models import Role
 from tests.factories import EpciFactory, MembershipFactory, UserFactory
 
@@ -76,6 +78,29 @@ def test_preparing_drafts_mails_each_commune_reader_once_with_deadlines_and_link
     for draft in drafts.values():
         assert f"{SITE}/couts/etat/{draft.pk}/" in for_both.body
     assert "&#x27;" not in for_both.body  # text, not HTML-escaped
+
+
+def test_preparing_again_mails_only_the_readers_whose_draft_changed(
+    client, billed, addressed, territory, django_capture_on_commit_callbacks
+):
+    MembershipFactory(
+        user=UserFactory(username="lecteur.b2", email="b2@example.fr"),
+        organisation=territory.commune_b,
+        role=Role.COMMUNE_READER,
+    )
+    prepare(client, addressed.finance, django_capture_on_commit_callbacks)
+    assert sorted(m.to[0] for m in mail.outbox) == ["b2@example.fr", "lecteur.a@example.fr"]
+
+    mail.outbox.clear()
+    prepare(client, addressed.finance, django_capture_on_commit_callbacks)
+    assert mail.outbox == [], "nothing changed: nobody is told again"
+
+    UsageRecord.objects.filter(beneficiary=territory.commune_b).update(
+        quantity=Decimal("14"), units=Decimal("14")
+    )
+    prepare(client, addressed.finance, django_capture_on_commit_callbacks)
+    assert [m.to[0] for m in mail.outbox] == ["b2@example.fr"]
+    assert "/couts/etat/" in mail.outbox[0].body
 
 
 def test_recomputing_a_draft_to_issue_it_mails_no_one(
