@@ -164,6 +164,25 @@ def test_the_remarks_of_an_issued_statement_are_closed(personas, remarked):
         statements.remark_answer(remark, user=personas.finance, answer="Corrigé.", resolved=False)
 
 
+def test_a_remark_left_unresolved_on_an_issued_statement_reads_closed_not_open(
+    client, personas, remarked
+):
+    """Statements issued before issuing required every remark resolved may carry one still
+    unresolved: it can no longer be answered, so it must not read « Ouverte »."""
+    draft, remark = remarked
+    statements.remark_answer(remark, user=personas.finance, answer="Corrigé.", resolved=True)
+    issue_after_review(draft)
+    StatementRemark.objects.create(
+        statement=draft, author=personas.reader_a, text="Écrite avant la règle."
+    )
+    for user in (personas.finance, personas.reader_a):
+        client.force_login(user)
+        text = page_text(client.get(reverse("costing:statement", args=[draft.pk])))
+        assert "Ouverte" not in text
+        assert "Close sans réponse" in text
+        assert text.count("Traitée") == 1
+
+
 def test_the_database_refuses_an_incomplete_answer_or_resolution(personas, remarked):
     _draft, remark = remarked
     now = timezone.now()
