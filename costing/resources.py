@@ -9,11 +9,13 @@ Every error is reported in French with its row and column; the import is all or 
 the file are replaced. No row may touch a year whose statement is issued and not under correction.
 """
 
+import codecs
 import datetime
 import hashlib
 import io
 import logging
 import re
+import unicodedata
 import zipfile
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -61,27 +63,70 @@ def text(value) -> str:
     return "" if value is None else str(value).strip()
 
 
+# The month names a French spreadsheet writes (« juin-26 », « janv.-27 », « août 2026 »), without
+# accents or the abbreviation's dot: Excel reads the template's AAAA-MM as a date and saves it back
+# in its display format.
+FRENCH_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        (
+            ("janvier", "janv", "jan"),
+            ("fevrier", "fevr", "fev"),
+            ("mars", "mar"),
+            ("avril", "avr"),
+            ("mai",),
+            ("juin",),
+            ("juillet", "juil"),
+            ("aout",),
+            ("septembre", "sept", "sep"),
+            ("octobre", "oct"),
+            ("novembre", "nov"),
+            ("decembre", "dec"),
+        ),
+        start=1,
+    )
+    for name in names
+}
+
+
+def without_accents(value: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", value) if not unicodedata.combining(c))
+
+
+def insee_as_typed(key: str) -> str:
+    """An INSEE code of départements 01 to 09 loses its leading zero once a spreadsheet reads it
+    as a number (01053 → 1053): four digits are that code."""
+    return "0" + key if re.fullmatch(r"[0-9]{4}", key) else key
+
+
 class MonthWidget(widgets.Widget):
-    """A month as AAAA-MM, MM/AAAA or a spreadsheet date; stored as its first day."""
+    """A month as AAAA-MM, MM/AAAA, a spreadsheet date (a cell's date, or its first day written
+    01/MM/AAAA or AAAA-MM-01) or as French Excel writes a month (« juin-26 », « janv. 2027 »);
+    stored as its first day."""
 
     def clean(self, value, row=None, **kwargs):
         if isinstance(value, datetime.datetime | datetime.date):
             return self.plausible(datetime.date(value.year, value.month, 1))
         raw = text(value)
-        # ASCII digits only: full-width or other Unicode digits are a typing accident.
-        match = re.fullmatch(r"([0-9]{4})-([0-9]{1,2})", raw) or re.fullmatch(
-            r"([0-9]{1,2})/([0-9]{4})", raw
-        )
-        if match:
-            first, second = match.groups()
-            year, month = (
-                (int(first), int(second)) if len(first) == 4 else (int(second), int(first))
-            )
-            if 1 <= month <= 12:
-                return self.plausible(datetime.date(year, month, 1))
+        year_month = self.year_month(raw)
+        if year_month and 1 <= year_month[1] <= 12:
+            return self.plausible(datetime.date(*year_month, 1))
         raise ValueError(
             _("Mois invalide « %(value)s » : attendu AAAA-MM (ex. 2025-03).") % {"value": raw}
         )
+
+    @staticmethod
+    def year_month(raw: str) -> tuple[int, int] | None:
+        # ASCII digits only: full-width or other Unicode digits are a typing accident.
+        if match := re.fullmatch(r"([0-9]{4})-([0-9]{1,2})(-0?1)?", raw):
+            return int(match[1]), int(match[2])
+        if match := re.fullmatch(r"(0?1/)?([0-9]{1,2})/([0-9]{4})", raw):
+            return int(match[3]), int(match[2])
+        name = re.fullmatch(r"([a-z]+)\.?[ -]([0-9]{2}|[0-9]{4})", without_accents(raw).lower())
+        if name and name[1] in FRENCH_MONTHS:
+            year = int(name[2])
+            return (2000 + year if year < 100 else year), FRENCH_MONTHS[name[1]]
+        return None
 
     @staticmethod
     def plausible(month: datetime.date) -> datetime.date:
@@ -168,7 +213,7 @@ class UsageFileChecker:
         errors_before = len(self.errors)
         values = {
             "convention": text(row.get("convention")).upper(),
-            "beneficiary": text(row.get("beneficiaire")),
+            "beneficiary": insee_as_typed(text(row.get("beneficiaire"))),
             "service": text(row.get("service")).lower(),
             "weight": text(row.get("ponderation")),
             "reference": text(row.get("reference")),
@@ -608,6 +653,19 @@ class ImportFileError(ValueError):
     """The file itself cannot be read (format, size, columns); the message is in French."""
 
 
+def decode_csv(content: bytes) -> str:
+    """UTF-8 (with or without BOM), else Windows-1252: what French Excel writes when it saves
+    « CSV (séparateur : point-virgule) ». A byte Windows-1252 does not define still refuses the
+    file (UnicodeDecodeError)."""
+    if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # Excel's « Texte Unicode » (UTF-16, tabs): not a CSV this import reads.
+        raise UnicodeDecodeError("utf-16", content[:2], 0, 2, "UTF-16 byte order mark")
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return content.decode("cp1252")
+
+
 def read_dataset(content: bytes, filename: str) -> tablib.Dataset:
     if len(content) > MAX_IMPORT_BYTES:
         raise ImportFileError(_("Fichier trop volumineux : 5 Mo au plus."))
@@ -617,7 +675,7 @@ def read_dataset(content: bytes, filename: str) -> tablib.Dataset:
             check_xlsx_expansion(content)
             dataset = tablib.Dataset().load(io.BytesIO(content), format="xlsx")
         elif name.endswith(".csv"):
-            decoded = content.decode("utf-8-sig")
+            decoded = decode_csv(content)
             if not decoded.strip():
                 raise ImportFileError(_("Le fichier est vide : aucune ligne à importer."))
             first_line = decoded.splitlines()[0]
@@ -626,7 +684,12 @@ def read_dataset(content: bytes, filename: str) -> tablib.Dataset:
         else:
             raise ImportFileError(_("Format non pris en charge : fichier .csv ou .xlsx attendu."))
     except UnicodeDecodeError:
-        raise ImportFileError(_("Le fichier CSV doit être encodé en UTF-8.")) from None
+        raise ImportFileError(
+            _(
+                "Le fichier CSV doit être encodé en UTF-8 ou en Windows-1252 (« CSV (séparateur : "
+                "point-virgule) » d'Excel)."
+            )
+        ) from None
     except ImportFileError:
         raise
     except Exception:  # tablib, csv and openpyxl raise many kinds of errors on bad files

@@ -4,6 +4,7 @@ month, so that the finance officer only types the quantities and the file import
 
 import csv
 import io
+from datetime import date
 from decimal import Decimal
 
 import openpyxl
@@ -11,7 +12,12 @@ import pytest
 from django.urls import reverse
 
 from costing.models import UsageRecord, UsageSource
-from costing.resources import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, import_usage_file
+from costing.resources import (
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    MonthWidget,
+    import_usage_file,
+)
 from tests.conftest import log_in
 
 pytestmark = pytest.mark.django_db
@@ -126,6 +132,63 @@ def test_a_filled_template_imports_back_cleanly(billed, finance, personas, fmt, 
     by_commune = {record.beneficiary_id: record.quantity for record in june}
     low, high = sorted([t.commune_a, t.commune_b], key=lambda c: c.insee_code)
     assert by_commune == {low.pk: Decimal("3.5"), high.pk: Decimal("1234.25")}
+
+
+def save_as_french_excel(content: bytes, quantities) -> bytes:
+    """What French Excel writes when the CSV template is opened, filled and saved as « CSV
+    (séparateur : point-virgule) »: Windows-1252 without BOM, CRLF line ends, the month read as
+    a date and written back as « juin-26 », leading zeros of a code read as a number lost, the
+    quantities with a decimal comma."""
+    header, *rows = csv_rows(content)
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer.writerow(header)
+    for row, quantity in zip(sorted(rows), quantities, strict=True):
+        row[header.index("quantite")] = quantity
+        row[header.index("mois")] = "juin-26"
+        beneficiary = header.index("beneficiaire")
+        row[beneficiary] = row[beneficiary].lstrip("0")
+        row[header.index("reference")] = "Relevé d'août"
+        writer.writerow(row)
+    return out.getvalue().encode("cp1252")
+
+
+def test_the_csv_template_saved_by_french_excel_imports_back(billed, finance, personas):
+    t = billed.territory
+    t.commune_a.insee_code = "01053"  # Bourg-en-Bresse: a code Excel reads as 1053
+    t.commune_a.save()
+    saved = save_as_french_excel(finance.get(template_url("csv")).content, ["3,5", "12"])
+    assert b";1053;" in saved
+    assert "Relevé d'août".encode("cp1252") in saved  # one byte per accented letter
+    report = import_usage_file(saved, "modele.csv", user=personas.finance, commit=True)
+    assert report.ok, report.errors
+    june = UsageRecord.objects.filter(
+        convention=billed.convention, period_start__month=6, source=UsageSource.IMPORT
+    )
+    assert sorted(record.quantity for record in june) == [Decimal("3.5"), Decimal("12")]
+    assert {record.reference for record in june} == {"Relevé d'août"}
+
+
+@pytest.mark.parametrize(
+    ("written", "month"),
+    [
+        ("juin-26", (2026, 6)),
+        ("janv.-27", (2027, 1)),
+        ("févr.-2026", (2026, 2)),
+        ("Août 2026", (2026, 8)),
+        ("déc.-26", (2026, 12)),
+        ("01/06/2026", (2026, 6)),
+        ("2026-06-01", (2026, 6)),
+    ],
+)
+def test_a_month_as_a_spreadsheet_writes_it_is_read(written, month):
+    assert MonthWidget().clean(written) == date(*month, 1)
+
+
+@pytest.mark.parametrize("written", ["15/06/2026", "juni-26", "juin-", "13/2026", "2026-06-15"])
+def test_a_day_within_the_month_or_an_unknown_month_name_is_refused(written):
+    with pytest.raises(ValueError, match="Mois invalide"):
+        MonthWidget().clean(written)
 
 
 def test_the_import_page_offers_the_template_for_this_month_and_the_last(billed, finance):
