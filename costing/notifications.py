@@ -2,8 +2,10 @@
 for the territory's finance officers, finance's answer for the remark's author.
 
 Each is sent once the transaction that wrote what it announces has committed
-(``transaction.on_commit``), never from a transaction that fails. Sent in the request, after the
-commit, through one connection for all the messages: one message per recipient (a commune reader
+(``transaction.on_commit``), never from a transaction that fails. With a broker
+(``CELERY_BROKER_URL``) the sending is a Celery task (costing.tasks): the page does not wait for
+the mail server; without one, or when the broker cannot be reached (logged), it is sent in the
+request after the commit. Through one connection for all the messages: one message per recipient (a commune reader
 gets the list of all their drafts of a preparation that are new or whose figures changed, however
 many; a preparation that changes nothing sends nothing). A recipient without an e-mail
 address, or whose account is inactive, is skipped. A mail server that fails is logged: what was
@@ -18,7 +20,9 @@ from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import translation
+from kombu.exceptions import OperationalError
 
+from costing import tasks
 from costing.models import Statement, StatementRemark, StatementStatus
 from mutualisation.french import of
 from mutualisation.models import Membership, Role
@@ -62,10 +66,24 @@ def send(messages: list[EmailMessage]) -> int:
 # --- drafts ready ---------------------------------------------------------------------------
 
 
+def after_commit(task, *args) -> None:
+    """Once the transaction commits, queue ``task`` for a worker; send from here when no broker
+    is configured (the task then runs eagerly) or none answers."""
+
+    def queue():
+        try:
+            task.delay(*args)
+        except OperationalError:  # kombu's: the broker is unreachable
+            logger.exception("Courtier injoignable : notification envoyée depuis la requête.")
+            task(*args)
+
+    transaction.on_commit(queue)
+
+
 def drafts_ready(statement_ids: list[int]) -> None:
     """After commit: tell each reader of the payers their drafts of this preparation."""
     if statement_ids:
-        transaction.on_commit(lambda: send_drafts_ready(statement_ids))
+        after_commit(tasks.send_drafts_ready, statement_ids)
 
 
 def send_drafts_ready(statement_ids: list[int]) -> int:
@@ -125,7 +143,7 @@ def remark_context(remark) -> dict:
 
 def remark_added(remark) -> None:
     """After commit: tell the finance officers of the statement's territory."""
-    transaction.on_commit(lambda: send_remark_added(remark.pk))
+    after_commit(tasks.send_remark_added, remark.pk)
 
 
 def send_remark_added(remark_id: int) -> int:
@@ -148,7 +166,7 @@ def send_remark_added(remark_id: int) -> int:
 
 def remark_answered(remark) -> None:
     """After commit: tell the remark's author the answer and the remark's status."""
-    transaction.on_commit(lambda: send_remark_answered(remark.pk))
+    after_commit(tasks.send_remark_answered, remark.pk)
 
 
 def send_remark_answered(remark_id: int) -> int:

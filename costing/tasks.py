@@ -38,3 +38,27 @@ def run_usage_import(import_id: int, phase: str) -> None:
     from costing.resources import usage_import_run
 
     usage_import_run(import_id, phase)
+
+
+# E-mails (see costing.notifications): queued once the writes they announce have committed.
+
+
+@shared_task
+def send_drafts_ready(statement_ids: list[int]) -> None:
+    from costing import notifications
+
+    notifications.send_drafts_ready(statement_ids)
+
+
+@shared_task
+def send_remark_added(remark_id: int) -> None:
+    from costing import notifications
+
+    notifications.send_remark_added(remark_id)
+
+
+@shared_task
+def send_remark_answered(remark_id: int) -> None:
+    from costing import notifications
+
+    notifications.send_remark_answered(remark_id)

@@ -2,6 +2,7 @@
 links), a remark (the territory's finance officers), an answer (the remark's author); sent after
 commit only, in French, with absolute links; a user without an address is skipped."""
 
+import base64
 import json
 import os
 import subprocess
@@ -247,3 +248,75 @@ def test_the_mail_server_sender_and_site_address_come_from_the_environment():
         "DEFAULT_FROM_EMAIL": "mutualis@example.fr",
         "MUTUALIS_SITE_URL": SITE,
     }
+
+
+# --- through the broker -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def real_broker():
+    """Celery pointed at the local Redis on a queue of its own, not eager: what a deployment
+    with CELERY_BROKER_URL does. Yields the Redis client and the queue's name."""
+    import uuid
+
+    import redis
+
+    from mutualisation.celery import app as celery_app
+    from tests.costing.test_batch import redis_available, reset_celery_connections
+
+    if not redis_available():
+        pytest.fail("Redis ne répond pas sur 127.0.0.1:6379 : .ci/run le démarre.")
+    broker = "redis://127.0.0.1:6379/15"
+    queue = f"mutualis-mail-{uuid.uuid4().hex[:8]}"
+    keys = ("task_always_eager", "broker_url", "task_default_queue")
+    previous = {key: celery_app.conf[key] for key in keys}
+    celery_app.conf.update(task_always_eager=False, broker_url=broker, task_default_queue=queue)
+    reset_celery_connections()
+    client = redis.Redis.from_url(broker)
+    try:
+        yield client, queue
+    finally:
+        client.delete(queue)
+        celery_app.conf.update(previous)
+        reset_celery_connections()
+
+
+def test_with_a_broker_the_page_queues_the_mail_for_a_worker_instead_of_sending_it(
+    client, billed, addressed, django_capture_on_commit_callbacks, real_broker
+):
+    redis_client, queue = real_broker
+    prepare(client, addressed.finance, django_capture_on_commit_callbacks)
+    assert mail.outbox == [], "the request does not wait for the mail server"
+    (queued,) = redis_client.lrange(queue, 0, -1)
+    task = json.loads(queued)["headers"]
+    assert task["task"] == "costing.tasks.send_drafts_ready"
+
+    # What the worker then runs: the same messages as without a broker.
+    from costing import tasks
+
+    ids = json.loads(base64.b64decode(json.loads(queued)["body"]))[0][0]
+    tasks.send_drafts_ready(ids)
+    assert sorted(m.to[0] for m in mail.outbox) == ["lecteur.a@example.fr"]
+
+
+def test_an_unreachable_broker_still_sends_the_mail_from_the_request(
+    client, billed, addressed, django_capture_on_commit_callbacks
+):
+    from mutualisation.celery import app as celery_app
+    from tests.costing.test_batch import reset_celery_connections
+
+    keys = ("task_always_eager", "broker_url", "broker_connection_timeout", "task_publish_retry")
+    previous = {key: celery_app.conf[key] for key in keys}
+    celery_app.conf.update(
+        task_always_eager=False,
+        broker_url="redis://127.0.0.1:1/0",  # nothing listens there
+        broker_connection_timeout=1,
+        task_publish_retry=False,
+    )
+    reset_celery_connections()
+    try:
+        prepare(client, addressed.finance, django_capture_on_commit_callbacks)
+    finally:
+        celery_app.conf.update(previous)
+        reset_celery_connections()
+    assert sorted(m.to[0] for m in mail.outbox) == ["lecteur.a@example.fr"]
