@@ -12,7 +12,6 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
-from django_tables2 import RequestConfig
 
 from conventions import forms, services
 from conventions.filters import ConventionFilter
@@ -41,6 +40,7 @@ from mutualisation.french import of
 from mutualisation.models import Organisation, OrganisationKind, Service
 from mutualisation.rules import scope_of, territories_of
 from mutualisation.services import record_document_access
+from mutualisation.tables import configure
 
 ALERT_DAYS = 90
 # The list shows the first alerts (by date) and counts the others.
@@ -73,14 +73,7 @@ def convention_list(request):
     )
     # The columns shown, not the long texts (object, preamble…), for the page's rows only.
     table = ConventionTable(filterset.qs.only(*ConventionTable.LOADED))
-    sortable = {column.name for column in table.columns if column.orderable}
-    asked = [part for value in request.GET.getlist("sort") for part in value.split(",")]
-    if any(part.removeprefix("-") not in sortable for part in asked):
-        # A sort naming no column (« 1.5 », « a.b ») is ignored: django-tables2 warns on it
-        # today and will fail on it.
-        request.GET = request.GET.copy()
-        request.GET.pop("sort")
-    RequestConfig(request, paginate={"per_page": 25}).configure(table)
+    configure(request, table, per_page=25)
     context = {"filter": filterset, "table": table}
     if request.htmx:
         return render(request, "conventions/_convention_table.html", context)

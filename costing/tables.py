@@ -1,10 +1,19 @@
 """The year's rows, page by page (django-tables2): reimbursement lines, net positions,
-settlements, the managing organisations' own shares and the compliance findings. Each table
+settlements, the managing organisations' own shares and the compliance findings; the
+statements and cost bases of the year, sortable by their columns. Each table
 keeps its own page in the query string (its prefix), the page's filters with it; its rows are
 drawn by its template (costing/tables/), the markup of the page before pagination."""
 
 import django_tables2 as tables
+from django.db.models import Case, IntegerField, Value, When
+from django.urls import reverse
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+
+from costing.models import StatementStatus
+from mutualisation.collation import FrenchOrder
+from mutualisation.templatetags.money import euros, units
 
 PER_PAGE = 50
 
@@ -114,3 +123,172 @@ class AlertTable(YearTable):
     class Meta(YearTable.Meta):
         template_name = "costing/tables/alerts.html"
         empty_text = _("Aucune.")
+
+
+# --- lists that sort by any column ----------------------------------------------------------
+
+
+def french(field: str):
+    """A column ordered by ``field`` in French (Cébazat before Cournon)."""
+
+    def order(table, queryset, is_descending):
+        key = FrenchOrder(field)
+        return queryset.order_by(key.desc() if is_descending else key.asc(), "pk"), True
+
+    return order
+
+
+def numbers(column_label, **kwargs):
+    return tables.Column(
+        verbose_name=column_label,
+        attrs={"th": {"class": "text-end"}, "td": {"class": "text-end"}},
+        **kwargs,
+    )
+
+
+class StatementTable(tables.Table):
+    """The year's statements. Rows come annotated with ``is_cancelled``
+    (``Statement.objects.with_state()``): the state column reads it and sorts on it."""
+
+    number = tables.Column(
+        verbose_name=_("Numéro"),
+        empty_values=(),
+        order_by=("number", "pk"),
+        attrs={"td": {"class": "text-nowrap"}},
+    )
+    convention = tables.Column(
+        verbose_name=_("Convention"),
+        accessor="convention__reference",
+        order_by=("convention__reference", "pk"),
+        attrs={"td": {"class": "text-nowrap"}},
+    )
+    payer = tables.Column(verbose_name=_("Débiteur"), accessor="payer__name")
+    payee = tables.Column(verbose_name=_("Créancier"), accessor="payee__name")
+    total = numbers(_("Total"), order_by=("total", "pk"))
+    balance = numbers(_("Solde"), order_by=("balance", "pk"))
+    state = tables.Column(verbose_name=_("État"), empty_values=())
+    caption = _("États de l'exercice")
+
+    class Meta:
+        template_name = "costing/tables/_base.html"
+        attrs = {"class": "table table-sm table-striped align-middle"}
+        empty_text = _("Aucun état pour cet exercice.")
+
+    order_payer = french("payer__name")
+    order_payee = french("payee__name")
+
+    def order_state(self, queryset, is_descending):
+        """In the order of a statement's life: projet, émis, annulé."""
+        rank = Case(
+            When(is_cancelled=True, then=Value(2)),
+            When(status=StatementStatus.DRAFT, then=Value(0)),
+            default=Value(1),
+            output_field=IntegerField(),
+        )
+        order = ("-" if is_descending else "") + "state_rank"
+        return queryset.annotate(state_rank=rank).order_by(order, "number", "pk"), True
+
+    def render_number(self, record):
+        return format_html(
+            '<a href="{}">{}</a>', record.get_absolute_url(), record.number or _("projet")
+        )
+
+    def render_total(self, value):
+        return euros(value)
+
+    def render_balance(self, value):
+        return euros(value)
+
+    def render_state(self, record):
+        from costing.statements import statement_state
+
+        return statement_state(record)
+
+
+class CostBaseTable(tables.Table):
+    """The year's cost bases with their current unit cost (``unit_costs``: by service id)."""
+
+    service = tables.Column(verbose_name=_("Service"), accessor="service__name")
+    source = tables.Column(
+        verbose_name=_("Source"), order_by=("source", "source_year", "pk"), empty_values=()
+    )
+    eligible_cost = numbers(_("Coût éligible"), empty_values=(), orderable=False)
+    reference_units = numbers(_("Unités de référence"), order_by=("reference_units", "pk"))
+    unit_cost = numbers(_("Coût unitaire"), empty_values=(), orderable=False)
+    notified_on = tables.Column(verbose_name=_("Notifié le"), empty_values=(), orderable=False)
+    deadline = tables.Column(verbose_name=_("Date limite"), empty_values=(), orderable=False)
+    caption = _("Bases de coûts et coûts unitaires")
+
+    class Meta:
+        template_name = "costing/tables/_base.html"
+        attrs = {"class": "table table-sm table-striped align-middle"}
+        empty_text = _("Aucune base de coûts pour cet exercice.")
+
+    order_service = french("service__name")
+
+    def __init__(self, *args, unit_costs: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.unit_costs = unit_costs
+
+    def unit_cost_of(self, record):
+        return self.unit_costs.get(record.service_id)
+
+    def render_service(self, record):
+        return format_html(
+            '<a href="{}">{}</a><br><small>{}</small>',
+            reverse("costing:cost-base", args=[record.pk]),
+            record.service.name,
+            record.service.provider.name,
+        )
+
+    def render_source(self, record):
+        return f"{record.get_source_display()} {record.source_year}"
+
+    def render_eligible_cost(self, record):
+        unit_cost = self.unit_cost_of(record)
+        return euros(unit_cost.eligible_cost) if unit_cost else "—"
+
+    def render_unit_cost(self, record):
+        unit_cost = self.unit_cost_of(record)
+        if unit_cost is None:
+            return "—"
+        badges = []
+        if unit_cost.version > 1:
+            badges.append(
+                format_html(
+                    ' <span class="badge text-bg-secondary" title="{}">v{}</span>',
+                    _("version %(version)s, corrige la version notifiée précédente")
+                    % {"version": unit_cost.version},
+                    unit_cost.version,
+                )
+            )
+        if unit_cost.is_provisional:
+            badges.append(
+                format_html(' <span class="badge text-bg-warning">{}</span>', _("provisoire"))
+            )
+        return format_html(
+            "{}{}", euros(unit_cost.amount), format_html_join("", "{}", ((b,) for b in badges))
+        )
+
+    def render_notified_on(self, record):
+        unit_cost = self.unit_cost_of(record)
+        if unit_cost is None or unit_cost.notified_on is None:
+            return "—"
+        notified = date_format(unit_cost.notified_on, "SHORT_DATE_FORMAT")
+        if (
+            unit_cost.notification_deadline
+            and unit_cost.notified_on > unit_cost.notification_deadline
+        ):
+            return format_html(
+                '{} <span class="badge text-bg-danger">{}</span>', notified, _("en retard")
+            )
+        return notified
+
+    def render_reference_units(self, value):
+        return units(value)
+
+    def render_deadline(self, record):
+        unit_cost = self.unit_cost_of(record)
+        if unit_cost is None or unit_cost.notification_deadline is None:
+            return "—"
+        return date_format(unit_cost.notification_deadline, "SHORT_DATE_FORMAT")

@@ -50,6 +50,7 @@ from mutualisation.forms import RowsConflict
 from mutualisation.models import Organisation, Service
 from mutualisation.rules import scope_of, territories_of
 from mutualisation.services import record_document_access
+from mutualisation.tables import configure
 from mutualisation.views import pager
 
 
@@ -173,19 +174,27 @@ def reimbursements_recompute(request, year):
 @login_required
 def cost_bases(request, year):
     require(request, "costing.view_reimbursements")
+    bases = (
+        CostBase.objects.visible_to(request.user)
+        .filter(year=year)
+        .select_related("service__provider")
+        .order_by(FrenchOrder("service__name"), "pk")
+    )
+    table = tables.CostBaseTable(
+        bases,
+        unit_costs={
+            u.service_id: u
+            for u in UnitCost.objects.current().filter(
+                year=year, service_id__in=bases.values("service_id")
+            )
+        },
+    )
     context = {
         "year": year,
         "years": year_choices(),
-        "bases": CostBase.objects.visible_to(request.user)
-        .filter(year=year)
-        .select_related("service__provider")
-        .prefetch_related("lines"),
-        "unit_costs": {u.service_id: u for u in UnitCost.objects.current().filter(year=year)},
+        "table": configure(request, table, per_page=COST_BASES_PER_PAGE),
         "can_manage": request.user.has_perm("costing.manage_costs"),
     }
-    context["rows"] = [
-        (base, context["unit_costs"].get(base.service_id)) for base in context["bases"]
-    ]
     return render(request, "costing/cost_base_list.html", context)
 
 
@@ -719,6 +728,7 @@ def territory_statement(request, pk) -> Statement:
 
 # A large territory issues thousands of statements a year: the list shows them page by page.
 STATEMENTS_PER_PAGE = 100
+COST_BASES_PER_PAGE = 50
 
 STATEMENT_LIST_FIELDS = (
     "year",
@@ -745,8 +755,7 @@ def statement_list(request, year):
         .with_state()
         .order_by("status", "number", "convention__reference", "payer__name", "pk")
     )
-    page = Paginator(listed, STATEMENTS_PER_PAGE).get_page(request.GET.get("page"))
-    rows = [(statement, statements.statement_state(statement)) for statement in page]
+    table = configure(request, tables.StatementTable(listed), per_page=STATEMENTS_PER_PAGE)
     scope = scope_of(request.user)
     return render(
         request,
@@ -760,8 +769,7 @@ def statement_list(request, year):
             if scope.organisation_ids and not scope.is_staff_of_a_territory
             else [],
             "years": year_choices(),
-            "rows": rows,
-            "pager": pager(request, page, "page", _("Pagination des états")),
+            "table": table,
             "can_issue": request.user.has_perm("costing.issue_statements"),
             "batch_territories": territories_of(request.user)
             if request.user.has_perm("costing.issue_statements")

@@ -43,7 +43,7 @@ def test_the_statements_list_reads_no_pdf_snapshot_nor_batch_plan(
     with CaptureQueriesContext(connection) as captured:
         response = client.get(reverse("costing:statements", args=[2026]))
     assert response.status_code == 200
-    assert response.context["rows"]
+    assert list(response.context["table"].page.object_list)
     assert response.context["jobs"]
     statement_columns = selected_columns(captured, "costing_statement")
     assert {"number", "total", "balance"} <= statement_columns
@@ -81,7 +81,8 @@ def test_the_statements_list_is_paged(client, billed, personas, monkeypatch):
     shown = []
     for page in (1, 2):
         response = client.get(reverse("costing:statements", args=[2026]), {"page": page})
-        assert len(response.context["rows"]) == 1
-        shown += [statement.payer.name for statement, _state in response.context["rows"]]
-        assert f"Page {page} sur 2" in response.content.decode()
+        rows = [row.record for row in response.context["table"].page.object_list]
+        assert len(rows) == 1
+        shown += [statement.payer.name for statement in rows]
+        assert f"page {page} sur 2" in response.content.decode()
     assert sorted(shown) == ["Commune A", "Commune B"]

@@ -1,0 +1,17 @@
+"""What every sortable, paged list shares (django-tables2)."""
+
+from django_tables2 import RequestConfig
+
+
+def configure(request, table, *, per_page: int):
+    """Sort ``table`` as the address asks and cut it into pages of ``per_page`` rows. A sort
+    naming no column of the table (« 1.5 », « a.b ») is ignored: django-tables2 warns on it
+    today and will fail on it."""
+    field = table.prefixed_order_by_field
+    sortable = {column.name for column in table.columns if column.orderable}
+    asked = [part for value in request.GET.getlist(field) for part in value.split(",")]
+    if any(part.removeprefix("-") not in sortable for part in asked):
+        request.GET = request.GET.copy()
+        request.GET.pop(field)
+    RequestConfig(request, paginate={"per_page": per_page}).configure(table)
+    return table

@@ -1,0 +1,104 @@
+"""The lists of statements, cost bases and acomptes sort by any of their columns (in French
+order for names, in lifecycle order for states) and show one page at a time."""
+
+import html
+import re
+
+import pytest
+from django.urls import reverse
+
+from costing import statements
+from tests.costing.conftest import cost_base, issue_after_review
+
+pytestmark = pytest.mark.django_db
+
+
+def column_texts(page: str, index: int) -> list[str]:
+    """The text of column ``index`` of each row of the page's first table body (its first line:
+    a service's name, not its provider under it)."""
+    body = page.split("<tbody", 1)[1].split("</tbody>", 1)[0]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body, flags=re.S)
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S) for row in rows]
+    return [
+        html.unescape(re.sub(r"<[^>]+>", "", row[index].split("<br>")[0])).strip()
+        for row in cells
+        if len(row) > index
+    ]
+
+
+@pytest.fixture
+def listed(billed, personas, territory):
+    territory.commune_a.name = "Cournon-d'Auvergne"
+    territory.commune_a.save()
+    territory.commune_b.name = "Cébazat"
+    territory.commune_b.save()
+    drafts = {s.payer.name: s for s in statements.statements_prepare(2026)}
+    issue_after_review(drafts["Cournon-d'Auvergne"])
+    return drafts
+
+
+def statement_list(client, **query):
+    return client.get(reverse("costing:statements", args=[2026]), query).content.decode()
+
+
+def test_statements_sort_by_debtor_in_french_order_both_ways(client, personas, listed):
+    client.force_login(personas.finance)
+    assert column_texts(statement_list(client, sort="payer"), 2) == [
+        "Cébazat",
+        "Cournon-d'Auvergne",
+    ]
+    assert column_texts(statement_list(client, sort="-payer"), 2) == [
+        "Cournon-d'Auvergne",
+        "Cébazat",
+    ]
+
+
+def test_statements_sort_by_state_in_lifecycle_order_and_by_total(client, personas, listed):
+    client.force_login(personas.finance)
+    assert column_texts(statement_list(client, sort="state"), 6) == ["Projet", "Émis"]
+    assert column_texts(statement_list(client, sort="-state"), 6) == ["Émis", "Projet"]
+    totals = {s.payer.name: s.total for s in listed.values()}
+    ascending = sorted(totals, key=totals.get)
+    assert column_texts(statement_list(client, sort="total"), 2) == ascending
+    assert column_texts(statement_list(client, sort="-total"), 2) == ascending[::-1]
+
+
+def test_the_statement_headers_are_sort_links_and_a_bad_sort_is_ignored(client, personas, listed):
+    client.force_login(personas.finance)
+    html = statement_list(client)
+    for column in ("number", "convention", "payer", "payee", "total", "balance", "state"):
+        assert f"sort={column}" in html
+    assert column_texts(statement_list(client, sort="1.5"), 2)  # answered, sort ignored
+
+
+def test_statements_are_paged_with_the_sort_kept(client, personas, listed, monkeypatch):
+    from costing import views
+
+    monkeypatch.setattr(views, "STATEMENTS_PER_PAGE", 1)
+    client.force_login(personas.finance)
+    first = statement_list(client, sort="payer")
+    assert column_texts(first, 2) == ["Cébazat"]
+    assert "page=2" in first
+    assert "sort=payer" in re.search(r'href="([^"]*page=2[^"]*)"', first)[1]
+    assert column_texts(statement_list(client, sort="payer", page=2), 2) == ["Cournon-d'Auvergne"]
+
+
+def test_cost_bases_sort_by_service_and_are_paged(client, personas, billed, monkeypatch):
+    from costing import views
+    from tests.factories import ServiceFactory
+
+    other = ServiceFactory(territory=billed.service.territory, name="Archives")
+    billed.service.name = "Voirie"
+    billed.service.save()
+    for service in (billed.service, other):
+        cost_base(service)
+    client.force_login(personas.finance)
+    url = reverse("costing:cost-bases", args=[2026])
+    page = client.get(url, {"sort": "service"}).content.decode()
+    assert column_texts(page, 0) == ["Archives", "Voirie"]
+    page = client.get(url, {"sort": "-service"}).content.decode()
+    assert column_texts(page, 0) == ["Voirie", "Archives"]
+    monkeypatch.setattr(views, "COST_BASES_PER_PAGE", 1)
+    page = client.get(url, {"sort": "service"}).content.decode()
+    assert column_texts(page, 0) == ["Archives"]
+    assert "page=2" in page
