@@ -280,6 +280,22 @@ def test_a_finance_officer_computes_imports_prepares_issues_downloads_and_checks
         expect(page.get_by_role("alert")).to_have_text(review)
         screenshot(page, "journey3-5-review-window")
         assert_accessible(page, "émission refusée pendant la relecture")
+        # The whole year at once, still within the window: the batch exports the drafts and
+        # says, where it says « Terminé », that it issued none of them (and below, why).
+        page.get_by_role("link", name="États 2026").click()
+        expect(page).to_have_url(re.compile(r"/etats/2026/$"))
+        assert_accessible(page, "états 2026 pendant la relecture")
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Émettre tous les projets puis exporter (ZIP)").click()
+        expect(page.locator("#progression [aria-live]")).to_have_text(
+            "Terminé — 3 états sur 3, aucun émis par ce lot", timeout=60_000
+        )
+        skipped = page.locator("#progression").get_by_role("status")
+        expect(skipped).to_contain_text("Projets non émis :")
+        for name in ("Aubière", "Beaumont", "Cébazat"):
+            expect(skipped).to_contain_text(f"{convention.reference} — {name} : {review}")
+        screenshot(page, "journey3-5b-batch-during-review")
+        assert_accessible(page, "lot pendant la relecture")
         assert not Statement.objects.filter(status=StatementStatus.ISSUED).exists()
         page.get_by_role("button", name="Se déconnecter").click()
         expect(page).to_have_url(re.compile(r"/connexion/"))
@@ -294,7 +310,9 @@ def test_a_finance_officer_computes_imports_prepares_issues_downloads_and_checks
         page.once("dialog", lambda dialog: dialog.accept())
         page.get_by_role("button", name="Émettre tous les projets puis exporter (ZIP)").click()
         progress = page.locator("#progression [aria-live]")
-        expect(progress).to_have_text("Terminé — 3 états sur 3", timeout=60_000)
+        expect(progress).to_have_text(
+            "Terminé — 3 états sur 3, dont 3 émis par ce lot", timeout=60_000
+        )
         expect(page.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
         expect(page.locator("#progression").get_by_role("status")).to_have_count(0)  # none left
         screenshot(page, "journey3-6-batch-done")
