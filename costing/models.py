@@ -966,6 +966,9 @@ class BatchJob(models.Model):
     )
     total = models.PositiveIntegerField(_("états à traiter"), default=0)
     done = models.PositiveIntegerField(_("états traités"), default=0)
+    # What an issue batch issued: its drafts still within their review window (or otherwise
+    # refused) are exported as drafts, and « Terminé » must not read as if they were issued.
+    issued = models.PositiveIntegerField(_("états émis par le lot"), default=0)
     # A file in private storage (never served as /media/: only through the batch's download,
     # which checks the permission), never a database value: a year's ZIP can exceed 1 GB.
     archive = models.FileField(

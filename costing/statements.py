@@ -1402,10 +1402,12 @@ def remove_parts(job: BatchJob) -> None:
         default_storage.delete(f"{folder}/{name}")
 
 
-def issue_planned(job: BatchJob) -> list[str]:
+def issue_planned(job: BatchJob) -> tuple[int, list[str]]:
     """Issue the batch's drafts under the year's lock, recomputed once for all: each takes the
     counter's next number, with the PDF its chunk rendered when the number and the figures are
-    those planned (else it is rendered now). Returns why some were not issued."""
+    those planned (else it is rendered now). Returns how many it issued, and why some were not
+    issued."""
+    issued = 0
     skipped = list(job.plan.get("skipped", []))
     issued_at = datetime.fromisoformat(job.plan["issued_at"])
     with transaction.atomic():
@@ -1439,7 +1441,8 @@ def issue_planned(job: BatchJob) -> list[str]:
                 issued_at=issued_at if pdf is not None else None,
                 pdf=pdf,
             )
-    return skipped
+            issued += 1
+    return issued, skipped
 
 
 def batch_finish(job_id: int) -> BatchJob:
@@ -1448,12 +1451,15 @@ def batch_finish(job_id: int) -> BatchJob:
     if job.status != BatchJob.JobStatus.RUNNING:
         return job  # failed, or already assembled (a task delivered twice)
     try:
-        skipped = issue_planned(job) if job.action == BatchJob.Action.ISSUE_AND_EXPORT else []
+        issued, skipped = (
+            issue_planned(job) if job.action == BatchJob.Action.ISSUE_AND_EXPORT else (0, [])
+        )
         build_archive(job)
         BatchJob.objects.filter(pk=job.pk).update(
             archive=job.archive.name,
             total=job.total,
             done=job.total,
+            issued=issued,
             status=BatchJob.JobStatus.DONE,
             finished_at=timezone.now(),
             error="\n".join([_("Projets non émis :"), *skipped]) if skipped else "",

@@ -3,8 +3,10 @@ when a broker is configured (issue 12)."""
 
 import io
 import zipfile
+from datetime import timedelta
 
 import pytest
+import time_machine
 from django.urls import reverse
 
 from costing import statements
@@ -60,6 +62,44 @@ def test_a_draft_correction_is_not_counted_as_one_more_statement(billed, persona
     job = statements.batch_run(job.pk)
     assert (job.status, job.done, job.total) == (BatchJob.JobStatus.DONE, 2, 2)
     assert len(statement_pdfs(job)) == 2
+
+
+@pytest.mark.django_db
+def test_an_issue_batch_says_where_it_says_terminé_how_many_it_issued(client, billed, personas):
+    """Run within the communes' review window, « Émettre puis exporter » issues nothing: the
+    line that says « Terminé — 2 états sur 2 » (the drafts exported) says so too, instead of
+    reading as if the year were issued; once the window is over, it says how many it issued."""
+    drafts = statements.statements_prepare(2026)
+    client.force_login(personas.finance)
+    early = BatchJob.objects.create(
+        year=2026,
+        action=BatchJob.Action.ISSUE_AND_EXPORT,
+        created_by=personas.finance,
+        territory=billed.convention.territory,
+    )
+    early = statements.batch_run(early.pk)
+    assert (early.status, early.issued) == (BatchJob.JobStatus.DONE, 0)
+    assert "Terminé — 2 états sur 2, aucun émis par ce lot" in progress_of(client, early)
+
+    with time_machine.travel(drafts[0].review_until + timedelta(days=1)):
+        client.force_login(personas.finance)  # weeks later: a new session
+        later = BatchJob.objects.create(
+            year=2026,
+            action=BatchJob.Action.ISSUE_AND_EXPORT,
+            created_by=personas.finance,
+            territory=billed.convention.territory,
+        )
+        later = statements.batch_run(later.pk)
+        assert later.issued == 2
+        assert "Terminé — 2 états sur 2, dont 2 émis par ce lot" in progress_of(client, later)
+        export = BatchJob.objects.create(
+            year=2026,
+            action=BatchJob.Action.EXPORT,
+            created_by=personas.finance,
+            territory=billed.convention.territory,
+        )
+        export = statements.batch_run(export.pk)
+        assert "Terminé — 2 états sur 2</p>" in progress_of(client, export)  # exports only
 
 
 def progress_of(client, job) -> str:
@@ -173,8 +213,11 @@ def test_the_batch_page_polls_and_shows_terminé_with_the_zip_only_once_done(
     assert page.get_by_role("link", name="Télécharger l'archive ZIP").count() == 0
     screenshot(page, "batch-1-running")
     assert_accessible(page, "lot en cours")
-    BatchJob.objects.filter(pk=job.pk).update(status=BatchJob.JobStatus.DONE, done=13)
+    BatchJob.objects.filter(pk=job.pk).update(status=BatchJob.JobStatus.DONE, done=13, issued=13)
     page.get_by_role("link", name="Télécharger l'archive ZIP").wait_for(timeout=5000)
-    assert page.locator("#progression [aria-live]").inner_text() == "Terminé — 13 états sur 13"
+    assert (
+        page.locator("#progression [aria-live]").inner_text()
+        == "Terminé — 13 états sur 13, dont 13 émis par ce lot"
+    )
     screenshot(page, "batch-2-done")
     assert_accessible(page, "lot terminé")
