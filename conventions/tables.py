@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from conventions.models import Convention, ConventionKind, Direction, Status
 from conventions.services.in_force import direction_of
+from mutualisation.tables import TABLE_ATTRS, header
 
 
 class ConventionTable(tables.Table):
@@ -14,7 +15,9 @@ class ConventionTable(tables.Table):
     LOADED = ("pk", "reference", "title", "kind", "status", "start_date")
 
     reference = tables.Column(
-        verbose_name=_("Référence"), linkify=True, attrs={"td": {"class": "text-nowrap"}}
+        verbose_name=_("Référence"),
+        linkify=True,
+        attrs={"th": header(), "td": {"class": "text-nowrap"}},
     )
     title = tables.Column(verbose_name=_("Intitulé"))
     kind = tables.Column(verbose_name=_("Type"))
@@ -25,7 +28,7 @@ class ConventionTable(tables.Table):
     class Meta:
         model = Convention
         fields = ["reference", "title", "kind", "parties", "status", "start_date"]
-        attrs = {"class": "table table-sm table-striped align-middle"}
+        attrs = TABLE_ATTRS
         order_by = ("-start_date",)
         empty_text = _("Aucune convention ne correspond à ces critères.")
 

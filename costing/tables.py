@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from costing.models import StatementStatus
 from mutualisation.collation import FrenchOrder
+from mutualisation.tables import TABLE_ATTRS, header
 from mutualisation.templatetags.money import euros, units
 
 PER_PAGE = 50
@@ -141,7 +142,7 @@ def french(field: str):
 def numbers(column_label, **kwargs):
     return tables.Column(
         verbose_name=column_label,
-        attrs={"th": {"class": "text-end"}, "td": {"class": "text-end"}},
+        attrs={"th": header(**{"class": "text-end"}), "td": {"class": "text-end"}},
         **kwargs,
     )
 
@@ -154,13 +155,13 @@ class StatementTable(tables.Table):
         verbose_name=_("Numéro"),
         empty_values=(),
         order_by=("number", "pk"),
-        attrs={"td": {"class": "text-nowrap"}},
+        attrs={"th": header(), "td": {"class": "text-nowrap"}},
     )
     convention = tables.Column(
         verbose_name=_("Convention"),
         accessor="convention__reference",
         order_by=("convention__reference", "pk"),
-        attrs={"td": {"class": "text-nowrap"}},
+        attrs={"th": header(), "td": {"class": "text-nowrap"}},
     )
     payer = tables.Column(verbose_name=_("Débiteur"), accessor="payer__name")
     payee = tables.Column(verbose_name=_("Créancier"), accessor="payee__name")
@@ -171,7 +172,7 @@ class StatementTable(tables.Table):
 
     class Meta:
         template_name = "costing/tables/_base.html"
-        attrs = {"class": "table table-sm table-striped align-middle"}
+        attrs = TABLE_ATTRS
         empty_text = _("Aucun état pour cet exercice.")
 
     order_payer = french("payer__name")
@@ -221,7 +222,7 @@ class CostBaseTable(tables.Table):
 
     class Meta:
         template_name = "costing/tables/_base.html"
-        attrs = {"class": "table table-sm table-striped align-middle"}
+        attrs = TABLE_ATTRS
         empty_text = _("Aucune base de coûts pour cet exercice.")
 
     order_service = french("service__name")

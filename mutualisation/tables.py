@@ -3,6 +3,22 @@
 from django_tables2 import RequestConfig
 
 
+def aria_sort(bound_column):
+    """``aria-sort`` of a header: the column the table is sorted by says which way; the others
+    say nothing (None leaves the attribute out)."""
+    if not bound_column.is_ordered:
+        return None
+    return "descending" if bound_column.order_by_alias.is_descending else "ascending"
+
+
+# The attributes of a sortable table, and of a header that sets its own (its alignment).
+TABLE_ATTRS = {"class": "table table-sm table-striped align-middle", "th": {"aria-sort": aria_sort}}
+
+
+def header(**attrs) -> dict:
+    return {"aria-sort": aria_sort, **attrs}
+
+
 def configure(request, table, *, per_page: int):
     """Sort ``table`` as the address asks and cut it into pages of ``per_page`` rows. A sort
     naming no column of the table (« 1.5 », « a.b ») is ignored: django-tables2 warns on it

@@ -102,3 +102,20 @@ def test_cost_bases_sort_by_service_and_are_paged(client, personas, billed, monk
     page = client.get(url, {"sort": "service"}).content.decode()
     assert column_texts(page, 0) == ["Archives"]
     assert "page=2" in page
+
+
+def test_the_sorted_column_says_so_to_screen_readers_and_only_it(client, personas, listed):
+    client.force_login(personas.finance)
+    headers = re.findall(r"<th[^>]*>", statement_list(client, sort="-total"))
+    assert [h for h in headers if "aria-sort" in h] == [
+        next(h for h in headers if 'aria-sort="descending"' in h)
+    ]
+    assert "text-end" in next(h for h in headers if "aria-sort" in h)  # the Total column
+    headers = re.findall(r"<th[^>]*>", statement_list(client, sort="payer"))
+    assert sum('aria-sort="ascending"' in h for h in headers) == 1
+
+
+def test_the_convention_list_marks_its_sorted_column_too(client, personas):
+    client.force_login(personas.manager)
+    page = client.get(reverse("conventions:list"), {"sort": "reference"}).content.decode()
+    assert sum('aria-sort="ascending"' in h for h in re.findall(r"<th[^>]*>", page)) == 1
