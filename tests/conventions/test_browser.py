@@ -258,9 +258,8 @@ def test_a_refused_step_links_to_the_prefilled_deliberation_form(live_server, pa
 
 
 def test_a_refused_list_of_parties_keeps_its_heading_above_the_error(live_server, page):
-    """Journey 2: when the parties are refused as a whole (here, a managing organisation that
-    is not among them), the error shows under the « Parties » heading, which stays in sight
-    (the alert was laid over the heading, hiding it)."""
+    """When the parties are refused as a whole (here, Aubière named twice), the error shows
+    under the « Parties » heading, which stays in sight (the alert was laid over it)."""
     seed_territory()
     browser_log_in(page, live_server, "gestionnaire", PASSWORD)
     page.goto(live_server.url + "/conventions/nouvelle/")
@@ -272,12 +271,12 @@ def test_a_refused_list_of_parties_keeps_its_heading_above_the_error(live_server
     page.get_by_label("Périodicité des remboursements (mois)").fill("12")
     parties = page.locator("[role=group][aria-label^='Parties']")
     parties.nth(1).get_by_label("Organisation").select_option(label="Aubière")
-    page.get_by_label("Organisation gestionnaire").select_option(label="Beaumont")
+    parties.nth(2).get_by_label("Organisation").select_option(label="Aubière")
     page.get_by_role("button", name="Enregistrer").click()
 
     fieldset = page.locator("fieldset", has=page.locator("legend", has_text="Parties"))
-    alert = fieldset.get_by_role("alert")
-    assert "ajoutez Beaumont aux parties" in alert.inner_text()
+    alert = fieldset.get_by_role("alert").first
+    assert "Cette organisation est déjà partie à la convention." in alert.inner_text()
     legend = fieldset.locator("legend")
     heading, error = legend.bounding_box(), alert.bounding_box()
     assert heading["y"] + heading["height"] <= error["y"]
@@ -290,4 +289,5 @@ def test_a_refused_list_of_parties_keeps_its_heading_above_the_error(live_server
             return legend.contains(seen);
         }"""
     )
+    assert_accessible(page, "parties refusées")
     screenshot(page, "convention-form-parties-refused")

@@ -475,6 +475,14 @@ def test_journey_2_a_service_commun_guided_by_its_type_to_en_vigueur(live_server
         "L'organisation gestionnaire doit être membre du service commun : ajoutez Beaumont aux "
         "parties ou choisissez un des membres."
     )
+    # The summary links to the field chosen, which says why; the parties say nothing.
+    errors.get_by_role("link", name="Organisation gestionnaire du service commun").click()
+    expect(managing).to_be_focused()
+    expect(managing).to_have_class(re.compile(r"\bis-invalid\b"))
+    expect(page.locator("#champ-gestionnaire")).to_contain_text("ajoutez Beaumont aux parties")
+    expect(
+        page.locator("fieldset", has=page.locator("legend", has_text="Parties"))
+    ).not_to_contain_text("ajoutez Beaumont")
     assert_accessible(page, "parcours 2 : gestionnaire non membre")
     screenshot(page, "journey2-1-gestionnaire-non-membre")
     assert not Convention.objects.exists()
