@@ -519,6 +519,14 @@ def test_journey_2_a_service_commun_guided_by_its_type_to_en_vigueur(live_server
     expect(refusal).to_contain_text(
         f"Délibération approuvant la convention manquante pour : Aubière, {METROPOLE}, Durtol."
     )
+    # In the order they are done: the sheet, the opinions on it, then the deliberations.
+    expect(refusal.locator(":scope > ul > li")).to_have_text(
+        [
+            re.compile("^Fiche d'impact manquante"),
+            re.compile("^Avis du comité social territorial manquant"),
+            re.compile("^Délibération approuvant la convention manquante"),
+        ]
+    )
     expect_status(page, "En consultation")
     assert_accessible(page, "parcours 2 : refus")
     screenshot(page, "journey2-3-refus")
