@@ -346,7 +346,6 @@ def test_journey_1_a_mise_a_disposition_descendante_from_login_to_its_signed_pdf
     assert response.status == 200
     assert response.headers["content-type"] == "application/pdf"
     assert response.headers["content-disposition"] == f'inline; filename="{reference}-signee.pdf"'
-    screenshot(page, "journey1-7-pdf-dans-le-navigateur")
     # What « Enregistrer » in the browser's viewer saves: the same address, in the same session
     # (the viewer's own page is what the navigation's body holds).
     saved = page.context.request.get(page.url)
@@ -368,7 +367,9 @@ def test_journey_1_a_mise_a_disposition_descendante_from_login_to_its_signed_pdf
     ):
         assert expected in text, expected
     assert "PROJET" not in text
-    image = render_first_page(content, "journey1-8-pdf-page1")
+    # The forecasts, as typed (D5211-16: the convention carries them).
+    assert f"{year} Archives Aubière 85 {year} Archives Beaumont 42,500" in text
+    image = render_first_page(content, "journey1-7-pdf-page1")
     # An A4 page in portrait, with text on it (not a blank render).
     assert image.height > image.width
     assert image.convert("L").getextrema()[0] < 64
