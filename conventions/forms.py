@@ -350,6 +350,10 @@ class SharedChoicesFormSet(InlineFormSet):
         return form
 
 
+# The code of the refusal of a service commun's managing organisation that is not a member.
+MANAGER_NOT_MEMBER = "manager_not_member"
+
+
 class BasePartyFormSet(SharedChoicesFormSet):
     """The parties of a convention, shaped by its type (``kind``, set by the view once the
     convention's form is read): only the roles the type allows are offered, and a role it
@@ -409,8 +413,23 @@ class BasePartyFormSet(SharedChoicesFormSet):
                         "L'organisation gestionnaire doit être membre du service commun : ajoutez "
                         "%(name)s aux parties ou choisissez un des membres."
                     )
-                    % {"name": managing.name}
+                    % {"name": managing.name},
+                    code=MANAGER_NOT_MEMBER,
                 )
+
+
+def manager_refusal_at_its_field(main, parties) -> None:
+    """Say the refusal of a managing organisation outside the service commun's members at the
+    field the person chose in the convention's form (marked in error, and linked from the
+    summary of errors), not among the parties'. Once both are validated."""
+    kept, moved = [], []
+    for error in parties.non_form_errors().as_data():
+        (moved if error.code == MANAGER_NOT_MEMBER else kept).append(error)
+    if moved:
+        parties._non_form_errors = parties.error_class(
+            kept, error_class="nonform", renderer=parties.renderer
+        )
+        main.add_error("managing_organisation", moved)
 
 
 PartyFormSet = inlineformset_factory(

@@ -249,6 +249,14 @@ def all_valid(*items):
     return all([item.is_valid() for item in items])  # noqa: C419
 
 
+def convention_forms_valid(main, terms_form, formsets) -> bool:
+    """Whether the convention's form, its terms and its formsets are all valid; each error is
+    then said where the person fixes it."""
+    valid = all_valid(main, terms_form, *formsets.values())
+    forms.manager_refusal_at_its_field(main, formsets["parties"])
+    return valid
+
+
 @login_required
 def convention_create(request):
     if not request.user.has_perm("conventions.add_convention"):
@@ -256,7 +264,7 @@ def convention_create(request):
     convention, terms = Convention(), Terms()
     main, terms_form, formsets = convention_forms(request, convention, terms)
     status = 200
-    if request.method == "POST" and all_valid(main, terms_form, *formsets.values()):
+    if request.method == "POST" and convention_forms_valid(main, terms_form, formsets):
         try:
             convention = records.convention_create(
                 convention=main.save(commit=False),
@@ -292,7 +300,7 @@ def convention_edit(request, reference):
     terms = in_force.initial_terms(convention)
     main, terms_form, formsets = convention_forms(request, convention, terms)
     status = 200
-    if request.method == "POST" and all_valid(main, terms_form, *formsets.values()):
+    if request.method == "POST" and convention_forms_valid(main, terms_form, formsets):
         try:
             records.convention_update(
                 convention=convention,

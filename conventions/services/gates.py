@@ -729,13 +729,15 @@ def gaps_for(
     data = load(convention)
     gaps = content_gaps(data)
     if target in (Status.DELIBERATED, Status.SIGNED):
+        # In the order they are done: the fiche d'impact and the staff bodies' opinions come
+        # before the deliberations (L5211-4-2).
+        gaps += staff_body_gaps(data)
         gaps += deliberation_gaps(
             data.parties,
             data.deliberations,
             what=_("la convention"),
             rejected=_("La convention a été rejetée par : %(names)s."),
         )
-        gaps += staff_body_gaps(data)
         gaps += manager_designation_gaps(data)
         gaps += early_effect_gaps(data)
     if target == Status.SIGNED:

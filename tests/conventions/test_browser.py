@@ -255,3 +255,39 @@ def test_a_refused_step_links_to_the_prefilled_deliberation_form(live_server, pa
     page.get_by_label("Date de signature").fill(today.isoformat())
     page.get_by_role("button", name="Enregistrer la signature").click()
     assert "désormais « Signée »" in page.get_by_role("status").first.inner_text()
+
+
+def test_a_refused_list_of_parties_keeps_its_heading_above_the_error(live_server, page):
+    """When the parties are refused as a whole (here, Aubière named twice), the error shows
+    under the « Parties » heading, which stays in sight (the alert was laid over it)."""
+    seed_territory()
+    browser_log_in(page, live_server, "gestionnaire", PASSWORD)
+    page.goto(live_server.url + "/conventions/nouvelle/")
+    page.get_by_label("Type de convention").select_option(label="Service commun")
+    page.get_by_label("Intitulé").fill("Service commun des archives")
+    page.get_by_label("Objet").fill("Gestion commune des archives.")
+    page.get_by_label("Date de prise d'effet").fill("2027-01-01")
+    page.get_by_label("Modalité de règlement").select_option(label="Titre de recettes")
+    page.get_by_label("Périodicité des remboursements (mois)").fill("12")
+    parties = page.locator("[role=group][aria-label^='Parties']")
+    parties.nth(1).get_by_label("Organisation").select_option(label="Aubière")
+    parties.nth(2).get_by_label("Organisation").select_option(label="Aubière")
+    page.get_by_role("button", name="Enregistrer").click()
+
+    fieldset = page.locator("fieldset", has=page.locator("legend", has_text="Parties"))
+    alert = fieldset.get_by_role("alert").first
+    assert "Cette organisation est déjà partie à la convention." in alert.inner_text()
+    legend = fieldset.locator("legend")
+    heading, error = legend.bounding_box(), alert.bounding_box()
+    assert heading["y"] + heading["height"] <= error["y"]
+    # Nothing is drawn over the heading: it is what a person sees at its place.
+    legend.scroll_into_view_if_needed()
+    assert legend.evaluate(
+        """legend => {
+            const box = legend.getBoundingClientRect();
+            const seen = document.elementFromPoint(box.left + 5, box.top + box.height / 2);
+            return legend.contains(seen);
+        }"""
+    )
+    assert_accessible(page, "parties refusées")
+    screenshot(page, "convention-form-parties-refused")

@@ -110,3 +110,27 @@ def test_the_roles_offered_on_an_existing_convention_are_those_of_its_type(
         if value
     ]
     assert roles == ["MEMBER"]
+
+
+def test_a_managing_organisation_outside_the_members_is_refused_at_its_own_field(
+    client, personas, territory
+):
+    """Journey 2: the field the person chose is the one marked in error, and the summary at the
+    top links to it; the parties, which may stay as they are, say nothing."""
+    client.force_login(personas.manager)
+    data = service_commun_data(
+        territory,
+        ServiceFactory(provider=territory.epci),
+        managing_organisation=territory.commune_b.pk,
+    )
+    response = client.post(reverse("conventions:create"), data)
+    assert response.status_code == 200
+    assert response.context["form"].errors["managing_organisation"] == [
+        "L'organisation gestionnaire doit être membre du service commun : ajoutez Commune B "
+        "aux parties ou choisissez un des membres."
+    ]
+    assert not response.context["formsets"]["parties"].non_form_errors()
+    html = unescape(response.content.decode())
+    summary = html.split('id="erreurs"', 1)[1].split("</div>", 1)[0]
+    assert '<a href="#id_managing_organisation">' in summary
+    assert html.count("ajoutez Commune B aux parties") == 2  # the summary and the field

@@ -146,3 +146,19 @@ def test_a_refused_avenant_signature_links_each_party_to_the_avenants_deliberati
     assert links(response.content.decode(), f"{url}?organisation={territory.commune_b.pk}")
     form = client.get(f"{url}?organisation={territory.commune_b.pk}").context["form"]
     assert form["organisation"].value() == str(territory.commune_b.pk)
+
+
+def test_a_service_communs_gaps_come_in_the_order_the_law_has_them_done(service_commun):
+    """Journey 2: the fiche d'impact, then the staff bodies' opinions on the convention and its
+    annexes, then the assemblies' deliberations (L5211-4-2): a manager working down the list
+    never records a deliberation before the opinion that must precede it."""
+    codes = [
+        gap.code
+        for gap in gates.gaps_for(service_commun.convention, Status.DELIBERATED)
+        if getattr(gap, "code", "")
+    ]
+    assert codes == [
+        gates.IMPACT_SHEET_MISSING,
+        gates.OPINION_MISSING,
+        gates.DELIBERATION_MISSING,
+    ]
