@@ -50,7 +50,7 @@ def test_the_administrator_corrects_a_population_and_reads_the_change_in_its_his
     page.get_by_role("button", name="Enregistrer", exact=True).click()
     page.wait_for_url(live_server.url + "/admin/mutualisation/organisation/")
     assert (
-        "L’objet organisation « Aubière » a été modifié avec succès."
+        "L’objet organisation «\xa0Aubière\xa0» a été modifié avec succès."
         in page.locator(".messagelist").inner_text()
     )
     record.refresh_from_db()
