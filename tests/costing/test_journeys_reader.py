@@ -10,7 +10,13 @@ import pytest
 from conventions.models import Convention
 from costing import statements
 from costing.models import CostBase, Statement, StatementRemark
-from tests.conftest import assert_accessible, browser_log_in, run_seed_demo, screenshot
+from tests.conftest import (
+    assert_accessible,
+    browser_log_in,
+    follow,
+    run_seed_demo,
+    screenshot,
+)
 
 pytestmark = [
     pytest.mark.browser,
@@ -39,8 +45,8 @@ OTHER_CONVENTIONS = [
 ]
 
 
-def rows_of(page, region_name):
-    return page.get_by_role("region", name=region_name).get_by_role("row")
+def nav(page, name):
+    return page.get_by_role("navigation").get_by_role("link", name=name, exact=True)
 
 
 def test_a_commune_reader_sees_only_its_commune_and_remarks_on_its_draft(live_server, page):
@@ -56,50 +62,48 @@ def test_a_commune_reader_sees_only_its_commune_and_remarks_on_its_draft(live_se
     browser_log_in(page, live_server, "lecteur.aubiere", PASSWORD)
     assert_accessible(page, "accueil du lecteur")
 
-    page.get_by_role("navigation").get_by_role("link", name="Conventions").click()
-    page.wait_for_url(live_server.url + "/conventions/")
+    follow(page, nav(page, "Conventions"), "conventions du lecteur")
+    assert page.url == live_server.url + "/conventions/"
     listing = page.inner_text("main")
     for title in AUBIERE_CONVENTIONS:
         assert title in listing
     for title in OTHER_CONVENTIONS:
         assert title not in listing
     screenshot(page, "journey4-conventions")
-    assert_accessible(page, "conventions du lecteur")
 
-    page.get_by_role("navigation").get_by_role("link", name="Remboursements").click()
-    page.get_by_role("link", name="États annuels").click()
-    page.get_by_role("link", name="2025", exact=True).click()
-    page.wait_for_url(live_server.url + "/couts/etats/2025/")
+    follow(page, nav(page, "Remboursements"), "remboursements du lecteur")
+    follow(page, page.get_by_role("link", name="États annuels"), "états de l'année en cours")
+    follow(page, page.get_by_role("link", name="2025", exact=True), "états 2025 du lecteur")
+    assert page.url == live_server.url + "/couts/etats/2025/"
     table = page.get_by_role("region", name="États de l'année").inner_text()
     assert "Aubière" in table
     for commune in ("Aulnat", "Blanzat", "Clermont-Ferrand"):
         assert commune not in table
     screenshot(page, "journey4-statements")
-    assert_accessible(page, "états du lecteur")
 
-    page.get_by_role("navigation").get_by_role("link", name="Remboursements").click()
-    page.get_by_role("link", name="Coûts unitaires").click()
-    page.get_by_role("link", name="2026", exact=True).click()
-    page.wait_for_url(live_server.url + "/couts/bases/2026/")
+    follow(page, nav(page, "Remboursements"), "remboursements du lecteur")
+    follow(page, page.get_by_role("link", name="Coûts unitaires"), "coûts de l'année en cours")
+    follow(page, page.get_by_role("link", name="2026", exact=True), "bases de coûts 2026")
+    assert page.url == live_server.url + "/couts/bases/2026/"
     bases = page.inner_text("main")
     for service in AUBIERE_SERVICES:
         assert service in bases
     for service in OTHER_SERVICES:
         assert service not in bases
     screenshot(page, "journey4-cost-bases")
-    assert_accessible(page, "bases de coûts du lecteur")
 
-    page.get_by_role("navigation").get_by_role("link", name="Remboursements").click()
-    page.get_by_role("link", name="États annuels").click()
-    page.get_by_role("link", name="2025", exact=True).click()
-    page.get_by_role("row", name=re.compile("Aubière")).get_by_role("link", name="projet").click()
-    page.wait_for_url(live_server.url + f"/couts/etat/{own.pk}/")
+    follow(page, nav(page, "Remboursements"), "remboursements du lecteur")
+    follow(page, page.get_by_role("link", name="États annuels"), "états de l'année en cours")
+    follow(page, page.get_by_role("link", name="2025", exact=True), "états 2025 du lecteur")
+    draft_link = page.get_by_role("row", name=re.compile("Aubière")).get_by_role("link")
+    follow(page, draft_link, "projet d'état du lecteur")
+    assert page.url == live_server.url + f"/couts/etat/{own.pk}/"
     assert "CONV-2025-002 — Aubière → Clermont Auvergne Métropole" in page.inner_text("main")
     assert "Aucune remarque." in page.inner_text("main")
-    assert_accessible(page, "projet d'état du lecteur")
     remark = "Le nombre d'actes instruits en 2025 nous paraît supérieur à notre décompte."
     page.get_by_label("Votre remarque").fill(remark)
-    page.get_by_role("button", name="Envoyer la remarque").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Envoyer la remarque").click()
     assert "Remarque transmise à la Métropole." in page.get_by_role("status").first.inner_text()
     listed = page.locator("li", has_text=remark)
     assert listed.get_by_text("Ouverte", exact=True).is_visible()

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from mutualisation.models import PopulationRecord
-from tests.conftest import assert_accessible, screenshot, seed_territory
+from tests.conftest import assert_accessible, follow, screenshot, seed_territory
 
 pytestmark = [
     pytest.mark.browser,
@@ -30,25 +30,24 @@ def test_the_administrator_corrects_a_population_and_reads_the_change_in_its_his
     assert_accessible(page, "connexion à l'administration")
     page.get_by_label(re.compile("Nom d.utilisateur")).fill("admin")
     page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Connexion").click()
-    page.wait_for_url(live_server.url + "/admin/")
+    follow(page, page.get_by_role("button", name="Connexion"), "accueil de l'administration")
+    assert page.url == live_server.url + "/admin/"
     assert page.get_by_role("heading", name="Référentiels, conventions et coûts").is_visible()
-    assert_accessible(page, "accueil de l'administration")
 
-    page.locator("#content-main").get_by_role("link", name="Organisations").click()
-    page.wait_for_url(live_server.url + "/admin/mutualisation/organisation/")
-    assert_accessible(page, "liste des organisations")
-    page.locator("#result_list").get_by_role("link", name="Aubière", exact=True).click()
-    page.wait_for_url(re.compile(r"/admin/mutualisation/organisation/\d+/change/$"))
+    organisations = page.locator("#content-main").get_by_role("link", name="Organisations")
+    follow(page, organisations, "liste des organisations")
+    assert page.url == live_server.url + "/admin/mutualisation/organisation/"
+    aubiere = page.locator("#result_list").get_by_role("link", name="Aubière", exact=True)
+    follow(page, aubiere, "page de la commune")
+    assert re.search(r"/admin/mutualisation/organisation/\d+/change/$", page.url)
     assert page.get_by_role("heading", name="Modification de organisation").is_visible()
-    assert_accessible(page, "page de la commune")
     populations = page.locator("tr", has_text=f"Aubière, millésime {record.vintage}")
     municipal = populations.locator("input[name$='-municipal']")
     assert municipal.input_value() == str(before)
     municipal.fill(str(after))
     screenshot(page, "journey6-population-edited")
-    page.get_by_role("button", name="Enregistrer", exact=True).click()
-    page.wait_for_url(live_server.url + "/admin/mutualisation/organisation/")
+    follow(page, page.get_by_role("button", name="Enregistrer", exact=True), "commune modifiée")
+    assert page.url == live_server.url + "/admin/mutualisation/organisation/"
     assert (
         "L’objet organisation «\xa0Aubière\xa0» a été modifié avec succès."
         in page.locator(".messagelist").inner_text()
@@ -56,11 +55,10 @@ def test_the_administrator_corrects_a_population_and_reads_the_change_in_its_his
     record.refresh_from_db()
     assert record.municipal == after
 
-    page.locator("#result_list").get_by_role("link", name="Aubière", exact=True).click()
-    page.wait_for_url(re.compile(r"/admin/mutualisation/organisation/\d+/change/$"))
+    follow(page, aubiere, "page de la commune corrigée")
     assert populations.locator("input[name$='-municipal']").input_value() == str(after)
-    page.get_by_role("link", name="Historique").click()
-    page.wait_for_url(re.compile(r"/admin/mutualisation/organisation/\d+/history/$"))
+    follow(page, page.get_by_role("link", name="Historique"), "historique de la commune")
+    assert re.search(r"/admin/mutualisation/organisation/\d+/history/$", page.url)
     assert page.get_by_role("heading", name="Historique des changements : Aubière").is_visible()
     # The correction made on the commune's page is in the commune's history: what, who, when.
     change = page.locator("tr", has_text=f"Aubière, millésime {record.vintage}").filter(
@@ -76,4 +74,3 @@ def test_the_administrator_corrects_a_population_and_reads_the_change_in_its_his
     for english in ("Changes", "CHANGES", "None"):
         assert english not in content
     screenshot(page, "journey6-history")
-    assert_accessible(page, "historique de la commune")
