@@ -17,15 +17,16 @@ from conventions.models import (
     Terms,
     UsageForecast,
 )
+from mutualisation.admin import LabelledTabularInline
 
 
-class PartyInline(admin.TabularInline):
+class PartyInline(LabelledTabularInline):
     model = Party
     extra = 0
     autocomplete_fields = ["organisation"]
 
 
-class ConventionServiceInline(admin.TabularInline):
+class ConventionServiceInline(LabelledTabularInline):
     model = ConventionService
     extra = 0
 

@@ -35,7 +35,7 @@ from conventions.services import (
     transitions,
 )
 from conventions.tables import ConventionTable
-from mutualisation.forms import RowsConflict
+from mutualisation.forms import RowsConflict, carry_version
 from mutualisation.french import of
 from mutualisation.models import Organisation, OrganisationKind, Service
 from mutualisation.rules import scope_of, territories_of
@@ -309,6 +309,7 @@ def convention_edit(request, reference):
             )
         except services.StaleVersion:
             main.add_error(None, records.stale_version_message(convention))
+            carry_version(main, convention.version)  # read as this request began
             status = 409
         except RowsConflict as conflict:
             main.add_error(None, str(conflict))

@@ -14,9 +14,10 @@ from costing.models import (
     UsageImport,
     UsageRecord,
 )
+from mutualisation.admin import LabelledTabularInline
 
 
-class CostLineInline(admin.TabularInline):
+class CostLineInline(LabelledTabularInline):
     model = CostLine
     extra = 0
 
@@ -123,7 +124,7 @@ class AccountMappingAdmin(SimpleHistoryAdmin):
     search_fields = ["account", "label"]
 
 
-class StatementLineInline(admin.TabularInline):
+class StatementLineInline(LabelledTabularInline):
     model = StatementLine
     extra = 0
     can_delete = False

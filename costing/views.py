@@ -46,7 +46,7 @@ from costing.resources import usage_import_confirm as usage_import_confirm_servi
 from costing.rules import may_approve
 from mutualisation.collation import FrenchOrder
 from mutualisation.documents import render_pdf
-from mutualisation.forms import RowsConflict
+from mutualisation.forms import RowsConflict, carry_version
 from mutualisation.models import Organisation, Service
 from mutualisation.rules import scope_of, territories_of
 from mutualisation.services import record_document_access
@@ -210,6 +210,7 @@ def cost_base_edit(request, pk=None):
             base = services.cost_base_save(form=form, lines=lines)
         except services.StaleCostBase:
             form.add_error(None, services.stale_cost_base_message(base))
+            carry_version(form, base.version)  # read as this request began
             status = 409
         except ValidationError as error:  # created meanwhile by someone else
             form.add_error(None, error)

@@ -1,8 +1,10 @@
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
+from simple_history.template_utils import HistoricalRecordContextHelper
 
 from mutualisation.models import (
     DocumentAccess,
@@ -26,13 +28,36 @@ def operators_only(request) -> bool:
 admin.site.has_permission = operators_only
 
 
-class PopulationRecordInline(admin.TabularInline):
+class LabelledTabularInline(admin.TabularInline):
+    """A tabular inline whose fields have names: Django's heads the columns but labels no field,
+    so a screen reader announces every field of the rows without a name (axe: critical). Each
+    field, and the row's deletion box, is named after its column and, on a saved row, the row."""
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset_class = super().get_formset(request, obj, **kwargs)
+
+        class LabelledFormSet(formset_class):
+            def add_fields(self, form, index):
+                super().add_fields(form, index)
+                for field in form.fields.values():
+                    widget = field.widget
+                    while hasattr(widget, "widget"):  # RelatedFieldWidgetWrapper
+                        widget = widget.widget
+                    name = str(field.label).removesuffix(" ?")
+                    if form.instance.pk:
+                        name = f"{name} ({form.instance})"
+                    widget.attrs.setdefault("aria-label", name)
+
+        return LabelledFormSet
+
+
+class PopulationRecordInline(LabelledTabularInline):
     model = PopulationRecord
     extra = 0
     fields = ["vintage", "in_force_year", "municipal", "total", "source"]
 
 
-class EpciMembershipInline(admin.TabularInline):
+class EpciMembershipInline(LabelledTabularInline):
     model = EpciMembership
     fk_name = "member"
     extra = 0
@@ -82,6 +107,48 @@ class OrganisationAdmin(SimpleHistoryAdmin):
         ),
     ]
     inlines = [EpciMembershipInline, PopulationRecordInline]
+    object_history_template = "admin/mutualisation/organisation/object_history.html"
+    # The rows edited on the organisation's page (model, foreign key to the organisation).
+    history_inlines = [(EpciMembership, "member"), (PopulationRecord, "organisation")]
+
+    def history_view(self, request, object_id, extra_context=None):
+        """The organisation's history, then that of the rows edited on its page: a population
+        corrected on a commune's page is found in the commune's history, old and new values,
+        who and when (the organisation's own entry for that save changes nothing)."""
+        organisation_id = unquote(object_id)
+        sections = (
+            [
+                (model._meta.verbose_name_plural, row_changes(model, key, organisation_id))
+                for model, key in self.history_inlines
+            ]
+            if organisation_id.isdigit()
+            else []
+        )
+        return super().history_view(
+            request, object_id, {**(extra_context or {}), "inline_histories": sections}
+        )
+
+
+def row_changes(model, key: str, organisation_id) -> list:
+    """The historical records of ``model`` rows of an organisation, newest first, each with
+    ``delta_changes``: its changed fields' names with old and new values."""
+    records = list(
+        model.history.filter(**{f"{key}_id": organisation_id})
+        .select_related("history_user")
+        .order_by("history_date", "history_id")
+    )
+    last = {}
+    for record in records:
+        previous = last.get(record.id)
+        record.delta_changes = (
+            HistoricalRecordContextHelper(model, record).context_for_delta_changes(
+                record.diff_against(previous, foreign_keys_are_objs=True)
+            )
+            if previous is not None
+            else []
+        )
+        last[record.id] = record
+    return records[::-1]
 
 
 @admin.register(EpciMembership)
@@ -102,7 +169,7 @@ class PopulationRecordAdmin(SimpleHistoryAdmin):
     list_select_related = ["organisation"]
 
 
-class UnitWeightInline(admin.TabularInline):
+class UnitWeightInline(LabelledTabularInline):
     model = UnitWeight
     extra = 0
 
@@ -142,7 +209,7 @@ class MembershipAdmin(SimpleHistoryAdmin):
     list_select_related = ["user", "organisation"]
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(LabelledTabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["organisation"]

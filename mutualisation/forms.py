@@ -92,6 +92,14 @@ def finite_decimals(db_field, **kwargs):
     return db_field.formfield(**kwargs)
 
 
+def carry_version(form, version: int) -> None:
+    """Show an edit form refused for an edit conflict again with the version saved meanwhile:
+    the person's input stays, the conflict message is read, and saving again (knowingly, as the
+    message invites) goes through; a save made since the refusal still conflicts."""
+    form.data = form.data.copy()
+    form.data[form.add_prefix("version")] = version
+
+
 class RowsConflict(Exception):
     """Rows valid one by one and together that the database still refuses in the order they are
     written (two rows exchanging their communes, say): nothing is written. ``str()`` is French."""

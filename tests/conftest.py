@@ -150,6 +150,14 @@ def assert_accessible(page, name: str = "") -> None:
     assert not violations, f"{name or page.url} : " + "\n".join(violations)
 
 
+def follow(page, link, name: str) -> None:
+    """Click a link as a person does, wait for the page it opens (even at the same address) and
+    check that page with axe (``name`` in the failure)."""
+    with page.expect_navigation():
+        link.click()
+    assert_accessible(page, name)
+
+
 def browser_log_in(page, live_server, username, password=PASSWORD) -> None:
     """Log in through the login page in Chromium, as a person does, and land on the home."""
     page.goto(live_server.url + "/connexion/")

@@ -250,6 +250,28 @@ def test_a_stale_version_save_is_refused_and_the_form_keeps_the_input(
     assert convention.title == "Titre de Camille"
 
 
+def test_the_form_refused_for_a_conflict_saves_when_sent_again_knowingly(
+    client, personas, conventions_ab
+):
+    """The conflict message invites to save again once the latest version is read: the form
+    shown with it carries that version (it used to carry the old one, refused for ever)."""
+    convention = conventions_ab["a"]
+    client.force_login(personas.manager)
+    second = edit_data(convention, title="Titre de Dominique")
+    assert (
+        client.post(url("edit", convention), edit_data(convention, title="Camille")).status_code
+        == 302
+    )
+    refused = client.post(url("edit", convention), second)
+    assert refused.status_code == 409
+    again = client.post(
+        url("edit", convention), second | {"version": refused.context["form"]["version"].value()}
+    )
+    assert again.status_code == 302
+    convention.refresh_from_db()
+    assert convention.title == "Titre de Dominique"
+
+
 def test_edit_records_who_changed_what_in_the_history(client, personas, conventions_ab):
     convention = conventions_ab["a"]
     client.force_login(personas.manager)

@@ -61,6 +61,10 @@ def test_a_cost_base_form_opened_earlier_is_refused_with_its_input_kept(personas
     assert "Rien n&#x27;a été enregistré" in body or "Rien n'a été enregistré" in body
     assert "Seconde" in body  # the input is kept
     assert CostBase.objects.get(pk=base.pk).notes == "Première"
+    # Saved again knowingly, as the message invites: the form shown carries the version read.
+    again = second.post(url, base_data(base, response.context["form"], notes="Seconde"))
+    assert again.status_code == 302
+    assert CostBase.objects.get(pk=base.pk).notes == "Seconde"
 
 
 @pytest.fixture
