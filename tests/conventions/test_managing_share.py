@@ -57,7 +57,7 @@ def test_the_convention_document_states_the_epcis_part(client, personas, service
         " ".join(p.extract_text() for p in PdfReader(io.BytesIO(response.content)).pages),
     )
     assert "organisation gestionnaire, supporte une part fixe de 25 % du coût" in text
-    assert "populations municipales du millésime 2023" in text
+    assert "au prorata de leur population municipale du millésime 2023" in text
 
 
 def convention_text(client, reference):
