@@ -282,6 +282,10 @@ def test_the_year_from_parties_read_as_values_equals_the_year_from_their_model_o
     assert any(span.until == date(YEAR, 7, 1) for span in spans)
     assert any(span.never for span in spans)
     assert any(p.is_epci for p in values.engine_parties.values())
+    # Each convention's parties by role then name, which is not the order of their ids.
+    assert any(
+        [p[0] for p in found] != sorted(p[0] for p in found) for found in parties(values).values()
+    )
     # And the year computed from them is the same, line for line.
     with monkeypatch.context() as patched:
         patched.setattr(services, "load_year", load_parties_as_models)
