@@ -1414,10 +1414,17 @@ def collector_paused():
 def compute_reimbursements(year: int, conventions=None) -> Reimbursements:
     """The year's reimbursements of every billed convention, with the compliance findings."""
     with collector_paused():
-        inputs = year_inputs(year, conventions)
-        result = engine.compute_year(year, inputs.conventions)
-        findings = list(inputs.findings) + list(result.findings)
-        findings += compliance(year, inputs, result)
+        # The engine's inputs (a usage per payer, service and period, indexed) are freed when
+        # ``computed_year`` returns, before the collector resumes: its first collection would
+        # go through them all, for nothing.
+        return computed_year(year, conventions)
+
+
+def computed_year(year: int, conventions=None) -> Reimbursements:
+    inputs = year_inputs(year, conventions)
+    result = engine.compute_year(year, inputs.conventions)
+    findings = list(inputs.findings) + list(result.findings)
+    findings += compliance(year, inputs, result)
     return Reimbursements(year, result, tuple(findings), inputs.by_reference, inputs.data)
 
 
