@@ -52,7 +52,6 @@ from conventions.models import Party as ConventionParty
 from conventions.services.in_force import (
     ALWAYS,
     add_months,
-    applicable_terms,
     coverage,
     parties_during,
     parties_on,
@@ -1432,13 +1431,15 @@ def compliance(year: int, inputs: YearInputs, result: engine.YearResult) -> list
     """What D5211-16 requires and each convention's file lacks, from the data already loaded."""
     data = inputs.data
     billed_payers = {(line.convention, line.payer.id) for line in result.lines}
-    # A cost base's lines as the engine reads them, built once in this call: many conventions
-    # bill the same service.
+    # A cost base's lines as the engine reads them, and its findings, made once in this call:
+    # many conventions bill the same service.
     base_lines: dict[int, list[engine.CostLineInput]] = {}
+    base_findings: dict[int, list[engine.Finding]] = {}
     found = []
     for convention_input in inputs.conventions:
         convention = inputs.by_reference[convention_input.reference]
-        terms = applicable_terms(convention, max(date(year, 1, 1), convention.start_date))
+        covered = data.covered[convention.pk]
+        terms = covered.segments[0][2]  # applicable_terms on the first day covered
         is_mad = convention.kind == ConventionKind.MISE_A_DISPOSITION
         forecast_payers = {payer_id for payer_id, _ in convention_input.forecasts}
         without_forecast = tuple(
@@ -1448,13 +1449,17 @@ def compliance(year: int, inputs: YearInputs, result: engine.YearResult) -> list
         notifications = []
         deadline = convention_deadline(convention, year)
         sources = []
-        for service_line in convention.services.all():
+        for service_line, _span in covered.lines:  # convention.services.all()
             base = data.cost_bases.get(service_line.service_id)
             if base is not None:
                 if base.pk not in base_lines:
                     base_lines[base.pk] = cost_line_inputs(base)
+                    base_findings[base.pk] = cost_base_findings_for(base, "", base_lines[base.pk])
                 lines += base_lines[base.pk]
-                sources += cost_base_findings_for(base, convention.reference, base_lines[base.pk])
+                sources += [
+                    engine.Finding(convention.reference, f.code, f.message)
+                    for f in base_findings[base.pk]
+                ]
             unit_cost = data.unit_costs.get(service_line.service_id)
             if unit_cost is not None and service_line.allocation_key not in engine.ALLOCATION_KEYS:
                 notifications.append((service_line.service.name, unit_cost.notified_on, deadline))
