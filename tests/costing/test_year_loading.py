@@ -42,6 +42,7 @@ from tests.factories import (
     ConventionFactory,
     EpciMembershipFactory,
     OrganisationFactory,
+    ServiceFactory,
     TermsFactory,
 )
 
@@ -294,6 +295,41 @@ def test_the_year_from_parties_read_as_values_equals_the_year_from_their_model_o
     assert from_values == from_models
     assert len(from_values["lines"]) > 30
     assert "Commune D" not in {line["payer"]["name"] for line in from_values["lines"]}
+
+
+def test_the_years_forecasts_are_read_in_the_order_of_each_terms_forecasts(varied_year):
+    # A service and a commune added last, whose names come first.
+    mad = varied_year["mad"]
+    initial = mad.terms.get(amendment__isnull=True)
+    archives = ServiceFactory(name="Archives", provider=varied_year["territory"].epci)
+    line = ConventionService.objects.create(
+        convention=mad, service=archives, unit_type=archives.unit_type
+    )
+    for name in ("Zélande", "Abbaye"):
+        UsageForecast.objects.create(
+            terms=initial,
+            service=line,
+            beneficiary=OrganisationFactory(name=name),
+            year=YEAR,
+            units=D("3"),
+        )
+    terms = list(Terms.objects.filter(forecasts__year=YEAR).distinct())
+    loaded = services.load_forecasts(YEAR, [t.pk for t in terms])
+    for t in terms:
+        assert loaded.get(t.pk, []) == [
+            services.Forecast(
+                f.service_id, f.beneficiary_id, f.year, f.units, f.fixed_share_percent
+            )
+            for f in t.forecasts.filter(year=YEAR)  # UsageForecast's order
+        ]
+    # Some terms forecast several services for several beneficiaries, in an order that is not
+    # the one of their ids.
+    assert any(
+        len({f.service_id for f in found}) > 1
+        and [(f.service_id, f.beneficiary_id) for f in found]
+        != sorted((f.service_id, f.beneficiary_id) for f in found)
+        for found in loaded.values()
+    )
 
 
 def as_data(view: dict) -> dict:
