@@ -416,7 +416,10 @@ def unit_lines(convention: ConventionInput, service: ServiceInput) -> list[Line]
         for period, usages in zip(convention.periods, per_period, strict=True):
             if not usages:
                 continue
-            units = sum((as_decimal(u.units) for u in usages), Decimal(0))
+            units, count = Decimal(0), 0
+            for u in usages:
+                units += as_decimal(u.units)
+                count += u.count
             if units < 0:
                 raise EngineError(
                     f"Unités négatives pour {payer.name} ({service.name}) : vérifiez l'état des recours."
@@ -433,7 +436,7 @@ def unit_lines(convention: ConventionInput, service: ServiceInput) -> list[Line]
                     units=units,
                     unit_cost=service.unit_cost,
                     amount=round_cents(service.unit_cost * units),
-                    usage_count=sum(u.count for u in usages),
+                    usage_count=count,
                     unit_cost_provisional=service.unit_cost_provisional,
                 )
             )
@@ -635,6 +638,7 @@ def settle(
     planned = (
         () if on_ac else instalment_plan(convention.covered, forecast, convention.instalment_count)
     )
+    called = convention.called.get(payer.id)  # most payers have none called yet
     return Settlement(
         convention=convention.reference,
         payer=payer,
@@ -644,7 +648,7 @@ def settle(
         forecast=forecast,
         ac_deduction=forecast if on_ac else ZERO,
         planned=planned,
-        called=tuple(sorted(convention.called.get(payer.id, ()), key=lambda i: i.rank)),
+        called=tuple(sorted(called, key=lambda i: i.rank)) if called else (),
     )
 
 
@@ -734,7 +738,7 @@ def compute_year(year: int, conventions: Iterable[ConventionInput]) -> YearResul
             # Its other services' lines stand, but no settlement (hence no état annuel) is
             # made on an incomplete year: it would call or refund the wrong balance.
             continue
-        actual_by_payer: dict[int, Decimal] = defaultdict(lambda: Decimal("0.00"))
+        actual_by_payer: dict[int, Decimal] = defaultdict(lambda: ZERO)
         for x in convention_lines:
             actual_by_payer[x.payer.id] += x.amount
         for payer in sorted(convention.payers, key=lambda p: p.siren):

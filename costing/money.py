@@ -19,6 +19,8 @@ class MoneyError(ValueError):
 
 def as_decimal(value) -> Decimal:
     """A Decimal from a Decimal, an int or a string; floats are refused (binary rounding)."""
+    if type(value) is Decimal:  # nearly always: told first, a year reads a million of them
+        return value
     if isinstance(value, float):
         raise MoneyError("Montant en virgule flottante refusé : utilisez Decimal ou une chaîne.")
     if isinstance(value, Decimal):

@@ -52,11 +52,11 @@ from conventions.models import Party as ConventionParty
 from conventions.services.in_force import (
     ALWAYS,
     add_months,
-    applicable_terms,
     coverage,
     parties_during,
     parties_on,
     presence,
+    presence_between,
     terms_in_force,
     terms_segments,
 )
@@ -73,7 +73,7 @@ from costing.models import (
     UsageSource,
 )
 from mutualisation.french import of
-from mutualisation.models import Organisation, PopulationRecord, Service
+from mutualisation.models import Organisation, OrganisationKind, PopulationRecord, Service
 from mutualisation.services import last_change
 
 # Conventions whose reimbursements run: signed at least (a terminated or expired one still owes
@@ -707,6 +707,55 @@ def segments_periods(segments) -> tuple[engine.Period, ...]:
     return tuple(periods)
 
 
+class YearParty(NamedTuple):
+    """A party of a convention as the year's computation reads it: values, not a model object
+    (a year has a hundred thousand parties)."""
+
+    organisation_id: int
+    role: str
+
+
+def year_parties(conventions: list) -> tuple[dict[int, tuple], dict[int, engine.Party]]:
+    """The parties of the conventions as the year's computation reads them, as values:
+    convention id → its parties, each as (YearParty, Presence), in the parties' order (that of
+    ``convention.parties.all()``: by role, then by their organisation's name); and organisation
+    id → ``party(organisation)``, of every party and managing organisation. One query for the
+    parties, one for their organisations, one for the few avenants by which a party joined or
+    left. The organisations are read in the order of their names, which orders each
+    convention's parties (the database's collation decides; ordering all the parties by name
+    there took most of a second)."""
+    rows = driver_rows(
+        ConventionParty.objects.filter(convention_id__in=[c.pk for c in conventions])
+        .order_by()
+        .values_list("convention_id", "organisation_id", "role", "joined_by_id", "left_by_id")
+    )
+    organisations = {
+        pk: engine.Party(pk, siren, name, is_epci=kind == OrganisationKind.EPCI)
+        for pk, siren, name, kind in driver_rows(
+            Organisation.objects.filter(
+                pk__in={row[1] for row in rows}
+                | {c.managing_organisation_id for c in conventions if c.managing_organisation_id}
+            )
+            .order_by("name")
+            .values_list("pk", "siren", "name", "kind")
+        )
+    }
+    by_name = {pk: rank for rank, pk in enumerate(organisations)}
+    rows.sort(key=lambda row: (row[0], row[2], by_name[row[1]]))  # roles: capitals only
+    avenants = Amendment.objects.in_bulk(
+        {row[3] for row in rows if row[3]} | {row[4] for row in rows if row[4]}
+    )
+    parties: dict[int, list] = defaultdict(list)
+    for convention_id, organisation_id, role, joined_by_id, left_by_id in rows:
+        parties[convention_id].append(
+            (
+                YearParty(organisation_id, role),
+                presence_between(avenants.get(joined_by_id), avenants.get(left_by_id)),
+            )
+        )
+    return {pk: tuple(found) for pk, found in parties.items()}, organisations
+
+
 class CoveredYear(NamedTuple):
     """A convention's part of a year, read once for every reader: the days covered, the runs
     of days under one set of terms (``terms_segments``), the reimbursement periods, and when
@@ -716,12 +765,13 @@ class CoveredYear(NamedTuple):
     last: date
     segments: list  # (start, end, Terms)
     periods: tuple  # engine.Period
-    parties: tuple  # (Party, Presence), in the parties' order
+    parties: tuple  # (YearParty, Presence), in the parties' order
     lines: tuple  # (ConventionService, Presence), in the service lines' order
 
 
-def covered_year(convention: Convention, year: int) -> CoveredYear | None:
-    """The convention's ``CoveredYear`` of ``year``, or None when it covers none of it."""
+def covered_year(convention: Convention, year: int, parties: tuple) -> CoveredYear | None:
+    """The convention's ``CoveredYear`` of ``year``, or None when it covers none of it;
+    ``parties``: the convention's, as ``year_parties`` reads them."""
     span = coverage(convention, year)
     if span is None:
         return None
@@ -730,7 +780,7 @@ def covered_year(convention: Convention, year: int) -> CoveredYear | None:
         *span,
         segments,
         segments_periods(segments),
-        tuple((p, presence(p, start="joined_by", end="left_by")) for p in convention.parties.all()),
+        parties,
         tuple(
             (line, presence(line, start="added_by", end="removed_by"))
             for line in convention.services.all()
@@ -739,30 +789,30 @@ def covered_year(convention: Convention, year: int) -> CoveredYear | None:
 
 
 def billed_conventions(year: int, conventions=None):
+    return billed_in(year, conventions).prefetch_related("parties__organisation")
+
+
+def billed_in(year: int, conventions=None):
+    """``billed_conventions`` but their parties, which the year's computation reads as values
+    (``year_parties``)."""
     queryset = conventions if conventions is not None else Convention.objects.all()
     return (
         queryset.filter(status__in=BILLED_STATUSES, start_date__lte=date(year, 12, 31))
         .select_related("managing_organisation", "termination", "territory")
-        .prefetch_related(
-            "parties__organisation",
-            "services__service",
-            "terms",
-        )
+        .prefetch_related("services__service", "terms")
         .order_by("reference")
     )
 
 
 def prefetch_avenants(conventions: list) -> None:
-    """Read the avenants by which the conventions' parties joined or left, their services were
-    added or removed and their terms were set, in one query each, on the records that name one:
-    an empty link reads nothing, and most records have none (a prefetch through every record
-    visited each empty link)."""
-    parties, lines, terms = [], [], []
+    """Read the avenants by which the conventions' services were added or removed and their
+    terms were set, in one query each, on the records that name one: an empty link reads
+    nothing, and most records have none (a prefetch through every record visited each empty
+    link)."""
+    lines, terms = [], []
     for convention in conventions:
-        parties += [p for p in convention.parties.all() if p.joined_by_id or p.left_by_id]
         lines += [s for s in convention.services.all() if s.added_by_id or s.removed_by_id]
         terms += [t for t in convention.terms.all() if t.amendment_id]
-    prefetch_related_objects(parties, "joined_by", "left_by")
     prefetch_related_objects(lines, "added_by", "removed_by")
     prefetch_related_objects(terms, "amendment")
 
@@ -950,9 +1000,10 @@ class YearData:
     covered: dict = field(default_factory=dict)
     # terms id → [Forecast] of the year; None: read each terms' own (``year_forecasts``)
     forecasts: dict | None = None
-    # Built once per computation, then shared by the conventions that read them: organisation
-    # id → engine.Party; cost base id → what a keyed service shares (``keyed_costs``).
+    # organisation id → engine.Party, of every party and managing organisation
     engine_parties: dict = field(default_factory=dict)
+    # Built once per computation, then shared by the conventions that read them: cost base id
+    # → what a keyed service shares (``keyed_costs``).
     base_costs: dict = field(default_factory=dict)
 
 
@@ -969,12 +1020,19 @@ class Forecast(NamedTuple):
 
 def load_forecasts(year: int, terms_ids) -> dict[int, list[Forecast]]:
     """terms id → its forecasts of ``year``, in UsageForecast's order: one query. Every reader
-    of a year's forecasts reads that year's only."""
+    of a year's forecasts reads that year's only.
+
+    Within a set of terms, UsageForecast's order (terms, year, service line, beneficiary's
+    name) is that of the year, the service's name (a service line's order, within the terms'
+    convention) and the beneficiary's name: ordered so, the database no longer joins and sorts
+    every forecast by its terms' convention, three times faster."""
     forecasts: dict[int, list[Forecast]] = defaultdict(list)
-    for terms_id, *values in UsageForecast.objects.filter(
-        terms_id__in=terms_ids, year=year
-    ).values_list(
-        "terms_id", "service_id", "beneficiary_id", "year", "units", "fixed_share_percent"
+    for terms_id, *values in (
+        UsageForecast.objects.filter(terms_id__in=terms_ids, year=year)
+        .order_by("terms_id", "year", "service__service__name", "beneficiary__name")
+        .values_list(
+            "terms_id", "service_id", "beneficiary_id", "year", "units", "fixed_share_percent"
+        )
     ):
         forecasts[terms_id].append(Forecast(*values))
     return dict(forecasts)
@@ -989,9 +1047,10 @@ def year_forecasts(terms, data: YearData):
 
 
 def load_year(year: int, conventions=None) -> YearData:
-    loaded = list(billed_conventions(year, conventions))
+    loaded = list(billed_in(year, conventions))
     prefetch_avenants(loaded)
     convention_ids = [c.pk for c in loaded]
+    parties, engine_parties = year_parties(loaded)
     service_ids = {line.service_id for c in loaded for line in c.services.all()}
     unit_costs = {
         unit_cost.service_id: unit_cost
@@ -1020,7 +1079,7 @@ def load_year(year: int, conventions=None) -> YearData:
         convention_id__in=convention_ids, year=year
     ).exclude(status=InstalmentStatus.CANCELLED):
         called[(instalment.convention_id, instalment.payer_id)].append(instalment)
-    covered = {convention.pk: covered_year(convention, year) for convention in loaded}
+    covered = {c.pk: covered_year(c, year, parties.get(c.pk, ())) for c in loaded}
     periods_of = {
         pk: found
         for pk, of_year in covered.items()
@@ -1037,6 +1096,7 @@ def load_year(year: int, conventions=None) -> YearData:
         usage_totals(year, convention_ids, periods_of),
         covered,
         load_forecasts(year, [terms.pk for c in loaded for terms in c.terms.all()]),
+        engine_parties,
     )
 
 
@@ -1062,21 +1122,37 @@ def sides_among(convention: Convention, parties: list) -> tuple[Organisation, li
     return payee, [p.organisation for p in parties if p.role == PartyRole.BENEFICIARY]
 
 
+def year_sides(
+    convention: Convention, parties: list, data: YearData
+) -> tuple[engine.Party, list[engine.Party]]:
+    """``sides_among`` the parties given (YearParty), as the engine's parties."""
+    organisations = data.engine_parties
+    if convention.kind == ConventionKind.SERVICE_COMMUN:
+        payee_id = convention.managing_organisation_id
+        return organisations[payee_id], [
+            organisations[p.organisation_id] for p in parties if p.organisation_id != payee_id
+        ]
+    payee_id = next(p.organisation_id for p in parties if p.role == PartyRole.PROVIDER)
+    return organisations[payee_id], [
+        organisations[p.organisation_id] for p in parties if p.role == PartyRole.BENEFICIARY
+    ]
+
+
 def members_on(covered: CoveredYear, members: list, on: date) -> list:
-    """``members`` (payee first) restricted to the parties present on ``on``."""
+    """``members`` (engine.Party, payee first) restricted to the parties present on ``on``."""
     present = {p.organisation_id for p, span in covered.parties if span.on(on)}
-    return [m for m in members if m.pk in present or m.pk == members[0].pk]
+    return [m for m in members if m.id in present or m.id == members[0].id]
 
 
 def key_weights(line, terms, members, data: YearData) -> dict:
     """The key weights of a service line under a set of terms (population of the named vintage,
     or the fixed shares of these terms); a key by units takes the units used instead.
-    ``members`` starts with the managing organisation."""
+    ``members`` (engine.Party) starts with the managing organisation."""
     if line.allocation_key == AllocationKey.POPULATION:
         # Every member but the managing organisation (whose part the terms state) needs its
         # population: a member left out would silently pay nothing, the others paying for it.
         payee, others = members[0], members[1:]
-        lacking = [m for m in others if (m.pk, line.population_vintage) not in data.populations]
+        lacking = [m for m in others if (m.id, line.population_vintage) not in data.populations]
         if lacking:
             raise engine.EngineError(
                 _(
@@ -1091,9 +1167,9 @@ def key_weights(line, terms, members, data: YearData) -> dict:
                 }
             )
         return {
-            m.pk: Decimal(data.populations[(m.pk, line.population_vintage)])
+            m.id: Decimal(data.populations[(m.id, line.population_vintage)])
             for m in (payee, *others)
-            if (m.pk, line.population_vintage) in data.populations
+            if (m.id, line.population_vintage) in data.populations
         }
     if line.allocation_key == AllocationKey.FIXED_SHARES:
         return {
@@ -1112,15 +1188,6 @@ def keyed_costs(base: CostBase) -> dict:
         "total_cost": base.actual_cost if base.actual_cost is not None else eligible,
         "forecast_cost": base.forecast_cost if base.forecast_cost is not None else eligible,
     }
-
-
-def year_party(organisation: Organisation, data: YearData) -> engine.Party:
-    """``party(organisation)``, built once per computation: an organisation is a party to
-    many conventions."""
-    found = data.engine_parties.get(organisation.pk)
-    if found is None:
-        found = data.engine_parties[organisation.pk] = party(organisation)
-    return found
 
 
 def keyed_service_input(line, covered: CoveredYear, members, data: YearData):
@@ -1198,8 +1265,9 @@ def usages_of_year(
     if outside:
 
         def record_owner(total: UsageTotal) -> str:
-            found = parties_by_org.get(total.beneficiary_id)
-            return found[0].organisation.name if found else str(total.beneficiary_id)
+            if total.beneficiary_id in parties_by_org:
+                return data.engine_parties[total.beneficiary_id].name
+            return str(total.beneficiary_id)
 
         # One mention per record, in the records' order (month, then payer).
         outside = sorted(
@@ -1225,10 +1293,7 @@ def usages_of_year(
 def convention_input(convention: Convention, data: YearData) -> engine.ConventionInput | None:
     """The engine's input for one convention, or None when it covers nothing of the year.
     Raises ``engine.EngineError`` when its data cannot be computed (e.g. a negative cost)."""
-    if convention.pk in data.covered:
-        covered = data.covered[convention.pk]
-    else:
-        covered = covered_year(convention, data.year)
+    covered = data.covered[convention.pk]
     if covered is None:
         return None
     segments = covered.segments
@@ -1238,7 +1303,7 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
     parties_of_year = [
         p for p, span in covered.parties if span is ALWAYS or any(span.on(day) for day in starts)
     ]
-    payee, payers = sides_among(convention, parties_of_year)
+    payee, payers = year_sides(convention, parties_of_year, data)
     terms = segments[0][2]  # applicable_terms(convention, first)
     # The year's forecast of each payer and service: from the first terms of the year that
     # state one (a commune joining by avenant has its forecast in the avenant's terms).
@@ -1275,19 +1340,19 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
     code_by_line = {line.pk: line.service.code for line in lines_of_year}
     # The acomptes called from the payers who have some (most have none yet).
     called = {
-        payer.pk: tuple(
+        payer.id: tuple(
             engine.CalledInstalment(
                 i.rank, i.due_date, i.amount, i.titre_number, i.get_status_display()
             )
-            for i in data.called[(convention.pk, payer.pk)]
+            for i in data.called[(convention.pk, payer.id)]
         )
         for payer in payers
-        if (convention.pk, payer.pk) in data.called
+        if (convention.pk, payer.id) in data.called
     }
     return engine.ConventionInput(
         reference=convention.reference,
-        payee=year_party(payee, data),
-        payers=tuple(year_party(o, data) for o in payers),
+        payee=payee,
+        payers=tuple(payers),
         services=tuple(services),
         periods=covered.periods,
         usages=usages,
@@ -1355,10 +1420,17 @@ def collector_paused():
 def compute_reimbursements(year: int, conventions=None) -> Reimbursements:
     """The year's reimbursements of every billed convention, with the compliance findings."""
     with collector_paused():
-        inputs = year_inputs(year, conventions)
-        result = engine.compute_year(year, inputs.conventions)
-        findings = list(inputs.findings) + list(result.findings)
-        findings += compliance(year, inputs, result)
+        # The engine's inputs (a usage per payer, service and period, indexed) are freed when
+        # ``computed_year`` returns, before the collector resumes: its first collection would
+        # go through them all, for nothing.
+        return computed_year(year, conventions)
+
+
+def computed_year(year: int, conventions=None) -> Reimbursements:
+    inputs = year_inputs(year, conventions)
+    result = engine.compute_year(year, inputs.conventions)
+    findings = list(inputs.findings) + list(result.findings)
+    findings += compliance(year, inputs, result)
     return Reimbursements(year, result, tuple(findings), inputs.by_reference, inputs.data)
 
 
@@ -1366,13 +1438,15 @@ def compliance(year: int, inputs: YearInputs, result: engine.YearResult) -> list
     """What D5211-16 requires and each convention's file lacks, from the data already loaded."""
     data = inputs.data
     billed_payers = {(line.convention, line.payer.id) for line in result.lines}
-    # A cost base's lines as the engine reads them, built once in this call: many conventions
-    # bill the same service.
+    # A cost base's lines as the engine reads them, and its findings, made once in this call:
+    # many conventions bill the same service.
     base_lines: dict[int, list[engine.CostLineInput]] = {}
+    base_findings: dict[int, list[engine.Finding]] = {}
     found = []
     for convention_input in inputs.conventions:
         convention = inputs.by_reference[convention_input.reference]
-        terms = applicable_terms(convention, max(date(year, 1, 1), convention.start_date))
+        covered = data.covered[convention.pk]
+        terms = covered.segments[0][2]  # applicable_terms on the first day covered
         is_mad = convention.kind == ConventionKind.MISE_A_DISPOSITION
         forecast_payers = {payer_id for payer_id, _ in convention_input.forecasts}
         without_forecast = tuple(
@@ -1382,13 +1456,17 @@ def compliance(year: int, inputs: YearInputs, result: engine.YearResult) -> list
         notifications = []
         deadline = convention_deadline(convention, year)
         sources = []
-        for service_line in convention.services.all():
+        for service_line, _span in covered.lines:  # convention.services.all()
             base = data.cost_bases.get(service_line.service_id)
             if base is not None:
                 if base.pk not in base_lines:
                     base_lines[base.pk] = cost_line_inputs(base)
+                    base_findings[base.pk] = cost_base_findings_for(base, "", base_lines[base.pk])
                 lines += base_lines[base.pk]
-                sources += cost_base_findings_for(base, convention.reference, base_lines[base.pk])
+                sources += [
+                    engine.Finding(convention.reference, f.code, f.message)
+                    for f in base_findings[base.pk]
+                ]
             unit_cost = data.unit_costs.get(service_line.service_id)
             if unit_cost is not None and service_line.allocation_key not in engine.ALLOCATION_KEYS:
                 notifications.append((service_line.service.name, unit_cost.notified_on, deadline))
@@ -1519,6 +1597,7 @@ def simulate(
         payee, payers = sides(convention)
     except (StopIteration, AttributeError):
         return []  # no provider or managing organisation yet: nothing to project
+    payee_party, payer_parties = party(payee), tuple(party(o) for o in payers)
     vintages = {line.population_vintage for line in lines if line.population_vintage}
     populations = {
         (p.organisation_id, p.vintage): p.municipal
@@ -1546,7 +1625,7 @@ def simulate(
                         "segments": (
                             engine.KeySegment(
                                 period,
-                                key_weights(line, terms, [payee, *payers], data),
+                                key_weights(line, terms, [payee_party, *payer_parties], data),
                                 terms.managing_share_mode,
                                 terms.managing_share_value,
                             ),
@@ -1563,8 +1642,8 @@ def simulate(
                 )
             convention_in = engine.ConventionInput(
                 reference=convention.reference,
-                payee=party(payee),
-                payers=tuple(party(o) for o in payers),
+                payee=payee_party,
+                payers=payer_parties,
                 services=tuple(services),
                 periods=(period,),
                 forecasts={

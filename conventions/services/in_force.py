@@ -234,7 +234,14 @@ def presence(record, *, start: str, end: str) -> Presence:
     is present: ``present_on`` for all days at once."""
     if not (links_avenant(record, start) or links_avenant(record, end)):
         return ALWAYS  # most records: told without reading the links
-    added, removed = getattr(record, start), getattr(record, end)
+    return presence_between(getattr(record, start), getattr(record, end))
+
+
+def presence_between(added, removed) -> Presence:
+    """``presence`` of a record added by the avenant ``added`` and withdrawn by ``removed``
+    (each None when none does; read: ``status``, ``effective_from``)."""
+    if added is None and removed is None:
+        return ALWAYS
     signed = Amendment.AmendmentStatus.SIGNED
     if added is not None and added.status != signed:
         return Presence(never=True)

@@ -11,6 +11,7 @@ from decimal import Decimal as D
 
 import pytest
 import time_machine
+from django.db.models import prefetch_related_objects
 
 from conventions.models import (
     AllocationKey,
@@ -23,6 +24,7 @@ from conventions.models import (
     UsageForecast,
 )
 from conventions.services import amendments
+from conventions.services.in_force import presence
 from costing import exports, services
 from costing.models import UnitCost, UsageRecord, UsageSource
 from mutualisation.models import UnitWeight
@@ -36,7 +38,13 @@ from tests.costing.test_avenant_changes import (  # noqa: F401 (commune_c: a fix
     complete_and_sign,
     joining_avenant,
 )
-from tests.factories import ConventionFactory, TermsFactory
+from tests.factories import (
+    ConventionFactory,
+    EpciMembershipFactory,
+    OrganisationFactory,
+    ServiceFactory,
+    TermsFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -213,6 +221,115 @@ def test_usage_outside_a_partys_time_gives_the_same_finding_either_way(varied_ye
     ]
     assert finding["message"].startswith("3 recours datés hors de la période")
     assert "Commune B 09/2026, Commune B 09/2026, Commune B 10/2026" in finding["message"]
+
+
+# --- parties read as values ---------------------------------------------------------------------
+
+
+def load_parties_as_models(year, conventions=None):
+    """The loading before parties were read as values: each convention's parties as model
+    objects (``convention.parties.all()``), their presence read through their avenants by
+    ``presence``, each organisation made the engine's party by ``services.party``."""
+    data = LOAD_YEAR(year, conventions)
+    prefetch_related_objects(
+        data.conventions, "parties__organisation", "parties__joined_by", "parties__left_by"
+    )
+    covered = {
+        c.pk: services.covered_year(
+            c,
+            year,
+            tuple((p, presence(p, start="joined_by", end="left_by")) for p in c.parties.all()),
+        )
+        for c in data.conventions
+    }
+    organisations = [p.organisation for c in data.conventions for p in c.parties.all()]
+    organisations += [c.managing_organisation for c in data.conventions]
+    return dataclasses.replace(
+        data,
+        covered=covered,
+        engine_parties={o.pk: services.party(o) for o in organisations if o is not None},
+    )
+
+
+def test_the_year_from_parties_read_as_values_equals_the_year_from_their_model_objects(
+    varied_year, monkeypatch
+):
+    # A commune that would join the service commun on 1 October by an avenant still a draft:
+    # a party on no day of the year.
+    common, t = varied_year["common"], varied_year["territory"]
+    commune_d = OrganisationFactory(name="Commune D")
+    EpciMembershipFactory(member=commune_d, epci=t.epci, valid_from=date(2020, 1, 1))
+    with time_machine.travel(TODAY):
+        amendments.amendment_create(
+            convention=common,
+            amendment=Amendment(object="Entrée de la commune D", effective_from=date(YEAR, 10, 1)),
+            terms=avenant_terms(),
+            joining=[commune_d],
+        )
+    values, models = services.load_year(YEAR), load_parties_as_models(YEAR)
+
+    def parties(data):
+        return {
+            pk: [(p.organisation_id, p.role, span) for p, span in covered.parties]
+            for pk, covered in data.covered.items()
+            if covered is not None
+        }
+
+    assert parties(values) == parties(models)
+    assert values.engine_parties == models.engine_parties
+    # The parties are as varied as the year needs: joining, leaving, never present, an EPCI.
+    spans = [span for found in parties(values).values() for _id, _role, span in found]
+    assert any(span.since == date(YEAR, 7, 1) for span in spans)
+    assert any(span.until == date(YEAR, 7, 1) for span in spans)
+    assert any(span.never for span in spans)
+    assert any(p.is_epci for p in values.engine_parties.values())
+    # Each convention's parties by role then name, which is not the order of their ids.
+    assert any(
+        [p[0] for p in found] != sorted(p[0] for p in found) for found in parties(values).values()
+    )
+    # And the year computed from them is the same, line for line.
+    with monkeypatch.context() as patched:
+        patched.setattr(services, "load_year", load_parties_as_models)
+        from_models = exports.year_as_dict(services.compute_reimbursements(YEAR))
+    from_values = exports.year_as_dict(services.compute_reimbursements(YEAR))
+    assert from_values == from_models
+    assert len(from_values["lines"]) > 30
+    assert "Commune D" not in {line["payer"]["name"] for line in from_values["lines"]}
+
+
+def test_the_years_forecasts_are_read_in_the_order_of_each_terms_forecasts(varied_year):
+    # A service and a commune added last, whose names come first.
+    mad = varied_year["mad"]
+    initial = mad.terms.get(amendment__isnull=True)
+    archives = ServiceFactory(name="Archives", provider=varied_year["territory"].epci)
+    line = ConventionService.objects.create(
+        convention=mad, service=archives, unit_type=archives.unit_type
+    )
+    for name in ("Zélande", "Abbaye"):
+        UsageForecast.objects.create(
+            terms=initial,
+            service=line,
+            beneficiary=OrganisationFactory(name=name),
+            year=YEAR,
+            units=D("3"),
+        )
+    terms = list(Terms.objects.filter(forecasts__year=YEAR).distinct())
+    loaded = services.load_forecasts(YEAR, [t.pk for t in terms])
+    for t in terms:
+        assert loaded.get(t.pk, []) == [
+            services.Forecast(
+                f.service_id, f.beneficiary_id, f.year, f.units, f.fixed_share_percent
+            )
+            for f in t.forecasts.filter(year=YEAR)  # UsageForecast's order
+        ]
+    # Some terms forecast several services for several beneficiaries, in an order that is not
+    # the one of their ids.
+    assert any(
+        len({f.service_id for f in found}) > 1
+        and [(f.service_id, f.beneficiary_id) for f in found]
+        != sorted((f.service_id, f.beneficiary_id) for f in found)
+        for found in loaded.values()
+    )
 
 
 def as_data(view: dict) -> dict:
