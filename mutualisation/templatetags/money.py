@@ -24,6 +24,15 @@ def euros(value):
 
 
 @register.filter
+def unsigned(value):
+    """The amount without its sign, where the words beside it say which way it goes (« Solde à
+    rembourser au débiteur : 465,75 € », not « -465,75 € »)."""
+    if value is None or value == "":
+        return value
+    return abs(Decimal(require_decimal(value)))
+
+
+@register.filter
 def units(value):
     """Units of use: up to three decimals, trailing zeros dropped (1 843 ; 212,4 ; 0,8)."""
     if value is None or value == "":

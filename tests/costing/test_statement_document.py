@@ -181,7 +181,7 @@ def test_a_refund_carries_no_titre_mentions(creditor):
     assert issued.balance_channel == "MANDAT"
     text = pdf_text(bytes(issued.pdf))
     assert "L. 1617-5" not in text
-    assert "Solde à rembourser au débiteur -20 111,73 €" in text
+    assert "Solde à rembourser au débiteur 20 111,73 €" in text  # the words give the sign
     assert "Sens du solde à rembourser au débiteur" in text
 
 

@@ -136,7 +136,14 @@ def test_pdf_shows_the_engine_figures_and_downloads_the_same_bytes(client, perso
     assert f" {format(engine_line.units.normalize(), 'f')} " in f" {text} "  # units: 37
     assert "8 965,47 €" in text  # the line and the total
     # 120 units forecast × 242,31 € = 29 077,20 € called in instalments: 20 111,73 € to refund.
-    assert "Solde à rembourser au débiteur -20 111,73 €" in text
+    assert "Solde à rembourser au débiteur 20 111,73 €" in text  # the words give the sign
+    page = re.sub(
+        r"<[^>]+>|\s+",
+        " ",
+        client.get(reverse("costing:statement", args=[issued.pk])).content.decode(),
+    )
+    assert re.search(r"Solde à rembourser au débiteur .{0,80}? 20 111,73 €", page)
+    assert "-20 111,73" not in page
     assert "70875" in text
     assert "62876" in text
     assert re.search(r"Page 1 / [123]", text)
@@ -326,3 +333,11 @@ def test_the_batch_territory_choice_sends_each_territorys_plain_number(client, p
     client.force_login(personas.finance)
     html = client.get(reverse("costing:statements", args=[2026])).content.decode()
     assert '<option value="5432">Autre EPCI</option>' in html
+
+
+def test_no_acompte_called_subtracts_nothing_rather_than_minus_zero(client, personas, billed):
+    client.force_login(personas.finance)
+    page = client.get(reverse("costing:statement", args=[drafts()["Commune A"].pk]))
+    text = re.sub(r"<[^>]+>|\s+", " ", page.content.decode())
+    assert re.search(r"Acomptes appelés\s+0,00 €", text)
+    assert "− 0,00" not in text
