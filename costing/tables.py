@@ -11,7 +11,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from costing.models import StatementStatus
+from costing.models import InstalmentStatus, StatementStatus
 from mutualisation.collation import FrenchOrder
 from mutualisation.tables import TABLE_ATTRS, header
 from mutualisation.templatetags.money import euros, units
@@ -293,3 +293,78 @@ class CostBaseTable(tables.Table):
         if unit_cost is None or unit_cost.notification_deadline is None:
             return "—"
         return date_format(unit_cost.notification_deadline, "SHORT_DATE_FORMAT")
+
+
+class InstalmentTable(tables.Table):
+    """The acomptes called in the year, with finance's actions on each (``exclude=("actions",)``
+    for those who only read)."""
+
+    convention = tables.Column(
+        verbose_name=_("Convention"),
+        accessor="convention__reference",
+        order_by=("convention__reference", "rank", "pk"),
+        attrs={"th": header(), "td": {"class": "text-nowrap"}},
+    )
+    payer = tables.Column(verbose_name=_("Débiteur"), accessor="payer__name")
+    payee = tables.Column(verbose_name=_("Créancier"), accessor="payee__name")
+    rank = numbers(_("Rang"), order_by=("rank", "pk"))
+    due_date = tables.DateColumn(
+        verbose_name=_("Échéance"), format="SHORT_DATE_FORMAT", order_by=("due_date", "pk")
+    )
+    amount = numbers(_("Montant"), order_by=("amount", "pk"))
+    status = tables.Column(verbose_name=_("Statut"))
+    titre_number = tables.Column(verbose_name=_("Titre"), default="—")
+    paid_on = tables.DateColumn(verbose_name=_("Encaissé le"), format="SHORT_DATE_FORMAT")
+    actions = tables.TemplateColumn(
+        verbose_name=_("Actions"),
+        template_name="costing/tables/instalment_actions.html",
+        orderable=False,
+        empty_values=(),
+    )
+    caption = _("Acomptes appelés, avec leur échéance, leur titre et leur encaissement")
+
+    class Meta:
+        template_name = "costing/tables/_base.html"
+        attrs = TABLE_ATTRS
+        empty_text = _("Aucun acompte appelé pour cet exercice.")
+
+    order_payer = french("payer__name")
+    order_payee = french("payee__name")
+
+    def order_status(self, queryset, is_descending):
+        """In the order of an acompte's life (appelé, titre émis, encaissé, annulé)."""
+        rank = Case(
+            *(When(status=s, then=Value(i)) for i, s in enumerate(InstalmentStatus.values)),
+            output_field=IntegerField(),
+        )
+        order = ("-" if is_descending else "") + "status_rank"
+        return queryset.annotate(status_rank=rank).order_by(order, "due_date", "pk"), True
+
+    def render_convention(self, record):
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("conventions:detail", args=[record.convention.reference]),
+            record.convention.reference,
+        )
+
+    def render_amount(self, value):
+        return euros(value)
+
+
+class PlannedInstalmentTable(tables.Table):
+    """The acomptes the engine plans and nobody has called yet (rows: dicts, sorted here)."""
+
+    convention = tables.Column(verbose_name=_("Convention"), attrs={"td": {"class": "text-nowrap"}})
+    payer = tables.Column(verbose_name=_("Débiteur"))
+    rank = numbers(_("Rang"))
+    due_date = tables.DateColumn(verbose_name=_("Échéance"), format="SHORT_DATE_FORMAT")
+    amount = numbers(_("Montant"))
+    caption = _("Acomptes prévus, non encore appelés")
+
+    class Meta:
+        template_name = "costing/tables/_base.html"
+        attrs = TABLE_ATTRS
+        empty_text = _("Aucun acompte prévu restant à appeler.")
+
+    def render_amount(self, value):
+        return euros(value)

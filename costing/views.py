@@ -730,6 +730,7 @@ def territory_statement(request, pk) -> Statement:
 # A large territory issues thousands of statements a year: the list shows them page by page.
 STATEMENTS_PER_PAGE = 100
 COST_BASES_PER_PAGE = 50
+INSTALMENTS_PER_PAGE = 100
 
 STATEMENT_LIST_FIELDS = (
     "year",
@@ -1095,16 +1096,29 @@ def instalment_list(request, year):
     planned on the forecast and not called yet."""
     require(request, "costing.view_reimbursements")
     can_manage = request.user.has_perm("costing.issue_statements")
-    called = list(
+    called = tables.InstalmentTable(
         Instalment.objects.visible_to(request.user)
         .filter(year=year)
         .select_related("convention", "payer", "payee")
-        .order_by("due_date", "convention__reference", "payer__name", "rank")
+        .order_by("due_date", "convention__reference", "payer__name", "rank"),
+        exclude=() if can_manage else ("actions",),
     )
-    pending = (
-        instalments.planned_not_called(year, Convention.objects.of_territories(request.user))
+    pending = tables.PlannedInstalmentTable(
+        [
+            {
+                "convention": settlement.convention,
+                "payer": settlement.payer.name,
+                "rank": planned.rank,
+                "due_date": planned.due_date,
+                "amount": planned.amount,
+            }
+            for _convention, settlement, planned in instalments.planned_not_called(
+                year, Convention.objects.of_territories(request.user)
+            )
+        ]
         if can_manage
-        else []
+        else [],
+        prefix="prevus-",
     )
     return render(
         request,
@@ -1112,8 +1126,8 @@ def instalment_list(request, year):
         {
             "year": year,
             "years": year_choices(),
-            "called": called,
-            "pending": pending,
+            "called": configure(request, called, per_page=INSTALMENTS_PER_PAGE),
+            "pending": configure(request, pending, per_page=INSTALMENTS_PER_PAGE),
             "can_manage": can_manage,
             "call_form": forms.InstalmentCallForm(initial={"up_to": timezone.localdate()}),
         },

@@ -3,6 +3,7 @@ order for names, in lifecycle order for states) and show one page at a time."""
 
 import html
 import re
+from datetime import date
 
 import pytest
 from django.urls import reverse
@@ -119,3 +120,51 @@ def test_the_convention_list_marks_its_sorted_column_too(client, personas):
     client.force_login(personas.manager)
     page = client.get(reverse("conventions:list"), {"sort": "reference"}).content.decode()
     assert sum('aria-sort="ascending"' in h for h in re.findall(r"<th[^>]*>", page)) == 1
+
+
+def instalment_page(client, **query):
+    return client.get(reverse("costing:instalments", args=[2026]), query).content.decode()
+
+
+def test_called_acomptes_sort_by_debtor_and_amount_and_are_paged(
+    client, personas, billed, territory, monkeypatch
+):
+    from costing import instalments, views
+
+    territory.commune_a.name = "Cournon-d'Auvergne"
+    territory.commune_a.save()
+    territory.commune_b.name = "Cébazat"
+    territory.commune_b.save()
+    instalments.instalments_call(2026, up_to=date(2026, 1, 31))  # rank 1 of each
+    client.force_login(personas.finance)
+    assert column_texts(instalment_page(client, sort="payer"), 1) == [
+        "Cébazat",
+        "Cournon-d'Auvergne",
+    ]
+    assert column_texts(instalment_page(client, sort="-payer"), 1) == [
+        "Cournon-d'Auvergne",
+        "Cébazat",
+    ]
+    # Cébazat's acompte (4 846,20 €) is the smaller one.
+    assert column_texts(instalment_page(client, sort="-amount"), 1) == [
+        "Cournon-d'Auvergne",
+        "Cébazat",
+    ]
+    monkeypatch.setattr(views, "INSTALMENTS_PER_PAGE", 1)
+    first = instalment_page(client, sort="payer")
+    assert column_texts(first, 1) == ["Cébazat"]
+    assert "page=2" in first
+    # The acompte's actions stay in its row, with the form's CSRF token.
+    assert "Enregistrer" in first
+    assert first.count('name="csrfmiddlewaretoken"') >= 2
+
+
+def test_planned_acomptes_are_paged_too(client, personas, billed, monkeypatch):
+    from costing import views
+
+    monkeypatch.setattr(views, "INSTALMENTS_PER_PAGE", 3)
+    client.force_login(personas.finance)
+    page = instalment_page(client)
+    planned = page.split('id="titre-prevus"', 1)[1]
+    assert len(column_texts(planned, 2)) == 3  # of the 8 planned (4 ranks × 2 communes)
+    assert "prevus-page=2" in planned
