@@ -5,7 +5,7 @@ keeps its own page in the query string (its prefix), the page's filters with it;
 drawn by its template (costing/tables/), the markup of the page before pagination."""
 
 import django_tables2 as tables
-from django.db.models import Case, IntegerField, Value, When
+from django.db.models import Case, DateField, F, IntegerField, Value, When
 from django.urls import reverse
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
@@ -168,6 +168,11 @@ class StatementTable(tables.Table):
     total = numbers(_("Total"), order_by=("total", "pk"))
     balance = numbers(_("Solde"), order_by=("balance", "pk"))
     state = tables.Column(verbose_name=_("État"), empty_values=())
+    review = tables.Column(
+        verbose_name=_("Remarques jusqu'au"),
+        accessor="review_until",
+        empty_values=(),
+    )
     caption = _("États de l'exercice")
 
     class Meta:
@@ -204,6 +209,22 @@ class StatementTable(tables.Table):
         from costing.statements import statement_state
 
         return statement_state(record)
+
+    def order_review(self, queryset, is_descending):
+        """The drafts by the end of their review window, nearest first; the issued after."""
+        key = Case(
+            When(status=StatementStatus.DRAFT, then=F("review_until")),
+            output_field=DateField(),
+        )
+        order = F("review_key")
+        order = order.desc(nulls_last=True) if is_descending else order.asc(nulls_last=True)
+        return queryset.annotate(review_key=key).order_by(order, "pk"), True
+
+    def render_review(self, record):
+        """The draft's review window (issued: closed)."""
+        if record.is_issued or record.review_until is None:
+            return "—"
+        return date_format(record.review_until, "SHORT_DATE_FORMAT")
 
 
 class CostBaseTable(tables.Table):

@@ -741,6 +741,7 @@ STATEMENT_LIST_FIELDS = (
     "convention__reference",
     "payer__name",
     "payee__name",
+    "review_until",
 )
 
 

@@ -168,3 +168,11 @@ def test_planned_acomptes_are_paged_too(client, personas, billed, monkeypatch):
     planned = page.split('id="titre-prevus"', 1)[1]
     assert len(column_texts(planned, 2)) == 3  # of the 8 planned (4 ranks × 2 communes)
     assert "prevus-page=2" in planned
+
+
+def test_the_list_gives_each_drafts_review_deadline_and_sorts_on_it(client, personas, listed):
+    client.force_login(personas.finance)
+    page = statement_list(client, sort="review")
+    draft = listed["Cébazat"]
+    assert column_texts(page, 7) == [f"{draft.review_until:%d/%m/%Y}", "—"]  # issued: closed
+    assert "sort=-review" in page
