@@ -75,7 +75,7 @@ def test_a_commune_reader_sees_only_its_commune_and_remarks_on_its_draft(live_se
     follow(page, page.get_by_role("link", name="États annuels"), "états de l'année en cours")
     follow(page, page.get_by_role("link", name="2025", exact=True), "états 2025 du lecteur")
     assert page.url == live_server.url + "/couts/etats/2025/"
-    table = page.get_by_role("region", name="États de l'année").inner_text()
+    table = page.get_by_role("region", name="États de l'exercice").inner_text()
     assert "Aubière" in table
     for commune in ("Aulnat", "Blanzat", "Clermont-Ferrand"):
         assert commune not in table

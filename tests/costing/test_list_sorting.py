@@ -176,3 +176,9 @@ def test_the_list_gives_each_drafts_review_deadline_and_sorts_on_it(client, pers
     draft = listed["Cébazat"]
     assert column_texts(page, 7) == [f"{draft.review_until:%d/%m/%Y}", "—"]  # issued: closed
     assert "sort=-review" in page
+
+
+def test_each_scrolling_table_is_a_region_named_after_its_caption(client, personas, listed):
+    client.force_login(personas.finance)
+    page = statement_list(client)
+    assert 'role="region" aria-label="États de l&#x27;exercice"' in page
