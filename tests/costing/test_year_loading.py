@@ -98,6 +98,17 @@ def use(convention, commune, service, month, quantity, *, weight=None, source=Us
     )
 
 
+def notified_unit_cost(service) -> UnitCost:
+    """The year's unit cost of ``service``, notified in time."""
+    return UnitCost.objects.create(
+        service=service,
+        year=YEAR,
+        amount=D("87.37"),
+        notification_deadline=date(YEAR, 4, 15),
+        notified_on=date(YEAR, 3, 1),
+    )
+
+
 @pytest.fixture
 def varied_year(mad_descendante, service_commun, territory, commune_c):  # noqa: F811
     # The factories' references are the demo's: renamed before it is seeded.
@@ -111,13 +122,7 @@ def varied_year(mad_descendante, service_commun, territory, commune_c):  # noqa:
     mad = bill(mad_descendante.convention, mode="TITRE")
     mad.terms.update(periodicity_months=1)
     service = mad_descendante.service
-    UnitCost.objects.create(
-        service=service,
-        year=YEAR,
-        amount=D("87.37"),
-        notification_deadline=date(YEAR, 4, 15),
-        notified_on=date(YEAR, 3, 1),
-    )
+    notified_unit_cost(service)
     heavy = UnitWeight.objects.create(unit_type=service.unit_type, code="PC", label="PC", weight=1)
     light = UnitWeight.objects.create(
         unit_type=service.unit_type, code="CU", label="CU", weight=D("0.333")
@@ -400,13 +405,7 @@ def whole_years(mad_descendante, service_commun, territory):
     mad = bill(mad_descendante.convention, mode="TITRE")
     mad.terms.update(periodicity_months=3)
     service = mad_descendante.service
-    UnitCost.objects.create(
-        service=service,
-        year=YEAR,
-        amount=D("87.37"),
-        notification_deadline=date(YEAR, 4, 15),
-        notified_on=date(YEAR, 3, 1),
-    )
+    notified_unit_cost(service)
     light = UnitWeight.objects.create(
         unit_type=service.unit_type, code="CU", label="CU", weight=D("0.333")
     )
