@@ -224,7 +224,7 @@ def cost_base_edit(request, pk=None):
     return render(
         request,
         "costing/cost_base_form.html",
-        {"form": form, "lines": lines, "base": base},
+        {"form": form, "lines": lines, "formsets": {"lines": lines}, "base": base},
         status=status,
     )
 

@@ -132,6 +132,11 @@ def test_invalid_cost_base_keeps_the_input_and_explains(demo):
     assert "Les unités de référence doivent être positives" in html
     assert "doivent être justifiés" in html
     assert 'value="1 000,50"' in html or 'value="1000,50"' in html
+    # Listed at the top, each linked to its field (the line's field too), as on every form.
+    summary = html.split('id="erreurs"', 1)[1].split("</div>", 1)[0]
+    assert "Les unités de référence doivent être positives." in summary
+    assert "Lignes, ligne 1 : Une autre charge ou des frais de structure doivent être" in summary
+    assert '<a href="#id_lines-0-account">Lignes, ligne 1 — Compte (M57)</a>' in summary
 
 
 def test_usage_grid_saves_french_decimals_and_refuses_negatives(demo):
