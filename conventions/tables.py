@@ -1,13 +1,12 @@
 """The conventions list table (django-tables2)."""
 
 import django_tables2 as tables
-from django.db.models import Case, IntegerField, Value, When
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from conventions.models import Convention, ConventionKind, Direction, Status
 from conventions.services.in_force import direction_of
-from mutualisation.tables import TABLE_ATTRS, header
+from mutualisation.tables import TABLE_ATTRS, header, lifecycle_order
 
 
 class ConventionTable(tables.Table):
@@ -34,14 +33,7 @@ class ConventionTable(tables.Table):
 
     def order_status(self, queryset, is_descending):
         """By the lifecycle (brouillon, en consultation… échue), not by the internal codes."""
-        rank = Case(
-            *(When(status=status, then=Value(i)) for i, status in enumerate(Status.values)),
-            output_field=IntegerField(),
-        )
-        queryset = queryset.annotate(status_rank=rank).order_by(
-            ("-" if is_descending else "") + "status_rank", "reference"
-        )
-        return queryset, True
+        return lifecycle_order(queryset, is_descending, Status.values, "reference")
 
     def render_kind(self, record, value):
         direction = (

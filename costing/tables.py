@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from costing.models import InstalmentStatus, StatementStatus
 from mutualisation.collation import FrenchOrder
-from mutualisation.tables import TABLE_ATTRS, header
+from mutualisation.tables import TABLE_ATTRS, header, lifecycle_order
 from mutualisation.templatetags.money import euros, units
 
 PER_PAGE = 50
@@ -147,7 +147,18 @@ def numbers(column_label, **kwargs):
     )
 
 
-class StatementTable(tables.Table):
+class PayerPayeeTable(tables.Table):
+    """A list of the year between debtors and creditors: their names sort in French."""
+
+    class Meta:
+        template_name = "costing/tables/_base.html"
+        attrs = TABLE_ATTRS
+
+    order_payer = french("payer__name")
+    order_payee = french("payee__name")
+
+
+class StatementTable(PayerPayeeTable):
     """The year's statements. Rows come annotated with ``is_cancelled``
     (``Statement.objects.with_state()``): the state column reads it and sorts on it."""
 
@@ -175,13 +186,8 @@ class StatementTable(tables.Table):
     )
     caption = _("États de l'exercice")
 
-    class Meta:
-        template_name = "costing/tables/_base.html"
-        attrs = TABLE_ATTRS
+    class Meta(PayerPayeeTable.Meta):
         empty_text = _("Aucun état pour cet exercice.")
-
-    order_payer = french("payer__name")
-    order_payee = french("payee__name")
 
     def order_state(self, queryset, is_descending):
         """In the order of a statement's life: projet, émis, annulé."""
@@ -316,7 +322,7 @@ class CostBaseTable(tables.Table):
         return date_format(unit_cost.notification_deadline, "SHORT_DATE_FORMAT")
 
 
-class InstalmentTable(tables.Table):
+class InstalmentTable(PayerPayeeTable):
     """The acomptes called in the year, with finance's actions on each (``exclude=("actions",)``
     for those who only read)."""
 
@@ -344,22 +350,12 @@ class InstalmentTable(tables.Table):
     )
     caption = _("Acomptes appelés, avec leur échéance, leur titre et leur encaissement")
 
-    class Meta:
-        template_name = "costing/tables/_base.html"
-        attrs = TABLE_ATTRS
+    class Meta(PayerPayeeTable.Meta):
         empty_text = _("Aucun acompte appelé pour cet exercice.")
-
-    order_payer = french("payer__name")
-    order_payee = french("payee__name")
 
     def order_status(self, queryset, is_descending):
         """In the order of an acompte's life (appelé, titre émis, encaissé, annulé)."""
-        rank = Case(
-            *(When(status=s, then=Value(i)) for i, s in enumerate(InstalmentStatus.values)),
-            output_field=IntegerField(),
-        )
-        order = ("-" if is_descending else "") + "status_rank"
-        return queryset.annotate(status_rank=rank).order_by(order, "due_date", "pk"), True
+        return lifecycle_order(queryset, is_descending, InstalmentStatus.values, "due_date", "pk")
 
     def render_convention(self, record):
         return format_html(

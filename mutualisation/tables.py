@@ -1,5 +1,6 @@
 """What every sortable, paged list shares (django-tables2)."""
 
+from django.db.models import Case, IntegerField, Value, When
 from django_tables2 import RequestConfig
 
 
@@ -31,3 +32,14 @@ def configure(request, table, *, per_page: int):
         request.GET.pop(field)
     RequestConfig(request, paginate={"per_page": per_page}).configure(table)
     return table
+
+
+def lifecycle_order(queryset, is_descending, statuses, *then):
+    """``queryset`` ordered by its ``status`` in the order of ``statuses`` (a life's steps:
+    brouillon before en vigueur), not by the internal codes; then by ``then``."""
+    rank = Case(
+        *(When(status=status, then=Value(i)) for i, status in enumerate(statuses)),
+        output_field=IntegerField(),
+    )
+    order = ("-" if is_descending else "") + "status_rank"
+    return queryset.annotate(status_rank=rank).order_by(order, *then), True
