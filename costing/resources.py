@@ -658,8 +658,12 @@ def decode_csv(content: bytes) -> str:
     « CSV (séparateur : point-virgule) ». A byte Windows-1252 does not define still refuses the
     file (UnicodeDecodeError)."""
     if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        # Excel's « Texte Unicode » (UTF-16, tabs): not a CSV this import reads.
-        raise UnicodeDecodeError("utf-16", content[:2], 0, 2, "UTF-16 byte order mark")
+        raise ImportFileError(
+            _(
+                "Fichier en « Texte Unicode » (UTF-16) : enregistrez-le en CSV UTF-8 ou en "
+                "Windows-1252 (« CSV (séparateur : point-virgule) » d'Excel), ou en classeur .xlsx."
+            )
+        )
     try:
         return content.decode("utf-8-sig")
     except UnicodeDecodeError:
