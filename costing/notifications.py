@@ -5,9 +5,9 @@ Each is sent once the transaction that wrote what it announces has committed
 (``transaction.on_commit``), never from a transaction that fails. With a broker
 (``CELERY_BROKER_URL``) the sending is a Celery task (costing.tasks): the page does not wait for
 the mail server; without one, or when the broker cannot be reached (logged), it is sent in the
-request after the commit. Through one connection for all the messages: one message per recipient (a commune reader
-gets the list of all their drafts of a preparation that are new or whose figures changed, however
-many; a preparation that changes nothing sends nothing). A recipient without an e-mail
+request after the commit. One connection serves all the messages, one per recipient: a commune
+reader gets the list of their drafts of a preparation that are new or whose figures changed,
+however many; a preparation that changes nothing sends nothing. A recipient without an e-mail
 address, or whose account is inactive, is skipped. A mail server that fails is logged: what was
 committed stays committed and the page answers normally. Links are absolute, built from
 ``MUTUALIS_SITE_URL``; texts are French (templates/costing/email/)."""
@@ -63,9 +63,6 @@ def send(messages: list[EmailMessage]) -> int:
         return 0
 
 
-# --- drafts ready ---------------------------------------------------------------------------
-
-
 def after_commit(task, *args) -> None:
     """Once the transaction commits, queue ``task`` for a worker; send from here when no broker
     is configured (the task then runs eagerly) or none answers."""
@@ -80,8 +77,11 @@ def after_commit(task, *args) -> None:
     transaction.on_commit(queue)
 
 
+# --- drafts ready ---------------------------------------------------------------------------
+
+
 def drafts_ready(statement_ids: list[int]) -> None:
-    """After commit: tell each reader of the payers their drafts of this preparation."""
+    """After commit: tell each reader of the payers their new or changed drafts."""
     if statement_ids:
         after_commit(tasks.send_drafts_ready, statement_ids)
 
