@@ -769,13 +769,17 @@ class CoveredYear(NamedTuple):
     lines: tuple  # (ConventionService, Presence), in the service lines' order
 
 
-def covered_year(convention: Convention, year: int, parties: tuple) -> CoveredYear | None:
+def covered_year(
+    convention: Convention, year: int, parties: tuple, terms=None, lines=None
+) -> CoveredYear | None:
     """The convention's ``CoveredYear`` of ``year``, or None when it covers none of it;
-    ``parties``: the convention's, as ``year_parties`` reads them."""
-    span = coverage(convention, year)
+    ``parties``: the convention's, as ``year_parties`` reads them; ``terms`` and ``lines``:
+    its terms and service lines, when already read."""
+    terms = convention.terms.all() if terms is None else terms
+    span = coverage(convention, year, terms)
     if span is None:
         return None
-    segments = terms_segments(convention, *span)
+    segments = terms_segments(convention, *span, terms)
     return CoveredYear(
         *span,
         segments,
@@ -783,7 +787,7 @@ def covered_year(convention: Convention, year: int, parties: tuple) -> CoveredYe
         parties,
         tuple(
             (line, presence(line, start="added_by", end="removed_by"))
-            for line in convention.services.all()
+            for line in (convention.services.all() if lines is None else lines)
         ),
     )
 
@@ -804,17 +808,15 @@ def billed_in(year: int, conventions=None):
     )
 
 
-def prefetch_avenants(conventions: list) -> None:
-    """Read the avenants by which the conventions' services were added or removed and their
-    terms were set, in one query each, on the records that name one: an empty link reads
+def prefetch_avenants(lines, terms) -> None:
+    """Read the avenants by which the service lines ``lines`` were added or removed and the
+    ``terms`` were set, in one query each, on the records that name one: an empty link reads
     nothing, and most records have none (a prefetch through every record visited each empty
     link)."""
-    lines, terms = [], []
-    for convention in conventions:
-        lines += [s for s in convention.services.all() if s.added_by_id or s.removed_by_id]
-        terms += [t for t in convention.terms.all() if t.amendment_id]
-    prefetch_related_objects(lines, "added_by", "removed_by")
-    prefetch_related_objects(terms, "amendment")
+    prefetch_related_objects(
+        [s for s in lines if s.added_by_id or s.removed_by_id], "added_by", "removed_by"
+    )
+    prefetch_related_objects([t for t in terms if t.amendment_id], "amendment")
 
 
 class UsageTotal(NamedTuple):
@@ -1048,10 +1050,17 @@ def year_forecasts(terms, data: YearData):
 
 def load_year(year: int, conventions=None) -> YearData:
     loaded = list(billed_in(year, conventions))
-    prefetch_avenants(loaded)
+    # Each convention's terms and service lines, read once from the prefetch for every rule
+    # below (each read of ``convention.terms.all()`` builds a related manager: a hundred
+    # thousand of them took half a second).
+    terms_of = {c.pk: list(c.terms.all()) for c in loaded}
+    lines_of = {c.pk: list(c.services.all()) for c in loaded}
+    all_lines = [line for lines in lines_of.values() for line in lines]
+    all_terms = [terms for of_convention in terms_of.values() for terms in of_convention]
+    prefetch_avenants(all_lines, all_terms)
     convention_ids = [c.pk for c in loaded]
     parties, engine_parties = year_parties(loaded)
-    service_ids = {line.service_id for c in loaded for line in c.services.all()}
+    service_ids = {line.service_id for line in all_lines}
     unit_costs = {
         unit_cost.service_id: unit_cost
         for unit_cost in UnitCost.objects.current()
@@ -1066,8 +1075,7 @@ def load_year(year: int, conventions=None) -> YearData:
     }
     vintages = {
         line.population_vintage
-        for c in loaded
-        for line in c.services.all()
+        for line in all_lines
         if line.allocation_key == AllocationKey.POPULATION
     }
     populations = {
@@ -1079,7 +1087,10 @@ def load_year(year: int, conventions=None) -> YearData:
         convention_id__in=convention_ids, year=year
     ).exclude(status=InstalmentStatus.CANCELLED):
         called[(instalment.convention_id, instalment.payer_id)].append(instalment)
-    covered = {c.pk: covered_year(c, year, parties.get(c.pk, ())) for c in loaded}
+    covered = {
+        c.pk: covered_year(c, year, parties.get(c.pk, ()), terms_of[c.pk], lines_of[c.pk])
+        for c in loaded
+    }
     periods_of = {
         pk: found
         for pk, of_year in covered.items()
@@ -1095,7 +1106,7 @@ def load_year(year: int, conventions=None) -> YearData:
         called,
         usage_totals(year, convention_ids, periods_of),
         covered,
-        load_forecasts(year, [terms.pk for c in loaded for terms in c.terms.all()]),
+        load_forecasts(year, [terms.pk for terms in all_terms]),
         engine_parties,
     )
 

@@ -27,37 +27,45 @@ def is_applicable(terms: Terms) -> bool:
     return terms.amendment_id is None or terms.amendment.status == Amendment.AmendmentStatus.SIGNED
 
 
-def terms_in_force(convention: Convention, on: date) -> Terms | None:
+def all_terms(convention: Convention, terms=None):
+    """The convention's terms: ``terms`` when the caller has already read them (a year's
+    computation reads each convention's once, for every rule below), else
+    ``convention.terms.all()``."""
+    return convention.terms.all() if terms is None else terms
+
+
+def terms_in_force(convention: Convention, on: date, terms=None) -> Terms | None:
     """The terms applicable on a date: initial terms, superseded by each signed avenant from its
     effective date; None before the start. Draft avenants never apply. This is the one rule
-    (on ``convention.terms.all()``, so a prefetch of ``terms__amendment`` spares the queries)."""
-    candidates = [t for t in convention.terms.all() if t.effective_from <= on and is_applicable(t)]
+    (on ``convention.terms.all()``, so a prefetch of ``terms__amendment`` spares the queries;
+    or on ``terms``, the convention's terms already read)."""
+    candidates = [
+        t for t in all_terms(convention, terms) if t.effective_from <= on and is_applicable(t)
+    ]
     return max(candidates, key=lambda t: t.effective_from) if candidates else None
 
 
-def applicable_terms(convention: Convention, on: date) -> Terms:
+def applicable_terms(convention: Convention, on: date, terms=None) -> Terms:
     """``terms_in_force``, or before the start the initial terms."""
-    return terms_in_force(convention, on) or next(
-        t for t in convention.terms.all() if t.amendment_id is None
+    terms = all_terms(convention, terms)
+    return terms_in_force(convention, on, terms) or next(
+        t for t in terms if t.amendment_id is None
     )
 
 
 def terms_segments(
-    convention: Convention, first: date, last: date
+    convention: Convention, first: date, last: date, terms=None
 ) -> list[tuple[date, date, Terms]]:
     """The runs of days from ``first`` to ``last`` under one set of terms: a signed avenant
     effective inside the range starts a new run."""
+    terms = all_terms(convention, terms)
     changes = sorted(
-        {
-            t.effective_from
-            for t in convention.terms.all()
-            if first < t.effective_from <= last and is_applicable(t)
-        }
+        {t.effective_from for t in terms if first < t.effective_from <= last and is_applicable(t)}
     )
     starts = [first, *changes]
     ends = [day - timedelta(days=1) for day in changes] + [last]
     return [
-        (start, end, applicable_terms(convention, start))
+        (start, end, applicable_terms(convention, start, terms))
         for start, end in zip(starts, ends, strict=True)
     ]
 
@@ -77,11 +85,11 @@ def applicable_terms_subquery(on: date):
     return Coalesce(Subquery(in_force), Subquery(initial))
 
 
-def convention_end(convention: Convention, year: int) -> date | None:
+def convention_end(convention: Convention, year: int, terms=None) -> date | None:
     """Last day covered in or before ``year``: the termination date, else the end date of the
     terms in force at the year's end unless they are tacitly renewed."""
     ends = []
-    terms = applicable_terms(convention, date(year, 12, 31))
+    terms = applicable_terms(convention, date(year, 12, 31), terms)
     if terms.end_date and not terms.tacit_renewal:
         ends.append(terms.end_date)
     # A missing reverse one-to-one raises RelatedObjectDoesNotExist, an AttributeError.
@@ -91,12 +99,13 @@ def convention_end(convention: Convention, year: int) -> date | None:
     return min(ends) if ends else None
 
 
-def coverage(convention: Convention, year: int) -> tuple[date, date] | None:
+def coverage(convention: Convention, year: int, terms=None) -> tuple[date, date] | None:
     """The part of ``year`` the convention applies to (start, avenants' end dates, tacit
     renewal, termination), or None: the one rule for billing and for the « Année
-    d'application » filter (``covered_in``, the same in SQL)."""
+    d'application » filter (``covered_in``, the same in SQL). ``terms``: the convention's,
+    when already read."""
     first = max(date(year, 1, 1), convention.start_date)
-    end = convention_end(convention, year)
+    end = convention_end(convention, year, terms)
     last = min(date(year, 12, 31), end) if end else date(year, 12, 31)
     return (first, last) if first <= last else None
 
