@@ -8,6 +8,7 @@
 
 from collections.abc import Sequence
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from math import lcm
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
@@ -47,23 +48,30 @@ def allocate(total: Decimal, weights: Sequence[Decimal], tie_keys: Sequence[str]
         raise MoneyError("Autant de clés de départage que de pondérations sont requises.")
     if any(w < 0 for w in weights):
         raise MoneyError("Une pondération de répartition ne peut être négative.")
-    if not weights or sum(weights, Decimal(0)) == 0:
+    # Integers: each weight as an exact fraction, all over their common denominator (the
+    # weights in the same proportions), the total in cents.
+    ratios = [w.as_integer_ratio() for w in weights]
+    denominator = lcm(*(d for _n, d in ratios))
+    integer_weights = [n * (denominator // d) for n, d in ratios]
+    weight_sum = sum(integer_weights)
+    if weight_sum == 0:
         raise MoneyError(
             "Répartition impossible : toutes les pondérations sont nulles ; le coût ne peut être "
             "réparti (vérifiez la clé de répartition)."
         )
-    # Integers: the weights scaled by a common power of ten, the total in cents.
-    places = max(max(0, -w.as_tuple().exponent) for w in weights)
-    integer_weights = [int(w.scaleb(places)) for w in weights]
-    weight_sum = sum(integer_weights)
-    cents = int(abs(total) / CENT)
-    floors = [cents * w // weight_sum for w in integer_weights]
-    remainders = [cents * w % weight_sum for w in integer_weights]
-    order = sorted(range(len(weights)), key=lambda i: (-remainders[i], tie_keys[i]))
-    for i in order[: cents - sum(floors)]:
-        floors[i] += 1
-    sign = -1 if total < 0 else 1
-    return [(Decimal(f) * CENT * sign).quantize(CENT) for f in floors]
+    sign, cents = (-1, -int(total.scaleb(2))) if total < 0 else (1, int(total.scaleb(2)))
+    floors, remainders = [], []
+    for w in integer_weights:
+        floor, remainder = divmod(cents * w, weight_sum)
+        floors.append(floor)
+        remainders.append(remainder)
+    left = cents - sum(floors)
+    if left:
+        order = sorted(range(len(weights)), key=lambda i: (-remainders[i], tie_keys[i]))
+        for i in order[:left]:
+            floors[i] += 1
+    # A share of a debit is negative; a share of nothing is 0.00, never -0.00.
+    return [Decimal(sign * f).scaleb(-2) for f in floors]
 
 
 def split_evenly(total: Decimal, count: int) -> list[Decimal]:

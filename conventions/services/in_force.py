@@ -48,9 +48,7 @@ def terms_in_force(convention: Convention, on: date, terms=None) -> Terms | None
 def applicable_terms(convention: Convention, on: date, terms=None) -> Terms:
     """``terms_in_force``, or before the start the initial terms."""
     terms = all_terms(convention, terms)
-    return terms_in_force(convention, on, terms) or next(
-        t for t in terms if t.amendment_id is None
-    )
+    return terms_in_force(convention, on, terms) or next(t for t in terms if t.amendment_id is None)
 
 
 def terms_segments(

@@ -109,3 +109,21 @@ def test_allocation_matches_an_exact_fraction_reference(total, ws):
     for i in order[: int(total * 100) - sum(floors)]:
         floors[i] += 1
     assert allocate(total, ws, sirens) == [D(f) / 100 for f in floors]
+
+
+@given(total=cents, ws=weights)
+def test_a_debit_is_shared_as_the_mirror_of_the_credit_without_minus_zero(total, ws):
+    sirens = [f"{i:09d}" for i in range(len(ws))]
+    debit = allocate(-total, ws, sirens)
+    assert debit == [-share for share in allocate(total, ws, sirens)]
+    assert all(str(share) != "-0.00" for share in debit)
+    assert all(share.as_tuple().exponent == -2 for share in debit)
+
+
+def test_weights_with_different_decimal_places_are_shared_exactly():
+    # 1 : 0.5 : 0.25 is 4 : 2 : 1 of 7,00 €.
+    assert allocate(D("7.00"), [D("1"), D("0.5"), D("0.250")], ["1", "2", "3"]) == [
+        D("4.00"),
+        D("2.00"),
+        D("1.00"),
+    ]
