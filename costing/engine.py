@@ -459,6 +459,8 @@ def prorated(cost: Decimal, year: int, segments: Sequence[KeySegment]) -> list[D
     uncovered = year_period(year).days - sum(days)
     if uncovered < 0:
         raise EngineError("Les périodes de répartition se chevauchent ou débordent de l'année.")
+    if uncovered == 0 and len(segments) == 1:
+        return [round_cents(cost)]  # the whole year under one key: the whole cost, as allocated
     parts = allocate(
         cost,
         [Decimal(d) for d in days] + [Decimal(uncovered)],
@@ -640,7 +642,9 @@ def settle(
 ) -> Settlement:
     on_ac = convention.settlement_mode in (SETTLEMENT_AC, SETTLEMENT_MIXED)
     planned = (
-        () if on_ac else instalment_plan(convention.covered, forecast, convention.instalment_count)
+        ()
+        if on_ac or convention.instalment_count < 1 or forecast <= 0  # most: nothing to plan
+        else instalment_plan(convention.covered, forecast, convention.instalment_count)
     )
     called = convention.called.get(payer.id)  # most payers have none called yet
     return Settlement(

@@ -25,6 +25,7 @@ from costing.engine import (
     compute_unit_cost,
     compute_year,
 )
+from costing.money import round_cents
 
 METRO = Party(1, "246300701", "Clermont Auvergne Métropole", is_epci=True)
 AUBIERE = Party(2, "216300145", "Aubière")
@@ -683,3 +684,28 @@ def test_monthly_usages_are_placed_in_their_months_by_bisection():
     )
     assert convention.period_starts == [p.start for p in months]
     assert [len(u) for u in convention.usages_per_period(AUBIERE.id, "si")] == [1] * 12
+
+
+@given(
+    cost=st.integers(min_value=-(10**13), max_value=10**13).map(lambda c: D(c).scaleb(-3)),
+    split=st.integers(min_value=1, max_value=364),
+)
+def test_the_cost_of_a_year_is_prorated_exactly_whole_or_split_by_an_avenant(cost, split):
+    whole = engine.prorated(cost, 2025, [KeySegment(engine.year_period(2025))])
+    assert whole == [round_cents(cost)]
+    assert whole[0].as_tuple().exponent == -2
+    cut = date(2025, 1, 1) + timedelta(days=split)
+    halves = engine.prorated(
+        cost,
+        2025,
+        [
+            KeySegment(engine.Period(date(2025, 1, 1), cut - timedelta(days=1))),
+            KeySegment(engine.Period(cut, date(2025, 12, 31))),
+        ],
+    )
+    assert sum(halves) == round_cents(cost)
+    # A part of the year not covered is not billed.
+    first_half = engine.prorated(
+        cost, 2025, [KeySegment(engine.Period(date(2025, 1, 1), cut - timedelta(days=1)))]
+    )
+    assert first_half == halves[:1]
