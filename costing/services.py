@@ -992,7 +992,7 @@ class YearData:
     year: int
     conventions: list  # Convention, prefetched
     unit_costs: dict  # service id → the current UnitCost (latest version) of the year
-    cost_bases: dict  # service id → CostBase of the year, lines prefetched
+    cost_bases: dict  # service id → CostBase of the year (its lines: ``base_lines``)
     usages: Mapping  # convention id → [UsageRecord], loaded when first read (UsageRecords)
     populations: dict  # (organisation id, vintage) → municipal population
     called: dict  # (convention id, payer id) → [Instalment] not cancelled
@@ -1007,6 +1007,8 @@ class YearData:
     # Built once per computation, then shared by the conventions that read them: cost base id
     # → what a keyed service shares (``keyed_costs``).
     base_costs: dict = field(default_factory=dict)
+    # cost base id → its lines as the engine reads them, in CostLine's order
+    base_lines: dict = field(default_factory=dict)
 
 
 class Forecast(NamedTuple):
@@ -1075,13 +1077,26 @@ def load_year(year: int, conventions=None) -> YearData:
         for unit_cost in UnitCost.objects.current()
         .filter(year=year, service_id__in=service_ids)
         .select_related("service")
+        .defer("trace")  # how it was computed: shown on its own page, never read here
     }
     cost_bases = {
-        b.service_id: b
-        for b in CostBase.objects.filter(year=year, service_id__in=service_ids).prefetch_related(
-            "lines"
-        )
+        b.service_id: b for b in CostBase.objects.filter(year=year, service_id__in=service_ids)
     }
+    # Their lines as values, in one query (a prefetch built a queryset per cost base).
+    base_lines: dict[int, list[engine.CostLineInput]] = defaultdict(list)
+    for base_id, *values in CostLine.objects.filter(
+        cost_base_id__in=[b.pk for b in cost_bases.values()]
+    ).values_list(
+        "cost_base_id",
+        "label",
+        "category",
+        "accounts_amount",
+        "budget_adjustment",
+        "eligible",
+        "justification",
+        "account",
+    ):
+        base_lines[base_id].append(engine.CostLineInput(*values))
     vintages = {
         line.population_vintage
         for line in all_lines
@@ -1117,6 +1132,7 @@ def load_year(year: int, conventions=None) -> YearData:
         covered,
         load_forecasts(year, [terms.pk for terms in all_terms]),
         engine_parties,
+        base_lines=dict(base_lines),
     )
 
 
@@ -1200,10 +1216,11 @@ def key_weights(line, terms, members, data: YearData) -> dict:
     return {}
 
 
-def keyed_costs(base: CostBase) -> dict:
+def keyed_costs(base: CostBase, lines: list) -> dict:
     """What a keyed service commun shares: the actual cost of the year once entered, else the
-    eligible cost of the cost base; and the forecast cost (entered, else the eligible cost)."""
-    eligible = engine.compute_unit_cost(cost_line_inputs(base), base.reference_units).eligible_cost
+    eligible cost of the cost base (its ``lines``, as the engine reads them); and the forecast
+    cost (entered, else the eligible cost)."""
+    eligible = engine.compute_unit_cost(lines, base.reference_units).eligible_cost
     return {
         "total_cost": base.actual_cost if base.actual_cost is not None else eligible,
         "forecast_cost": base.forecast_cost if base.forecast_cost is not None else eligible,
@@ -1228,7 +1245,7 @@ def keyed_service_input(line, covered: CoveredYear, members, data: YearData):
         for start, end, terms in covered.segments
     )
     if base.pk not in data.base_costs:  # many conventions share one service's cost base
-        data.base_costs[base.pk] = keyed_costs(base)
+        data.base_costs[base.pk] = keyed_costs(base, data.base_lines.get(base.pk, []))
     return {**data.base_costs[base.pk], "segments": key_segments}
 
 
@@ -1480,7 +1497,7 @@ def compliance(year: int, inputs: YearInputs, result: engine.YearResult) -> list
             base = data.cost_bases.get(service_line.service_id)
             if base is not None:
                 if base.pk not in base_lines:
-                    base_lines[base.pk] = cost_line_inputs(base)
+                    base_lines[base.pk] = data.base_lines.get(base.pk, [])
                     base_findings[base.pk] = cost_base_findings_for(base, "", base_lines[base.pk])
                 lines += base_lines[base.pk]
                 sources += [
@@ -1641,7 +1658,7 @@ def simulate(
                 base = latest_bases.get(line.service_id)
                 if line.allocation_key in engine.ALLOCATION_KEYS and base is not None:
                     keyed = {
-                        **keyed_costs(base),
+                        **keyed_costs(base, cost_line_inputs(base)),
                         "segments": (
                             engine.KeySegment(
                                 period,
