@@ -1009,6 +1009,17 @@ class YearData:
     base_costs: dict = field(default_factory=dict)
     # cost base id → its lines as the engine reads them, in CostLine's order
     base_lines: dict = field(default_factory=dict)
+    # convention id → its terms, its service lines (their service read), in their models'
+    # order: what ``convention.terms.all()`` and ``convention.services.all()`` would give,
+    # read once for every convention of the year (the conventions are not prefetched).
+    terms_of: dict = field(default_factory=dict)
+    lines_of: dict = field(default_factory=dict)
+
+    def terms(self, convention: Convention) -> list:
+        return self.terms_of.get(convention.pk, [])
+
+    def lines(self, convention: Convention) -> list:
+        return self.lines_of.get(convention.pk, [])
 
 
 class Forecast(NamedTuple):
@@ -1051,7 +1062,12 @@ def year_forecasts(terms, data: YearData):
 
 
 def load_year(year: int, conventions=None) -> YearData:
-    loaded = list(billed_in(year, conventions).select_related(None).select_related("termination"))
+    loaded = list(
+        billed_in(year, conventions)
+        .select_related(None)
+        .select_related("termination")
+        .prefetch_related(None)
+    )
     # The territories and managing organisations, a few hundred shared by thousands of
     # conventions: each read once (joined, each convention built its own copies).
     organisations = Organisation.objects.in_bulk(
@@ -1061,15 +1077,21 @@ def load_year(year: int, conventions=None) -> YearData:
         c.territory = organisations[c.territory_id]
         if c.managing_organisation_id is not None:
             c.managing_organisation = organisations[c.managing_organisation_id]
-    # Each convention's terms and service lines, read once from the prefetch for every rule
-    # below (each read of ``convention.terms.all()`` builds a related manager: a hundred
-    # thousand of them took half a second).
-    terms_of = {c.pk: list(c.terms.all()) for c in loaded}
-    lines_of = {c.pk: list(c.services.all()) for c in loaded}
-    all_lines = [line for lines in lines_of.values() for line in lines]
-    all_terms = [terms for of_convention in terms_of.values() for terms in of_convention]
-    prefetch_avenants(all_lines, all_terms)
+    # Each convention's terms and service lines: one query each, grouped here and read by
+    # every rule below. A prefetch built a queryset per convention and relation, and each
+    # read of ``convention.terms.all()`` a related manager: together, a second.
     convention_ids = [c.pk for c in loaded]
+    terms_of: dict[int, list] = {pk: [] for pk in convention_ids}
+    all_terms = list(Terms.objects.filter(convention_id__in=convention_ids))
+    for terms in all_terms:
+        terms_of[terms.convention_id].append(terms)
+    lines_of: dict[int, list] = {pk: [] for pk in convention_ids}
+    all_lines = list(ConventionService.objects.filter(convention_id__in=convention_ids))
+    services_by_id = Service.objects.in_bulk({line.service_id for line in all_lines})
+    for line in all_lines:
+        line.service = services_by_id[line.service_id]  # a few thousand services, shared
+        lines_of[line.convention_id].append(line)
+    prefetch_avenants(all_lines, all_terms)
     parties, engine_parties = year_parties(loaded)
     service_ids = {line.service_id for line in all_lines}
     unit_costs = {
@@ -1133,6 +1155,8 @@ def load_year(year: int, conventions=None) -> YearData:
         load_forecasts(year, [terms.pk for terms in all_terms]),
         engine_parties,
         base_lines=dict(base_lines),
+        terms_of=terms_of,
+        lines_of=lines_of,
     )
 
 

@@ -203,13 +203,14 @@ def forecast_units(convention, payer_id: int, year: int, data) -> dict:
     """Service code → the units the convention forecasts for the payer in the year (D5211-16:
     « une prévision d'utilisation du service … exprimée en unités de fonctionnement »), read
     from the year's computation (``data``: services.YearData)."""
-    span = coverage(convention, year)
+    terms = data.terms(convention)
+    span = coverage(convention, year, terms)
     if span is None:
         return {}
-    lines = {line.pk: line for line in convention.services.all()}
+    lines = {line.pk: line for line in data.lines(convention)}
     return {
         lines[f.service_id].service.code: str(f.units)
-        for f in services.year_forecasts(applicable_terms(convention, span[0]), data)
+        for f in services.year_forecasts(applicable_terms(convention, span[0], terms), data)
         if f.year == year and f.beneficiary_id == payer_id and f.service_id in lines and f.units
     }
 
@@ -492,7 +493,7 @@ def statements_prepare(
         "services": {
             line.service.code: line.service
             for c in computed.data.conventions
-            for line in c.services.all()
+            for line in computed.data.lines(c)
         },
     }
     organisations = Organisation.objects.in_bulk(
@@ -522,7 +523,7 @@ def statements_prepare(
         draft = draft_for(settlement, convention, organisations, issued, lines, year, drafts)
         if draft is None:
             continue
-        span = coverage(convention, year)
+        span = coverage(convention, year, computed.data.terms(convention))
         details = {
             "records": [
                 r
