@@ -23,11 +23,14 @@ from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connections, transaction
 from django.db.models import (
     BigIntegerField,
+    Case,
     Count,
     F,
     IntegerField,
     Max,
     Sum,
+    Value,
+    When,
     prefetch_related_objects,
 )
 from django.db.models.functions import Cast, ExtractMonth, Round
@@ -892,9 +895,9 @@ def usage_totals(
 ) -> dict[int, list[UsageTotal]]:
     """convention id → its usage of ``year`` summed per payer, service and month; or, for the
     conventions of ``periods_of`` (convention id → ``summed_periods``), per reimbursement
-    period, dated by the period's bounds. Values, not model objects: one query per month
-    reading and per periodicity (a convention's month falls in its period by a division), one
-    for the services' codes (joined, each of the many rows would carry its service's code)."""
+    period, dated by the period's bounds. Values, not model objects: one query for the month
+    reading, one for the period reading (a convention's month falls in its period by a
+    division by its periodicity), one for the services' codes (joined, each of the many rows would carry its service's code)."""
     periods_of = periods_of or {}
     convention_ids = list(convention_ids)
     of_year = UsageRecord.objects.filter(period_start__year=year).order_by()
@@ -908,11 +911,19 @@ def usage_totals(
         if pk in periods_of:
             by_periodicity[periods_of[pk][0]].append(pk)
     period_rows = []
-    for months, ids in sorted(by_periodicity.items()):
+    if by_periodicity:
+        # One query for every periodicity (one per periodicity read the table once each): each
+        # convention's periodicity told by a CASE, the most common one by default.
+        *listed, (usual, _ids) = sorted(by_periodicity.items(), key=lambda item: len(item[1]))
+        periodicity = Case(
+            *(When(convention_id__in=ids, then=Value(months)) for months, ids in listed),
+            default=Value(usual),
+            output_field=IntegerField(),
+        )
         month = Cast(ExtractMonth("period_start"), IntegerField())
-        period_rows += driver_rows(
-            of_year.filter(convention_id__in=ids)
-            .annotate(period=(month - 1) / months)
+        period_rows = driver_rows(
+            of_year.filter(convention_id__in=[pk for pk in convention_ids if pk in periods_of])
+            .annotate(period=(month - 1) / periodicity)
             .values_list("convention_id", "beneficiary_id", "service_id", "period")
             .annotate(milli=MILLI_UNITS, count=Count("pk"))
         )
