@@ -32,3 +32,26 @@ def test_a_collector_paused_by_the_caller_stays_paused():
 def test_computing_a_year_leaves_the_collector_running():
     services.compute_reimbursements(2026)
     assert gc.isenabled()
+
+
+def test_what_the_pause_allocated_goes_straight_to_the_oldest_generation():
+    # Examined by the young generations' collections, the year's hundreds of thousands of
+    # results would be walked twice for nothing (they live as long as the caller keeps them).
+    with services.collector_paused():
+        kept = [[index] for index in range(1000)]
+    assert any(found is kept for found in gc.get_objects(generation=2))
+    assert not any(found is kept for found in gc.get_objects(generation=0))
+    assert gc.isenabled()
+
+
+def test_objects_frozen_by_the_server_stay_frozen():
+    # gunicorn's workers freeze what they loaded (gunicorn.conf.py): never thawed here.
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with services.collector_paused():
+            kept = [[index] for index in range(1000)]
+        assert gc.get_freeze_count() == frozen
+        assert not any(found is kept for found in gc.get_objects(generation=2))
+    finally:
+        gc.unfreeze()
