@@ -753,7 +753,9 @@ def year_parties(conventions: list) -> tuple[dict[int, tuple], dict[int, engine.
         parties[convention_id].append(
             (
                 YearParty(organisation_id, role),
-                presence_between(avenants.get(joined_by_id), avenants.get(left_by_id)),
+                presence_between(avenants.get(joined_by_id), avenants.get(left_by_id))
+                if joined_by_id or left_by_id
+                else ALWAYS,  # most parties: no avenant moved them
             )
         )
     return {pk: tuple(found) for pk, found in parties.items()}, organisations
@@ -1296,12 +1298,15 @@ def usages_of_year(
     # Each party's and service line's presence (the last record of an organisation or service
     # counts); without avenant, present every day.
     first = covered.first
-    parties_by_org = {p.organisation_id: (p, span) for p, span in covered.parties}
-    party_spans = {
-        organisation_id: span
-        for organisation_id, (_p, span) in parties_by_org.items()
-        if span != ALWAYS
-    }
+    parties_by_org = {}
+    party_spans = {}
+    if any(span != ALWAYS for _p, span in covered.parties):  # most conventions: none
+        parties_by_org = {p.organisation_id: (p, span) for p, span in covered.parties}
+        party_spans = {
+            organisation_id: span
+            for organisation_id, (_p, span) in parties_by_org.items()
+            if span != ALWAYS
+        }
     line_by_service = {line.service_id: span for line, span in lines_of_year}
     line_spans = {
         service_id: span for service_id, span in line_by_service.items() if span != ALWAYS
@@ -1335,6 +1340,7 @@ def usages_of_year(
                 usage(total.beneficiary_id, total.service_code, day, total.units, "", total.count)
             )
     if outside:
+        parties_by_org = {p.organisation_id: (p, span) for p, span in covered.parties}
 
         def record_owner(total: UsageTotal) -> str:
             if total.beneficiary_id in parties_by_org:
@@ -1411,15 +1417,16 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
     usages = usages_of_year(convention, data, covered, spans_of_year)
     code_by_line = {line.pk: line.service.code for line in lines_of_year}
     # The acomptes called from the payers who have some (most have none yet).
+    pk = convention.pk
     called = {
         payer.id: tuple(
             engine.CalledInstalment(
                 i.rank, i.due_date, i.amount, i.titre_number, i.get_status_display()
             )
-            for i in data.called[(convention.pk, payer.id)]
+            for i in data.called[(pk, payer.id)]
         )
         for payer in payers
-        if (convention.pk, payer.id) in data.called
+        if (pk, payer.id) in data.called
     }
     return engine.ConventionInput(
         reference=convention.reference,
