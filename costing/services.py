@@ -892,48 +892,22 @@ def summed_periods(covered: CoveredYear | None) -> tuple[int, tuple] | None:
     return covered.segments[0][2].periodicity_months, covered.periods
 
 
-def usage_totals(
-    year: int, convention_ids, periods_of: Mapping[int, tuple[int, tuple]] | None = None
-) -> dict[int, list[UsageTotal]]:
-    """convention id → its usage of ``year`` summed per payer, service and month; or, for the
-    conventions of ``periods_of`` (convention id → ``summed_periods``), per reimbursement
-    period, dated by the period's bounds. Values, not model objects: one query for the month
-    reading, one for the period reading (a convention's month falls in its period by a
-    division by its periodicity), one for the services' codes (joined, each of the many rows would carry its service's code)."""
-    periods_of = periods_of or {}
-    convention_ids = list(convention_ids)
-    of_year = UsageRecord.objects.filter(period_start__year=year).order_by()
+def service_codes(service_ids) -> dict[int, str]:
+    """service id → its code: read once for the many usage rows (joined, each row would carry
+    its service's code)."""
+    return dict(Service.objects.filter(pk__in=set(service_ids)).values_list("pk", "code"))
+
+
+def usage_totals(year: int, convention_ids) -> dict[int, list[UsageTotal]]:
+    """convention id → its usage of ``year`` summed per payer, service and month, as values
+    (not model objects): one query, and one for the services' codes."""
     rows = driver_rows(
-        of_year.filter(convention_id__in=[pk for pk in convention_ids if pk not in periods_of])
+        UsageRecord.objects.filter(period_start__year=year, convention_id__in=convention_ids)
+        .order_by()
         .values_list("convention_id", "beneficiary_id", "service_id", "period_start", "period_end")
         .annotate(milli=MILLI_UNITS, count=Count("pk"))
     )
-    by_periodicity: dict[int, list[int]] = defaultdict(list)
-    for pk in convention_ids:
-        if pk in periods_of:
-            by_periodicity[periods_of[pk][0]].append(pk)
-    period_rows = []
-    if by_periodicity:
-        # One query for every periodicity (one per periodicity read the table once each): each
-        # convention's periodicity told by a CASE, the most common one by default.
-        *listed, (usual, _ids) = sorted(by_periodicity.items(), key=lambda item: len(item[1]))
-        periodicity = Case(
-            *(When(convention_id__in=ids, then=Value(months)) for months, ids in listed),
-            default=Value(usual),
-            output_field=IntegerField(),
-        )
-        month = Cast(ExtractMonth("period_start"), IntegerField())
-        period_rows = driver_rows(
-            of_year.filter(convention_id__in=[pk for pk in convention_ids if pk in periods_of])
-            .annotate(period=(month - 1) / periodicity)
-            .values_list("convention_id", "beneficiary_id", "service_id", "period")
-            .annotate(milli=MILLI_UNITS, count=Count("pk"))
-        )
-    codes = dict(
-        Service.objects.filter(
-            pk__in={row[2] for row in rows} | {row[2] for row in period_rows}
-        ).values_list("pk", "code")
-    )
+    codes = service_codes(row[2] for row in rows)
     days: dict = {}  # a few distinct days (the months' bounds) among the many rows: read once
     totals: dict[int, list[UsageTotal]] = defaultdict(list)
     for convention_id, beneficiary_id, service_id, start, end, milli, count in rows:
@@ -952,20 +926,46 @@ def usage_totals(
                 count,
             )
         )
-    for convention_id, beneficiary_id, service_id, index, milli, count in period_rows:
-        period = periods_of[convention_id][1][index]
-        totals[convention_id].append(
-            UsageTotal(
-                beneficiary_id,
-                service_id,
-                codes[service_id],
-                period.start,
-                period.end,
-                scaled(milli),
-                count,
-            )
-        )
     return dict(totals)
+
+
+def period_usages(
+    year: int, periods_of: Mapping[int, tuple[int, tuple]]
+) -> dict[int, tuple[engine.Usage, ...]]:
+    """convention id → its usage of ``year`` summed per payer, service and reimbursement
+    period, as the engine reads it, for the conventions of ``periods_of`` (convention id →
+    ``summed_periods``: a whole year without avenant moving a party or a service line, so
+    each usage is dated by its period's first day). One query for every periodicity (one per
+    periodicity read the table once each): a convention's month falls in its period by a
+    division by its periodicity, told by a CASE, the most common one by default."""
+    by_periodicity: dict[int, list[int]] = defaultdict(list)
+    for pk, (months, _periods) in periods_of.items():
+        by_periodicity[months].append(pk)
+    if not by_periodicity:
+        return {}
+    *listed, (usual, _ids) = sorted(by_periodicity.items(), key=lambda item: len(item[1]))
+    periodicity = Case(
+        *(When(convention_id__in=ids, then=Value(months)) for months, ids in listed),
+        default=Value(usual),
+        output_field=IntegerField(),
+    )
+    month = Cast(ExtractMonth("period_start"), IntegerField())
+    rows = driver_rows(
+        UsageRecord.objects.filter(period_start__year=year, convention_id__in=list(periods_of))
+        .order_by()
+        .annotate(period=(month - 1) / periodicity)
+        .values_list("convention_id", "beneficiary_id", "service_id", "period")
+        .annotate(milli=MILLI_UNITS, count=Count("pk"))
+    )
+    codes = service_codes(row[2] for row in rows)
+    usage = engine.Usage
+    usages: dict[int, list[engine.Usage]] = defaultdict(list)
+    for convention_id, beneficiary_id, service_id, index, milli, count in rows:
+        start = periods_of[convention_id][1][index].start
+        usages[convention_id].append(
+            usage(beneficiary_id, codes[service_id], start, scaled(milli), "", count)
+        )
+    return {pk: tuple(found) for pk, found in usages.items()}
 
 
 class UsageRecords(Mapping):
@@ -1009,7 +1009,8 @@ class YearData:
     usages: Mapping  # convention id → [UsageRecord], loaded when first read (UsageRecords)
     populations: dict  # (organisation id, vintage) → municipal population
     called: dict  # (convention id, payer id) → [Instalment] not cancelled
-    # convention id → [UsageTotal]: what the engine reads (values summed in the database)
+    # convention id → [UsageTotal]: what the engine reads (values summed in the database),
+    # per month, of the conventions not read per period
     usage_totals: dict = field(default_factory=dict)
     # convention id → its CoveredYear (None: not covered), read once for every reader
     covered: dict = field(default_factory=dict)
@@ -1027,6 +1028,9 @@ class YearData:
     # read once for every convention of the year (the conventions are not prefetched).
     terms_of: dict = field(default_factory=dict)
     lines_of: dict = field(default_factory=dict)
+    # convention id → its usage summed per reimbursement period (``period_usages``), ready for
+    # the engine: a whole year without avenant moving a party or a service line
+    period_usages: dict = field(default_factory=dict)
 
     def terms(self, convention: Convention) -> list:
         return self.terms_of.get(convention.pk, [])
@@ -1163,13 +1167,14 @@ def load_year(year: int, conventions=None) -> YearData:
         UsageRecords(year, convention_ids),
         populations,
         called,
-        usage_totals(year, convention_ids, periods_of),
+        usage_totals(year, [pk for pk in convention_ids if pk not in periods_of]),
         covered,
         load_forecasts(year, [terms.pk for terms in all_terms]),
         engine_parties,
         base_lines=dict(base_lines),
         terms_of=terms_of,
         lines_of=lines_of,
+        period_usages=period_usages(year, periods_of),
     )
 
 
@@ -1295,6 +1300,9 @@ def usages_of_year(
     is covered (a commune joining or leaving, a service added or withdrawn by avenant): a
     usage dated outside is an error, the convention is not computed. ``lines_of_year``: the
     service lines present in the year, each with its presence."""
+    summed = data.period_usages.get(convention.pk)
+    if summed is not None:
+        return summed  # summed per period by the database, each dated by its period's start
     # Each party's and service line's presence (the last record of an organisation or service
     # counts); without avenant, present every day.
     first = covered.first

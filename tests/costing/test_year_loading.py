@@ -70,7 +70,7 @@ def load_record_by_record(year, conventions=None):
                 1,
             )
         )
-    return dataclasses.replace(data, usage_totals=dict(per_record))
+    return dataclasses.replace(data, usage_totals=dict(per_record), period_usages={})
 
 
 def year_as_data(monkeypatch, *, record_by_record: bool) -> dict:
@@ -451,19 +451,20 @@ def test_a_whole_year_without_avenant_is_summed_per_period_as_its_records_add_up
     assert summed(mad)[0] == 3
     assert summed(common)[0] == 5
     assert summed(late) is None
-    # One total per payer, service and period, dated by the period; the late one's per month.
-    bounds = {(t.period_start, t.period_end) for t in data.usage_totals[mad.pk]}
-    assert bounds == {
-        (date(YEAR, m, 1), services.month_bounds(YEAR, m + 2)[1]) for m in (1, 4, 7, 10)
+    # One usage per payer, service and period, dated by the period's first day, ready for the
+    # engine; the late one's per month.
+    assert {u.day for u in data.period_usages[mad.pk]} == {date(YEAR, m, 1) for m in (1, 4, 7, 10)}
+    assert len(data.period_usages[mad.pk]) == 2 * 4
+    assert sum(u.count for u in data.period_usages[mad.pk]) == 12 * 2 + 9 + 1 + 1
+    assert {u.day for u in data.period_usages[common.pk]} == {
+        date(YEAR, 1, 1),
+        date(YEAR, 6, 1),
+        date(YEAR, 11, 1),
     }
-    assert len(data.usage_totals[mad.pk]) == 2 * 4
-    assert sum(t.count for t in data.usage_totals[mad.pk]) == 12 * 2 + 9 + 1 + 1
-    assert {t.period_end for t in data.usage_totals[common.pk]} == {
-        date(YEAR, 5, 31),
-        date(YEAR, 10, 31),
-        date(YEAR, 12, 31),
-    }
-    assert len(data.usage_totals[common.pk]) == 3 + 3 + 2
+    assert len(data.period_usages[common.pk]) == 3 + 3 + 2
+    assert mad.pk not in data.usage_totals
+    assert common.pk not in data.usage_totals
+    assert late.pk not in data.period_usages
     assert len(data.usage_totals[late.pk]) == 11
     # And the year is the one computed record by record, to the cent and the thousandth.
     summed = year_as_data(monkeypatch, record_by_record=False)
