@@ -765,9 +765,13 @@ def pdf_response(request, pdf: bytes, filename: str, sha256: str = "") -> HttpRe
 
 @login_required
 def convention_pdf(request, reference):
+    return convention_pdf_response(request, get_convention(request, reference))
+
+
+def convention_pdf_response(request, convention) -> HttpResponse:
     """The projet before signature; afterwards the convention as signed (frozen bytes), or with
-    ``?version=consolidee`` the version consolidée au jour, labelled so."""
-    convention = get_convention(request, reference)
+    ``?version=consolidee`` the version consolidée au jour, labelled so. (The screens' and the
+    API's download.)"""
     if request.GET.get("version") == documents.CONSOLIDATED and convention.signature_date:
         pdf = documents.render_convention(convention, mode=documents.CONSOLIDATED)
         return pdf_response(request, pdf, f"{convention.reference}-consolidee.pdf")

@@ -71,6 +71,10 @@ INSTALLED_APPS = [
     "rules.apps.AutodiscoverRulesConfig",
     "axes",
     "csp",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "mutualisation",
     "conventions",
     "costing",
@@ -355,6 +359,56 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 # The reason kept with each change in the history (a correction's motif, typed by a person) is
 # text of any length: a longer motif was a 500 on PostgreSQL (varchar(100)).
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
+
+# The REST API (/api/v1/, mutualisation/api.py): a token per user (revocable in the admin) or
+# the browser's session; the same scopes and rules as the screens; French errors in one format.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "mutualisation.rest.Pagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "mutualisation.rest.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("MUTUALIS_API_ANON_RATE", default="60/hour"),
+        "user": env.str("MUTUALIS_API_USER_RATE", default="3600/hour"),
+    },
+    "COERCE_DECIMAL_TO_STRING": True,  # money stays exact: "1234.50", never a float
+    "DATETIME_FORMAT": "iso-8601",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "API Mutualis",
+    "DESCRIPTION": (
+        "Conventions de mutualisation, coûts unitaires, recours et remboursements "
+        "(CGCT D5211-16). Authentification : « Authorization: Token <jeton> » (jeton par "
+        "utilisateur, révocable dans l'administration). Montants en chaînes décimales exactes."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ConventionStatusEnum": "conventions.models.Status",
+        "AmendmentStatusEnum": "conventions.models.Amendment.AmendmentStatus",
+        "StatementStatusEnum": "costing.models.StatementStatus",
+        "OrganisationKindEnum": "mutualisation.models.OrganisationKind",
+        "ConventionKindEnum": "conventions.models.ConventionKind",
+        "ServiceKindEnum": "mutualisation.models.ServiceKind",
+    },
+}
 
 # Rows of one usage import (above it, the file is refused at once: split it).
 MUTUALIS_IMPORT_MAX_ROWS = env.int("MUTUALIS_IMPORT_MAX_ROWS", default=50_000)

@@ -39,6 +39,20 @@ urlpatterns = [
     ),
     path("accessibilite/", views.accessibility, name="accessibility"),
     path("admin/", admin.site.urls),
+    # The REST API, version 1: each app's resources (its api.py), under one namespace.
+    path(
+        "api/v1/",
+        include(
+            (
+                [
+                    path("", include("mutualisation.api")),
+                    path("", include("conventions.api")),
+                    path("", include("costing.api")),
+                ],
+                "api",
+            )
+        ),
+    ),
 ]
 
 # Uploaded files (signed scans) are never served as /media/ files, in any mode: only through

@@ -1,0 +1,220 @@
+"""Conventions in the REST API (/api/v1/conventions/, /api/v1/open-data/): read through the
+user's scope (a convention the user may not see is a 404), the PDF as the screens give it, and
+the open-data export of the conventions in force. See mutualisation/api.py."""
+
+import csv
+import io
+
+from django.db.models import Prefetch
+from django.http import HttpResponse
+from django.urls import path
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import permissions, serializers, viewsets
+from rest_framework.decorators import action, api_view, permission_classes, throttle_classes
+from rest_framework.response import Response
+from rest_framework.routers import SimpleRouter
+from rest_framework.throttling import AnonRateThrottle
+
+from conventions import views
+from conventions.models import Convention, Deliberation, Party, Status
+from conventions.serializers import ConventionListSerializer, ConventionSerializer
+from conventions.services.in_force import direction_of
+
+
+class ConventionViewSet(viewsets.ReadOnlyModelViewSet):
+    """Conventions the user may see: their territories' (staff), those their organisation is
+    party to (a commune's reader: its own only)."""
+
+    lookup_field = "reference"
+    lookup_value_regex = "[^/]+"
+    filterset_fields = ["status", "kind", "territory"]
+
+    def get_queryset(self):
+        queryset = (
+            Convention.objects.visible_to(self.request.user)
+            .select_related("territory", "managing_organisation")
+            .order_by("reference")
+        )
+        if self.action == "list":
+            return queryset
+        return queryset.prefetch_related(
+            Prefetch(
+                "parties", Party.objects.select_related("organisation", "joined_by", "left_by")
+            ),
+            "services__service",
+            "services__added_by",
+            "services__removed_by",
+            "terms__amendment",
+            Prefetch(
+                "deliberations", Deliberation.objects.select_related("organisation", "amendment")
+            ),
+            "amendments",
+        )
+
+    def get_serializer_class(self):
+        return ConventionListSerializer if self.action == "list" else ConventionSerializer
+
+    @extend_schema(
+        responses={(200, "application/pdf"): OpenApiTypes.BINARY},
+        parameters=[
+            OpenApiParameter(
+                "version",
+                str,
+                enum=["consolidee"],
+                description="« consolidee » : la version consolidée au jour (après signature).",
+            )
+        ],
+    )
+    @action(detail=True, url_path="pdf")
+    def pdf(self, request, reference=None):
+        """The convention's PDF: the projet before signature, the signed act afterwards."""
+        convention = self.get_object()
+        return views.convention_pdf_response(request._request, convention)
+
+
+class OpenConventionSerializer(serializers.Serializer):
+    """A convention in force as the open-data portal publishes it: public acts only."""
+
+    reference = serializers.CharField()
+    title = serializers.CharField()
+    kind = serializers.CharField()
+    direction = serializers.CharField(allow_null=True)
+    territory = serializers.CharField()
+    territory_siren = serializers.CharField()
+    start_date = serializers.DateField()
+    signature_date = serializers.DateField(allow_null=True)
+    parties = serializers.ListField(child=serializers.DictField())
+    services = serializers.ListField(child=serializers.DictField())
+    deliberations = serializers.ListField(child=serializers.DictField())
+
+
+def open_conventions(territory_siren: str = "") -> list[dict]:
+    """The conventions in force (status « en vigueur »), as public data: parties, services and
+    the approving deliberations (organisation, date, number, link), no agent nor person."""
+    conventions = (
+        Convention.objects.filter(status=Status.IN_FORCE)
+        .select_related("territory")
+        .prefetch_related(
+            Prefetch("parties", Party.objects.select_related("organisation")),
+            "services__service",
+            Prefetch("deliberations", Deliberation.objects.select_related("organisation")),
+        )
+        .order_by("reference")
+    )
+    if territory_siren:
+        conventions = conventions.filter(territory__siren=territory_siren)
+    return [
+        {
+            "reference": c.reference,
+            "title": c.title,
+            "kind": c.kind,
+            "direction": direction_of(c.parties.all()),
+            "territory": c.territory.name,
+            "territory_siren": c.territory.siren,
+            "start_date": c.start_date,
+            "signature_date": c.signature_date,
+            "parties": [
+                {"name": p.organisation.name, "siren": p.organisation.siren, "role": p.role}
+                for p in c.parties.all()
+            ],
+            "services": [
+                {"code": line.service.code, "name": line.service.name} for line in c.services.all()
+            ],
+            "deliberations": [
+                {
+                    "organisation": d.organisation.name,
+                    "date": d.date,
+                    "number": d.number,
+                    "vote": d.vote,
+                    "link": d.link,
+                }
+                for d in c.deliberations.all()
+            ],
+        }
+        for c in conventions
+    ]
+
+
+OPEN_CSV_COLUMNS = [
+    "reference",
+    "title",
+    "kind",
+    "direction",
+    "territory",
+    "territory_siren",
+    "start_date",
+    "signature_date",
+    "parties",
+    "services",
+    "deliberations",
+]
+
+
+def open_conventions_csv(rows: list[dict]) -> str:
+    """One line per convention; parties, services and deliberations joined by « ; »."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer.writerow(OPEN_CSV_COLUMNS)
+    for row in rows:
+        writer.writerow(
+            [
+                row["reference"],
+                row["title"],
+                row["kind"],
+                row["direction"] or "",
+                row["territory"],
+                row["territory_siren"],
+                row["start_date"].isoformat(),
+                row["signature_date"].isoformat() if row["signature_date"] else "",
+                " ; ".join(f"{p['name']} ({p['siren']}, {p['role']})" for p in row["parties"]),
+                " ; ".join(f"{s['code']} {s['name']}" for s in row["services"]),
+                " ; ".join(
+                    f"{d['organisation']} n° {d['number']} du {d['date'].isoformat()}"
+                    for d in row["deliberations"]
+                ),
+            ]
+        )
+    return out.getvalue()
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("territory", str, description="SIREN de l'EPCI (tous sinon)."),
+    ],
+    responses={200: OpenConventionSerializer(many=True), (200, "text/csv"): OpenApiTypes.STR},
+)
+@api_view(["GET"])
+@permission_classes([permissions.AllowAny])
+@throttle_classes([AnonRateThrottle])
+def open_data_conventions(request, extension="json"):
+    """Open data: the conventions in force, public acts (conventions.json, or conventions.csv:
+    UTF-8, « ; »). Without authentication."""
+    rows = open_conventions(request.query_params.get("territory", ""))
+    if extension == "csv":
+        response = HttpResponse(open_conventions_csv(rows), content_type="text/csv; charset=utf-8")
+        day = timezone.localdate().isoformat()
+        response["Content-Disposition"] = f'attachment; filename="conventions-{day}.csv"'
+        return response
+    return Response(OpenConventionSerializer(rows, many=True).data)
+
+
+router = SimpleRouter()
+router.register("conventions", ConventionViewSet, basename="convention")
+
+urlpatterns = [
+    path(
+        "open-data/conventions.json",
+        open_data_conventions,
+        {"extension": "json"},
+        name="open-data-conventions",
+    ),
+    path(
+        "open-data/conventions.csv",
+        open_data_conventions,
+        {"extension": "csv"},
+        name="open-data-conventions-csv",
+    ),
+    *router.urls,
+]

@@ -1,0 +1,75 @@
+"""The REST API's settings-level parts (pagination, the one error shape), apart from the
+resources so that DRF's settings can import them without importing the views.
+
+Errors have one shape, in French::
+
+    {"detail": "Les données envoyées sont invalides.", "code": "invalid",
+     "fields": {"units": ["Ce champ est obligatoire."], "records.3.period_start": [...]}}
+"""
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from django.utils.translation import gettext as _
+from rest_framework import exceptions, pagination, serializers
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class Pagination(pagination.PageNumberPagination):
+    """``?page=2&page_size=200`` (at most 500 a page): ``count``, ``next``, ``previous``,
+    ``results``."""
+
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The one error shape of the API (documented in the schema)."""
+
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()), required=False
+    )
+
+
+def flatten(errors, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested validation errors as ``{"field": [...], "records.3.units": [...]}``."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            name = "non_field_errors" if key in ("non_field_errors", "__all__") else str(key)
+            flat.update(flatten(value, f"{prefix}{name}." if prefix or name else ""))
+        return {key.rstrip("."): value for key, value in flat.items()}
+    if isinstance(errors, list) and errors and all(not isinstance(e, dict | list) for e in errors):
+        return {prefix.rstrip(".") or "non_field_errors": [str(e) for e in errors]}
+    if isinstance(errors, list):
+        for index, value in enumerate(errors):
+            if value:
+                flat.update(flatten(value, f"{prefix}{index}."))
+        return flat
+    return {prefix.rstrip(".") or "non_field_errors": [str(errors)]}
+
+
+def exception_handler(exc, context):
+    """Every error in the API's one shape: ``detail`` (French), ``code``, and for invalid
+    data, each field's messages under ``fields``."""
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(_("Ressource introuvable."))
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # an unexpected error: Django's 500, logged
+    if isinstance(exc, exceptions.ValidationError):
+        fields = flatten(exc.detail)
+        body = {
+            "detail": _("Les données envoyées sont invalides."),
+            "code": "invalid",
+            "fields": fields,
+        }
+    else:
+        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+        code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
+        body = {"detail": str(detail), "code": str(code)}
+    response.data = body
+    return response
