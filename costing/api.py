@@ -5,12 +5,13 @@ mutualisation/api.py."""
 from dataclasses import replace
 
 from django.db.models import Q
-from django.http import Http404
+from django.shortcuts import get_object_or_404
 from django.urls import path, register_converter
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action, api_view
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
@@ -117,7 +118,13 @@ class StatementViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, url_path="pdf")
     def pdf(self, request, pk=None):
         """The statement's PDF: the very bytes issued, or the projet of a draft."""
-        return views.statement_pdf(request._request, pk)
+        statement = get_object_or_404(
+            Statement.objects.visible_to(request.user).select_related(
+                "convention", "payer", "payee", "cancels"
+            ),
+            pk=pk,
+        )
+        return views.statement_pdf_response(request._request, statement)
 
 
 def own_part(computed: services.Reimbursements, organisation_ids) -> services.Reimbursements:
@@ -151,7 +158,7 @@ def reimbursements(request, year):
     lines, settlements, positions, findings and totals. The territory's staff: its whole year;
     anyone else: their own organisation's part of the conventions they are party to."""
     if not request.user.has_perm("costing.view_reimbursements"):
-        raise Http404
+        raise PermissionDenied  # no role: as on the screens
     scope = scope_of(request.user)
     if scope.is_staff_of_a_territory:
         computed = services.compute_reimbursements(

@@ -853,7 +853,12 @@ def statement_detail(request, pk):
 @login_required
 def statement_pdf(request, pk):
     require(request, "costing.view_reimbursements")
-    statement = visible_statement(request, pk)
+    return statement_pdf_response(request, visible_statement(request, pk))
+
+
+def statement_pdf_response(request, statement: Statement) -> HttpResponse:
+    """The very bytes issued, never re-rendered; a draft's projet. (The screens' and the API's
+    download.)"""
     if statement.is_issued:
         content = bytes(statement.pdf)  # the very bytes issued, never re-rendered
         filename = f"{statement.number}.pdf"

@@ -53,6 +53,14 @@ FINANCE =             (LOGIN,     403,      403,      403,      403,     200,   
 USAGE =               (LOGIN,     403,      403,      403,      200,     200,     200)
 ANY_ACCOUNT =         (LOGIN,     200,      200,      200,      200,     200,     200)
 POST_ONLY =           (LOGIN,     405,      405,      405,      405,     405,     405)
+# The REST API (/api/v1/): 401 without a token or session; what the persona may not see is a
+# 404; its read-only resources refuse a POST (405).
+API_EVERY =           (401,       200,      200,      200,      200,     200,     200)
+API_SEES_A =          (401,       404,      200,      404,      200,     200,     200)
+API_SEES_BOTH =       (401,       404,      200,      200,      200,     200,     200)
+API_READ_ONLY =       (401,       405,      405,      405,      405,     405,     405)
+PUBLIC =              (200,) * 7
+PUBLIC_READ_ONLY =    (405,) * 7
 
 
 def admin_only(answer):
@@ -196,6 +204,47 @@ ROWS = {
     "costing:commune-summary":           Row(lambda w: {"year": YEAR,
                                                         "siren": w.commune_a.siren},
                                              COST_SEES_A),
+    # --- the REST API --------------------------------------------------------------------------
+    "api:root":                          Row(lambda w: {}, API_EVERY, API_READ_ONLY),
+    # The schema and its documentation describe the API, not its data: public.
+    "api:schema":                        Row(lambda w: {}, PUBLIC, PUBLIC_READ_ONLY),
+    "api:docs":                          Row(lambda w: {}, PUBLIC, PUBLIC_READ_ONLY),
+    "api:organisation-list":             Row(lambda w: {}, API_EVERY, API_READ_ONLY),
+    "api:organisation-detail":           Row(lambda w: {"pk": w.commune_a.pk}, API_SEES_A,
+                                             API_READ_ONLY),
+    "api:population-list":               Row(lambda w: {}, API_EVERY, API_READ_ONLY),
+    "api:population-detail":             Row(lambda w: {"pk": w.population.pk}, API_SEES_A,
+                                             API_READ_ONLY),
+    "api:unittype-list":                 Row(lambda w: {}, API_EVERY, API_READ_ONLY),
+    "api:unittype-detail":               Row(lambda w: {"pk": w.service.unit_type.pk},
+                                             API_SEES_BOTH, API_READ_ONLY),
+    "api:service-list":                  Row(lambda w: {}, API_EVERY, API_READ_ONLY),
+    "api:service-detail":                Row(lambda w: {"pk": w.service.pk}, API_SEES_BOTH,
+                                             API_READ_ONLY),
+    "api:convention-list":               Row(lambda w: {}, API_EVERY, API_READ_ONLY),
+    "api:convention-detail":             Row(lambda w: {"reference": w.convention_a.reference},
+                                             API_SEES_A, API_READ_ONLY),
+    "api:convention-pdf":                Row(lambda w: {"reference": w.convention_a.reference},
+                                             API_SEES_A, API_READ_ONLY),
+    # The conventions in force, public acts: the open-data portal reads them without a token.
+    "api:open-data-conventions":         Row(lambda w: {}, PUBLIC, PUBLIC_READ_ONLY),
+    "api:open-data-conventions-csv":     Row(lambda w: {}, PUBLIC, PUBLIC_READ_ONLY),
+    "api:costbase-list":                 Row(lambda w: {}, API_EVERY, API_READ_ONLY),
+    "api:costbase-detail":               Row(lambda w: {"pk": w.base_a_only.pk}, API_SEES_A,
+                                             API_READ_ONLY),
+    "api:unitcost-list":                 Row(lambda w: {}, API_EVERY, API_READ_ONLY),
+    "api:unitcost-detail":               Row(lambda w: {"pk": w.unit_cost.pk}, API_SEES_BOTH,
+                                             API_READ_ONLY),
+    "api:usagerecord-list":              Row(lambda w: {}, API_EVERY, API_READ_ONLY),
+    "api:usagerecord-detail":            Row(lambda w: {"pk": w.usage.pk}, API_SEES_A,
+                                             API_READ_ONLY),
+    "api:statement-list":                Row(lambda w: {}, API_EVERY, API_READ_ONLY),
+    "api:statement-detail":              Row(lambda w: {"pk": w.correction.pk}, API_SEES_A,
+                                             API_READ_ONLY),
+    "api:statement-pdf":                 Row(lambda w: {"pk": w.issued.pk}, API_SEES_A,
+                                             API_READ_ONLY),
+    "api:reimbursements":                Row(lambda w: {"year": YEAR},
+                                             (401, 403, 200, 200, 200, 200, 200), API_READ_ONLY),
     # --- the admin site: staff only (the administrator); a non-staff account is sent to its
     # login page -----------------------------------------------------------------------------
     "admin:index":                       Row(lambda w: {}, STAFF_ONLY),
@@ -233,6 +282,8 @@ class AdminModel:
 
 ADMIN_MODELS = {
     "auth.group": AdminModel(lambda w: w.group, simple_history=False),
+    # API tokens: one per user, created and revoked by the administrator (docs/api.md).
+    "authtoken.tokenproxy": AdminModel(lambda w: w.token, simple_history=False),
     "auth.user": AdminModel(lambda w: w.users.reader_a, simple_history=False),
     "axes.accessattempt": AdminModel(lambda w: w.attempt, add=403, simple_history=False),
     "axes.accesslog": AdminModel(lambda w: w.access_log, add=403, simple_history=False),

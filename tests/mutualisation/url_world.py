@@ -17,6 +17,7 @@ import time_machine
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib.auth.models import Group
 from django.core.files.base import ContentFile
+from rest_framework.authtoken.models import Token, TokenProxy
 
 from conventions.models import (
     AgentAssignment,
@@ -395,6 +396,8 @@ def build_world():
         account_mapping=account_mapping,
         epci_membership=commune_a.epci_memberships.get(),
         population=commune_a.population_records.get(),
+        # The API token of the finance officer (revocable in the admin).
+        token=TokenProxy.objects.get(pk=Token.objects.create(user=users.finance).pk),
     )
 
 
