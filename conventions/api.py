@@ -9,10 +9,12 @@ from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.urls import path
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, serializers, viewsets
 from rest_framework.decorators import action, api_view, permission_classes, throttle_classes
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 from rest_framework.throttling import AnonRateThrottle
@@ -20,7 +22,37 @@ from rest_framework.throttling import AnonRateThrottle
 from conventions import views
 from conventions.models import Convention, Deliberation, Party, Status
 from conventions.serializers import ConventionListSerializer, ConventionSerializer
+from conventions.services import TransitionRefused, transitions
 from conventions.services.in_force import direction_of
+
+
+class TransitionSerializer(serializers.Serializer):
+    signature_date = serializers.DateField(
+        required=False, help_text="Date de signature (transition « sign »)."
+    )
+
+
+class TransitionRefusedSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    target = serializers.CharField()
+    missing = serializers.ListField(child=serializers.CharField())
+
+
+class Refused(APIException):
+    """A legal transition refused: 409, with everything missing (French sentences)."""
+
+    status_code = 409
+    default_code = "transition_refused"
+
+    def __init__(self, refused: TransitionRefused):
+        target = Status(refused.target).label if refused.target in Status.values else refused.target
+        super().__init__(
+            _("Passage au statut « %(target)s » refusé : il manque %(count)s élément(s).")
+            % {"target": target, "count": len(refused.missing)}
+        )
+        self.target = str(refused.target)
+        self.missing = [str(gap) for gap in refused.missing]
 
 
 class ConventionViewSet(viewsets.ReadOnlyModelViewSet):
@@ -55,6 +87,30 @@ class ConventionViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_serializer_class(self):
         return ConventionListSerializer if self.action == "list" else ConventionSerializer
+
+    @extend_schema(
+        request=TransitionSerializer,
+        responses={200: ConventionSerializer, 409: TransitionRefusedSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path=r"transitions/(?P<name>[a-z_]+)")
+    def transition(self, request, reference=None, name=None):
+        """Apply a legal transition (submit, withdraw, deliberate, sign, enter_into_force,
+        expire) through the same gates as the screens: refused, 409 with the French list of
+        everything missing. Managers of the convention's territory."""
+        convention = self.get_object()
+        if not request.user.has_perm("conventions.change_convention", convention):
+            raise PermissionDenied
+        if name not in transitions.TRANSITIONS:
+            raise NotFound(_("Transition inconnue : %(name)s.") % {"name": name})
+        data = TransitionSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            convention = transitions.convention_transition(
+                convention, name, signature_date=data.validated_data.get("signature_date")
+            )
+        except TransitionRefused as refused:
+            raise Refused(refused) from refused
+        return Response(ConventionSerializer(self.get_object(), context={"request": request}).data)
 
     @extend_schema(
         responses={(200, "application/pdf"): OpenApiTypes.BINARY},

@@ -71,5 +71,7 @@ def exception_handler(exc, context):
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
         code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
         body = {"detail": str(detail), "code": str(code)}
+        if hasattr(exc, "missing"):  # a refused legal transition: everything missing
+            body.update(target=exc.target, missing=exc.missing)
     response.data = body
     return response

@@ -226,6 +226,11 @@ ROWS = {
                                              API_SEES_A, API_READ_ONLY),
     "api:convention-pdf":                Row(lambda w: {"reference": w.convention_a.reference},
                                              API_SEES_A, API_READ_ONLY),
+    # The legal transitions: the managers of the convention's territory, through the gates
+    # (tests/conventions/test_api.py); the API reads JSON, so a form's empty POST is a 415.
+    "api:convention-transition":         Row(lambda w: {"reference": w.draft.reference,
+                                                        "name": "submit"},
+                                             API_READ_ONLY, (401, 404, 403, 404, 415, 403, 415)),
     # The conventions in force, public acts: the open-data portal reads them without a token.
     "api:open-data-conventions":         Row(lambda w: {}, PUBLIC, PUBLIC_READ_ONLY),
     "api:open-data-conventions-csv":     Row(lambda w: {}, PUBLIC, PUBLIC_READ_ONLY),

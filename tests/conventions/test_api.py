@@ -1,0 +1,148 @@
+"""Conventions in the REST API: what the screens show, as data; legal transitions through the
+same gates (refused: 409 with everything missing, in French); the open data of the conventions
+in force, public acts without personal data."""
+
+import csv
+import io
+from datetime import date
+
+import pytest
+from rest_framework.authtoken.models import Token
+
+from conventions.models import AgentAssignment, AgentRegime, Status
+from tests.conventions.conftest import add_deliberations
+from tests.costing.conftest import (  # noqa: F401 (fixtures)
+    after_year_end,
+    billed,
+    unit_cost_kwargs,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def with_token(client, user):
+    client.defaults["HTTP_AUTHORIZATION"] = f"Token {Token.objects.create(user=user).key}"
+    return client
+
+
+def test_a_convention_reads_with_its_parties_services_terms_and_deliberations(
+    client, personas, mad_descendante, territory
+):
+    convention = mad_descendante.convention
+    add_deliberations(convention, [territory.epci, territory.commune_a])
+    body = (
+        with_token(client, personas.reader_a)
+        .get(f"/api/v1/conventions/{convention.reference}/")
+        .json()
+    )
+    assert body["reference"] == convention.reference
+    assert body["status"] == Status.DRAFT
+    assert body["direction"] == "DESCENDANTE"
+    assert [(p["organisation_name"], p["role"]) for p in body["parties"]] == [
+        (p.organisation.name, p.role) for p in convention.parties.all()
+    ]
+    assert [s["code"] for s in body["services"]] == [mad_descendante.service.code]
+    assert body["terms_in_force"]["settlement_mode"] == mad_descendante.terms.settlement_mode
+    assert {d["organisation_name"] for d in body["deliberations"]} == {
+        territory.epci.name,
+        territory.commune_a.name,
+    }
+    assert body["pdf"].endswith(f"/api/v1/conventions/{convention.reference}/pdf/")
+    pdf = client.get(body["pdf"])
+    assert pdf["Content-Type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF")
+
+
+def test_a_refused_transition_answers_409_with_everything_missing_in_french(
+    client, personas, mad_descendante
+):
+    convention = mad_descendante.convention
+    with_token(client, personas.manager)
+    url = f"/api/v1/conventions/{convention.reference}/transitions/"
+    assert client.post(url + "submit/", {}, content_type="application/json").status_code == 200
+    refused = client.post(url + "deliberate/", {}, content_type="application/json")
+    assert refused.status_code == 409
+    body = refused.json()
+    assert body["code"] == "transition_refused"
+    assert body["target"] == Status.DELIBERATED
+    assert body["detail"].startswith("Passage au statut « Délibérée » refusé")
+    [gap] = [g for g in body["missing"] if g.startswith("Délibération approuvant")]
+    for party in convention.parties.all():
+        assert party.organisation.name in gap
+    convention.refresh_from_db()
+    assert convention.status == Status.CONSULTATION
+
+
+def test_a_transition_is_the_managers_a_reader_is_refused(client, personas, mad_descendante):
+    convention = mad_descendante.convention
+    url = f"/api/v1/conventions/{convention.reference}/transitions/submit/"
+    assert with_token(client, personas.reader_a).post(url).status_code == 403
+    client.defaults.clear()
+    assert with_token(client, personas.finance).post(url).status_code == 403
+    client.defaults.clear()
+    unknown = with_token(client, personas.manager).post(
+        f"/api/v1/conventions/{convention.reference}/transitions/abolish/"
+    )
+    assert unknown.status_code == 404
+    convention.refresh_from_db()
+    assert convention.status == Status.DRAFT
+
+
+def test_signing_without_a_date_is_refused_with_the_gap(client, personas, billed):  # noqa: F811
+    with_token(client, personas.manager)
+    convention = billed.convention
+    convention.status = Status.DELIBERATED
+    convention.signature_date = None
+    convention.save()
+    refused = client.post(
+        f"/api/v1/conventions/{convention.reference}/transitions/sign/",
+        {"signature_date": "pas une date"},
+        content_type="application/json",
+    )
+    assert refused.status_code == 400
+    assert refused.json()["fields"]["signature_date"][0].startswith("La date n'a pas le bon")
+
+
+def test_the_open_data_lists_the_conventions_in_force_as_public_acts(client, billed, territory):  # noqa: F811
+    convention = billed.convention
+    convention.status = Status.IN_FORCE
+    convention.save()
+    AgentAssignment.objects.create(
+        convention=convention,
+        agent_ref="AGENT-0042",
+        job_title="Instructeur",
+        employer=territory.epci,
+        regime=AgentRegime.choices[0][0],
+        share_percent=50,
+        functional_authority="Maire",
+        hierarchical_authority="Président",
+        start_date=date(2026, 1, 1),
+    )
+    response = client.get("/api/v1/open-data/conventions.json")  # no token: public
+    assert response.status_code == 200
+    [row] = response.json()
+    assert row["reference"] == convention.reference
+    assert row["territory_siren"] == territory.epci.siren
+    assert {p["siren"] for p in row["parties"]} == {
+        territory.epci.siren,
+        territory.commune_a.siren,
+        territory.commune_b.siren,
+    }
+    assert len(row["deliberations"]) == 3
+    text = response.content.decode()
+    assert "AGENT-0042" not in text
+    assert "Instructeur" not in text
+    csv_response = client.get("/api/v1/open-data/conventions.csv")
+    assert csv_response["Content-Type"] == "text/csv; charset=utf-8"
+    rows = list(csv.DictReader(io.StringIO(csv_response.content.decode()), delimiter=";"))
+    assert [r["reference"] for r in rows] == [convention.reference]
+    assert territory.commune_a.name in rows[0]["parties"]
+    assert "AGENT-0042" not in csv_response.content.decode()
+
+
+def test_the_open_data_leaves_out_drafts_and_other_territories(client, billed, mad_descendante):  # noqa: F811
+    assert client.get("/api/v1/open-data/conventions.json").json() == []  # signed, not in force
+    billed.convention.status = Status.IN_FORCE
+    billed.convention.save()
+    other = client.get("/api/v1/open-data/conventions.json?territory=000000000").json()
+    assert other == []
