@@ -14,7 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, serializers, viewsets
 from rest_framework.decorators import action, api_view, permission_classes, throttle_classes
-from rest_framework.exceptions import APIException, NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 from rest_framework.throttling import AnonRateThrottle
@@ -24,6 +24,7 @@ from conventions.models import Convention, Deliberation, Party, Status
 from conventions.serializers import ConventionListSerializer, ConventionSerializer
 from conventions.services import TransitionRefused, transitions
 from conventions.services.in_force import direction_of
+from mutualisation.rest import Refused
 
 
 class TransitionSerializer(serializers.Serializer):
@@ -37,22 +38,6 @@ class TransitionRefusedSerializer(serializers.Serializer):
     code = serializers.CharField()
     target = serializers.CharField()
     missing = serializers.ListField(child=serializers.CharField())
-
-
-class Refused(APIException):
-    """A legal transition refused: 409, with everything missing (French sentences)."""
-
-    status_code = 409
-    default_code = "transition_refused"
-
-    def __init__(self, refused: TransitionRefused):
-        target = Status(refused.target).label if refused.target in Status.values else refused.target
-        super().__init__(
-            _("Passage au statut « %(target)s » refusé : il manque %(count)s élément(s).")
-            % {"target": target, "count": len(refused.missing)}
-        )
-        self.target = str(refused.target)
-        self.missing = [str(gap) for gap in refused.missing]
 
 
 class ConventionViewSet(viewsets.ReadOnlyModelViewSet):
@@ -109,7 +94,14 @@ class ConventionViewSet(viewsets.ReadOnlyModelViewSet):
                 convention, name, signature_date=data.validated_data.get("signature_date")
             )
         except TransitionRefused as refused:
-            raise Refused(refused) from refused
+            target = Status(refused.target).label if refused.target in Status.values else ""
+            raise Refused(
+                _("Passage au statut « %(target)s » refusé : il manque %(count)s élément(s).")
+                % {"target": target or refused.target, "count": len(refused.missing)},
+                refused.missing,
+                target=str(refused.target),
+                code="transition_refused",
+            ) from refused
         return Response(ConventionSerializer(self.get_object(), context={"request": request}).data)
 
     @extend_schema(

@@ -7,25 +7,28 @@ from dataclasses import replace
 from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from django.urls import path, register_converter
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action, api_view
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from conventions.models import Convention
-from costing import engine, exports, services, views
+from costing import engine, exports, services, statements, views
 from costing.models import CostBase, Statement, UnitCost, UsageRecord
 from costing.serializers import (
     CostBaseSerializer,
+    NotificationSerializer,
     StatementDetailSerializer,
     StatementSerializer,
     UnitCostSerializer,
     UsageRecordSerializer,
 )
 from mutualisation.converters import YearConverter
+from mutualisation.rest import ErrorSerializer, Refused
 from mutualisation.rules import scope_of
 
 register_converter(YearConverter, "api-year")  # the screens' budget years (costing/urls.py)
@@ -45,6 +48,49 @@ class CostBaseViewSet(viewsets.ReadOnlyModelViewSet):
             .prefetch_related("lines")
             .order_by("-year", "service__code", "pk")
         )
+
+    def managed_object(self) -> CostBase:
+        """A cost base the user sees (404 otherwise) and may manage: finance of its service's
+        territory (403 otherwise)."""
+        base = self.get_object()
+        if not (
+            self.request.user.has_perm("costing.manage_costs")
+            and CostBase.objects.managed_by(self.request.user).filter(pk=base.pk).exists()
+        ):
+            raise PermissionDenied
+        return base
+
+    @extend_schema(request=None, responses={201: UnitCostSerializer, 409: ErrorSerializer})
+    @action(detail=True, methods=["post"], url_path="compute-unit-cost")
+    def compute_unit_cost(self, request, pk=None):
+        """Compute the year's unit cost from this cost base (eligible cost ÷ reference units,
+        rounded to the cent): a new version while the current one is not notified."""
+        base = self.managed_object()
+        try:
+            unit_cost = services.unit_cost_compute(base)
+        except engine.EngineError as error:
+            raise Refused(str(error)) from error
+        return Response(UnitCostSerializer(unit_cost).data, status=201)
+
+    @extend_schema(
+        request=NotificationSerializer,
+        responses={200: UnitCostSerializer, 409: ErrorSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="notify-unit-cost")
+    def notify_unit_cost(self, request, pk=None):
+        """Record the day the current unit cost was notified to the beneficiaries (before the
+        budget deadline, D5211-16); a notified unit cost is frozen."""
+        base = self.managed_object()
+        data = NotificationSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        unit_cost = services.current_unit_cost(base.service, base.year)
+        if unit_cost is None:
+            raise Refused(_("Aucun coût unitaire calculé pour cette base : calculez-le d'abord."))
+        try:
+            unit_cost = services.unit_cost_notify(unit_cost, data.validated_data["notified_on"])
+        except engine.EngineError as error:
+            raise Refused(str(error)) from error
+        return Response(UnitCostSerializer(unit_cost).data)
 
 
 class UnitCostViewSet(viewsets.ReadOnlyModelViewSet):
@@ -114,6 +160,26 @@ class StatementViewSet(viewsets.ReadOnlyModelViewSet):
     def get_serializer_class(self):
         return StatementDetailSerializer if self.action == "retrieve" else StatementSerializer
 
+    @extend_schema(request=None, responses={200: StatementDetailSerializer, 409: ErrorSerializer})
+    @action(detail=True, methods=["post"], url_path="issue")
+    def issue(self, request, pk=None):
+        """Issue a draft (its number, frozen snapshot and PDF): finance of the convention's
+        territory, through the same checks as the screens; refused, 409 with the reasons."""
+        statement = self.get_object()
+        if not (
+            request.user.has_perm("costing.issue_statements")
+            and scope_of(request.user).works_on(statement.convention.territory_id)
+        ):
+            raise PermissionDenied
+        try:
+            statement = statements.statement_issue(statement, user=request.user)
+        except statements.StatementRefused as refused:
+            raise Refused(
+                _("Émission refusée."), refused.reasons, code="statement_refused"
+            ) from refused
+        issued = self.get_queryset().prefetch_related("lines__service").get(pk=statement.pk)
+        return Response(StatementDetailSerializer(issued, context={"request": request}).data)
+
     @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY})
     @action(detail=True, url_path="pdf")
     def pdf(self, request, pk=None):
@@ -172,6 +238,26 @@ def reimbursements(request, year):
     return Response(exports.year_as_dict(computed))
 
 
+@extend_schema(
+    responses={
+        (200, "text/csv"): OpenApiTypes.BINARY,
+        (200, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"): (
+            OpenApiTypes.BINARY
+        ),
+    }
+)
+@api_view(["GET"])
+def export(request, year, kind, fmt):
+    """The finance chain's files of the year (docs/statements.md): ``lignes`` (the issued
+    statements' lines), ``titres``, ``mandats``, ``acomptes``; as ``csv`` or ``xlsx``. The same
+    rows as the screens' exports, over the conventions of the user's territories."""
+    if not request.user.has_perm("costing.issue_statements"):
+        raise PermissionDenied
+    if kind not in views.EXPORTS or fmt not in exports.SPREADSHEET_FORMATS:
+        raise NotFound(_("Export inconnu."))
+    return views.export(request._request, year, kind, fmt)
+
+
 router = SimpleRouter()
 router.register("cost-bases", CostBaseViewSet, basename="costbase")
 router.register("unit-costs", UnitCostViewSet, basename="unitcost")
@@ -180,5 +266,6 @@ router.register("statements", StatementViewSet, basename="statement")
 
 urlpatterns = [
     path("reimbursements/<api-year:year>/", reimbursements, name="reimbursements"),
+    path("exports/<api-year:year>/<str:kind>.<str:fmt>", export, name="export"),
     *router.urls,
 ]

@@ -4,6 +4,7 @@ decimal strings."""
 from rest_framework import serializers
 
 from costing.models import CostBase, CostLine, Statement, StatementLine, UnitCost, UsageRecord
+from mutualisation.validators import validate_plausible_date
 
 
 class CostLineSerializer(serializers.ModelSerializer):
@@ -147,3 +148,10 @@ class StatementDetailSerializer(StatementSerializer):
 
     class Meta(StatementSerializer.Meta):
         fields = [*StatementSerializer.Meta.fields, "lines"]
+
+
+class NotificationSerializer(serializers.Serializer):
+    notified_on = serializers.DateField(
+        help_text="Jour où le coût unitaire a été notifié aux bénéficiaires.",
+        validators=[validate_plausible_date],
+    )

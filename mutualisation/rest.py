@@ -50,6 +50,19 @@ def flatten(errors, prefix: str = "") -> dict[str, list[str]]:
     return {prefix.rstrip(".") or "non_field_errors": [str(errors)]}
 
 
+class Refused(exceptions.APIException):
+    """An action the law or the data refuses (a legal transition, issuing a statement, a unit
+    cost): 409, with everything missing as French sentences under ``missing``."""
+
+    status_code = 409
+    default_code = "refused"
+
+    def __init__(self, detail: str, missing=(), *, target: str = "", code: str = "refused"):
+        super().__init__(detail, code)
+        self.missing = [str(item) for item in missing]
+        self.target = target
+
+
 def exception_handler(exc, context):
     """Every error in the API's one shape: ``detail`` (French), ``code``, and for invalid
     data, each field's messages under ``fields``."""
@@ -71,7 +84,9 @@ def exception_handler(exc, context):
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
         code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
         body = {"detail": str(detail), "code": str(code)}
-        if hasattr(exc, "missing"):  # a refused legal transition: everything missing
-            body.update(target=exc.target, missing=exc.missing)
+        if isinstance(exc, Refused):  # everything missing, and the status refused if any
+            body["missing"] = exc.missing
+            if exc.target:
+                body["target"] = exc.target
     response.data = body
     return response

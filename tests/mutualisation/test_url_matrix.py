@@ -235,6 +235,11 @@ ROWS = {
     "api:open-data-conventions":         Row(lambda w: {}, PUBLIC, PUBLIC_READ_ONLY),
     "api:open-data-conventions-csv":     Row(lambda w: {}, PUBLIC, PUBLIC_READ_ONLY),
     "api:costbase-list":                 Row(lambda w: {}, API_EVERY, API_READ_ONLY),
+    # Finance of the service's territory; the unit cost of the world is notified: refused.
+    "api:costbase-compute-unit-cost":    Row(lambda w: {"pk": w.base.pk}, API_READ_ONLY,
+                                             (401, 404, 403, 403, 403, 409, 409)),
+    "api:costbase-notify-unit-cost":     Row(lambda w: {"pk": w.base.pk}, API_READ_ONLY,
+                                             (401, 404, 403, 403, 403, 415, 415)),
     "api:costbase-detail":               Row(lambda w: {"pk": w.base_a_only.pk}, API_SEES_A,
                                              API_READ_ONLY),
     "api:unitcost-list":                 Row(lambda w: {}, API_EVERY, API_READ_ONLY),
@@ -248,6 +253,12 @@ ROWS = {
                                              API_READ_ONLY),
     "api:statement-pdf":                 Row(lambda w: {"pk": w.issued.pk}, API_SEES_A,
                                              API_READ_ONLY),
+    # Finance of the convention's territory; the draft has a remark not answered: refused.
+    "api:statement-issue":               Row(lambda w: {"pk": w.correction.pk}, API_READ_ONLY,
+                                             (401, 404, 403, 404, 403, 409, 409)),
+    "api:export":                        Row(lambda w: {"year": YEAR, "kind": "titres",
+                                                        "fmt": "csv"},
+                                             (401, 403, 403, 403, 403, 200, 200), API_READ_ONLY),
     "api:reimbursements":                Row(lambda w: {"year": YEAR},
                                              (401, 403, 200, 200, 200, 200, 200), API_READ_ONLY),
     # --- the admin site: staff only (the administrator); a non-staff account is sent to its
