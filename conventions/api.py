@@ -6,25 +6,99 @@ import csv
 import io
 
 from django.db.models import Prefetch
-from django.http import HttpResponse
+from django.http import HttpResponse, QueryDict
 from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import permissions, serializers, viewsets
+from rest_framework import mixins, permissions, serializers, viewsets
 from rest_framework.decorators import action, api_view, permission_classes, throttle_classes
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 from rest_framework.throttling import AnonRateThrottle
 
 from conventions import views
-from conventions.models import Convention, Deliberation, Party, Status
+from conventions.models import Convention, Deliberation, Party, Status, Terms
 from conventions.serializers import ConventionListSerializer, ConventionSerializer
-from conventions.services import TransitionRefused, transitions
+from conventions.services import TransitionRefused, records, transitions
 from conventions.services.in_force import direction_of
-from mutualisation.rest import Refused
+from mutualisation.forms import RowsConflict
+from mutualisation.rest import ErrorSerializer, Refused
+
+
+class PartyInputSerializer(serializers.Serializer):
+    organisation = serializers.IntegerField()
+    role = serializers.CharField()
+
+
+class ServiceInputSerializer(serializers.Serializer):
+    service = serializers.IntegerField()
+    unit_type = serializers.IntegerField(required=False, allow_null=True)
+    allocation_key = serializers.CharField(required=False, allow_blank=True)
+    population_vintage = serializers.IntegerField(required=False, allow_null=True)
+
+
+class ConventionInputSerializer(serializers.Serializer):
+    """A new draft convention, as the creation form takes it (the same validation, field by
+    field): its text, its initial terms, its parties and its services."""
+
+    territory = serializers.IntegerField(
+        required=False, help_text="L'EPCI, si l'agent en suit plusieurs."
+    )
+    title = serializers.CharField()
+    kind = serializers.CharField()
+    object = serializers.CharField()
+    preamble = serializers.CharField(required=False, allow_blank=True)
+    managing_organisation = serializers.IntegerField(required=False, allow_null=True)
+    start_date = serializers.CharField(help_text="AAAA-MM-JJ")
+    retroactivity_reason = serializers.CharField(required=False, allow_blank=True)
+    retained_service_basis = serializers.CharField(required=False, allow_blank=True)
+    clect_report_on = serializers.CharField(required=False, allow_blank=True)
+    terms = serializers.DictField(help_text="Les conditions initiales (champs de Terms).")
+    parties = PartyInputSerializer(many=True)
+    services = ServiceInputSerializer(many=True)
+
+
+def form_data(payload: dict, formsets) -> QueryDict:
+    """The API's JSON as the creation form's POST: the convention's fields, ``terms-*``, and
+    each formset's rows with its management form, so that the screens' forms validate it."""
+    data = QueryDict(mutable=True)
+    nested = {"terms", *formsets}
+    for name, value in payload.items():
+        if name not in nested and value is not None:
+            data[name] = str(value)
+    for name, value in (payload.get("terms") or {}).items():
+        if value is not None:
+            data[f"terms-{name}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    for prefix in formsets:
+        rows = payload.get(prefix) or []
+        data[f"{prefix}-TOTAL_FORMS"] = str(len(rows))
+        data[f"{prefix}-INITIAL_FORMS"] = "0"
+        for index, row in enumerate(rows):
+            for name, value in row.items():
+                if value is not None:
+                    data[f"{prefix}-{index}-{name}"] = str(value)
+    return data
+
+
+def form_errors(main, terms_form, formsets) -> dict[str, list[str]]:
+    """Every form error, named by its path in the JSON (``terms.periodicity_months``,
+    ``parties.1.role``, ``parties`` for a rule on all the parties)."""
+    found: dict[str, list[str]] = {}
+    for name, errors in main.errors.items():
+        found["non_field_errors" if name == "__all__" else name] = list(errors)
+    for name, errors in terms_form.errors.items():
+        found["terms" if name == "__all__" else f"terms.{name}"] = list(errors)
+    for prefix, formset in formsets.items():
+        if formset.non_form_errors():
+            found[prefix] = list(formset.non_form_errors())
+        for index, errors in enumerate(formset.errors):
+            for name, messages in errors.items():
+                key = f"{prefix}.{index}" if name == "__all__" else f"{prefix}.{index}.{name}"
+                found[key] = list(messages)
+    return found
 
 
 class TransitionSerializer(serializers.Serializer):
@@ -40,7 +114,7 @@ class TransitionRefusedSerializer(serializers.Serializer):
     missing = serializers.ListField(child=serializers.CharField())
 
 
-class ConventionViewSet(viewsets.ReadOnlyModelViewSet):
+class ConventionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Conventions the user may see: their territories' (staff), those their organisation is
     party to (a commune's reader: its own only)."""
 
@@ -72,6 +146,39 @@ class ConventionViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_serializer_class(self):
         return ConventionListSerializer if self.action == "list" else ConventionSerializer
+
+    @extend_schema(
+        request=ConventionInputSerializer,
+        responses={201: ConventionSerializer, 400: ErrorSerializer, 409: ErrorSerializer},
+    )
+    def create(self, request):
+        """Create a draft convention (managers): validated by the same forms as the screen,
+        numbered in its territory; every error named by its path."""
+        if not request.user.has_perm("conventions.add_convention"):
+            raise PermissionDenied
+        ConventionInputSerializer(data=request.data).is_valid(raise_exception=True)
+        convention, terms = Convention(), Terms()
+        blank = views.convention_forms_for(None, request.user, convention, terms)[2]
+        data = form_data(request.data, list(blank))
+        main, terms_form, formsets = views.convention_forms_for(
+            data, request.user, convention, terms
+        )
+        if not views.convention_forms_valid(main, terms_form, formsets):
+            raise ValidationError(form_errors(main, terms_form, formsets))
+        try:
+            created = records.convention_create(
+                convention=main.save(commit=False),
+                terms=terms_form.save(commit=False),
+                user=request.user,
+                formsets=formsets.values(),
+            )
+        except RowsConflict as conflict:
+            raise Refused(str(conflict)) from conflict
+        self.kwargs["reference"] = created.reference
+        return Response(
+            ConventionSerializer(self.get_object(), context={"request": request}).data,
+            status=201,
+        )
 
     @extend_schema(
         request=TransitionSerializer,

@@ -192,7 +192,13 @@ def convention_detail(request, reference):
 
 def convention_forms(request, convention, terms):
     data = request.POST if request.method == "POST" else None
-    main = forms.ConventionForm(data, instance=convention, user=request.user)
+    return convention_forms_for(data, request.user, convention, terms)
+
+
+def convention_forms_for(data, user, convention, terms):
+    """The convention's form, its terms' and its formsets (parties, services; once created,
+    deliberations and forecasts), bound to ``data``: the screens' and the API's."""
+    main = forms.ConventionForm(data, instance=convention, user=user)
     terms_form = forms.TermsForm(data, instance=terms, prefix="terms")
     if main.is_bound and main.is_valid():
         terms_form.start_date = main.cleaned_data["start_date"]
@@ -201,7 +207,7 @@ def convention_forms(request, convention, terms):
     territories = (
         Organisation.objects.filter(pk=convention.territory_id)
         if convention.territory_id
-        else territories_of(request.user)
+        else territories_of(user)
     )
     # A new convention of the usual kind, for the staff of one EPCI: the EPCI is a party (and
     # would manage a service commun) until they choose otherwise.

@@ -9,13 +9,14 @@ from datetime import date
 import pytest
 from rest_framework.authtoken.models import Token
 
-from conventions.models import AgentAssignment, AgentRegime, Status
+from conventions.models import AgentAssignment, AgentRegime, Convention, Status
 from tests.conventions.conftest import add_deliberations
 from tests.costing.conftest import (  # noqa: F401 (fixtures)
     after_year_end,
     billed,
     unit_cost_kwargs,
 )
+from tests.factories import ServiceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -146,3 +147,77 @@ def test_the_open_data_leaves_out_drafts_and_other_territories(client, billed, m
     billed.convention.save()
     other = client.get("/api/v1/open-data/conventions.json?territory=000000000").json()
     assert other == []
+
+
+def new_convention(territory, service, **changes):
+    payload = {
+        "title": "Mise à disposition du service informatique",
+        "kind": "MISE_A_DISPOSITION",
+        "object": "La Métropole met son service informatique à la disposition de la commune A.",
+        "start_date": "2027-01-01",
+        "terms": {
+            "settlement_mode": "TITRE",
+            "periodicity_months": 12,
+            "instalment_count": 0,
+            "unit_cost_method": "Coût de fonctionnement ÷ heures d'intervention.",
+            "tacit_renewal": False,
+            "notice_months": 3,
+        },
+        "parties": [
+            {"organisation": territory.epci.pk, "role": "PROVIDER"},
+            {"organisation": territory.commune_a.pk, "role": "BENEFICIARY"},
+        ],
+        "services": [{"service": service.pk}],
+    }
+    return {**payload, **changes}
+
+
+def test_a_manager_creates_a_draft_through_the_screens_rules(client, personas, territory):
+    service = ServiceFactory(provider=territory.epci, code="si", name="Informatique")
+    with_token(client, personas.manager)
+    created = client.post(
+        "/api/v1/conventions/", new_convention(territory, service), content_type="application/json"
+    )
+    assert created.status_code == 201, created.json()
+    body = created.json()
+    convention = Convention.objects.get(reference=body["reference"])
+    assert convention.status == Status.DRAFT
+    assert convention.territory == territory.epci
+    assert body["direction"] == "DESCENDANTE"
+    assert {(p["organisation"], p["role"]) for p in body["parties"]} == {
+        (territory.epci.pk, "PROVIDER"),
+        (territory.commune_a.pk, "BENEFICIARY"),
+    }
+    assert body["terms_in_force"]["periodicity_months"] == 12
+    assert [s["code"] for s in body["services"]] == ["si"]
+
+
+def test_an_invalid_draft_is_refused_whole_with_each_error_at_its_path(client, personas, territory):
+    service = ServiceFactory(provider=territory.epci)
+    with_token(client, personas.manager)
+    payload = new_convention(territory, service)
+    payload["terms"]["periodicity_months"] = 13
+    payload["parties"][1]["role"] = "INCONNU"
+    before = Convention.objects.count()
+    refused = client.post("/api/v1/conventions/", payload, content_type="application/json")
+    assert refused.status_code == 400
+    fields = refused.json()["fields"]
+    assert fields["terms.periodicity_months"] == [
+        "La périodicité des remboursements ne peut dépasser 12 mois (D5211-16)."
+    ]
+    assert "parties.1.role" in fields
+    assert Convention.objects.count() == before
+
+
+def test_only_a_manager_creates_a_convention(client, personas, territory):
+    service = ServiceFactory(provider=territory.epci)
+    for persona in (personas.reader_a, personas.finance, personas.outsider):
+        client.defaults.clear()
+        with_token(client, persona)
+        refused = client.post(
+            "/api/v1/conventions/",
+            new_convention(territory, service),
+            content_type="application/json",
+        )
+        assert refused.status_code == 403
+    assert not Convention.objects.exists()

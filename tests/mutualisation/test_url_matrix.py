@@ -221,7 +221,9 @@ ROWS = {
     "api:service-list":                  Row(lambda w: {}, API_EVERY, API_READ_ONLY),
     "api:service-detail":                Row(lambda w: {"pk": w.service.pk}, API_SEES_BOTH,
                                              API_READ_ONLY),
-    "api:convention-list":               Row(lambda w: {}, API_EVERY, API_READ_ONLY),
+    # A new draft: the managers (a form's empty POST is not JSON: 415).
+    "api:convention-list":               Row(lambda w: {}, API_EVERY,
+                                             (401, 403, 403, 403, 415, 403, 415)),
     "api:convention-detail":             Row(lambda w: {"reference": w.convention_a.reference},
                                              API_SEES_A, API_READ_ONLY),
     "api:convention-pdf":                Row(lambda w: {"reference": w.convention_a.reference},
