@@ -446,7 +446,7 @@ class UsageFileChecker:
                 % {"value": values["raw_quantity"]},
             )
         if convention is not None and beneficiary is not None and month is not None:
-            issued = self.locks.get((convention.pk, beneficiary.pk, month.year))
+            issued = self.issued_statement(convention, beneficiary, month, values)
             if issued is not None:
                 self.error(line, "mois", issued_year_message(issued))
         if values["invalid"] or len(self.errors) > errors_before:
@@ -468,6 +468,10 @@ class UsageFileChecker:
         )
         record.line = line  # for the messages of the checks over several rows
         return record
+
+    def issued_statement(self, convention, beneficiary, month, values) -> Statement | None:
+        """The issued statement that locks the row's year, if one does."""
+        return self.locks.get((convention.pk, beneficiary.pk, month.year))
 
     def check_running_totals(self, records: list[UsageRecord]) -> None:
         """An adjustment only removes what is recorded: the units of a payer, service and month
@@ -997,6 +1001,24 @@ class UsageBatchChecker(UsageFileChecker):
         values["external_reference"] = row["external_reference"]
         return line, values
 
+    def load(self, parsed) -> None:
+        super().load(parsed)
+        # The records already there with the batch's external references: one sent again
+        # unchanged changes nothing, even in a year an issued statement now locks.
+        self.recorded = recorded_with_external_references(
+            {
+                (self.conventions[values["convention"]].pk, values["external_reference"])
+                for _line, values in parsed
+                if values["convention"] in self.conventions
+            }
+        )
+
+    def issued_statement(self, convention, beneficiary, month, values) -> Statement | None:
+        previous = self.recorded.get((convention.pk, values["external_reference"]))
+        if previous is not None and sent_unchanged(previous, beneficiary, month, values):
+            return None
+        return super().issued_statement(convention, beneficiary, month, values)
+
     def build(self, line: int, values: dict) -> UsageRecord | None:
         record = super().build(line, values)
         if record is not None:
@@ -1076,11 +1098,20 @@ def record_usage_batch(
         territories = {c.territory_id for c in checker.conventions.values()}
         for year in sorted({r.period_start.year for r in records}):
             lock_year(year, territories)
+        existing = recorded_with_external_references(
+            {(r.convention_id, r.external_reference) for r in records}
+        )
+        unchanged = {
+            r.line
+            for r in records
+            if (previous := existing.get((r.convention_id, r.external_reference))) is not None
+            and not batch_differences(previous, r)
+        }
         for late in checker.issued_since_check(records):
-            refuse(late.line, fields[late.line], late.message)
+            if late.line not in unchanged:
+                refuse(late.line, fields[late.line], late.message)
         if errors:
             raise UsageBatchRefused(errors)
-        existing = recorded_with_external_references(records)
         outcomes, new = [], []
         for record in records:
             previous = existing.get((record.convention_id, record.external_reference))
@@ -1131,7 +1162,9 @@ def record_usage_batch(
             ) from None
     missing = [r for r in new if r.pk is None]  # a database that does not return the keys
     if missing:
-        ids = recorded_with_external_references(missing)
+        ids = recorded_with_external_references(
+            {(r.convention_id, r.external_reference) for r in missing}
+        )
         for record in missing:
             record.pk = ids[(record.convention_id, record.external_reference)].pk
     return sorted(outcomes, key=lambda outcome: outcome.index)
@@ -1152,12 +1185,11 @@ def batch_row(values: dict) -> dict:
     }
 
 
-def recorded_with_external_references(records) -> dict:
-    """The records already there with the external references of ``records``, by
-    (convention id, external reference)."""
+def recorded_with_external_references(keys) -> dict:
+    """The records already there with these (convention id, external reference), by key."""
     wanted: dict[int, set[str]] = {}
-    for record in records:
-        wanted.setdefault(record.convention_id, set()).add(record.external_reference)
+    for convention_id, reference in keys:
+        wanted.setdefault(convention_id, set()).add(reference)
     found = {}
     for convention_id, references in wanted.items():
         references = sorted(references)
@@ -1168,6 +1200,19 @@ def recorded_with_external_references(records) -> dict:
             ).select_related("beneficiary", "service", "weight"):
                 found[(convention_id, previous.external_reference)] = previous
     return found
+
+
+def sent_unchanged(previous: UsageRecord, beneficiary, month, values: dict) -> bool:
+    """Whether a row sent again has the values of the record its external reference names."""
+    weight = previous.weight.code.lower() if previous.weight else ""
+    return (
+        previous.beneficiary_id == beneficiary.pk
+        and previous.period_start == month
+        and previous.service.code == values["service"]
+        and previous.quantity == values["quantity"]
+        and weight == values["weight"].lower()
+        and previous.reference == values["reference"]
+    )
 
 
 def french_number(value: Decimal) -> str:

@@ -370,3 +370,22 @@ def test_the_years_computation_after_a_bulk_upload_equals_the_one_after_the_file
     assert report.imported, report.errors
     through_file = year_amounts(2026)
     assert through_file == through_api
+
+
+def test_a_batch_sent_again_unchanged_after_its_year_is_issued_records_nothing_and_succeeds(
+    client, personas, billed, weights
+):
+    assert post(client, personas.finance, batch(billed)).status_code == 201
+    a = billed.territory.commune_a
+    draft = next(s for s in statements.statements_prepare(2026) if s.payer == a)
+    issue_after_review(draft)
+    count = UsageRecord.objects.count()
+    response = post(client, personas.finance, batch(billed))
+    assert response.status_code == 200, response.json()
+    assert (response.json()["created"], response.json()["already_present"]) == (0, 4)
+    changed = batch(billed)
+    changed[0]["quantity"] = "13"
+    response = post(client, personas.finance, changed)
+    assert response.status_code == 400
+    assert list(response.json()["fields"]) == ["records.0.month"]
+    assert UsageRecord.objects.count() == count
