@@ -992,6 +992,7 @@ class UsageBatchChecker(UsageFileChecker):
     def __init__(self, rows: list[tuple[int, dict]], *, user):
         super().__init__(None, user=user)
         self.rows = rows
+        self.conflicts: set[int] = set()  # records whose external reference is recorded otherwise
 
     def numbered_rows(self):
         return self.rows
@@ -1021,9 +1022,16 @@ class UsageBatchChecker(UsageFileChecker):
 
     def build(self, line: int, values: dict) -> UsageRecord | None:
         record = super().build(line, values)
-        if record is not None:
-            record.source = UsageSource.API
-            record.external_reference = values["external_reference"]
+        if record is None:
+            return None
+        record.source = UsageSource.API
+        record.external_reference = values["external_reference"]
+        previous = self.recorded.get((record.convention_id, record.external_reference))
+        differences = batch_differences(previous, record) if previous is not None else []
+        if differences:
+            self.conflicts.add(line)
+            self.error(line, "external_reference", conflict_message(record, differences))
+            return None
         return record
 
 
@@ -1082,13 +1090,15 @@ def record_usage_batch(
             first_sent[key] = index
     checker = UsageBatchChecker([(index, batch_row(values)) for index, values in items], user=user)
     records = checker.check() if items else []
+    conflicts = set()
     for row_error in checker.errors:
         field = BATCH_FIELDS.get(row_error.column, row_error.column)
-        refuse(
-            row_error.line, fields[row_error.line] if field == "month" else field, row_error.message
-        )
+        field = fields[row_error.line] if field == "month" else field
+        refuse(row_error.line, field, row_error.message)
+        if row_error.line in checker.conflicts and field == "external_reference":
+            conflicts.add(f"records.{row_error.line}.{field}")
     if errors:
-        raise UsageBatchRefused(errors)
+        raise UsageBatchRefused(errors, conflict=set(errors) <= conflicts)
     if not records:
         return []
     with transaction.atomic():
@@ -1119,23 +1129,10 @@ def record_usage_batch(
                 new.append(record)
                 outcomes.append(BatchOutcome(record.line, record, created=True))
                 continue
+            # Recorded meanwhile by another batch (the checker saw none): compared again.
             differences = batch_differences(previous, record)
             if differences:
-                refuse(
-                    record.line,
-                    "external_reference",
-                    _(
-                        "La référence externe « %(reference)s » est déjà enregistrée pour "
-                        "%(convention)s avec d'autres valeurs (%(differences)s) : rien n'a été "
-                        "enregistré. Corrigez le recours à l'écran, ou envoyez une autre "
-                        "référence externe."
-                    )
-                    % {
-                        "reference": record.external_reference,
-                        "convention": record.convention.reference,
-                        "differences": " ; ".join(differences),
-                    },
-                )
+                refuse(record.line, "external_reference", conflict_message(record, differences))
             outcomes.append(BatchOutcome(record.line, previous, created=False))
         if errors:
             raise UsageBatchRefused(errors, conflict=True)
@@ -1200,6 +1197,18 @@ def recorded_with_external_references(keys) -> dict:
             ).select_related("beneficiary", "service", "weight"):
                 found[(convention_id, previous.external_reference)] = previous
     return found
+
+
+def conflict_message(record: UsageRecord, differences: list[str]) -> str:
+    return _(
+        "La référence externe « %(reference)s » est déjà enregistrée pour %(convention)s avec "
+        "d'autres valeurs (%(differences)s) : rien n'a été enregistré. Corrigez le recours à "
+        "l'écran, ou envoyez une autre référence externe."
+    ) % {
+        "reference": record.external_reference,
+        "convention": record.convention.reference,
+        "differences": " ; ".join(differences),
+    }
 
 
 def sent_unchanged(previous: UsageRecord, beneficiary, month, values: dict) -> bool:

@@ -389,3 +389,19 @@ def test_a_batch_sent_again_unchanged_after_its_year_is_issued_records_nothing_a
     assert response.status_code == 400
     assert list(response.json()["fields"]) == ["records.0.month"]
     assert UsageRecord.objects.count() == count
+
+
+def test_a_conflicting_external_reference_is_listed_with_the_other_invalid_records(
+    client, personas, billed, weights
+):
+    assert post(client, personas.finance, batch(billed)).status_code == 201
+    count = UsageRecord.objects.count()
+    records = batch(billed)
+    records[1]["weight"] = "CU"
+    records[3]["month"] = "2026-13"
+    response = post(client, personas.finance, records)
+    assert response.status_code == 400
+    fields = response.json()["fields"]
+    assert list(fields) == ["records.1.external_reference", "records.3.month"]
+    assert "(pondération : PC enregistré, CU envoyé)" in fields["records.1.external_reference"][0]
+    assert UsageRecord.objects.count() == count
