@@ -612,6 +612,14 @@ def max_import_rows() -> int:
     return getattr(settings, "MUTUALIS_IMPORT_MAX_ROWS", 50_000)
 
 
+def max_batch_records() -> int:
+    """Records of one batch sent to the API: checked and written within the request (about
+    1 s per 1 000 records), so fewer than a file's rows by default, and never more."""
+    from django.conf import settings
+
+    return min(getattr(settings, "MUTUALIS_API_BULK_MAX_RECORDS", 10_000), max_import_rows())
+
+
 def too_many_rows(rows: int) -> str:
     return _(
         "Le fichier compte %(rows)s lignes : %(limit)s au plus par import. Découpez-le "

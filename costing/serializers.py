@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy
 from rest_framework import serializers
 
 from costing.models import CostBase, CostLine, Statement, StatementLine, UnitCost, UsageRecord
-from costing.resources import REFERENCE_MAX_LENGTH, max_import_rows
+from costing.resources import REFERENCE_MAX_LENGTH, max_batch_records
 from mutualisation.rest import flatten
 
 
@@ -279,8 +279,8 @@ class UsageBatchSerializer(serializers.Serializer):
     records = UsageBatchRecordSerializer(
         many=True,
         help_text=gettext_lazy(
-            "Les recours à enregistrer, tous ou aucun (MUTUALIS_IMPORT_MAX_ROWS au plus, "
-            "50 000 par défaut)."
+            "Les recours à enregistrer, tous ou aucun (MUTUALIS_API_BULK_MAX_RECORDS au plus, "
+            "10 000 par défaut)."
         ),
     )
 
@@ -298,7 +298,7 @@ class UsageBatchSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 {"records": [_("Le lot ne compte aucun recours : rien à enregistrer.")]}
             )
-        if len(records) > max_import_rows():
+        if len(records) > max_batch_records():
             raise serializers.ValidationError(
                 {
                     "records": [
@@ -306,7 +306,7 @@ class UsageBatchSerializer(serializers.Serializer):
                             "Le lot compte %(count)s recours : %(limit)s au plus par envoi. "
                             "Découpez-le ; rien n'a été enregistré."
                         )
-                        % {"count": len(records), "limit": max_import_rows()}
+                        % {"count": len(records), "limit": max_batch_records()}
                     ]
                 }
             )

@@ -315,10 +315,17 @@ def test_an_empty_or_shapeless_body_is_refused_in_french(client, personas, bille
     assert response.status_code == 400
 
 
-@override_settings(MUTUALIS_IMPORT_MAX_ROWS=3)
-def test_a_batch_above_the_import_limit_is_refused_whole(client, personas, billed, weights):
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"MUTUALIS_API_BULK_MAX_RECORDS": 3},
+        {"MUTUALIS_API_BULK_MAX_RECORDS": 100, "MUTUALIS_IMPORT_MAX_ROWS": 3},
+    ],
+)
+def test_a_batch_above_the_limit_is_refused_whole(client, personas, billed, weights, limits):
     before = UsageRecord.objects.count()
-    response = post(client, personas.finance, batch(billed))
+    with override_settings(**limits):
+        response = post(client, personas.finance, batch(billed))
     assert response.status_code == 400
     assert response.json()["fields"] == {
         "records": [
