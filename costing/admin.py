@@ -83,7 +83,12 @@ class UsageRecordAdmin(SimpleHistoryAdmin):
         "reference",
     ]
     list_filter = ["source", "service", "period_start"]
-    search_fields = ["convention__reference", "beneficiary__name", "reference"]
+    search_fields = [
+        "convention__reference",
+        "beneficiary__name",
+        "reference",
+        "external_reference",
+    ]
     list_select_related = ["convention", "beneficiary", "service"]
 
     def has_add_permission(self, request):

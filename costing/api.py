@@ -9,26 +9,29 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, register_converter
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
-from rest_framework import viewsets
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action, api_view
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from conventions.models import Convention
-from costing import engine, exports, services, statements, views
+from costing import engine, exports, resources, services, statements, views
 from costing.models import CostBase, Statement, UnitCost, UsageRecord
 from costing.serializers import (
+    BatchRecordStatus,
     CostBaseSerializer,
     NotificationSerializer,
     StatementDetailSerializer,
     StatementSerializer,
     UnitCostSerializer,
+    UsageBatchResultSerializer,
+    UsageBatchSerializer,
     UsageRecordSerializer,
 )
 from mutualisation.converters import YearConverter
-from mutualisation.rest import ErrorSerializer, Refused
+from mutualisation.rest import Conflict, ErrorSerializer, Refused
 from mutualisation.rules import scope_of
 
 register_converter(YearConverter, "api-year")  # the screens' budget years (costing/urls.py)
@@ -137,6 +140,171 @@ class UsageRecordViewSet(viewsets.ReadOnlyModelViewSet):
                 beneficiary_id__in=scope.organisation_ids,
                 convention__in=Convention.objects.visible_to(self.request.user),
             )
+        )
+
+    @extend_schema(
+        summary="Enregistrer des recours en lot (outil de comptage)",
+        request=UsageBatchSerializer,
+        responses={
+            201: OpenApiResponse(
+                UsageBatchResultSerializer, description="Au moins un recours enregistré."
+            ),
+            200: OpenApiResponse(
+                UsageBatchResultSerializer,
+                description="Lot déjà enregistré : aucun nouveau recours.",
+            ),
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description=(
+                    "Lot refusé, rien d'enregistré : chaque recours invalide sous "
+                    "« fields », par son rang (records.3.quantity)."
+                ),
+            ),
+            403: OpenApiResponse(
+                ErrorSerializer, description="Pas le droit d'enregistrer des recours."
+            ),
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description=(
+                    "Lot refusé, rien d'enregistré : une référence externe est déjà "
+                    "enregistrée avec d'autres valeurs."
+                ),
+            ),
+        },
+        examples=[
+            OpenApiExample(
+                "batch",
+                summary="Deux dossiers ADS",
+                request_only=True,
+                value={
+                    "records": [
+                        {
+                            "external_reference": "ADS-2026-0001",
+                            "convention": "CONV-2025-001",
+                            "beneficiary_siren": "216300145",
+                            "service": "ads",
+                            "month": "2026-03",
+                            "quantity": "1",
+                            "weight": "PC",
+                        },
+                        {
+                            "external_reference": "ADS-2026-0002",
+                            "convention": "CONV-2025-001",
+                            "beneficiary_siren": "216300145",
+                            "service": "ads",
+                            "period_start": "2026-03-01",
+                            "period_end": "2026-03-31",
+                            "quantity": "1",
+                            "weight": "DP",
+                            "reference": "PC 063 014 26 00001",
+                        },
+                    ]
+                },
+            ),
+            OpenApiExample(
+                "recorded",
+                summary="Lot enregistré (le premier recours l'était déjà)",
+                response_only=True,
+                status_codes=["201"],
+                value={
+                    "created": 1,
+                    "already_present": 1,
+                    "records": [
+                        {
+                            "index": 0,
+                            "external_reference": "ADS-2026-0001",
+                            "id": 1203,
+                            "status": "already_present",
+                            "units": "1.000",
+                        },
+                        {
+                            "index": 1,
+                            "external_reference": "ADS-2026-0002",
+                            "id": 1517,
+                            "status": "created",
+                            "units": "0.500",
+                        },
+                    ],
+                },
+            ),
+            OpenApiExample(
+                "refused",
+                summary="Lot refusé",
+                response_only=True,
+                status_codes=["400"],
+                value={
+                    "detail": "Les données envoyées sont invalides.",
+                    "code": "invalid",
+                    "fields": {
+                        "records.0.month": [
+                            "Mois invalide « 2026-13 » : attendu AAAA-MM (ex. 2025-03)."
+                        ],
+                        "records.3.weight": [
+                            "Pondération « XX » inconnue pour l'unité « Équivalent permis (ADS) »."
+                        ],
+                    },
+                },
+            ),
+            OpenApiExample(
+                "conflict",
+                summary="Référence externe déjà enregistrée avec d'autres valeurs",
+                response_only=True,
+                status_codes=["409"],
+                value={
+                    "detail": "Les données envoyées contredisent celles déjà enregistrées.",
+                    "code": "conflict",
+                    "fields": {
+                        "records.1.external_reference": [
+                            "La référence externe « ADS-2026-0002 » est déjà enregistrée pour "
+                            "CONV-2025-001 avec d'autres valeurs (quantité : 1 enregistré, 2 "
+                            "envoyé) : rien n'a été enregistré. Corrigez le recours à l'écran, "
+                            "ou envoyez une autre référence externe."
+                        ]
+                    },
+                },
+            ),
+        ],
+    )
+    @action(detail=False, methods=["post"], url_path="bulk")
+    def bulk(self, request):
+        """Record the usage a counting tool (ticketing, ADS instruction) sends: every record
+        checked as a row of the usage file import is (convention of the user's territory,
+        beneficiary party to it that month, service among its lines, weighting of the service's
+        unit, month within its years, year not issued), all recorded or none. Idempotent by
+        each record's external reference within its convention: sending a batch again records
+        nothing new. Finance officers, managers and administrators of the territory only."""
+        if not request.user.has_perm("costing.record_usage"):
+            raise exceptions.PermissionDenied(
+                _("Vous n'avez pas le droit d'enregistrer des recours.")
+            )
+        valid, invalid = UsageBatchSerializer(data=request.data).read_records()
+        try:
+            outcomes = resources.record_usage_batch(valid, user=request.user, invalid=invalid)
+        except resources.UsageBatchRefused as refused:
+            raise (Conflict if refused.conflict else exceptions.ValidationError)(
+                refused.errors
+            ) from None
+        created = sum(1 for outcome in outcomes if outcome.created)
+        result = UsageBatchResultSerializer(
+            {
+                "created": created,
+                "already_present": len(outcomes) - created,
+                "records": [
+                    {
+                        "index": outcome.index,
+                        "external_reference": outcome.record.external_reference,
+                        "id": outcome.record.pk,
+                        "status": BatchRecordStatus.CREATED
+                        if outcome.created
+                        else BatchRecordStatus.ALREADY_PRESENT,
+                        "units": outcome.record.units,
+                    }
+                    for outcome in outcomes
+                ],
+            }
+        )
+        return Response(
+            result.data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
 
 

@@ -376,6 +376,7 @@ class UsageSource(models.TextChoices):
     IMPORT = "IMPORT", _("Import de fichier")
     MANUAL = "MANUAL", _("Saisie unitaire")
     ADJUSTMENT = "ADJUST", _("Ajustement (correction justifiée)")
+    API = "API", _("Envoi par l'API (outil de comptage)")
 
 
 class UsageRecord(models.Model):
@@ -415,6 +416,16 @@ class UsageRecord(models.Model):
     )
     reference = models.CharField(
         _("référence"), max_length=80, blank=True, help_text=_("Ex. : numéro de dossier.")
+    )
+    external_reference = models.CharField(
+        _("référence externe"),
+        max_length=80,
+        blank=True,
+        help_text=_(
+            "Identifiant du recours dans l'outil qui l'a compté (billetterie, instruction ADS), "
+            "unique par convention : un recours envoyé deux fois n'est enregistré qu'une fois. "
+            "Vide pour une saisie à l'écran."
+        ),
     )
     source = models.CharField(_("source"), max_length=6, choices=UsageSource.choices)
     reason = models.TextField(
@@ -463,6 +474,14 @@ class UsageRecord(models.Model):
                 condition=Q(period_end__gte=F("period_start")),
                 name="usage_period_ordered",
                 violation_error_message=_("La fin de période précède son début."),
+            ),
+            models.UniqueConstraint(
+                fields=["convention", "external_reference"],
+                condition=~Q(external_reference=""),
+                name="usage_external_reference_once_per_convention",
+                violation_error_message=_(
+                    "Cette référence externe est déjà enregistrée pour cette convention."
+                ),
             ),
         ]
         indexes = [models.Index(fields=["convention", "period_start"])]

@@ -193,7 +193,7 @@ class UsageFileChecker:
 
     def check(self) -> list[UsageRecord]:
         """The records to write (complete, unsaved), or none when any row is in error."""
-        parsed = [self.parse(line, row) for line, row in enumerate(self.dataset.dict, start=2)]
+        parsed = [self.parse(line, row) for line, row in self.numbered_rows()]
         self.load(parsed)
         records = []
         for index, (line, values) in enumerate(parsed, start=1):
@@ -204,6 +204,10 @@ class UsageFileChecker:
                 self.progress(index)
         self.check_running_totals(records)
         return [] if self.errors else records
+
+    def numbered_rows(self):
+        """(line of the file, row): the header is line 1."""
+        return enumerate(self.dataset.dict, start=2)
 
     def error(self, line: int, column: str, message: str) -> None:
         self.errors.append(RowError(line, column, str(message)))
@@ -442,7 +446,7 @@ class UsageFileChecker:
                 % {"value": values["raw_quantity"]},
             )
         if convention is not None and beneficiary is not None and month is not None:
-            issued = self.locks.get((convention.pk, beneficiary.pk, month.year))
+            issued = self.issued_statement(convention, beneficiary, month, values)
             if issued is not None:
                 self.error(line, "mois", issued_year_message(issued))
         if values["invalid"] or len(self.errors) > errors_before:
@@ -464,6 +468,10 @@ class UsageFileChecker:
         )
         record.line = line  # for the messages of the checks over several rows
         return record
+
+    def issued_statement(self, convention, beneficiary, month, values) -> Statement | None:
+        """The issued statement that locks the row's year, if one does."""
+        return self.locks.get((convention.pk, beneficiary.pk, month.year))
 
     def check_running_totals(self, records: list[UsageRecord]) -> None:
         """An adjustment only removes what is recorded: the units of a payer, service and month
@@ -602,6 +610,14 @@ def max_import_rows() -> int:
     from django.conf import settings
 
     return getattr(settings, "MUTUALIS_IMPORT_MAX_ROWS", 50_000)
+
+
+def max_batch_records() -> int:
+    """Records of one batch sent to the API: checked and written within the request (about
+    1 s per 1 000 records), so fewer than a file's rows by default, and never more."""
+    from django.conf import settings
+
+    return min(getattr(settings, "MUTUALIS_API_BULK_MAX_RECORDS", 10_000), max_import_rows())
 
 
 def too_many_rows(rows: int) -> str:
@@ -959,6 +975,288 @@ def write_records(
         record.imported_from = job
     bulk_create_with_history(records, UsageRecord, batch_size=1000, default_user=user)
     return replaced
+
+
+# --- usage sent in bulk by a counting tool (POST /api/v1/usage-records/bulk/) -----------------
+
+# The API's name of each column the file's checks report on.
+BATCH_FIELDS = {
+    "convention": "convention",
+    "beneficiaire": "beneficiary_siren",
+    "service": "service",
+    "mois": "month",
+    "quantite": "quantity",
+    "ponderation": "weight",
+    "reference": "reference",
+    "motif": "quantity",  # never reached: the API refuses a negative quantity itself
+}
+LOOKUP_CHUNK = 500  # external references looked up per query
+
+
+class UsageBatchChecker(UsageFileChecker):
+    """The records a counting tool sends, checked by the very rules of the usage file (same
+    lookups, same French messages): a record's « line » is its index in the batch."""
+
+    def __init__(self, rows: list[tuple[int, dict]], *, user):
+        super().__init__(None, user=user)
+        self.rows = rows
+        self.conflicts: set[int] = set()  # records whose external reference is recorded otherwise
+
+    def numbered_rows(self):
+        return self.rows
+
+    def parse(self, line: int, row: dict) -> tuple[int, dict]:
+        line, values = super().parse(line, row)
+        values["external_reference"] = row["external_reference"]
+        return line, values
+
+    def load(self, parsed) -> None:
+        super().load(parsed)
+        # The records already there with the batch's external references: one sent again
+        # unchanged changes nothing, even in a year an issued statement now locks.
+        self.recorded = recorded_with_external_references(
+            {
+                (self.conventions[values["convention"]].pk, values["external_reference"])
+                for _line, values in parsed
+                if values["convention"] in self.conventions
+            }
+        )
+
+    def issued_statement(self, convention, beneficiary, month, values) -> Statement | None:
+        previous = self.recorded.get((convention.pk, values["external_reference"]))
+        if previous is not None and sent_unchanged(previous, beneficiary, month, values):
+            return None
+        return super().issued_statement(convention, beneficiary, month, values)
+
+    def build(self, line: int, values: dict) -> UsageRecord | None:
+        record = super().build(line, values)
+        if record is None:
+            return None
+        record.source = UsageSource.API
+        record.external_reference = values["external_reference"]
+        previous = self.recorded.get((record.convention_id, record.external_reference))
+        differences = batch_differences(previous, record) if previous is not None else []
+        if differences:
+            self.conflicts.add(line)
+            self.error(line, "external_reference", conflict_message(record, differences))
+            return None
+        return record
+
+
+class UsageBatchRefused(Exception):
+    """A batch refused, nothing written: French messages by field, as the API names them
+    (``{"records.3.quantity": [...]}``). ``conflict``: every refusal is an external reference
+    already recorded with other values (409)."""
+
+    def __init__(self, errors: dict[str, list[str]], *, conflict: bool = False):
+        self.errors = dict(sorted(errors.items(), key=lambda item: batch_error_order(item[0])))
+        self.conflict = conflict
+        super().__init__(str(self.errors))
+
+
+def batch_error_order(key: str):
+    parts = key.split(".")
+    return (int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else -1, key)
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    index: int
+    record: UsageRecord
+    created: bool  # False: already recorded with the same values (sent again)
+
+
+def record_usage_batch(
+    items: list[tuple[int, dict]], *, user, invalid: dict[str, list[str]] | None = None
+) -> list[BatchOutcome]:
+    """Record the usage a counting tool sends (``items``: (index, values) as
+    costing.serializers.UsageBatchRecordSerializer reads them), all or nothing, checked as a
+    usage file is (UsageFileChecker). Idempotent: a record whose external reference is already
+    recorded for its convention with the same values is not recorded again; with other values
+    the batch is refused, never overwriting. ``invalid``: the errors already found on the
+    records' shape, listed with those found here. Raises UsageBatchRefused."""
+    errors: dict[str, list[str]] = dict(invalid or {})
+
+    def refuse(index: int, field: str, message: str) -> None:
+        errors.setdefault(f"records.{index}.{field}", []).append(str(message))
+
+    fields = {index: values.get("month_field", "month") for index, values in items}
+    first_sent: dict[tuple[str, str], int] = {}
+    for index, values in items:
+        key = (values["convention"].strip().upper(), values["external_reference"])
+        if key in first_sent:
+            refuse(
+                index,
+                "external_reference",
+                _(
+                    "Référence externe « %(reference)s » déjà envoyée pour %(convention)s par "
+                    "l'enregistrement %(index)s de ce lot."
+                )
+                % {"reference": key[1], "convention": key[0], "index": first_sent[key]},
+            )
+        else:
+            first_sent[key] = index
+    checker = UsageBatchChecker([(index, batch_row(values)) for index, values in items], user=user)
+    records = checker.check() if items else []
+    conflicts = set()
+    for row_error in checker.errors:
+        field = BATCH_FIELDS.get(row_error.column, row_error.column)
+        field = fields[row_error.line] if field == "month" else field
+        refuse(row_error.line, field, row_error.message)
+        if row_error.line in checker.conflicts and field == "external_reference":
+            conflicts.add(f"records.{row_error.line}.{field}")
+    if errors:
+        raise UsageBatchRefused(errors, conflict=set(errors) <= conflicts)
+    if not records:
+        return []
+    with transaction.atomic():
+        # The years' lock, as the file import takes it: a batch waits for an issue in
+        # progress, and two batches of the same territory run one after the other (the
+        # second finds the first's records already there).
+        territories = {c.territory_id for c in checker.conventions.values()}
+        for year in sorted({r.period_start.year for r in records}):
+            lock_year(year, territories)
+        existing = recorded_with_external_references(
+            {(r.convention_id, r.external_reference) for r in records}
+        )
+        unchanged = {
+            r.line
+            for r in records
+            if (previous := existing.get((r.convention_id, r.external_reference))) is not None
+            and not batch_differences(previous, r)
+        }
+        for late in checker.issued_since_check(records):
+            if late.line not in unchanged:
+                refuse(late.line, fields[late.line], late.message)
+        if errors:
+            raise UsageBatchRefused(errors)
+        outcomes, new = [], []
+        for record in records:
+            previous = existing.get((record.convention_id, record.external_reference))
+            if previous is None:
+                new.append(record)
+                outcomes.append(BatchOutcome(record.line, record, created=True))
+                continue
+            # Recorded meanwhile by another batch (the checker saw none): compared again.
+            differences = batch_differences(previous, record)
+            if differences:
+                refuse(record.line, "external_reference", conflict_message(record, differences))
+            outcomes.append(BatchOutcome(record.line, previous, created=False))
+        if errors:
+            raise UsageBatchRefused(errors, conflict=True)
+        try:
+            with transaction.atomic():
+                bulk_create_with_history(
+                    new,
+                    UsageRecord,
+                    batch_size=1000,
+                    default_user=user,
+                    default_change_reason=_("Envoi par l'API"),
+                )
+        except IntegrityError:  # the same references recorded at this moment by someone else
+            raise UsageBatchRefused(
+                {
+                    "records": [
+                        _(
+                            "Un autre envoi vient d'enregistrer certaines de ces références "
+                            "externes : rien n'a été enregistré, renvoyez le lot."
+                        )
+                    ]
+                },
+                conflict=True,
+            ) from None
+    missing = [r for r in new if r.pk is None]  # a database that does not return the keys
+    if missing:
+        ids = recorded_with_external_references(
+            {(r.convention_id, r.external_reference) for r in missing}
+        )
+        for record in missing:
+            record.pk = ids[(record.convention_id, record.external_reference)].pk
+    return sorted(outcomes, key=lambda outcome: outcome.index)
+
+
+def batch_row(values: dict) -> dict:
+    """A record sent to the API as the usage file's row (its French columns)."""
+    return {
+        "convention": values["convention"],
+        "beneficiaire": values["beneficiary_siren"],
+        "service": values["service"],
+        "mois": values["month"],
+        "quantite": format(values["quantity"], "f"),
+        "ponderation": values.get("weight", ""),
+        "reference": values.get("reference") or values["external_reference"],
+        "motif": "",
+        "external_reference": values["external_reference"],
+    }
+
+
+def recorded_with_external_references(keys) -> dict:
+    """The records already there with these (convention id, external reference), by key."""
+    wanted: dict[int, set[str]] = {}
+    for convention_id, reference in keys:
+        wanted.setdefault(convention_id, set()).add(reference)
+    found = {}
+    for convention_id, references in wanted.items():
+        references = sorted(references)
+        for start in range(0, len(references), LOOKUP_CHUNK):
+            for previous in UsageRecord.objects.filter(
+                convention_id=convention_id,
+                external_reference__in=references[start : start + LOOKUP_CHUNK],
+            ).select_related("beneficiary", "service", "weight"):
+                found[(convention_id, previous.external_reference)] = previous
+    return found
+
+
+def conflict_message(record: UsageRecord, differences: list[str]) -> str:
+    return _(
+        "La référence externe « %(reference)s » est déjà enregistrée pour %(convention)s avec "
+        "d'autres valeurs (%(differences)s) : rien n'a été enregistré. Corrigez le recours à "
+        "l'écran, ou envoyez une autre référence externe."
+    ) % {
+        "reference": record.external_reference,
+        "convention": record.convention.reference,
+        "differences": " ; ".join(differences),
+    }
+
+
+def sent_unchanged(previous: UsageRecord, beneficiary, month, values: dict) -> bool:
+    """Whether a row sent again has the values of the record its external reference names."""
+    weight = previous.weight.code.lower() if previous.weight else ""
+    return (
+        previous.beneficiary_id == beneficiary.pk
+        and previous.period_start == month
+        and previous.service.code == values["service"]
+        and previous.quantity == values["quantity"]
+        and weight == values["weight"].lower()
+        and previous.reference == values["reference"]
+    )
+
+
+def french_number(value: Decimal) -> str:
+    return format(value.normalize(), "f").replace(".", ",")
+
+
+def batch_differences(previous: UsageRecord, record: UsageRecord) -> list[str]:
+    """What a record sent again changes from the one recorded with its external reference,
+    in French (« quantité : 3 enregistré, 4 envoyé »); empty when it is the same."""
+    compared = (
+        (_("bénéficiaire"), lambda r: r.beneficiary_id, lambda r: r.beneficiary.name),
+        (_("service"), lambda r: r.service_id, lambda r: r.service.code),
+        (_("mois"), lambda r: r.period_start, lambda r: r.period_start.strftime("%m/%Y")),
+        (_("quantité"), lambda r: r.quantity, lambda r: french_number(r.quantity)),
+        (
+            _("pondération"),
+            lambda r: r.weight_id,
+            lambda r: r.weight.code if r.weight else _("aucune"),
+        ),
+        (_("référence"), lambda r: r.reference, lambda r: r.reference or "—"),
+    )
+    return [
+        _("%(field)s : %(recorded)s enregistré, %(sent)s envoyé")
+        % {"field": label, "recorded": shown(previous), "sent": shown(record)}
+        for label, value, shown in compared
+        if value(previous) != value(record)
+    ]
 
 
 # --- import jobs: the dropped file kept, checked, then imported ------------------------------

@@ -63,6 +63,14 @@ class Refused(exceptions.APIException):
         self.target = target
 
 
+class Conflict(exceptions.ValidationError):
+    """Data that contradicts what is already recorded (409), with each field's messages under
+    ``fields`` as for invalid data."""
+
+    status_code = 409
+    default_code = "conflict"
+
+
 def exception_handler(exc, context):
     """Every error in the API's one shape: ``detail`` (French), ``code``, and for invalid
     data, each field's messages under ``fields``."""
@@ -75,9 +83,12 @@ def exception_handler(exc, context):
         return None  # an unexpected error: Django's 500, logged
     if isinstance(exc, exceptions.ValidationError):
         fields = flatten(exc.detail)
+        conflict = isinstance(exc, Conflict)
         body = {
-            "detail": _("Les données envoyées sont invalides."),
-            "code": "invalid",
+            "detail": _("Les données envoyées contredisent celles déjà enregistrées.")
+            if conflict
+            else _("Les données envoyées sont invalides."),
+            "code": "conflict" if conflict else "invalid",
             "fields": fields,
         }
     else:

@@ -412,6 +412,9 @@ SPECTACULAR_SETTINGS = {
 
 # Rows of one usage import (above it, the file is refused at once: split it).
 MUTUALIS_IMPORT_MAX_ROWS = env.int("MUTUALIS_IMPORT_MAX_ROWS", default=50_000)
+# Records of one batch sent to POST /api/v1/usage-records/bulk/ (checked and written within the
+# request; never more than MUTUALIS_IMPORT_MAX_ROWS).
+MUTUALIS_API_BULK_MAX_RECORDS = env.int("MUTUALIS_API_BULK_MAX_RECORDS", default=10_000)
 # Usage files up to this many rows are checked within the request; larger ones as a Celery job.
 MUTUALIS_IMPORT_SYNC_ROWS = env.int("MUTUALIS_IMPORT_SYNC_ROWS", default=2000)
 # Usage files dropped but never imported are deleted after this many days (purge_usage_imports).

@@ -248,6 +248,10 @@ ROWS = {
     "api:unitcost-detail":               Row(lambda w: {"pk": w.unit_cost.pk}, API_SEES_BOTH,
                                              API_READ_ONLY),
     "api:usagerecord-list":              Row(lambda w: {}, API_EVERY, API_READ_ONLY),
+    # Usage sent in bulk by counting tools: those who record usage (a form's empty POST is
+    # not JSON: 415; tests/costing/test_api_usage_bulk.py).
+    "api:usagerecord-bulk":              Row(lambda w: {}, API_READ_ONLY,
+                                             (401, 403, 403, 403, 415, 415, 415)),
     "api:usagerecord-detail":            Row(lambda w: {"pk": w.usage.pk}, API_SEES_A,
                                              API_READ_ONLY),
     "api:statement-list":                Row(lambda w: {}, API_EVERY, API_READ_ONLY),
