@@ -16,14 +16,16 @@ from rest_framework.decorators import action, api_view, permission_classes, thro
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import APIView
 
 from conventions import views
 from conventions.models import Convention, Deliberation, Party, Status
 from conventions.serializers import ConventionListSerializer, ConventionSerializer
 from conventions.services.in_force import direction_of
+from mutualisation.rest import DocumentActionsMixin
 
 
-class ConventionViewSet(viewsets.ReadOnlyModelViewSet):
+class ConventionViewSet(DocumentActionsMixin, viewsets.ReadOnlyModelViewSet):
     """Conventions the user may see: their territories' (staff), those their organisation is
     party to (a commune's reader: its own only)."""
 
@@ -179,41 +181,58 @@ def open_conventions_csv(rows: list[dict]) -> str:
     return out.getvalue()
 
 
+OPEN_DATA_PARAMETERS = [
+    OpenApiParameter("territory", str, description="SIREN de l'EPCI (tous sinon)."),
+]
+
+
 @extend_schema(
-    parameters=[
-        OpenApiParameter("territory", str, description="SIREN de l'EPCI (tous sinon)."),
-    ],
-    responses={200: OpenConventionSerializer(many=True), (200, "text/csv"): OpenApiTypes.STR},
+    operation_id="open_data_conventions_json",
+    parameters=OPEN_DATA_PARAMETERS,
+    responses={200: OpenConventionSerializer(many=True)},
 )
 @api_view(["GET"])
 @permission_classes([permissions.AllowAny])
 @throttle_classes([AnonRateThrottle])
-def open_data_conventions(request, extension="json"):
-    """Open data: the conventions in force, public acts (conventions.json, or conventions.csv:
-    UTF-8, « ; »). Without authentication."""
+def open_data_conventions(request):
+    """Open data: the conventions in force, public acts. Without authentication."""
     rows = open_conventions(request.query_params.get("territory", ""))
-    if extension == "csv":
+    return Response(OpenConventionSerializer(rows, many=True).data)
+
+
+class OpenDataConventionsCsv(APIView):
+    """Open data: the conventions in force, public acts, as CSV (UTF-8, « ; »). Without
+    authentication."""
+
+    permission_classes = [permissions.AllowAny]
+    throttle_classes = [AnonRateThrottle]
+
+    def perform_content_negotiation(self, request, force=False):
+        # The CSV whatever the client accepts (``Accept: text/csv`` included, which DRF's JSON
+        # renderer alone answered 406); a refusal (401, 429) in the JSON error shape.
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(
+        operation_id="open_data_conventions_csv",
+        parameters=OPEN_DATA_PARAMETERS,
+        responses={(200, "text/csv"): OpenApiTypes.STR},
+    )
+    def get(self, request):
+        rows = open_conventions(request.query_params.get("territory", ""))
         response = HttpResponse(open_conventions_csv(rows), content_type="text/csv; charset=utf-8")
         day = timezone.localdate().isoformat()
         response["Content-Disposition"] = f'attachment; filename="conventions-{day}.csv"'
         return response
-    return Response(OpenConventionSerializer(rows, many=True).data)
 
 
 router = SimpleRouter()
 router.register("conventions", ConventionViewSet, basename="convention")
 
 urlpatterns = [
-    path(
-        "open-data/conventions.json",
-        open_data_conventions,
-        {"extension": "json"},
-        name="open-data-conventions",
-    ),
+    path("open-data/conventions.json", open_data_conventions, name="open-data-conventions"),
     path(
         "open-data/conventions.csv",
-        open_data_conventions,
-        {"extension": "csv"},
+        OpenDataConventionsCsv.as_view(),
         name="open-data-conventions-csv",
     ),
     *router.urls,

@@ -25,6 +25,7 @@ from costing.serializers import (
     UsageRecordSerializer,
 )
 from mutualisation.converters import YearConverter
+from mutualisation.rest import DocumentActionsMixin
 from mutualisation.rules import scope_of
 
 register_converter(YearConverter, "api-year")  # the screens' budget years (costing/urls.py)
@@ -93,7 +94,7 @@ class UsageRecordViewSet(viewsets.ReadOnlyModelViewSet):
         )
 
 
-class StatementViewSet(viewsets.ReadOnlyModelViewSet):
+class StatementViewSet(DocumentActionsMixin, viewsets.ReadOnlyModelViewSet):
     """États annuels: those of the user's territories' conventions, and those their own
     organisation owes or is owed."""
 
