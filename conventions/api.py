@@ -76,6 +76,25 @@ class ConventionViewSet(DocumentActionsMixin, viewsets.ReadOnlyModelViewSet):
         return views.convention_pdf_response(request._request, convention)
 
 
+class OpenPartySerializer(serializers.Serializer):
+    name = serializers.CharField()
+    siren = serializers.CharField()
+    role = serializers.CharField()
+
+
+class OpenServiceSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+
+
+class OpenDeliberationSerializer(serializers.Serializer):
+    organisation = serializers.CharField()
+    date = serializers.DateField()
+    number = serializers.CharField()
+    vote = serializers.CharField()
+    link = serializers.CharField(allow_blank=True)
+
+
 class OpenConventionSerializer(serializers.Serializer):
     """A convention in force as the open-data portal publishes it: public acts only."""
 
@@ -87,9 +106,9 @@ class OpenConventionSerializer(serializers.Serializer):
     territory_siren = serializers.CharField()
     start_date = serializers.DateField()
     signature_date = serializers.DateField(allow_null=True)
-    parties = serializers.ListField(child=serializers.DictField())
-    services = serializers.ListField(child=serializers.DictField())
-    deliberations = serializers.ListField(child=serializers.DictField())
+    parties = OpenPartySerializer(many=True)
+    services = OpenServiceSerializer(many=True)
+    deliberations = OpenDeliberationSerializer(many=True)
 
 
 def open_conventions(territory_siren: str = "") -> list[dict]:
