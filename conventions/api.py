@@ -9,6 +9,7 @@ from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.urls import path
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, serializers, viewsets
@@ -29,6 +30,10 @@ class ConventionViewSet(DocumentActionsMixin, viewsets.ReadOnlyModelViewSet):
     """Conventions the user may see: their territories' (staff), those their organisation is
     party to (a commune's reader: its own only)."""
 
+    api_description = _(
+        "Conventions visibles : celles des territoires de l'utilisateur (personnel), celles "
+        "dont son organisation est partie (lecteur d'une commune : les siennes seulement)."
+    )
     lookup_field = "reference"
     lookup_value_regex = "[^/]+"
     filterset_fields = ["status", "kind", "territory"]
@@ -59,6 +64,7 @@ class ConventionViewSet(DocumentActionsMixin, viewsets.ReadOnlyModelViewSet):
         return ConventionListSerializer if self.action == "list" else ConventionSerializer
 
     @extend_schema(
+        description=_("PDF de la convention : le projet avant signature, l'acte signé ensuite."),
         responses={(200, "application/pdf"): OpenApiTypes.BINARY},
         parameters=[
             OpenApiParameter(
@@ -207,6 +213,10 @@ OPEN_DATA_PARAMETERS = [
 
 @extend_schema(
     operation_id="open_data_conventions_json",
+    description=_(
+        "Données ouvertes : les conventions en vigueur, actes publics seulement (docs/api.md). "
+        "Sans authentification."
+    ),
     parameters=OPEN_DATA_PARAMETERS,
     responses={200: OpenConventionSerializer(many=True)},
 )
@@ -233,6 +243,10 @@ class OpenDataConventionsCsv(APIView):
 
     @extend_schema(
         operation_id="open_data_conventions_csv",
+        description=_(
+            "Données ouvertes en CSV (UTF-8, « ; ») : les conventions en vigueur, actes publics "
+            "seulement (docs/api.md). Sans authentification."
+        ),
         parameters=OPEN_DATA_PARAMETERS,
         responses={(200, "text/csv"): OpenApiTypes.STR},
     )

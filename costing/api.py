@@ -7,6 +7,7 @@ from dataclasses import replace
 from django.db.models import Q
 from django.http import Http404
 from django.urls import path, register_converter
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
@@ -35,6 +36,10 @@ class CostBaseViewSet(viewsets.ReadOnlyModelViewSet):
     """Cost bases: the territory's staff see their services'; others, those of the services
     they provide or pay for (never another organisation's detailed cost lines otherwise)."""
 
+    api_description = _(
+        "Bases de coûts : le personnel du territoire voit celles de ses services ; les autres, "
+        "celles des services qu'ils fournissent ou paient."
+    )
     serializer_class = CostBaseSerializer
     filterset_fields = ["year", "service"]
 
@@ -51,6 +56,10 @@ class UnitCostViewSet(viewsets.ReadOnlyModelViewSet):
     """Unit costs (every version, notified or not) of the services whose cost bases the user
     may see."""
 
+    api_description = _(
+        "Coûts unitaires (toutes les versions, notifiées ou non) des services dont "
+        "l'utilisateur voit les bases de coûts."
+    )
     serializer_class = UnitCostSerializer
     filterset_fields = ["year", "service", "is_provisional"]
 
@@ -69,6 +78,10 @@ class UsageRecordViewSet(viewsets.ReadOnlyModelViewSet):
     """Usage records: the territory's staff see those of their conventions; a party from
     elsewhere (a commune), its own records only."""
 
+    api_description = _(
+        "Recours : le personnel du territoire voit ceux de ses conventions ; une partie "
+        "d'ailleurs (une commune), les siens seulement."
+    )
     serializer_class = UsageRecordSerializer
     filterset_fields = {
         "convention__reference": ["exact"],
@@ -98,6 +111,10 @@ class StatementViewSet(DocumentActionsMixin, viewsets.ReadOnlyModelViewSet):
     """États annuels: those of the user's territories' conventions, and those their own
     organisation owes or is owed."""
 
+    api_description = _(
+        "États annuels : ceux des conventions des territoires de l'utilisateur, et ceux que son "
+        "organisation doit ou reçoit."
+    )
     filterset_fields = ["year", "status", "payer", "payee", "convention__reference"]
 
     def get_queryset(self):
@@ -114,7 +131,10 @@ class StatementViewSet(DocumentActionsMixin, viewsets.ReadOnlyModelViewSet):
     def get_serializer_class(self):
         return StatementDetailSerializer if self.action == "retrieve" else StatementSerializer
 
-    @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY})
+    @extend_schema(
+        description=_("PDF de l'état : les octets émis, ou le projet d'un état en préparation."),
+        responses={(200, "application/pdf"): OpenApiTypes.BINARY},
+    )
     @action(detail=True, url_path="pdf")
     def pdf(self, request, pk=None):
         """The statement's PDF: the very bytes issued, or the projet of a draft."""
@@ -145,7 +165,14 @@ def own_part(computed: services.Reimbursements, organisation_ids) -> services.Re
     return replace(computed, result=own, findings=())
 
 
-@extend_schema(responses={200: OpenApiTypes.OBJECT})
+@extend_schema(
+    description=_(
+        "Remboursements de l'année, comme l'export JSON : lignes, règlements, positions, "
+        "constats et totaux. Le personnel du territoire : toute l'année ; les autres : la part "
+        "de leur organisation. Années de 2000 à 2100."
+    ),
+    responses={200: OpenApiTypes.OBJECT},
+)
 @api_view(["GET"])
 def reimbursements(request, year):
     """The year's reimbursements, as ``compute_reimbursements`` gives them (the JSON export):

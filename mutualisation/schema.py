@@ -48,6 +48,12 @@ class AutoSchema(SpectacularAutoSchema):
             statuses.add(409)
         return sorted(statuses)
 
+    def get_description(self):
+        """The view's French ``api_description`` (the schema and the Swagger UI are read by
+        the API's users), rather than its docstring, written for developers."""
+        description = getattr(self.view, "api_description", None)
+        return str(description) if description else super().get_description()
+
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         for status in self.error_statuses():

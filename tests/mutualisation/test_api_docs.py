@@ -34,3 +34,16 @@ def test_the_throttling_settings_and_page_size_limit_are_documented():
     assert "MUTUALIS_API_USER_RATE" in DOC
     assert "MUTUALIS_API_ANON_RATE" in DOC
     assert "au plus 500" in DOC
+
+
+ENGLISH = re.compile(r"\b(the|their|they|may|user|of the|and|whose)\b")
+
+
+def test_every_operation_is_described_in_french():
+    """The schema and the Swagger UI are read by the API's users: French descriptions, not the
+    views' docstrings."""
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    for path, operations in schema["paths"].items():
+        description = operations["get"].get("description", "")
+        assert description, path
+        assert not ENGLISH.search(description), f"{path}: {description}"
