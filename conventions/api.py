@@ -9,7 +9,7 @@ from django.db.models import Prefetch
 from django.http import HttpResponse, QueryDict
 from django.urls import path
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, serializers, viewsets
@@ -18,6 +18,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import APIView
 
 from conventions import views
 from conventions.models import Convention, Deliberation, Party, Status, Terms
@@ -25,7 +26,7 @@ from conventions.serializers import ConventionListSerializer, ConventionSerializ
 from conventions.services import TransitionRefused, records, transitions
 from conventions.services.in_force import direction_of
 from mutualisation.forms import RowsConflict
-from mutualisation.rest import ErrorSerializer, Refused
+from mutualisation.rest import DocumentActionsMixin, ErrorSerializer, Refused
 
 
 class PartyInputSerializer(serializers.Serializer):
@@ -114,10 +115,16 @@ class TransitionRefusedSerializer(serializers.Serializer):
     missing = serializers.ListField(child=serializers.CharField())
 
 
-class ConventionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class ConventionViewSet(
+    DocumentActionsMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet
+):
     """Conventions the user may see: their territories' (staff), those their organisation is
     party to (a commune's reader: its own only)."""
 
+    api_description = _(
+        "Conventions visibles : celles des territoires de l'utilisateur (personnel), celles "
+        "dont son organisation est partie (lecteur d'une commune : les siennes seulement)."
+    )
     lookup_field = "reference"
     lookup_value_regex = "[^/]+"
     filterset_fields = ["status", "kind", "territory"]
@@ -148,6 +155,11 @@ class ConventionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         return ConventionListSerializer if self.action == "list" else ConventionSerializer
 
     @extend_schema(
+        description=_(
+            "Crée un projet de convention (gestionnaires) : validé par les règles mêmes du "
+            "formulaire de création, numéroté dans son territoire ; chaque erreur est nommée par "
+            "son chemin dans le JSON (« terms.periodicity_months », « parties.1.role »)."
+        ),
         request=ConventionInputSerializer,
         responses={201: ConventionSerializer, 400: ErrorSerializer, 409: ErrorSerializer},
     )
@@ -181,6 +193,11 @@ class ConventionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         )
 
     @extend_schema(
+        description=_(
+            "Applique une transition légale (submit, withdraw, deliberate, sign, "
+            "enter_into_force, expire) par les mêmes contrôles que les écrans ; refusée : 409 "
+            "avec la liste de tout ce qui manque (« missing »). Gestionnaires du territoire."
+        ),
         request=TransitionSerializer,
         responses={200: ConventionSerializer, 409: TransitionRefusedSerializer},
     )
@@ -212,6 +229,7 @@ class ConventionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         return Response(ConventionSerializer(self.get_object(), context={"request": request}).data)
 
     @extend_schema(
+        description=_("PDF de la convention : le projet avant signature, l'acte signé ensuite."),
         responses={(200, "application/pdf"): OpenApiTypes.BINARY},
         parameters=[
             OpenApiParameter(
@@ -229,6 +247,25 @@ class ConventionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         return views.convention_pdf_response(request._request, convention)
 
 
+class OpenPartySerializer(serializers.Serializer):
+    name = serializers.CharField()
+    siren = serializers.CharField()
+    role = serializers.CharField()
+
+
+class OpenServiceSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+
+
+class OpenDeliberationSerializer(serializers.Serializer):
+    organisation = serializers.CharField()
+    date = serializers.DateField()
+    number = serializers.CharField()
+    vote = serializers.CharField()
+    link = serializers.CharField(allow_blank=True)
+
+
 class OpenConventionSerializer(serializers.Serializer):
     """A convention in force as the open-data portal publishes it: public acts only."""
 
@@ -240,9 +277,9 @@ class OpenConventionSerializer(serializers.Serializer):
     territory_siren = serializers.CharField()
     start_date = serializers.DateField()
     signature_date = serializers.DateField(allow_null=True)
-    parties = serializers.ListField(child=serializers.DictField())
-    services = serializers.ListField(child=serializers.DictField())
-    deliberations = serializers.ListField(child=serializers.DictField())
+    parties = OpenPartySerializer(many=True)
+    services = OpenServiceSerializer(many=True)
+    deliberations = OpenDeliberationSerializer(many=True)
 
 
 def open_conventions(territory_siren: str = "") -> list[dict]:
@@ -334,41 +371,66 @@ def open_conventions_csv(rows: list[dict]) -> str:
     return out.getvalue()
 
 
+OPEN_DATA_PARAMETERS = [
+    OpenApiParameter("territory", str, description="SIREN de l'EPCI (tous sinon)."),
+]
+
+
 @extend_schema(
-    parameters=[
-        OpenApiParameter("territory", str, description="SIREN de l'EPCI (tous sinon)."),
-    ],
-    responses={200: OpenConventionSerializer(many=True), (200, "text/csv"): OpenApiTypes.STR},
+    operation_id="open_data_conventions_json",
+    description=_(
+        "Données ouvertes : les conventions en vigueur, actes publics seulement (docs/api.md). "
+        "Sans authentification."
+    ),
+    parameters=OPEN_DATA_PARAMETERS,
+    responses={200: OpenConventionSerializer(many=True)},
 )
 @api_view(["GET"])
 @permission_classes([permissions.AllowAny])
 @throttle_classes([AnonRateThrottle])
-def open_data_conventions(request, extension="json"):
-    """Open data: the conventions in force, public acts (conventions.json, or conventions.csv:
-    UTF-8, « ; »). Without authentication."""
+def open_data_conventions(request):
+    """Open data: the conventions in force, public acts. Without authentication."""
     rows = open_conventions(request.query_params.get("territory", ""))
-    if extension == "csv":
+    return Response(OpenConventionSerializer(rows, many=True).data)
+
+
+class OpenDataConventionsCsv(APIView):
+    """Open data: the conventions in force, public acts, as CSV (UTF-8, « ; »). Without
+    authentication."""
+
+    permission_classes = [permissions.AllowAny]
+    throttle_classes = [AnonRateThrottle]
+
+    def perform_content_negotiation(self, request, force=False):
+        # The CSV whatever the client accepts (``Accept: text/csv`` included, which DRF's JSON
+        # renderer alone answered 406); a refusal (401, 429) in the JSON error shape.
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(
+        operation_id="open_data_conventions_csv",
+        description=_(
+            "Données ouvertes en CSV (UTF-8, « ; ») : les conventions en vigueur, actes publics "
+            "seulement (docs/api.md). Sans authentification."
+        ),
+        parameters=OPEN_DATA_PARAMETERS,
+        responses={(200, "text/csv"): OpenApiTypes.STR},
+    )
+    def get(self, request):
+        rows = open_conventions(request.query_params.get("territory", ""))
         response = HttpResponse(open_conventions_csv(rows), content_type="text/csv; charset=utf-8")
         day = timezone.localdate().isoformat()
         response["Content-Disposition"] = f'attachment; filename="conventions-{day}.csv"'
         return response
-    return Response(OpenConventionSerializer(rows, many=True).data)
 
 
 router = SimpleRouter()
 router.register("conventions", ConventionViewSet, basename="convention")
 
 urlpatterns = [
-    path(
-        "open-data/conventions.json",
-        open_data_conventions,
-        {"extension": "json"},
-        name="open-data-conventions",
-    ),
+    path("open-data/conventions.json", open_data_conventions, name="open-data-conventions"),
     path(
         "open-data/conventions.csv",
-        open_data_conventions,
-        {"extension": "csv"},
+        OpenDataConventionsCsv.as_view(),
         name="open-data-conventions-csv",
     ),
     *router.urls,

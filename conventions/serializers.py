@@ -17,8 +17,8 @@ from conventions.services.in_force import current_terms, direction_of
 class PartySerializer(serializers.ModelSerializer):
     organisation_name = serializers.CharField(source="organisation.name", read_only=True)
     siren = serializers.CharField(source="organisation.siren", read_only=True)
-    joined_by = serializers.SlugRelatedField(slug_field="number", read_only=True)
-    left_by = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    joined_by = serializers.SlugRelatedField(slug_field="number", read_only=True, allow_null=True)
+    left_by = serializers.SlugRelatedField(slug_field="number", read_only=True, allow_null=True)
 
     class Meta:
         model = Party
@@ -28,8 +28,8 @@ class PartySerializer(serializers.ModelSerializer):
 class ConventionServiceSerializer(serializers.ModelSerializer):
     code = serializers.CharField(source="service.code", read_only=True)
     name = serializers.CharField(source="service.name", read_only=True)
-    added_by = serializers.SlugRelatedField(slug_field="number", read_only=True)
-    removed_by = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    added_by = serializers.SlugRelatedField(slug_field="number", read_only=True, allow_null=True)
+    removed_by = serializers.SlugRelatedField(slug_field="number", read_only=True, allow_null=True)
 
     class Meta:
         model = ConventionService
@@ -46,7 +46,7 @@ class ConventionServiceSerializer(serializers.ModelSerializer):
 
 
 class TermsSerializer(serializers.ModelSerializer):
-    amendment = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    amendment = serializers.SlugRelatedField(slug_field="number", read_only=True, allow_null=True)
 
     class Meta:
         model = Terms
@@ -67,7 +67,7 @@ class TermsSerializer(serializers.ModelSerializer):
 
 class DeliberationSerializer(serializers.ModelSerializer):
     organisation_name = serializers.CharField(source="organisation.name", read_only=True)
-    amendment = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    amendment = serializers.SlugRelatedField(slug_field="number", read_only=True, allow_null=True)
 
     class Meta:
         model = Deliberation

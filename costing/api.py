@@ -7,7 +7,7 @@ from dataclasses import replace
 from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from django.urls import path, register_converter
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status, viewsets
@@ -31,7 +31,7 @@ from costing.serializers import (
     UsageRecordSerializer,
 )
 from mutualisation.converters import YearConverter
-from mutualisation.rest import Conflict, ErrorSerializer, Refused
+from mutualisation.rest import Conflict, DocumentActionsMixin, ErrorSerializer, Refused
 from mutualisation.rules import scope_of
 
 register_converter(YearConverter, "api-year")  # the screens' budget years (costing/urls.py)
@@ -41,6 +41,10 @@ class CostBaseViewSet(viewsets.ReadOnlyModelViewSet):
     """Cost bases: the territory's staff see their services'; others, those of the services
     they provide or pay for (never another organisation's detailed cost lines otherwise)."""
 
+    api_description = _(
+        "Bases de coûts : le personnel du territoire voit celles de ses services ; les autres, "
+        "celles des services qu'ils fournissent ou paient."
+    )
     serializer_class = CostBaseSerializer
     filterset_fields = ["year", "service"]
 
@@ -63,7 +67,15 @@ class CostBaseViewSet(viewsets.ReadOnlyModelViewSet):
             raise PermissionDenied
         return base
 
-    @extend_schema(request=None, responses={201: UnitCostSerializer, 409: ErrorSerializer})
+    @extend_schema(
+        description=_(
+            "Calcule le coût unitaire de l'année depuis cette base (coût éligible ÷ unités de "
+            "référence, arrondi au centime) : une nouvelle version tant que l'actuelle n'est "
+            "pas notifiée. Agents des finances du territoire du service."
+        ),
+        request=None,
+        responses={201: UnitCostSerializer, 409: ErrorSerializer},
+    )
     @action(detail=True, methods=["post"], url_path="compute-unit-cost")
     def compute_unit_cost(self, request, pk=None):
         """Compute the year's unit cost from this cost base (eligible cost ÷ reference units,
@@ -76,6 +88,10 @@ class CostBaseViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(UnitCostSerializer(unit_cost).data, status=201)
 
     @extend_schema(
+        description=_(
+            "Enregistre le jour où le coût unitaire actuel a été notifié aux bénéficiaires "
+            "(avant la date limite budgétaire, D5211-16) ; notifié, il est figé."
+        ),
         request=NotificationSerializer,
         responses={200: UnitCostSerializer, 409: ErrorSerializer},
     )
@@ -100,6 +116,10 @@ class UnitCostViewSet(viewsets.ReadOnlyModelViewSet):
     """Unit costs (every version, notified or not) of the services whose cost bases the user
     may see."""
 
+    api_description = _(
+        "Coûts unitaires (toutes les versions, notifiées ou non) des services dont "
+        "l'utilisateur voit les bases de coûts."
+    )
     serializer_class = UnitCostSerializer
     filterset_fields = ["year", "service", "is_provisional"]
 
@@ -118,6 +138,10 @@ class UsageRecordViewSet(viewsets.ReadOnlyModelViewSet):
     """Usage records: the territory's staff see those of their conventions; a party from
     elsewhere (a commune), its own records only."""
 
+    api_description = _(
+        "Recours : le personnel du territoire voit ceux de ses conventions ; une partie "
+        "d'ailleurs (une commune), les siens seulement."
+    )
     serializer_class = UsageRecordSerializer
     filterset_fields = {
         "convention__reference": ["exact"],
@@ -308,10 +332,14 @@ class UsageRecordViewSet(viewsets.ReadOnlyModelViewSet):
         )
 
 
-class StatementViewSet(viewsets.ReadOnlyModelViewSet):
+class StatementViewSet(DocumentActionsMixin, viewsets.ReadOnlyModelViewSet):
     """États annuels: those of the user's territories' conventions, and those their own
     organisation owes or is owed."""
 
+    api_description = _(
+        "États annuels : ceux des conventions des territoires de l'utilisateur, et ceux que son "
+        "organisation doit ou reçoit."
+    )
     filterset_fields = ["year", "status", "payer", "payee", "convention__reference"]
 
     def get_queryset(self):
@@ -328,7 +356,15 @@ class StatementViewSet(viewsets.ReadOnlyModelViewSet):
     def get_serializer_class(self):
         return StatementDetailSerializer if self.action == "retrieve" else StatementSerializer
 
-    @extend_schema(request=None, responses={200: StatementDetailSerializer, 409: ErrorSerializer})
+    @extend_schema(
+        description=_(
+            "Émet un état en préparation (numéro, données et PDF figés) : agents des finances "
+            "du territoire de la convention, par les contrôles des écrans ; refusé : 409 avec "
+            "les motifs (« missing »)."
+        ),
+        request=None,
+        responses={200: StatementDetailSerializer, 409: ErrorSerializer},
+    )
     @action(detail=True, methods=["post"], url_path="issue")
     def issue(self, request, pk=None):
         """Issue a draft (its number, frozen snapshot and PDF): finance of the convention's
@@ -348,7 +384,10 @@ class StatementViewSet(viewsets.ReadOnlyModelViewSet):
         issued = self.get_queryset().prefetch_related("lines__service").get(pk=statement.pk)
         return Response(StatementDetailSerializer(issued, context={"request": request}).data)
 
-    @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY})
+    @extend_schema(
+        description=_("PDF de l'état : les octets émis, ou le projet d'un état en préparation."),
+        responses={(200, "application/pdf"): OpenApiTypes.BINARY},
+    )
     @action(detail=True, url_path="pdf")
     def pdf(self, request, pk=None):
         """The statement's PDF: the very bytes issued, or the projet of a draft."""
@@ -385,7 +424,14 @@ def own_part(computed: services.Reimbursements, organisation_ids) -> services.Re
     return replace(computed, result=own, findings=())
 
 
-@extend_schema(responses={200: OpenApiTypes.OBJECT})
+@extend_schema(
+    description=_(
+        "Remboursements de l'année, comme l'export JSON : lignes, règlements, positions, "
+        "constats et totaux. Le personnel du territoire : toute l'année ; les autres : la part "
+        "de leur organisation. Années de 2000 à 2100."
+    ),
+    responses={200: OpenApiTypes.OBJECT},
+)
 @api_view(["GET"])
 def reimbursements(request, year):
     """The year's reimbursements, as ``compute_reimbursements`` gives them (the JSON export):
@@ -407,12 +453,17 @@ def reimbursements(request, year):
 
 
 @extend_schema(
+    description=_(
+        "Les fichiers de la chaîne comptable de l'année : « lignes » (lignes des états émis), "
+        "« titres », « mandats », « acomptes » ; en csv ou xlsx, sur les conventions des "
+        "territoires de l'agent des finances."
+    ),
     responses={
         (200, "text/csv"): OpenApiTypes.BINARY,
         (200, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"): (
             OpenApiTypes.BINARY
         ),
-    }
+    },
 )
 @api_view(["GET"])
 def export(request, year, kind, fmt):

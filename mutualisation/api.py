@@ -7,6 +7,7 @@ never a 403 that would tell it exists) and acts through the same services, permi
 legal gates; errors have one shape, in French (mutualisation/rest.py)."""
 
 from django.urls import path
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import serializers, viewsets
@@ -60,6 +61,10 @@ class OrganisationViewSet(ScopedViewSet):
     """Organisations the user may see: for a territory's staff, its EPCI, its communes and
     every party to its conventions; for everyone, their own organisation."""
 
+    api_description = _(
+        "Organisations visibles : pour le personnel d'un territoire, son EPCI, ses communes et "
+        "toute partie à ses conventions ; pour chacun, sa propre organisation."
+    )
     queryset = Organisation.objects.order_by("name", "pk")
     serializer_class = OrganisationSerializer
     filterset_fields = ["kind", "siren", "insee_code"]
@@ -68,6 +73,7 @@ class OrganisationViewSet(ScopedViewSet):
 class PopulationViewSet(viewsets.ReadOnlyModelViewSet):
     """Municipal populations (INSEE) of the organisations the user may see."""
 
+    api_description = _("Populations légales (INSEE) des organisations visibles.")
     serializer_class = PopulationSerializer
     filterset_fields = ["organisation", "vintage"]
 
@@ -80,6 +86,7 @@ class PopulationViewSet(viewsets.ReadOnlyModelViewSet):
 class UnitTypeViewSet(viewsets.ReadOnlyModelViewSet):
     """Units of use (unité de fonctionnement), shared by every territory."""
 
+    api_description = _("Unités de fonctionnement, communes à tous les territoires.")
     serializer_class = UnitTypeSerializer
 
     def get_queryset(self):
@@ -91,6 +98,9 @@ class UnitTypeViewSet(viewsets.ReadOnlyModelViewSet):
 class ServiceViewSet(viewsets.ReadOnlyModelViewSet):
     """Services of the territories the user works in or whose member their organisation is."""
 
+    api_description = _(
+        "Services des territoires où l'utilisateur travaille ou dont son organisation est membre."
+    )
     serializer_class = ServiceSerializer
     filterset_fields = ["kind", "provider", "territory", "code"]
 
@@ -98,6 +108,13 @@ class ServiceViewSet(viewsets.ReadOnlyModelViewSet):
         return Service.objects.filter(territory__in=home_territories(self.request.user)).order_by(
             "territory_id", "name", "pk"
         )
+
+
+class SwaggerView(SpectacularSwaggerSplitView):
+    """The Swagger UI, its init script a separate file (the split view) and its page our
+    template: in French, without the inline style the site's CSP refuses."""
+
+    template_name = "api/swagger_ui.html"
 
 
 @extend_schema(exclude=True)
@@ -129,6 +146,6 @@ router.register("services", ServiceViewSet, basename="service")
 urlpatterns = [
     path("", api_root, name="root"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
+    path("docs/", SwaggerView.as_view(url_name="api:schema"), name="docs"),
     *router.urls,
 ]

@@ -8,10 +8,13 @@ Errors have one shape, in French::
 """
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.utils.translation import gettext as _
+from django.views import defaults
 from rest_framework import exceptions, pagination, serializers
 from rest_framework.views import exception_handler as drf_exception_handler
+
+API_PREFIX = "/api/"
 
 
 class Pagination(pagination.PageNumberPagination):
@@ -22,6 +25,18 @@ class Pagination(pagination.PageNumberPagination):
     max_page_size = 500
 
 
+class DocumentActionsMixin:
+    """A viewset whose ``document_actions`` answer a document (a PDF) whatever the client's
+    ``Accept`` says: with DRF's JSON renderer alone, a client asking for ``application/pdf``
+    was refused 406. A refusal of such an action (404, 429) stays in the JSON error shape."""
+
+    document_actions = ("pdf",)
+
+    def perform_content_negotiation(self, request, force=False):
+        force = force or getattr(self, "action", None) in self.document_actions
+        return super().perform_content_negotiation(request, force=force)
+
+
 class ErrorSerializer(serializers.Serializer):
     """The one error shape of the API (documented in the schema)."""
 
@@ -29,6 +44,14 @@ class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     fields = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()), required=False
+    )
+    missing = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Une action refusée (409) : tout ce qui manque, en phrases.",
+    )
+    target = serializers.CharField(
+        required=False, help_text="Une transition refusée : le statut visé."
     )
 
 
@@ -101,3 +124,43 @@ def exception_handler(exc, context):
                 body["target"] = exc.target
     response.data = body
     return response
+
+
+# Django's own error pages (an address no URL matches, a NUL character refused by
+# mutualisation.middleware, an unexpected error) answer the API's clients in its error shape
+# rather than an HTML page (mutualisation/urls.py: handler400, handler403, handler404,
+# handler500).
+
+
+def is_api(request) -> bool:
+    return request.path_info.startswith(API_PREFIX)
+
+
+def error_response(status: int, detail: str, code: str) -> JsonResponse:
+    return JsonResponse({"detail": detail, "code": code}, status=status)
+
+
+def bad_request(request, exception):
+    if is_api(request):
+        return error_response(400, _("Requête invalide."), "bad_request")
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request, exception):
+    if is_api(request):
+        return error_response(403, _("Action non permise."), "permission_denied")
+    return defaults.permission_denied(request, exception)
+
+
+def page_not_found(request, exception):
+    if is_api(request):
+        return error_response(404, _("Ressource introuvable."), "not_found")
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    if is_api(request):
+        return error_response(
+            500, _("Erreur du serveur : l'équipe est prévenue, réessayez plus tard."), "error"
+        )
+    return defaults.server_error(request)

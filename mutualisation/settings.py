@@ -373,7 +373,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "mutualisation.rest.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "mutualisation.schema.AutoSchema",
     "EXCEPTION_HANDLER": "mutualisation.rest.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",

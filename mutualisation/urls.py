@@ -55,5 +55,11 @@ urlpatterns = [
     ),
 ]
 
+# Django's error pages, in the API's error shape under /api/ (mutualisation/rest.py).
+handler400 = "mutualisation.rest.bad_request"
+handler403 = "mutualisation.rest.permission_denied"
+handler404 = "mutualisation.rest.page_not_found"
+handler500 = "mutualisation.rest.server_error"
+
 # Uploaded files (signed scans) are never served as /media/ files, in any mode: only through
 # conventions:attachment-download, which checks who may see the convention.

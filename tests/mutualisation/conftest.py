@@ -4,7 +4,8 @@ territories' sweep (tests/mutualisation/test_territories.py)."""
 import pytest
 import time_machine
 from django.conf import settings
-from django.db import transaction
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, transaction
 from django.test import Client
 
 from tests.mutualisation.url_world import NOW, PERSONAS, build_world
@@ -33,3 +34,14 @@ def world(django_db_setup, django_db_blocker):
             transaction.set_rollback(True)
             atomic.__exit__(None, None, None)
         traveller.stop()
+
+
+@pytest.fixture
+def in_test_transaction():
+    """The WSGI application answers inside the test's transaction: like Django's test client,
+    the end of a request does not close the test's database connection."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
