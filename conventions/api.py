@@ -4,8 +4,10 @@ the open-data export of the conventions in force. See mutualisation/api.py."""
 
 import csv
 import io
+from datetime import date
 
 from django.db.models import Prefetch
+from django.forms import CheckboxInput
 from django.http import HttpResponse, QueryDict
 from django.urls import path
 from django.utils import timezone
@@ -20,10 +22,10 @@ from rest_framework.routers import SimpleRouter
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from conventions import views
+from conventions import forms, views
 from conventions.models import Convention, Deliberation, Party, Status, Terms
 from conventions.serializers import ConventionListSerializer, ConventionSerializer
-from conventions.services import TransitionRefused, records, transitions
+from conventions.services import StaleVersion, TransitionRefused, in_force, records, transitions
 from conventions.services.in_force import direction_of
 from mutualisation.forms import RowsConflict
 from mutualisation.rest import DocumentActionsMixin, ErrorSerializer, Refused
@@ -100,6 +102,66 @@ def form_errors(main, terms_form, formsets) -> dict[str, list[str]]:
                 key = f"{prefix}.{index}" if name == "__all__" else f"{prefix}.{index}.{name}"
                 found[key] = list(messages)
     return found
+
+
+class ConventionChangeSerializer(serializers.Serializer):
+    """A draft convention's changes (PATCH): its text and its initial terms; ``version``, the
+    one read, refuses a change made since (409). Checked by the edit form (every error at
+    once), so only the shape is checked here."""
+
+    version = serializers.IntegerField(required=False)
+    title = serializers.CharField(required=False, allow_blank=True)
+    kind = serializers.CharField(required=False, allow_blank=True)
+    object = serializers.CharField(required=False, allow_blank=True)
+    preamble = serializers.CharField(required=False, allow_blank=True)
+    managing_organisation = serializers.IntegerField(required=False, allow_null=True)
+    start_date = serializers.CharField(required=False, allow_blank=True, help_text="AAAA-MM-JJ")
+    retroactivity_reason = serializers.CharField(required=False, allow_blank=True)
+    retained_service_basis = serializers.CharField(required=False, allow_blank=True)
+    clect_report_on = serializers.CharField(required=False, allow_blank=True)
+    terms = serializers.DictField(required=False)
+
+    def validate(self, attrs):
+        unknown = set(self.initial_data) - set(self.fields)
+        if unknown:
+            raise serializers.ValidationError(
+                {
+                    name: [_("Ce champ ne se modifie pas par l'API : utilisez l'écran.")]
+                    for name in sorted(unknown)
+                }
+            )
+        return attrs
+
+
+def posted_value(field, value):
+    """A form field's value as a browser would post it (None: not posted)."""
+    if isinstance(field.widget, CheckboxInput):
+        return "on" if value else None
+    if value is None:
+        return None
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def current_form_data(main, terms_form, formsets) -> QueryDict:
+    """The unbound forms' current values, as the edit form would post them unchanged."""
+    data = QueryDict(mutable=True)
+
+    def put(form):
+        for name, field in form.fields.items():
+            value = posted_value(field, form[name].value())
+            if value is not None:
+                data[form.add_prefix(name)] = value
+
+    put(main)
+    put(terms_form)
+    for prefix, formset in formsets.items():
+        rows = formset.initial_forms
+        data[f"{prefix}-TOTAL_FORMS"] = data[f"{prefix}-INITIAL_FORMS"] = str(len(rows))
+        for form in rows:
+            put(form)
+    return data
 
 
 class TransitionSerializer(serializers.Serializer):
@@ -191,6 +253,55 @@ class ConventionViewSet(
             ConventionSerializer(self.get_object(), context={"request": request}).data,
             status=201,
         )
+
+    @extend_schema(
+        description=_(
+            "Modifie un projet de convention (brouillon ou en consultation) : son texte et ses "
+            "conditions initiales, validés par les règles du formulaire de modification ; "
+            "« version », celle lue, refuse une modification faite entre-temps (409). Les "
+            "parties, services, délibérations et prévisions se modifient à l'écran."
+        ),
+        request=ConventionChangeSerializer,
+        responses={200: ConventionSerializer, 400: ErrorSerializer, 409: ErrorSerializer},
+    )
+    def partial_update(self, request, reference=None):
+        convention = self.get_object()
+        if not request.user.has_perm("conventions.change_convention", convention):
+            raise PermissionDenied
+        if not convention.is_editable:
+            raise Refused(_("Une convention délibérée ne se modifie plus que par avenant."))
+        changes = ConventionChangeSerializer(data=request.data)
+        changes.is_valid(raise_exception=True)
+        terms = in_force.initial_terms(convention)
+        data = current_form_data(*views.convention_forms_for(None, request.user, convention, terms))
+        for name, value in request.data.items():
+            if name != "terms":
+                data.pop(name, None)
+                if value is not None:
+                    data[name] = str(value)
+        terms_fields = forms.TermsForm.base_fields
+        for name, value in (request.data.get("terms") or {}).items():
+            key = f"terms-{name}"
+            data.pop(key, None)
+            posted = posted_value(terms_fields[name], value) if name in terms_fields else str(value)
+            if posted is not None:
+                data[key] = posted
+        main, terms_form, formsets = views.convention_forms_for(
+            data, request.user, convention, terms
+        )
+        if not views.convention_forms_valid(main, terms_form, formsets):
+            raise ValidationError(form_errors(main, terms_form, formsets))
+        try:
+            records.convention_update(
+                convention=convention,
+                expected_version=main.cleaned_data["version"],
+                forms=[main, terms_form, *formsets.values()],
+            )
+        except StaleVersion as stale:
+            raise Refused(records.stale_version_message(convention)) from stale
+        except RowsConflict as conflict:
+            raise Refused(str(conflict)) from conflict
+        return Response(ConventionSerializer(self.get_object(), context={"request": request}).data)
 
     @extend_schema(
         description=_(

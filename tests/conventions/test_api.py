@@ -221,3 +221,72 @@ def test_only_a_manager_creates_a_convention(client, personas, territory):
         )
         assert refused.status_code == 403
     assert not Convention.objects.exists()
+
+
+def patch(client, convention, data):
+    return client.patch(
+        f"/api/v1/conventions/{convention.reference}/", data, content_type="application/json"
+    )
+
+
+def test_a_manager_changes_a_drafts_text_and_terms_keeping_the_rest(
+    client, personas, mad_descendante
+):
+    convention = mad_descendante.convention
+    forecasts = sorted(mad_descendante.terms.forecasts.values_list("beneficiary_id", "units"))
+    with_token(client, personas.manager)
+    changed = patch(
+        client,
+        convention,
+        {
+            "version": convention.version,
+            "title": "MAD du service informatique",
+            "terms": {"periodicity_months": 6, "tacit_renewal": True},
+        },
+    )
+    assert changed.status_code == 200, changed.json()
+    convention.refresh_from_db()
+    terms = convention.terms.get(amendment__isnull=True)
+    assert convention.title == "MAD du service informatique"
+    assert (terms.periodicity_months, terms.tacit_renewal) == (6, True)
+    assert convention.parties.count() == 3
+    assert convention.services.count() == 1
+    assert sorted(terms.forecasts.values_list("beneficiary_id", "units")) == forecasts
+    stale = patch(client, convention, {"version": convention.version - 1, "title": "Autre"})
+    assert stale.status_code == 409
+    assert "a été modifiée par" in stale.json()["detail"]
+    convention.refresh_from_db()
+    assert convention.title == "MAD du service informatique"
+
+
+def test_a_change_is_refused_whole_with_its_errors_and_never_on_parties(
+    client, personas, mad_descendante
+):
+    convention = mad_descendante.convention
+    with_token(client, personas.manager)
+    invalid = patch(client, convention, {"title": "", "terms": {"periodicity_months": 24}})
+    assert invalid.status_code == 400
+    fields = invalid.json()["fields"]
+    assert "title" in fields
+    assert fields["terms.periodicity_months"] == [
+        "La périodicité des remboursements ne peut dépasser 12 mois (D5211-16)."
+    ]
+    parties = patch(client, convention, {"parties": []})
+    assert parties.status_code == 400
+    assert parties.json()["fields"]["parties"] == [
+        "Ce champ ne se modifie pas par l'API : utilisez l'écran."
+    ]
+    convention.refresh_from_db()
+    assert convention.title == "MAD descendante SI"
+
+
+def test_a_deliberated_convention_changes_only_by_avenant(client, personas, billed):  # noqa: F811
+    with_token(client, personas.manager)
+    refused = patch(client, billed.convention, {"title": "Autre intitulé"})
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == (
+        "Une convention délibérée ne se modifie plus que par avenant."
+    )
+    client.defaults.clear()
+    with_token(client, personas.reader_a)
+    assert patch(client, billed.convention, {"title": "x"}).status_code == 403
