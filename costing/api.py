@@ -4,23 +4,26 @@ mutualisation/api.py."""
 
 from dataclasses import replace
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q
+from django.http import QueryDict
 from django.shortcuts import get_object_or_404
 from django.urls import path, register_converter
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from rest_framework import exceptions, status, viewsets
+from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action, api_view
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from conventions.models import Convention
-from costing import engine, exports, resources, services, statements, views
+from costing import engine, exports, forms, resources, services, statements, views
 from costing.models import CostBase, Statement, UnitCost, UsageRecord
 from costing.serializers import (
     BatchRecordStatus,
+    CostBaseInputSerializer,
     CostBaseSerializer,
     NotificationSerializer,
     StatementDetailSerializer,
@@ -31,13 +34,14 @@ from costing.serializers import (
     UsageRecordSerializer,
 )
 from mutualisation.converters import YearConverter
+from mutualisation.forms import RowsConflict
 from mutualisation.rest import Conflict, DocumentActionsMixin, ErrorSerializer, Refused
 from mutualisation.rules import scope_of
 
 register_converter(YearConverter, "api-year")  # the screens' budget years (costing/urls.py)
 
 
-class CostBaseViewSet(viewsets.ReadOnlyModelViewSet):
+class CostBaseViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Cost bases: the territory's staff see their services'; others, those of the services
     they provide or pay for (never another organisation's detailed cost lines otherwise)."""
 
@@ -55,6 +59,73 @@ class CostBaseViewSet(viewsets.ReadOnlyModelViewSet):
             .prefetch_related("lines")
             .order_by("-year", "service__code", "pk")
         )
+
+    @extend_schema(
+        description=_(
+            "Crée la base de coûts d'un service pour une année (agents des finances du "
+            "territoire du service) : validée par les règles du formulaire, lignes comprises ; "
+            "chaque erreur à son chemin (« lines.2.account »)."
+        ),
+        request=CostBaseInputSerializer,
+        responses={201: CostBaseSerializer, 400: ErrorSerializer, 409: ErrorSerializer},
+    )
+    def create(self, request):
+        if not request.user.has_perm("costing.manage_costs"):
+            raise PermissionDenied
+        return self.save_base(request, CostBase(), status=201)
+
+    @extend_schema(
+        description=_(
+            "Remplace une base de coûts et toutes ses lignes (agents des finances du territoire "
+            "du service) : « version », celle lue, refuse une modification faite entre-temps "
+            "(409). Un coût unitaire déjà notifié reste tel quel : il se corrige par une nouvelle "
+            "version."
+        ),
+        request=CostBaseInputSerializer,
+        responses={200: CostBaseSerializer, 400: ErrorSerializer, 409: ErrorSerializer},
+    )
+    def update(self, request, pk=None):
+        return self.save_base(request, self.managed_object())
+
+    def save_base(self, request, base: CostBase, status: int = 200):
+        """The screens' form and lines formset, bound to the JSON, validated and saved by
+        ``services.cost_base_save``; the base's former lines are replaced by those sent."""
+        CostBaseInputSerializer(data=request.data).is_valid(raise_exception=True)
+        data = QueryDict(mutable=True)
+        for name, value in request.data.items():
+            if name != "lines" and value is not None:
+                data[name] = str(value)
+        if base.pk and "version" not in request.data:
+            data["version"] = str(base.version)
+        former = list(base.lines.order_by("pk")) if base.pk else []
+        sent = request.data.get("lines") or []
+        data["lines-TOTAL_FORMS"] = str(len(former) + len(sent))
+        data["lines-INITIAL_FORMS"] = str(len(former))
+        for index, line in enumerate(former):
+            data[f"lines-{index}-id"] = str(line.pk)
+            data[f"lines-{index}-DELETE"] = "on"
+        for index, line in enumerate(sent, start=len(former)):
+            for name, value in line.items():
+                if name != "eligible" and value is not None:
+                    data[f"lines-{index}-{name}"] = str(value)
+            if line.get("eligible", True):  # a checkbox: posted when ticked (the default)
+                data[f"lines-{index}-eligible"] = "on"
+            if line.get("budget_adjustment") is None:  # no foreseeable change: 0, as on screen
+                data[f"lines-{index}-budget_adjustment"] = "0"
+        form = forms.CostBaseForm(data, instance=base, user=request.user)
+        lines = forms.CostLineFormSet(data, instance=base, prefix="lines")
+        if not all([form.is_valid(), lines.is_valid()]):  # noqa: C419 (every error)
+            raise ValidationError(form_errors(form, lines))
+        try:
+            saved = services.cost_base_save(form=form, lines=lines)
+        except services.StaleCostBase as stale:
+            raise Refused(services.stale_cost_base_message(base)) from stale
+        except DjangoValidationError as error:  # created meanwhile by someone else
+            raise Refused(" ".join(error.messages)) from error
+        except RowsConflict as conflict:
+            raise Refused(str(conflict)) from conflict
+        fresh = self.get_queryset().get(pk=saved.pk)
+        return Response(CostBaseSerializer(fresh).data, status=status)
 
     def managed_object(self) -> CostBase:
         """A cost base the user sees (404 otherwise) and may manage: finance of its service's
@@ -398,6 +469,25 @@ class StatementViewSet(DocumentActionsMixin, viewsets.ReadOnlyModelViewSet):
             pk=pk,
         )
         return views.statement_pdf_response(request._request, statement)
+
+
+def form_errors(form, lines) -> dict[str, list[str]]:
+    """The form's and its lines' errors, named by their path in the JSON (``lines.0.account``;
+    the former lines, replaced, are not counted)."""
+    found = {
+        ("non_field_errors" if name == "__all__" else name): list(errors)
+        for name, errors in form.errors.items()
+    }
+    if lines.non_form_errors():
+        found["lines"] = list(lines.non_form_errors())
+    offset = lines.initial_form_count()
+    for index, errors in enumerate(lines.errors):
+        for name, messages in errors.items():
+            position = index - offset
+            found[f"lines.{position}" if name == "__all__" else f"lines.{position}.{name}"] = list(
+                messages
+            )
+    return found
 
 
 def own_part(computed: services.Reimbursements, organisation_ids) -> services.Reimbursements:

@@ -353,3 +353,33 @@ class UsageBatchResultSerializer(serializers.Serializer):
         help_text=gettext_lazy("Recours déjà enregistrés avec les mêmes valeurs (renvoyés).")
     )
     records = UsageBatchRecordResultSerializer(many=True)
+
+
+class CostLineInputSerializer(serializers.Serializer):
+    label = serializers.CharField(allow_blank=True)
+    category = serializers.CharField(allow_blank=True)
+    account = serializers.CharField(allow_blank=True)
+    accounts_amount = serializers.CharField(help_text="Montant exact, ex. « 36500.00 ».")
+    budget_adjustment = serializers.CharField(
+        required=False, allow_null=True, help_text="0 par défaut."
+    )
+    eligible = serializers.BooleanField(required=False, default=True)
+    justification = serializers.CharField(required=False, allow_blank=True)
+
+
+class CostBaseInputSerializer(serializers.Serializer):
+    """A cost base as its form takes it (checked by the form itself: every error at once);
+    its lines replace the former ones."""
+
+    version = serializers.IntegerField(required=False)
+    service = serializers.IntegerField()
+    year = serializers.IntegerField()
+    source = serializers.CharField()
+    source_year = serializers.IntegerField()
+    reference_units = serializers.CharField()
+    reference_basis = serializers.CharField(required=False, allow_blank=True)
+    reference_year = serializers.IntegerField(required=False, allow_null=True)
+    forecast_cost = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    actual_cost = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    notes = serializers.CharField(required=False, allow_blank=True)
+    lines = CostLineInputSerializer(many=True)

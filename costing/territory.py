@@ -456,6 +456,7 @@ def usage_row(convention_id, beneficiary_id, service, year, month, units, now) -
         "quantity": units,
         "units": units,
         "reference": f"{year}-{month:02d}",
+        "external_reference": "",
         "source": UsageSource.IMPORT,
         "reason": "",
         "recorded_at": now,

@@ -187,7 +187,7 @@ def test_journey_1_a_mise_a_disposition_descendante_from_login_to_its_signed_pdf
     ).select_option(label="Archives")
     screenshot(page, "journey1-1-creation")
     page.get_by_role("button", name="Enregistrer").click()
-    page.wait_for_url(re.compile(r"/conventions/CONV-\d{4}-\d{3}/$"))
+    page.wait_for_url(re.compile(r"/conventions/CONV-\d{4}-\d{3,}/$"))
     reference = page.url.rstrip("/").rsplit("/", 1)[1]
     detail = page.url
     expect(flash(page)).to_have_text(f"Convention {reference} créée.")
@@ -495,7 +495,7 @@ def test_journey_2_a_service_commun_guided_by_its_type_to_en_vigueur(live_server
         assert options(parties.nth(row).get_by_label("Rôle")) == ["Membre du service commun"]
     managing.select_option(label=METROPOLE)
     page.get_by_role("button", name="Enregistrer").click()
-    page.wait_for_url(re.compile(r"/conventions/CONV-\d{4}-\d{3}/$"))
+    page.wait_for_url(re.compile(r"/conventions/CONV-\d{4}-\d{3,}/$"))
     reference = page.url.rstrip("/").rsplit("/", 1)[1]
     detail = page.url
     expect(flash(page)).to_have_text(f"Convention {reference} créée.")

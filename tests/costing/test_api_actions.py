@@ -10,7 +10,7 @@ import time_machine
 from rest_framework.authtoken.models import Token
 
 from costing import statements
-from costing.models import Statement, StatementStatus, UnitCost
+from costing.models import CostBase, Statement, StatementStatus, UnitCost
 from mutualisation.models import Role
 from tests.costing.conftest import PARIS, cost_base
 from tests.factories import MembershipFactory, UserFactory
@@ -114,3 +114,96 @@ def test_finance_exports_the_years_files_and_no_one_else(client, billed):
     client.defaults.clear()
     as_user(client, "api.a", t.commune_a, Role.COMMUNE_READER)
     assert client.get("/api/v1/exports/2026/titres.csv").status_code == 403
+
+
+def base_payload(service, **changes):
+    return {
+        "service": service.pk,
+        "year": 2027,
+        "source": "CA",
+        "source_year": 2025,
+        "reference_units": "1850",
+        "reference_basis": "FORECAST",
+        "lines": [
+            {
+                "label": "Agents",
+                "category": "PERSONNEL",
+                "account": "6411",
+                "accounts_amount": "400000.00",
+                "budget_adjustment": "8278.27",
+            },
+            {
+                "label": "Logiciels",
+                "category": "SUPPLIES",
+                "account": "6051",
+                "accounts_amount": "40000.00",
+            },
+        ],
+        **changes,
+    }
+
+
+def test_finance_creates_then_replaces_a_cost_base_with_its_lines(client, billed):
+    t = billed.territory
+    as_user(client, "api.finances", t.epci, Role.FINANCE)
+    created = client.post(
+        "/api/v1/cost-bases/", base_payload(billed.service), content_type="application/json"
+    )
+    assert created.status_code == 201, created.json()
+    body = created.json()
+    assert [line["accounts_amount"] for line in body["lines"]] == ["400000.00", "40000.00"]
+    computed = post(client, f"/api/v1/cost-bases/{body['id']}/compute-unit-cost/")
+    assert computed.json()["amount"] == "242.31"  # 448 278,27 € ÷ 1 850
+    replaced = client.put(
+        f"/api/v1/cost-bases/{body['id']}/",
+        base_payload(
+            billed.service,
+            version=body["version"],
+            lines=[
+                {
+                    "label": "Agents",
+                    "category": "PERSONNEL",
+                    "account": "6411",
+                    "accounts_amount": "370000.00",
+                }
+            ],
+        ),
+        content_type="application/json",
+    )
+    assert replaced.status_code == 200, replaced.json()
+    assert [line["label"] for line in replaced.json()["lines"]] == ["Agents"]
+    stale = client.put(
+        f"/api/v1/cost-bases/{body['id']}/",
+        base_payload(billed.service, version=body["version"]),
+        content_type="application/json",
+    )
+    assert stale.status_code == 409
+    assert "a été modifiée par" in stale.json()["detail"]
+
+
+def test_a_cost_base_with_a_bad_line_is_refused_whole_naming_the_line(client, billed):
+    t = billed.territory
+    as_user(client, "api.finances", t.epci, Role.FINANCE)
+    payload = base_payload(billed.service)
+    payload["lines"][1]["account"] = "60.51"
+    refused = client.post("/api/v1/cost-bases/", payload, content_type="application/json")
+    assert refused.status_code == 400
+    assert list(refused.json()["fields"]) == ["lines.1.account"]
+    assert refused.json()["fields"]["lines.1.account"][0].startswith("Le compte M57")
+    assert not CostBase.objects.filter(year=2027).exists()
+    client.defaults.clear()
+    as_user(client, "api.g", t.epci, Role.MANAGER)
+    refused = client.post(
+        "/api/v1/cost-bases/", base_payload(billed.service), content_type="application/json"
+    )
+    assert refused.status_code == 403
+
+
+def test_a_cost_base_is_replaced_whole_never_patched(client, billed):
+    # Found by the fuzzing (tests/mutualisation/test_api_schema.py): a PATCH was a 500.
+    t = billed.territory
+    base = cost_base(billed.service)
+    as_user(client, "api.finances", t.epci, Role.FINANCE)
+    response = client.patch(f"/api/v1/cost-bases/{base.pk}/", {}, content_type="application/json")
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"

@@ -236,7 +236,9 @@ ROWS = {
     # The conventions in force, public acts: the open-data portal reads them without a token.
     "api:open-data-conventions":         Row(lambda w: {}, PUBLIC, PUBLIC_READ_ONLY),
     "api:open-data-conventions-csv":     Row(lambda w: {}, PUBLIC, PUBLIC_READ_ONLY),
-    "api:costbase-list":                 Row(lambda w: {}, API_EVERY, API_READ_ONLY),
+    # A new cost base: finance (a form's empty POST is not JSON: 415).
+    "api:costbase-list":                 Row(lambda w: {}, API_EVERY,
+                                             (401, 403, 403, 403, 403, 415, 415)),
     # Finance of the service's territory; the unit cost of the world is notified: refused.
     "api:costbase-compute-unit-cost":    Row(lambda w: {"pk": w.base.pk}, API_READ_ONLY,
                                              (401, 404, 403, 403, 403, 409, 409)),
