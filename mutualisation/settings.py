@@ -12,6 +12,8 @@ Variables (see README.md, "Configuration"):
     DJANGO_DB_LOCK_TIMEOUT  seconds a write waits for another before giving up (default: 20)
     DJANGO_STATIC_ROOT      where collectstatic writes (default: var/staticfiles)
     CELERY_BROKER_URL       optional; without it background tasks run in-process
+    MUTUALIS_CACHE_URL      optional Redis (redis://…): a cache shared by every process (the
+                            API's throttling counts); without it, each process has its own
     DATABASE_REPLICA_URL    optional read replica for the reports (MUTUALIS_REPLICA_VIEWS)
     DJANGO_DB_PGBOUNCER     "true" behind PgBouncer in transaction mode
     MUTUALIS_S3_BUCKET      optional; files in an S3-compatible bucket (MUTUALIS_S3_* below)
@@ -359,6 +361,17 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 # The reason kept with each change in the history (a correction's motif, typed by a person) is
 # text of any length: a longer motif was a 500 on PostgreSQL (varchar(100)).
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
+
+# A cache shared by every gunicorn worker and server (Redis), when configured: the API's
+# throttling counts a user's requests across them all. Without it, each process its own.
+if _cache_url := env.str("MUTUALIS_CACHE_URL", default=""):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _cache_url,
+            "KEY_PREFIX": "mutualis",
+        }
+    }
 
 # The REST API (/api/v1/, mutualisation/api.py): a token per user (revocable in the admin) or
 # the browser's session; the same scopes and rules as the screens; French errors in one format.

@@ -92,3 +92,48 @@ def test_too_many_requests_are_throttled_with_a_french_message(client, personas,
     assert refused.json()["detail"].startswith("Requête ralentie.")
     assert "Retry-After" in refused
     cache.clear()
+
+
+def test_with_a_redis_cache_every_process_counts_the_same_requests(client, personas, monkeypatch):
+    import redis
+    from django.test import override_settings
+
+    location = "redis://127.0.0.1:6379/12"
+    redis.Redis.from_url(location).flushdb()
+    shared = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": location,
+            "KEY_PREFIX": "mutualis-test",
+        }
+    }
+    monkeypatch.setattr(UserRateThrottle, "THROTTLE_RATES", {"user": "1/minute", "anon": None})
+    with override_settings(CACHES=shared):
+        with_token(client, personas.finance)
+        assert client.get("/api/v1/unit-types/").status_code == 200
+        # The count lives in Redis, where every worker and server reads it: refused.
+        assert client.get("/api/v1/unit-types/").status_code == 429
+        keys = redis.Redis.from_url(location).keys("mutualis-test:*throttle_user*")
+        assert len(keys) == 1
+    redis.Redis.from_url(location).flushdb()
+
+
+def test_the_shared_cache_is_set_from_the_environment():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MUTUALIS_CACHE_URL": "redis://127.0.0.1:6379/3"}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; "
+            "c = settings.CACHES['default']; print(c['BACKEND'], c['LOCATION'])",
+        ],
+        env={**env, "DJANGO_SETTINGS_MODULE": "mutualisation.test_settings"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == ["django.core.cache.backends.redis.RedisCache", "redis://127.0.0.1:6379/3"]
