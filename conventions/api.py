@@ -9,6 +9,7 @@ from datetime import date
 from django.db.models import Prefetch
 from django.forms import CheckboxInput
 from django.http import HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404
 from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -23,8 +24,12 @@ from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from conventions import forms, views
-from conventions.models import Convention, Deliberation, Party, Status, Terms
-from conventions.serializers import ConventionListSerializer, ConventionSerializer
+from conventions.models import Convention, Deliberation, Party, Status, Terms, Vote
+from conventions.serializers import (
+    ConventionListSerializer,
+    ConventionSerializer,
+    DeliberationSerializer,
+)
 from conventions.services import StaleVersion, TransitionRefused, in_force, records, transitions
 from conventions.services.in_force import direction_of
 from mutualisation.forms import RowsConflict
@@ -90,9 +95,9 @@ def form_errors(main, terms_form, formsets) -> dict[str, list[str]]:
     """Every form error, named by its path in the JSON (``terms.periodicity_months``,
     ``parties.1.role``, ``parties`` for a rule on all the parties)."""
     found: dict[str, list[str]] = {}
-    for name, errors in main.errors.items():
+    for name, errors in (main.errors if main is not None else {}).items():
         found["non_field_errors" if name == "__all__" else name] = list(errors)
-    for name, errors in terms_form.errors.items():
+    for name, errors in (terms_form.errors if terms_form is not None else {}).items():
         found["terms" if name == "__all__" else f"terms.{name}"] = list(errors)
     for prefix, formset in formsets.items():
         if formset.non_form_errors():
@@ -162,6 +167,30 @@ def current_form_data(main, terms_form, formsets) -> QueryDict:
         for form in rows:
             put(form)
     return data
+
+
+class DeliberationInputSerializer(serializers.Serializer):
+    organisation = serializers.IntegerField()
+    assembly = serializers.CharField()
+    date = serializers.CharField(help_text="AAAA-MM-JJ")
+    number = serializers.CharField()
+    object = serializers.CharField(required=False, allow_blank=True)
+    vote = serializers.CharField(required=False, help_text="ADOPTED (par défaut) ou REJECTED")
+    votes_for = serializers.IntegerField(required=False, allow_null=True)
+    votes_against = serializers.IntegerField(required=False, allow_null=True)
+    abstentions = serializers.IntegerField(required=False, allow_null=True)
+    link = serializers.CharField(required=False, allow_blank=True)
+    designates_manager = serializers.BooleanField(required=False, default=False)
+
+
+class DeliberationsInputSerializer(serializers.Serializer):
+    deliberations = DeliberationInputSerializer(many=True)
+
+
+class PublicityInputSerializer(serializers.Serializer):
+    transmitted_on = serializers.CharField(required=False, allow_blank=True)
+    acknowledgement_number = serializers.CharField(required=False, allow_blank=True)
+    published_on = serializers.CharField(required=False, allow_blank=True)
 
 
 class TransitionSerializer(serializers.Serializer):
@@ -302,6 +331,91 @@ class ConventionViewSet(
         except RowsConflict as conflict:
             raise Refused(str(conflict)) from conflict
         return Response(ConventionSerializer(self.get_object(), context={"request": request}).data)
+
+    @extend_schema(
+        description=_(
+            "Enregistre les délibérations des parties sur la convention (gestionnaires du "
+            "territoire, tant que la convention n'est pas délibérée), validées par les règles "
+            "de l'écran ; tout ou rien, chaque erreur à son chemin (« deliberations.1.date »)."
+        ),
+        request=DeliberationsInputSerializer,
+        responses={201: DeliberationSerializer(many=True), 400: ErrorSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="deliberations")
+    def deliberations(self, request, reference=None):
+        convention = self.get_object()
+        if not request.user.has_perm("conventions.change_convention", convention):
+            raise PermissionDenied
+        if not convention.is_editable:
+            raise Refused(records.deliberations_closed_message(convention))
+        rows = DeliberationsInputSerializer(data=request.data)
+        rows.is_valid(raise_exception=True)
+        data = form_data(
+            {"deliberations": [dict(row) for row in request.data["deliberations"]]},
+            ["deliberations"],
+        )
+        for index, row in enumerate(request.data["deliberations"]):
+            data.pop(f"deliberations-{index}-designates_manager", None)
+            if row.get("designates_manager"):
+                data[f"deliberations-{index}-designates_manager"] = "on"
+            if not row.get("vote"):  # adopted unless said otherwise, as the screen offers
+                data[f"deliberations-{index}-vote"] = Vote.ADOPTED
+        formset = forms.NewDeliberationFormSet(
+            data,
+            instance=convention,
+            prefix="deliberations",
+            form_kwargs={"convention": convention},
+        )
+        if not formset.is_valid():
+            raise ValidationError(form_errors(None, None, {"deliberations": formset}))
+        try:
+            saved = records.deliberations_add(convention=convention, formset=formset)
+        except TransitionRefused as refused:
+            raise Refused(" ".join(refused.missing), refused.missing) from refused
+        except RowsConflict as conflict:
+            raise Refused(str(conflict)) from conflict
+        return Response(DeliberationSerializer(saved, many=True).data, status=201)
+
+    @extend_schema(
+        description=_(
+            "Enregistre la transmission d'une délibération au contrôle de légalité (date, "
+            "accusé de réception) et sa publication (CGCT L2131-1), qui la rendent exécutoire."
+        ),
+        request=PublicityInputSerializer,
+        responses={200: DeliberationSerializer, 400: ErrorSerializer, 409: ErrorSerializer},
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path=r"deliberations/(?P<deliberation>[0-9]+)/publicity",
+    )
+    def deliberation_publicity(self, request, reference=None, deliberation=None):
+        convention = self.get_object()
+        if not request.user.has_perm("conventions.change_convention", convention):
+            raise PermissionDenied
+        record = get_object_or_404(
+            Deliberation.objects.select_related("organisation", "amendment"),
+            convention=convention,
+            pk=deliberation,
+        )
+        if record.amendment_id is None and convention.status in views.CLOSED_TO_PUBLICITY:
+            raise Refused(
+                _("La convention est %(status)s : son caractère exécutoire est déjà établi.")
+                % {"status": convention.get_status_display().lower()}
+            )
+        PublicityInputSerializer(data=request.data).is_valid(raise_exception=True)
+        data = QueryDict(mutable=True)
+        for name in ("transmitted_on", "acknowledgement_number", "published_on"):
+            current = getattr(record, name)
+            value = request.data.get(name, current)
+            if value not in (None, ""):
+                data[name] = value.isoformat() if isinstance(value, date) else str(value)
+        form = forms.DeliberationPublicityForm(data, instance=record)
+        if not form.is_valid():
+            raise ValidationError(form_errors(form, None, {}))
+        records.related_save(convention=convention, form=form, user=request.user)
+        record.refresh_from_db()
+        return Response(DeliberationSerializer(record).data)
 
     @extend_schema(
         description=_(

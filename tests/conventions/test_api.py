@@ -290,3 +290,68 @@ def test_a_deliberated_convention_changes_only_by_avenant(client, personas, bill
     client.defaults.clear()
     with_token(client, personas.reader_a)
     assert patch(client, billed.convention, {"title": "x"}).status_code == 403
+
+
+def test_the_acts_system_records_the_deliberations_then_the_convention_is_deliberated(
+    client, personas, mad_descendante, territory
+):
+    convention = mad_descendante.convention
+    base = f"/api/v1/conventions/{convention.reference}/"
+    with_token(client, personas.manager)
+    submit = client.post(base + "transitions/submit/", {}, content_type="application/json")
+    assert submit.status_code == 200
+    rows = [
+        {
+            "organisation": organisation.pk,
+            "assembly": "Conseil municipal",
+            "date": "2025-12-10",
+            "number": f"D2025-{index}",
+            "votes_for": 20,
+            "votes_against": 1,
+        }
+        for index, organisation in enumerate(
+            [territory.epci, territory.commune_a, territory.commune_b], start=1
+        )
+    ]
+    wrong = [dict(rows[0]), {**rows[1], "date": "2999-01-01"}]
+    refused = client.post(
+        base + "deliberations/", {"deliberations": wrong}, content_type="application/json"
+    )
+    assert refused.status_code == 400
+    assert list(refused.json()["fields"]) == ["deliberations.1.date"]
+    assert not convention.deliberations.exists()
+    created = client.post(
+        base + "deliberations/", {"deliberations": rows}, content_type="application/json"
+    )
+    assert created.status_code == 201, created.json()
+    assert [d["number"] for d in created.json()] == ["D2025-1", "D2025-2", "D2025-3"]
+    deliberate = client.post(base + "transitions/deliberate/", {}, content_type="application/json")
+    assert deliberate.status_code == 200, deliberate.json()
+    deliberation = convention.deliberations.get(number="D2025-2")
+    published = client.post(
+        base + f"deliberations/{deliberation.pk}/publicity/",
+        {
+            "transmitted_on": "2025-12-12",
+            "acknowledgement_number": "063-216300145-20251212",
+            "published_on": "2025-12-12",
+        },
+        content_type="application/json",
+    )
+    assert published.status_code == 200, published.json()
+    deliberation.refresh_from_db()
+    assert deliberation.transmitted_on == date(2025, 12, 12)
+    assert deliberation.acknowledgement_number == "063-216300145-20251212"
+    closed = client.post(
+        base + "deliberations/", {"deliberations": rows[:1]}, content_type="application/json"
+    )
+    assert closed.status_code == 409
+    client.defaults.clear()
+    with_token(client, personas.reader_a)
+    assert (
+        client.post(
+            base + f"deliberations/{deliberation.pk}/publicity/",
+            {},
+            content_type="application/json",
+        ).status_code
+        == 403
+    )
