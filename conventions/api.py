@@ -193,6 +193,12 @@ class PublicityInputSerializer(serializers.Serializer):
     published_on = serializers.CharField(required=False, allow_blank=True)
 
 
+class ConventionPublicityInputSerializer(serializers.Serializer):
+    transmitted_on = serializers.CharField(help_text="AAAA-MM-JJ")
+    acknowledgement_number = serializers.CharField()
+    notified_on = serializers.CharField(help_text="AAAA-MM-JJ")
+
+
 class TransitionSerializer(serializers.Serializer):
     signature_date = serializers.DateField(
         required=False, help_text="Date de signature (transition « sign »)."
@@ -416,6 +422,35 @@ class ConventionViewSet(
         records.related_save(convention=convention, form=form, user=request.user)
         record.refresh_from_db()
         return Response(DeliberationSerializer(record).data)
+
+    @extend_schema(
+        description=_(
+            "Enregistre la transmission de la convention signée au contrôle de légalité (date, "
+            "accusé de réception) et sa notification aux parties, qui la rendent exécutoire ; "
+            "refusée (409) avec ce qui manque."
+        ),
+        request=ConventionPublicityInputSerializer,
+        responses={200: ConventionSerializer, 400: ErrorSerializer, 409: ErrorSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="publicity")
+    def publicity(self, request, reference=None):
+        convention = self.get_object()
+        if not request.user.has_perm("conventions.change_convention", convention):
+            raise PermissionDenied
+        ConventionPublicityInputSerializer(data=request.data).is_valid(raise_exception=True)
+        form = forms.ConventionPublicityForm(
+            {
+                name: str(request.data.get(name, ""))
+                for name in ("transmitted_on", "acknowledgement_number", "notified_on")
+            }
+        )
+        if not form.is_valid():
+            raise ValidationError(form_errors(form, None, {}))
+        try:
+            records.convention_publicity_record(convention=convention, **form.cleaned_data)
+        except TransitionRefused as refused:
+            raise Refused(" ".join(refused.missing), refused.missing) from refused
+        return Response(ConventionSerializer(self.get_object(), context={"request": request}).data)
 
     @extend_schema(
         description=_(

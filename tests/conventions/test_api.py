@@ -355,3 +355,27 @@ def test_the_acts_system_records_the_deliberations_then_the_convention_is_delibe
         ).status_code
         == 403
     )
+
+
+def test_the_signed_conventions_publicity_is_recorded(client, personas, billed):  # noqa: F811
+    convention = billed.convention
+    base = f"/api/v1/conventions/{convention.reference}/"
+    with_token(client, personas.manager)
+    invalid = client.post(
+        base + "publicity/", {"transmitted_on": "2999-01-01"}, content_type="application/json"
+    )
+    assert invalid.status_code == 400
+    assert {"acknowledgement_number", "notified_on"} <= set(invalid.json()["fields"])
+    recorded = client.post(
+        base + "publicity/",
+        {
+            "transmitted_on": "2025-12-22",
+            "acknowledgement_number": "063-246300701-20251222",
+            "notified_on": "2025-12-22",
+        },
+        content_type="application/json",
+    )
+    assert recorded.status_code == 200, recorded.json()
+    assert recorded.json()["acknowledgement_number"] == "063-246300701-20251222"
+    convention.refresh_from_db()
+    assert convention.transmitted_on == date(2025, 12, 22)

@@ -235,6 +235,8 @@ ROWS = {
                                                             "deliberation": w.deliberation.pk},
                                                  API_READ_ONLY,
                                                  (401, 404, 403, 404, 415, 403, 415)),
+    "api:convention-publicity":          Row(lambda w: {"reference": w.draft.reference},
+                                             API_READ_ONLY, (401, 404, 403, 404, 415, 403, 415)),
     # The legal transitions: the managers of the convention's territory, through the gates
     # (tests/conventions/test_api.py); the API reads JSON, so a form's empty POST is a 415.
     "api:convention-transition":         Row(lambda w: {"reference": w.draft.reference,
