@@ -26,6 +26,7 @@ from costing.serializers import (
     CostBaseInputSerializer,
     CostBaseSerializer,
     NotificationSerializer,
+    ReimbursementsSerializer,
     StatementDetailSerializer,
     StatementSerializer,
     UnitCostSerializer,
@@ -520,7 +521,7 @@ def own_part(computed: services.Reimbursements, organisation_ids) -> services.Re
         "constats et totaux. Le personnel du territoire : toute l'année ; les autres : la part "
         "de leur organisation. Années de 2000 à 2100."
     ),
-    responses={200: OpenApiTypes.OBJECT},
+    responses={200: ReimbursementsSerializer},
 )
 @api_view(["GET"])
 def reimbursements(request, year):

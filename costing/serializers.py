@@ -383,3 +383,93 @@ class CostBaseInputSerializer(serializers.Serializer):
     actual_cost = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     notes = serializers.CharField(required=False, allow_blank=True)
     lines = CostLineInputSerializer(many=True)
+
+
+# --- the year's reimbursements, as costing.exports.year_as_dict writes them (the schema only) ---
+
+
+class PartyOutSerializer(serializers.Serializer):
+    siren = serializers.CharField()
+    name = serializers.CharField()
+
+
+class ReimbursementLineSerializer(serializers.Serializer):
+    convention = serializers.CharField()
+    payer = PartyOutSerializer()
+    payee = PartyOutSerializer()
+    service = serializers.CharField()
+    service_name = serializers.CharField()
+    period_start = serializers.DateField()
+    period_end = serializers.DateField()
+    basis = serializers.CharField()
+    units = serializers.CharField()
+    unit_cost = serializers.CharField(allow_null=True)
+    unit_cost_provisional = serializers.BooleanField()
+    amount = serializers.CharField(help_text="Montant exact, au centime.")
+    usage_count = serializers.IntegerField()
+    key_weight = serializers.CharField(allow_null=True)
+    key_total = serializers.CharField(allow_null=True)
+    shared_cost = serializers.CharField(allow_null=True)
+
+
+class PlannedInstalmentOutSerializer(serializers.Serializer):
+    rank = serializers.IntegerField()
+    due_date = serializers.DateField()
+    amount = serializers.CharField()
+
+
+class CalledInstalmentOutSerializer(PlannedInstalmentOutSerializer):
+    titre_number = serializers.CharField()
+    status = serializers.CharField()
+
+
+class SettlementOutSerializer(serializers.Serializer):
+    convention = serializers.CharField()
+    payer = PartyOutSerializer()
+    payee = PartyOutSerializer()
+    settlement_mode = serializers.CharField()
+    forecast = serializers.CharField()
+    ac_deduction = serializers.CharField()
+    instalments_planned = PlannedInstalmentOutSerializer(many=True)
+    instalments_called = CalledInstalmentOutSerializer(many=True)
+    instalments_total = serializers.CharField()
+    actual = serializers.CharField()
+    balance = serializers.CharField()
+    direction = serializers.CharField(help_text="TO_COLLECT, TO_REFUND ou SETTLED.")
+    channel = serializers.CharField()
+
+
+class PositionOutSerializer(serializers.Serializer):
+    organisation = PartyOutSerializer()
+    receivable = serializers.CharField()
+    payable = serializers.CharField()
+    net = serializers.CharField()
+    settled = serializers.CharField()
+    remaining = serializers.CharField()
+
+
+class FindingOutSerializer(serializers.Serializer):
+    convention = serializers.CharField()
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class TotalsOutSerializer(serializers.Serializer):
+    lines = serializers.IntegerField()
+    amount = serializers.CharField()
+    by_payee = serializers.DictField(child=serializers.CharField(), help_text="SIREN → montant.")
+    by_payer = serializers.DictField(child=serializers.CharField(), help_text="SIREN → montant.")
+
+
+class ReimbursementsSerializer(serializers.Serializer):
+    """The year's reimbursements (``exports.year_as_dict``): documents the API's answer."""
+
+    schema = serializers.CharField()
+    year = serializers.IntegerField()
+    currency = serializers.CharField()
+    lines = ReimbursementLineSerializer(many=True)
+    borne_by_payee = ReimbursementLineSerializer(many=True)
+    settlements = SettlementOutSerializer(many=True)
+    positions = PositionOutSerializer(many=True)
+    findings = FindingOutSerializer(many=True)
+    totals = TotalsOutSerializer()
