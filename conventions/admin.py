@@ -12,6 +12,9 @@ from conventions.models import (
     ImpactSheet,
     Party,
     ReferenceCounter,
+    Scheme,
+    SchemeAction,
+    SchemeOpinion,
     StaffBodyOpinion,
     Termination,
     Terms,
@@ -146,3 +149,29 @@ class TerminationAdmin(SimpleHistoryAdmin):
 @admin.register(ReferenceCounter)
 class ReferenceCounterAdmin(admin.ModelAdmin):
     list_display = ["prefix", "year", "last_number"]
+
+
+class SchemeOpinionInline(LabelledTabularInline):
+    model = SchemeOpinion
+    extra = 0
+    autocomplete_fields = ["commune"]
+
+
+@admin.register(Scheme)
+class SchemeAdmin(SimpleHistoryAdmin):
+    list_display = ["title", "territory", "first_year", "last_year", "status", "adopted_on"]
+    list_filter = [("territory", admin.RelatedOnlyFieldListFilter), "status"]
+    list_select_related = ["territory"]
+    autocomplete_fields = ["territory"]
+    search_fields = ["title", "territory__name"]
+    readonly_fields = ["status", "submitted_on", "adopted_on", "deliberation_number"]
+    inlines = [SchemeOpinionInline]
+
+
+@admin.register(SchemeAction)
+class SchemeActionAdmin(SimpleHistoryAdmin):
+    list_display = ["title", "scheme", "service", "horizon", "target_year", "status"]
+    list_filter = ["horizon", "status"]
+    list_select_related = ["scheme", "service"]
+    search_fields = ["title", "scheme__title", "service__name"]
+    autocomplete_fields = ["scheme", "service", "communes", "conventions"]

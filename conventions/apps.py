@@ -8,8 +8,9 @@ class ConventionsConfig(AppConfig):
 
     def seed_demo(self) -> str:
         """Called by ``manage.py seed_demo`` after the territory is loaded."""
-        from conventions.demo import seed_demo_conventions
+        from conventions.demo import seed_demo_conventions, seed_demo_scheme
 
-        return _("conventions de démonstration créées : %(count)s") % {
-            "count": seed_demo_conventions()
-        }
+        return _(
+            "conventions de démonstration créées : %(count)s ; schéma de mutualisation : "
+            "%(schemes)s"
+        ) % {"count": seed_demo_conventions(), "schemes": seed_demo_scheme()}

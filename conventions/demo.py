@@ -11,6 +11,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from conventions.models import (
+    ActionStatus,
     AgentAssignment,
     AgentRegime,
     AllocationKey,
@@ -19,18 +20,22 @@ from conventions.models import (
     ConventionKind,
     ConventionService,
     Deliberation,
+    Horizon,
     ImpactSheet,
     ManagingShare,
     Opinion,
     Party,
     PartyRole,
+    Scheme,
+    SchemeAction,
+    SchemeOpinion,
     SettlementMode,
     StaffBody,
     StaffBodyOpinion,
     Terms,
     UsageForecast,
 )
-from conventions.services import amendments, in_force, records, transitions
+from conventions.services import amendments, in_force, records, scheme, transitions
 from mutualisation.models import Organisation, Service
 
 METRO_SIREN = "246300701"
@@ -405,3 +410,183 @@ def seed_demo_conventions() -> int:
             build(demo)
             created += 1
     return created
+
+
+# --- the schéma de mutualisation of the 2026-2032 mandate ---------------------------------------
+
+SCHEME_TITLE = "Schéma de mutualisation des services 2026-2032"
+# (title, service, kind, communes' INSEE codes, horizon, target year, FTE, € per year, status,
+#  titles of the conventions that realise it, progress note)
+SCHEME_ACTIONS = [
+    (
+        "Mutualiser l'assistance informatique des communes",
+        "systemes-information",
+        ConventionKind.MISE_A_DISPOSITION,
+        ["63014", "63032", "63063", "63069"],
+        Horizon.SHORT,
+        2026,
+        "-0.50",
+        "-42000.00",
+        ActionStatus.DONE,
+        ["Mise à disposition du service systèmes d'information"],
+        "Convention en vigueur depuis le 1er janvier 2026 pour trois communes ; Le Cendre "
+        "étudie son adhésion.",
+    ),
+    (
+        "Étendre le service commun d'instruction du droit des sols",
+        "ads",
+        ConventionKind.SERVICE_COMMUN,
+        ["63014", "63019", "63042", "63099", "63141", "63254", "63272", "63345", "63193"],
+        Horizon.SHORT,
+        2026,
+        "-1.00",
+        "-65000.00",
+        ActionStatus.DONE,
+        ["Service commun d'instruction des autorisations du droit des sols"],
+        "Huit communes membres ; Lempdes rejoindra le service à la fin de son contrat actuel.",
+    ),
+    (
+        "Produire la paie des communes volontaires",
+        "paie",
+        ConventionKind.MISE_A_DISPOSITION,
+        ["63070", "63263"],
+        Horizon.SHORT,
+        2027,
+        "-0.80",
+        "-38000.00",
+        ActionStatus.PREPARING,
+        ["Mise à disposition du service de la paie"],
+        "Convention soumise aux conseils municipaux.",
+    ),
+    (
+        "Créer un service commun de la commande publique",
+        "commande-publique",
+        ConventionKind.SERVICE_COMMUN,
+        ["63113", "63075", "63308"],
+        Horizon.MEDIUM,
+        2028,
+        "-1.50",
+        "-90000.00",
+        ActionStatus.PREPARING,
+        ["Service commun de la commande publique"],
+        "Projet de convention en cours de rédaction ; fiche d'impact à établir.",
+    ),
+    (
+        "Créer un service commun des archives",
+        "archives",
+        ConventionKind.SERVICE_COMMUN,
+        ["63124", "63164"],
+        Horizon.MEDIUM,
+        2027,
+        "-0.40",
+        "-18000.00",
+        ActionStatus.PREPARING,
+        ["Service commun des archives"],
+        "Convention délibérée, à signer.",
+    ),
+    (
+        "Offrir un conseil juridique aux communes",
+        "affaires-juridiques",
+        ConventionKind.PRESTATION,
+        ["63164", "63284", "63307"],
+        Horizon.MEDIUM,
+        2029,
+        "0.00",
+        "-12000.00",
+        ActionStatus.PLANNED,
+        ["Prestation de conseil juridique"],
+        "",
+    ),
+    (
+        "Mutualiser la maintenance du patrimoine bâti",
+        "patrimoine-bati",
+        ConventionKind.MISE_A_DISPOSITION,
+        ["63113", "63124", "63193", "63284"],
+        Horizon.LONG,
+        2031,
+        "-2.00",
+        "-150000.00",
+        ActionStatus.PLANNED,
+        [],
+        "",
+    ),
+    (
+        "Créer un centre technique municipal commun au sud de la Métropole",
+        None,
+        ConventionKind.SERVICE_COMMUN,
+        ["63069", "63272", "63307"],
+        Horizon.LONG,
+        2032,
+        "-3.00",
+        "-210000.00",
+        ActionStatus.ABANDONED,
+        [],
+        "Abandonnée : les communes ont préféré des conventions de prestation ponctuelles.",
+    ),
+]
+# Opinions of some councils; the others are deemed favourable once the three months are over.
+SCHEME_OPINIONS = {
+    "63113": (date(2026, 9, 24), Opinion.FAVOURABLE),
+    "63124": (date(2026, 9, 18), Opinion.FAVOURABLE),
+    "63014": (date(2026, 9, 10), Opinion.FAVOURABLE),
+    "63164": (date(2026, 9, 29), Opinion.UNFAVOURABLE),
+    "63307": (date(2026, 9, 17), Opinion.FAVOURABLE),
+}
+
+
+def seed_demo_scheme() -> int:
+    """The territory's scheme for the 2026-2032 mandate: submitted to the councils in July,
+    approved in October 2026 (the three months being over). Returns 1 if created, else 0."""
+    epci = organisation("EPCI")
+    if Scheme.objects.filter(territory=epci, first_year=2026).exists():
+        return 0
+    with transaction.atomic():
+        demo = Scheme.objects.create(
+            territory=epci,
+            title=SCHEME_TITLE,
+            first_year=2026,
+            last_year=2032,
+            summary="Mutualiser d'abord les fonctions support (informatique, instruction du droit "
+            "des sols, paie), puis la commande publique et les archives, enfin les services "
+            "techniques ; chaque commune adhère « à la carte », sur la base du volontariat.",
+        )
+        conventions = {c.title: c for c in Convention.objects.filter(territory=epci)}
+        services = {s.code: s for s in Service.objects.filter(territory=epci)}
+        for (
+            title,
+            service,
+            kind,
+            communes,
+            horizon,
+            year,
+            fte,
+            cost,
+            status,
+            realised,
+            note,
+        ) in SCHEME_ACTIONS:
+            action = SchemeAction.objects.create(
+                scheme=demo,
+                title=title,
+                service=services.get(service),
+                kind=kind,
+                horizon=horizon,
+                target_year=year,
+                expected_fte_change=Decimal(fte),
+                expected_cost_change=Decimal(cost),
+                status=status,
+                progress_note=note,
+            )
+            action.communes.set([organisation(code) for code in communes])
+            action.conventions.set([conventions[t] for t in realised if t in conventions])
+        scheme.scheme_submit(demo, on=date(2026, 7, 3))
+        for code, (day, opinion) in SCHEME_OPINIONS.items():
+            SchemeOpinion.objects.create(
+                scheme=demo,
+                commune=organisation(code),
+                date=day,
+                deliberation_number=f"{day.year}-{code[-3:]}-MUT",
+                opinion=opinion,
+            )
+        scheme.scheme_adopt(demo, on=date(2026, 10, 15), number="2026-10-15-042")
+    return 1

@@ -1025,3 +1025,242 @@ class ReferenceCounter(models.Model):
 
     def __str__(self):
         return f"{self.prefix}-{self.year} : {self.last_number}"
+
+
+# --- the mutualisation scheme (L5211-39-1) ------------------------------------------------------
+
+
+class SchemeStatus(models.TextChoices):
+    DRAFT = "DRAFT", _("Projet")
+    CONSULTATION = "CONSULTATION", _("Soumis à l'avis des conseils municipaux")
+    ADOPTED = "ADOPTED", _("Approuvé par le conseil communautaire")
+
+
+class SchemeQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """The schemes of the territories whose staff the user is, and of the EPCIs the user's
+        commune is a member of (a commune reader reads the actions concerning their commune)."""
+        from mutualisation.rules import home_territories
+
+        return self.filter(territory__in=home_territories(user))
+
+    def of_territories(self, user):
+        """The schemes the user may change: those of the territories whose staff they are."""
+        from mutualisation.rules import scope_of
+
+        scope = scope_of(user)
+        if scope.is_superuser:
+            return self.all()
+        return self.filter(territory_id__in=scope.territory_ids)
+
+
+class Scheme(models.Model):
+    """The schéma de mutualisation of a territory for a mandate (L5211-39-1): a project in the
+    president's report, submitted to the municipal councils (three months to give an opinion,
+    after which it is deemed favourable), then approved by the EPCI's council. Its progress is
+    reported each year at the budget orientation debate (the annual report)."""
+
+    territory = models.ForeignKey(
+        Organisation,
+        verbose_name=_("territoire (EPCI)"),
+        on_delete=models.PROTECT,
+        related_name="schemes",
+        limit_choices_to={"kind": OrganisationKind.EPCI},
+    )
+    title = models.CharField(_("intitulé"), max_length=250)
+    first_year = models.PositiveSmallIntegerField(_("première année du mandat"))
+    last_year = models.PositiveSmallIntegerField(_("dernière année du mandat"))
+    summary = models.TextField(_("orientations"), blank=True)
+    status = models.CharField(
+        _("statut"),
+        max_length=12,
+        choices=SchemeStatus.choices,
+        default=SchemeStatus.DRAFT,
+        editable=False,
+    )
+    submitted_on = models.DateField(
+        _("transmis aux communes pour avis le"),
+        null=True,
+        blank=True,
+        editable=False,
+        validators=[validate_plausible_date],
+    )
+    adopted_on = models.DateField(
+        _("approuvé par le conseil le"),
+        null=True,
+        blank=True,
+        editable=False,
+        validators=[validate_plausible_date],
+    )
+    deliberation_number = models.CharField(
+        _("n° de la délibération d'approbation"), max_length=40, blank=True, editable=False
+    )
+
+    history = HistoricalRecords()
+    objects = SchemeQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("schéma de mutualisation")
+        verbose_name_plural = _("schémas de mutualisation")
+        ordering = ["territory__name", "-first_year"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["territory", "first_year"],
+                name="one_scheme_per_territory_and_mandate",
+                violation_error_message=_(
+                    "Ce territoire a déjà un schéma de mutualisation pour ce mandat."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=Q(last_year__gte=F("first_year")),
+                name="scheme_years_ordered",
+                violation_error_message=_("La dernière année du mandat précède la première."),
+            ),
+            models.CheckConstraint(
+                condition=Q(adopted_on__isnull=True)
+                | (Q(submitted_on__isnull=False) & Q(adopted_on__gte=F("submitted_on"))),
+                name="scheme_adopted_after_consultation",
+                violation_error_message=_(
+                    "Le schéma ne peut être approuvé avant d'avoir été soumis aux communes."
+                ),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.title} ({self.first_year}-{self.last_year})"
+
+    def get_absolute_url(self):
+        return reverse("conventions:scheme", args=[self.pk])
+
+
+class SchemeOpinion(models.Model):
+    """The opinion of a member commune's council on the scheme's project."""
+
+    scheme = models.ForeignKey(
+        Scheme, verbose_name=_("schéma"), on_delete=models.CASCADE, related_name="opinions"
+    )
+    commune = models.ForeignKey(
+        Organisation,
+        verbose_name=_("commune"),
+        on_delete=models.PROTECT,
+        related_name="+",
+        limit_choices_to={"kind": OrganisationKind.COMMUNE},
+    )
+    date = models.DateField(_("date de la délibération"), validators=[validate_plausible_date])
+    deliberation_number = models.CharField(_("n° de délibération"), max_length=40, blank=True)
+    opinion = models.CharField(_("avis"), max_length=12, choices=Opinion.choices)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("avis d'un conseil municipal sur le schéma")
+        verbose_name_plural = _("avis des conseils municipaux sur le schéma")
+        ordering = ["date", "commune__name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scheme", "commune"],
+                name="one_opinion_per_commune_on_a_scheme",
+                violation_error_message=_("Cette commune a déjà rendu son avis sur le schéma."),
+            ),
+        ]
+
+    def __str__(self):
+        return gettext("Avis %(opinion)s %(of_commune)s du %(date)s") % {
+            "opinion": self.get_opinion_display().lower(),
+            "of_commune": of(self.commune),
+            "date": self.date.strftime("%d/%m/%Y"),
+        }
+
+
+class Horizon(models.TextChoices):
+    SHORT = "SHORT", _("Court terme")
+    MEDIUM = "MEDIUM", _("Moyen terme")
+    LONG = "LONG", _("Long terme")
+
+
+class ActionStatus(models.TextChoices):
+    PLANNED = "PLANNED", _("Envisagée")
+    PREPARING = "PREPARING", _("En préparation")
+    DONE = "DONE", _("Réalisée")
+    ABANDONED = "ABANDONED", _("Abandonnée")
+
+
+class SchemeAction(models.Model):
+    """A planned action of the scheme: a service to share with some communes by a horizon, its
+    expected effect on staff and operating costs, and the conventions that realise it."""
+
+    scheme = models.ForeignKey(
+        Scheme, verbose_name=_("schéma"), on_delete=models.CASCADE, related_name="actions"
+    )
+    title = models.CharField(_("action"), max_length=250)
+    description = models.TextField(_("description"), blank=True)
+    service = models.ForeignKey(
+        Service,
+        verbose_name=_("service"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="scheme_actions",
+    )
+    kind = models.CharField(
+        _("forme envisagée"), max_length=24, choices=ConventionKind.choices, blank=True
+    )
+    communes = models.ManyToManyField(
+        Organisation,
+        verbose_name=_("communes concernées"),
+        related_name="+",
+        blank=True,
+        limit_choices_to={"kind": OrganisationKind.COMMUNE},
+    )
+    horizon = models.CharField(_("horizon"), max_length=6, choices=Horizon.choices)
+    target_year = models.PositiveSmallIntegerField(_("année visée"))
+    expected_fte_change = models.DecimalField(
+        _("effet attendu sur les effectifs (ETP)"),
+        max_digits=7,
+        decimal_places=2,
+        default=0,
+        help_text=_("Variation en équivalents temps plein ; négative pour une économie."),
+    )
+    expected_cost_change = models.DecimalField(
+        _("effet attendu sur les dépenses de fonctionnement (€ par an)"),
+        max_digits=14,
+        decimal_places=2,
+        default=0,
+        help_text=_("Variation annuelle ; négative pour une économie."),
+    )
+    status = models.CharField(
+        _("avancement"), max_length=10, choices=ActionStatus.choices, default=ActionStatus.PLANNED
+    )
+    progress_note = models.TextField(_("point d'avancement"), blank=True)
+    conventions = models.ManyToManyField(
+        Convention,
+        verbose_name=_("conventions qui la réalisent"),
+        related_name="scheme_actions",
+        blank=True,
+    )
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("action du schéma")
+        verbose_name_plural = _("actions du schéma")
+        ordering = ["scheme", "target_year", "title"]
+
+    def __str__(self):
+        return self.title
+
+    def clean(self):
+        scheme = self.scheme if self.scheme_id else None
+        if (
+            scheme
+            and self.target_year
+            and not (scheme.first_year <= self.target_year <= scheme.last_year)
+        ):
+            raise ValidationError(
+                {
+                    "target_year": _(
+                        "L'année visée doit être comprise dans le mandat (%(first)s-%(last)s)."
+                    )
+                    % {"first": scheme.first_year, "last": scheme.last_year}
+                }
+            )

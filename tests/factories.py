@@ -5,7 +5,15 @@ from datetime import date
 import factory
 from django.contrib.auth import get_user_model
 
-from conventions.models import Convention, ConventionKind, SettlementMode, Terms
+from conventions.models import (
+    Convention,
+    ConventionKind,
+    Horizon,
+    Scheme,
+    SchemeAction,
+    SettlementMode,
+    Terms,
+)
 from mutualisation.models import (
     EpciMembership,
     EpciNature,
@@ -159,3 +167,25 @@ class TermsFactory(factory.django.DjangoModelFactory):
     )
     end_date = date(2028, 12, 31)
     notice_months = 3
+
+
+class SchemeFactory(factory.django.DjangoModelFactory):
+    """A draft schéma de mutualisation of the first territory for the 2026-2032 mandate."""
+
+    class Meta:
+        model = Scheme
+
+    territory = factory.LazyFunction(first_territory)
+    title = factory.Sequence(lambda n: f"Schéma de mutualisation {n}")
+    first_year = 2026
+    last_year = 2032
+
+
+class SchemeActionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SchemeAction
+
+    scheme = factory.SubFactory(SchemeFactory)
+    title = factory.Sequence(lambda n: f"Action {n}")
+    horizon = Horizon.SHORT
+    target_year = 2027
