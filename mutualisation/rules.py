@@ -126,3 +126,22 @@ def is_commune_reader(user):
 rules.add_perm("mutualisation.view_territory", has_any_role)
 # The Django admin shows every territory: the platform's operators' (mutualisation/admin.py).
 rules.add_perm("mutualisation.use_admin", rules.is_superuser)
+
+
+def chosen_territory(user, siren: str | None = None):
+    """The territory a territory-wide page (adhesion matrix, staff, annual report) shows: the one
+    named by ``siren`` among the user's home territories, else the first of them by name; None
+    when the user has none (or names one that is not theirs: the page answers 404)."""
+    territories = home_territories(user).order_by("name")
+    if siren:
+        return territories.filter(siren=siren).first()
+    return territories.first()
+
+
+def own_communes(user, territory) -> frozenset[int] | None:
+    """Which communes' rows a territory-wide page may show the user: None (all of them) for the
+    staff of ``territory``; otherwise the user's own organisations (a commune reader's)."""
+    scope = scope_of(user)
+    if scope.works_on(territory.pk):
+        return None
+    return scope.organisation_ids

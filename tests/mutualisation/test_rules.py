@@ -61,3 +61,16 @@ def test_scope_is_computed_once_per_user_object(personas, django_assert_num_quer
         scope_of(user)
         scope_of(user)
         scope_of(user)
+
+
+def test_a_territory_wide_page_shows_the_users_own_territory_and_no_other(personas, territory):
+    from mutualisation.rules import chosen_territory, own_communes
+    from tests.factories import EpciFactory
+
+    other = EpciFactory(name="Autre territoire")
+    assert chosen_territory(personas.manager) == territory.epci
+    assert chosen_territory(personas.manager, other.siren) is None
+    assert chosen_territory(personas.reader_a) == territory.epci
+    assert chosen_territory(personas.outsider) is None
+    assert own_communes(personas.finance, territory.epci) is None
+    assert own_communes(personas.reader_a, territory.epci) == {territory.commune_a.pk}
