@@ -65,6 +65,8 @@ urlpatterns = [
     path("lot/<int:pk>/archive/", views.batch_download, name="batch-download"),
     path("exports/<year:year>/<str:kind>.<str:fmt>", views.export, name="export"),
     path("tableau-de-bord/<year:year>/", views.dashboard, name="dashboard"),
+    path("rapport/<year:year>/", views.annual_report, name="annual-report"),
+    path("rapport/<year:year>/pdf/", views.annual_report_pdf, name="annual-report-pdf"),
     path(
         "recapitulatif/<year:year>/<str:siren>.pdf",
         views.commune_summary_pdf,

@@ -21,7 +21,7 @@ from django_tables2.data import TableListData
 
 from conventions.models import Amendment, Convention, ConventionKind, PartyRole
 from conventions.views import get_convention
-from costing import engine, exports, forms, instalments, services, statements, tables
+from costing import engine, exports, forms, instalments, report, services, statements, tables
 from costing.models import (
     BatchJob,
     CostBase,
@@ -48,7 +48,13 @@ from mutualisation.collation import FrenchOrder
 from mutualisation.documents import render_pdf
 from mutualisation.forms import RowsConflict, carry_version
 from mutualisation.models import Organisation, Service
-from mutualisation.rules import scope_of, territories_of
+from mutualisation.rules import (
+    chosen_territory,
+    home_territories,
+    own_communes,
+    scope_of,
+    territories_of,
+)
 from mutualisation.services import record_document_access
 from mutualisation.tables import configure
 from mutualisation.views import pager
@@ -1282,3 +1288,49 @@ def unit_cost_provisional(request, pk):
             % {"year": base.year, "amount": unit_cost.amount},
         )
     return redirect("costing:cost-base", pk=base.pk)
+
+
+# --- the annual report to the council (L5211-39-1) ----------------------------------------------
+
+
+def annual_report_context(request, year) -> dict:
+    """The report of the territory chosen (``?territoire=<SIREN>``) for the user: whole for its
+    staff, their own commune's part for a commune reader; 404 for a territory not theirs."""
+    require(request, "costing.view_reimbursements")
+    territory = chosen_territory(request.user, request.GET.get("territoire"))
+    if territory is None:
+        raise Http404
+    return report.annual_report(
+        territory=territory,
+        year=year,
+        conventions=Convention.objects.visible_to(request.user),
+        communes=own_communes(request.user, territory),
+    )
+
+
+@login_required
+def annual_report(request, year):
+    context = annual_report_context(request, year)
+    return render(
+        request,
+        "costing/annual_report.html",
+        {
+            **context,
+            "charts": report.charts(context),
+            "years": year_choices(),
+            "territories": home_territories(request.user).order_by("name"),
+        },
+    )
+
+
+@login_required
+def annual_report_pdf(request, year):
+    context = annual_report_context(request, year)
+    content = render_pdf(
+        "costing/annual_report_pdf.html", {**context, "charts": report.charts(context)}
+    )
+    filename = f"rapport-mutualisation-{year}-{context['territory'].siren}.pdf"
+    response = HttpResponse(content, content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{filename}"'
+    record_document_access(request, filename)
+    return response

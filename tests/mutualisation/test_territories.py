@@ -54,6 +54,7 @@ def first_territory_markers(world):
         world.issued.number,
         "Mise à disposition informatique",
         "Service commun ADS",
+        "Action pour la commune A",
     )
 
 

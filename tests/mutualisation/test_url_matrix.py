@@ -201,6 +201,9 @@ ROWS = {
     "costing:export":                    Row(lambda w: {"year": YEAR, "kind": "titres",
                                                         "fmt": "csv"}, FINANCE),
     "costing:dashboard":                 Row(lambda w: {"year": YEAR}, FINANCE),
+    # The annual report to the council: every role; a commune reader's shows their commune's part.
+    "costing:annual-report":             Row(lambda w: {"year": YEAR}, EVERY_ROLE),
+    "costing:annual-report-pdf":         Row(lambda w: {"year": YEAR}, EVERY_ROLE),
     "costing:commune-summary":           Row(lambda w: {"year": YEAR,
                                                         "siren": w.commune_a.siren},
                                              COST_SEES_A),
@@ -342,6 +345,8 @@ ADMIN_MODELS = {
     "conventions.agentassignment": AdminModel(lambda w: w.agent),
     "conventions.attachment": AdminModel(lambda w: w.attachment, simple_history=False),
     "conventions.termination": AdminModel(lambda w: w.termination),
+    "conventions.scheme": AdminModel(lambda w: w.scheme),
+    "conventions.schemeaction": AdminModel(lambda w: w.scheme_action_a),
     "conventions.referencecounter": AdminModel(lambda w: w.reference_counter, simple_history=False),
     "costing.costbase": AdminModel(lambda w: w.base),
     # A notified unit cost is frozen: corrected by a new version, never deleted.

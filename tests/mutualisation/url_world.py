@@ -34,6 +34,9 @@ from conventions.models import (
     Party,
     PartyRole,
     ReferenceCounter,
+    Scheme,
+    SchemeAction,
+    SchemeOpinion,
     StaffBody,
     StaffBodyOpinion,
     Termination,
@@ -352,6 +355,27 @@ def build_world():
         locked_out=False,
     )
 
+    # The territory's mutualisation scheme: an action for each commune, A's opinion given.
+    scheme = Scheme.objects.create(
+        territory=epci, title="Schéma de mutualisation 2026-2032", first_year=2026, last_year=2032
+    )
+    scheme_action_a = SchemeAction.objects.create(
+        scheme=scheme,
+        title="Action pour la commune A",
+        service=service,
+        horizon="SHORT",
+        target_year=2026,
+        status="DONE",
+    )
+    scheme_action_a.communes.set([commune_a])
+    scheme_action_a.conventions.set([convention_a])
+    scheme_action_b = SchemeAction.objects.create(
+        scheme=scheme, title="Action pour la commune B", horizon="LONG", target_year=2031
+    )
+    scheme_action_b.communes.set([commune_b])
+    scheme_opinion = SchemeOpinion.objects.create(
+        scheme=scheme, commune=commune_a, date=date(2026, 9, 1), opinion="FAVOURABLE"
+    )
     other = build_other_territory(commune_a, users)
 
     return SimpleNamespace(
@@ -372,6 +396,10 @@ def build_world():
         amendment=amendment,
         attachment=attachment,
         termination=termination,
+        scheme=scheme,
+        scheme_action_a=scheme_action_a,
+        scheme_action_b=scheme_action_b,
+        scheme_opinion=scheme_opinion,
         base=base,
         base_a_only=base_a_only,
         usage_import=usage_import,

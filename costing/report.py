@@ -1,0 +1,289 @@
+"""The annual report on mutualisation to the council (CGCT L5211-39-1): each year, at the budget
+orientation debate, the president communicates the progress of the schéma de mutualisation.
+
+One function gathers what the report shows for a territory and a year, for the user asking
+(staff of the territory see it whole; a commune reader, what concerns their commune only):
+the conventions in force and signed during the year, the financial flows per organisation in
+both directions (gross, imputed on the attribution de compensation, called in acomptes, balance),
+the staff made available, the progress of the scheme's actions, the compliance findings, and the
+conventions that ended during the year with what followed. ``charts`` draws its charts as PNG
+images (matplotlib), embedded alike in the page and in the PDF.
+"""
+
+import base64
+import io
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from conventions.models import (
+    ActionStatus,
+    Convention,
+    ConventionService,
+)
+from conventions.services.in_force import convention_end, covered_in, direction_of
+from conventions.services.scheme import current_scheme, scheme_progress
+from conventions.services.staff import staff_made_available
+from costing import engine
+from costing.services import BILLED_STATUSES, read_stored, settlement_from_json, year_results
+from mutualisation.collation import french_sort_key
+
+ZERO = Decimal("0.00")
+
+
+@dataclass(frozen=True)
+class Flow:
+    """An organisation's year across the conventions: what it received for the services it
+    rendered, what it paid for those it received (gross) and how that was settled."""
+
+    organisation: engine.Party
+    received: Decimal  # gross annual cost of the services it rendered
+    paid: Decimal  # gross annual cost of the services it received
+    ac_imputed: Decimal  # of what it paid: imputed on its attribution de compensation
+    instalments: Decimal  # of what it paid: acomptes called during the year
+    balance: Decimal  # of what it paid: the balance (a titre; negative, refunded)
+    net: Decimal  # received − paid: the dashboard's « position brute »
+
+
+def flows(settlements, *, only=None) -> list[Flow]:
+    """Each organisation's flows over ``settlements`` (engine.Settlement), by name; ``only``
+    (ids) keeps those organisations. The net is ``engine.net_positions``' own (received −
+    paid, the same sums), so the report and the dashboard agree to the cent."""
+    totals: dict[int, list] = {}
+    parties: dict[int, engine.Party] = {}
+    for s in settlements:
+        if s.actual == 0 and s.ac_deduction == 0 and not s.called:
+            continue  # as net_positions: a settlement with nothing in it is no flow
+        parties[s.payee.id], parties[s.payer.id] = s.payee, s.payer
+        payee = totals.setdefault(s.payee.id, [ZERO] * 5)
+        payer = totals.setdefault(s.payer.id, [ZERO] * 5)
+        payee[0] += s.actual
+        payer[1] += s.actual
+        payer[2] += s.ac_deduction
+        payer[3] += s.instalments_total
+        payer[4] += s.balance
+    found = [
+        Flow(parties[pid], *values, values[0] - values[1])
+        for pid, values in totals.items()
+        if only is None or pid in only
+    ]
+    return sorted(
+        found, key=lambda flow: (french_sort_key(flow.organisation.name), flow.organisation.siren)
+    )
+
+
+@dataclass(frozen=True)
+class Ended:
+    convention: Convention
+    ended_on: date
+    how: str  # « Résiliée » or « Échue »
+    agents_outcome: str
+    assets_outcome: str
+    followed_by: list  # conventions of the same service and territory starting after it
+
+
+def ended_during(conventions, year: int) -> list[Ended]:
+    """The conventions whose application ended during ``year`` (terminated or expired), with
+    what became of the agents and assets (réversibilité) and the conventions that took over."""
+    candidates = list(
+        conventions.filter(status__in=BILLED_STATUSES, start_date__lte=date(year, 12, 31))
+        .select_related("termination")
+        .prefetch_related("terms", "services")
+    )
+    ended = []
+    for convention in candidates:
+        end = convention_end(convention, year, list(convention.terms.all()))
+        if end is None or end.year != year:
+            continue
+        termination = getattr(convention, "termination", None)
+        service_ids = [line.service_id for line in convention.services.all()]
+        successors = list(
+            conventions.filter(
+                territory_id=convention.territory_id,
+                start_date__gt=end,
+                pk__in=ConventionService.objects.filter(service_id__in=service_ids).values(
+                    "convention_id"
+                ),
+            ).order_by("start_date", "reference")
+        )
+        ended.append(
+            Ended(
+                convention,
+                end,
+                _("Résiliée") if termination is not None else _("Échue"),
+                termination.agents_outcome if termination is not None else "",
+                termination.assets_outcome if termination is not None else "",
+                successors,
+            )
+        )
+    return sorted(ended, key=lambda e: (e.ended_on, e.convention.reference))
+
+
+def annual_report(*, territory, year: int, conventions, communes=None) -> dict:
+    """What the report shows. ``conventions``: the territory's conventions the user may see;
+    ``communes``: None for the territory's staff (everything), else the ids of the user's own
+    organisations (a commune reader reads their own flows, staff and actions, no findings)."""
+    conventions = conventions.filter(territory=territory)
+    in_force = list(
+        covered_in(conventions.filter(status__in=BILLED_STATUSES), year)
+        .select_related("territory")
+        .prefetch_related("parties__organisation", "services__service")
+        .order_by("reference")
+    )
+    rows = []
+    for convention in in_force:
+        parties = list(convention.parties.all())
+        rows.append(
+            {
+                "convention": convention,
+                "direction": direction_of(parties),
+                "organisations": sorted(p.organisation.name for p in parties),
+                "services": [line.service.name for line in convention.services.all()],
+                "signed_in_year": bool(
+                    convention.signature_date and convention.signature_date.year == year
+                ),
+            }
+        )
+    signed = list(
+        conventions.filter(signature_date__year=year).order_by("signature_date", "reference")
+    )
+    stored = year_results(year, conventions)
+    settlements = [settlement_from_json(s) for s in read_stored(stored.rows, "settlements")]
+    year_flows = flows(settlements, only=communes)
+    shown = [f for f in year_flows if f.organisation.id != territory.pk]
+    territory_flow = next((f for f in year_flows if f.organisation.id == territory.pk), None)
+    staff = staff_made_available(year, conventions)
+    scheme = current_scheme(territory, year)
+    progress = scheme_progress(scheme, communes=communes) if scheme else None
+    return {
+        "territory": territory,
+        "year": year,
+        "whole": communes is None,
+        "generated_at": timezone.localtime(),
+        "computed_at": stored.computed_at,
+        "in_force": rows,
+        "signed": signed,
+        "flows": shown,
+        "territory_flow": territory_flow,
+        "flow_totals": {
+            name: sum((getattr(f, name) for f in shown), ZERO)
+            for name in ("received", "paid", "ac_imputed", "instalments", "balance", "net")
+        },
+        "staff": staff,
+        "scheme": scheme,
+        "progress": progress,
+        "findings": stored.findings if communes is None else [],
+        "ended": ended_during(conventions, year),
+        "key_figures": {
+            "in_force": len(rows),
+            "signed": len(signed),
+            "total": sum((f.paid for f in year_flows), ZERO),
+            "agents": staff.agents,
+            "fte": staff.fte,
+            "actions_done": progress.counts[ActionStatus.DONE] if progress else 0,
+            "actions": sum(progress.counts.values()) if progress else 0,
+        },
+    }
+
+
+# --- charts --------------------------------------------------------------------------------------
+
+CHART_DPI = 150
+CHART_FLOWS = 25  # organisations charted; the table lists them all
+BLUE, RED, GREY = "#1f4e79", "#b03a2e", "#6b7280"
+STATUS_COLOURS = {
+    ActionStatus.DONE: "#1e7b34",
+    ActionStatus.PREPARING: "#1f4e79",
+    ActionStatus.PLANNED: "#9aa5b1",
+    ActionStatus.ABANDONED: "#b03a2e",
+}
+
+
+def png(figure) -> str:
+    """A figure as a data: URI (PNG), for an <img> of the page and of the PDF alike."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure)
+    out = io.BytesIO()
+    figure.savefig(out, format="png", dpi=CHART_DPI, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
+
+
+def euros_axis(value, _position) -> str:
+    return f"{value:,.0f} €".replace(",", " ")
+
+
+def new_figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height))
+    figure.set_layout_engine("constrained")
+    return figure
+
+
+def flows_chart(report: dict) -> str | None:
+    charted = sorted(report["flows"], key=lambda f: (-abs(f.net), f.organisation.name))
+    charted = sorted(charted[:CHART_FLOWS], key=lambda f: f.net)
+    if not charted:
+        return None
+    from matplotlib.ticker import FuncFormatter
+
+    figure = new_figure(7.5, 0.9 + 0.28 * len(charted))
+    axes = figure.add_subplot()
+    values = [float(f.net) for f in charted]  # drawing only: the table prints the Decimals
+    axes.barh(
+        [f.organisation.name for f in charted],
+        values,
+        color=[BLUE if v >= 0 else RED for v in values],
+    )
+    axes.axvline(0, color=GREY, linewidth=0.8)
+    axes.xaxis.set_major_formatter(FuncFormatter(euros_axis))
+    axes.set_title(_("Position nette par organisation (positif : reçoit ; négatif : paie)"))
+    axes.tick_params(labelsize=8)
+    return png(figure)
+
+
+def scheme_chart(report: dict) -> str | None:
+    progress = report["progress"]
+    if progress is None or not any(h.actions for h in progress.horizons):
+        return None
+    figure = new_figure(7.5, 2.6)
+    axes = figure.add_subplot()
+    labels = [str(h.label) for h in progress.horizons]
+    left = [0] * len(labels)
+    for status, label in ActionStatus.choices:
+        counts = [h.counts[status] for h in progress.horizons]
+        axes.barh(labels, counts, left=left, color=STATUS_COLOURS[status], label=str(label))
+        left = [a + b for a, b in zip(left, counts, strict=True)]
+    axes.invert_yaxis()
+    axes.set_xlabel(_("Nombre d'actions"))
+    axes.xaxis.get_major_locator().set_params(integer=True)
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), fontsize=8, ncols=4, frameon=False)
+    axes.set_title(_("Avancement des actions du schéma par horizon"))
+    return png(figure)
+
+
+def staff_chart(report: dict) -> str | None:
+    staff = report["staff"]
+    if not staff.agents:
+        return None
+    figure = new_figure(7.5, 2.2)
+    axes = figure.add_subplot()
+    labels = [str(entry.label) for entry in staff.by_regime]
+    axes.barh(labels, [float(entry.fte) for entry in staff.by_regime], color=BLUE)
+    axes.invert_yaxis()
+    axes.set_xlabel(_("Équivalents temps plein travaillés (ETPT)"))
+    axes.set_title(_("Agents mis à disposition ou transférés, par régime"))
+    return png(figure)
+
+
+def charts(report: dict) -> dict:
+    """The report's charts as data: URIs (None where there is nothing to draw)."""
+    return {
+        "flows": flows_chart(report),
+        "scheme": scheme_chart(report),
+        "staff": staff_chart(report),
+    }

@@ -1,0 +1,137 @@
+"""The annual report on mutualisation to the council (L5211-39-1, issue 14): HTML and PDF, the
+flows per commune equal to the dashboard's to the cent, charts drawn into the PDF, and a commune
+reader reading what concerns their commune only."""
+
+import io
+import re
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from pypdf import PdfReader
+
+from costing import engine
+from costing.report import flows
+from mutualisation.templatetags.money import euros
+from tests.conftest import run_seed_demo
+
+pytestmark = pytest.mark.django_db
+
+YEAR = 2026
+AUBIERE, CLERMONT = "216300145", "216301135"
+
+
+def party(pk, name):
+    return engine.Party(pk, f"{pk:09d}", name)
+
+
+def settlement(payer, payee, actual, ac="0.00", called=()):
+    return engine.Settlement(
+        convention="C",
+        payer=payer,
+        payee=payee,
+        settlement_mode="TITRE",
+        actual=Decimal(actual),
+        forecast=Decimal(actual),
+        ac_deduction=Decimal(ac),
+        planned=(),
+        called=tuple(
+            engine.CalledInstalment(rank, date(2026, 3, 1), Decimal(amount), "", "CALLED")
+            for rank, amount in enumerate(called, 1)
+        ),
+    )
+
+
+def test_flows_split_what_each_organisation_paid_and_net_it_as_the_positions_do():
+    epci, a, b = party(1, "Métropole"), party(2, "Aubière"), party(3, "Beaumont")
+    settlements = [
+        settlement(a, epci, "1000.00", ac="600.00", called=["250.00"]),
+        settlement(b, epci, "300.10"),
+        settlement(epci, b, "120.05"),  # ascendante: the Métropole pays Beaumont
+        settlement(a, epci, "0.00"),  # nothing in it: no flow
+    ]
+    found = {f.organisation.name: f for f in flows(settlements)}
+    aubiere = found["Aubière"]
+    assert (aubiere.paid, aubiere.ac_imputed, aubiere.instalments, aubiere.balance) == (
+        Decimal("1000.00"),
+        Decimal("600.00"),
+        Decimal("250.00"),
+        Decimal("150.00"),
+    )
+    assert found["Beaumont"].received == Decimal("120.05")
+    positions = {p.party.name: p.net for p in engine.net_positions(settlements)}
+    assert {name: f.net for name, f in found.items()} == positions
+    only = flows(settlements, only={2})
+    assert [f.organisation.name for f in only] == ["Aubière"]
+
+
+def pdf_text(content: bytes) -> tuple[str, int]:
+    reader = PdfReader(io.BytesIO(content))
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    images = sum(len(page.images) for page in reader.pages)
+    return re.sub(r"[\u00a0\u202f]", " ", text), images
+
+
+@pytest.fixture
+def demo():
+    run_seed_demo()
+    users = get_user_model().objects
+    return {
+        name: users.get(username=name) for name in ("finances", "gestionnaire", "lecteur.aubiere")
+    }
+
+
+def test_the_report_pdf_gives_each_communes_net_flow_as_the_dashboard_and_draws_its_charts(
+    client, demo
+):
+    client.force_login(demo["finances"])
+    dashboard = client.get(f"/couts/tableau-de-bord/{YEAR}/")
+    positions = {p.party.siren: p for p in dashboard.context["positions"]}
+    communes = [p for siren, p in positions.items() if siren != "246300701"]
+    assert len(communes) >= 10  # the demo year has flows for many communes
+    response = client.get(f"/couts/rapport/{YEAR}/pdf/")
+    assert response["Content-Type"] == "application/pdf"
+    text, images = pdf_text(response.content)
+    for position in communes:
+        amount = euros(position.net).replace("\u00a0", " ")
+        # the flows table's row: the name, then its amounts, the net last
+        row = [
+            line.rstrip()
+            for line in text.splitlines()
+            if line.startswith(position.party.name + " ") and line.rstrip().endswith(" €")
+        ]
+        assert len(row) == 1, (position.party.name, row)
+        assert row[0].endswith(" " + amount), (row, amount)
+    assert images >= 3  # flows, scheme progress, staff
+
+
+def test_the_report_page_shows_the_scheme_flows_staff_and_ended_conventions(client, demo):
+    client.force_login(demo["gestionnaire"])
+    response = client.get(f"/couts/rapport/{YEAR}/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Schéma de mutualisation des services 2026-2032" in page
+    assert "Étendre le service commun d&#x27;instruction du droit des sols" in page
+    assert page.count('<img class="chart') == 3
+    assert "Maintenance du patrimoine bâti" in page  # ends on 31/12/2026
+    assert "Contrôle de conformité" in page
+
+
+def test_a_commune_reader_reads_their_communes_part_only(client, demo):
+    client.force_login(demo["lecteur.aubiere"])
+    response = client.get(f"/couts/rapport/{YEAR}/")
+    assert response.status_code == 200
+    flows_shown = response.context["flows"]
+    assert [f.organisation.siren for f in flows_shown] == [AUBIERE]
+    assert response.context["findings"] == []
+    progress = response.context["progress"]
+    for horizon in progress.horizons:
+        for entry in horizon.actions:
+            assert [c.name for c in entry.communes] == ["Aubière"]
+    page = response.content.decode()
+    assert "Clermont-Ferrand" not in page
+    assert "Contrôle de conformité" not in page
+    text, _ = pdf_text(client.get(f"/couts/rapport/{YEAR}/pdf/").content)
+    assert "Aubière" in text
+    assert "Clermont-Ferrand" not in text
