@@ -135,3 +135,26 @@ def test_a_commune_reader_reads_their_communes_part_only(client, demo):
     text, _ = pdf_text(client.get(f"/couts/rapport/{YEAR}/pdf/").content)
     assert "Aubière" in text
     assert "Clermont-Ferrand" not in text
+
+
+def test_naming_another_territory_in_the_address_answers_404(client, personas):
+    from tests.factories import EpciFactory
+
+    other = EpciFactory(name="Communauté voisine")
+    client.force_login(personas.manager)
+    assert client.get(f"/couts/rapport/{YEAR}/?territoire={other.siren}").status_code == 404
+    assert client.get(f"/couts/rapport/{YEAR}/pdf/?territoire={other.siren}").status_code == 404
+    client.force_login(personas.outsider)
+    assert client.get(f"/couts/rapport/{YEAR}/").status_code == 403
+
+
+def test_a_year_without_conventions_reports_nothing_to_show(client, personas):
+    client.force_login(personas.finance)
+    response = client.get(f"/couts/rapport/{YEAR}/")
+    page = response.content.decode()
+    assert "Aucun schéma de mutualisation ne couvre cet exercice." in page
+    assert "Aucun flux pour cet exercice." in page
+    assert "<img" not in page
+    text, images = pdf_text(client.get(f"/couts/rapport/{YEAR}/pdf/").content)
+    assert "Aucune convention appliquée pendant l'exercice." in text
+    assert images == 0
