@@ -22,8 +22,10 @@ A fixed number of queries whatever the size of the matrix (no query per cell).
 from dataclasses import dataclass, field
 from datetime import date
 
+import tablib
 from django.db import models
 from django.db.models import Prefetch, Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from conventions.models import (
@@ -286,3 +288,31 @@ def narrowed(matrix: Matrix, *, status: str = "", service: str = "") -> Matrix:
         rows=rows,
         totals=[matrix.totals[i] for i in keep],
     )
+
+
+def cell_text(cell: Cell) -> str:
+    """A cell as the exports write it: its status, then the references of its conventions, or
+    for a project without one, the scheme's action."""
+    if cell.conventions:
+        return f"{cell.label} ({', '.join(cell.references)})"
+    if cell.action is not None and cell.status == AdhesionStatus.PROJECT:
+        return gettext("%(label)s (schéma : %(action)s)") % {
+            "label": cell.label,
+            "action": cell.action.title,
+        }
+    return str(cell.label)
+
+
+def as_dataset(matrix: Matrix) -> tablib.Dataset:
+    """The matrix for the exports (CSV, XLSX): a row per commune, a column per service, then
+    the number of adhering communes per service."""
+    dataset = tablib.Dataset(
+        headers=[gettext("Commune"), gettext("Code INSEE"), *(s.name for s in matrix.services)],
+        title=gettext("Adhésions %(year)s") % {"year": matrix.year},
+    )
+    for row in matrix.rows:
+        dataset.append(
+            [row.commune.name, row.commune.insee_code or "", *(cell_text(c) for c in row.cells)]
+        )
+    dataset.append([gettext("Communes adhérentes"), "", *(t.adherents for t in matrix.totals)])
+    return dataset

@@ -253,6 +253,129 @@ def test_the_matrix_takes_the_same_few_queries_whatever_its_size(size, django_as
     assert sum(t.adherents for t in matrix.totals) == size * (size // 2)
 
 
+# --- the page and its exports -------------------------------------------------------------------
+
+
+@pytest.fixture
+def both(territory, personas, si):
+    """A convention in force for each commune, and what each reader may read."""
+    return (
+        convention_of(territory.epci, si, [territory.commune_a]),
+        convention_of(territory.epci, si, [territory.commune_b]),
+    )
+
+
+def page(client, username, **query):
+    assert log_in(client, username)
+    return client.get(reverse("conventions:adhesions", kwargs={"year": 2026}), query)
+
+
+def export(client, fmt, **query):
+    return client.get(
+        reverse("conventions:adhesions-export", kwargs={"year": 2026, "fmt": fmt}), query
+    )
+
+
+def csv_rows(response):
+    text = response.content.decode("utf-8")
+    assert text.startswith("\ufeff")
+    return list(csv.reader(io.StringIO(text[1:]), delimiter=";"))
+
+
+def xlsx_rows(response):
+    book = openpyxl.load_workbook(io.BytesIO(response.content))
+    return [list(row) for row in book.active.iter_rows(values_only=True)]
+
+
+def test_the_territorys_staff_see_every_communes_row_with_links(client, territory, both):
+    convention_a, convention_b = both
+    response = page(client, "gestionnaire")
+    assert response.status_code == 200
+    html = response.content.decode()
+    for commune in ("Commune A", "Commune B"):
+        assert f'<th scope="row">{commune}</th>' in html
+    for convention in both:
+        assert f'href="{convention.get_absolute_url()}"' in html
+    assert html.count('text-bg-success">Adhérente<') == 2
+    assert '<th scope="col">Systèmes d&#x27;information</th>' in html
+
+
+@pytest.mark.parametrize(("username", "own", "other"), [("lecteur.a", 0, 1), ("lecteur.b", 1, 0)])
+def test_a_commune_reader_sees_their_communes_row_only(
+    client, territory, both, username, own, other
+):
+    names = ("Commune A", "Commune B")
+    html = page(client, username).content.decode()
+    assert f'<th scope="row">{names[own]}</th>' in html
+    assert f'<th scope="row">{names[other]}</th>' not in html
+    assert both[own].reference in html
+    assert both[other].reference not in html
+    for rows in (csv_rows(export(client, "csv")), xlsx_rows(export(client, "xlsx"))):
+        assert [row[0] for row in rows] == ["Commune", names[own], "Communes adhérentes"]
+        assert rows[1][2] == f"Adhérente ({both[own].reference})"
+        assert both[other].reference not in str(rows)
+
+
+def test_the_exports_have_the_pages_rows_and_columns(client, territory, both, si):
+    paie = ServiceFactory(provider=territory.epci, name="Paie", code="paie")
+    assert log_in(client, "finances")
+    rows = xlsx_rows(export(client, "xlsx"))
+    assert rows == [
+        ["Commune", "Code INSEE", "Paie", "Systèmes d'information"],
+        [
+            "Commune A",
+            territory.commune_a.insee_code,
+            "Non adhérente",
+            f"Adhérente ({both[0].reference})",
+        ],
+        [
+            "Commune B",
+            territory.commune_b.insee_code,
+            "Non adhérente",
+            f"Adhérente ({both[1].reference})",
+        ],
+        ["Communes adhérentes", None, 0, 2],
+    ]
+    response = export(client, "csv", service=paie.code)
+    assert response["Content-Disposition"] == 'attachment; filename="adhesions-2026.csv"'
+    assert csv_rows(response)[0] == ["Commune", "Code INSEE", "Paie"]
+
+
+def test_the_page_filters_by_status_and_service(client, territory, personas, si):
+    convention_of(territory.epci, si, [territory.commune_a])
+    html = page(client, "gestionnaire", statut="NONE").content.decode()
+    assert '<th scope="row">Commune B</th>' in html
+    assert '<th scope="row">Commune A</th>' not in html
+    html = page(client, "gestionnaire", service="inconnu").content.decode()
+    assert '<th scope="col">Systèmes d&#x27;information</th>' not in html
+
+
+def test_an_outsider_is_refused(client, personas):
+    assert page(client, "exterieur").status_code == 403
+
+
+def test_another_territory_is_not_found(client, territory, personas, both):
+    other = EpciFactory(name="Communauté du Val")
+    commune_c = OrganisationFactory(name="Commune C")
+    EpciMembershipFactory(member=commune_c, epci=other, valid_from=date(2020, 1, 1))
+    manager_val = UserFactory(username="gestionnaire.val")
+    MembershipFactory(user=manager_val, organisation=other, role="MANAGER")
+    # The first territory's staff name the second one, and the other way round: not theirs.
+    assert page(client, "gestionnaire", territoire=other.siren).status_code == 404
+    assert page(client, "lecteur.a", territoire=other.siren).status_code == 404
+    assert export(client, "csv", territoire=other.siren).status_code == 404
+    response = page(client, "gestionnaire.val")
+    html = response.content.decode()
+    assert '<th scope="row">Commune C</th>' in html
+    assert "Commune A" not in html
+    assert page(client, "gestionnaire.val", territoire=territory.epci.siren).status_code == 404
+
+
+def test_an_unknown_export_format_is_not_found(client, personas):
+    assert log_in(client, "gestionnaire")
+    assert export(client, "pdf").status_code == 404
+
+
 # --- the demo territory (issue 14's acceptance) -------------------------------------------------
 
 
