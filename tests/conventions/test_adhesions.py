@@ -4,6 +4,7 @@ in the service (conventions/services/adhesions.py), on its page and in its expor
 import csv
 import io
 from datetime import date
+from decimal import Decimal
 
 import openpyxl
 import pytest
@@ -21,6 +22,7 @@ from conventions.models import (
     Termination,
 )
 from conventions.services.adhesions import AdhesionStatus, adhesion_matrix
+from conventions.services.staff import staff_made_available
 from mutualisation.models import Organisation, Service
 from tests.conftest import log_in, run_seed_demo
 from tests.factories import (
@@ -379,7 +381,7 @@ def test_an_unknown_export_format_is_not_found(client, personas):
 # --- the demo territory (issue 14's acceptance) -------------------------------------------------
 
 
-def test_the_demo_matrix_of_2026_shows_each_communes_adhesion_to_each_service():
+def test_the_demo_territorys_adhesions_and_staff_in_2026():
     run_seed_demo()
     metro = Organisation.objects.get(siren="246300701")
     matrix = adhesion_matrix(metro, 2026)
@@ -421,3 +423,17 @@ def test_the_demo_matrix_of_2026_shows_each_communes_adhesion_to_each_service():
     assert totals["Systèmes d'information"] == 3
     assert totals["Instruction des autorisations du droit des sols (ADS)"] == 8
     assert totals["Gestion de la paie"] == 0
+    # The staff the demo conventions make available in 2026: the information systems (30 % and
+    # 20 %), the road maintenance (60 %), the ADS (a transfer, 50 % of an Aubière agent).
+    summary = staff_made_available(2026, Convention.objects.filter(territory=metro))
+    assert (summary.agents, summary.fte) == (5, Decimal("2.60"))
+    assert [(t.regime, t.agents, t.fte) for t in summary.by_regime] == [
+        ("TRANSFER", 1, Decimal("1.00")),
+        ("MAD_BY_LAW", 4, Decimal("1.60")),
+        ("MAD_INDIVIDUAL", 0, Decimal("0.00")),
+    ]
+    assert [(t.employer.name, t.agents, t.fte) for t in summary.by_employer] == [
+        ("Aubière", 1, Decimal("0.50")),
+        ("Clermont Auvergne Métropole", 3, Decimal("1.50")),
+        ("Clermont-Ferrand", 1, Decimal("0.60")),
+    ]
