@@ -9,6 +9,7 @@ from django.db.models import Prefetch, Q, prefetch_related_objects
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
@@ -26,19 +27,29 @@ from conventions.models import (
     Terms,
 )
 from conventions.services import (
+    adhesions,
     amendments,
     documents,
     gates,
     in_force,
     overview,
     records,
+    staff,
     transitions,
 )
 from conventions.tables import ConventionTable
+from mutualisation import spreadsheets
+from mutualisation.collation import FrenchOrder
 from mutualisation.forms import RowsConflict, carry_version
 from mutualisation.french import of
 from mutualisation.models import Organisation, OrganisationKind, Service
-from mutualisation.rules import scope_of, territories_of
+from mutualisation.rules import (
+    chosen_territory,
+    home_territories,
+    own_communes,
+    scope_of,
+    territories_of,
+)
 from mutualisation.services import record_document_access
 from mutualisation.tables import configure
 
@@ -800,3 +811,125 @@ def amendment_pdf(request, reference, number):
     if signed is not None:
         return pdf_response(request, bytes(signed.pdf), f"{name}-signe.pdf", signed.sha256)
     return pdf_response(request, documents.render_amendment(amendment), f"{name}.pdf")
+
+
+# --- territory-wide tables: adhesions of the communes, staff made available --------------------
+
+# The years the tables offer (the year's navigation), around this one.
+YEARS_BACK, YEARS_AHEAD = 3, 1
+# What the tables are exported as: a CSV for French Excel (« ; », BOM) and an XLSX.
+TABLE_FORMATS = {"csv": spreadsheets.excel_csv, "xlsx": spreadsheets.xlsx}
+
+
+def year_choices() -> list[int]:
+    this_year = timezone.localdate().year
+    return list(range(this_year + YEARS_AHEAD, this_year - YEARS_BACK - 1, -1))
+
+
+def chosen_territory_of(request):
+    """The territory a territory-wide table shows (``?territoire=<SIREN>``, else the user's
+    first) and the communes whose rows the user may read (None: all). 403 without a role; 404
+    for a territory that is not the user's."""
+    if not scope_of(request.user).has_any_role:
+        raise PermissionDenied
+    siren = request.GET.get("territoire", "").strip()[:9] or None
+    territory = chosen_territory(request.user, siren)
+    if territory is None:
+        raise Http404
+    return territory, own_communes(request.user, territory)
+
+
+def table_context(request, territory, year) -> dict:
+    territories = list(home_territories(request.user).order_by(FrenchOrder("name")))
+    query = f"?territoire={territory.siren}" if len(territories) > 1 else ""
+    return {
+        "territory": territory,
+        "territories": territories if len(territories) > 1 else [],
+        "year": year,
+        "years": year_choices(),
+        "territory_query": query,
+    }
+
+
+def table_file(request, dataset, name: str, fmt: str) -> HttpResponse:
+    """A table as a CSV or XLSX download, noted in the download log."""
+    spreadsheet = spreadsheets.SPREADSHEET_FORMATS[fmt]
+    filename = f"{name}{spreadsheet.suffix}"
+    response = HttpResponse(TABLE_FORMATS[fmt](dataset), content_type=spreadsheet.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    record_document_access(request, filename)
+    return response
+
+
+def adhesion_table(request, year):
+    territory, communes = chosen_territory_of(request)
+    matrix = adhesions.adhesion_matrix(territory, year, communes=communes)
+    status = request.GET.get("statut", "")
+    service = request.GET.get("service", "")
+    return territory, matrix, adhesions.narrowed(matrix, status=status, service=service)
+
+
+@login_required
+def adhesion_matrix(request, year):
+    """Which member commune adheres to which service in the year (a commune reader: their own
+    commune's row), filtered by status and service."""
+    territory, matrix, shown = adhesion_table(request, year)
+    visible = set(
+        Convention.objects.visible_to(request.user)
+        .filter(pk__in=shown.convention_ids)
+        .values_list("pk", flat=True)
+    )
+    filters = {key: request.GET.get(key, "") for key in ("statut", "service")}
+    return render(
+        request,
+        "conventions/adhesions.html",
+        {
+            **table_context(request, territory, year),
+            "matrix": shown,
+            "all_services": matrix.services,
+            "statuses": adhesions.AdhesionStatus.choices,
+            "filters": filters,
+            "filtered": any(filters.values()),
+            "visible": visible,
+            "query": request.GET.urlencode(),
+        },
+    )
+
+
+@login_required
+def adhesion_matrix_export(request, year, fmt):
+    if fmt not in TABLE_FORMATS:
+        raise Http404
+    territory, _matrix, shown = adhesion_table(request, year)
+    return table_file(request, adhesions.as_dataset(shown), f"adhesions-{year}", fmt)
+
+
+def staff_summary(request, year):
+    territory, _communes = chosen_territory_of(request)
+    conventions = Convention.objects.visible_to(request.user).filter(territory=territory)
+    return territory, staff.staff_made_available(year, conventions)
+
+
+@login_required
+def staff_made_available(request, year):
+    """The agents the conventions of the territory make available in the year (a commune
+    reader: those of the conventions their commune is party to): by regime, employer and
+    convention, headcount and ETPT."""
+    territory, summary = staff_summary(request, year)
+    return render(
+        request,
+        "conventions/staff.html",
+        {
+            **table_context(request, territory, year),
+            "summary": summary,
+            "query": request.GET.urlencode(),
+        },
+    )
+
+
+@login_required
+def staff_made_available_export(request, year, fmt):
+    if fmt not in TABLE_FORMATS:
+        raise Http404
+    _territory, summary = staff_summary(request, year)
+    return table_file(request, staff.as_dataset(summary), f"agents-{year}", fmt)

@@ -1,9 +1,6 @@
-from django.urls import path, register_converter
+from django.urls import path
 
 from costing import views
-from mutualisation.converters import YearConverter
-
-register_converter(YearConverter, "year")
 
 app_name = "costing"
 

@@ -1,10 +1,14 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from django.utils.translation import gettext_lazy as _
 
 from mutualisation import views
+from mutualisation.converters import YearConverter
 from mutualisation.forms import AdminLoginForm, LoginForm
+
+# A budget year in the apps' addresses (<year:year>), registered once for all of them.
+register_converter(YearConverter, "year")
 
 admin.site.site_header = _("Mutualis — administration")
 admin.site.site_title = _("Mutualis")

@@ -27,7 +27,9 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
+import tablib
 from django.db.models import Prefetch
+from django.utils.translation import gettext, ngettext
 
 from conventions.models import AgentAssignment, AgentRegime, Convention, Status, Terms
 from conventions.services import in_force
@@ -165,3 +167,49 @@ def staff_made_available(year: int, conventions) -> StaffSummary:
     ]
     agents, fte = totals(every)
     return StaffSummary(year, rows, by_regime, by_employer, agents, fte)
+
+
+def as_dataset(summary: StaffSummary) -> tablib.Dataset:
+    """The summary for the exports (CSV, XLSX): a row per agent of each convention, quotité and
+    ETPT as numbers, then the total."""
+    dataset = tablib.Dataset(
+        headers=[
+            gettext("Convention"),
+            gettext("Intitulé"),
+            gettext("Statut"),
+            gettext("Référence de l'agent"),
+            gettext("Fonction"),
+            gettext("Employeur"),
+            gettext("Régime"),
+            gettext("Quotité (%)"),
+            gettext("Du"),
+            gettext("Au"),
+            gettext("Jours"),
+            gettext("ETPT"),
+        ],
+        title=gettext("Agents %(year)s") % {"year": summary.year},
+    )
+    for row in summary.rows:
+        for line in row.lines:
+            assignment = line.assignment
+            dataset.append(
+                [
+                    row.convention.reference,
+                    row.convention.title,
+                    row.convention.get_status_display(),
+                    assignment.agent_ref,
+                    assignment.job_title,
+                    assignment.employer.name,
+                    assignment.get_regime_display(),
+                    assignment.share_percent,
+                    line.first,
+                    line.last,
+                    line.days,
+                    line.fte,
+                ]
+            )
+    agents = ngettext("%(count)s agent", "%(count)s agents", summary.agents) % {
+        "count": summary.agents
+    }
+    dataset.append([gettext("Total"), agents, *[None] * 9, summary.fte])
+    return dataset

@@ -133,6 +133,12 @@ ROWS = {
     "conventions:attachment-download":   Row(lambda w: {"reference": w.convention_a.reference,
                                                         "pk": w.attachment.pk},
                                              SEES_A),
+    # Territory-wide tables (issue 14): every role of the territory (a commune reader: its own
+    # commune's row, its own conventions' agents); the outsider has no territory.
+    "conventions:adhesions":             Row(lambda w: {"year": YEAR}, EVERY_ROLE),
+    "conventions:adhesions-export":      Row(lambda w: {"year": YEAR, "fmt": "xlsx"}, EVERY_ROLE),
+    "conventions:staff":                 Row(lambda w: {"year": YEAR}, EVERY_ROLE),
+    "conventions:staff-export":          Row(lambda w: {"year": YEAR, "fmt": "csv"}, EVERY_ROLE),
     # --- costing -------------------------------------------------------------------------------
     "costing:index":                     Row(lambda w: {}, (LOGIN, 403, 302, 302, 302, 302, 302)),
     "costing:reimbursements":            Row(lambda w: {"year": YEAR}, EVERY_ROLE),
@@ -514,6 +520,8 @@ def test_empty_post(world, db, name, persona):
 # The lists a commune reader opens show its commune's records and nothing of the other's.
 LISTS = {
     "conventions:list": {},
+    "conventions:adhesions": {"year": YEAR},
+    "conventions:adhesions-export": {"year": YEAR, "fmt": "csv"},
     "costing:reimbursements": {"year": YEAR},
     "costing:statements": {"year": YEAR},
 }
