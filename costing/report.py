@@ -24,6 +24,7 @@ from conventions.models import (
     Convention,
     ConventionService,
 )
+from conventions.services.adhesions import AdhesionStatus, adhesion_matrix
 from conventions.services.in_force import convention_end, covered_in, direction_of
 from conventions.services.scheme import current_scheme, scheme_progress
 from conventions.services.staff import staff_made_available
@@ -122,6 +123,21 @@ def ended_during(conventions, year: int) -> list[Ended]:
     return sorted(ended, key=lambda e: (e.ended_on, e.convention.reference))
 
 
+def adhesions(matrix) -> list[dict]:
+    """Who shares what: per service, the communes adhering and those with a project."""
+    found = []
+    for index, service in enumerate(matrix.services):
+        cells = [row.cells[index] for row in matrix.rows]
+        found.append(
+            {
+                "service": service,
+                "adherents": [c.commune for c in cells if c.status == AdhesionStatus.ADHERENT],
+                "projects": [c.commune for c in cells if c.status == AdhesionStatus.PROJECT],
+            }
+        )
+    return found
+
+
 def annual_report(*, territory, year: int, conventions, communes=None) -> dict:
     """What the report shows. ``conventions``: the territory's conventions the user may see;
     ``communes``: None for the territory's staff (everything), else the ids of the user's own
@@ -156,6 +172,12 @@ def annual_report(*, territory, year: int, conventions, communes=None) -> dict:
     shown = [f for f in year_flows if f.organisation.id != territory.pk]
     territory_flow = next((f for f in year_flows if f.organisation.id == territory.pk), None)
     staff = staff_made_available(year, conventions)
+    matrix = adhesion_matrix(territory, year, communes=communes)
+    adhering = {
+        row.commune.pk
+        for row in matrix.rows
+        if any(cell.status == AdhesionStatus.ADHERENT for cell in row.cells)
+    }
     scheme = current_scheme(territory, year)
     progress = scheme_progress(scheme, communes=communes) if scheme else None
     return {
@@ -173,6 +195,7 @@ def annual_report(*, territory, year: int, conventions, communes=None) -> dict:
             for name in ("received", "paid", "ac_imputed", "instalments", "balance", "net")
         },
         "staff": staff,
+        "adhesions": adhesions(matrix),
         "scheme": scheme,
         "progress": progress,
         "findings": stored.findings if communes is None else [],
@@ -181,6 +204,8 @@ def annual_report(*, territory, year: int, conventions, communes=None) -> dict:
             "in_force": len(rows),
             "signed": len(signed),
             "total": sum((f.paid for f in year_flows), ZERO),
+            "adhering_communes": len(adhering),
+            "communes": len(matrix.rows),
             "agents": staff.agents,
             "fte": staff.fte,
             "actions_done": progress.counts[ActionStatus.DONE] if progress else 0,

@@ -158,3 +158,13 @@ def test_a_year_without_conventions_reports_nothing_to_show(client, personas):
     text, images = pdf_text(client.get(f"/couts/rapport/{YEAR}/pdf/").content)
     assert "Aucune convention appliquée pendant l'exercice." in text
     assert images == 0
+
+
+def test_the_report_says_who_shares_what_as_the_adhesion_matrix(client, demo):
+    client.force_login(demo["gestionnaire"])
+    response = client.get(f"/couts/rapport/{YEAR}/")
+    entries = {e["service"].name: e for e in response.context["adhesions"]}
+    si = entries["Systèmes d'information"]
+    assert [c.name for c in si["adherents"]] == ["Aubière", "Beaumont", "Cébazat"]
+    assert [c.name for c in si["projects"]] == ["Le Cendre"]
+    assert response.context["key_figures"]["communes"] == 21
