@@ -12,6 +12,7 @@ from datetime import date
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from conventions.models import (
@@ -243,4 +244,15 @@ def current_scheme(territory, year: int) -> Scheme | None:
         Scheme.objects.filter(territory=territory, first_year__lte=year, last_year__gte=year)
         .order_by("-first_year")
         .first()
+    )
+
+
+def mandate_communes(scheme: Scheme):
+    """The communes members of the scheme's territory at some time during its mandate: those an
+    action may concern."""
+    start, end = date(scheme.first_year, 1, 1), date(scheme.last_year, 12, 31)
+    return Organisation.objects.filter(
+        pk__in=EpciMembership.objects.filter(epci_id=scheme.territory_id, valid_from__lte=end)
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gte=start))
+        .values("member_id")
     )
