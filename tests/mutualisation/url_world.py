@@ -31,9 +31,11 @@ from conventions.models import (
     Deliberation,
     ImpactSheet,
     ManagingShare,
+    Opinion,
     Party,
     PartyRole,
     ReferenceCounter,
+    SchemeOpinion,
     StaffBody,
     StaffBodyOpinion,
     Termination,
@@ -41,6 +43,7 @@ from conventions.models import (
     UsageForecast,
 )
 from conventions.services import amendments, transitions
+from conventions.services import scheme as schemes
 from costing import statements
 from costing.demo import ensure_account_mapping
 from costing.models import (
@@ -62,6 +65,8 @@ from tests.factories import (
     MembershipFactory,
     OrganisationFactory,
     PopulationRecordFactory,
+    SchemeActionFactory,
+    SchemeFactory,
     ServiceFactory,
     TermsFactory,
     UserFactory,
@@ -352,11 +357,24 @@ def build_world():
         locked_out=False,
     )
 
+    # The territory's schéma de mutualisation, transmitted to the communes in January: A has
+    # answered, B's opinion is awaited (its approval is refused); an action concerns A only.
+    scheme = SchemeFactory(territory=epci, title="Schéma de la Métropole de test")
+    scheme_action = SchemeActionFactory(scheme=scheme, title="Action du schéma pour A")
+    scheme_action.communes.set([commune_a])
+    scheme_action.conventions.set([convention_a])
+    scheme = schemes.scheme_submit(scheme, on=date(2027, 1, 15))
+    SchemeOpinion.objects.create(
+        scheme=scheme, commune=commune_a, date=date(2027, 2, 10), opinion=Opinion.FAVOURABLE
+    )
+
     other = build_other_territory(commune_a, users)
 
     return SimpleNamespace(
         other=other,
         users=users,
+        scheme=scheme,
+        scheme_action=scheme_action,
         epci=epci,
         commune_a=commune_a,
         commune_b=commune_b,
@@ -402,7 +420,12 @@ def build_world():
 
 
 # What only the second territory's people may see: it must never show to the first one's staff.
-OTHER_TERRITORY_MARKERS = ("VAL-2026-001", "Voirie du Val", "EAVAL-2026-0001")
+OTHER_TERRITORY_MARKERS = (
+    "VAL-2026-001",
+    "Voirie du Val",
+    "EAVAL-2026-0001",
+    "Schéma du Val",
+)
 
 
 def build_other_territory(commune_a, users):
@@ -452,6 +475,8 @@ def build_other_territory(commune_a, users):
         ),
         [epci, commune_a],
     )
+    scheme = SchemeFactory(territory=epci, title="Schéma du Val")
+    SchemeActionFactory(scheme=scheme, title="Voirie du Val partagée").communes.set([commune_c])
     base = cost_base(service, year=YEAR)
     UnitCost.objects.create(
         service=service,
@@ -478,4 +503,5 @@ def build_other_territory(commune_a, users):
         base=base,
         issued=issued,
         draft_a=drafts[commune_a.pk],
+        scheme=scheme,
     )
