@@ -1072,8 +1072,7 @@ class SchemeSubmitForm(Form):
 
 class SchemeAdoptForm(Form):
     on = forms.DateField(label=_("Date de la délibération d'approbation"), widget=DateInput())
-    # Required by the service, which lists it with everything else missing.
-    number = forms.CharField(label=_("N° de la délibération"), max_length=40, required=False)
+    number = forms.CharField(label=_("N° de la délibération"), max_length=40)
 
     def clean_on(self):
         return not_in_the_future(self.cleaned_data.get("on"))

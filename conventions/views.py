@@ -1057,16 +1057,13 @@ def scheme_adopt(request, pk):
     form = forms.SchemeAdoptForm(request.POST, prefix="approbation")
     try:
         if not form.is_valid():
-            # Everything else missing is said at once, as of today.
+            # Everything else missing is said at once, as of the date typed (else today).
             raise services.TransitionRefused(
                 SchemeStatus.ADOPTED,
                 [
                     *form_errors(form),
-                    *schemes.adopt_gaps(scheme, timezone.localdate()),
-                    *(
-                        []
-                        if (form.data.get(form.add_prefix("number")) or "").strip()
-                        else [_("Indiquez le numéro de la délibération d'approbation.")]
+                    *schemes.adopt_gaps(
+                        scheme, form.cleaned_data.get("on") or timezone.localdate()
                     ),
                 ],
             )

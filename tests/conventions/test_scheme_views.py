@@ -402,7 +402,7 @@ def test_an_adoption_without_date_nor_number_lists_every_missing_item(client, pe
     assert response.status_code == 409
     page = unescape(response.content.decode())
     assert "Date de la délibération d'approbation : Ce champ est obligatoire." in page
-    assert "Indiquez le numéro de la délibération d'approbation." in page
+    assert "N° de la délibération : Ce champ est obligatoire." in page
     assert "Avis attendu des conseils municipaux de : Commune B." in page
 
 
