@@ -1030,7 +1030,7 @@ def scheme_submit(request, pk):
                 SchemeStatus.CONSULTATION,
                 [*form_errors(form), *schemes.submit_gaps(scheme)],
             )
-        schemes.scheme_submit(scheme, on=form.cleaned_data["on"])
+        scheme = schemes.scheme_submit(scheme, on=form.cleaned_data["on"])
     except services.TransitionRefused as refused:
         return scheme_refused(
             request,
@@ -1045,7 +1045,7 @@ def scheme_submit(request, pk):
             "Projet transmis aux conseils municipaux : ils ont trois mois pour rendre leur avis, "
             "soit jusqu'au %(deadline)s."
         )
-        % {"deadline": services.fmt(schemes.opinion_deadline(Scheme.objects.get(pk=scheme.pk)))},
+        % {"deadline": services.fmt(schemes.opinion_deadline(scheme))},
     )
     return redirect(scheme)
 

@@ -466,3 +466,28 @@ def test_another_territory_s_manager_gets_404_on_every_screen_of_the_scheme(clie
     assert client.post(reverse("conventions:scheme-adopt", args=[plan.pk])).status_code == 404
     assert "Schéma 2026-2032" not in client.get(reverse("conventions:schemes")).content.decode()
     assert SchemeAction.objects.filter(pk=target.pk).exists()
+
+
+def test_after_three_months_a_silent_council_reads_as_deemed_favourable(
+    client, personas, territory
+):
+    old = SchemeFactory(territory=territory.epci, title="Schéma consulté")
+    SchemeActionFactory(scheme=old)
+    schemes.scheme_submit(old, on=timezone.localdate() - timedelta(days=120))
+    client.force_login(personas.reader_b)
+    page = unescape(client.get(reverse("conventions:scheme", args=[old.pk])).content.decode())
+    assert "Réputé favorable" in page
+    assert "aucune dans les trois mois" in page
+    assert "Avis attendu" not in page
+
+
+def test_the_transmission_says_until_when_the_councils_may_answer(client, personas, territory):
+    draft = SchemeFactory(territory=territory.epci)
+    SchemeActionFactory(scheme=draft)
+    client.force_login(personas.manager)
+    response = client.post(
+        reverse("conventions:scheme-submit", args=[draft.pk]),
+        {"transmission-on": "2026-07-03"},
+        follow=True,
+    )
+    assert "rendre leur avis, soit jusqu'au 03/10/2026." in unescape(response.content.decode())
