@@ -917,6 +917,14 @@ class SchemeForm(ModelForm):
             self.instance.territory = self.cleaned_data["territory"]
         super()._post_clean()
 
+    def _get_validation_exclusions(self):
+        # The territory is set by the form, not typed: one scheme per territory and mandate is
+        # still checked (and said in French) before saving.
+        exclude = super()._get_validation_exclusions()
+        if self.instance.territory_id:
+            exclude.discard("territory")
+        return exclude
+
     def clean(self):
         cleaned = super().clean()
         first, last = cleaned.get("first_year"), cleaned.get("last_year")

@@ -491,3 +491,16 @@ def test_the_transmission_says_until_when_the_councils_may_answer(client, person
         follow=True,
     )
     assert "rendre leur avis, soit jusqu'au 03/10/2026." in unescape(response.content.decode())
+
+
+def test_a_second_scheme_for_the_same_mandate_is_refused_in_french(client, personas, plan):
+    client.force_login(personas.manager)
+    response = client.post(
+        reverse("conventions:scheme-create"),
+        {"title": "Doublon", "first_year": "2026", "last_year": "2032"},
+    )
+    assert response.status_code == 200
+    assert "Ce territoire a déjà un schéma de mutualisation pour ce mandat." in unescape(
+        response.content.decode()
+    )
+    assert not Scheme.objects.filter(title="Doublon").exists()
