@@ -891,9 +891,6 @@ def scheme_context(request, scheme, **extra):
             prefix="transmission", initial={"on": today}
         )
         context["adopt_form"] = forms.SchemeAdoptForm(prefix="approbation", initial={"on": today})
-        context["opinions_awaited"] = scheme.status == SchemeStatus.CONSULTATION and any(
-            not entry.opinion or entry.opinion == schemes.DEEMED for entry in opinions
-        )
     context.update(extra)
     return context
 
