@@ -26,6 +26,9 @@ from conventions.models import (
     ManagingShare,
     Party,
     PartyRole,
+    Scheme,
+    SchemeAction,
+    SchemeOpinion,
     SettlementMode,
     StaffBodyOpinion,
     Termination,
@@ -36,6 +39,7 @@ from conventions.models import (
 )
 from conventions.services.gates import MAX_PERIODICITY_MONTHS
 from conventions.services.in_force import TERMS_FIELDS
+from conventions.services.scheme import mandate_communes, member_communes
 from mutualisation.collation import FrenchOrder
 from mutualisation.forms import Form, InlineFormSet, ModelForm, finite_decimals
 from mutualisation.french import of
@@ -865,3 +869,218 @@ class TerminationForm(ModelForm):
     def validate_constraints(self, exclude=None):
         # The convention is attached by the service; its constraints are checked there.
         return super().validate_constraints(exclude={*(exclude or ()), "convention"})
+
+
+# --- the schéma de mutualisation -----------------------------------------------------------------
+
+# A mandate's years (municipal elections every six years); a typing slip is refused.
+FIRST_MANDATE_YEAR, LAST_MANDATE_YEAR = 2014, 2100
+MAX_MANDATE_YEARS = 7
+
+
+class SchemeForm(ModelForm):
+    """The scheme's title, mandate and orientations; its territory is chosen once, among the
+    user's (the staff of one EPCI have nothing to choose)."""
+
+    territory = forms.ModelChoiceField(
+        label=_("Territoire (EPCI)"), queryset=Organisation.objects.none()
+    )
+
+    class Meta:
+        model = Scheme
+        fields = ["title", "first_year", "last_year", "summary"]
+        widgets = {"summary": forms.Textarea(attrs={"rows": 5})}
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["summary"].help_text = _(
+            "Les grandes orientations du schéma, telles que le rapport du président les expose."
+        )
+        for name in ("first_year", "last_year"):
+            self.fields[name].min_value = FIRST_MANDATE_YEAR
+            self.fields[name].max_value = LAST_MANDATE_YEAR
+            self.fields[name].widget.attrs.update(
+                {"min": FIRST_MANDATE_YEAR, "max": LAST_MANDATE_YEAR}
+            )
+        territories = territories_of(user).order_by(FrenchOrder("name")) if user else None
+        if self.instance.territory_id or territories is None:
+            # A scheme stays in the territory it was created for.
+            del self.fields["territory"]
+        elif len(territories) == 1:
+            del self.fields["territory"]
+            self.instance.territory = territories[0]
+        else:
+            self.fields["territory"].queryset = territories
+
+    def _post_clean(self):
+        if "territory" in self.cleaned_data:
+            self.instance.territory = self.cleaned_data["territory"]
+        super()._post_clean()
+
+    def _get_validation_exclusions(self):
+        # The territory is set by the form, not typed: one scheme per territory and mandate is
+        # still checked (and said in French) before saving.
+        exclude = super()._get_validation_exclusions()
+        if self.instance.territory_id:
+            exclude.discard("territory")
+        return exclude
+
+    def clean(self):
+        cleaned = super().clean()
+        first, last = cleaned.get("first_year"), cleaned.get("last_year")
+        if first is None or last is None:
+            return cleaned
+        for name, year in (("first_year", first), ("last_year", last)):
+            if not FIRST_MANDATE_YEAR <= year <= LAST_MANDATE_YEAR:
+                self.add_error(
+                    name,
+                    _("Indiquez une année entre %(first)s et %(last)s.")
+                    % {"first": FIRST_MANDATE_YEAR, "last": LAST_MANDATE_YEAR},
+                )
+        if last < first:
+            self.add_error("last_year", _("La dernière année du mandat précède la première."))
+        elif last - first > MAX_MANDATE_YEARS:
+            self.add_error(
+                "last_year",
+                _("Un mandat dure six ans : le schéma couvre au plus %(years)s années.")
+                % {"years": MAX_MANDATE_YEARS + 1},
+            )
+        elif self.instance.pk:
+            outside = self.instance.actions.exclude(target_year__range=(first, last)).order_by(
+                "target_year", "title"
+            )
+            if outside:
+                self.add_error(
+                    None,
+                    _(
+                        "Ces actions visent une année hors du mandat %(first)s-%(last)s ; "
+                        "modifiez-les d'abord : %(actions)s."
+                    )
+                    % {
+                        "first": first,
+                        "last": last,
+                        "actions": ", ".join(
+                            f"{action.title} ({action.target_year})" for action in outside
+                        ),
+                    },
+                )
+        return cleaned
+
+
+class SchemeActionForm(ModelForm):
+    """An action of the scheme: the communes among the territory's members over the mandate,
+    the conventions among the territory's; its year within the mandate (the model's rule)."""
+
+    communes = RecordsField(
+        label=_("Communes concernées"),
+        queryset=Organisation.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    conventions = RecordsField(
+        label=_("Conventions qui la réalisent"),
+        queryset=Convention.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    class Meta:
+        model = SchemeAction
+        formfield_callback = finite_decimals
+        fields = [
+            "title",
+            "description",
+            "service",
+            "kind",
+            "communes",
+            "horizon",
+            "target_year",
+            "expected_fte_change",
+            "expected_cost_change",
+            "status",
+            "progress_note",
+            "conventions",
+        ]
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 3}),
+            "progress_note": forms.Textarea(attrs={"rows": 3}),
+        }
+        localized_fields = ["expected_fte_change", "expected_cost_change"]
+
+    def __init__(self, *args, scheme=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if scheme is not None:
+            self.instance.scheme = scheme
+        scheme = self.instance.scheme if self.instance.scheme_id else None
+        if scheme is None:
+            for name in ("service", "communes", "conventions"):
+                self.fields[name].queryset = self.fields[name].queryset.none()
+            return
+        self.fields["service"].queryset = Service.objects.filter(
+            territory_id=scheme.territory_id
+        ).order_by(FrenchOrder("name"))
+        self.fields["communes"].queryset = mandate_communes(scheme).order_by(FrenchOrder("name"))
+        self.fields["conventions"].queryset = Convention.objects.filter(
+            territory_id=scheme.territory_id
+        ).order_by("reference")
+        self.fields["conventions"].label_from_instance = lambda convention: (
+            f"{convention.reference} — {convention.title} ({convention.get_status_display()})"
+        )
+        self.fields["target_year"].help_text = _(
+            "Comprise dans le mandat (%(first)s-%(last)s)."
+        ) % {"first": scheme.first_year, "last": scheme.last_year}
+        self.fields["target_year"].widget.attrs.update(
+            {"min": scheme.first_year, "max": scheme.last_year}
+        )
+
+
+class SchemeOpinionForm(ModelForm):
+    """A member commune's council's opinion on the submitted project, once per commune."""
+
+    class Meta:
+        model = SchemeOpinion
+        fields = ["commune", "date", "deliberation_number", "opinion"]
+        widgets = date_widgets("date")
+
+    def __init__(self, *args, scheme=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.scheme = scheme
+        communes = (
+            [c.pk for c in member_communes(scheme, scheme.submitted_on)]
+            if scheme is not None and scheme.submitted_on
+            else []
+        )
+        given = scheme.opinions.values("commune_id") if scheme is not None else []
+        self.fields["commune"].queryset = (
+            Organisation.objects.filter(pk__in=communes)
+            .exclude(pk__in=given)
+            .order_by(FrenchOrder("name"))
+        )
+
+    def clean_date(self):
+        day = not_in_the_future(self.cleaned_data.get("date"))
+        submitted = self.instance.scheme.submitted_on if self.instance.scheme else None
+        if day is not None and submitted is not None and day < submitted:
+            raise ValidationError(
+                _(
+                    "Le conseil municipal ne peut avoir délibéré avant la transmission du "
+                    "projet (%(date)s)."
+                )
+                % {"date": submitted.strftime("%d/%m/%Y")}
+            )
+        return day
+
+
+class SchemeSubmitForm(Form):
+    on = forms.DateField(label=_("Projet transmis aux conseils municipaux le"), widget=DateInput())
+
+    def clean_on(self):
+        return not_in_the_future(self.cleaned_data.get("on"))
+
+
+class SchemeAdoptForm(Form):
+    on = forms.DateField(label=_("Date de la délibération d'approbation"), widget=DateInput())
+    number = forms.CharField(label=_("N° de la délibération"), max_length=40)
+
+    def clean_on(self):
+        return not_in_the_future(self.cleaned_data.get("on"))

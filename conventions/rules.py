@@ -30,3 +30,32 @@ is_convention_editor = is_manager | is_administrator
 rules.add_perm("conventions.view_convention", can_see_convention)
 rules.add_perm("conventions.add_convention", is_convention_editor)
 rules.add_perm("conventions.change_convention", is_convention_editor & works_on_convention)
+
+
+# --- the schéma de mutualisation -----------------------------------------------------------------
+# Querysets filter with ``Scheme.objects.visible_to`` (the territory's staff and the readers of
+# its member communes); the territory's managers and administrators change it, finance reads.
+
+
+@rules.predicate
+def works_on_scheme(user, scheme):
+    return scheme is None or scope_of(user).works_on(scheme.territory_id)
+
+
+@rules.predicate
+def can_see_scheme_action(user, action):
+    """The staff of the scheme's territory see every action; a commune reader those concerning
+    their commune (the scheme itself being visible to them: ``Scheme.objects.visible_to``)."""
+    if action is None:
+        return has_any_role(user)
+    scope = scope_of(user)
+    if scope.works_on(action.scheme.territory_id):
+        return True
+    return action.communes.filter(pk__in=scope.organisation_ids).exists()
+
+
+is_scheme_editor = is_manager | is_administrator
+
+rules.add_perm("conventions.view_schemeaction", can_see_scheme_action)
+rules.add_perm("conventions.add_scheme", is_scheme_editor)
+rules.add_perm("conventions.change_scheme", is_scheme_editor & works_on_scheme)

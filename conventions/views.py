@@ -22,6 +22,9 @@ from conventions.models import (
     ConventionKind,
     Deliberation,
     ImpactSheet,
+    Scheme,
+    SchemeAction,
+    SchemeStatus,
     StaffBodyOpinion,
     Status,
     Terms,
@@ -37,6 +40,7 @@ from conventions.services import (
     staff,
     transitions,
 )
+from conventions.services import scheme as schemes
 from conventions.tables import ConventionTable
 from mutualisation import spreadsheets
 from mutualisation.collation import FrenchOrder
@@ -933,3 +937,278 @@ def staff_made_available_export(request, year, fmt):
         raise Http404
     _territory, summary = staff_summary(request, year)
     return table_file(request, staff.as_dataset(summary), f"agents-{year}", fmt)
+
+
+# --- the schéma de mutualisation (L5211-39-1) ----------------------------------------------------
+
+
+def get_scheme(request, pk, perm=None):
+    """A scheme the user may see (404 otherwise), with ``perm`` checked on it (403)."""
+    scheme = get_object_or_404(
+        Scheme.objects.visible_to(request.user).select_related("territory"), pk=pk
+    )
+    if perm is not None and not request.user.has_perm(perm, scheme):
+        raise PermissionDenied
+    return scheme
+
+
+def get_scheme_action(request, pk):
+    """An action the user may change: 404 when they may not see it (another territory's, or for
+    a commune reader an action not concerning their commune), 403 when they only read it."""
+    action = get_object_or_404(
+        SchemeAction.objects.select_related("scheme__territory").filter(
+            scheme__in=Scheme.objects.visible_to(request.user)
+        ),
+        pk=pk,
+    )
+    if not request.user.has_perm("conventions.view_schemeaction", action):
+        raise Http404
+    if not request.user.has_perm("conventions.change_scheme", action.scheme):
+        raise PermissionDenied
+    return action
+
+
+@login_required
+def scheme_list(request):
+    if not scope_of(request.user).has_any_role:
+        return render(request, "mutualisation/no_role.html", status=403)
+    visible = list(
+        Scheme.objects.visible_to(request.user)
+        .select_related("territory")
+        .order_by("territory__name", "-first_year")
+    )
+    territories = {}
+    for scheme in visible:
+        territories.setdefault(scheme.territory, []).append(scheme)
+    return render(
+        request,
+        "conventions/scheme_list.html",
+        {
+            "territories": territories,
+            "can_add": request.user.has_perm("conventions.add_scheme")
+            and territories_of(request.user).exists(),
+        },
+    )
+
+
+def scheme_context(request, scheme, **extra):
+    """The detail page's context: a commune reader reads the actions concerning their commune
+    and their commune's opinion only; the conventions shown are those the user may open."""
+    today = timezone.localdate()
+    communes = own_communes(request.user, scheme.territory)
+    progress = schemes.scheme_progress(scheme, communes=communes)
+    opinions = schemes.consultation(scheme, today)
+    if communes is not None:
+        opinions = [entry for entry in opinions if entry.commune.pk in communes]
+        openable = set(
+            Convention.objects.visible_to(request.user)
+            .filter(scheme_actions__scheme=scheme)
+            .values_list("pk", flat=True)
+        )
+        for horizon in progress.horizons:
+            for entry in horizon.actions:
+                entry.conventions[:] = [c for c in entry.conventions if c.pk in openable]
+    can_edit = request.user.has_perm("conventions.change_scheme", scheme)
+    context = {
+        "scheme": scheme,
+        "progress": progress,
+        "opinions": opinions,
+        "deadline": schemes.opinion_deadline(scheme),
+        "own_communes_only": communes is not None,
+        "can_edit": can_edit,
+        "today": today,
+    }
+    if can_edit:
+        context["submit_form"] = forms.SchemeSubmitForm(
+            prefix="transmission", initial={"on": today}
+        )
+        context["adopt_form"] = forms.SchemeAdoptForm(prefix="approbation", initial={"on": today})
+    context.update(extra)
+    return context
+
+
+@login_required
+def scheme_detail(request, pk):
+    scheme = get_scheme(request, pk)
+    return render(request, "conventions/scheme_detail.html", scheme_context(request, scheme))
+
+
+def scheme_form_page(request, form, title, scheme=None, status=200, **extra):
+    """The page of a form of the scheme (the scheme itself, an action, an opinion)."""
+    return render(
+        request,
+        "conventions/scheme_form.html",
+        {"form": form, "title": title, "scheme": scheme, **extra},
+        status=status,
+    )
+
+
+@login_required
+def scheme_create(request):
+    if not request.user.has_perm("conventions.add_scheme"):
+        raise PermissionDenied
+    form = forms.SchemeForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        scheme = form.save()
+        messages.success(
+            request, _("Projet de schéma créé : ajoutez-lui ses actions, puis transmettez-le.")
+        )
+        return redirect(scheme)
+    return scheme_form_page(request, form, _("Nouveau schéma de mutualisation"))
+
+
+@login_required
+def scheme_edit(request, pk):
+    scheme = get_scheme(request, pk, "conventions.change_scheme")
+    form = forms.SchemeForm(request.POST or None, instance=scheme, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, _("Schéma enregistré."))
+        return redirect(scheme)
+    return scheme_form_page(request, form, _("Modifier le schéma"), scheme)
+
+
+@login_required
+def scheme_action_add(request, pk):
+    scheme = get_scheme(request, pk, "conventions.change_scheme")
+    form = forms.SchemeActionForm(request.POST or None, scheme=scheme)
+    if request.method == "POST" and form.is_valid():
+        action = form.save()
+        messages.success(request, _("Action ajoutée : %(action)s.") % {"action": action})
+        return redirect(f"{scheme.get_absolute_url()}#action-{action.pk}")
+    return scheme_form_page(request, form, _("Nouvelle action du schéma"), scheme)
+
+
+@login_required
+def scheme_action_edit(request, pk):
+    action = get_scheme_action(request, pk)
+    scheme = action.scheme
+    form = forms.SchemeActionForm(request.POST or None, instance=action)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, _("Action enregistrée : %(action)s.") % {"action": action})
+        return redirect(f"{scheme.get_absolute_url()}#action-{action.pk}")
+    return scheme_form_page(
+        request,
+        form,
+        _("Modifier l'action : %(action)s") % {"action": action},
+        scheme,
+        delete_url=reverse("conventions:scheme-action-delete", args=[action.pk]),
+        delete_text=_(
+            "Action abandonnée ? Préférez l'avancement « Abandonnée », qui la garde au bilan. "
+            "Saisie erronée ? Supprimez-la ; l'historique la conserve."
+        ),
+    )
+
+
+@login_required
+@require_POST
+def scheme_action_delete(request, pk):
+    action = get_scheme_action(request, pk)
+    scheme, title = action.scheme, str(action)
+    action.delete()
+    messages.success(
+        request, _("Action supprimée : %(action)s (l'historique la conserve).") % {"action": title}
+    )
+    return redirect(scheme)
+
+
+@login_required
+def scheme_opinion_add(request, pk):
+    scheme = get_scheme(request, pk, "conventions.change_scheme")
+    if scheme.status != SchemeStatus.CONSULTATION:
+        messages.error(
+            request,
+            _(
+                "Les conseils municipaux donnent leur avis sur le projet transmis : le schéma "
+                "n'est pas en consultation."
+            ),
+        )
+        return redirect(scheme)
+    form = forms.SchemeOpinionForm(
+        request.POST or None, scheme=scheme, initial=asked_commune(request)
+    )
+    if request.method == "POST" and form.is_valid():
+        opinion = form.save()
+        messages.success(request, _("Enregistré : %(opinion)s.") % {"opinion": opinion})
+        return redirect(f"{scheme.get_absolute_url()}#consultation")
+    return scheme_form_page(request, form, _("Avis d'un conseil municipal"), scheme)
+
+
+def asked_commune(request) -> dict:
+    """The commune a row of the consultation table names (``?commune=``), pre-selected."""
+    asked = request.GET.get("commune", "")
+    return {"commune": asked} if asked.isascii() and asked.isdigit() else {}
+
+
+def scheme_refused(request, scheme, target, missing, **forms_kept):
+    """The detail page again with everything missing listed, and the form as it was typed."""
+    context = scheme_context(request, scheme, **forms_kept)
+    context["refusal"] = {"target": target, "missing": missing}
+    return render(request, "conventions/scheme_detail.html", context, status=409)
+
+
+@login_required
+@require_POST
+def scheme_submit(request, pk):
+    scheme = get_scheme(request, pk, "conventions.change_scheme")
+    form = forms.SchemeSubmitForm(request.POST, prefix="transmission")
+    try:
+        if not form.is_valid():
+            raise services.TransitionRefused(
+                SchemeStatus.CONSULTATION,
+                [*form_errors(form), *schemes.submit_gaps(scheme)],
+            )
+        scheme = schemes.scheme_submit(scheme, on=form.cleaned_data["on"])
+    except services.TransitionRefused as refused:
+        return scheme_refused(
+            request,
+            scheme,
+            SchemeStatus.CONSULTATION.label,
+            refused.missing,
+            submit_form=form,
+        )
+    messages.success(
+        request,
+        _(
+            "Projet transmis aux conseils municipaux : ils ont trois mois pour rendre leur avis, "
+            "soit jusqu'au %(deadline)s."
+        )
+        % {"deadline": services.fmt(schemes.opinion_deadline(scheme))},
+    )
+    return redirect(scheme)
+
+
+@login_required
+@require_POST
+def scheme_adopt(request, pk):
+    scheme = get_scheme(request, pk, "conventions.change_scheme")
+    form = forms.SchemeAdoptForm(request.POST, prefix="approbation")
+    try:
+        if not form.is_valid():
+            # Everything else missing is said at once, as of the date typed (else today).
+            raise services.TransitionRefused(
+                SchemeStatus.ADOPTED,
+                [
+                    *form_errors(form),
+                    *schemes.adopt_gaps(
+                        scheme, form.cleaned_data.get("on") or timezone.localdate()
+                    ),
+                ],
+            )
+        schemes.scheme_adopt(scheme, on=form.cleaned_data["on"], number=form.cleaned_data["number"])
+    except services.TransitionRefused as refused:
+        return scheme_refused(
+            request, scheme, SchemeStatus.ADOPTED.label, refused.missing, adopt_form=form
+        )
+    messages.success(request, _("Schéma approuvé par le conseil communautaire."))
+    return redirect(scheme)
+
+
+def form_errors(form) -> list[str]:
+    """A form's errors as sentences naming their field (« Date … : Ce champ est obligatoire. »)."""
+    return [
+        f"{form.fields[name].label} : {error}" if name in form.fields else str(error)
+        for name, errors in form.errors.items()
+        for error in errors
+    ]

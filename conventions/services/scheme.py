@@ -12,6 +12,7 @@ from datetime import date
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from conventions.models import (
@@ -24,6 +25,7 @@ from conventions.models import (
 )
 from conventions.services import TransitionRefused, fmt, names
 from conventions.services.in_force import add_months
+from mutualisation.collation import french_sort_key
 from mutualisation.models import EpciMembership, Organisation
 
 OPINION_MONTHS = 3  # L5211-39-1: «dans un délai de trois mois»
@@ -37,14 +39,14 @@ def opinion_deadline(scheme: Scheme) -> date | None:
 
 
 def member_communes(scheme: Scheme, on: date) -> list[Organisation]:
-    """The communes members of the scheme's territory on a date, by name."""
-    return list(
-        Organisation.objects.filter(
-            pk__in=EpciMembership.objects.current(on)
-            .filter(epci_id=scheme.territory_id)
-            .values("member_id")
-        ).order_by("name")
+    """The communes members of the scheme's territory on a date, in French order (« Cébazat »
+    before « Ceyrat », whatever the database's collation)."""
+    communes = Organisation.objects.filter(
+        pk__in=EpciMembership.objects.current(on)
+        .filter(epci_id=scheme.territory_id)
+        .values("member_id")
     )
+    return sorted(communes, key=lambda commune: french_sort_key(commune.name))
 
 
 @dataclass(frozen=True)
@@ -243,4 +245,15 @@ def current_scheme(territory, year: int) -> Scheme | None:
         Scheme.objects.filter(territory=territory, first_year__lte=year, last_year__gte=year)
         .order_by("-first_year")
         .first()
+    )
+
+
+def mandate_communes(scheme: Scheme):
+    """The communes members of the scheme's territory at some time during its mandate: those an
+    action may concern."""
+    start, end = date(scheme.first_year, 1, 1), date(scheme.last_year, 12, 31)
+    return Organisation.objects.filter(
+        pk__in=EpciMembership.objects.filter(epci_id=scheme.territory_id, valid_from__lte=end)
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gte=start))
+        .values("member_id")
     )

@@ -28,7 +28,13 @@ from conventions.models import (
 from conventions.services import in_force
 from mutualisation.documents import render_pdf
 from tests.conventions.conftest import add_deliberations, mad_descendante, service_commun  # noqa: F401
-from tests.factories import EpciFactory, EpciMembershipFactory, OrganisationFactory, ServiceFactory
+from tests.factories import (
+    ConventionFactory,
+    EpciFactory,
+    EpciMembershipFactory,
+    OrganisationFactory,
+    ServiceFactory,
+)
 from tests.fuzz import (
     assert_stored,
     budget,
@@ -1213,3 +1219,189 @@ def test_the_list_ignores_a_sort_naming_no_column(client, world, sort):
     response = client.get(reverse("conventions:list"), {"sort": sort})
     assert response.status_code == 200
     assert world.mad.convention.reference in response.content.decode()
+
+
+# --- the schéma de mutualisation ---------------------------------------------------------------
+
+
+@pytest.fixture
+def scheme(world):
+    """The territory's scheme, transmitted in October 2026; commune A has answered."""
+    from conventions.models import Opinion, SchemeOpinion
+    from conventions.services import scheme as schemes
+    from tests.factories import SchemeActionFactory, SchemeFactory
+
+    plan = SchemeFactory(territory=world.epci, title="Schéma du mandat")
+    SchemeActionFactory(scheme=plan, target_year=2028).communes.set([world.commune_a])
+    plan = schemes.scheme_submit(plan, on=date(2026, 10, 1))
+    SchemeOpinion.objects.create(
+        scheme=plan, commune=world.commune_a, date=date(2026, 10, 20), opinion=Opinion.FAVOURABLE
+    )
+    return plan
+
+
+@fuzzes(forms.SchemeForm)
+@budget()
+@given(st.data())
+def test_a_scheme_s_form_never_breaks_and_a_refusal_writes_nothing(client, world, scheme, data):
+    from conventions.models import Scheme
+
+    editing = data.draw(st.booleans(), label="editing")
+    sent = data.draw(
+        form_data(
+            {
+                "title": text_up_to(250),
+                "first_year": st.sampled_from(["2026", "2020"]),
+                "last_year": year_text(2026, 2033),
+                "summary": optional(text_up_to(2000)),
+            },
+            {
+                "title": hostile_text,
+                "first_year": hostile_number,
+                "last_year": hostile_number,
+                "summary": hostile_text,
+            },
+        ),
+        label="sent",
+    )
+    with example_rolled_back():
+        instance = Scheme.objects.get(pk=scheme.pk) if editing else None
+        form = forms.SchemeForm(query_dict(sent), instance=instance, user=world.personas.manager)
+        valid = check_form(form, sent)
+        client.force_login(world.personas.manager)
+        url = (
+            reverse("conventions:scheme-edit", args=[scheme.pk])
+            if editing
+            else reverse("conventions:scheme-create")
+        )
+        _response, refused = submit(client, url, sent)
+        outcome(refused)
+        if not valid:
+            assert refused
+        if not refused:
+            stored = scheme if editing else Scheme.objects.latest("pk")
+            assert_stored(stored, form.cleaned_data)
+
+
+@pytest.fixture
+def foreign_convention(world):
+    return ConventionFactory(territory=world.other_epci, reference="AUTRE-2026-001")
+
+
+@fuzzes(forms.SchemeActionForm)
+@budget()
+@given(st.data())
+def test_a_scheme_action_s_form_never_breaks_and_a_refusal_writes_nothing(
+    client, world, scheme, foreign_convention, data
+):
+    from conventions.models import ActionStatus, Horizon, SchemeAction
+
+    communes = organisations(world, world.commune_a, world.commune_b, world.newcomer)
+    sent = data.draw(
+        form_data(
+            {
+                "title": text_up_to(250),
+                "description": optional(text_up_to(500)),
+                "service": optional(st.just(str(world.service.pk))),
+                "kind": optional(st.sampled_from(KINDS)),
+                "communes": st.lists(communes[0], max_size=3, unique=True),
+                "horizon": st.sampled_from(Horizon.values),
+                "target_year": year_text(2026, 2032),
+                "expected_fte_change": decimal_text(10**4, 2, min_value=-(10**4)),
+                "expected_cost_change": decimal_text(10**11, 2, min_value=-(10**11)),
+                "status": st.sampled_from(ActionStatus.values),
+                "progress_note": optional(text_up_to(500)),
+                "conventions": st.lists(
+                    st.just(str(world.mad.convention.pk)), max_size=1, unique=True
+                ),
+            },
+            {
+                "title": hostile_text,
+                "service": hostile_choice(),
+                "kind": hostile_choice(),
+                "communes": st.lists(communes[1], min_size=1, max_size=2),
+                "horizon": hostile_choice(),
+                "target_year": st.one_of(st.sampled_from(["2025", "2033", "0"]), hostile_number),
+                "expected_fte_change": hostile_number,
+                "expected_cost_change": hostile_number,
+                "status": hostile_choice(),
+                "conventions": st.lists(
+                    hostile_choice(foreign_convention.pk), min_size=1, max_size=2
+                ),
+            },
+        ),
+        label="sent",
+    )
+    existing = SchemeAction.objects.get(scheme=scheme)
+    editing = data.draw(st.booleans(), label="editing")
+    with example_rolled_back():
+        instance = SchemeAction.objects.get(pk=existing.pk) if editing else None
+        form = forms.SchemeActionForm(
+            query_dict(sent), instance=instance, scheme=None if editing else scheme
+        )
+        valid = check_form(form, sent)
+        client.force_login(world.personas.manager)
+        url = (
+            reverse("conventions:scheme-action-edit", args=[existing.pk])
+            if editing
+            else reverse("conventions:scheme-action-add", args=[scheme.pk])
+        )
+        _response, refused = submit(client, url, sent)
+        outcome(refused)
+        if not valid:
+            assert refused
+        if not refused:
+            stored = existing if editing else SchemeAction.objects.latest("pk")
+            assert_stored(stored, form.cleaned_data)
+            assert set(stored.communes.all()) <= {
+                world.commune_a,
+                world.commune_b,
+                world.newcomer,
+            }
+
+
+@fuzzes(forms.SchemeOpinionForm, forms.SchemeSubmitForm, forms.SchemeAdoptForm)
+@budget()
+@given(st.data())
+def test_a_scheme_s_opinion_transmission_and_approval_never_break(client, world, scheme, data):
+    from conventions.models import Opinion, SchemeOpinion
+
+    what = data.draw(st.sampled_from(["avis", "transmettre", "approuver"]), label="what")
+    if what == "avis":
+        form_class, url = forms.SchemeOpinionForm, "conventions:scheme-opinion-add"
+        valid_fields = {
+            "commune": st.sampled_from([str(world.commune_b.pk), str(world.newcomer.pk)]),
+            "date": date_text(date(2026, 10, 1), TODAY),
+            "deliberation_number": optional(text_up_to(40)),
+            "opinion": st.sampled_from(Opinion.values),
+        }
+        hostile_fields = {
+            "commune": hostile_choice(world.commune_a.pk, world.stranger.pk, world.epci.pk),
+            "date": hostile_date,
+            "deliberation_number": hostile_text,
+            "opinion": hostile_choice(),
+        }
+        prefix = ""
+    else:
+        form_class = forms.SchemeSubmitForm if what == "transmettre" else forms.SchemeAdoptForm
+        url = f"conventions:scheme-{'submit' if what == 'transmettre' else 'adopt'}"
+        prefix = "transmission-" if what == "transmettre" else "approbation-"
+        valid_fields = {f"{prefix}on": date_text(date(2026, 10, 1), TODAY)}
+        hostile_fields = {f"{prefix}on": hostile_date}
+        if what == "approuver":
+            valid_fields[f"{prefix}number"] = text_up_to(40)
+            hostile_fields[f"{prefix}number"] = hostile_text
+    sent = data.draw(form_data(valid_fields, hostile_fields), label="sent")
+    with example_rolled_back():
+        if what == "avis":
+            form = form_class(query_dict(sent), scheme=scheme)
+        else:
+            form = form_class(query_dict(sent), prefix=prefix.rstrip("-"))
+        valid = check_form(form, sent)
+        client.force_login(world.personas.manager)
+        _response, refused = submit(client, reverse(url, args=[scheme.pk]), sent)
+        outcome(refused)
+        if what == "avis" and not valid:
+            assert refused
+        if what == "avis" and not refused:
+            assert_stored(SchemeOpinion.objects.latest("pk"), form.cleaned_data)

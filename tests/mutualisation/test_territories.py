@@ -18,7 +18,16 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
-from conventions.models import Convention, ConventionService, Party, Terms, UsageForecast
+from conventions.models import (
+    Convention,
+    ConventionService,
+    Party,
+    Scheme,
+    SchemeAction,
+    SchemeOpinion,
+    Terms,
+    UsageForecast,
+)
 from conventions.services import records
 from costing.models import CostBase, Instalment, Statement, StatementLine, UnitCost, UsageRecord
 from mutualisation.models import Service
@@ -54,7 +63,7 @@ def first_territory_markers(world):
         world.issued.number,
         "Mise à disposition informatique",
         "Service commun ADS",
-        "Action pour la commune A",
+        "Schéma de la Métropole de test",
     )
 
 
@@ -129,6 +138,9 @@ def first_territory_state(world):
             (Statement, "convention__in", conventions),
             (StatementLine, "statement__convention__in", conventions),
             (Instalment, "convention__in", conventions),
+            (Scheme, "territory", epci),
+            (SchemeAction, "scheme__territory", epci),
+            (SchemeOpinion, "scheme__territory", epci),
         )
     ]
 

@@ -49,6 +49,8 @@ EVERY_ROLE =          (LOGIN,     403,      200,      200,      200,     200,   
 SEES_A =              (LOGIN,     404,      200,      404,      200,     200,     200)
 COST_SEES_A =         (LOGIN,     403,      200,      404,      200,     200,     200)
 MANAGER_ON_A =        (LOGIN,     404,      403,      404,      200,     403,     200)
+# A territory-wide record every reader of a member commune sees, its managers change.
+SCHEME_MANAGER =      (LOGIN,     404,      403,      403,      200,     403,     200)
 FINANCE =             (LOGIN,     403,      403,      403,      403,     200,     200)
 USAGE =               (LOGIN,     403,      403,      403,      200,     200,     200)
 ANY_ACCOUNT =         (LOGIN,     200,      200,      200,      200,     200,     200)
@@ -85,6 +87,28 @@ ROWS = {
     "conventions:organisations":         Row(lambda w: {}, EVERY_ROLE, query="q=Commune"),
     "conventions:create":                Row(lambda w: {}, (LOGIN, 403, 403, 403, 200, 403, 200),
                                              AS_GET),
+    # The schéma de mutualisation: the staff of its territory and the readers of its member
+    # communes read it (A's reader does not see an action concerning A only: 404 for B's
+    # reader); its managers change it. Its approval is refused: B's opinion is awaited.
+    "conventions:schemes":               Row(lambda w: {}, EVERY_ROLE),
+    "conventions:scheme-create":         Row(lambda w: {}, (LOGIN, 403, 403, 403, 200, 403, 200),
+                                             AS_GET),
+    "conventions:scheme":                Row(lambda w: {"pk": w.scheme.pk},
+                                             (LOGIN, 404, 200, 200, 200, 200, 200)),
+    "conventions:scheme-edit":           Row(lambda w: {"pk": w.scheme.pk}, SCHEME_MANAGER,
+                                             AS_GET),
+    "conventions:scheme-action-add":     Row(lambda w: {"pk": w.scheme.pk}, SCHEME_MANAGER,
+                                             AS_GET),
+    "conventions:scheme-action-edit":    Row(lambda w: {"pk": w.scheme_action.pk}, MANAGER_ON_A,
+                                             AS_GET),
+    "conventions:scheme-action-delete":  Row(lambda w: {"pk": w.scheme_action.pk}, POST_ONLY,
+                                             (LOGIN, 404, 403, 404, 302, 403, 302)),
+    "conventions:scheme-opinion-add":    Row(lambda w: {"pk": w.scheme.pk}, SCHEME_MANAGER,
+                                             AS_GET),
+    "conventions:scheme-submit":         Row(lambda w: {"pk": w.scheme.pk}, POST_ONLY,
+                                             (LOGIN, 404, 403, 403, 409, 403, 409)),
+    "conventions:scheme-adopt":          Row(lambda w: {"pk": w.scheme.pk}, POST_ONLY,
+                                             (LOGIN, 404, 403, 403, 409, 403, 409)),
     "conventions:detail":                Row(lambda w: {"reference": w.convention_a.reference},
                                              SEES_A),
     "conventions:edit":                  Row(lambda w: {"reference": w.draft.reference},
@@ -352,7 +376,7 @@ ADMIN_MODELS = {
     "conventions.attachment": AdminModel(lambda w: w.attachment, simple_history=False),
     "conventions.termination": AdminModel(lambda w: w.termination),
     "conventions.scheme": AdminModel(lambda w: w.scheme),
-    "conventions.schemeaction": AdminModel(lambda w: w.scheme_action_a),
+    "conventions.schemeaction": AdminModel(lambda w: w.scheme_action),
     "conventions.referencecounter": AdminModel(lambda w: w.reference_counter, simple_history=False),
     "costing.costbase": AdminModel(lambda w: w.base),
     # A notified unit cost is frozen: corrected by a new version, never deleted.

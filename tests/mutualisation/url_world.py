@@ -31,11 +31,10 @@ from conventions.models import (
     Deliberation,
     ImpactSheet,
     ManagingShare,
+    Opinion,
     Party,
     PartyRole,
     ReferenceCounter,
-    Scheme,
-    SchemeAction,
     SchemeOpinion,
     StaffBody,
     StaffBodyOpinion,
@@ -44,6 +43,7 @@ from conventions.models import (
     UsageForecast,
 )
 from conventions.services import amendments, transitions
+from conventions.services import scheme as schemes
 from costing import statements
 from costing.demo import ensure_account_mapping
 from costing.models import (
@@ -65,6 +65,8 @@ from tests.factories import (
     MembershipFactory,
     OrganisationFactory,
     PopulationRecordFactory,
+    SchemeActionFactory,
+    SchemeFactory,
     ServiceFactory,
     TermsFactory,
     UserFactory,
@@ -355,32 +357,24 @@ def build_world():
         locked_out=False,
     )
 
-    # The territory's mutualisation scheme: an action for each commune, A's opinion given.
-    scheme = Scheme.objects.create(
-        territory=epci, title="Schéma de mutualisation 2026-2032", first_year=2026, last_year=2032
+    # The territory's schéma de mutualisation, transmitted to the communes in January: A has
+    # answered, B's opinion is awaited (its approval is refused); an action concerns A only.
+    scheme = SchemeFactory(territory=epci, title="Schéma de la Métropole de test")
+    scheme_action = SchemeActionFactory(scheme=scheme, title="Action du schéma pour A")
+    scheme_action.communes.set([commune_a])
+    scheme_action.conventions.set([convention_a])
+    scheme = schemes.scheme_submit(scheme, on=date(2027, 1, 15))
+    SchemeOpinion.objects.create(
+        scheme=scheme, commune=commune_a, date=date(2027, 2, 10), opinion=Opinion.FAVOURABLE
     )
-    scheme_action_a = SchemeAction.objects.create(
-        scheme=scheme,
-        title="Action pour la commune A",
-        service=service,
-        horizon="SHORT",
-        target_year=2026,
-        status="DONE",
-    )
-    scheme_action_a.communes.set([commune_a])
-    scheme_action_a.conventions.set([convention_a])
-    scheme_action_b = SchemeAction.objects.create(
-        scheme=scheme, title="Action pour la commune B", horizon="LONG", target_year=2031
-    )
-    scheme_action_b.communes.set([commune_b])
-    scheme_opinion = SchemeOpinion.objects.create(
-        scheme=scheme, commune=commune_a, date=date(2026, 9, 1), opinion="FAVOURABLE"
-    )
+
     other = build_other_territory(commune_a, users)
 
     return SimpleNamespace(
         other=other,
         users=users,
+        scheme=scheme,
+        scheme_action=scheme_action,
         epci=epci,
         commune_a=commune_a,
         commune_b=commune_b,
@@ -396,10 +390,6 @@ def build_world():
         amendment=amendment,
         attachment=attachment,
         termination=termination,
-        scheme=scheme,
-        scheme_action_a=scheme_action_a,
-        scheme_action_b=scheme_action_b,
-        scheme_opinion=scheme_opinion,
         base=base,
         base_a_only=base_a_only,
         usage_import=usage_import,
@@ -430,7 +420,12 @@ def build_world():
 
 
 # What only the second territory's people may see: it must never show to the first one's staff.
-OTHER_TERRITORY_MARKERS = ("VAL-2026-001", "Voirie du Val", "EAVAL-2026-0001")
+OTHER_TERRITORY_MARKERS = (
+    "VAL-2026-001",
+    "Voirie du Val",
+    "EAVAL-2026-0001",
+    "Schéma du Val",
+)
 
 
 def build_other_territory(commune_a, users):
@@ -480,6 +475,8 @@ def build_other_territory(commune_a, users):
         ),
         [epci, commune_a],
     )
+    scheme = SchemeFactory(territory=epci, title="Schéma du Val")
+    SchemeActionFactory(scheme=scheme, title="Voirie du Val partagée").communes.set([commune_c])
     base = cost_base(service, year=YEAR)
     UnitCost.objects.create(
         service=service,
@@ -506,4 +503,5 @@ def build_other_territory(commune_a, users):
         base=base,
         issued=issued,
         draft_a=drafts[commune_a.pk],
+        scheme=scheme,
     )
