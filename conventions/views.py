@@ -985,6 +985,7 @@ def scheme_list(request):
         "conventions/scheme_list.html",
         {
             "territories": territories,
+            "this_year": timezone.localdate().year,
             "can_add": request.user.has_perm("conventions.add_scheme")
             and territories_of(request.user).exists(),
         },

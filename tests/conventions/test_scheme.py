@@ -176,3 +176,21 @@ def test_the_demo_territory_has_an_adopted_scheme_with_actions_at_every_horizon(
     assert {a.status for a in plan.actions.all()} == set(ActionStatus.values)
     run_seed_demo()
     assert Scheme.objects.count() == 1
+
+
+def test_the_consultation_lists_the_communes_in_french_order(territory):
+    for name in ("Cournon-d'Auvergne", "Cébazat", "Ceyrat"):
+        EpciMembershipFactory(
+            member=OrganisationFactory(name=name), epci=territory.epci, valid_from=date(2020, 1, 1)
+        )
+    plan = SchemeFactory(territory=territory.epci)
+    SchemeActionFactory(scheme=plan)
+    plan = schemes.scheme_submit(plan, on=date(2026, 7, 3))
+    names = [e.commune.name for e in schemes.consultation(plan, date(2026, 8, 1))]
+    assert names == [
+        "Cébazat",
+        "Ceyrat",
+        "Commune A",
+        "Commune B",
+        "Cournon-d'Auvergne",
+    ]
