@@ -1,6 +1,7 @@
 """URL converters shared by the apps."""
 
 from django.conf import settings
+from django.urls import register_converter
 
 # The budget years Mutualis handles; configurable, wide enough for archives and projections.
 DEFAULT_YEARS = (2000, 2100)
@@ -21,3 +22,8 @@ class YearConverter:
 
     def to_url(self, value) -> str:
         return str(int(value))
+
+
+# A budget year in the apps' addresses (<year:year>), registered once for all of them, here: a
+# module imported once, where a reloaded urls module would register it again (deprecated).
+register_converter(YearConverter, "year")

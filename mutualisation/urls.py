@@ -1,14 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path, register_converter
+from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 
+import mutualisation.converters  # noqa: F401  (registers <year:…> for every app's addresses)
 from mutualisation import views
-from mutualisation.converters import YearConverter
 from mutualisation.forms import AdminLoginForm, LoginForm
-
-# A budget year in the apps' addresses (<year:year>), registered once for all of them.
-register_converter(YearConverter, "year")
 
 admin.site.site_header = _("Mutualis — administration")
 admin.site.site_title = _("Mutualis")
