@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
@@ -27,6 +28,7 @@ from conventions.services import TransitionRefused, fmt, names
 from conventions.services.in_force import add_months
 from mutualisation.collation import french_sort_key
 from mutualisation.models import EpciMembership, Organisation
+from mutualisation.validators import validate_plausible_date
 
 OPINION_MONTHS = 3  # L5211-39-1: «dans un délai de trois mois»
 
@@ -61,8 +63,9 @@ DEEMED = "DEEMED"
 
 
 def consultation(scheme: Scheme, on: date) -> list[CommuneOpinion]:
-    """Each member commune's opinion on the scheme as of ``on``: given (with its date), deemed
-    favourable once the three months are over, or still awaited."""
+    """Each member commune's opinion on the scheme as of ``on``: given (an opinion dated by
+    ``on`` and within the three months), deemed favourable once the three months are over (an
+    opinion given later changes nothing: it is noted as late), or still awaited."""
     if scheme.submitted_on is None:
         return []
     given = {opinion.commune_id: opinion for opinion in scheme.opinions.all()}
@@ -70,29 +73,53 @@ def consultation(scheme: Scheme, on: date) -> list[CommuneOpinion]:
     found = []
     for commune in member_communes(scheme, scheme.submitted_on):
         opinion = given.get(commune.pk)
-        if opinion is not None:
+        if opinion is not None and opinion.date <= min(on, deadline):
             found.append(
                 CommuneOpinion(
                     commune, opinion.opinion, opinion.get_opinion_display(), opinion.date
                 )
             )
         elif on > deadline:
-            found.append(
-                CommuneOpinion(
-                    commune, DEEMED, _("Réputé favorable (aucun avis dans les trois mois)"), None
-                )
-            )
+            if opinion is not None and opinion.date > deadline:
+                label = _("Réputé favorable (avis rendu hors délai le %s)") % fmt(opinion.date)
+            else:
+                label = _("Réputé favorable (aucun avis dans les trois mois)")
+            found.append(CommuneOpinion(commune, DEEMED, label, None))
         else:
             found.append(CommuneOpinion(commune, "", _("Avis attendu"), None))
     return found
 
 
-def submit_gaps(scheme: Scheme) -> list[str]:
+def date_gaps(on: date) -> list[str]:
+    try:
+        validate_plausible_date(on)
+    except ValidationError as error:
+        return list(error.messages)
+    return []
+
+
+def submit_gaps(scheme: Scheme, on: date | None = None) -> list[str]:
+    """What prevents transmitting the project to the councils (on ``on``, when given)."""
     gaps = []
     if scheme.status != SchemeStatus.DRAFT:
         gaps.append(_("Le schéma a déjà été transmis aux communes."))
     if not scheme.actions.exists():
         gaps.append(_("Le projet de schéma ne prévoit aucune action."))
+    if on is not None:
+        gaps.extend(date_gaps(on))
+        if on < date(scheme.first_year, 1, 1):
+            # L5211-39-1: the report follows the renewal of the councils, the mandate's start.
+            gaps.append(
+                _(
+                    "La transmission (%(on)s) ne peut avoir lieu avant le début du mandat "
+                    "(%(first)s)."
+                )
+                % {"on": fmt(on), "first": scheme.first_year}
+            )
+        elif not member_communes(scheme, on):
+            gaps.append(
+                _("Le territoire n'a aucune commune membre le %s : personne à consulter.") % fmt(on)
+            )
     return gaps
 
 
@@ -100,7 +127,7 @@ def scheme_submit(scheme: Scheme, *, on: date) -> Scheme:
     """Transmit the project to the municipal councils for their opinion."""
     with transaction.atomic():
         scheme = Scheme.objects.select_for_update().get(pk=scheme.pk)
-        gaps = submit_gaps(scheme)
+        gaps = submit_gaps(scheme, on)
         if gaps:
             raise TransitionRefused(SchemeStatus.CONSULTATION, gaps)
         scheme.status = SchemeStatus.CONSULTATION
@@ -120,7 +147,7 @@ def adopt_gaps(scheme: Scheme, on: date) -> list[str]:
                 "avis (L5211-39-1)."
             )
         ]
-    gaps = []
+    gaps = date_gaps(on)
     if on < scheme.submitted_on:
         gaps.append(
             _("La délibération ne peut précéder la transmission du projet aux communes (%s).")
@@ -197,7 +224,7 @@ def scheme_progress(scheme: Scheme, *, communes=None) -> SchemeProgress:
         actions = [a for a in actions if allowed & {c.pk for c in a.communes.all()}]
     by_horizon = {value: [] for value in Horizon.values}
     for action in actions:
-        concerned = sorted(action.communes.all(), key=lambda c: c.name)
+        concerned = sorted(action.communes.all(), key=lambda c: french_sort_key(c.name))
         if communes is not None:
             concerned = [c for c in concerned if c.pk in allowed]
         conventions = sorted(action.conventions.all(), key=lambda c: c.reference)
@@ -240,12 +267,32 @@ def scheme_progress(scheme: Scheme, *, communes=None) -> SchemeProgress:
 
 
 def current_scheme(territory, year: int) -> Scheme | None:
-    """The territory's scheme whose mandate covers ``year`` (the latest one started)."""
+    """The territory's scheme whose mandate covers ``year``: the approved one, else the latest
+    started (a project)."""
+    covering = Scheme.objects.filter(territory=territory, first_year__lte=year, last_year__gte=year)
     return (
-        Scheme.objects.filter(territory=territory, first_year__lte=year, last_year__gte=year)
-        .order_by("-first_year")
-        .first()
+        covering.filter(status=SchemeStatus.ADOPTED).order_by("-first_year").first()
+        or covering.order_by("-first_year").first()
     )
+
+
+def overlapping(scheme: Scheme):
+    """The territory's other schemes whose mandate overlaps this one's (one scheme a mandate)."""
+    return (
+        Scheme.objects.filter(
+            territory_id=scheme.territory_id,
+            first_year__lte=scheme.last_year,
+            last_year__gte=scheme.first_year,
+        )
+        .exclude(pk=scheme.pk)
+        .order_by("first_year")
+    )
+
+
+def is_locked(scheme: Scheme) -> bool:
+    """Once transmitted to the councils, the project they give their opinion on (and then the
+    scheme the council approved) no longer changes: only the progress of its actions does."""
+    return scheme.status != SchemeStatus.DRAFT
 
 
 def mandate_communes(scheme: Scheme):

@@ -20,6 +20,7 @@ from conventions.services import TransitionRefused
 from conventions.services import scheme as schemes
 from tests.factories import (
     ConventionFactory,
+    EpciFactory,
     EpciMembershipFactory,
     OrganisationFactory,
     SchemeActionFactory,
@@ -194,3 +195,90 @@ def test_the_consultation_lists_the_communes_in_french_order(territory):
         "Commune B",
         "Cournon-d'Auvergne",
     ]
+
+
+# --- defects found by the review of issue 14 ----------------------------------------------------
+
+
+def test_an_approval_cannot_rest_on_opinions_given_after_its_date(territory):
+    plan = SchemeFactory(territory=territory.epci)
+    SchemeActionFactory(scheme=plan)
+    plan = schemes.scheme_submit(plan, on=date(2026, 1, 5))
+    for commune in (territory.commune_a, territory.commune_b):
+        SchemeOpinion.objects.create(
+            scheme=plan, commune=commune, date=date(2026, 3, 20), opinion=Opinion.FAVOURABLE
+        )
+    with pytest.raises(TransitionRefused) as refused:
+        schemes.scheme_adopt(plan, on=date(2026, 2, 1), number="12")
+    assert "Commune A, Commune B" in refused.value.missing[0]
+    assert schemes.scheme_adopt(plan, on=date(2026, 3, 21), number="12").status == (
+        SchemeStatus.ADOPTED
+    )
+
+
+def test_an_opinion_given_after_the_three_months_leaves_the_council_deemed_favourable(territory):
+    plan = SchemeFactory(territory=territory.epci)
+    SchemeActionFactory(scheme=plan)
+    plan = schemes.scheme_submit(plan, on=date(2026, 1, 5))
+    SchemeOpinion.objects.create(
+        scheme=plan,
+        commune=territory.commune_a,
+        date=date(2026, 11, 1),
+        opinion=Opinion.UNFAVOURABLE,
+    )
+    entry = next(
+        e for e in schemes.consultation(plan, date(2026, 11, 2)) if e.commune == territory.commune_a
+    )
+    assert entry.opinion == schemes.DEEMED
+    assert "hors délai" in entry.label
+
+
+@pytest.mark.parametrize(
+    ("on", "expected"),
+    [
+        (date(1900, 1, 1), "date"),
+        (date(2025, 12, 31), "avant le début du mandat"),
+    ],
+)
+def test_a_transmission_before_the_mandate_is_refused(territory, on, expected):
+    plan = SchemeFactory(territory=territory.epci)
+    SchemeActionFactory(scheme=plan)
+    with pytest.raises(TransitionRefused) as refused:
+        schemes.scheme_submit(plan, on=on)
+    assert expected in " ".join(refused.value.missing)
+    plan.refresh_from_db()
+    assert plan.submitted_on is None
+
+
+def test_a_transmission_on_a_day_the_territory_had_no_member_is_refused(territory):
+    from conventions.models import Scheme as SchemeModel
+
+    plan = SchemeModel.objects.create(
+        territory=EpciFactory(name="EPCI sans membre"),
+        title="x",
+        first_year=2026,
+        last_year=2032,
+    )
+    SchemeActionFactory(scheme=plan)
+    with pytest.raises(TransitionRefused) as refused:
+        schemes.scheme_submit(plan, on=date(2026, 7, 1))
+    assert "aucune commune membre" in refused.value.missing[0]
+
+
+def test_the_report_follows_the_approved_scheme_over_a_draft_of_the_same_years(territory):
+    adopted = SchemeFactory(territory=territory.epci, first_year=2026, last_year=2032)
+    Scheme.objects.filter(pk=adopted.pk).update(
+        status=SchemeStatus.ADOPTED, submitted_on=date(2026, 7, 1), adopted_on=date(2026, 10, 1)
+    )
+    SchemeFactory(territory=territory.epci, first_year=2027, last_year=2032)
+    assert schemes.current_scheme(territory.epci, 2027) == adopted
+
+
+def test_the_communes_of_an_action_read_in_french_order(territory):
+    plan = SchemeFactory(territory=territory.epci)
+    action = SchemeActionFactory(scheme=plan)
+    action.communes.set(
+        [OrganisationFactory(name=n) for n in ("Ceyrat", "Cébazat", "Cournon-d'Auvergne")]
+    )
+    [entry] = schemes.scheme_progress(plan).horizons[0].actions
+    assert [c.name for c in entry.communes] == ["Cébazat", "Ceyrat", "Cournon-d'Auvergne"]
