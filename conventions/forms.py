@@ -39,7 +39,12 @@ from conventions.models import (
 )
 from conventions.services.gates import MAX_PERIODICITY_MONTHS
 from conventions.services.in_force import TERMS_FIELDS
-from conventions.services.scheme import mandate_communes, member_communes
+from conventions.services.scheme import (
+    mandate_communes,
+    member_communes,
+    opinion_deadline,
+    overlapping,
+)
 from mutualisation.collation import FrenchOrder
 from mutualisation.forms import Form, InlineFormSet, ModelForm, finite_decimals
 from mutualisation.french import of
@@ -945,7 +950,31 @@ class SchemeForm(ModelForm):
                 _("Un mandat dure six ans : le schéma couvre au plus %(years)s années.")
                 % {"years": MAX_MANDATE_YEARS + 1},
             )
-        elif self.instance.pk:
+        else:
+            probe = Scheme(
+                pk=self.instance.pk,
+                territory_id=self.instance.territory_id
+                or getattr(cleaned.get("territory"), "pk", None),
+                first_year=first,
+                last_year=last,
+            )
+            other = overlapping(probe).first() if probe.territory_id else None
+            if other is not None:
+                self.add_error(
+                    None,
+                    _(
+                        "Le mandat %(first)s-%(last)s chevauche celui du schéma « %(other)s » "
+                        "(%(other_first)s-%(other_last)s) : un seul schéma par mandat."
+                    )
+                    % {
+                        "first": first,
+                        "last": last,
+                        "other": other.title,
+                        "other_first": other.first_year,
+                        "other_last": other.last_year,
+                    },
+                )
+        if last >= first and self.instance.pk:
             outside = self.instance.actions.exclude(target_year__range=(first, last)).order_by(
                 "target_year", "title"
             )
@@ -1034,8 +1063,35 @@ class SchemeActionForm(ModelForm):
         )
 
 
+class SchemeActionProgressForm(ModelForm):
+    """An action of a transmitted (or approved) scheme: what the councils gave their opinion on
+    no longer changes; its progress and the conventions that realise it do."""
+
+    conventions = RecordsField(
+        label=_("Conventions qui la réalisent"),
+        queryset=Convention.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    class Meta:
+        model = SchemeAction
+        fields = ["status", "progress_note", "conventions"]
+        widgets = {"progress_note": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["conventions"].queryset = Convention.objects.filter(
+            territory_id=self.instance.scheme.territory_id
+        ).order_by("reference")
+        self.fields["conventions"].label_from_instance = lambda convention: (
+            f"{convention.reference} — {convention.title} ({convention.get_status_display()})"
+        )
+
+
 class SchemeOpinionForm(ModelForm):
-    """A member commune's council's opinion on the submitted project, once per commune."""
+    """A member commune's council's opinion on the submitted project, once per commune, within
+    the three months (after them, the opinion is deemed favourable: L5211-39-1)."""
 
     class Meta:
         model = SchemeOpinion
@@ -1056,10 +1112,15 @@ class SchemeOpinionForm(ModelForm):
             .exclude(pk__in=given)
             .order_by(FrenchOrder("name"))
         )
+        self.fields["commune"].error_messages["invalid_choice"] = _(
+            "Choisissez une commune membre consultée sur le projet et qui n'a pas encore rendu "
+            "son avis (une commune donne un seul avis)."
+        )
 
     def clean_date(self):
         day = not_in_the_future(self.cleaned_data.get("date"))
-        submitted = self.instance.scheme.submitted_on if self.instance.scheme else None
+        scheme = self.instance.scheme
+        submitted = scheme.submitted_on if scheme else None
         if day is not None and submitted is not None and day < submitted:
             raise ValidationError(
                 _(
@@ -1067,6 +1128,15 @@ class SchemeOpinionForm(ModelForm):
                     "projet (%(date)s)."
                 )
                 % {"date": submitted.strftime("%d/%m/%Y")}
+            )
+        deadline = opinion_deadline(scheme) if scheme else None
+        if day is not None and deadline is not None and day > deadline:
+            raise ValidationError(
+                _(
+                    "Délibération postérieure au délai de trois mois (jusqu'au %(deadline)s) : "
+                    "l'avis de la commune est réputé favorable."
+                )
+                % {"deadline": deadline.strftime("%d/%m/%Y")}
             )
         return day
 

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.urls import reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -1038,11 +1038,24 @@ class SchemeStatus(models.TextChoices):
 
 class SchemeQuerySet(models.QuerySet):
     def visible_to(self, user):
-        """The schemes of the territories whose staff the user is, and of the EPCIs the user's
-        commune is a member of (a commune reader reads the actions concerning their commune)."""
-        from mutualisation.rules import home_territories
+        """The schemes of the territories whose staff the user is; for a commune's user, the
+        schemes transmitted to their commune: not a draft, of an EPCI their commune was a member
+        of during the scheme's mandate (a commune that left before it reads none)."""
+        from mutualisation.models import EpciMembership
+        from mutualisation.rules import scope_of
 
-        return self.filter(territory__in=home_territories(user))
+        scope = scope_of(user)
+        if scope.is_superuser:
+            return self.all()
+        member = EpciMembership.objects.filter(
+            member_id__in=scope.organisation_ids,
+            epci_id=OuterRef("territory_id"),
+            valid_from__year__lte=OuterRef("last_year"),
+        ).filter(Q(valid_until__isnull=True) | Q(valid_until__year__gte=OuterRef("first_year")))
+        return self.filter(
+            Q(territory_id__in=scope.territory_ids)
+            | (Q(Exists(member)) & ~Q(status=SchemeStatus.DRAFT))
+        )
 
     def of_territories(self, user):
         """The schemes the user may change: those of the territories whose staff they are."""
@@ -1133,6 +1146,14 @@ class Scheme(models.Model):
         return reverse("conventions:scheme", args=[self.pk])
 
 
+class CouncilOpinion(models.TextChoices):
+    """A municipal council's opinion on the scheme: favourable or not (a staff body may be split;
+    a council votes)."""
+
+    FAVOURABLE = "FAVOURABLE", _("Favorable")
+    UNFAVOURABLE = "UNFAVOURABLE", _("Défavorable")
+
+
 class SchemeOpinion(models.Model):
     """The opinion of a member commune's council on the scheme's project."""
 
@@ -1148,7 +1169,7 @@ class SchemeOpinion(models.Model):
     )
     date = models.DateField(_("date de la délibération"), validators=[validate_plausible_date])
     deliberation_number = models.CharField(_("n° de délibération"), max_length=40, blank=True)
-    opinion = models.CharField(_("avis"), max_length=12, choices=Opinion.choices)
+    opinion = models.CharField(_("avis"), max_length=12, choices=CouncilOpinion.choices)
 
     history = HistoricalRecords()
 

@@ -4,7 +4,7 @@ inline formsets, legal transitions, avenants, termination, related records and t
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Prefetch, Q, prefetch_related_objects
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -1011,6 +1011,7 @@ def scheme_context(request, scheme, **extra):
                 entry.conventions[:] = [c for c in entry.conventions if c.pk in openable]
     can_edit = request.user.has_perm("conventions.change_scheme", scheme)
     context = {
+        "locked": schemes.is_locked(scheme),
         "scheme": scheme,
         "progress": progress,
         "opinions": opinions,
@@ -1059,8 +1060,28 @@ def scheme_create(request):
 
 
 @login_required
+def refuse_if_locked(request, scheme, what: str):
+    """A transmitted or approved scheme's text no longer changes: back to it, saying why."""
+    if not schemes.is_locked(scheme):
+        return None
+    messages.error(
+        request,
+        _(
+            "%(what)s : le projet a été transmis aux conseils municipaux le %(date)s ; ce sur "
+            "quoi ils ont rendu leur avis (et ce que le conseil a approuvé) ne change plus. "
+            "Seuls l'avancement des actions et leurs conventions se mettent à jour ; un schéma "
+            "modifié est un nouveau schéma, soumis à son tour."
+        )
+        % {"what": what, "date": services.fmt(scheme.submitted_on)},
+    )
+    return redirect(scheme)
+
+
+@login_required
 def scheme_edit(request, pk):
     scheme = get_scheme(request, pk, "conventions.change_scheme")
+    if refused := refuse_if_locked(request, scheme, _("Modification refusée")):
+        return refused
     form = forms.SchemeForm(request.POST or None, instance=scheme, user=request.user)
     if request.method == "POST" and form.is_valid():
         form.save()
@@ -1072,6 +1093,8 @@ def scheme_edit(request, pk):
 @login_required
 def scheme_action_add(request, pk):
     scheme = get_scheme(request, pk, "conventions.change_scheme")
+    if refused := refuse_if_locked(request, scheme, _("Ajout d'une action refusé")):
+        return refused
     form = forms.SchemeActionForm(request.POST or None, scheme=scheme)
     if request.method == "POST" and form.is_valid():
         action = form.save()
@@ -1084,7 +1107,9 @@ def scheme_action_add(request, pk):
 def scheme_action_edit(request, pk):
     action = get_scheme_action(request, pk)
     scheme = action.scheme
-    form = forms.SchemeActionForm(request.POST or None, instance=action)
+    locked = schemes.is_locked(scheme)
+    form_class = forms.SchemeActionProgressForm if locked else forms.SchemeActionForm
+    form = form_class(request.POST or None, instance=action)
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, _("Action enregistrée : %(action)s.") % {"action": action})
@@ -1094,7 +1119,9 @@ def scheme_action_edit(request, pk):
         form,
         _("Modifier l'action : %(action)s") % {"action": action},
         scheme,
-        delete_url=reverse("conventions:scheme-action-delete", args=[action.pk]),
+        delete_url=None
+        if locked
+        else reverse("conventions:scheme-action-delete", args=[action.pk]),
         delete_text=_(
             "Action abandonnée ? Préférez l'avancement « Abandonnée », qui la garde au bilan. "
             "Saisie erronée ? Supprimez-la ; l'historique la conserve."
@@ -1107,6 +1134,8 @@ def scheme_action_edit(request, pk):
 def scheme_action_delete(request, pk):
     action = get_scheme_action(request, pk)
     scheme, title = action.scheme, str(action)
+    if refused := refuse_if_locked(request, scheme, _("Suppression refusée")):
+        return refused
     action.delete()
     messages.success(
         request, _("Action supprimée : %(action)s (l'historique la conserve).") % {"action": title}
@@ -1130,7 +1159,14 @@ def scheme_opinion_add(request, pk):
         request.POST or None, scheme=scheme, initial=asked_commune(request)
     )
     if request.method == "POST" and form.is_valid():
-        opinion = form.save()
+        try:
+            with transaction.atomic():
+                opinion = form.save()
+        except IntegrityError:  # the same commune's opinion saved meanwhile (a double click)
+            form.add_error("commune", _("Cette commune a déjà rendu son avis sur le schéma."))
+            return scheme_form_page(
+                request, form, _("Avis d'un conseil municipal"), scheme, status=409
+            )
         messages.success(request, _("Enregistré : %(opinion)s.") % {"opinion": opinion})
         return redirect(f"{scheme.get_absolute_url()}#consultation")
     return scheme_form_page(request, form, _("Avis d'un conseil municipal"), scheme)

@@ -1240,19 +1240,33 @@ def scheme(world):
     return plan
 
 
+@pytest.fixture
+def draft_scheme(world):
+    """A project of scheme, not yet transmitted: its text and actions still change."""
+    from tests.factories import SchemeActionFactory, SchemeFactory
+
+    plan = SchemeFactory(territory=world.epci, title="Projet de schéma")
+    SchemeActionFactory(scheme=plan, target_year=2028).communes.set([world.commune_a])
+    return plan
+
+
 @fuzzes(forms.SchemeForm)
 @budget()
 @given(st.data())
-def test_a_scheme_s_form_never_breaks_and_a_refusal_writes_nothing(client, world, scheme, data):
+def test_a_scheme_s_form_never_breaks_and_a_refusal_writes_nothing(
+    client, world, draft_scheme, data
+):
     from conventions.models import Scheme
 
+    scheme = draft_scheme
     editing = data.draw(st.booleans(), label="editing")
     sent = data.draw(
         form_data(
             {
                 "title": text_up_to(250),
-                "first_year": st.sampled_from(["2026", "2020"]),
-                "last_year": year_text(2026, 2033),
+                # a new scheme's mandate overlaps the project's (refused) or follows it
+                "first_year": st.sampled_from(["2026", "2020", "2034"]),
+                "last_year": year_text(2026, 2039),
                 "summary": optional(text_up_to(2000)),
             },
             {
@@ -1292,10 +1306,11 @@ def foreign_convention(world):
 @budget()
 @given(st.data())
 def test_a_scheme_action_s_form_never_breaks_and_a_refusal_writes_nothing(
-    client, world, scheme, foreign_convention, data
+    client, world, draft_scheme, foreign_convention, data
 ):
     from conventions.models import ActionStatus, Horizon, SchemeAction
 
+    scheme = draft_scheme
     communes = organisations(world, world.commune_a, world.commune_b, world.newcomer)
     sent = data.draw(
         form_data(
@@ -1358,6 +1373,55 @@ def test_a_scheme_action_s_form_never_breaks_and_a_refusal_writes_nothing(
                 world.commune_b,
                 world.newcomer,
             }
+
+
+@fuzzes(forms.SchemeActionProgressForm)
+@budget()
+@given(st.data())
+def test_a_transmitted_scheme_s_action_progress_never_breaks_and_a_refusal_writes_nothing(
+    client, world, scheme, foreign_convention, data
+):
+    from conventions.models import ActionStatus, SchemeAction
+
+    sent = data.draw(
+        form_data(
+            {
+                "status": st.sampled_from(ActionStatus.values),
+                "progress_note": optional(text_up_to(500)),
+                "conventions": st.lists(
+                    st.just(str(world.mad.convention.pk)), max_size=1, unique=True
+                ),
+                # what the councils gave their opinion on: ignored, never stored
+                "title": text_up_to(250),
+                "expected_cost_change": decimal_text(10**11, 2, min_value=-(10**11)),
+            },
+            {
+                "status": hostile_choice(),
+                "progress_note": hostile_text,
+                "conventions": st.lists(
+                    hostile_choice(foreign_convention.pk), min_size=1, max_size=2
+                ),
+            },
+        ),
+        label="sent",
+    )
+    existing = SchemeAction.objects.get(scheme=scheme)
+    with example_rolled_back():
+        before = (existing.title, existing.expected_cost_change)
+        form = forms.SchemeActionProgressForm(
+            query_dict(sent), instance=SchemeAction.objects.get(pk=existing.pk)
+        )
+        valid = check_form(form, sent)
+        client.force_login(world.personas.manager)
+        url = reverse("conventions:scheme-action-edit", args=[existing.pk])
+        _response, refused = submit(client, url, sent)
+        outcome(refused)
+        if not valid:
+            assert refused
+        stored = SchemeAction.objects.get(pk=existing.pk)
+        assert (stored.title, stored.expected_cost_change) == before
+        if not refused:
+            assert_stored(stored, form.cleaned_data)
 
 
 @fuzzes(forms.SchemeOpinionForm, forms.SchemeSubmitForm, forms.SchemeAdoptForm)

@@ -37,9 +37,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def plan(territory):
-    """The territory's scheme, transmitted ten days ago, commune A having answered: an action
-    for A only, one for B only, one for both; a convention of A realising A's."""
+def draft_plan(territory):
+    """The territory's scheme, a project still: an action for A only, one for B only, one for
+    both; a convention of A realising A's."""
     scheme = SchemeFactory(territory=territory.epci, title="Schéma 2026-2032")
     only_a = SchemeActionFactory(
         scheme=scheme,
@@ -70,8 +70,14 @@ def plan(territory):
         expected_cost_change=Decimal("-99999.00"),
     )
     both.communes.set([territory.commune_a, territory.commune_b])
+    return scheme
+
+
+@pytest.fixture
+def plan(territory, draft_plan):
+    """The project transmitted ten days ago, commune A having answered."""
     sent = timezone.localdate() - timedelta(days=10)
-    scheme = schemes.scheme_submit(scheme, on=sent)
+    scheme = schemes.scheme_submit(draft_plan, on=sent)
     SchemeOpinion.objects.create(
         scheme=scheme,
         commune=territory.commune_a,
@@ -98,8 +104,9 @@ ROUTES = {
 }
 #                     schemes scheme create edit add-action edit-action opinion
 GET_MATRIX = {
-    "manager": (200, 200, 200, 200, 200, 200, 200),
-    "admin": (200, 200, 200, 200, 200, 200, 200),
+    # A transmitted scheme's text no longer changes: its edit and new action send back to it.
+    "manager": (200, 200, 200, 302, 302, 200, 200),
+    "admin": (200, 200, 200, 302, 302, 200, 200),
     "finance": (200, 200, 403, 403, 403, 403, 403),
     "reader_a": (200, 200, 403, 403, 403, 403, 403),
     # B's reader does not see the action concerning A only.
@@ -255,8 +262,9 @@ def test_a_mandate_ending_before_it_starts_is_refused_in_french(client, personas
 
 
 def test_shortening_the_mandate_is_refused_while_an_action_targets_a_year_outside(
-    client, personas, plan
+    client, personas, draft_plan
 ):
+    plan = draft_plan
     client.force_login(personas.manager)
     response = client.post(
         reverse("conventions:scheme-edit", args=[plan.pk]),
@@ -280,7 +288,8 @@ def action_data(**changes):
     return data
 
 
-def test_the_manager_adds_an_action_with_french_decimals(client, personas, plan, territory):
+def test_the_manager_adds_an_action_with_french_decimals(client, personas, draft_plan, territory):
+    plan = draft_plan
     client.force_login(personas.manager)
     response = client.post(
         reverse("conventions:scheme-action-add", args=[plan.pk]),
@@ -296,7 +305,8 @@ def test_the_manager_adds_an_action_with_french_decimals(client, personas, plan,
     assert set(added.communes.all()) == {territory.commune_a, territory.commune_b}
 
 
-def test_a_target_year_outside_the_mandate_is_refused_in_french(client, personas, plan):
+def test_a_target_year_outside_the_mandate_is_refused_in_french(client, personas, draft_plan):
+    plan = draft_plan
     client.force_login(personas.manager)
     response = client.post(
         reverse("conventions:scheme-action-add", args=[plan.pk]),
@@ -309,7 +319,10 @@ def test_a_target_year_outside_the_mandate_is_refused_in_french(client, personas
     assert not SchemeAction.objects.filter(title="Commande publique").exists()
 
 
-def test_an_action_concerns_member_communes_and_territory_conventions_only(client, personas, plan):
+def test_an_action_concerns_member_communes_and_territory_conventions_only(
+    client, personas, draft_plan
+):
+    plan = draft_plan
     elsewhere = EpciFactory(name="Autre EPCI")
     stranger = OrganisationFactory(name="Commune étrangère")
     EpciMembershipFactory(member=stranger, epci=elsewhere)
@@ -325,7 +338,8 @@ def test_an_action_concerns_member_communes_and_territory_conventions_only(clien
     assert not SchemeAction.objects.filter(title="Commande publique").exists()
 
 
-def test_the_manager_edits_then_deletes_an_action(client, personas, plan):
+def test_the_manager_edits_then_deletes_an_action(client, personas, draft_plan):
+    plan = draft_plan
     client.force_login(personas.manager)
     target = action("Voirie mutualisée pour B")
     response = client.post(
@@ -413,7 +427,7 @@ def test_once_every_commune_answered_the_council_s_approval_is_recorded(
         scheme=plan,
         commune=territory.commune_b,
         date=timezone.localdate(),
-        opinion=Opinion.SPLIT,
+        opinion=Opinion.UNFAVOURABLE,
     )
     client.force_login(personas.manager)
     response = client.post(
@@ -504,3 +518,129 @@ def test_a_second_scheme_for_the_same_mandate_is_refused_in_french(client, perso
         response.content.decode()
     )
     assert not Scheme.objects.filter(title="Doublon").exists()
+
+
+# --- defects found by the review of issue 14 ----------------------------------------------------
+
+
+def test_an_opinion_after_the_three_months_is_refused_as_deemed_favourable(
+    client, personas, territory, draft_plan
+):
+    sent = timezone.localdate() - timedelta(days=150)
+    scheme = schemes.scheme_submit(draft_plan, on=sent)
+    client.force_login(personas.manager)
+    response = client.post(
+        reverse("conventions:scheme-opinion-add", args=[scheme.pk]),
+        {
+            "commune": territory.commune_b.pk,
+            "date": timezone.localdate().isoformat(),
+            "opinion": Opinion.UNFAVOURABLE,
+        },
+    )
+    assert response.status_code == 200
+    assert "postérieure au délai de trois mois" in unescape(response.content.decode())
+    assert not scheme.opinions.filter(commune=territory.commune_b).exists()
+
+
+def test_a_second_opinion_of_a_commune_is_refused_saying_why(client, personas, plan, territory):
+    client.force_login(personas.manager)
+    response = client.post(
+        reverse("conventions:scheme-opinion-add", args=[plan.pk]),
+        {
+            "commune": territory.commune_a.pk,
+            "date": timezone.localdate().isoformat(),
+            "opinion": Opinion.UNFAVOURABLE,
+        },
+    )
+    assert "qui n'a pas encore rendu son avis (une commune donne un seul avis)" in unescape(
+        response.content.decode()
+    )
+    assert plan.opinions.get(commune=territory.commune_a).opinion == Opinion.FAVOURABLE
+
+
+def test_a_council_opinion_is_favourable_or_not_never_split(client, personas, plan, territory):
+    client.force_login(personas.manager)
+    page = client.get(reverse("conventions:scheme-opinion-add", args=[plan.pk])).content.decode()
+    assert 'value="UNFAVOURABLE"' in page
+    assert 'value="SPLIT"' not in page
+
+
+def test_a_transmitted_scheme_keeps_its_text_and_actions_but_its_progress_moves(
+    client, personas, plan
+):
+    client.force_login(personas.manager)
+    edit = client.post(
+        reverse("conventions:scheme-edit", args=[plan.pk]),
+        {"title": "Autre titre", "first_year": "2026", "last_year": "2032"},
+    )
+    assert edit["Location"] == plan.get_absolute_url()
+    added = client.post(
+        reverse("conventions:scheme-action-add", args=[plan.pk]), action_data(title="Ajout")
+    )
+    assert added["Location"] == plan.get_absolute_url()
+    target = action("Voirie mutualisée pour B")
+    deleted = client.post(reverse("conventions:scheme-action-delete", args=[target.pk]))
+    assert deleted["Location"] == plan.get_absolute_url()
+    refused = unescape(client.get(plan.get_absolute_url()).content.decode())
+    assert "Suppression refusée" in refused
+    plan.refresh_from_db()
+    assert plan.title == "Schéma 2026-2032"
+    assert not SchemeAction.objects.filter(title="Ajout").exists()
+    assert SchemeAction.objects.filter(pk=target.pk).exists()
+    # its progress is updated; its expected effect is not
+    response = client.post(
+        reverse("conventions:scheme-action-edit", args=[target.pk]),
+        action_data(
+            title="Changé",
+            expected_cost_change="-1000000,00",
+            status=ActionStatus.PREPARING,
+            progress_note="Étude lancée",
+        ),
+    )
+    assert response.status_code == 302
+    target.refresh_from_db()
+    assert (target.title, target.status, target.progress_note) == (
+        "Voirie mutualisée pour B",
+        ActionStatus.PREPARING,
+        "Étude lancée",
+    )
+    assert target.expected_cost_change == Decimal("12500.00")
+
+
+def test_a_mandate_overlapping_another_schemes_is_refused_in_french(client, personas, plan):
+    client.force_login(personas.manager)
+    response = client.post(
+        reverse("conventions:scheme-create"),
+        {"title": "Chevauchement", "first_year": "2027", "last_year": "2032"},
+    )
+    assert response.status_code == 200
+    assert "chevauche celui du schéma « Schéma 2026-2032 »" in unescape(response.content.decode())
+    assert not Scheme.objects.filter(title="Chevauchement").exists()
+
+
+def test_a_commune_reader_sees_no_draft_and_no_scheme_of_an_epci_their_commune_had_left(
+    client, personas, territory, draft_plan
+):
+    client.force_login(personas.reader_a)
+    assert client.get(draft_plan.get_absolute_url()).status_code == 404
+    assert "Schéma 2026-2032" not in client.get(reverse("conventions:schemes")).content.decode()
+    older = SchemeFactory(
+        territory=territory.epci, title="Schéma 2020-2025", first_year=2020, last_year=2025
+    )
+    SchemeActionFactory(scheme=older, target_year=2021)
+    Scheme.objects.filter(pk=older.pk).update(status=SchemeStatus.ADOPTED)
+    left = OrganisationFactory(name="Commune partie")
+    from datetime import date
+
+    EpciMembershipFactory(
+        member=left,
+        epci=territory.epci,
+        valid_from=date(1999, 1, 1),
+        valid_until=date(2005, 12, 31),
+    )
+    reader = UserFactory(username="lecteur.partie")
+    MembershipFactory(user=reader, organisation=left, role=Role.COMMUNE_READER)
+    client.force_login(reader)
+    assert client.get(older.get_absolute_url()).status_code == 404
+    client.force_login(personas.reader_a)
+    assert client.get(older.get_absolute_url()).status_code == 200  # A was a member then

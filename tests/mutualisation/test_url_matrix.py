@@ -51,6 +51,7 @@ COST_SEES_A =         (LOGIN,     403,      200,      404,      200,     200,   
 MANAGER_ON_A =        (LOGIN,     404,      403,      404,      200,     403,     200)
 # A territory-wide record every reader of a member commune sees, its managers change.
 SCHEME_MANAGER =      (LOGIN,     404,      403,      403,      200,     403,     200)
+SCHEME_LOCKED =       (LOGIN,     404,      403,      403,      302,     403,     302)
 FINANCE =             (LOGIN,     403,      403,      403,      403,     200,     200)
 USAGE =               (LOGIN,     403,      403,      403,      200,     200,     200)
 ANY_ACCOUNT =         (LOGIN,     200,      200,      200,      200,     200,     200)
@@ -95,9 +96,10 @@ ROWS = {
                                              AS_GET),
     "conventions:scheme":                Row(lambda w: {"pk": w.scheme.pk},
                                              (LOGIN, 404, 200, 200, 200, 200, 200)),
-    "conventions:scheme-edit":           Row(lambda w: {"pk": w.scheme.pk}, SCHEME_MANAGER,
+    # Transmitted to the communes, its text no longer changes: back to it, saying so.
+    "conventions:scheme-edit":           Row(lambda w: {"pk": w.scheme.pk}, SCHEME_LOCKED,
                                              AS_GET),
-    "conventions:scheme-action-add":     Row(lambda w: {"pk": w.scheme.pk}, SCHEME_MANAGER,
+    "conventions:scheme-action-add":     Row(lambda w: {"pk": w.scheme.pk}, SCHEME_LOCKED,
                                              AS_GET),
     "conventions:scheme-action-edit":    Row(lambda w: {"pk": w.scheme_action.pk}, MANAGER_ON_A,
                                              AS_GET),
