@@ -22,7 +22,6 @@ from django.utils.translation import gettext as _
 from conventions.models import (
     ActionStatus,
     Convention,
-    ConventionService,
 )
 from conventions.services.adhesions import AdhesionStatus, adhesion_matrix
 from conventions.services.in_force import convention_end, covered_in, direction_of
@@ -86,35 +85,52 @@ class Ended:
     followed_by: list  # conventions of the same service and territory starting after it
 
 
-def ended_during(conventions, year: int) -> list[Ended]:
-    """The conventions whose application ended during ``year`` (terminated or expired), with
-    what became of the agents and assets (réversibilité) and the conventions that took over."""
+def ended_during(conventions, year: int, *, today: date | None = None) -> list[Ended]:
+    """The conventions whose application ends during ``year`` (terminated or expired), with what
+    becomes of the agents and assets (réversibilité) and the conventions of the same service that
+    start after it, whatever their stage (a draft says a successor is being prepared); an end
+    still ahead of ``today`` is said as such. Three queries, however many
+    conventions end."""
+    today = today or timezone.localdate()
     candidates = list(
         conventions.filter(status__in=BILLED_STATUSES, start_date__lte=date(year, 12, 31))
         .select_related("termination")
         .prefetch_related("terms", "services")
     )
-    ended = []
+    ending = []
     for convention in candidates:
         end = convention_end(convention, year, list(convention.terms.all()))
-        if end is None or end.year != year:
-            continue
+        if end is not None and end.year == year:
+            ending.append((convention, end))
+    if not ending:
+        return []
+    later = list(
+        conventions.filter(start_date__gt=min(end for _c, end in ending))
+        .prefetch_related("services")
+        .order_by("start_date", "reference")
+    )
+    ended = []
+    for convention, end in ending:
         termination = getattr(convention, "termination", None)
-        service_ids = [line.service_id for line in convention.services.all()]
-        successors = list(
-            conventions.filter(
-                territory_id=convention.territory_id,
-                start_date__gt=end,
-                pk__in=ConventionService.objects.filter(service_id__in=service_ids).values(
-                    "convention_id"
-                ),
-            ).order_by("start_date", "reference")
-        )
+        services = {line.service_id for line in convention.services.all()}
+        successors = [
+            other
+            for other in later
+            if other.start_date > end
+            and other.territory_id == convention.territory_id
+            and services & {line.service_id for line in other.services.all()}
+        ]
+        if termination is not None:
+            how = _("Résiliée")
+        elif end >= today:
+            how = _("Arrive à échéance")
+        else:
+            how = _("Échue")
         ended.append(
             Ended(
                 convention,
                 end,
-                _("Résiliée") if termination is not None else _("Échue"),
+                how,
                 termination.agents_outcome if termination is not None else "",
                 termination.assets_outcome if termination is not None else "",
                 successors,

@@ -168,3 +168,32 @@ def test_the_report_says_who_shares_what_as_the_adhesion_matrix(client, demo):
     assert [c.name for c in si["adherents"]] == ["Aubière", "Beaumont", "Cébazat"]
     assert [c.name for c in si["projects"]] == ["Le Cendre"]
     assert response.context["key_figures"]["communes"] == 21
+
+
+def test_an_end_still_ahead_is_announced_and_successors_cost_no_query_each(
+    django_assert_max_num_queries, territory
+):
+
+    from conventions.models import Convention, ConventionService, Status
+    from costing.report import ended_during
+    from tests.factories import ConventionFactory, ServiceFactory, TermsFactory
+
+    service = ServiceFactory()
+
+    def convention(start, end, status=Status.IN_FORCE):
+        made = ConventionFactory(territory=territory.epci, start_date=start, status=status)
+        TermsFactory(convention=made, end_date=end)
+        ConventionService.objects.create(
+            convention=made, service=service, unit_type=service.unit_type
+        )
+        return made
+
+    ending = [convention(date(2026, 1, 1), date(2026, 12, 31)) for _ in range(3)]
+    follower = convention(date(2027, 1, 1), date(2029, 12, 31), status=Status.DRAFT)
+    conventions = Convention.objects.filter(territory=territory.epci)
+    with django_assert_max_num_queries(6):
+        found = ended_during(conventions, 2026, today=date(2026, 11, 30))
+    assert [e.convention for e in found] == sorted(ending, key=lambda c: c.reference)
+    assert {e.how for e in found} == {"Arrive à échéance"}
+    assert all(e.followed_by == [follower] for e in found)
+    assert ended_during(conventions, 2026, today=date(2027, 1, 2))[0].how == "Échue"
