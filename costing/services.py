@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from typing import NamedTuple
 
 from django.conf import settings
@@ -699,14 +700,24 @@ def segments_periods(segments) -> tuple[engine.Period, ...]:
     """``periods_for`` over the terms' segments (``terms_segments``) already read."""
     periods = []
     for run_start, run_end, terms in segments:
-        cursor = run_start
-        while cursor <= run_end:
-            month_start = date(cursor.year, cursor.month, 1)
-            stop = engine.add_months(month_start, terms.periodicity_months)
-            stop -= timedelta(days=1)
-            stop = min(stop, run_end)
-            periods.append(engine.Period(cursor, stop))
-            cursor = stop + timedelta(days=1)
+        periods += run_periods(run_start, run_end, terms.periodicity_months)
+    return tuple(periods)
+
+
+@lru_cache(maxsize=1024)
+def run_periods(run_start: date, run_end: date, months: int) -> tuple[engine.Period, ...]:
+    """The reimbursement periods of a run of days under one periodicity. Made once for the many
+    conventions that share a run (most cover the whole year), the periods are shared: they are
+    immutable values."""
+    periods = []
+    cursor = run_start
+    while cursor <= run_end:
+        month_start = date(cursor.year, cursor.month, 1)
+        stop = engine.add_months(month_start, months)
+        stop -= timedelta(days=1)
+        stop = min(stop, run_end)
+        periods.append(engine.Period(cursor, stop))
+        cursor = stop + timedelta(days=1)
     return tuple(periods)
 
 
