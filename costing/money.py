@@ -52,7 +52,10 @@ def allocate(total: Decimal, weights: Sequence[Decimal], tie_keys: Sequence[str]
     # weights in the same proportions), the total in cents.
     ratios = [w.as_integer_ratio() for w in weights]
     denominator = lcm(*(d for _n, d in ratios))
-    integer_weights = [n * (denominator // d) for n, d in ratios]
+    if denominator == 1:  # whole weights (populations, units without decimals): as they are
+        integer_weights = [n for n, _d in ratios]
+    else:
+        integer_weights = [n * (denominator // d) for n, d in ratios]
     weight_sum = sum(integer_weights)
     if weight_sum == 0:
         raise MoneyError(
@@ -60,14 +63,11 @@ def allocate(total: Decimal, weights: Sequence[Decimal], tie_keys: Sequence[str]
             "réparti (vérifiez la clé de répartition)."
         )
     sign, cents = (-1, -int(total.scaleb(2))) if total < 0 else (1, int(total.scaleb(2)))
-    floors, remainders = [], []
-    for w in integer_weights:
-        floor, remainder = divmod(cents * w, weight_sum)
-        floors.append(floor)
-        remainders.append(remainder)
+    parts = [divmod(cents * w, weight_sum) for w in integer_weights]  # (floor, remainder)
+    floors = [floor for floor, _remainder in parts]
     left = cents - sum(floors)
     if left:
-        order = sorted(range(len(weights)), key=lambda i: (-remainders[i], tie_keys[i]))
+        order = sorted(range(len(weights)), key=lambda i: (-parts[i][1], tie_keys[i]))
         for i in order[:left]:
             floors[i] += 1
     # A share of a debit is negative; a share of nothing is 0.00, never -0.00.

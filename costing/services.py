@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from typing import NamedTuple
 
 from django.conf import settings
@@ -699,14 +700,24 @@ def segments_periods(segments) -> tuple[engine.Period, ...]:
     """``periods_for`` over the terms' segments (``terms_segments``) already read."""
     periods = []
     for run_start, run_end, terms in segments:
-        cursor = run_start
-        while cursor <= run_end:
-            month_start = date(cursor.year, cursor.month, 1)
-            stop = engine.add_months(month_start, terms.periodicity_months)
-            stop -= timedelta(days=1)
-            stop = min(stop, run_end)
-            periods.append(engine.Period(cursor, stop))
-            cursor = stop + timedelta(days=1)
+        periods += run_periods(run_start, run_end, terms.periodicity_months)
+    return tuple(periods)
+
+
+@lru_cache(maxsize=1024)
+def run_periods(run_start: date, run_end: date, months: int) -> tuple[engine.Period, ...]:
+    """The reimbursement periods of a run of days under one periodicity. Made once for the many
+    conventions that share a run (most cover the whole year), the periods are shared: they are
+    immutable values."""
+    periods = []
+    cursor = run_start
+    while cursor <= run_end:
+        month_start = date(cursor.year, cursor.month, 1)
+        stop = engine.add_months(month_start, months)
+        stop -= timedelta(days=1)
+        stop = min(stop, run_end)
+        periods.append(engine.Period(cursor, stop))
+        cursor = stop + timedelta(days=1)
     return tuple(periods)
 
 
@@ -849,6 +860,14 @@ def scaled(milli: int) -> Decimal:
     return Decimal(milli).scaleb(-3)
 
 
+def summed_units(alias: str):
+    """The sum of usage records' weighted units as the year's computation reads it: on
+    PostgreSQL, the numeric sum itself, exact and to the thousandth (the driver gives the same
+    Decimal as ``scaled``; summing the stored numbers costs the database less than rounding each
+    to thousandths); elsewhere ``MILLI_UNITS``, read by ``scaled``."""
+    return Sum("units") if connections[alias].vendor == "postgresql" else MILLI_UNITS
+
+
 def driver_rows(queryset) -> list[tuple]:
     """The rows of a ``values_list`` queryset as the database driver returns them: plain
     tuples, without the per-row converters Django applies (on a year's million grouped rows,
@@ -950,20 +969,28 @@ def period_usages(
         output_field=IntegerField(),
     )
     month = Cast(ExtractMonth("period_start"), IntegerField())
+    records = UsageRecord.objects.filter(
+        period_start__year=year, convention_id__in=list(periods_of)
+    )
     rows = driver_rows(
-        UsageRecord.objects.filter(period_start__year=year, convention_id__in=list(periods_of))
-        .order_by()
+        records.order_by()
         .annotate(period=(month - 1) / periodicity)
         .values_list("convention_id", "beneficiary_id", "service_id", "period")
-        .annotate(milli=MILLI_UNITS, count=Count("pk"))
+        .annotate(summed=summed_units(records.db), count=Count("pk"))
     )
     codes = service_codes(row[2] for row in rows)
+    starts = {pk: [p.start for p in periods] for pk, (_months, periods) in periods_of.items()}
+    # Whole thousandths (not on PostgreSQL): the same sums recur, each made a Decimal once.
+    units_of: dict[int, Decimal] = {}
     usage = engine.Usage
     usages: dict[int, list[engine.Usage]] = defaultdict(list)
-    for convention_id, beneficiary_id, service_id, index, milli, count in rows:
-        start = periods_of[convention_id][1][index].start
+    for convention_id, beneficiary_id, service_id, index, units, count in rows:
+        if type(units) is int:
+            if units not in units_of:
+                units_of[units] = scaled(units)
+            units = units_of[units]
         usages[convention_id].append(
-            usage(beneficiary_id, codes[service_id], start, scaled(milli), "", count)
+            usage(beneficiary_id, codes[service_id], starts[convention_id][index], units, "", count)
         )
     return {pk: tuple(found) for pk, found in usages.items()}
 
@@ -1111,13 +1138,14 @@ def load_year(year: int, conventions=None) -> YearData:
     prefetch_avenants(all_lines, all_terms)
     parties, engine_parties = year_parties(loaded)
     service_ids = {line.service_id for line in all_lines}
-    unit_costs = {
-        unit_cost.service_id: unit_cost
-        for unit_cost in UnitCost.objects.current()
+    unit_costs = {}
+    for unit_cost in (
+        UnitCost.objects.current()
         .filter(year=year, service_id__in=service_ids)
-        .select_related("service")
         .defer("trace")  # how it was computed: shown on its own page, never read here
-    }
+    ):
+        unit_cost.service = services_by_id[unit_cost.service_id]  # the services read above
+        unit_costs[unit_cost.service_id] = unit_cost
     cost_bases = {
         b.service_id: b for b in CostBase.objects.filter(year=year, service_id__in=service_ids)
     }
@@ -1142,8 +1170,10 @@ def load_year(year: int, conventions=None) -> YearData:
         if line.allocation_key == AllocationKey.POPULATION
     }
     populations = {
-        (p.organisation_id, p.vintage): p.municipal
-        for p in PopulationRecord.objects.filter(vintage__in=vintages)
+        (organisation_id, vintage): municipal
+        for organisation_id, vintage, municipal in PopulationRecord.objects.filter(
+            vintage__in=vintages
+        ).values_list("organisation_id", "vintage", "municipal")
     }
     called: dict[tuple[int, int], list] = defaultdict(list)
     for instalment in Instalment.objects.filter(
@@ -1695,8 +1725,10 @@ def simulate(
     payee_party, payer_parties = party(payee), tuple(party(o) for o in payers)
     vintages = {line.population_vintage for line in lines if line.population_vintage}
     populations = {
-        (p.organisation_id, p.vintage): p.municipal
-        for p in PopulationRecord.objects.filter(vintage__in=vintages)
+        (organisation_id, vintage): municipal
+        for organisation_id, vintage, municipal in PopulationRecord.objects.filter(
+            vintage__in=vintages
+        ).values_list("organisation_id", "vintage", "municipal")
     }
 
     def amounts(

@@ -653,21 +653,28 @@ def test_shares_by_units_used_add_up_exactly_to_the_cost(used, cost):
         max_size=20,
     ),
 )
-def test_usages_per_period_are_the_usages_of_each_period(periods, dated):
-    """Placing each usage in its period by bisection finds, period by period, the usages a test
-    of every period finds: in order, none lost, none twice; overlapping or unordered periods
-    (never made by the services, but accepted) are tested one by one."""
+def test_period_totals_add_up_the_usages_of_each_period(periods, dated):
+    """Placing each usage in its period by bisection adds up, period by period, the usages a
+    test of every period finds: none lost, none twice; overlapping or unordered periods (never
+    made by the services, but accepted) are tested one by one."""
     convention = ConventionInput(
         "CONV-2025-001",
         METRO,
         (AUBIERE, AULNAT),
         (ServiceInput("si", "SI", D("10.00")),),
         tuple(Period(start, start + timedelta(days=length)) for start, length in periods),
-        usages=tuple(Usage(payer.id, "si", day, D("1")) for payer, day in dated),
+        usages=tuple(
+            Usage(payer.id, "si", day, D(rank + 1) / 1000, count=rank % 3 + 1)
+            for rank, (payer, day) in enumerate(dated)
+        ),
     )
     for payer in (AUBIERE, AULNAT):
-        expected = [convention.usages_of(payer.id, "si", period) for period in convention.periods]
-        assert convention.usages_per_period(payer.id, "si") == expected
+        expected = {}
+        for index, period in enumerate(convention.periods):
+            usages = convention.usages_of(payer.id, "si", period)
+            if usages:
+                expected[index] = (sum(u.units for u in usages), sum(u.count for u in usages))
+        assert convention.period_totals.get((payer.id, "si"), {}) == expected
 
 
 def test_monthly_usages_are_placed_in_their_months_by_bisection():
@@ -683,7 +690,7 @@ def test_monthly_usages_are_placed_in_their_months_by_bisection():
         usages=tuple(Usage(AUBIERE.id, "si", p.start, D("1")) for p in months),
     )
     assert convention.period_starts == [p.start for p in months]
-    assert [len(u) for u in convention.usages_per_period(AUBIERE.id, "si")] == [1] * 12
+    assert convention.period_totals[(AUBIERE.id, "si")] == {i: (D("1"), 1) for i in range(12)}
 
 
 @given(
