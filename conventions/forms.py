@@ -71,7 +71,26 @@ def date_widgets(*names):
     return {name: DateInput() for name in names}
 
 
-class ConventionForm(ModelForm):
+class TerritoryChoice:
+    """A form whose record belongs to one territory, chosen once among the user's: the staff of
+    one EPCI have nothing to choose; a record keeps the territory it was created in."""
+
+    def choose_territory(self, territories) -> None:
+        if self.instance.territory_id or territories is None:
+            del self.fields["territory"]
+        elif len(territories) == 1:
+            del self.fields["territory"]
+            self.instance.territory = territories[0]
+        else:
+            self.fields["territory"].queryset = territories
+
+    def _post_clean(self):
+        if "territory" in self.cleaned_data:
+            self.instance.territory = self.cleaned_data["territory"]
+        super()._post_clean()
+
+
+class ConventionForm(TerritoryChoice, ModelForm):
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
     class Meta:
@@ -114,20 +133,7 @@ class ConventionForm(ModelForm):
             )
         elif territories is not None:
             self.fields["managing_organisation"].queryset = party_choices(territories)
-        if self.instance.territory_id or territories is None:
-            # A convention stays in the territory it was created in.
-            del self.fields["territory"]
-        elif len(territories) == 1:
-            # The usual case: the staff of one EPCI; nothing to choose.
-            del self.fields["territory"]
-            self.instance.territory = territories[0]
-        else:
-            self.fields["territory"].queryset = territories
-
-    def _post_clean(self):
-        if "territory" in self.cleaned_data:
-            self.instance.territory = self.cleaned_data["territory"]
-        super()._post_clean()
+        self.choose_territory(territories)
 
     def clean(self):
         cleaned = super().clean()
@@ -883,7 +889,7 @@ FIRST_MANDATE_YEAR, LAST_MANDATE_YEAR = 2014, 2100
 MAX_MANDATE_YEARS = 7
 
 
-class SchemeForm(ModelForm):
+class SchemeForm(TerritoryChoice, ModelForm):
     """The scheme's title, mandate and orientations; its territory is chosen once, among the
     user's (the staff of one EPCI have nothing to choose)."""
 
@@ -908,19 +914,7 @@ class SchemeForm(ModelForm):
                 {"min": FIRST_MANDATE_YEAR, "max": LAST_MANDATE_YEAR}
             )
         territories = territories_of(user).order_by(FrenchOrder("name")) if user else None
-        if self.instance.territory_id or territories is None:
-            # A scheme stays in the territory it was created for.
-            del self.fields["territory"]
-        elif len(territories) == 1:
-            del self.fields["territory"]
-            self.instance.territory = territories[0]
-        else:
-            self.fields["territory"].queryset = territories
-
-    def _post_clean(self):
-        if "territory" in self.cleaned_data:
-            self.instance.territory = self.cleaned_data["territory"]
-        super()._post_clean()
+        self.choose_territory(territories)
 
     def _get_validation_exclusions(self):
         # The territory is set by the form, not typed: one scheme per territory and mandate is
