@@ -197,3 +197,10 @@ def test_an_end_still_ahead_is_announced_and_successors_cost_no_query_each(
     assert {e.how for e in found} == {"Arrive à échéance"}
     assert all(e.followed_by == [follower] for e in found)
     assert ended_during(conventions, 2026, today=date(2027, 1, 2))[0].how == "Échue"
+
+
+def test_the_dashboard_and_the_reimbursements_lead_to_the_years_report(client, personas):
+    client.force_login(personas.finance)
+    target = f'href="/couts/rapport/{YEAR}/"'
+    assert target in client.get(f"/couts/tableau-de-bord/{YEAR}/").content.decode()
+    assert target in client.get(f"/couts/remboursements/{YEAR}/").content.decode()
