@@ -990,6 +990,14 @@ class SchemeForm(TerritoryChoice, ModelForm):
         return cleaned
 
 
+def offer_territory_conventions(field, territory_id) -> None:
+    """The conventions an action of the scheme may cite: its territory's, named in full."""
+    field.queryset = Convention.objects.filter(territory_id=territory_id).order_by("reference")
+    field.label_from_instance = lambda convention: (
+        f"{convention.reference} — {convention.title} ({convention.get_status_display()})"
+    )
+
+
 class SchemeActionForm(ModelForm):
     """An action of the scheme: the communes among the territory's members over the mandate,
     the conventions among the territory's; its year within the mandate (the model's rule)."""
@@ -1043,12 +1051,7 @@ class SchemeActionForm(ModelForm):
             territory_id=scheme.territory_id
         ).order_by(FrenchOrder("name"))
         self.fields["communes"].queryset = mandate_communes(scheme).order_by(FrenchOrder("name"))
-        self.fields["conventions"].queryset = Convention.objects.filter(
-            territory_id=scheme.territory_id
-        ).order_by("reference")
-        self.fields["conventions"].label_from_instance = lambda convention: (
-            f"{convention.reference} — {convention.title} ({convention.get_status_display()})"
-        )
+        offer_territory_conventions(self.fields["conventions"], scheme.territory_id)
         self.fields["target_year"].help_text = _(
             "Comprise dans le mandat (%(first)s-%(last)s)."
         ) % {"first": scheme.first_year, "last": scheme.last_year}
@@ -1075,12 +1078,7 @@ class SchemeActionProgressForm(ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["conventions"].queryset = Convention.objects.filter(
-            territory_id=self.instance.scheme.territory_id
-        ).order_by("reference")
-        self.fields["conventions"].label_from_instance = lambda convention: (
-            f"{convention.reference} — {convention.title} ({convention.get_status_display()})"
-        )
+        offer_territory_conventions(self.fields["conventions"], self.instance.scheme.territory_id)
 
 
 class SchemeOpinionForm(ModelForm):
