@@ -204,3 +204,34 @@ def test_the_dashboard_and_the_reimbursements_lead_to_the_years_report(client, p
     target = f'href="/couts/rapport/{YEAR}/"'
     assert target in client.get(f"/couts/tableau-de-bord/{YEAR}/").content.decode()
     assert target in client.get(f"/couts/remboursements/{YEAR}/").content.decode()
+
+
+@pytest.mark.parametrize("role", ["FINANCE", "COMMUNE_READER"])
+def test_the_report_reads_as_many_queries_for_few_or_many_conventions(client, billed, role):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.costing.conftest import cost_base, more_billed_conventions
+    from tests.factories import MembershipFactory, SchemeActionFactory, SchemeFactory, UserFactory
+
+    t = billed.territory
+    user = UserFactory(username="rapport.compte")
+    MembershipFactory(
+        user=user, organisation=t.epci if role == "FINANCE" else t.commune_a, role=role
+    )
+    action = SchemeActionFactory(scheme=SchemeFactory(territory=t.epci))
+    action.communes.set([t.commune_a, t.commune_b])
+    action.conventions.set([billed.convention])
+    cost_base(billed.service)
+    client.force_login(user)
+
+    def queries(path):
+        client.get(path)  # computes and stores the year's results if they are stale
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(path).status_code == 200
+        return len(captured.captured_queries)
+
+    path = f"/couts/rapport/{YEAR}/"
+    few = queries(path)
+    action.conventions.add(*more_billed_conventions(billed, 4))
+    assert queries(path) == few
