@@ -729,7 +729,9 @@ class YearParty(NamedTuple):
     role: str
 
 
-def year_parties(conventions: list) -> tuple[dict[int, tuple], dict[int, engine.Party]]:
+def year_parties(
+    conventions: list, chosen=None
+) -> tuple[dict[int, tuple], dict[int, engine.Party]]:
     """The parties of the conventions as the year's computation reads them, as values:
     convention id → its parties, each as (YearParty, Presence), in the parties' order (that of
     ``convention.parties.all()``: by role, then by their organisation's name); and organisation
@@ -737,9 +739,12 @@ def year_parties(conventions: list) -> tuple[dict[int, tuple], dict[int, engine.
     parties, one for their organisations, one for the few avenants by which a party joined or
     left. The organisations are read in the order of their names, which orders each
     convention's parties (the database's collation decides; ordering all the parties by name
-    there took most of a second)."""
+    there took most of a second). ``chosen``: the conventions' ids as a subquery
+    (``chosen_ids``), when the caller has one."""
     rows = driver_rows(
-        ConventionParty.objects.filter(convention_id__in=[c.pk for c in conventions])
+        ConventionParty.objects.filter(
+            convention_id__in=[c.pk for c in conventions] if chosen is None else chosen
+        )
         .order_by()
         .values_list("convention_id", "organisation_id", "role", "joined_by_id", "left_by_id")
     )
@@ -956,7 +961,9 @@ def period_usages(
     ``summed_periods``: a whole year without avenant moving a party or a service line, so
     each usage is dated by its period's first day). One query for every periodicity (one per
     periodicity read the table once each): a convention's month falls in its period by a
-    division by its periodicity, told by a CASE, the most common one by default."""
+    division by its periodicity, told by a CASE, the most common one by default. The
+    conventions are named in a list: read through a subquery (``chosen_ids``), PostgreSQL
+    plans a parallel join, slower here than the list, which its index reads in order."""
     by_periodicity: dict[int, list[int]] = defaultdict(list)
     for pk, (months, _periods) in periods_of.items():
         by_periodicity[months].append(pk)
@@ -1105,6 +1112,13 @@ def year_forecasts(terms, data: YearData):
     return data.forecasts.get(terms.pk, ())
 
 
+def chosen_ids(year: int, conventions=None):
+    """The ids of the conventions ``load_year`` reads, as a subquery: the database selects
+    them again in each query that reads their records, faster than it reads a list of nine
+    thousand ids (which Django also prepares one by one, for each query)."""
+    return billed_in(year, conventions).order_by().prefetch_related(None).values("pk")
+
+
 def load_year(year: int, conventions=None) -> YearData:
     loaded = list(
         billed_in(year, conventions)
@@ -1125,18 +1139,19 @@ def load_year(year: int, conventions=None) -> YearData:
     # every rule below. A prefetch built a queryset per convention and relation, and each
     # read of ``convention.terms.all()`` a related manager: together, a second.
     convention_ids = [c.pk for c in loaded]
+    chosen = chosen_ids(year, conventions)
     terms_of: dict[int, list] = {pk: [] for pk in convention_ids}
-    all_terms = list(Terms.objects.filter(convention_id__in=convention_ids))
+    all_terms = list(Terms.objects.filter(convention_id__in=chosen))
     for terms in all_terms:
         terms_of[terms.convention_id].append(terms)
     lines_of: dict[int, list] = {pk: [] for pk in convention_ids}
-    all_lines = list(ConventionService.objects.filter(convention_id__in=convention_ids))
+    all_lines = list(ConventionService.objects.filter(convention_id__in=chosen))
     services_by_id = Service.objects.in_bulk({line.service_id for line in all_lines})
     for line in all_lines:
         line.service = services_by_id[line.service_id]  # a few thousand services, shared
         lines_of[line.convention_id].append(line)
     prefetch_avenants(all_lines, all_terms)
-    parties, engine_parties = year_parties(loaded)
+    parties, engine_parties = year_parties(loaded, chosen)
     service_ids = {line.service_id for line in all_lines}
     unit_costs = {}
     for unit_cost in (
@@ -1176,9 +1191,9 @@ def load_year(year: int, conventions=None) -> YearData:
         ).values_list("organisation_id", "vintage", "municipal")
     }
     called: dict[tuple[int, int], list] = defaultdict(list)
-    for instalment in Instalment.objects.filter(
-        convention_id__in=convention_ids, year=year
-    ).exclude(status=InstalmentStatus.CANCELLED):
+    for instalment in Instalment.objects.filter(convention_id__in=chosen, year=year).exclude(
+        status=InstalmentStatus.CANCELLED
+    ):
         called[(instalment.convention_id, instalment.payer_id)].append(instalment)
     covered = {
         c.pk: covered_year(c, year, parties.get(c.pk, ()), terms_of[c.pk], lines_of[c.pk])
@@ -1199,7 +1214,7 @@ def load_year(year: int, conventions=None) -> YearData:
         called,
         usage_totals(year, [pk for pk in convention_ids if pk not in periods_of]),
         covered,
-        load_forecasts(year, [terms.pk for terms in all_terms]),
+        load_forecasts(year, Terms.objects.filter(convention_id__in=chosen).values("pk")),
         engine_parties,
         base_lines=dict(base_lines),
         terms_of=terms_of,
