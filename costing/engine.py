@@ -602,11 +602,26 @@ def keyed_forecast(year: int, convention: ConventionInput, service: ServiceInput
     return dict(forecast)
 
 
-def forecast_amounts(year: int, convention: ConventionInput) -> dict[int, Decimal]:
+def forecast_amounts(
+    year: int, convention: ConventionInput, lines: Sequence[Line] | None = None
+) -> dict[int, Decimal]:
     """Each payer's forecast for the year: unit cost × forecast units, or its keyed share of
-    the forecast cost."""
+    the forecast cost. ``lines``: the convention's lines of the year (``convention_year``,
+    its managing organisation's own share included), when already computed."""
     totals: dict[int, Decimal] = defaultdict(lambda: ZERO)
     for service in convention.services:
+        if (
+            lines is not None
+            and service.is_keyed
+            and service.allocation_key != KEY_UNITS
+            and service.forecast_cost == service.total_cost
+        ):
+            # The forecast cost is the actual cost, shared by the same key over the same
+            # segments: each member's forecast share is its actual shares, already computed.
+            for line in lines:
+                if line.service == service.code:
+                    totals[line.payer.id] += line.amount
+            continue
         if service.is_keyed:
             try:
                 shares = keyed_forecast(year, convention, service)
@@ -748,7 +763,7 @@ def compute_year(year: int, conventions: Iterable[ConventionInput]) -> YearResul
             convention_lines, convention_borne, convention_findings = convention_year(
                 year, convention
             )
-            forecasts = forecast_amounts(year, convention)
+            forecasts = forecast_amounts(year, convention, convention_lines + convention_borne)
         except EngineError as error:
             # One convention's missing data never blocks the others: it becomes a finding.
             findings.append(Finding(convention.reference, "NOT_COMPUTED", str(error)))
