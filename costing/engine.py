@@ -807,7 +807,8 @@ def net_positions(settlements: Iterable[Settlement]) -> list[Position]:
     for s in settlements:
         if s.actual == 0 and s.ac_deduction == 0 and not s.called:
             continue
-        already = s.ac_deduction + s.instalments_total
+        # Most payers have no acompte called yet: their sum is not added up.
+        already = s.ac_deduction + (s.instalments_total if s.called else ZERO)
         receivable[s.payee.id] += s.actual
         payable[s.payer.id] += s.actual
         settled[s.payee.id] += already
