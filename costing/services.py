@@ -1115,7 +1115,7 @@ def year_forecasts(terms, data: YearData):
     year's), or, for inputs built without them (a simulation), the terms' own."""
     if data.forecasts is None:
         return terms.forecasts.all()
-    return data.forecasts.get(terms.pk, ())
+    return data.forecasts.get(terms.id, ())
 
 
 def chosen_ids(year: int, conventions=None):
@@ -1304,7 +1304,7 @@ def key_weights(line, terms, members, data: YearData) -> dict:
         return {
             f.beneficiary_id: f.fixed_share_percent
             for f in year_forecasts(terms, data)
-            if f.year == data.year and f.service_id == line.pk and f.fixed_share_percent is not None
+            if f.year == data.year and f.service_id == line.id and f.fixed_share_percent is not None
         }
     return {}
 
@@ -1337,9 +1337,9 @@ def keyed_service_input(line, covered: CoveredYear, members, data: YearData):
         )
         for start, end, terms in covered.segments
     )
-    if base.pk not in data.base_costs:  # many conventions share one service's cost base
-        data.base_costs[base.pk] = keyed_costs(base, data.base_lines.get(base.pk, []))
-    return {**data.base_costs[base.pk], "segments": key_segments}
+    if base.id not in data.base_costs:  # many conventions share one service's cost base
+        data.base_costs[base.id] = keyed_costs(base, data.base_lines.get(base.id, []))
+    return {**data.base_costs[base.id], "segments": key_segments}
 
 
 def usages_of_year(
@@ -1351,7 +1351,7 @@ def usages_of_year(
     is covered (a commune joining or leaving, a service added or withdrawn by avenant): a
     usage dated outside is an error, the convention is not computed. ``lines_of_year``: the
     service lines present in the year, each with its presence."""
-    summed = data.period_usages.get(convention.pk)
+    summed = data.period_usages.get(convention.id)
     if summed is not None:
         return summed  # summed per period by the database, each dated by its period's start
     # Each party's and service line's presence (the last record of an organisation or service
@@ -1370,7 +1370,7 @@ def usages_of_year(
     line_spans = {
         service_id: span for service_id, span in line_by_service.items() if span != ALWAYS
     }
-    totals = data.usage_totals.get(convention.pk, ())
+    totals = data.usage_totals.get(convention.id, ())
     usage = engine.Usage
     outside = []
     if not party_spans and not line_spans:
@@ -1430,7 +1430,7 @@ def usages_of_year(
 def convention_input(convention: Convention, data: YearData) -> engine.ConventionInput | None:
     """The engine's input for one convention, or None when it covers nothing of the year.
     Raises ``engine.EngineError`` when its data cannot be computed (e.g. a negative cost)."""
-    covered = data.covered[convention.pk]
+    covered = data.covered[convention.id]
     if covered is None:
         return None
     segments = covered.segments
@@ -1474,9 +1474,9 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
             )
         )
     usages = usages_of_year(convention, data, covered, spans_of_year)
-    code_by_line = {line.pk: line.service.code for line in lines_of_year}
+    code_by_line = {line.id: line.service.code for line in lines_of_year}
     # The acomptes called from the payers who have some (most have none yet).
-    pk = convention.pk
+    pk = convention.id
     called = {
         payer.id: tuple(
             engine.CalledInstalment(
@@ -1591,7 +1591,7 @@ def compliance(year: int, inputs: YearInputs, result: engine.YearResult) -> list
     found = []
     for convention_input in inputs.conventions:
         convention = inputs.by_reference[convention_input.reference]
-        covered = data.covered[convention.pk]
+        covered = data.covered[convention.id]
         terms = covered.segments[0][2]  # applicable_terms on the first day covered
         is_mad = convention.kind == ConventionKind.MISE_A_DISPOSITION
         forecast_payers = {payer_id for payer_id, _ in convention_input.forecasts}
@@ -1605,13 +1605,13 @@ def compliance(year: int, inputs: YearInputs, result: engine.YearResult) -> list
         for service_line, _span in covered.lines:  # convention.services.all()
             base = data.cost_bases.get(service_line.service_id)
             if base is not None:
-                if base.pk not in base_lines:
-                    base_lines[base.pk] = data.base_lines.get(base.pk, [])
-                    base_findings[base.pk] = cost_base_findings_for(base, "", base_lines[base.pk])
-                lines += base_lines[base.pk]
+                if base.id not in base_lines:
+                    base_lines[base.id] = data.base_lines.get(base.id, [])
+                    base_findings[base.id] = cost_base_findings_for(base, "", base_lines[base.id])
+                lines += base_lines[base.id]
                 sources += [
                     engine.Finding(convention.reference, f.code, f.message)
-                    for f in base_findings[base.pk]
+                    for f in base_findings[base.id]
                 ]
             unit_cost = data.unit_costs.get(service_line.service_id)
             if unit_cost is not None and service_line.allocation_key not in engine.ALLOCATION_KEYS:
