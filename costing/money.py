@@ -31,7 +31,7 @@ def as_decimal(value) -> Decimal:
 
 def round_cents(amount: Decimal) -> Decimal:
     """Round half up to the cent: 242,3125 → 242,31 ; 0,005 → 0,01."""
-    return as_decimal(amount).quantize(CENT, rounding=ROUND_HALF_UP)
+    return as_decimal(amount).quantize(CENT, ROUND_HALF_UP)
 
 
 def allocate(total: Decimal, weights: Sequence[Decimal], tie_keys: Sequence[str]) -> list[Decimal]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
+from operator import itemgetter
 from typing import NamedTuple
 
 from django.conf import settings
@@ -729,7 +730,9 @@ class YearParty(NamedTuple):
     role: str
 
 
-def year_parties(conventions: list) -> tuple[dict[int, tuple], dict[int, engine.Party]]:
+def year_parties(
+    conventions: list, chosen=None
+) -> tuple[dict[int, tuple], dict[int, engine.Party]]:
     """The parties of the conventions as the year's computation reads them, as values:
     convention id → its parties, each as (YearParty, Presence), in the parties' order (that of
     ``convention.parties.all()``: by role, then by their organisation's name); and organisation
@@ -737,9 +740,12 @@ def year_parties(conventions: list) -> tuple[dict[int, tuple], dict[int, engine.
     parties, one for their organisations, one for the few avenants by which a party joined or
     left. The organisations are read in the order of their names, which orders each
     convention's parties (the database's collation decides; ordering all the parties by name
-    there took most of a second)."""
+    there took most of a second). ``chosen``: the conventions' ids as a subquery
+    (``chosen_ids``), when the caller has one."""
     rows = driver_rows(
-        ConventionParty.objects.filter(convention_id__in=[c.pk for c in conventions])
+        ConventionParty.objects.filter(
+            convention_id__in=[c.pk for c in conventions] if chosen is None else chosen
+        )
         .order_by()
         .values_list("convention_id", "organisation_id", "role", "joined_by_id", "left_by_id")
     )
@@ -755,7 +761,6 @@ def year_parties(conventions: list) -> tuple[dict[int, tuple], dict[int, engine.
         )
     }
     by_name = {pk: rank for rank, pk in enumerate(organisations)}
-    rows.sort(key=lambda row: (row[0], row[2], by_name[row[1]]))  # roles: capitals only
     avenants = Amendment.objects.in_bulk(
         {row[3] for row in rows if row[3]} | {row[4] for row in rows if row[4]}
     )
@@ -763,13 +768,19 @@ def year_parties(conventions: list) -> tuple[dict[int, tuple], dict[int, engine.
     for convention_id, organisation_id, role, joined_by_id, left_by_id in rows:
         parties[convention_id].append(
             (
+                (role, by_name[organisation_id]),  # roles: capitals only
                 YearParty(organisation_id, role),
                 presence_between(avenants.get(joined_by_id), avenants.get(left_by_id))
                 if joined_by_id or left_by_id
                 else ALWAYS,  # most parties: no avenant moved them
             )
         )
-    return {pk: tuple(found) for pk, found in parties.items()}, organisations
+    # Each convention's parties sorted on their own (a few each): sorting the hundred thousand
+    # rows at once compared each of them seventeen times.
+    return {
+        pk: tuple((party, span) for _order, party, span in sorted(found, key=itemgetter(0)))
+        for pk, found in parties.items()
+    }, organisations
 
 
 class CoveredYear(NamedTuple):
@@ -956,7 +967,9 @@ def period_usages(
     ``summed_periods``: a whole year without avenant moving a party or a service line, so
     each usage is dated by its period's first day). One query for every periodicity (one per
     periodicity read the table once each): a convention's month falls in its period by a
-    division by its periodicity, told by a CASE, the most common one by default."""
+    division by its periodicity, told by a CASE, the most common one by default. The
+    conventions are named in a list: read through a subquery (``chosen_ids``), PostgreSQL
+    plans a parallel join, slower here than the list, which its index reads in order."""
     by_periodicity: dict[int, list[int]] = defaultdict(list)
     for pk, (months, _periods) in periods_of.items():
         by_periodicity[months].append(pk)
@@ -1102,7 +1115,14 @@ def year_forecasts(terms, data: YearData):
     year's), or, for inputs built without them (a simulation), the terms' own."""
     if data.forecasts is None:
         return terms.forecasts.all()
-    return data.forecasts.get(terms.pk, ())
+    return data.forecasts.get(terms.id, ())
+
+
+def chosen_ids(year: int, conventions=None):
+    """The ids of the conventions ``load_year`` reads, as a subquery: the database selects
+    them again in each query that reads their records, faster than it reads a list of nine
+    thousand ids (which Django also prepares one by one, for each query)."""
+    return billed_in(year, conventions).order_by().prefetch_related(None).values("pk")
 
 
 def load_year(year: int, conventions=None) -> YearData:
@@ -1125,18 +1145,19 @@ def load_year(year: int, conventions=None) -> YearData:
     # every rule below. A prefetch built a queryset per convention and relation, and each
     # read of ``convention.terms.all()`` a related manager: together, a second.
     convention_ids = [c.pk for c in loaded]
+    chosen = chosen_ids(year, conventions)
     terms_of: dict[int, list] = {pk: [] for pk in convention_ids}
-    all_terms = list(Terms.objects.filter(convention_id__in=convention_ids))
+    all_terms = list(Terms.objects.filter(convention_id__in=chosen))
     for terms in all_terms:
         terms_of[terms.convention_id].append(terms)
     lines_of: dict[int, list] = {pk: [] for pk in convention_ids}
-    all_lines = list(ConventionService.objects.filter(convention_id__in=convention_ids))
+    all_lines = list(ConventionService.objects.filter(convention_id__in=chosen))
     services_by_id = Service.objects.in_bulk({line.service_id for line in all_lines})
     for line in all_lines:
         line.service = services_by_id[line.service_id]  # a few thousand services, shared
         lines_of[line.convention_id].append(line)
     prefetch_avenants(all_lines, all_terms)
-    parties, engine_parties = year_parties(loaded)
+    parties, engine_parties = year_parties(loaded, chosen)
     service_ids = {line.service_id for line in all_lines}
     unit_costs = {}
     for unit_cost in (
@@ -1176,9 +1197,9 @@ def load_year(year: int, conventions=None) -> YearData:
         ).values_list("organisation_id", "vintage", "municipal")
     }
     called: dict[tuple[int, int], list] = defaultdict(list)
-    for instalment in Instalment.objects.filter(
-        convention_id__in=convention_ids, year=year
-    ).exclude(status=InstalmentStatus.CANCELLED):
+    for instalment in Instalment.objects.filter(convention_id__in=chosen, year=year).exclude(
+        status=InstalmentStatus.CANCELLED
+    ):
         called[(instalment.convention_id, instalment.payer_id)].append(instalment)
     covered = {
         c.pk: covered_year(c, year, parties.get(c.pk, ()), terms_of[c.pk], lines_of[c.pk])
@@ -1199,7 +1220,7 @@ def load_year(year: int, conventions=None) -> YearData:
         called,
         usage_totals(year, [pk for pk in convention_ids if pk not in periods_of]),
         covered,
-        load_forecasts(year, [terms.pk for terms in all_terms]),
+        load_forecasts(year, Terms.objects.filter(convention_id__in=chosen).values("pk")),
         engine_parties,
         base_lines=dict(base_lines),
         terms_of=terms_of,
@@ -1283,7 +1304,7 @@ def key_weights(line, terms, members, data: YearData) -> dict:
         return {
             f.beneficiary_id: f.fixed_share_percent
             for f in year_forecasts(terms, data)
-            if f.year == data.year and f.service_id == line.pk and f.fixed_share_percent is not None
+            if f.year == data.year and f.service_id == line.id and f.fixed_share_percent is not None
         }
     return {}
 
@@ -1316,9 +1337,9 @@ def keyed_service_input(line, covered: CoveredYear, members, data: YearData):
         )
         for start, end, terms in covered.segments
     )
-    if base.pk not in data.base_costs:  # many conventions share one service's cost base
-        data.base_costs[base.pk] = keyed_costs(base, data.base_lines.get(base.pk, []))
-    return {**data.base_costs[base.pk], "segments": key_segments}
+    if base.id not in data.base_costs:  # many conventions share one service's cost base
+        data.base_costs[base.id] = keyed_costs(base, data.base_lines.get(base.id, []))
+    return {**data.base_costs[base.id], "segments": key_segments}
 
 
 def usages_of_year(
@@ -1330,7 +1351,7 @@ def usages_of_year(
     is covered (a commune joining or leaving, a service added or withdrawn by avenant): a
     usage dated outside is an error, the convention is not computed. ``lines_of_year``: the
     service lines present in the year, each with its presence."""
-    summed = data.period_usages.get(convention.pk)
+    summed = data.period_usages.get(convention.id)
     if summed is not None:
         return summed  # summed per period by the database, each dated by its period's start
     # Each party's and service line's presence (the last record of an organisation or service
@@ -1349,7 +1370,7 @@ def usages_of_year(
     line_spans = {
         service_id: span for service_id, span in line_by_service.items() if span != ALWAYS
     }
-    totals = data.usage_totals.get(convention.pk, ())
+    totals = data.usage_totals.get(convention.id, ())
     usage = engine.Usage
     outside = []
     if not party_spans and not line_spans:
@@ -1409,7 +1430,7 @@ def usages_of_year(
 def convention_input(convention: Convention, data: YearData) -> engine.ConventionInput | None:
     """The engine's input for one convention, or None when it covers nothing of the year.
     Raises ``engine.EngineError`` when its data cannot be computed (e.g. a negative cost)."""
-    covered = data.covered[convention.pk]
+    covered = data.covered[convention.id]
     if covered is None:
         return None
     segments = covered.segments
@@ -1453,9 +1474,9 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
             )
         )
     usages = usages_of_year(convention, data, covered, spans_of_year)
-    code_by_line = {line.pk: line.service.code for line in lines_of_year}
+    code_by_line = {line.id: line.service.code for line in lines_of_year}
     # The acomptes called from the payers who have some (most have none yet).
-    pk = convention.pk
+    pk = convention.id
     called = {
         payer.id: tuple(
             engine.CalledInstalment(
@@ -1570,7 +1591,7 @@ def compliance(year: int, inputs: YearInputs, result: engine.YearResult) -> list
     found = []
     for convention_input in inputs.conventions:
         convention = inputs.by_reference[convention_input.reference]
-        covered = data.covered[convention.pk]
+        covered = data.covered[convention.id]
         terms = covered.segments[0][2]  # applicable_terms on the first day covered
         is_mad = convention.kind == ConventionKind.MISE_A_DISPOSITION
         forecast_payers = {payer_id for payer_id, _ in convention_input.forecasts}
@@ -1584,13 +1605,13 @@ def compliance(year: int, inputs: YearInputs, result: engine.YearResult) -> list
         for service_line, _span in covered.lines:  # convention.services.all()
             base = data.cost_bases.get(service_line.service_id)
             if base is not None:
-                if base.pk not in base_lines:
-                    base_lines[base.pk] = data.base_lines.get(base.pk, [])
-                    base_findings[base.pk] = cost_base_findings_for(base, "", base_lines[base.pk])
-                lines += base_lines[base.pk]
+                if base.id not in base_lines:
+                    base_lines[base.id] = data.base_lines.get(base.id, [])
+                    base_findings[base.id] = cost_base_findings_for(base, "", base_lines[base.id])
+                lines += base_lines[base.id]
                 sources += [
                     engine.Finding(convention.reference, f.code, f.message)
-                    for f in base_findings[base.pk]
+                    for f in base_findings[base.id]
                 ]
             unit_cost = data.unit_costs.get(service_line.service_id)
             if unit_cost is not None and service_line.allocation_key not in engine.ALLOCATION_KEYS:

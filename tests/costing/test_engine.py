@@ -451,6 +451,53 @@ def test_results_do_not_depend_on_input_order(inputs, rng: random.Random):
     assert compute_year(2025, shuffled) == compute_year(2025, inputs)
 
 
+@st.composite
+def keyed_conventions(draw):
+    """A convention with one service commun shared by population or fixed shares, over one or
+    two segments, the managing organisation taking part as any of the terms may state."""
+    payers = tuple(draw(st.lists(st.sampled_from(PARTIES), min_size=1, max_size=4, unique=True)))
+    periods = draw(st.sampled_from([(YEAR,), HALVES]))
+    mode = draw(
+        st.sampled_from(
+            ["", engine.MANAGING_NONE, engine.MANAGING_WEIGHT, engine.MANAGING_FIXED_PERCENT]
+        )
+    )
+    segments = tuple(
+        KeySegment(
+            period,
+            {p.id: draw(st.integers(min_value=0, max_value=1000).map(D)) for p in payers},
+            mode,
+            draw(st.integers(min_value=0, max_value=100).map(D)) if mode else None,
+        )
+        for period in periods
+    )
+    cost = draw(money)
+    service = ServiceInput(
+        "s",
+        "S",
+        None,
+        allocation_key=draw(st.sampled_from([engine.KEY_POPULATION, engine.KEY_FIXED_SHARES])),
+        total_cost=cost,
+        forecast_cost=cost,
+        segments=segments,
+    )
+    return ConventionInput("CONV-2025-001", METRO, payers, (service,), periods)
+
+
+@settings(max_examples=150, deadline=None)
+@given(keyed_conventions())
+def test_a_forecast_cost_equal_to_the_actual_cost_is_shared_as_the_actual_lines(convention):
+    """The forecast of a service commun whose forecast cost is its actual cost is read from the
+    actual lines: the same as sharing the forecast cost again."""
+    try:
+        lines, borne, _findings = engine.convention_year(2025, convention)
+    except EngineError:
+        return
+    assert engine.forecast_amounts(2025, convention, lines + borne) == engine.forecast_amounts(
+        2025, convention
+    )
+
+
 def test_a_convention_that_cannot_be_computed_is_a_finding_not_a_lost_year():
     broken = ConventionInput(
         "CONV-2025-010",
