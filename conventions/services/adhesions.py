@@ -32,8 +32,10 @@ from conventions.models import (
     ActionStatus,
     Amendment,
     Convention,
+    ConventionKind,
     ConventionService,
     Party,
+    PartyRole,
     SchemeAction,
     Status,
     Terms,
@@ -206,6 +208,11 @@ def adhesion_matrix(territory, year: int, *, communes=None) -> Matrix:
         for service in services
     }
     by_service = {service.pk: service for service in services}
+    # Each label translated once, not once a cell (get_…_display() translates every call).
+    kinds, statuses, roles = (
+        {value: str(label) for value, label in choices.choices}
+        for choices in (ConventionKind, Status, PartyRole)
+    )
 
     def mention(convention, status, party, service_ids):
         for service_id in service_ids:
@@ -216,10 +223,10 @@ def adhesion_matrix(territory, year: int, *, communes=None) -> Matrix:
                 ConventionLink(
                     convention=convention,
                     reference=convention.reference,
-                    kind_label=convention.get_kind_display(),
-                    status_label=convention.get_status_display(),
+                    kind_label=kinds[convention.kind],
+                    status_label=statuses[convention.status],
                     role=party.role,
-                    role_label=party.get_role_display(),
+                    role_label=roles[party.role],
                     status=status,
                 )
             )
