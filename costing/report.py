@@ -32,6 +32,9 @@ from costing.services import BILLED_STATUSES, read_stored, settlement_from_json,
 from mutualisation.collation import french_sort_key
 
 ZERO = Decimal("0.00")
+# Beyond this many, a list of organisations is given as a count (the matrix and the convention
+# give the names): a territory of a hundred communes would print pages of names.
+NAMES_LISTED = 12
 
 
 @dataclass(frozen=True)
@@ -168,11 +171,13 @@ def annual_report(*, territory, year: int, conventions, communes=None) -> dict:
     rows = []
     for convention in in_force:
         parties = list(convention.parties.all())
+        names = sorted((p.organisation.name for p in parties), key=french_sort_key)
         rows.append(
             {
                 "convention": convention,
                 "direction": direction_of(parties),
-                "organisations": sorted(p.organisation.name for p in parties),
+                "organisations": names if len(names) <= NAMES_LISTED else [],
+                "party_count": len(names),
                 "services": [line.service.name for line in convention.services.all()],
                 "signed_in_year": bool(
                     convention.signature_date and convention.signature_date.year == year
@@ -200,6 +205,7 @@ def annual_report(*, territory, year: int, conventions, communes=None) -> dict:
         "territory": territory,
         "year": year,
         "whole": communes is None,
+        "names_listed": NAMES_LISTED,
         "generated_at": timezone.localtime(),
         "computed_at": stored.computed_at,
         "in_force": rows,

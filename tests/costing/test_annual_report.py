@@ -235,3 +235,22 @@ def test_the_report_reads_as_many_queries_for_few_or_many_conventions(client, bi
     few = queries(path)
     action.conventions.add(*more_billed_conventions(billed, 4))
     assert queries(path) == few
+
+
+def test_long_lists_of_names_are_given_as_counts(territory):
+    from django.template.loader import render_to_string
+
+    from costing.report import NAMES_LISTED
+    from tests.factories import OrganisationFactory
+
+    many = [OrganisationFactory(name=f"Commune {i:02d}") for i in range(NAMES_LISTED + 1)]
+    few = many[:2]
+    page = render_to_string(
+        "costing/_annual_report_names.html", {"organisations": many, "names_listed": NAMES_LISTED}
+    )
+    assert f"{NAMES_LISTED + 1}</strong> communes (voir la matrice des adhésions)" in page
+    assert "Commune 00" not in page
+    page = render_to_string(
+        "costing/_annual_report_names.html", {"organisations": few, "names_listed": NAMES_LISTED}
+    )
+    assert "Commune 00, Commune 01" in page
