@@ -44,6 +44,7 @@ from conventions.services import scheme as schemes
 from conventions.tables import ConventionTable
 from mutualisation import spreadsheets
 from mutualisation.collation import FrenchOrder
+from mutualisation.converters import year_choices
 from mutualisation.forms import RowsConflict, carry_version
 from mutualisation.french import of
 from mutualisation.models import Organisation, OrganisationKind, Service
@@ -819,15 +820,8 @@ def amendment_pdf(request, reference, number):
 
 # --- territory-wide tables: adhesions of the communes, staff made available --------------------
 
-# The years the tables offer (the year's navigation), around this one.
-YEARS_BACK, YEARS_AHEAD = 3, 1
 # What the tables are exported as: a CSV for French Excel (« ; », BOM) and an XLSX.
 TABLE_FORMATS = {"csv": spreadsheets.excel_csv, "xlsx": spreadsheets.xlsx}
-
-
-def year_choices() -> list[int]:
-    this_year = timezone.localdate().year
-    return list(range(this_year + YEARS_AHEAD, this_year - YEARS_BACK - 1, -1))
 
 
 def chosen_territory_of(request):

@@ -20,7 +20,7 @@ from django_tables2 import RequestConfig
 from django_tables2.data import TableListData
 
 from conventions.models import Amendment, Convention, ConventionKind, PartyRole
-from conventions.views import get_convention
+from conventions.views import chosen_territory_of, get_convention
 from costing import engine, exports, forms, instalments, report, services, statements, tables
 from costing.models import (
     BatchJob,
@@ -45,13 +45,12 @@ from costing.resources import (
 from costing.resources import usage_import_confirm as usage_import_confirm_service
 from costing.rules import may_approve
 from mutualisation.collation import FrenchOrder
+from mutualisation.converters import year_choices
 from mutualisation.documents import render_pdf
 from mutualisation.forms import RowsConflict, carry_version
 from mutualisation.models import Organisation, Service
 from mutualisation.rules import (
-    chosen_territory,
     home_territories,
-    own_communes,
     scope_of,
     territories_of,
 )
@@ -81,11 +80,6 @@ def territory_convention(request, reference) -> Convention:
     if not scope_of(request.user).works_on(convention.territory_id):
         raise PermissionDenied
     return convention
-
-
-def year_choices():
-    this_year = timezone.localdate().year
-    return list(range(this_year + 1, this_year - 4, -1))
 
 
 @login_required
@@ -1297,14 +1291,12 @@ def annual_report_context(request, year) -> dict:
     """The report of the territory chosen (``?territoire=<SIREN>``) for the user: whole for its
     staff, their own commune's part for a commune reader; 404 for a territory not theirs."""
     require(request, "costing.view_reimbursements")
-    territory = chosen_territory(request.user, request.GET.get("territoire"))
-    if territory is None:
-        raise Http404
+    territory, communes = chosen_territory_of(request)
     return report.annual_report(
         territory=territory,
         year=year,
         conventions=Convention.objects.visible_to(request.user),
-        communes=own_communes(request.user, territory),
+        communes=communes,
     )
 
 

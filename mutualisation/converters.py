@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.urls import register_converter
+from django.utils import timezone
 
 # The budget years Mutualis handles; configurable, wide enough for archives and projections.
 DEFAULT_YEARS = (2000, 2100)
@@ -22,6 +23,16 @@ class YearConverter:
 
     def to_url(self, value) -> str:
         return str(int(value))
+
+
+# The years the pages' year navigation offers, around this one.
+YEARS_BACK, YEARS_AHEAD = 3, 1
+
+
+def year_choices() -> list[int]:
+    """The budget years a page offers to move to: next year, this one and three before."""
+    this_year = timezone.localdate().year
+    return list(range(this_year + YEARS_AHEAD, this_year - YEARS_BACK - 1, -1))
 
 
 # A budget year in the apps' addresses (<year:year>), registered once for all of them, here: a

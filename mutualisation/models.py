@@ -234,6 +234,12 @@ class EpciMembershipQuerySet(models.QuerySet):
             Q(valid_until__isnull=True) | Q(valid_until__gte=on)
         )
 
+    def during(self, first, last):
+        """Memberships valid on at least one day from ``first`` to ``last``."""
+        return self.filter(valid_from__lte=last).filter(
+            Q(valid_until__isnull=True) | Q(valid_until__gte=first)
+        )
+
 
 class EpciMembership(models.Model):
     """A commune's membership of its EPCI, with validity dates (adhésion, retrait)."""

@@ -24,7 +24,7 @@ from datetime import date
 
 import tablib
 from django.db import models
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -132,9 +132,8 @@ class Matrix:
 def member_communes(territory, year: int, communes=None):
     """The communes members of the territory on at least one day of the year, in French order;
     ``communes`` (ids) keeps those only."""
-    first, last = date(year, 1, 1), date(year, 12, 31)
-    members = EpciMembership.objects.filter(epci=territory, valid_from__lte=last).filter(
-        Q(valid_until__isnull=True) | Q(valid_until__gte=first)
+    members = EpciMembership.objects.during(date(year, 1, 1), date(year, 12, 31)).filter(
+        epci=territory
     )
     queryset = Organisation.objects.communes().filter(pk__in=members.values("member_id"))
     if communes is not None:

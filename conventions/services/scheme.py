@@ -13,7 +13,6 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from conventions.models import (
@@ -298,9 +297,10 @@ def is_locked(scheme: Scheme) -> bool:
 def mandate_communes(scheme: Scheme):
     """The communes members of the scheme's territory at some time during its mandate: those an
     action may concern."""
-    start, end = date(scheme.first_year, 1, 1), date(scheme.last_year, 12, 31)
     return Organisation.objects.filter(
-        pk__in=EpciMembership.objects.filter(epci_id=scheme.territory_id, valid_from__lte=end)
-        .filter(Q(valid_until__isnull=True) | Q(valid_until__gte=start))
+        pk__in=EpciMembership.objects.during(
+            date(scheme.first_year, 1, 1), date(scheme.last_year, 12, 31)
+        )
+        .filter(epci_id=scheme.territory_id)
         .values("member_id")
     )
