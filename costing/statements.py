@@ -1134,7 +1134,10 @@ def statement_state(statement: Statement) -> str:
 def current_statements(year: int, conventions=None):
     """The statements that stand for the year: issued and not cancelled, plus the drafts (but
     not a draft correction: the statement it would cancel still stands until it is issued);
-    of ``conventions`` only when given."""
+    of ``conventions`` only when given. Without their stored PDF and snapshot, nor those of the
+    statements they cancel: what lists them (a summary, an export, a batch's ZIP) prints their
+    numbers and amounts, and a territory's year is thousands of them (``Statement.pdf`` is read
+    one by one where a PDF is served)."""
     statements = Statement.objects.filter(year=year)
     if conventions is not None:
         statements = statements.filter(convention__in=conventions)
@@ -1144,6 +1147,7 @@ def current_statements(year: int, conventions=None):
         )
         .exclude(status=StatementStatus.DRAFT, cancels__isnull=False)
         .select_related("convention", "payer", "payee", "cancels")
+        .defer("pdf", "snapshot", "cancels__pdf", "cancels__snapshot")
         .order_by("status", "number", "convention__reference", "payer__siren")
     )
 
@@ -1486,7 +1490,7 @@ def build_archive(job: BatchJob) -> None:
     """ZIP, written to a temporary file then to the storage (never whole in memory): one PDF
     per statement (the stored bytes of issued ones, the rendered part of drafts), a summary
     PDF, a CSV of every statement line with its imputations."""
-    statements = list(current_statements(job.year, batch_conventions(job)).defer("pdf", "snapshot"))
+    statements = list(current_statements(job.year, batch_conventions(job)))
     planned = {item["id"]: item for chunk in job.plan.get("chunks", []) for item in chunk}
     size = batch_chunk_size()
     with tempfile.TemporaryFile() as spool:

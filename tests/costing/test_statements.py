@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from pypdf import PdfReader
 
@@ -239,6 +240,25 @@ def test_consolidated_summary_of_a_commune_across_its_conventions(client, person
     assert "Position nette -8 965,47 €" in text
     other = client.get(reverse("costing:commune-summary", args=[2026, territory.commune_b.siren]))
     assert other.status_code == 404
+
+
+def test_a_summary_reads_neither_the_statements_stored_pdfs_nor_their_snapshots(
+    client, personas, billed
+):
+    """Before: the summary read every listed statement whole, its stored PDF and snapshot
+    included, and those of the statements it cancels: an EPCI's summary of 3 600 statements
+    took 830 MiB before rendering a page (docs/performance.md, section b)."""
+    issued = issue_after_review(drafts()["Commune A"])
+    assert issued.pdf
+    client.force_login(personas.reader_a)
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(
+            reverse("costing:commune-summary", args=[2026, billed.territory.commune_a.siren])
+        )
+    assert response.status_code == 200
+    read = [q["sql"] for q in captured.captured_queries if 'FROM "costing_statement"' in q["sql"]]
+    assert read
+    assert not [sql for sql in read if re.search(r'\."(pdf|snapshot)"', sql)]
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
