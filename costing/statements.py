@@ -1611,13 +1611,14 @@ def summary_part(context: dict, part: list, index: int, parts: int) -> tuple[dic
     return part_context, digest
 
 
-def render_summary_pdf(year: int, statements, *, ready=None) -> bytes:
-    """The year's summary PDF. Beyond ``summary_part_rows()`` statements, rendered in parts
-    (the title on the first, the totals on the last) joined into one document whose pages are
-    numbered across the parts. ``ready(index, digest)`` gives a part already rendered (by a
-    batch's chunk), or None."""
+def render_summary_pdf(year: int, statements, *, ready=None, organisation=None) -> bytes:
+    """The year's summary PDF (of ``organisation``'s statements: with what it is owed and owes).
+    Beyond ``summary_part_rows()`` statements, rendered in parts (the title on the first, the
+    totals on the last) joined into one document whose pages are numbered across the parts, so
+    that its memory does not grow with the statements. ``ready(index, digest)`` gives a part
+    already rendered (by a batch's chunk), or None."""
     statements = summary_sorted(statements)
-    context = summary_context(year, statements)
+    context = summary_context(year, statements, organisation)
     parts = summary_in_parts(statements)
     rendered = []
     for index, part in enumerate(parts):

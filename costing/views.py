@@ -1239,10 +1239,7 @@ def commune_summary_pdf(request, year, siren):
         .filter(pk__in=Statement.objects.visible_to(request.user).values("pk"))
         .filter(Q(payer=organisation) | Q(payee=organisation))
     )
-    content = render_pdf(
-        "costing/statement_summary_pdf.html",
-        statements.summary_context(year, selected, organisation),
-    )
+    content = statements.render_summary_pdf(year, selected, organisation=organisation)
     response = HttpResponse(content, content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="recapitulatif-{year}-{siren}.pdf"'
     record_document_access(request, f"recapitulatif-{year}-{siren}.pdf")

@@ -276,3 +276,32 @@ def test_the_migration_moves_the_zips_kept_in_the_database_to_files(personas):
     assert job.archive.name.endswith(f"/etats-2025-{job.pk}.zip")
     with job.archive.open("rb") as stored:
         assert stored.read() == zipped
+
+
+@pytest.mark.django_db
+def test_an_organisations_summary_is_rendered_in_parts_its_position_printed_once_at_the_end(
+    billed, settings, client, personas
+):
+    """Before: an organisation's summary was one WeasyPrint document however long: an EPCI
+    payee of 3 600 statements took 16 s and 584 MiB in a web worker (docs/performance.md)."""
+    from django.urls import reverse
+
+    settings.MUTUALIS_SUMMARY_PART_ROWS = 1
+    more_billed_conventions(billed, 1)
+    statements.statements_prepare(2026)
+    epci = billed.territory.epci
+    listed = [s for s in statements.current_statements(2026) if epci.pk in (s.payer_id, s.payee_id)]
+    assert len(listed) > 1
+    client.force_login(personas.finance)
+    response = client.get(reverse("costing:commune-summary", args=[2026, epci.siren]))
+    assert response.status_code == 200
+    pages = [spaced(p.extract_text()) for p in PdfReader(io.BytesIO(response.content)).pages]
+    assert len(pages) == len(listed)  # one part per statement, joined
+    for number, page in enumerate(pages, start=1):
+        assert f"Page {number} / {len(pages)}" in page, page
+    text = "\n".join(pages)
+    assert text.count("Position nette") == 1
+    assert "Position nette" in pages[-1]
+    assert text.count(epci.name) >= 1
+    for statement in listed:
+        assert statement.convention.reference in text

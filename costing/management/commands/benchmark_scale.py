@@ -87,6 +87,10 @@ def mib(kib: int) -> str:
     return f"{kib / 1024:,.0f} Mio".replace(",", " ")
 
 
+def number(value: int) -> str:
+    return f"{value:,}".replace(",", " ")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -227,6 +231,29 @@ def probe_batch_inline(year: int) -> dict:
     }
 
 
+def probe_summary(year: int, territory_ids: list[int]) -> dict:
+    """The year's summary PDF of the current statements of these territories, rendered in this
+    fresh process as a batch's last step assembles it (in parts, joined, pages numbered): its
+    time, pages and peak memory, beside the Celery worker's memory limit."""
+    from costing import statements
+
+    listed = list(
+        statements.current_statements(
+            year, Convention.objects.filter(territory_id__in=territory_ids)
+        )
+    )
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    durations, content = timed(lambda: statements.render_summary_pdf(year, listed))
+    return {
+        "statements": len(listed),
+        "seconds": durations[0],
+        "pages": len(PdfReader(io.BytesIO(content)).pages),
+        "kib": len(content) // 1024,
+        "loaded_kib": before,
+        "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
+
+
 def busy_loop(count: int) -> int:
     total = 0
     for i in range(count):
@@ -273,6 +300,13 @@ class Command(BaseCommand):
         parser.add_argument("--probe", default="", help=argparse_hidden())
         parser.add_argument("--territory", type=int, default=None, help=argparse_hidden())
         parser.add_argument("--timeout", type=float, default=3600, help=argparse_hidden())
+        parser.add_argument("--territories", default="", help=argparse_hidden())
+        parser.add_argument(
+            "--summary-territories",
+            type=int,
+            default=4,
+            help="Territoires (les plus chargés) du plus grand récapitulatif mesuré.",
+        )
 
     def handle(self, *args, **options):
         year = options["year"]
@@ -281,6 +315,9 @@ class Command(BaseCommand):
                 "year": lambda: probe_year(year, options["territory"]),
                 "batch": lambda: probe_batch(year, options["timeout"]),
                 "batch-inline": lambda: probe_batch_inline(year),
+                "summary": lambda: probe_summary(
+                    year, [int(pk) for pk in options["territories"].split(",")]
+                ),
             }[options["probe"]]()
             self.stdout.write(json.dumps(result))
             return
@@ -297,6 +334,8 @@ class Command(BaseCommand):
         if "b" in sections:
             self.say("b. PDF")
             self.pdfs(year)
+            self.say("b. Récapitulatif de l'année")
+            self.summaries(year)
         if options["batch_database"] and "batch" in sections:
             self.say("b. Lots d'états (Celery)")
             self.batches(year)
@@ -509,6 +548,59 @@ class Command(BaseCommand):
                 f"(`statements.statements_prepare`) : {s(prepare_time[0])}.",
             ],
         )
+
+    def summaries(self, year: int) -> None:
+        """The year's summary PDF, the longest document a worker renders, at two sizes: the
+        busiest territory's statements (prepared by ``pdfs``), then those of the
+        ``--summary-territories`` busiest together: its peak memory must not grow with them."""
+        from costing import statements
+
+        busiest = list(
+            Organisation.objects.filter(kind=OrganisationKind.EPCI)
+            .annotate(conventions=Count("territory_conventions"))
+            .order_by("-conventions", "pk")
+            .values_list("pk", flat=True)[: self.options["summary_territories"]]
+        )
+        prepare_time = 0.0
+        for pk in busiest:
+            conventions = Convention.objects.filter(territory_id=pk)
+            if not Statement.objects.filter(year=year, convention__in=conventions).exists():
+                started = time.perf_counter()
+                statements.statements_prepare(year, conventions)
+                prepare_time += time.perf_counter() - started
+        limit = settings.CELERY_WORKER_MAX_MEMORY_PER_CHILD
+        lines = [
+            "| Territoires | États | Pages | Durée | Mémoire au départ | Mémoire max. "
+            "| Limite d'un travailleur | Taille |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for label, ids in (
+            (f"1 ({self.territory.name})", [self.territory.pk]),
+            (f"{len(busiest)} (les plus chargés)", busiest),
+        ):
+            measured = probe(
+                "summary", "--year", str(year), "--territories", ",".join(map(str, ids))
+            )
+            lines.append(
+                f"| {label} | {number(measured['statements'])} | {number(measured['pages'])} | "
+                f"{s(measured['seconds'])} | {mib(measured['loaded_kib'])} | "
+                f"{mib(measured['maxrss_kib'])} | {mib(limit)} | {number(measured['kib'])} Kio |"
+            )
+            self.memory.append(
+                (f"Récapitulatif de l'année, {number(measured['statements'])} états",
+                 measured["maxrss_kib"])
+            )  # fmt: skip
+        lines += [
+            "",
+            "`statements.render_summary_pdf` dans un processus neuf, comme l'assemble la dernière "
+            "étape d'un lot : par parties de `MUTUALIS_SUMMARY_PART_ROWS` "
+            f"({statements.summary_part_rows()}) états, jointes, pages numérotées. Mémoire au "
+            "départ : le processus une fois les états lus, avant le rendu. Limite : "
+            "`CELERY_WORKER_MAX_MEMORY_PER_CHILD` (au-delà, le travailleur est remplacé après "
+            "sa tâche). Projets d'états préparés pour la mesure : "
+            f"{s(prepare_time)}.",
+        ]
+        self.add("b. Récapitulatif de l'année", lines)
 
     # -- b. batches ----------------------------------------------------------------------------
 
