@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 from collections import Counter
 from decimal import Decimal
 
@@ -204,3 +205,32 @@ def test_the_benchmark_probe_reports_the_engine_sums_of_the_generated_year(db):
         total=Sum("units")
     )["total"]
     assert reported == rows
+
+
+def test_the_benchmarks_peak_memory_is_the_probes_own_not_its_parents():
+    """Before: a probe reported ``ru_maxrss``, which Linux carries over a fork and an exec from
+    the parent: every probe started after the benchmark's process had grown reported the
+    benchmark's own size (a summary PDF « 902 MiB » that measured 209 MiB alone)."""
+    import subprocess
+    import sys
+
+    from costing.management.commands import benchmark_scale
+
+    grown = bytearray(160 * 1024 * 1024)
+    grown[::4096] = b"\x01" * len(grown[::4096])  # the pages touched: resident
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup();"
+            "from costing.management.commands.benchmark_scale import peak_memory_kib;"
+            "print(peak_memory_kib())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "mutualisation.settings"},
+    )
+    assert benchmark_scale.peak_memory_kib() > 160 * 1024
+    assert int(child.stdout) < 160 * 1024
+    del grown

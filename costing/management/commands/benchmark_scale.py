@@ -10,7 +10,8 @@ b. the PDF of a statement and of a convention against a blank one-page PDF with 
    and a batch of statements (``statements.batch_start``) run by 1 then 2 real Celery worker
    processes on the local Redis, against a smaller database (``--batch-database``);
 c. p50/p95 of five pages through gunicorn (DEBUG off), and their SQL query count in-process;
-d. peak memory of the year computation and of a batch (ru_maxrss of a subprocess).
+d. peak memory of the year computation, of a batch and of the year's summary (the high-water
+   mark of a subprocess's own memory, VmHWM).
 
 Each timed part that needs a clean process runs as ``benchmark_scale --probe …`` in a
 subprocess, which prints one JSON line.
@@ -85,6 +86,21 @@ def s(seconds: float) -> str:
 
 def mib(kib: int) -> str:
     return f"{kib / 1024:,.0f} Mio".replace(",", " ")
+
+
+def peak_memory_kib() -> int:
+    """This process's peak resident memory (KiB): the high-water mark of its own memory
+    (``VmHWM``), reset when the process starts a program. Not ``ru_maxrss``, which Linux
+    carries over a fork and an exec: a probe started by a benchmark grown to 900 MiB would
+    report 900 MiB whatever it used itself."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # no /proc: the best there is
 
 
 def number(value: int) -> str:
@@ -168,7 +184,7 @@ def probe_year(year: int, territory_id: int | None) -> dict:
         "units": [[payer, service, str(value)] for (payer, service), value in units.items()],
         "amount": str(amount),
         "seconds": durations[0],
-        "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "maxrss_kib": peak_memory_kib(),
         "conventions": len(computed.conventions),
         "lines": len(lines),
         "total": str(computed.result.total),
@@ -227,7 +243,7 @@ def probe_batch_inline(year: int) -> dict:
     return {
         "seconds": durations[0],
         "status": job.status,
-        "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "maxrss_kib": peak_memory_kib(),
     }
 
 
@@ -242,7 +258,7 @@ def probe_summary(year: int, territory_ids: list[int]) -> dict:
             year, Convention.objects.filter(territory_id__in=territory_ids)
         )
     )
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_memory_kib()
     durations, content = timed(lambda: statements.render_summary_pdf(year, listed))
     return {
         "statements": len(listed),
@@ -250,7 +266,7 @@ def probe_summary(year: int, territory_ids: list[int]) -> dict:
         "pages": len(PdfReader(io.BytesIO(content)).pages),
         "kib": len(content) // 1024,
         "loaded_kib": before,
-        "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "maxrss_kib": peak_memory_kib(),
     }
 
 
@@ -669,6 +685,14 @@ class Command(BaseCommand):
                 f"Fiche de convention ({convention.reference})",
                 reverse("conventions:detail", args=[convention.reference]),
             ),
+            ("Accueil", reverse("home")),
+            ("Bases de coûts", reverse("costing:cost-bases", args=[year])),
+            ("Recours", reverse("costing:usage-list", args=[year])),
+            ("Acomptes", reverse("costing:instalments", args=[year])),
+            ("Schémas de mutualisation", reverse("conventions:schemes")),
+            ("Matrice des adhésions", reverse("conventions:adhesions", args=[year])),
+            ("Agents mis à disposition", reverse("conventions:staff", args=[year])),
+            ("Rapport annuel", reverse("costing:annual-report", args=[year])),
         ]
 
     def query_counts(self, user, urls) -> dict:
@@ -769,7 +793,7 @@ class Command(BaseCommand):
 
     def report(self) -> str:
         memory = [
-            "| Traitement | Mémoire maximale (ru_maxrss) |",
+            "| Traitement | Mémoire maximale (VmHWM du processus) |",
             "|---|---|",
             *(f"| {label} | {mib(kib)} |" for label, kib in self.memory),
         ]

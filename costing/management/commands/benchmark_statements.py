@@ -1,4 +1,3 @@
-import resource
 import time
 
 from django.core.management.base import BaseCommand, CommandError
@@ -6,6 +5,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from costing import statements
+from costing.management.commands.benchmark_scale import peak_memory_kib
 from costing.models import Statement
 
 
@@ -40,7 +40,7 @@ class Command(BaseCommand):
             sizes.append(len(statements.render_statement_pdf(drafts[index % len(drafts)])))
         elapsed = time.perf_counter() - started
         summary = statements.render_summary_pdf(year, drafts)
-        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak_mib = peak_memory_kib() / 1024
         self.stdout.write(
             f"{count} PDF en {elapsed:.2f} s ({elapsed / count * 1000:.0f} ms par état, "
             f"{sum(sizes) / count / 1024:.0f} Kio en moyenne) ; récapitulatif {len(summary) / 1024:.0f} Kio ; "
