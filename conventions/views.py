@@ -4,6 +4,7 @@ inline formsets, legal transitions, avenants, termination, related records and t
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
 from django.db.models import Prefetch, Q, prefetch_related_objects
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
@@ -57,6 +58,7 @@ from mutualisation.rules import (
 )
 from mutualisation.services import record_document_access
 from mutualisation.tables import configure
+from mutualisation.views import pager
 
 ALERT_DAYS = 90
 # The list shows the first alerts (by date) and counts the others.
@@ -867,14 +869,22 @@ def adhesion_table(request, year):
     return territory, matrix, adhesions.narrowed(matrix, status=status, service=service)
 
 
+# Communes shown per page of the adhesion matrix: a row holds a cell per service of the
+# territory (a hundred in the largest), the exports every row.
+ADHESION_ROWS_PER_PAGE = 50
+
+
 @login_required
 def adhesion_matrix(request, year):
     """Which member commune adheres to which service in the year (a commune reader: their own
     commune's row), filtered by status and service."""
     territory, matrix, shown = adhesion_table(request, year)
+    rows = Paginator(shown.rows, ADHESION_ROWS_PER_PAGE).get_page(request.GET.get("page"))
     visible = set(
         Convention.objects.visible_to(request.user)
-        .filter(pk__in=shown.convention_ids)
+        .filter(
+            pk__in={link.convention.pk for row in rows for c in row.cells for link in c.conventions}
+        )
         .values_list("pk", flat=True)
     )
     filters = {key: request.GET.get(key, "") for key in ("statut", "service")}
@@ -884,6 +894,8 @@ def adhesion_matrix(request, year):
         {
             **table_context(request, territory, year),
             "matrix": shown,
+            "rows": rows,
+            "pager": pager(request, rows, "page", _("Pages du tableau des adhésions")),
             "all_services": matrix.services,
             "statuses": adhesions.AdhesionStatus.choices,
             "filters": filters,

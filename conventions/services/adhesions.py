@@ -71,7 +71,7 @@ class ConventionLink:
     status: str  # the AdhesionStatus it gives the commune: ADHERENT or PROJECT
 
 
-@dataclass
+@dataclass(slots=True)
 class Cell:
     commune: Organisation
     service: Service
@@ -201,10 +201,12 @@ def adhesion_matrix(territory, year: int, *, communes=None) -> Matrix:
     the scheme action if any; per service, the number of adhering communes among the rows."""
     rows_communes = member_communes(territory, year, communes)
     services = list(Service.objects.filter(territory=territory).order_by(FrenchOrder("name"), "pk"))
+    # A cell per commune and service: 15 000 in the largest territory, built plainly.
+    service_ids = [(service.pk, service) for service in services]
     cells = {
-        (commune.pk, service.pk): Cell(commune=commune, service=service)
-        for commune in rows_communes
-        for service in services
+        (commune_id, service_id): Cell(commune, service)
+        for commune_id, commune in ((c.pk, c) for c in rows_communes)
+        for service_id, service in service_ids
     }
     by_service = {service.pk: service for service in services}
     # Each label translated once, not once a cell (get_…_display() translates every call).
