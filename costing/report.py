@@ -11,12 +11,15 @@ images (matplotlib), embedded alike in the page and in the PDF.
 """
 
 import base64
+import hashlib
 import io
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from django.core.cache import cache
 from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from conventions.models import (
@@ -239,6 +242,7 @@ def annual_report(*, territory, year: int, conventions, communes=None) -> dict:
 # --- charts --------------------------------------------------------------------------------------
 
 CHART_DPI = 150
+CHART_KEPT_SECONDS = 7 * 24 * 3600  # named by their figures: never stale, only unused
 CHART_FLOWS = 25  # organisations charted; the table lists them all
 BLUE, RED, GREY = "#1f4e79", "#b03a2e", "#6b7280"
 STATUS_COLOURS = {
@@ -271,18 +275,38 @@ def new_figure(width: float, height: float):
     return figure
 
 
+def kept_chart(name: str, figures: tuple, draw) -> str:
+    """The chart ``name`` of ``figures`` (what it plots, as plain values), drawn by
+    ``draw(figures)`` the first time only: kept in the cache under the digest of its name, its
+    figures and the language of its labels, so that a change of figures draws it anew and the
+    report's next readers do not wait for matplotlib (a quarter of the page's time)."""
+    digest = hashlib.sha256(repr((name, get_language(), figures)).encode()).hexdigest()
+    key = f"report-chart:{digest}"
+    found = cache.get(key)
+    if found is None:
+        found = draw(figures)
+        cache.set(key, found, CHART_KEPT_SECONDS)
+    return found
+
+
 def flows_chart(report: dict) -> str | None:
     charted = sorted(report["flows"], key=lambda f: (-abs(f.net), f.organisation.name))
     charted = sorted(charted[:CHART_FLOWS], key=lambda f: f.net)
     if not charted:
         return None
+    return kept_chart(
+        "flows", tuple((f.organisation.name, str(f.net)) for f in charted), draw_flows
+    )
+
+
+def draw_flows(charted: tuple) -> str:
     from matplotlib.ticker import FuncFormatter
 
     figure = new_figure(7.5, 0.9 + 0.28 * len(charted))
     axes = figure.add_subplot()
-    values = [float(f.net) for f in charted]  # drawing only: the table prints the Decimals
+    values = [float(net) for _name, net in charted]  # drawing only: the table prints Decimals
     axes.barh(
-        [f.organisation.name for f in charted],
+        [name for name, _net in charted],
         values,
         color=[BLUE if v >= 0 else RED for v in values],
     )
@@ -297,12 +321,20 @@ def scheme_chart(report: dict) -> str | None:
     progress = report["progress"]
     if progress is None or not any(h.actions for h in progress.horizons):
         return None
+    figures = tuple(
+        (str(h.label), tuple(h.counts[status] for status in ActionStatus.values))
+        for h in progress.horizons
+    )
+    return kept_chart("scheme", figures, draw_scheme)
+
+
+def draw_scheme(horizons: tuple) -> str:
     figure = new_figure(7.5, 2.6)
     axes = figure.add_subplot()
-    labels = [str(h.label) for h in progress.horizons]
+    labels = [label for label, _counts in horizons]
     left = [0] * len(labels)
-    for status, label in ActionStatus.choices:
-        counts = [h.counts[status] for h in progress.horizons]
+    for index, (status, label) in enumerate(ActionStatus.choices):
+        counts = [counts[index] for _label, counts in horizons]
         axes.barh(labels, counts, left=left, color=STATUS_COLOURS[status], label=str(label))
         left = [a + b for a, b in zip(left, counts, strict=True)]
     axes.invert_yaxis()
@@ -317,10 +349,15 @@ def staff_chart(report: dict) -> str | None:
     staff = report["staff"]
     if not staff.agents:
         return None
+    figures = tuple((str(entry.label), str(entry.fte)) for entry in staff.by_regime)
+    return kept_chart("staff", figures, draw_staff)
+
+
+def draw_staff(by_regime: tuple) -> str:
     figure = new_figure(7.5, 2.2)
     axes = figure.add_subplot()
-    labels = [str(entry.label) for entry in staff.by_regime]
-    axes.barh(labels, [float(entry.fte) for entry in staff.by_regime], color=BLUE)
+    labels = [label for label, _fte in by_regime]
+    axes.barh(labels, [float(fte) for _label, fte in by_regime], color=BLUE)
     axes.invert_yaxis()
     axes.set_xlabel(_("Équivalents temps plein travaillés (ETPT)"))
     axes.set_title(_("Agents mis à disposition ou transférés, par régime"))
