@@ -26,9 +26,17 @@ from conventions.models import (
     UsageForecast,
 )
 from costing import statements
-from costing.models import Instalment, UnitCost, UsageRecord, UsageSource
+from costing.models import (
+    Instalment,
+    InstalmentStatus,
+    Statement,
+    StatementStatus,
+    UnitCost,
+    UsageRecord,
+    UsageSource,
+)
 from tests.conftest import log_in
-from tests.costing.conftest import cost_base
+from tests.costing.conftest import cost_base, issue_after_review
 from tests.factories import (
     ConventionFactory,
     EpciMembershipFactory,
@@ -70,7 +78,7 @@ def opinion(scheme, commune):
     )
 
 
-def instalment(convention, payer, payee, rank=1):
+def instalment(convention, payer, payee, rank=1, **state):
     return Instalment.objects.create(
         convention=convention,
         payer=payer,
@@ -79,34 +87,47 @@ def instalment(convention, payer, payee, rank=1):
         rank=rank,
         due_date=date(YEAR, 6, 30),
         amount=Decimal("100.00"),
+        **state,
     )
+
+
+TITRE = {"status": InstalmentStatus.TITRE_ISSUED, "titre_number": "T-2026-1"}
+
+
+def prepare_and_issue_half():
+    """The year's drafts prepared, every other one issued (their rows read otherwise)."""
+    statements.statements_prepare(YEAR)
+    for draft in Statement.objects.filter(status=StatementStatus.DRAFT).order_by("pk")[::2]:
+        issue_after_review(draft)
 
 
 @pytest.fixture
 def world(billed):
     """``billed`` (the EPCI's service to communes A and B) with one of each thing the pages
-    list: a cost base, agents of the EPCI and of a commune, a called acompte, an échéance
-    within 180 days, a transmitted scheme with an action and a council's opinion, the drafts."""
+    list: a cost base, agents of the EPCI and of a commune, acomptes called and
+    titled, an échéance within 180 days, a transmitted scheme with an action and a council's
+    opinion, the statements (half of them issued)."""
     t = billed.territory
     cost_base(billed.service)
     Terms.objects.filter(convention=billed.convention).update(end_date=ENDING)
     agent(billed.convention, t.epci, "AG-INITIAL")
     agent(billed.convention, t.commune_a, "AG-INITIAL-A")
     instalment(billed.convention, t.commune_a, t.epci)
+    instalment(billed.convention, t.commune_a, t.epci, rank=2, **TITRE)
     scheme = SchemeFactory(territory=t.epci, title="Schéma initial", **TRANSMITTED)
     action = SchemeActionFactory(scheme=scheme, title="Action initiale", service=billed.service)
     action.communes.set([t.commune_a, t.commune_b])
     action.conventions.set([billed.convention])
     opinion(scheme, t.commune_a)
-    statements.statements_prepare(YEAR)
+    prepare_and_issue_half()
     return SimpleNamespace(billed=billed, territory=t, scheme=scheme)
 
 
 def grow(world, count=ADDED) -> SimpleNamespace:
     """``count`` more of each: communes of the EPCI (each with its council's opinion on the
     scheme), each with its own service (notified unit cost, cost base), convention with commune
-    A ending soon (usage, agents, acomptes), scheme action and scheme; then the year's drafts
-    prepared again."""
+    A ending soon (usage, agents, acomptes), scheme action and scheme; then the year's
+    statements prepared again, half the drafts issued."""
     t = world.territory
     added = SimpleNamespace(conventions=[], services=[], communes=[], actions=[], schemes=[])
     for i in range(count):
@@ -155,7 +176,7 @@ def grow(world, count=ADDED) -> SimpleNamespace:
         agent(convention, t.epci, f"AG-AJOUT-{i}")
         agent(convention, commune, f"AG-AJOUT-{i}-COMMUNE")
         instalment(convention, t.commune_a, t.epci)
-        instalment(convention, commune, t.epci)
+        instalment(convention, commune, t.epci, **TITRE)
         action = SchemeActionFactory(
             scheme=world.scheme, title=f"Action ajoutée {i}", service=service
         )
@@ -170,7 +191,7 @@ def grow(world, count=ADDED) -> SimpleNamespace:
         added.communes.append(commune.name)
         added.actions.append(action.title)
         added.schemes.append(scheme.title)
-    statements.statements_prepare(YEAR)
+    prepare_and_issue_half()
     return added
 
 
