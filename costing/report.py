@@ -13,6 +13,7 @@ images (matplotlib), embedded alike in the page and in the PDF.
 import base64
 import hashlib
 import io
+import logging
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -239,6 +240,8 @@ def annual_report(*, territory, year: int, conventions, communes=None) -> dict:
     }
 
 
+logger = logging.getLogger(__name__)
+
 # --- charts --------------------------------------------------------------------------------------
 
 CHART_DPI = 150
@@ -282,10 +285,17 @@ def kept_chart(name: str, figures: tuple, draw) -> str:
     report's next readers do not wait for matplotlib (a quarter of the page's time)."""
     digest = hashlib.sha256(repr((name, get_language(), figures)).encode()).hexdigest()
     key = f"report-chart:{digest}"
-    found = cache.get(key)
+    try:
+        found = cache.get(key)
+    except Exception:  # the cache only spares drawing: out of reach, the chart is drawn
+        logger.warning("Cache injoignable : graphique %s dessiné sans cache.", name, exc_info=True)
+        return draw(figures)
     if found is None:
         found = draw(figures)
-        cache.set(key, found, CHART_KEPT_SECONDS)
+        try:
+            cache.set(key, found, CHART_KEPT_SECONDS)
+        except Exception:
+            logger.warning("Cache injoignable : graphique %s non gardé.", name, exc_info=True)
     return found
 
 

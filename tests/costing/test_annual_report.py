@@ -286,3 +286,21 @@ def test_a_chart_is_drawn_once_for_the_same_figures_and_anew_when_they_change(
     changed = client.get(path)
     assert changed.context["charts"]["flows"] != charts["flows"]
     assert len(drawn) == 2
+
+
+def test_the_report_draws_its_charts_when_the_cache_is_out_of_reach(
+    client, billed, personas, monkeypatch
+):
+    """The cache only spares drawing: a cache server down (Redis) must not take the report
+    with it."""
+    from costing import report
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("Redis injoignable")
+
+    monkeypatch.setattr(report.cache, "get", unreachable)
+    monkeypatch.setattr(report.cache, "set", unreachable)
+    client.force_login(personas.finance)
+    response = client.get(f"/couts/rapport/{YEAR}/")
+    assert response.status_code == 200
+    assert response.context["charts"]["flows"].startswith("data:image/png;base64,")
