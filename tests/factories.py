@@ -1,6 +1,7 @@
 """Test data builders (factory_boy). Identifiers are valid: SIRENs pass the Luhn check."""
 
 from datetime import date
+from decimal import Decimal
 
 import factory
 from django.contrib.auth import get_user_model
@@ -189,3 +190,38 @@ class SchemeActionFactory(factory.django.DjangoModelFactory):
     title = factory.Sequence(lambda n: f"Action {n}")
     horizon = Horizon.SHORT
     target_year = 2027
+
+
+class UnitCostFactory(factory.django.DjangoModelFactory):
+    """A unit cost notified in time for its year (before the budget deadline of 30 April)."""
+
+    class Meta:
+        model = "costing.UnitCost"
+
+    service = factory.SubFactory(ServiceFactory)
+    year = 2026
+    amount = factory.LazyFunction(lambda: Decimal("50.00"))
+    notification_deadline = factory.LazyAttribute(lambda o: date(o.year, 4, 30))
+    notified_on = factory.LazyAttribute(lambda o: date(o.year, 3, 30))
+
+
+class UsageRecordFactory(factory.django.DjangoModelFactory):
+    """A month of usage of a convention's service by one beneficiary, imported, its quantity
+    taken as its units (no weight)."""
+
+    class Meta:
+        model = "costing.UsageRecord"
+
+    class Params:
+        year = 2026
+        month = 3
+
+    convention = factory.SubFactory(ConventionFactory)
+    beneficiary = factory.SubFactory(OrganisationFactory)
+    service = factory.SubFactory(ServiceFactory)
+    unit_type = factory.LazyAttribute(lambda o: o.service.unit_type)
+    period_start = factory.LazyAttribute(lambda o: date(o.year, o.month, 1))
+    period_end = factory.LazyAttribute(lambda o: date(o.year, o.month, 28))
+    quantity = factory.LazyFunction(lambda: Decimal("6"))
+    units = factory.LazyAttribute(lambda o: o.quantity)
+    source = "IMPORT"

@@ -31,9 +31,6 @@ from costing.models import (
     InstalmentStatus,
     Statement,
     StatementStatus,
-    UnitCost,
-    UsageRecord,
-    UsageSource,
 )
 from tests.conftest import log_in
 from tests.costing.conftest import cost_base, issue_after_review
@@ -45,6 +42,8 @@ from tests.factories import (
     SchemeFactory,
     ServiceFactory,
     TermsFactory,
+    UnitCostFactory,
+    UsageRecordFactory,
 )
 
 pytestmark = pytest.mark.django_db
@@ -134,13 +133,7 @@ def grow(world, count=ADDED) -> SimpleNamespace:
         commune = OrganisationFactory(name=f"Commune ajoutée {i}")
         EpciMembershipFactory(member=commune, epci=t.epci, valid_from=date(2020, 1, 1))
         service = ServiceFactory(provider=t.epci, name=f"Service ajouté {i}")
-        UnitCost.objects.create(
-            service=service,
-            year=YEAR,
-            amount=Decimal("50.00") + i,
-            notification_deadline=date(YEAR, 4, 30),
-            notified_on=date(YEAR, 3, 30),
-        )
+        UnitCostFactory(service=service, year=YEAR, amount=Decimal("50.00") + i)
         cost_base(service)
         convention = ConventionFactory(
             reference=f"CONV-AJOUT-{i}",
@@ -162,16 +155,12 @@ def grow(world, count=ADDED) -> SimpleNamespace:
                 terms=terms, service=line, beneficiary=beneficiary, year=YEAR, units=Decimal("90")
             )
             for month in (3, 4):
-                UsageRecord.objects.create(
+                UsageRecordFactory(
                     convention=convention,
                     beneficiary=beneficiary,
                     service=service,
-                    unit_type=service.unit_type,
-                    period_start=date(YEAR, month, 1),
-                    period_end=date(YEAR, month, 28),
-                    quantity=Decimal("6"),
-                    units=Decimal("6"),
-                    source=UsageSource.IMPORT,
+                    year=YEAR,
+                    month=month,
                 )
         agent(convention, t.epci, f"AG-AJOUT-{i}")
         agent(convention, commune, f"AG-AJOUT-{i}-COMMUNE")
