@@ -9,7 +9,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from costing import services
-from costing.models import Instalment, InstalmentStatus, Statement, StatementStatus
+from costing.models import (
+    Instalment,
+    InstalmentStatus,
+    ReimbursementResult,
+    Statement,
+    StatementStatus,
+)
 from costing.statements import convention_territories, lock_year
 
 
@@ -23,29 +29,43 @@ class InstalmentRefused(Exception):
 
 def planned_not_called(year: int, conventions=None) -> list[tuple]:
     """The acomptes the engine plans for ``year`` that are not recorded yet (a called or
-    cancelled rank is never called again), as (convention, settlement, planned instalment),
-    by due date; none for a pair whose état annuel is issued: the year is regularised."""
-    computed = services.compute_reimbursements(year, conventions)
+    cancelled rank is never called again), as (convention id, settlement, planned instalment),
+    by due date; none for a pair whose état annuel is issued: the year is regularised. Read from
+    the year's stored results (``services.year_results``: computed again only for the
+    conventions whose inputs changed), of ``conventions`` only."""
+    stored = services.year_results(year, conventions)
+    chosen = [row.convention_id for row in stored.rows]
     recorded = set(
-        Instalment.objects.filter(year=year).values_list("convention_id", "payer_id", "rank")
+        Instalment.objects.filter(year=year, convention_id__in=chosen).values_list(
+            "convention_id", "payer_id", "rank"
+        )
     )
     regularised = set(
         Statement.objects.filter(
-            year=year, status=StatementStatus.ISSUED, cancelled_by__isnull=True
+            year=year,
+            convention_id__in=chosen,
+            status=StatementStatus.ISSUED,
+            cancelled_by__isnull=True,
         ).values_list("convention_id", "payer_id")
     )
     pending = []
-    for settlement in computed.result.settlements:
-        convention = computed.conventions[settlement.convention]
-        if (convention.pk, settlement.payer.id) in regularised:
-            continue
-        pending += [
-            (convention, settlement, planned)
-            for planned in settlement.planned
-            if (convention.pk, settlement.payer.id, planned.rank) not in recorded
-        ]
+    for convention_id, settlements in ReimbursementResult.objects.filter(
+        pk__in=[row.pk for row in stored.rows]
+    ).values_list("convention_id", "settlements"):
+        for value in settlements:
+            if not value["planned"]:
+                continue  # most settlements plan no acompte (on the AC, or none forecast)
+            settlement = services.settlement_from_json(value)
+            if (convention_id, settlement.payer.id) in regularised:
+                continue
+            pending += [
+                (convention_id, settlement, planned)
+                for planned in settlement.planned
+                if (convention_id, settlement.payer.id, planned.rank) not in recorded
+            ]
     return sorted(
-        pending, key=lambda item: (item[2].due_date, item[0].reference, item[1].payer.name)
+        pending,
+        key=lambda item: (item[2].due_date, item[1].convention, item[1].payer.name),
     )
 
 
@@ -57,7 +77,7 @@ def instalments_call(year: int, *, up_to: date, conventions=None) -> list[Instal
     lock_year(year, convention_territories(conventions))
     called = [
         Instalment(
-            convention=convention,
+            convention_id=convention_id,
             payer_id=settlement.payer.id,
             payee_id=settlement.payee.id,
             year=year,
@@ -65,7 +85,7 @@ def instalments_call(year: int, *, up_to: date, conventions=None) -> list[Instal
             due_date=planned.due_date,
             amount=planned.amount,
         )
-        for convention, settlement, planned in planned_not_called(year, conventions)
+        for convention_id, settlement, planned in planned_not_called(year, conventions)
         if planned.due_date <= up_to
     ]
     for instalment in called:

@@ -2357,8 +2357,9 @@ def year_results(year: int, conventions=None, *, recompute: bool = False) -> Sto
     ids = [pk for pk, _values in billed]
     stored = {
         row.convention_id: row
+        # Without their lines and settlements, read by those who show them (``read_stored``).
         for row in ReimbursementResult.objects.filter(year=year, convention_id__in=ids).defer(
-            "lines"
+            "lines", "settlements"
         )
     }
     stale = [

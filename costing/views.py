@@ -1118,7 +1118,7 @@ def instalment_list(request, year):
                 "due_date": planned.due_date,
                 "amount": planned.amount,
             }
-            for _convention, settlement, planned in instalments.planned_not_called(
+            for _convention_id, settlement, planned in instalments.planned_not_called(
                 year, Convention.objects.of_territories(request.user)
             )
         ]

@@ -299,3 +299,53 @@ def test_the_exports_of_an_issued_statement_are_frozen_and_state_total_and_calle
     assert titre["deja_appele"] == str(issued.instalments_called)
     assert D(titre["montant"]) == abs(issued.total - issued.instalments_called)
     assert D(titre["deja_appele"]) > 0
+
+
+def test_the_acomptes_page_reads_the_stored_year_and_another_territorys_acomptes_not_at_all(
+    client, personas, billed, monkeypatch
+):
+    """Before: every view of the acomptes page computed the whole year again (and read every
+    territory's acomptes and issued statements); now it reads the year's stored results, as the
+    dashboard does, computed again only when their inputs change."""
+    from costing import services
+    from tests.factories import EpciFactory
+
+    computed = []
+    compute = services.compute_reimbursements
+    monkeypatch.setattr(
+        services,
+        "compute_reimbursements",
+        lambda *args, **kwargs: computed.append(args) or compute(*args, **kwargs),
+    )
+    client.force_login(personas.finance)
+    url = reverse("costing:instalments", args=[2026])
+    first = client.get(url)
+    pending = [(r["payer"], r["rank"], r["amount"]) for r in first.context["pending"].data]
+    assert ("Commune A", 1, D("7269.30")) in pending
+    assert len(pending) == 8  # 4 acomptes planned for each commune, none called
+    computed.clear()
+    again = client.get(url)
+    assert computed == []  # read from the stored results
+    assert [(r["payer"], r["rank"], r["amount"]) for r in again.context["pending"].data] == pending
+    # An acompte called elsewhere, in another territory, changes nothing here.
+    elsewhere = EpciFactory(name="Communauté du Val")
+    other = type(billed.convention).objects.create(
+        reference="VAL-2026-001", territory=elsewhere, start_date=date(2026, 1, 1)
+    )
+    Instalment.objects.create(
+        convention=other, payer=elsewhere, payee=elsewhere, year=2026, rank=1,
+        due_date=date(2026, 1, 1), amount=D("1.00"),
+    )  # fmt: skip
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        client.get(url)
+    unscoped = [
+        q["sql"]
+        for q in captured.captured_queries
+        if 'FROM "costing_instalment"' in q["sql"]
+        and "territory_id" not in q["sql"]
+        and '"convention_id" IN' not in q["sql"]
+    ]
+    assert unscoped == []
