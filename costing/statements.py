@@ -1237,6 +1237,7 @@ def drafts_to_issue(year: int, conventions=None):
     return (
         drafts.filter(Exists(StatementLine.objects.filter(statement=OuterRef("pk"))))
         .select_related("convention__territory", "payer", "payee", "cancels")
+        .defer("pdf", "cancels__pdf")  # drafts have none; the cancelled one's is not read
         .order_by("convention__reference", "payer__siren", "pk")
     )
 
@@ -1298,6 +1299,7 @@ def batch_plan(job_id: int) -> BatchJob:
                     year=job.year, status=StatementStatus.DRAFT, convention__in=conventions
                 )
                 .select_related("cancels")
+                .defer("pdf", "cancels__pdf", "cancels__snapshot")
                 .order_by("convention__reference", "payer__siren", "pk")
             ]
         size = batch_chunk_size()
@@ -1351,8 +1353,10 @@ def batch_render_chunk(job_id: int, index: int) -> bool:
             return chunk_done(job_id, index)
         items = job.plan["chunks"][index]
         issued_at = datetime.fromisoformat(job.plan["issued_at"])
-        found = Statement.objects.select_related("convention", "payer", "payee", "cancels").in_bulk(
-            [item["id"] for item in items]
+        found = (
+            Statement.objects.select_related("convention", "payer", "payee", "cancels")
+            .defer("pdf", "cancels__pdf")
+            .in_bulk([item["id"] for item in items])
         )
         for item in items:
             statement = found.get(item["id"])
@@ -1504,7 +1508,7 @@ def build_archive(job: BatchJob) -> None:
                 )
                 drafts = (
                     Statement.objects.select_related("convention", "payer", "payee", "cancels")
-                    .defer("pdf")
+                    .defer("pdf", "cancels__pdf")
                     .in_bulk([s.pk for s in chunk if not s.is_issued])
                 )
                 for statement in chunk:
@@ -1684,7 +1688,11 @@ def batch_render_summary_part(job: BatchJob, index: int) -> None:
     planned = job.plan["summary"]
     ids = planned["parts"][index]
     numbers = {item["id"]: item["number"] for chunk in job.plan["chunks"] for item in chunk}
-    found = Statement.objects.select_related("convention", "payer", "payee").in_bulk(ids)
+    found = (
+        Statement.objects.select_related("convention", "payer", "payee")
+        .defer("pdf", "snapshot")  # the summary prints numbers and amounts only
+        .in_bulk(ids)
+    )
     if len(found) != len(ids):
         return  # removed meanwhile: assembling renders this part
     part = [found[pk] for pk in ids]
@@ -1830,7 +1838,11 @@ def finance_pieces(year: int, conventions=None) -> list[Piece]:
     issued = Statement.objects.filter(year=year, status=StatementStatus.ISSUED)
     if conventions is not None:
         issued = issued.filter(convention__in=conventions)
-    issued = issued.select_related("convention", "payer", "payee", "cancels").order_by("number")
+    issued = (
+        issued.select_related("convention", "payer", "payee", "cancels")
+        .defer("pdf", "cancels__pdf")  # the pieces are read from the figures, not the PDFs
+        .order_by("number")
+    )
     pieces = []
     for statement in issued:
         cancelled = statement.cancels

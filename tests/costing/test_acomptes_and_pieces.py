@@ -349,3 +349,22 @@ def test_the_acomptes_page_reads_the_stored_year_and_another_territorys_acomptes
         and '"convention_id" IN' not in q["sql"]
     ]
     assert unscoped == []
+
+
+def test_the_finance_exports_read_no_stored_pdf(client, personas, billed):
+    """Before: the titres and mandats read every issued statement whole, its stored PDF and
+    that of the statement it cancels included: thousands of PDFs for a territory's year."""
+    import re as regex
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    issue_after_review(draft_of("Commune A"))
+    client.force_login(personas.finance)
+    for kind in ("titres", "mandats"):
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(reverse("costing:export", args=[2026, kind, "csv"]))
+        assert response.status_code == 200
+        read = [q["sql"] for q in captured.captured_queries if '"costing_statement"' in q["sql"]]
+        assert read
+        assert not [sql for sql in read if regex.search(r'\."pdf"', sql)], kind
