@@ -673,13 +673,30 @@ def usage_state(*, convention: Convention, year: int):
         .select_related("beneficiary", "service", "weight", "recorded_by")
         .order_by("beneficiary__name", "service__name", "period_start", "pk")
     )
-    locks = {
-        beneficiary_id: usage_lock_reason(
-            convention_id=convention.pk, beneficiary_id=beneficiary_id, year=year
+    return records, usage_lock_reasons(
+        convention_id=convention.pk, beneficiary_ids={r.beneficiary_id for r in records}, year=year
+    )
+
+
+def usage_lock_reasons(*, convention_id: int, beneficiary_ids, year: int) -> dict:
+    """``usage_lock_reason`` of each of ``beneficiary_ids`` (payer id → reason or None), in one
+    query: a service commun's état des recours has a hundred payers."""
+    from costing.models import Statement, StatementStatus
+
+    issued = {
+        statement.payer_id: statement
+        for statement in Statement.objects.filter(
+            convention_id=convention_id,
+            payer_id__in=beneficiary_ids,
+            year=year,
+            status=StatementStatus.ISSUED,
+            cancelled_by__isnull=True,
         )
-        for beneficiary_id in {r.beneficiary_id for r in records}
+        .select_related("payer")
+        .only("number", "year", "payer__name")
+        .order_by("payer_id", "pk")
     }
-    return records, locks
+    return {pk: issued_year_message(issued[pk]) if pk in issued else None for pk in beneficiary_ids}
 
 
 # --- a year of reimbursements ------------------------------------------------------------------

@@ -506,6 +506,7 @@ def usage_state(request, reference, year):
             messages.success(request, _("Ajustement enregistré."))
             return redirect(request.path)
     records, locks = services.usage_state(convention=convention, year=year)
+    page = Paginator(records, USAGE_STATE_PER_PAGE).get_page(request.GET.get("page"))
     return render(
         request,
         "costing/usage_state.html",
@@ -513,13 +514,18 @@ def usage_state(request, reference, year):
             "convention": convention,
             "year": year,
             "years": year_choices(),
-            "rows": [(record, locks.get(record.beneficiary_id)) for record in records],
+            "rows": [(record, locks.get(record.beneficiary_id)) for record in page],
+            "pager": pager(request, page, "page", _("Pages des recours")),
             "locks": sorted({lock for lock in locks.values() if lock}),
             "services": services_qs,
             "form": form,
             "show_form": request.method == "POST" or "ajustement" in request.GET,
         },
     )
+
+
+# Records per page of a convention's état des recours (a service commun's year: thousands).
+USAGE_STATE_PER_PAGE = 200
 
 
 @login_required

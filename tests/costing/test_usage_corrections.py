@@ -274,3 +274,53 @@ def test_a_long_correction_motif_is_kept_whole_in_the_history(billed, personas):
     )
 
     assert record.history.latest("history_date").history_change_reason == motif.strip()
+
+
+def test_the_usage_state_reads_its_locks_in_as_many_queries_for_2_payers_as_for_6(
+    billed, django_assert_num_queries
+):
+    """Before: one query per payer to find its issued statement (a service commun of 112
+    communes: 120 queries for one page)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from conventions.models import Party, PartyRole
+    from tests.factories import OrganisationFactory, UsageRecordFactory
+
+    issued = issue_after_review(
+        next(s for s in statements.statements_prepare(2026) if s.payer.name == "Commune A")
+    )
+    with CaptureQueriesContext(connection) as few:
+        records, locks = services.usage_state(convention=billed.convention, year=2026)
+    assert issued.number in locks[billed.territory.commune_a.pk]
+    assert locks[billed.territory.commune_b.pk] is None
+    for i in range(4):
+        commune = OrganisationFactory(name=f"Commune ajoutée {i}")
+        Party.objects.create(
+            convention=billed.convention, organisation=commune, role=PartyRole.BENEFICIARY
+        )
+        UsageRecordFactory(
+            convention=billed.convention, beneficiary=commune, service=billed.service
+        )
+    with django_assert_num_queries(len(few.captured_queries)):
+        records, locks = services.usage_state(convention=billed.convention, year=2026)
+    assert len(locks) == 6
+    assert issued.number in locks[billed.territory.commune_a.pk]
+
+
+def test_the_usage_state_shows_its_records_page_by_page(client, personas, billed, monkeypatch):
+    """A service commun's year is thousands of records: the page shows them page by page, the
+    lock notices of the whole year above them."""
+    from costing import views
+
+    monkeypatch.setattr(views, "USAGE_STATE_PER_PAGE", 2)
+    records = UsageRecord.objects.filter(convention=billed.convention).count()
+    assert records > 2
+    client.force_login(personas.finance)
+    url = reverse("costing:usage-state", args=[billed.convention.reference, 2026])
+    first = page_text(client.get(url))
+    assert first.count("Modifier") == 2
+    pages = -(-records // 2)
+    assert f"Page 1 sur {pages}" in first
+    last = page_text(client.get(url, {"page": pages}))
+    assert last.count("Modifier") == records - 2 * (pages - 1)
