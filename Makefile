@@ -14,7 +14,7 @@ PORT ?= 8000
 # make bench: fraction of France generated (0.1: ~126 EPCI, ~3 500 communes, ~1.2 M usage rows),
 # and of the smaller database whose statements the Celery batches render.
 BENCH_SCALE ?= 0.1
-BENCH_BATCH_SCALE ?= 0.0002
+BENCH_BATCH_SCALE ?= 0.001
 
 # Debian packages: WeasyPrint's libraries and fonts (run), Chromium and Poppler (browser tests,
 # PDF checks), Node.js and npm (front-end assets from the pinned package-lock.json).

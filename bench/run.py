@@ -2,8 +2,8 @@
 
 Builds two fresh databases (dropped and recreated on each run, left in place afterwards):
 BENCH_DATABASE (default mutualis_bench) at BENCH_SCALE (default 0.1: ~126 EPCI, ~3 500 communes,
-~1.2 million usage rows) and BENCH_DATABASE_batch at BENCH_BATCH_SCALE (default 0.0002: one small
-territory) for the batches of statements, which render one PDF per statement. Then runs
+~1.2 million usage rows) and BENCH_DATABASE_batch at BENCH_BATCH_SCALE (default 0.001: about a thousand
+statements, the issue's batch being at least 500) for the batches of statements, which render one PDF per statement. Then runs
 ``manage.py benchmark_scale`` (costing/management/commands/benchmark_scale.py), which measures
 with the production settings (DEBUG off) and writes the report.
 
@@ -26,7 +26,7 @@ PYTHON = str(ROOT / ".venv" / "bin" / "python")
 STATIC_ROOT = ROOT / "var" / "bench-static"  # kept between runs: compressing takes a minute
 
 SCALE = os.environ.get("BENCH_SCALE", "0.1")
-BATCH_SCALE = os.environ.get("BENCH_BATCH_SCALE", "0.0002")
+BATCH_SCALE = os.environ.get("BENCH_BATCH_SCALE", "0.001")
 SEED = os.environ.get("BENCH_SEED", "1")
 YEAR = os.environ.get("BENCH_YEAR", "2025")
 DATABASE = os.environ.get("BENCH_DATABASE", "mutualis_bench")
