@@ -18,6 +18,7 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from operator import itemgetter
+from pathlib import Path
 from typing import NamedTuple
 
 from django.conf import settings
@@ -1962,9 +1963,28 @@ def simulation_chart(rows: list[SimulationRow]) -> dict:
 
 # --- the year's computation, stored per convention (issue 11) ----------------------------------
 
-# Bump when the rules (engine, compliance, loading) change what a stored result holds: every
-# result is then recomputed on the next page view.
-RESULT_RULES_VERSION = "1"
+# The code of the rules a stored result depends on: the engine and its rounding, what loads its
+# inputs and checks compliance (this module), the days a convention covers.
+RULES_MODULES = (
+    "costing/engine.py",
+    "costing/money.py",
+    "costing/services.py",
+    "conventions/services/in_force.py",
+)
+
+
+def rules_version(modules=RULES_MODULES) -> str:
+    """The version of the rules: the digest of their code. A deployment that changes any of it
+    changes every stored result's fingerprint, so each is computed again on its next reading
+    (a version to raise by hand was never raised)."""
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(module.encode())
+        digest.update((Path(settings.BASE_DIR) / module).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+RESULT_RULES_VERSION = rules_version()
 
 
 def party_as_json(p: engine.Party) -> list:

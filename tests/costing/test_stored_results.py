@@ -234,3 +234,23 @@ def test_the_page_issues_as_many_queries_with_many_conventions_as_with_few(
     many_computed = queries_of(finance, name)
     assert many_stored == few_stored, (few_stored, many_stored)
     assert many_computed == few_computed, (few_computed, many_computed)
+
+
+def test_a_change_of_the_rules_code_recomputes_every_stored_result(finance, territory, monkeypatch):
+    """Before: a stored result stood until its inputs changed, whatever the engine's code became
+    meanwhile (« RESULT_RULES_VERSION, à augmenter », never raised in 57 commits): the version
+    of the rules is now read from the code that computes them."""
+    billed_conventions(territory, 2)
+    page(finance)
+    before = dict(ReimbursementResult.objects.values_list("convention_id", "fingerprint"))
+    assert services.rules_version() == services.rules_version(services.RULES_MODULES)
+    monkeypatch.setattr(
+        services,
+        "RESULT_RULES_VERSION",
+        services.rules_version([*services.RULES_MODULES, "conventions/models.py"]),
+    )
+    shown = page(finance)
+    after = dict(ReimbursementResult.objects.values_list("convention_id", "fingerprint"))
+    assert set(after) == set(before)
+    assert all(after[pk] != before[pk] for pk in before)  # every result recomputed
+    assert shown.context["total"] == services.compute_reimbursements(YEAR).result.total
