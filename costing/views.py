@@ -48,6 +48,7 @@ from mutualisation.collation import FrenchOrder
 from mutualisation.converters import year_choices
 from mutualisation.documents import render_pdf
 from mutualisation.forms import RowsConflict, carry_version
+from mutualisation.french import of
 from mutualisation.models import Organisation, Service
 from mutualisation.rules import (
     home_territories,
@@ -936,7 +937,11 @@ def statement_remark(request, pk):
         for reason in refused.reasons:
             messages.error(request, reason)
     else:
-        messages.success(request, _("Remarque transmise à la Métropole."))
+        messages.success(
+            request,
+            _("Remarque transmise aux services %(of_territory)s.")
+            % {"of_territory": of(statement.convention.territory.name)},
+        )
     return redirect(statement)
 
 
@@ -989,7 +994,11 @@ def statement_approve(request, pk):
         for reason in refused.reasons:
             messages.error(request, reason)
     else:
-        messages.success(request, _("Projet approuvé : la Métropole peut émettre l'état."))
+        messages.success(
+            request,
+            _("Projet approuvé : les services %(of_territory)s peuvent émettre l'état.")
+            % {"of_territory": of(statement.convention.territory.name)},
+        )
     return redirect(statement)
 
 

@@ -104,7 +104,7 @@ def test_a_commune_reader_sees_only_its_commune_and_remarks_on_its_draft(live_se
     page.get_by_label("Votre remarque").fill(remark)
     with page.expect_navigation():
         page.get_by_role("button", name="Envoyer la remarque").click()
-    assert "Remarque transmise à la Métropole." in page.get_by_role("status").first.inner_text()
+    assert "Remarque transmise aux services de" in page.get_by_role("status").first.inner_text()
     listed = page.locator("li", has_text=remark)
     assert listed.get_by_text("Ouverte", exact=True).is_visible()
     assert "Sacha Petit" in listed.inner_text()

@@ -361,3 +361,24 @@ def test_no_acompte_called_subtracts_nothing_rather_than_minus_zero(client, pers
     text = re.sub(r"<[^>]+>|\s+", " ", page.content.decode())
     assert re.search(r"Acomptes appelés\s+0,00 €", text)
     assert "− 0,00" not in text
+
+
+def test_a_readers_remark_and_approval_name_the_statements_territory_not_a_metropole(
+    client, personas, billed
+):
+    """One deployment hosts many EPCIs, most of them no Métropole: the messages name the
+    territory that will read the remark and issue the statement."""
+    mine = drafts()["Commune A"]
+    name = billed.territory.epci.name
+    client.force_login(personas.reader_a)
+    detail = client.get(reverse("costing:statement", args=[mine.pk])).content.decode()
+    assert "la Métropole" not in detail
+    assert f"les services de {name} pourront alors l" in detail.replace("&#x27;", "'")
+    remarked = client.post(
+        reverse("costing:statement-remark", args=[mine.pk]), {"text": "Un doublon"}, follow=True
+    ).content.decode()
+    assert f"Remarque transmise aux services de {name}." in remarked
+    approved = client.post(
+        reverse("costing:statement-approve", args=[mine.pk]), follow=True
+    ).content.decode()
+    assert f"les services de {name} peuvent émettre l" in approved.replace("&#x27;", "'")
