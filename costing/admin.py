@@ -51,6 +51,13 @@ class UnitCostAdmin(SimpleHistoryAdmin):
         "notified_on",
         "notification_deadline",
     ]
+
+    # The list shows a few columns: not these (tens of kilobytes a row, 100 rows a page).
+    list_deferred = ("trace",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer(*self.list_deferred)
+
     list_filter = ["year", "is_provisional"]
     search_fields = ["service__name", "service__code"]
     readonly_fields = ["trace", "computed_at", "version", "supersedes", "correction_reason"]
@@ -154,6 +161,13 @@ class StatementAdmin(admin.ModelAdmin):
         "total",
         "issued_at",
     ]
+
+    # The list shows a few columns: not these (tens of kilobytes a row, 100 rows a page).
+    list_deferred = ("pdf", "snapshot")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer(*self.list_deferred)
+
     list_filter = ["year", "status"]
     search_fields = ["number", "convention__reference", "payer__name", "payee__name"]
     list_select_related = ["convention", "payer", "payee"]
@@ -210,6 +224,13 @@ class BatchJobAdmin(admin.ModelAdmin):
         "created_by",
         "created_at",
     ]
+
+    # The list shows a few columns: not these (tens of kilobytes a row, 100 rows a page).
+    list_deferred = ("plan", "chunks_done")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer(*self.list_deferred)
+
     list_filter = ["status", "action", "year"]
     readonly_fields = [
         "year",
@@ -232,6 +253,13 @@ class UsageImportAdmin(admin.ModelAdmin):
     """Usage files dropped for import: read-only (their records cite them)."""
 
     list_display = ["filename", "status", "rows", "replace", "created_by", "created_at"]
+
+    # The list shows a few columns: not these (tens of kilobytes a row, 100 rows a page).
+    list_deferred = ("errors", "preview")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer(*self.list_deferred)
+
     list_filter = ["status", "replace"]
     search_fields = ["filename", "sha256", "fingerprint"]
     readonly_fields = [
