@@ -1009,8 +1009,8 @@ class Termination(models.Model):
 
 class ReferenceCounter(models.Model):
     """Last reference number given per prefix and year (CAM-2025-007), incremented under a row
-    lock. Keyed by the prefix, not the territory: territories without their own prefix share the
-    CONV sequence, so references stay unique across the deployment."""
+    lock. Keyed by the prefix, which is the territory's own (CONV for the one EPCI without), so
+    each territory numbers in its own series and references stay unique across the deployment."""
 
     prefix = models.CharField(_("préfixe"), max_length=10, default="CONV")
     year = models.PositiveSmallIntegerField(_("année"))

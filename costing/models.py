@@ -928,7 +928,7 @@ class Instalment(models.Model):
 
 class StatementCounter(models.Model):
     """Last statement number given per prefix and year, incremented under a row lock (no gaps).
-    Territories without their own prefix share the EA sequence."""
+    The prefix is the territory's own (EA for the one EPCI without): one series per territory."""
 
     prefix = models.CharField(_("préfixe"), max_length=8, default="EA")
     year = models.PositiveSmallIntegerField(_("année"))

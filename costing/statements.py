@@ -54,12 +54,9 @@ from costing.money import ZERO
 from mutualisation.database import is_busy
 from mutualisation.documents import join_with_page_numbers, render_pdf
 from mutualisation.french import of
-from mutualisation.models import Organisation
+from mutualisation.models import DEFAULT_STATEMENT_PREFIX, Organisation
 from mutualisation.rules import scope_of
 from mutualisation.services import locked_counter, next_in_sequence
-
-# Statement numbers of a territory without its own prefix: EA-2026-0001 (état annuel).
-DEFAULT_STATEMENT_PREFIX = "EA"
 
 # 2: the document a comptable public and a préfecture accept (recours, convention and its
 # deliberations, forecast, unit cost version, acomptes' call dates, the creditor's seat, court and
@@ -560,8 +557,8 @@ def statements_prepare(
 
 def lock_year(year: int, territories=None) -> None:
     """Lock the year of ``territories`` (EPCIs or their ids; every territory when None) until
-    the transaction ends: the row of each one's statement counter of the year (territories
-    without a prefix share the EA one), in the prefixes' order. Preparing and issuing a year's
+    the transaction ends: the row of each one's statement counter of the year (each territory
+    numbers with its own prefix, EA for the one without), in the prefixes' order. Preparing and issuing a year's
     statements, calling its acomptes and writing its usage take this lock first, so within a
     territory they run one after the other (no duplicate drafts, no gaps in numbers, no
     deadlock), while other territories work on theirs."""
@@ -588,12 +585,14 @@ def convention_territories(conventions) -> list | None:
 
 
 def statement_prefix(territory) -> str:
-    return (territory.statement_prefix if territory else "") or DEFAULT_STATEMENT_PREFIX
+    """The prefix of ``territory``'s statement numbers: its own, or EA for the one EPCI of the
+    deployment that has none (Organisation's constraints)."""
+    return territory.effective_statement_prefix if territory else DEFAULT_STATEMENT_PREFIX
 
 
 def next_number(year: int, prefix: str = DEFAULT_STATEMENT_PREFIX) -> str:
-    """<prefix>-<year>-<nnnn> (EA-2026-0001, or the territory's own prefix): consecutive,
-    without gaps, even when two people issue at once."""
+    """<prefix>-<year>-<nnnn> (EA-2026-0001, or the territory's own prefix): consecutive within
+    the territory and the year, without gaps, even when two people issue at once."""
     return f"{prefix}-{year}-{next_in_sequence(StatementCounter, prefix=prefix, year=year):04d}"
 
 

@@ -6,7 +6,8 @@ from typing import NamedTuple
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Q, Sum, Value
+from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -19,6 +20,21 @@ from mutualisation.validators import (
     validate_prefix,
     validate_siren,
 )
+
+# The platform's numbering, that of the one EPCI (at most) whose prefixes are blank:
+# CONV-2026-001 for conventions, EA-2026-0001 for statements (état annuel).
+DEFAULT_REFERENCE_PREFIX = "CONV"
+DEFAULT_STATEMENT_PREFIX = "EA"
+DEFAULT_PREFIXES = {
+    "reference_prefix": DEFAULT_REFERENCE_PREFIX,
+    "statement_prefix": DEFAULT_STATEMENT_PREFIX,
+}
+
+
+def numbering_prefix(field: str):
+    """The prefix an EPCI numbers with, as an SQL expression: its ``field`` (reference_prefix or
+    statement_prefix), or the default when blank (as the statements' triggers compute it)."""
+    return Coalesce(NullIf(F(field), Value("")), Value(DEFAULT_PREFIXES[field]))
 
 
 class OrganisationKind(models.TextChoices):
@@ -51,6 +67,14 @@ class OrganisationQuerySet(models.QuerySet):
 
     def epcis(self):
         return self.filter(kind=OrganisationKind.EPCI)
+
+    def numbering_with(self, field: str, prefix: str):
+        """The EPCIs whose ``field`` (reference_prefix or statement_prefix) numbers with
+        ``prefix``: their own, or the default when they left it blank."""
+        numbering = Q(**{field: prefix})
+        if prefix == DEFAULT_PREFIXES[field]:
+            numbering |= Q(**{field: ""})
+        return self.epcis().filter(numbering)
 
     def visible_to(self, user):
         """Organisations the user may see: for the staff of a territory, its EPCI, its member
@@ -140,7 +164,8 @@ class Organisation(models.Model):
         help_text=_("Ex. : Service de gestion comptable de Clermont-Ferrand, adresse."),
     )
     address = models.TextField(_("adresse"), blank=True)
-    # An EPCI is a territory: its staff work on its conventions, with its own numbering.
+    # An EPCI is a territory: its staff work on its conventions, with its own numbering. Blank
+    # prefixes number with the platform's defaults, which one EPCI only may use (constraints).
     reference_prefix = models.CharField(
         _("préfixe des références de conventions"),
         max_length=10,
@@ -148,7 +173,8 @@ class Organisation(models.Model):
         validators=[validate_prefix],
         help_text=_(
             "EPCI seulement. Numérotation propre au territoire, ex. « CAM » donne CAM-2026-001 ; "
-            "vide : numérotation commune CONV-2026-001."
+            "vide : numérotation par défaut CONV-2026-001, qu'un seul EPCI de l'installation "
+            "peut avoir."
         ),
     )
     statement_prefix = models.CharField(
@@ -156,7 +182,10 @@ class Organisation(models.Model):
         max_length=8,
         blank=True,
         validators=[validate_prefix],
-        help_text=_("EPCI seulement. Ex. « EACAM » donne EACAM-2026-0001 ; vide : EA-2026-0001."),
+        help_text=_(
+            "EPCI seulement. Ex. « EACAM » donne EACAM-2026-0001 ; vide : numérotation par "
+            "défaut EA-2026-0001, qu'un seul EPCI de l'installation peut avoir."
+        ),
     )
     statement_review_days = models.PositiveSmallIntegerField(
         _("délai de relecture des états (jours)"),
@@ -198,19 +227,24 @@ class Organisation(models.Model):
                     "Préfixes et délai de relecture ne se règlent que pour un EPCI (un territoire)."
                 ),
             ),
+            # Each territory numbers in its own series (its own counter and year lock): two EPCIs
+            # may not share a prefix, and a blank prefix counts as the default it numbers with.
             models.UniqueConstraint(
-                fields=["reference_prefix"],
-                condition=~Q(reference_prefix=""),
-                name="one_territory_per_reference_prefix",
+                numbering_prefix("reference_prefix"),
+                condition=Q(kind=OrganisationKind.EPCI),
+                name="one_territory_per_reference_numbering",
                 violation_error_message=_(
-                    "Ce préfixe de références est déjà pris par un autre EPCI."
+                    "Ce préfixe de références est déjà celui d'un autre EPCI (un préfixe vide "
+                    "vaut CONV)."
                 ),
             ),
             models.UniqueConstraint(
-                fields=["statement_prefix"],
-                condition=~Q(statement_prefix=""),
-                name="one_territory_per_statement_prefix",
-                violation_error_message=_("Ce préfixe d'états est déjà pris par un autre EPCI."),
+                numbering_prefix("statement_prefix"),
+                condition=Q(kind=OrganisationKind.EPCI),
+                name="one_territory_per_statement_numbering",
+                violation_error_message=_(
+                    "Ce préfixe d'états est déjà celui d'un autre EPCI (un préfixe vide vaut EA)."
+                ),
             ),
         ]
 
@@ -220,6 +254,51 @@ class Organisation(models.Model):
     @property
     def is_epci(self) -> bool:
         return self.kind == OrganisationKind.EPCI
+
+    @property
+    def effective_reference_prefix(self) -> str:
+        """The prefix of the territory's convention references (CONV when left blank)."""
+        return self.reference_prefix or DEFAULT_REFERENCE_PREFIX
+
+    @property
+    def effective_statement_prefix(self) -> str:
+        """The prefix of the territory's statement numbers (EA when left blank)."""
+        return self.statement_prefix or DEFAULT_STATEMENT_PREFIX
+
+    def clean(self):
+        """Name the territory that already numbers with the prefix this one would take (the
+        database constraints refuse it too, without saying whom)."""
+        if self.kind != OrganisationKind.EPCI:
+            return
+        errors = {}
+        for field, default in DEFAULT_PREFIXES.items():
+            own = getattr(self, field)
+            holder = (
+                Organisation.objects.numbering_with(field, own or default)
+                .exclude(pk=self.pk)
+                .order_by("pk")
+                .first()
+            )
+            if holder is None:
+                continue
+            if own:
+                message = _(
+                    "Le préfixe « %(prefix)s » est déjà celui de %(territory)s : "
+                    "choisissez-en un pour ce territoire."
+                )
+            else:
+                message = _(
+                    "Sans préfixe, ce territoire prendrait la numérotation par défaut "
+                    "« %(prefix)s », déjà celle de %(territory)s : choisissez-en un pour ce "
+                    "territoire."
+                )
+            errors[field] = ValidationError(
+                message,
+                code="numbering_taken",
+                params={"prefix": own or default, "territory": holder.name},
+            )
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def is_commune(self) -> bool:

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import F
 
 from mutualisation.models import (
+    DEFAULT_PREFIXES,
     EpciMembership,
     Membership,
     Organisation,
@@ -22,6 +23,9 @@ from mutualisation.models import (
 )
 
 DEMO_TERRITORY_FILE = Path(__file__).resolve().parent / "data" / "demo_territory.json"
+# The demo Métropole numbers with the defaults (CONV-…, EA-…), unless another EPCI of the
+# database already does: one EPCI only may (Organisation's constraints). Then it takes these.
+DEMO_OWN_PREFIXES = {"reference_prefix": "CAM", "statement_prefix": "EACAM"}
 
 
 @dataclass
@@ -49,6 +53,18 @@ def _upsert(model, lookup: dict, values: dict, report: SeedReport, label: str):
     return instance
 
 
+def demo_prefixes(siren: str) -> dict[str, str]:
+    """The demo EPCI's prefixes: blank (the defaults) unless another EPCI numbers with them."""
+    return {
+        field: own
+        if Organisation.objects.numbering_with(field, DEFAULT_PREFIXES[field])
+        .exclude(siren=siren)
+        .exists()
+        else ""
+        for field, own in DEMO_OWN_PREFIXES.items()
+    }
+
+
 @transaction.atomic
 def seed_demo_territory(*, with_users: bool, password: str | None = None) -> SeedReport:
     """Load Clermont Auvergne Métropole, its 21 communes with their legal populations, the demo
@@ -60,7 +76,7 @@ def seed_demo_territory(*, with_users: bool, password: str | None = None) -> See
     data = json.loads(DEMO_TERRITORY_FILE.read_text(encoding="utf-8"))
     report = SeedReport()
 
-    epci_data = data["epci"]
+    epci_data = {**data["epci"], **demo_prefixes(data["epci"]["siren"])}
     epci = _upsert(
         Organisation,
         {"siren": epci_data["siren"]},

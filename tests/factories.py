@@ -16,6 +16,7 @@ from conventions.models import (
     Terms,
 )
 from mutualisation.models import (
+    DEFAULT_PREFIXES,
     EpciMembership,
     EpciNature,
     Membership,
@@ -49,6 +50,13 @@ class OrganisationFactory(factory.django.DjangoModelFactory):
     representative_title = "Le Maire"
 
 
+def prefix_unless_defaults_free(field: str, own: str) -> str:
+    """Blank (the platform's numbering, CONV-… and EA-…) for the first EPCI of a test, ``own``
+    for the next ones: one EPCI only may number with the defaults."""
+    default = DEFAULT_PREFIXES[field]
+    return own if Organisation.objects.numbering_with(field, default).exists() else ""
+
+
 class EpciFactory(OrganisationFactory):
     kind = OrganisationKind.EPCI
     public_accountant = "Service de gestion comptable de test"
@@ -58,6 +66,12 @@ class EpciFactory(OrganisationFactory):
     epci_nature = EpciNature.METRO
     tax_regime = TaxRegime.FPU
     representative_title = "Le Président"
+    reference_prefix = factory.Sequence(
+        lambda n: prefix_unless_defaults_free("reference_prefix", f"T{n}")
+    )
+    statement_prefix = factory.Sequence(
+        lambda n: prefix_unless_defaults_free("statement_prefix", f"EAT{n}")
+    )
 
 
 class EpciMembershipFactory(factory.django.DjangoModelFactory):

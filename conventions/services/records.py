@@ -14,14 +14,14 @@ from conventions.models import (
     Terms,
 )
 from conventions.services import StaleVersion, TransitionRefused, fmt
+from mutualisation.models import DEFAULT_REFERENCE_PREFIX
 from mutualisation.services import last_change, next_in_sequence
-
-DEFAULT_REFERENCE_PREFIX = "CONV"
 
 
 def next_reference(year: int, prefix: str = DEFAULT_REFERENCE_PREFIX) -> str:
-    """<prefix>-<year>-<nnn> (CONV-2026-001, or the territory's own prefix), without gaps, safe
-    under concurrency (the shared sequence helper)."""
+    """<prefix>-<year>-<nnn> (CONV-2026-001, or the territory's own prefix): consecutive within
+    the territory and the year, without gaps, safe under concurrency (the shared sequence
+    helper)."""
     number = next_in_sequence(ReferenceCounter, prefix=prefix, year=year)
     return f"{prefix}-{year}-{number:03d}"
 
@@ -33,8 +33,7 @@ def convention_create(
     """Save a new draft convention (built by a form) with its initial terms, and the validated
     inline formsets (parties, services) that hang on it."""
     convention.reference = next_reference(
-        convention.start_date.year,
-        convention.territory.reference_prefix or DEFAULT_REFERENCE_PREFIX,
+        convention.start_date.year, convention.territory.effective_reference_prefix
     )
     convention.status = Status.DRAFT
     convention.created_by = user if user and user.is_authenticated else None

@@ -420,7 +420,7 @@ def test_a_territory_prepares_its_statements_while_another_territory_holds_its_y
     own statements only; another territory's finance officer prepares hers meanwhile."""
     from tests.factories import ConventionFactory, EpciFactory
 
-    other = EpciFactory(statement_prefix="EAVAL")
+    other = EpciFactory()  # numbers with a prefix of its own: the first EPCI has the defaults
     ConventionFactory(territory=other)  # not billed: preparing only takes the lock
     done, failed = threading.Event(), []
 

@@ -12,9 +12,15 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from pypdf import PdfReader
 
+from conventions.models import Convention
 from costing import services, statements
 from costing.models import Statement, StatementLine, StatementStatus, UsageRecord
-from tests.costing.conftest import issue_after_review, record_planned_instalments
+from tests.costing.conftest import (
+    issue_after_review,
+    more_billed_conventions,
+    record_planned_instalments,
+)
+from tests.factories import EpciFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -50,6 +56,29 @@ def test_issuing_numbers_freezes_and_fingerprints(billed):
     assert [line["amount"] for line in issued.snapshot["lines"]] == ["8965.47"]
     second = issue_after_review(drafts()["Commune B"])
     assert second.number == "EA-2026-0002"
+
+
+def test_two_territories_issuing_alternately_each_number_their_statements_from_one(billed):
+    metropole = billed.territory.epci
+    val = EpciFactory(name="Communauté d'agglomération du Val")  # no prefix given
+    (moved,) = more_billed_conventions(billed, 1)
+    Convention.objects.filter(pk=moved.pk).update(territory=val)
+    drafts = statements.statements_prepare(2026)
+    ours = [d for d in drafts if d.convention.territory_id == metropole.pk]
+    theirs = [d for d in drafts if d.convention.territory_id == val.pk]
+    assert len(ours) == len(theirs) == 2
+
+    numbers = {metropole.pk: [], val.pk: []}
+    for mine, other in zip(ours, theirs, strict=True):
+        for draft in (mine, other):
+            numbers[draft.convention.territory_id].append(issue_after_review(draft).number)
+
+    prefix = statements.statement_prefix(val)
+    assert prefix != "EA"
+    assert numbers == {
+        metropole.pk: ["EA-2026-0001", "EA-2026-0002"],
+        val.pk: [f"{prefix}-2026-0001", f"{prefix}-2026-0002"],
+    }
 
 
 def test_an_issued_statement_resists_every_way_of_changing_it(billed):

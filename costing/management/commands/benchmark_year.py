@@ -171,6 +171,9 @@ class Command(BaseCommand):
             epci_nature=EpciNature.METRO,
             tax_regime=TaxRegime.FPU,
             public_accountant="SGC du banc d'essai",
+            # Beside the deployment's EPCI, which may number with the defaults (CONV, EA).
+            reference_prefix=PREFIX,
+            statement_prefix=f"EA{PREFIX}",
         )
         communes = Organisation.objects.bulk_create(
             Organisation(
