@@ -462,8 +462,12 @@ class TotalsOutSerializer(serializers.Serializer):
 
 
 class ReimbursementsSerializer(serializers.Serializer):
-    """The year's reimbursements (``exports.year_as_dict``): documents the API's answer."""
+    """The year's reimbursements (``exports.year_part_as_dict``): documents the API's answer,
+    a page of its lines."""
 
+    count = serializers.IntegerField(help_text="Nombre de lignes de l'année (toutes pages).")
+    next = serializers.URLField(allow_null=True, help_text="Page suivante des lignes.")
+    previous = serializers.URLField(allow_null=True, help_text="Page précédente des lignes.")
     schema = serializers.CharField()
     year = serializers.IntegerField()
     currency = serializers.CharField()
