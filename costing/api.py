@@ -497,17 +497,19 @@ def form_errors(form, lines) -> dict[str, list[str]]:
 
 @extend_schema(
     description=_(
-        "Remboursements de l'année, comme l'export JSON : lignes (par pages : `page`, "
-        "`page_size`, 50 par défaut, au plus 500 ; `count`, `next`, `previous`), règlements, "
-        "positions, constats et totaux (de toute l'année). Lus dans les résultats enregistrés, "
+        "Remboursements de l'année, comme l'export JSON : lignes et règlements par pages "
+        "(`page`, `page_size` : 50 par défaut, au plus 500 ; `count`, `settlements_count`, "
+        "`next`, `previous`), positions, constats et totaux (de toute l'année). Lus dans les résultats enregistrés, "
         "recalculés seulement pour les conventions dont les données ont changé. Le personnel du "
         "territoire : toute l'année ; les autres : la part de leur organisation. Années de 2000 "
         "à 2100."
     ),
     parameters=[
-        OpenApiParameter("page", int, description="Page des lignes (1 d'abord)."),
+        OpenApiParameter("page", int, description="Page des lignes et des règlements."),
         OpenApiParameter(
-            "page_size", int, description="Lignes par page : 50 par défaut, au plus 500."
+            "page_size",
+            int,
+            description="Lignes (et règlements) par page : 50 par défaut, au plus 500.",
         ),
     ],
     responses={200: ReimbursementsSerializer},
@@ -516,8 +518,8 @@ def form_errors(form, lines) -> dict[str, list[str]]:
 def reimbursements(request, year):
     """The year's reimbursements in the shape of the JSON export, read from the stored results
     as the screens read them (``year_results``: a convention is computed again only when its
-    inputs changed): a page of lines, the settlements, positions, findings and the year's
-    totals. The territory's staff: its whole year; anyone else: their own organisation's part
+    inputs changed): a page of lines and of settlements, the positions, findings and the
+    year's totals. The territory's staff: its whole year; anyone else: their own organisation's part
     of the conventions they are party to."""
     if not request.user.has_perm("costing.view_reimbursements"):
         raise PermissionDenied  # no role: as on the screens
@@ -528,15 +530,23 @@ def reimbursements(request, year):
         shown, own = Convention.objects.visible_to(request.user), scope.organisation_ids
     stored = services.year_results(year, shown)
     part = services.stored_visible_part(stored, own)
+    lines, settlements = part["lines"], part["settlements"]
+    # One page number for both lists: page n holds the n-th slice of each (the longer one sets
+    # the number of pages); only those slices are read from the stored results.
     paginator = Pagination()
-    page = paginator.paginate_queryset(part["lines"], request)  # reads this page's lines only
+    paginator.paginate_queryset(range(max(len(lines), len(settlements))), request)
+    page = paginator.page
+    start, stop = page.start_index() - 1, page.end_index()
     by_payer, by_payee = services.stored_part_by_party(stored, part)
     return Response(
         {
-            "count": paginator.page.paginator.count,
+            "count": len(lines),
+            "settlements_count": len(settlements),
             "next": paginator.get_next_link(),
             "previous": paginator.get_previous_link(),
-            **exports.year_part_as_dict(year, part, page, by_payer, by_payee),
+            **exports.year_part_as_dict(
+                year, part, lines[start:stop], settlements[start:stop], by_payer, by_payee
+            ),
         }
     )
 

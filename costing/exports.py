@@ -93,18 +93,19 @@ def balance_direction(balance) -> str:
     return "TO_COLLECT" if balance > 0 else "TO_REFUND" if balance < 0 else "SETTLED"
 
 
-def year_part_as_dict(year: int, part: dict, lines, by_payer: dict, by_payee: dict) -> dict:
+def year_part_as_dict(
+    year: int, part: dict, lines, settlements, by_payer: dict, by_payee: dict
+) -> dict:
     """A part of the year read from the stored results (``services.stored_visible_part``) in
-    the shape of ``year_as_dict``, with only ``lines`` of its lines (a page); the totals are
-    the whole part's."""
+    the shape of ``year_as_dict``, with only ``lines`` and ``settlements`` of its own (a page
+    of each); the totals are the whole part's."""
     return {
         "schema": SCHEMA,
         "year": year,
         "currency": "EUR",
         "lines": [line_as_dict(line) for line in lines],
         "borne_by_payee": [line_as_dict(line) for line in part["borne"]],
-        # one slice: one query for them all (an index reads them one by one)
-        "settlements": [settlement_as_dict(row["settlement"]) for row in part["settlements"][:]],
+        "settlements": [settlement_as_dict(row["settlement"]) for row in settlements],
         "positions": [position_as_dict(p) for p in part["positions"]],
         "findings": [
             {"convention": f.convention, "code": f.code, "message": f.message}

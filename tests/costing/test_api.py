@@ -124,21 +124,22 @@ def test_a_commune_token_lists_only_what_concerns_its_commune(client, billed, b_
 
 
 def all_pages(client, url):
-    """Every page of the year's lines, and the first page's body."""
+    """The first page's body, with every page's lines and settlements."""
     first = client.get(url)
     assert first.status_code == 200
     body = first.json()
-    lines, page = list(body["lines"]), body
+    lines, settlements, page = list(body["lines"]), list(body["settlements"]), body
     while page["next"]:
         page = client.get(page["next"]).json()
         lines += page["lines"]
-    return body, lines
+        settlements += page["settlements"]
+    return {**body, "lines": lines, "settlements": settlements}
 
 
-def as_before(body, lines):
+def as_before(body):
     """The answer in the former shape (every line at once, no page links)."""
-    whole = {k: v for k, v in body.items() if k not in ("count", "next", "previous")}
-    return {**whole, "lines": lines}
+    paging = ("count", "settlements_count", "next", "previous")
+    return {k: v for k, v in body.items() if k not in paging}
 
 
 def own_part(computed, organisation_ids):
@@ -171,9 +172,10 @@ def test_the_years_reimbursements_from_the_api_equal_the_engines_to_the_cent(
 ):
     t = billed.territory
     finance = token_client(client, member("api.finances", t.epci, Role.FINANCE))
-    body, lines = all_pages(finance, "/api/v1/reimbursements/2026/?page_size=2")
+    body = all_pages(finance, "/api/v1/reimbursements/2026/?page_size=2")
+    lines = body["lines"]
     expected = exports.year_as_dict(services.compute_reimbursements(2026))
-    answered = as_before(body, lines)
+    answered = as_before(body)
     findings = answered.pop("findings")
     expected_findings = expected.pop("findings")
     assert answered == expected
@@ -189,12 +191,13 @@ def test_a_commune_reads_its_own_part_of_the_year_and_its_totals_only(client, bi
     t = billed.territory
     reader = member("api.a", t.commune_a, Role.COMMUNE_READER)
     reader_a = token_client(client, reader)
-    body, lines = all_pages(reader_a, "/api/v1/reimbursements/2026/?page_size=1")
+    body = all_pages(reader_a, "/api/v1/reimbursements/2026/?page_size=1")
+    lines = body["lines"]
     expected = own_part(
         services.compute_reimbursements(2026, Convention.objects.visible_to(reader)),
         {t.commune_a.pk},
     )
-    assert as_before(body, lines) == exports.year_as_dict(expected)
+    assert as_before(body) == exports.year_as_dict(expected)
     computed = services.compute_reimbursements(2026).result
     own_lines = [x for x in computed.lines if t.commune_a.pk in (x.payer.id, x.payee.id)]
     assert own_lines
@@ -232,6 +235,7 @@ def test_the_years_lines_come_a_bounded_page_at_a_time(client, billed, b_only):
     body = finance.get("/api/v1/reimbursements/2026/?page_size=2").json()
     assert body["count"] == 3
     assert len(body["lines"]) == 2
+    assert len(body["settlements"]) == min(2, body["settlements_count"])
     assert body["previous"] is None
     assert "page=2" in body["next"]
     assert body["totals"]["lines"] == 3  # the totals are the year's, not the page's
