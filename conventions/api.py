@@ -6,16 +6,16 @@ import csv
 import io
 from datetime import date
 
-from django.db.models import Prefetch
+from django.db.models import Count, Prefetch
 from django.forms import CheckboxInput
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, permissions, serializers, viewsets
+from rest_framework import generics, mixins, permissions, serializers, viewsets
 from rest_framework.decorators import action, api_view, permission_classes, throttle_classes
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
@@ -542,9 +542,10 @@ class OpenConventionSerializer(serializers.Serializer):
     deliberations = OpenDeliberationSerializer(many=True)
 
 
-def open_conventions(territory_siren: str = "") -> list[dict]:
-    """The conventions in force (status « en vigueur »), as public data: parties, services and
-    the approving deliberations (organisation, date, number, link), no agent nor person."""
+def in_force_conventions(territory_siren: str = ""):
+    """The conventions in force (status « en vigueur »), by reference, with what their public
+    data reads: iterating over a slice of it (a page) costs the same few queries whatever its
+    size (the slice, then its parties, services and deliberations)."""
     conventions = (
         Convention.objects.filter(status=Status.IN_FORCE)
         .select_related("territory")
@@ -557,36 +558,44 @@ def open_conventions(territory_siren: str = "") -> list[dict]:
     )
     if territory_siren:
         conventions = conventions.filter(territory__siren=territory_siren)
-    return [
-        {
-            "reference": c.reference,
-            "title": c.title,
-            "kind": c.kind,
-            "direction": direction_of(c.parties.all()),
-            "territory": c.territory.name,
-            "territory_siren": c.territory.siren,
-            "start_date": c.start_date,
-            "signature_date": c.signature_date,
-            "parties": [
-                {"name": p.organisation.name, "siren": p.organisation.siren, "role": p.role}
-                for p in c.parties.all()
-            ],
-            "services": [
-                {"code": line.service.code, "name": line.service.name} for line in c.services.all()
-            ],
-            "deliberations": [
-                {
-                    "organisation": d.organisation.name,
-                    "date": d.date,
-                    "number": d.number,
-                    "vote": d.vote,
-                    "link": d.link,
-                }
-                for d in c.deliberations.all()
-            ],
-        }
-        for c in conventions
-    ]
+    return conventions
+
+
+def open_convention(c: Convention) -> dict:
+    """A convention in force as public data: parties, services and the approving deliberations
+    (organisation, date, number, link), no agent nor person."""
+    return {
+        "reference": c.reference,
+        "title": c.title,
+        "kind": c.kind,
+        "direction": direction_of(c.parties.all()),
+        "territory": c.territory.name,
+        "territory_siren": c.territory.siren,
+        "start_date": c.start_date,
+        "signature_date": c.signature_date,
+        "parties": [
+            {"name": p.organisation.name, "siren": p.organisation.siren, "role": p.role}
+            for p in c.parties.all()
+        ],
+        "services": [
+            {"code": line.service.code, "name": line.service.name} for line in c.services.all()
+        ],
+        "deliberations": [
+            {
+                "organisation": d.organisation.name,
+                "date": d.date,
+                "number": d.number,
+                "vote": d.vote,
+                "link": d.link,
+            }
+            for d in c.deliberations.all()
+        ],
+    }
+
+
+def open_conventions(territory_siren: str = "") -> list[dict]:
+    """The public data of the conventions in force (of one EPCI, by its SIREN, if given)."""
+    return [open_convention(c) for c in in_force_conventions(territory_siren)]
 
 
 OPEN_CSV_COLUMNS = [
@@ -634,29 +643,84 @@ def open_conventions_csv(rows: list[dict]) -> str:
 OPEN_DATA_PARAMETERS = [
     OpenApiParameter("territory", str, description="SIREN de l'EPCI (tous sinon)."),
 ]
+OPEN_DATA_TERRITORIES = "/api/v1/open-data/territories.json"
+
+
+class OpenDataConventions(generics.ListAPIView):
+    """Open data: the conventions in force, public acts, a page at a time (the API's page
+    size rules). Without authentication."""
+
+    permission_classes = [permissions.AllowAny]
+    throttle_classes = [AnonRateThrottle]
+    serializer_class = OpenConventionSerializer
+    filter_backends = []  # ``territory`` only, read below
+
+    def get_queryset(self):
+        return in_force_conventions(self.request.query_params.get("territory", ""))
+
+    @extend_schema(
+        operation_id="open_data_conventions_json",
+        description=_(
+            "Données ouvertes : les conventions en vigueur, actes publics seulement (docs/api.md), "
+            "par pages (`page`, `page_size` : 50 par défaut, au plus 500). Sans authentification."
+        ),
+        parameters=OPEN_DATA_PARAMETERS,
+    )
+    def get(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        rows = [open_convention(c) for c in page]
+        return self.get_paginated_response(self.get_serializer(rows, many=True).data)
+
+
+class OpenTerritorySerializer(serializers.Serializer):
+    siren = serializers.CharField()
+    name = serializers.CharField()
+    conventions = serializers.IntegerField(help_text="Nombre de conventions en vigueur.")
+    json = serializers.URLField()
+    csv = serializers.URLField()
 
 
 @extend_schema(
-    operation_id="open_data_conventions_json",
+    operation_id="open_data_territories",
     description=_(
-        "Données ouvertes : les conventions en vigueur, actes publics seulement (docs/api.md). "
-        "Sans authentification."
+        "Données ouvertes : les EPCI qui ont des conventions en vigueur, avec leur nombre et "
+        "les adresses de leurs données (JSON, CSV). Sans authentification."
     ),
-    parameters=OPEN_DATA_PARAMETERS,
-    responses={200: OpenConventionSerializer(many=True)},
+    responses={200: OpenTerritorySerializer(many=True)},
 )
 @api_view(["GET"])
 @permission_classes([permissions.AllowAny])
 @throttle_classes([AnonRateThrottle])
-def open_data_conventions(request):
-    """Open data: the conventions in force, public acts. Without authentication."""
-    rows = open_conventions(request.query_params.get("territory", ""))
-    return Response(OpenConventionSerializer(rows, many=True).data)
+def open_data_territories(request):
+    """Open data: the EPCIs with conventions in force (one row each: a deployment hosts at most
+    the country's EPCIs), their count and where their data is. One query."""
+    rows = (
+        Convention.objects.filter(status=Status.IN_FORCE)
+        .order_by("territory__siren")
+        .values("territory__siren", "territory__name")
+        .annotate(conventions=Count("pk"))
+    )
+    as_json = request.build_absolute_uri(reverse("api:open-data-conventions"))
+    as_csv = request.build_absolute_uri(reverse("api:open-data-conventions-csv"))
+    return Response(
+        [
+            {
+                "siren": row["territory__siren"],
+                "name": row["territory__name"],
+                "conventions": row["conventions"],
+                "json": f"{as_json}?territory={row['territory__siren']}",
+                "csv": f"{as_csv}?territory={row['territory__siren']}",
+            }
+            for row in rows
+        ]
+    )
 
 
 class OpenDataConventionsCsv(APIView):
-    """Open data: the conventions in force, public acts, as CSV (UTF-8, « ; »). Without
-    authentication."""
+    """Open data: the conventions in force of one EPCI (``territory``, required), public acts,
+    as CSV (UTF-8, « ; »). Without authentication. One territory at a time: the file is built in
+    one response, so its size is bounded by one EPCI's conventions, not the deployment's (the
+    national data is the JSON's, page by page)."""
 
     permission_classes = [permissions.AllowAny]
     throttle_classes = [AnonRateThrottle]
@@ -669,14 +733,37 @@ class OpenDataConventionsCsv(APIView):
     @extend_schema(
         operation_id="open_data_conventions_csv",
         description=_(
-            "Données ouvertes en CSV (UTF-8, « ; ») : les conventions en vigueur, actes publics "
-            "seulement (docs/api.md). Sans authentification."
+            "Données ouvertes en CSV (UTF-8, « ; ») : les conventions en vigueur d'un EPCI "
+            "(paramètre `territory` obligatoire ; la liste : /api/v1/open-data/territories.json), "
+            "actes publics seulement (docs/api.md). Sans authentification."
         ),
-        parameters=OPEN_DATA_PARAMETERS,
+        parameters=[
+            OpenApiParameter(
+                "territory",
+                str,
+                required=True,
+                description="SIREN de l'EPCI (liste : /api/v1/open-data/territories.json).",
+            )
+        ],
         responses={(200, "text/csv"): OpenApiTypes.STR},
     )
     def get(self, request):
-        rows = open_conventions(request.query_params.get("territory", ""))
+        territory = request.query_params.get("territory", "").strip()
+        if not territory:
+            raise ValidationError(
+                {
+                    "territory": [
+                        _(
+                            "Le paramètre « territory » (SIREN de l'EPCI) est obligatoire pour "
+                            "le CSV. La liste des EPCI et de leurs fichiers : %(url)s ; toutes "
+                            "les conventions en vigueur : /api/v1/open-data/conventions.json, "
+                            "page par page."
+                        )
+                        % {"url": OPEN_DATA_TERRITORIES}
+                    ]
+                }
+            )
+        rows = open_conventions(territory)
         response = HttpResponse(open_conventions_csv(rows), content_type="text/csv; charset=utf-8")
         day = timezone.localdate().isoformat()
         response["Content-Disposition"] = f'attachment; filename="conventions-{day}.csv"'
@@ -687,7 +774,12 @@ router = SimpleRouter()
 router.register("conventions", ConventionViewSet, basename="convention")
 
 urlpatterns = [
-    path("open-data/conventions.json", open_data_conventions, name="open-data-conventions"),
+    path(
+        "open-data/conventions.json",
+        OpenDataConventions.as_view(),
+        name="open-data-conventions",
+    ),
+    path("open-data/territories.json", open_data_territories, name="open-data-territories"),
     path(
         "open-data/conventions.csv",
         OpenDataConventionsCsv.as_view(),

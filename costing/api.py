@@ -2,8 +2,6 @@
 through the same scopes as the screens (what the user may not see is a 404). See
 mutualisation/api.py."""
 
-from dataclasses import replace
-
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q
 from django.http import QueryDict
@@ -11,7 +9,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, register_converter
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action, api_view
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -36,7 +34,13 @@ from costing.serializers import (
 )
 from mutualisation.converters import YearConverter
 from mutualisation.forms import RowsConflict
-from mutualisation.rest import Conflict, DocumentActionsMixin, ErrorSerializer, Refused
+from mutualisation.rest import (
+    Conflict,
+    DocumentActionsMixin,
+    ErrorSerializer,
+    Pagination,
+    Refused,
+)
 from mutualisation.rules import scope_of
 
 register_converter(YearConverter, "api-year")  # the screens' budget years (costing/urls.py)
@@ -491,56 +495,60 @@ def form_errors(form, lines) -> dict[str, list[str]]:
     return found
 
 
-def own_part(computed: services.Reimbursements, organisation_ids) -> services.Reimbursements:
-    """What a party from elsewhere (a commune) sees of the year: its own lines, settlements
-    and position, the totals of those only, no finding about the others."""
-    result = computed.result
-
-    def mine(*parties):
-        return any(p.id in organisation_ids for p in parties)
-
-    lines = tuple(x for x in result.lines if mine(x.payer, x.payee))
-    settlements = tuple(s for s in result.settlements if mine(s.payer, s.payee))
-    own = replace(
-        result,
-        lines=lines,
-        borne_by_payee=tuple(x for x in result.borne_by_payee if mine(x.payee)),
-        settlements=settlements,
-        positions=tuple(
-            p for p in engine.net_positions(settlements) if p.party.id in organisation_ids
-        ),
-        findings=(),
-        total=sum((x.amount for x in lines), engine.ZERO),
-    )
-    return replace(computed, result=own, findings=())
-
-
 @extend_schema(
     description=_(
-        "Remboursements de l'année, comme l'export JSON : lignes, règlements, positions, "
-        "constats et totaux. Le personnel du territoire : toute l'année ; les autres : la part "
-        "de leur organisation. Années de 2000 à 2100."
+        "Remboursements de l'année, comme l'export JSON : lignes et règlements par pages "
+        "(`page`, `page_size` : 50 par défaut, au plus 500 ; `count`, `settlements_count`, "
+        "`next`, `previous`), positions, constats et totaux (de toute l'année). Lus dans les résultats enregistrés, "
+        "recalculés seulement pour les conventions dont les données ont changé. Le personnel du "
+        "territoire : toute l'année ; les autres : la part de leur organisation. Années de 2000 "
+        "à 2100."
     ),
+    parameters=[
+        OpenApiParameter("page", int, description="Page des lignes et des règlements."),
+        OpenApiParameter(
+            "page_size",
+            int,
+            description="Lignes (et règlements) par page : 50 par défaut, au plus 500.",
+        ),
+    ],
     responses={200: ReimbursementsSerializer},
 )
 @api_view(["GET"])
 def reimbursements(request, year):
-    """The year's reimbursements, as ``compute_reimbursements`` gives them (the JSON export):
-    lines, settlements, positions, findings and totals. The territory's staff: its whole year;
-    anyone else: their own organisation's part of the conventions they are party to."""
+    """The year's reimbursements in the shape of the JSON export, read from the stored results
+    as the screens read them (``year_results``: a convention is computed again only when its
+    inputs changed): a page of lines and of settlements, the positions, findings and the
+    year's totals. The territory's staff: its whole year; anyone else: their own organisation's part
+    of the conventions they are party to."""
     if not request.user.has_perm("costing.view_reimbursements"):
         raise PermissionDenied  # no role: as on the screens
     scope = scope_of(request.user)
     if scope.is_staff_of_a_territory:
-        computed = services.compute_reimbursements(
-            year, Convention.objects.of_territories(request.user)
-        )
+        shown, own = Convention.objects.of_territories(request.user), None
     else:
-        computed = own_part(
-            services.compute_reimbursements(year, Convention.objects.visible_to(request.user)),
-            scope.organisation_ids,
-        )
-    return Response(exports.year_as_dict(computed))
+        shown, own = Convention.objects.visible_to(request.user), scope.organisation_ids
+    stored = services.year_results(year, shown)
+    part = services.stored_visible_part(stored, own)
+    lines, settlements = part["lines"], part["settlements"]
+    # One page number for both lists: page n holds the n-th slice of each (the longer one sets
+    # the number of pages); only those slices are read from the stored results.
+    paginator = Pagination()
+    paginator.paginate_queryset(range(max(len(lines), len(settlements))), request)
+    page = paginator.page
+    start, stop = page.start_index() - 1, page.end_index()
+    by_payer, by_payee = services.stored_part_by_party(stored, part)
+    return Response(
+        {
+            "count": len(lines),
+            "settlements_count": len(settlements),
+            "next": paginator.get_next_link(),
+            "previous": paginator.get_previous_link(),
+            **exports.year_part_as_dict(
+                year, part, lines[start:stop], settlements[start:stop], by_payer, by_payee
+            ),
+        }
+    )
 
 
 @extend_schema(

@@ -93,6 +93,44 @@ def balance_direction(balance) -> str:
     return "TO_COLLECT" if balance > 0 else "TO_REFUND" if balance < 0 else "SETTLED"
 
 
+def year_part_as_dict(
+    year: int, part: dict, lines, settlements, by_payer: dict, by_payee: dict
+) -> dict:
+    """A part of the year read from the stored results (``services.stored_visible_part``) in
+    the shape of ``year_as_dict``, with only ``lines`` and ``settlements`` of its own (a page
+    of each); the totals are the whole part's."""
+    return {
+        "schema": SCHEMA,
+        "year": year,
+        "currency": "EUR",
+        "lines": [line_as_dict(line) for line in lines],
+        "borne_by_payee": [line_as_dict(line) for line in part["borne"]],
+        "settlements": [settlement_as_dict(row["settlement"]) for row in settlements],
+        "positions": [position_as_dict(p) for p in part["positions"]],
+        "findings": [
+            {"convention": f.convention, "code": f.code, "message": f.message}
+            for f in part["findings"]
+        ],
+        "totals": {
+            "lines": len(part["lines"]),
+            "amount": str(part["total"]),
+            "by_payee": {siren: str(amount) for siren, amount in sorted(by_payee.items())},
+            "by_payer": {siren: str(amount) for siren, amount in sorted(by_payer.items())},
+        },
+    }
+
+
+def position_as_dict(p) -> dict:
+    return {
+        "organisation": organisation(p.party),
+        "receivable": str(p.receivable),
+        "payable": str(p.payable),
+        "net": str(p.net),
+        "settled": str(p.settled),
+        "remaining": str(p.remaining),
+    }
+
+
 def totals(result) -> dict:
     by_payee: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
     by_payer: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
@@ -116,17 +154,7 @@ def year_as_dict(reimbursements) -> dict:
         "lines": [line_as_dict(line) for line in result.lines],
         "borne_by_payee": [line_as_dict(line) for line in result.borne_by_payee],
         "settlements": [settlement_as_dict(s) for s in result.settlements],
-        "positions": [
-            {
-                "organisation": organisation(p.party),
-                "receivable": str(p.receivable),
-                "payable": str(p.payable),
-                "net": str(p.net),
-                "settled": str(p.settled),
-                "remaining": str(p.remaining),
-            }
-            for p in result.positions
-        ],
+        "positions": [position_as_dict(p) for p in result.positions],
         "findings": [
             {"convention": f.convention, "code": f.code, "message": f.message}
             for f in reimbursements.findings

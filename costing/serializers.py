@@ -462,8 +462,17 @@ class TotalsOutSerializer(serializers.Serializer):
 
 
 class ReimbursementsSerializer(serializers.Serializer):
-    """The year's reimbursements (``exports.year_as_dict``): documents the API's answer."""
+    """The year's reimbursements (``exports.year_part_as_dict``): documents the API's answer,
+    a page of its lines and of its settlements."""
 
+    count = serializers.IntegerField(help_text="Nombre de lignes de l'année (toutes pages).")
+    settlements_count = serializers.IntegerField(
+        help_text="Nombre de règlements de l'année (toutes pages)."
+    )
+    next = serializers.URLField(allow_null=True, help_text="Page suivante (lignes et règlements).")
+    previous = serializers.URLField(
+        allow_null=True, help_text="Page précédente (lignes et règlements)."
+    )
     schema = serializers.CharField()
     year = serializers.IntegerField()
     currency = serializers.CharField()

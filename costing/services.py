@@ -2128,11 +2128,24 @@ def result_summary(lines: list) -> dict:
         entry = by_service.setdefault(line["service"], [line["service_name"], Decimal("0.00")])
         entry[1] += Decimal(line["amount"])
     payee = lines[0]["payee"] if lines else None
+    by_payer, by_payee = amounts_by_party(lines)
     return {
         "direction": "" if payee is None else "EPCI_PROVIDES" if payee[3] else "COMMUNE_PROVIDES",
         "sirens": sorted({line[side][1] for line in lines for side in ("payer", "payee")}),
         "by_service": [[code, name, str(amount)] for code, (name, amount) in by_service.items()],
+        "by_payer": {siren: str(amount) for siren, amount in by_payer.items()},
+        "by_payee": {siren: str(amount) for siren, amount in by_payee.items()},
     }
+
+
+def amounts_by_party(lines) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+    """The amounts of these stored lines summed by payer's SIREN and by payee's SIREN."""
+    by_payer: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
+    by_payee: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
+    for line in lines:
+        by_payer[line["payer"][1]] += Decimal(line["amount"])
+        by_payee[line["payee"][1]] += Decimal(line["amount"])
+    return dict(by_payer), dict(by_payee)
 
 
 def history_marks(model, key: str, **filters) -> dict:
@@ -2492,6 +2505,23 @@ def stored_visible_part(stored: StoredYear, organisation_ids=None, **filters) ->
         "filtered": filtered,
         "computed_at": stored.computed_at,
     }
+
+
+def stored_part_by_party(stored: StoredYear, part: dict) -> tuple[dict, dict]:
+    """The amounts of a part of the year (``stored_visible_part``) by payer's and by payee's
+    SIREN: for the whole year, summed from each convention's stored summary without reading
+    its lines; for a part narrowed to some lines, from those lines (already read)."""
+    selected = part["lines"].selected
+    if selected is not None:
+        return amounts_by_party(selected)
+    by_payer: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
+    by_payee: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
+    for row in stored.rows:
+        for siren, amount in row.data["by_payer"].items():
+            by_payer[siren] += Decimal(amount)
+        for siren, amount in row.data["by_payee"].items():
+            by_payee[siren] += Decimal(amount)
+    return dict(by_payer), dict(by_payee)
 
 
 def stored_dashboard(stored: StoredYear, conventions=None) -> dict:

@@ -121,7 +121,7 @@ def test_the_open_data_lists_the_conventions_in_force_as_public_acts(client, bil
     )
     response = client.get("/api/v1/open-data/conventions.json")  # no token: public
     assert response.status_code == 200
-    [row] = response.json()
+    [row] = response.json()["results"]
     assert row["reference"] == convention.reference
     assert row["territory_siren"] == territory.epci.siren
     assert {p["siren"] for p in row["parties"]} == {
@@ -133,7 +133,7 @@ def test_the_open_data_lists_the_conventions_in_force_as_public_acts(client, bil
     text = response.content.decode()
     assert "AGENT-0042" not in text
     assert "Instructeur" not in text
-    csv_response = client.get("/api/v1/open-data/conventions.csv")
+    csv_response = client.get(f"/api/v1/open-data/conventions.csv?territory={territory.epci.siren}")
     assert csv_response["Content-Type"] == "text/csv; charset=utf-8"
     rows = list(csv.DictReader(io.StringIO(csv_response.content.decode()), delimiter=";"))
     assert [r["reference"] for r in rows] == [convention.reference]
@@ -142,11 +142,12 @@ def test_the_open_data_lists_the_conventions_in_force_as_public_acts(client, bil
 
 
 def test_the_open_data_leaves_out_drafts_and_other_territories(client, billed, mad_descendante):  # noqa: F811
-    assert client.get("/api/v1/open-data/conventions.json").json() == []  # signed, not in force
+    signed = client.get("/api/v1/open-data/conventions.json").json()
+    assert signed["results"] == []  # signed, not in force
     billed.convention.status = Status.IN_FORCE
     billed.convention.save()
     other = client.get("/api/v1/open-data/conventions.json?territory=000000000").json()
-    assert other == []
+    assert other["results"] == []
 
 
 def new_convention(territory, service, **changes):

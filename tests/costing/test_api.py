@@ -3,6 +3,7 @@ scopes (a commune's token never reaches another commune's records: 404), and the
 equal to the engine's, to the cent."""
 
 import json
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from types import SimpleNamespace
@@ -10,10 +11,18 @@ from types import SimpleNamespace
 import pytest
 from rest_framework.authtoken.models import Token
 
-from conventions.models import ConventionService, Party, PartyRole, Status, UsageForecast
-from costing import exports, services, statements
+from conventions.models import (
+    Convention,
+    ConventionService,
+    Party,
+    PartyRole,
+    Status,
+    UsageForecast,
+)
+from costing import engine, exports, services, statements
 from costing.models import Statement, UsageRecord, UsageSource
 from mutualisation.models import Role
+from mutualisation.rest import Pagination
 from tests.costing.conftest import cost_base
 from tests.factories import (
     ConventionFactory,
@@ -114,37 +123,127 @@ def test_a_commune_token_lists_only_what_concerns_its_commune(client, billed, b_
     assert b_only.base.pk not in bases
 
 
+def all_pages(client, url):
+    """The first page's body, with every page's lines and settlements."""
+    first = client.get(url)
+    assert first.status_code == 200
+    body = first.json()
+    lines, settlements, page = list(body["lines"]), list(body["settlements"]), body
+    while page["next"]:
+        page = client.get(page["next"]).json()
+        lines += page["lines"]
+        settlements += page["settlements"]
+    return {**body, "lines": lines, "settlements": settlements}
+
+
+def as_before(body):
+    """The answer in the former shape (every line at once, no page links)."""
+    paging = ("count", "settlements_count", "next", "previous")
+    return {k: v for k, v in body.items() if k not in paging}
+
+
+def own_part(computed, organisation_ids):
+    """What the API answered a commune's reader before it read the stored results: the year
+    computed over the conventions it sees, narrowed to its own lines, settlements and
+    position (the former ``costing.api.own_part``)."""
+    result = computed.result
+
+    def mine(*parties):
+        return any(p.id in organisation_ids for p in parties)
+
+    lines = tuple(x for x in result.lines if mine(x.payer, x.payee))
+    settlements = tuple(s for s in result.settlements if mine(s.payer, s.payee))
+    own = replace(
+        result,
+        lines=lines,
+        borne_by_payee=tuple(x for x in result.borne_by_payee if mine(x.payee)),
+        settlements=settlements,
+        positions=tuple(
+            p for p in engine.net_positions(settlements) if p.party.id in organisation_ids
+        ),
+        findings=(),
+        total=sum((x.amount for x in lines), engine.ZERO),
+    )
+    return replace(computed, result=own, findings=())
+
+
 def test_the_years_reimbursements_from_the_api_equal_the_engines_to_the_cent(
     client, billed, b_only
 ):
     t = billed.territory
     finance = token_client(client, member("api.finances", t.epci, Role.FINANCE))
-    response = finance.get("/api/v1/reimbursements/2026/")
-    assert response.status_code == 200
-    body = response.json()
+    body = all_pages(finance, "/api/v1/reimbursements/2026/?page_size=2")
+    lines = body["lines"]
     expected = exports.year_as_dict(services.compute_reimbursements(2026))
-    assert body == expected
-    lines = services.compute_reimbursements(2026).result.lines
-    assert Decimal(body["totals"]["amount"]) == sum(x.amount for x in lines)
-    assert len(body["lines"]) == 3
-    assert body["totals"]["amount"] == str(sum(x.amount for x in lines))
+    answered = as_before(body)
+    findings = answered.pop("findings")
+    expected_findings = expected.pop("findings")
+    assert answered == expected
+    # grouped by convention when stored: the same findings, in the order of the references
+    assert sorted(findings, key=str) == sorted(expected_findings, key=str)
+    computed = services.compute_reimbursements(2026).result.lines
+    assert Decimal(body["totals"]["amount"]) == sum(x.amount for x in computed)
+    assert body["count"] == len(lines) == 3
+    assert body["totals"]["amount"] == str(sum(x.amount for x in computed))
 
 
 def test_a_commune_reads_its_own_part_of_the_year_and_its_totals_only(client, billed, b_only):
     t = billed.territory
-    reader_a = token_client(client, member("api.a", t.commune_a, Role.COMMUNE_READER))
-    body = reader_a.get("/api/v1/reimbursements/2026/").json()
+    reader = member("api.a", t.commune_a, Role.COMMUNE_READER)
+    reader_a = token_client(client, reader)
+    body = all_pages(reader_a, "/api/v1/reimbursements/2026/?page_size=1")
+    lines = body["lines"]
+    expected = own_part(
+        services.compute_reimbursements(2026, Convention.objects.visible_to(reader)),
+        {t.commune_a.pk},
+    )
+    assert as_before(body) == exports.year_as_dict(expected)
     computed = services.compute_reimbursements(2026).result
     own_lines = [x for x in computed.lines if t.commune_a.pk in (x.payer.id, x.payee.id)]
     assert own_lines
-    assert [line["payer"]["siren"] for line in body["lines"]] == [t.commune_a.siren] * len(
-        own_lines
-    )
+    assert [line["payer"]["siren"] for line in lines] == [t.commune_a.siren] * len(own_lines)
     assert Decimal(body["totals"]["amount"]) == sum(x.amount for x in own_lines)
     assert {s["payer"]["siren"] for s in body["settlements"]} == {t.commune_a.siren}
     assert [p["organisation"]["siren"] for p in body["positions"]] == [t.commune_a.siren]
     assert body["findings"] == []
     assert t.commune_b.siren not in json.dumps(body)
+
+
+def test_the_years_reimbursements_are_read_from_the_stored_results_not_computed_again(
+    client, billed, b_only, monkeypatch
+):
+    t = billed.territory
+    finance = token_client(client, member("api.finances", t.epci, Role.FINANCE))
+    computations = []
+    compute = services.compute_reimbursements
+
+    def counted(*args, **kwargs):
+        computations.append(args)
+        return compute(*args, **kwargs)
+
+    monkeypatch.setattr(services, "compute_reimbursements", counted)
+    first = finance.get("/api/v1/reimbursements/2026/").json()
+    assert len(computations) == 1  # nothing stored yet: computed once, and stored
+    second = finance.get("/api/v1/reimbursements/2026/").json()
+    assert len(computations) == 1  # stored and unchanged: read, not computed
+    assert second == first
+
+
+def test_the_years_lines_come_a_bounded_page_at_a_time(client, billed, b_only):
+    t = billed.territory
+    finance = token_client(client, member("api.finances", t.epci, Role.FINANCE))
+    body = finance.get("/api/v1/reimbursements/2026/?page_size=2").json()
+    assert body["count"] == 3
+    assert len(body["lines"]) == 2
+    assert len(body["settlements"]) == min(2, body["settlements_count"])
+    assert body["previous"] is None
+    assert "page=2" in body["next"]
+    assert body["totals"]["lines"] == 3  # the totals are the year's, not the page's
+    last = finance.get(body["next"]).json()
+    assert len(last["lines"]) == 1
+    assert last["next"] is None
+    assert len(finance.get("/api/v1/reimbursements/2026/?page_size=100000").json()["lines"]) == 3
+    assert Pagination.max_page_size == 500  # the API's bound on any page
 
 
 def test_an_account_without_role_is_refused_the_year(client, billed):

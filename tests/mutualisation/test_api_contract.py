@@ -104,7 +104,9 @@ def test_each_open_data_address_documents_the_one_format_it_answers(schema_docum
 
 
 def test_the_open_data_csv_is_given_to_a_client_accepting_only_csv(db, client):
-    response = client.get("/api/v1/open-data/conventions.csv", HTTP_ACCEPT="text/csv")
+    response = client.get(
+        "/api/v1/open-data/conventions.csv?territory=000000000", HTTP_ACCEPT="text/csv"
+    )
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response.content.decode().startswith("reference;title;kind;")

@@ -97,7 +97,11 @@ def pdf_text(content: bytes) -> str:
 
 # The conventions in force are public acts, published to everyone whatever their territory
 # (open data, docs/api.md; ``?territory=`` narrows them to one EPCI).
-PUBLIC_ACTS = ("api:open-data-conventions", "api:open-data-conventions-csv")
+PUBLIC_ACTS = (
+    "api:open-data-conventions",
+    "api:open-data-conventions-csv",
+    "api:open-data-territories",
+)
 GET_CASES = [
     (name, persona)
     for name in ROWS

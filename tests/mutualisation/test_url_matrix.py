@@ -279,7 +279,11 @@ ROWS = {
                                              API_READ_ONLY, (401, 404, 403, 404, 415, 403, 415)),
     # The conventions in force, public acts: the open-data portal reads them without a token.
     "api:open-data-conventions":         Row(lambda w: {}, PUBLIC, PUBLIC_READ_ONLY),
-    "api:open-data-conventions-csv":     Row(lambda w: {}, PUBLIC, PUBLIC_READ_ONLY),
+    # The CSV: one EPCI at a time (``territory`` required, 400 without); the EPCIs, listed.
+    "api:open-data-conventions-csv":     Row(lambda w: reverse("api:open-data-conventions-csv")
+                                             + f"?territory={w.epci.siren}",
+                                             PUBLIC, PUBLIC_READ_ONLY),
+    "api:open-data-territories":         Row(lambda w: {}, PUBLIC, PUBLIC_READ_ONLY),
     # A new cost base: finance (a form's empty POST is not JSON: 415).
     "api:costbase-list":                 Row(lambda w: {}, API_EVERY,
                                              (401, 403, 403, 403, 403, 415, 415)),

@@ -1,0 +1,143 @@
+"""The open data at national scale: the JSON of the conventions in force comes a page at a time
+(the API's page size rules) with a constant number of queries per page, the CSV one territory at
+a time, and the territories to ask for are listed."""
+
+import csv
+import io
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from conventions.models import Party, PartyRole, Status
+from tests.conventions.conftest import add_deliberations
+from tests.factories import (
+    ConventionFactory,
+    EpciFactory,
+    EpciMembershipFactory,
+    OrganisationFactory,
+    ServiceFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+JSON = "/api/v1/open-data/conventions.json"
+CSV = "/api/v1/open-data/conventions.csv"
+TERRITORIES = "/api/v1/open-data/territories.json"
+
+
+def in_force_conventions(count, epci=None):
+    """``count`` conventions in force of one EPCI (a new one unless given), each with the EPCI
+    and a commune as parties, a service and two deliberations."""
+    epci = epci or EpciFactory()
+    for _ in range(count):
+        commune = OrganisationFactory()
+        EpciMembershipFactory(member=commune, epci=epci)
+        convention = ConventionFactory(territory=epci, status=Status.IN_FORCE)
+        Party.objects.create(convention=convention, organisation=epci, role=PartyRole.PROVIDER)
+        Party.objects.create(
+            convention=convention, organisation=commune, role=PartyRole.BENEFICIARY
+        )
+        service = ServiceFactory(provider=epci)
+        convention.services.create(service=service, unit_type=service.unit_type)
+        add_deliberations(convention, [epci, commune])
+    return epci
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttle():
+    # The anonymous rate (60 an hour, counted in the cache) is not what these tests count.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_the_national_json_gives_at_most_a_page_with_a_link_to_the_next(client):
+    in_force_conventions(30)
+    in_force_conventions(26)
+    body = client.get(JSON).json()
+    assert body["count"] == 56
+    assert len(body["results"]) == 50  # the API's page size (mutualisation.rest.Pagination)
+    assert body["previous"] is None
+    assert body["next"].endswith(f"{JSON}?page=2")
+    second = client.get(body["next"]).json()
+    assert len(second["results"]) == 6
+    assert second["next"] is None
+    references = [row["reference"] for row in body["results"] + second["results"]]
+    assert references == sorted(references)
+    assert len(set(references)) == 56
+
+
+def test_a_page_is_at_most_500_conventions_whatever_is_asked(client):
+    in_force_conventions(3)
+    body = client.get(f"{JSON}?page_size=2").json()
+    assert len(body["results"]) == 2
+    assert "page_size=2" in body["next"]
+    assert "page=2" in body["next"]
+    from mutualisation.rest import Pagination
+
+    assert Pagination.max_page_size == 500
+
+
+def queries_of_a_page(client, url):
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(queries)
+
+
+def test_a_pages_queries_do_not_grow_with_the_number_of_conventions(client):
+    first = in_force_conventions(2)
+    small = queries_of_a_page(client, f"{JSON}?page_size=5")
+    small_territory = queries_of_a_page(client, f"{JSON}?territory={first.siren}")
+    small_csv = queries_of_a_page(client, f"{CSV}?territory={first.siren}")
+    in_force_conventions(8)
+    in_force_conventions(6, epci=first)
+    assert queries_of_a_page(client, f"{JSON}?page_size=5") == small
+    assert queries_of_a_page(client, f"{JSON}?territory={first.siren}") == small_territory
+    assert queries_of_a_page(client, f"{CSV}?territory={first.siren}") == small_csv
+    assert small <= 6  # count, page, parties, services and their services, deliberations
+
+
+def test_the_csv_without_territory_is_refused_in_french_with_where_to_find_them(client):
+    in_force_conventions(2)
+    response = client.get(CSV)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid"
+    [message] = body["fields"]["territory"]
+    assert "obligatoire" in message
+    assert TERRITORIES in message
+
+
+def test_the_csv_of_one_territory_lists_its_conventions_in_force(client):
+    first = in_force_conventions(3)
+    in_force_conventions(2)
+    response = client.get(f"{CSV}?territory={first.siren}")
+    assert response.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(response.content.decode()), delimiter=";"))
+    assert len(rows) == 3
+    assert {row["territory_siren"] for row in rows} == {first.siren}
+
+
+def test_the_territories_with_conventions_in_force_are_listed_with_their_count(client):
+    first = in_force_conventions(3)
+    second = in_force_conventions(1)
+    ConventionFactory(territory=EpciFactory())  # a draft only: not published
+    with CaptureQueriesContext(connection) as queries:
+        body = client.get(TERRITORIES).json()
+    assert body == sorted(
+        [
+            {
+                "siren": epci.siren,
+                "name": epci.name,
+                "conventions": count,
+                "json": f"http://testserver{JSON}?territory={epci.siren}",
+                "csv": f"http://testserver{CSV}?territory={epci.siren}",
+            }
+            for epci, count in ((first, 3), (second, 1))
+        ],
+        key=lambda row: row["siren"],
+    )
+    assert len(queries) == 1
