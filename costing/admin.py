@@ -22,6 +22,17 @@ class CostLineInline(LabelledTabularInline):
     extra = 0
 
 
+class DeferredListColumns:
+    """An admin whose rows hold columns it does not list (a stored PDF, a computation's trace,
+    a batch's plan: tens of kilobytes a row, 100 rows a page): ``list_deferred`` are read only
+    when a row's own page shows them."""
+
+    list_deferred: tuple[str, ...] = ()
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer(*self.list_deferred)
+
+
 @admin.register(CostBase)
 class CostBaseAdmin(SimpleHistoryAdmin):
     list_display = [
@@ -38,7 +49,7 @@ class CostBaseAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(UnitCost)
-class UnitCostAdmin(SimpleHistoryAdmin):
+class UnitCostAdmin(DeferredListColumns, SimpleHistoryAdmin):
     """A notified unit cost is frozen (database triggers too): shown read-only, never deleted;
     a correction is a new version, made from the cost base page."""
 
@@ -52,11 +63,7 @@ class UnitCostAdmin(SimpleHistoryAdmin):
         "notification_deadline",
     ]
 
-    # The list shows a few columns: not these (tens of kilobytes a row, 100 rows a page).
     list_deferred = ("trace",)
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).defer(*self.list_deferred)
 
     list_filter = ["year", "is_provisional"]
     search_fields = ["service__name", "service__code"]
@@ -147,7 +154,7 @@ class StatementLineInline(LabelledTabularInline):
 
 
 @admin.register(Statement)
-class StatementAdmin(admin.ModelAdmin):
+class StatementAdmin(DeferredListColumns, admin.ModelAdmin):
     """Statements are produced by the application; an issued one is read-only here as in the
     database (triggers)."""
 
@@ -162,11 +169,7 @@ class StatementAdmin(admin.ModelAdmin):
         "issued_at",
     ]
 
-    # The list shows a few columns: not these (tens of kilobytes a row, 100 rows a page).
     list_deferred = ("pdf", "snapshot")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).defer(*self.list_deferred)
 
     list_filter = ["year", "status"]
     search_fields = ["number", "convention__reference", "payer__name", "payee__name"]
@@ -213,7 +216,7 @@ class StatementRemarkAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(BatchJob)
-class BatchJobAdmin(admin.ModelAdmin):
+class BatchJobAdmin(DeferredListColumns, admin.ModelAdmin):
     list_display = [
         "__str__",
         "year",
@@ -225,11 +228,7 @@ class BatchJobAdmin(admin.ModelAdmin):
         "created_at",
     ]
 
-    # The list shows a few columns: not these (tens of kilobytes a row, 100 rows a page).
     list_deferred = ("plan", "chunks_done")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).defer(*self.list_deferred)
 
     list_filter = ["status", "action", "year"]
     readonly_fields = [
@@ -249,16 +248,12 @@ class BatchJobAdmin(admin.ModelAdmin):
 
 
 @admin.register(UsageImport)
-class UsageImportAdmin(admin.ModelAdmin):
+class UsageImportAdmin(DeferredListColumns, admin.ModelAdmin):
     """Usage files dropped for import: read-only (their records cite them)."""
 
     list_display = ["filename", "status", "rows", "replace", "created_by", "created_at"]
 
-    # The list shows a few columns: not these (tens of kilobytes a row, 100 rows a page).
     list_deferred = ("errors", "preview")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).defer(*self.list_deferred)
 
     list_filter = ["status", "replace"]
     search_fields = ["filename", "sha256", "fingerprint"]

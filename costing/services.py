@@ -412,15 +412,10 @@ def usage_grid_save(
             raise UsageConflict(conflicts, current)
     else:
         changed = {key for key, quantity in values.items() if current.get(key) != quantity}
-    reasons = {
-        reason
-        for beneficiary_id in sorted({b for b, _month in changed})
-        if (
-            reason := usage_lock_reason(
-                convention_id=convention.pk, beneficiary_id=beneficiary_id, year=year
-            )
-        )
-    }
+    locks = usage_lock_reasons(
+        convention_id=convention.pk, beneficiary_ids={b for b, _month in changed}, year=year
+    )
+    reasons = {reason for reason in locks.values() if reason}
     if reasons:
         raise UsageRefused(sorted(reasons))
     written = 0
@@ -514,20 +509,9 @@ class UsageRefused(Exception):
 def usage_lock_reason(*, convention_id: int, beneficiary_id: int, year: int) -> str | None:
     """Why the usage of that convention, payer and year cannot change, if it cannot: an issued
     statement covers it and has not been put under correction (statement_correct)."""
-    from costing.models import Statement, StatementStatus
-
-    issued = (
-        Statement.objects.filter(
-            convention_id=convention_id,
-            payer_id=beneficiary_id,
-            year=year,
-            status=StatementStatus.ISSUED,
-            cancelled_by__isnull=True,
-        )
-        .select_related("payer")
-        .first()
-    )
-    return None if issued is None else issued_year_message(issued)
+    return usage_lock_reasons(
+        convention_id=convention_id, beneficiary_ids=[beneficiary_id], year=year
+    )[beneficiary_id]
 
 
 def issued_year_message(issued) -> str:
