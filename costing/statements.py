@@ -54,7 +54,7 @@ from costing.money import ZERO
 from mutualisation.database import is_busy
 from mutualisation.documents import join_with_page_numbers, render_pdf
 from mutualisation.french import of
-from mutualisation.models import DEFAULT_STATEMENT_PREFIX, Organisation
+from mutualisation.models import DEFAULT_STATEMENT_PREFIX, Organisation, numbering_prefix
 from mutualisation.rules import scope_of
 from mutualisation.services import locked_counter, next_in_sequence
 
@@ -568,11 +568,15 @@ def lock_year(year: int, territories=None) -> None:
 
 def year_lock_prefixes(territories) -> set[str]:
     """The statement prefixes whose counter rows lock the year of ``territories``."""
-    prefixes = Organisation.objects.epcis().values_list("statement_prefix", flat=True)
+    prefixes = (
+        Organisation.objects.epcis()
+        .annotate(prefix=numbering_prefix("statement_prefix"))
+        .values_list("prefix", flat=True)
+    )
     if territories is None:
-        return {DEFAULT_STATEMENT_PREFIX, *(p or DEFAULT_STATEMENT_PREFIX for p in prefixes)}
+        return {DEFAULT_STATEMENT_PREFIX, *prefixes}
     ids = {getattr(territory, "pk", territory) for territory in territories}
-    return {p or DEFAULT_STATEMENT_PREFIX for p in prefixes.filter(pk__in=ids)}
+    return set(prefixes.filter(pk__in=ids))
 
 
 def convention_territories(conventions) -> list | None:
