@@ -222,7 +222,8 @@ def test_a_refused_step_links_to_the_prefilled_deliberation_form(live_server, pa
     assert_accessible(page, "refus")
     screenshot(page, "deliberation-refus-lien")
 
-    refusal.get_by_role("link", name="Saisir la délibération d'Aubière").click()
+    with page.expect_navigation():
+        refusal.get_by_role("link", name="Saisir la délibération d'Aubière").click()
     rows = page.locator("fieldset")
     assert rows.count() == 1
     row = page.get_by_role("group", name="Délibération d'Aubière")

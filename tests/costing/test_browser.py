@@ -24,7 +24,8 @@ def test_finance_issues_a_statement_and_the_commune_downloads_it(
     page.goto(live_server.url + "/couts/etats/2026/")
     page.get_by_role("button", name="Calculer les projets").click()
     assert "2 projets d'état calculés" in page.get_by_role("status").first.inner_text()
-    page.get_by_role("row", name=re.compile("Commune A")).get_by_role("link").click()
+    with page.expect_navigation():
+        page.get_by_role("row", name=re.compile("Commune A")).get_by_role("link").click()
     draft_url = page.url
     screenshot(page, "statement-draft")
     page.once("dialog", lambda dialog: dialog.accept())
