@@ -6,6 +6,13 @@ class ConventionsConfig(AppConfig):
     name = "conventions"
     verbose_name = _("Conventions")
 
+    def ready(self):
+        from mutualisation.models import register_numbers_given
+
+        register_numbers_given(
+            "reference_prefix", "conventions.services.records.last_reference_given"
+        )
+
     def seed_demo(self) -> str:
         """Called by ``manage.py seed_demo`` after the territory is loaded."""
         from conventions.demo import seed_demo_conventions, seed_demo_scheme

@@ -20,6 +20,9 @@ class CostingConfig(AppConfig):
         connection_created.connect(
             fire_delete_triggers_on_replace, dispatch_uid="costing.recursive_triggers"
         )
+        from mutualisation.models import register_numbers_given
+
+        register_numbers_given("statement_prefix", "costing.statements.last_number_given")
 
     def seed_demo(self) -> str:
         """Called by ``manage.py seed_demo`` after the territory and the conventions."""

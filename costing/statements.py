@@ -594,6 +594,17 @@ def statement_prefix(territory) -> str:
     return territory.effective_statement_prefix if territory else DEFAULT_STATEMENT_PREFIX
 
 
+def last_number_given(territory, prefix: str) -> str | None:
+    """The last statement number ``territory`` was given with ``prefix`` (None: none yet;
+    drafts carry no number)."""
+    return (
+        Statement.objects.filter(convention__territory=territory, number__startswith=f"{prefix}-")
+        .order_by("-issued_at", "-pk")
+        .values_list("number", flat=True)
+        .first()
+    )
+
+
 def next_number(year: int, prefix: str = DEFAULT_STATEMENT_PREFIX) -> str:
     """<prefix>-<year>-<nnnn> (EA-2026-0001, or the territory's own prefix): consecutive within
     the territory and the year, without gaps, even when two people issue at once."""

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Count, F, Q, Sum, Value
 from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
@@ -35,6 +36,20 @@ def numbering_prefix(field: str):
     """The prefix an EPCI numbers with, as an SQL expression: its ``field`` (reference_prefix or
     statement_prefix), or the default when blank (as the statements' triggers compute it)."""
     return Coalesce(NullIf(F(field), Value("")), Value(DEFAULT_PREFIXES[field]))
+
+
+# The apps that give numbers with a territory's prefixes say the last number a territory was given
+# with a prefix (conventions: references; costing: statements), registered when they are ready:
+# reference data does not know them. A territory may not leave a prefix it has numbered with.
+NUMBERS_GIVEN = {field: [] for field in DEFAULT_PREFIXES}
+
+
+def register_numbers_given(field: str, last_number_given: str) -> None:
+    """``last_number_given`` is the dotted path of a function (territory, prefix) that returns
+    the last number ``territory`` was given with ``prefix`` in the series of ``field``
+    (reference_prefix or statement_prefix), or None; imported only when a prefix changes."""
+    if last_number_given not in NUMBERS_GIVEN[field]:
+        NUMBERS_GIVEN[field].append(last_number_given)
 
 
 class OrganisationKind(models.TextChoices):
@@ -270,9 +285,11 @@ class Organisation(models.Model):
         database constraints refuse it too, without saying whom)."""
         if self.kind != OrganisationKind.EPCI:
             return
-        errors = {}
+        errors = self.numbered_prefix_errors()
         for field, default in DEFAULT_PREFIXES.items():
             own = getattr(self, field)
+            if field in errors:
+                continue
             holder = (
                 Organisation.objects.numbering_with(field, own or default)
                 .exclude(pk=self.pk)
@@ -299,6 +316,39 @@ class Organisation(models.Model):
             )
         if errors:
             raise ValidationError(errors)
+
+    def numbered_prefix_errors(self) -> dict:
+        """The prefixes this territory would leave after numbering with them: CAM-2026-004
+        given, a change to VAL would start a second series of the territory's numbers."""
+        stored = (
+            Organisation.objects.filter(pk=self.pk, kind=OrganisationKind.EPCI)
+            .values(*DEFAULT_PREFIXES)
+            .first()
+            if self.pk
+            else None
+        )
+        if stored is None:
+            return {}
+        errors = {}
+        for field, default in DEFAULT_PREFIXES.items():
+            before = stored[field] or default
+            if (getattr(self, field) or default) == before:
+                continue
+            given = next(
+                filter(None, (import_string(last)(self, before) for last in NUMBERS_GIVEN[field])),
+                None,
+            )
+            if given:
+                errors[field] = ValidationError(
+                    _(
+                        "Ce territoire numérote déjà avec « %(prefix)s » (dernier numéro "
+                        "attribué : %(number)s) : changer de préfixe ouvrirait une seconde série "
+                        "de numéros. Le préfixe ne peut plus changer."
+                    ),
+                    code="numbering_started",
+                    params={"prefix": before, "number": given},
+                )
+        return errors
 
     @property
     def is_commune(self) -> bool:

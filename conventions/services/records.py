@@ -26,6 +26,16 @@ def next_reference(year: int, prefix: str = DEFAULT_REFERENCE_PREFIX) -> str:
     return f"{prefix}-{year}-{number:03d}"
 
 
+def last_reference_given(territory, prefix: str) -> str | None:
+    """The last convention reference ``territory`` was given with ``prefix`` (None: none)."""
+    return (
+        Convention.objects.filter(territory=territory, reference__startswith=f"{prefix}-")
+        .order_by("-pk")
+        .values_list("reference", flat=True)
+        .first()
+    )
+
+
 @transaction.atomic
 def convention_create(
     *, convention: Convention, terms: Terms, user=None, formsets=()

@@ -81,6 +81,28 @@ def test_two_territories_issuing_alternately_each_number_their_statements_from_o
     }
 
 
+def test_a_territory_cannot_change_its_statement_prefix_once_it_has_issued_a_number(billed):
+    """Drafts carry no number: the prefix may still change. Once EA-2026-0001 is issued, the
+    next statement may not start a second series (EAX-2026-0001) for the same territory."""
+    from django.core.exceptions import ValidationError
+
+    from mutualisation.models import Organisation
+
+    epci = Organisation.objects.get(pk=billed.territory.epci.pk)
+    prepared = drafts()
+    epci.statement_prefix = "EAX"
+    epci.full_clean()
+
+    number = issue_after_review(prepared["Commune A"]).number
+    with pytest.raises(ValidationError) as refused:
+        epci.full_clean()
+    assert refused.value.message_dict["statement_prefix"] == [
+        f"Ce territoire numérote déjà avec « EA » (dernier numéro attribué : {number}) : "
+        "changer de préfixe ouvrirait une seconde série de numéros. Le préfixe ne peut plus "
+        "changer."
+    ]
+
+
 def test_an_issued_statement_resists_every_way_of_changing_it(billed):
     issued = issue_after_review(drafts()["Commune A"])
     line = issued.lines.get()

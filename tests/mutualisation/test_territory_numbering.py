@@ -152,3 +152,54 @@ def test_the_migration_gives_territories_sharing_the_defaults_their_own_prefixes
         {oldest: "", own: "VAL", second: f"CONV{second}", third: f"CONV{third}"},
         {oldest: "", own: "EAVAL", second: f"EA{second}", third: f"EA{third}"},
     )
+
+
+def test_a_territory_cannot_change_the_reference_prefix_it_has_numbered_with(territory):
+    """CONV-2031-001 given, the territory may not number its next convention VAL-2031-001: a
+    second series would start for the same territory, and its first numbers would repeat."""
+    given = new_convention(territory.epci).reference
+    epci = Organisation.objects.get(pk=territory.epci.pk)
+    epci.reference_prefix = "VAL"
+    with pytest.raises(ValidationError) as refused:
+        epci.full_clean()
+    assert refused.value.message_dict["reference_prefix"] == [
+        f"Ce territoire numérote déjà avec « CONV » (dernier numéro attribué : {given}) : "
+        "changer de préfixe ouvrirait une seconde série de numéros. Le préfixe ne peut plus "
+        "changer."
+    ]
+
+
+def test_a_territory_may_change_a_prefix_it_has_not_numbered_with_yet(territory):
+    val = EpciFactory(reference_prefix="VAL", statement_prefix="EAVAL")
+    new_convention(territory.epci)  # another territory's numbers do not bind this one
+    val.reference_prefix = "VALX"
+    val.statement_prefix = "EAVALX"
+    val.full_clean()
+    val.save()
+    assert new_convention(val).reference == "VALX-2031-001"
+
+
+def test_the_admin_keeps_a_numbered_prefix_and_says_why_in_french(client, personas, territory):
+    given = new_convention(territory.epci).reference
+    client.force_login(personas.admin)
+    url = reverse("admin:mutualisation_organisation_change", args=[territory.epci.pk])
+    form = client.get(url).context["adminform"].form
+    data = {
+        name: ("" if value is None else value)
+        for name, value in form.initial.items()
+        if name in form.fields
+    }
+    data.update(
+        {
+            "reference_prefix": "AUTRE",
+            "epci_memberships-TOTAL_FORMS": "0",
+            "epci_memberships-INITIAL_FORMS": "0",
+            "population_records-TOTAL_FORMS": "0",
+            "population_records-INITIAL_FORMS": "0",
+        }
+    )
+    response = client.post(url, data)
+    assert response.status_code == 200
+    page = response.content.decode().replace("&#x27;", "'").replace("&laquo;", "«")
+    assert f"(dernier numéro attribué : {given})" in page
+    assert Organisation.objects.get(pk=territory.epci.pk).reference_prefix == ""
