@@ -130,6 +130,8 @@ def axe_violations(page, impacts=("serious", "critical")) -> list[str]:
     on while they are checked."""
     if not AXE.exists():
         pytest.fail("axe-core est introuvable : lancez « make test » (npm ci l'installe).")
+    # A click that navigates returns once the new page has started loading, not once it is read.
+    page.wait_for_load_state()
     if not page.evaluate("() => typeof window.axe !== 'undefined'"):
         page.evaluate(AXE.read_text(encoding="utf-8"))
     results = page.evaluate(
