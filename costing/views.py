@@ -16,7 +16,6 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
-from django_tables2 import RequestConfig
 from django_tables2.data import TableListData
 
 from conventions.models import Amendment, Convention, ConventionKind, PartyRole
@@ -93,8 +92,7 @@ def paged(request, table, **attributes):
     """A table of the year's rows, its page taken from the query string (its prefix)."""
     for name, value in attributes.items():
         setattr(table, name, value)
-    RequestConfig(request, paginate={"per_page": tables.PER_PAGE}).configure(table)
-    return table
+    return configure(request, table, per_page=tables.PER_PAGE)
 
 
 @login_required

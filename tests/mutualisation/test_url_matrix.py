@@ -567,3 +567,50 @@ def test_a_commune_reader_lists_its_own_conventions_only(world, db, name, person
     page = client.get(reverse(name, kwargs=LISTS[name])).content.decode()
     assert getattr(world, f"convention_{own}").reference in page
     assert getattr(world, f"convention_{other}").reference not in page
+
+
+def tables_of(response) -> list:
+    """The django-tables2 tables a page rendered (from its template contexts)."""
+    from django_tables2 import Table
+
+    found = {}
+    for context in response.context or []:
+        for layer in getattr(context, "dicts", [context]):
+            for value in layer.values() if isinstance(layer, dict) else ():
+                if isinstance(value, Table):
+                    found[id(value)] = value
+    return list(found.values())
+
+
+PAGES_READ = [
+    (name, persona)
+    for name in ROWS
+    for persona in ("reader_a", "finance")
+    if ROWS[name].get[PERSONAS.index(persona)] == 200
+]
+
+
+@pytest.mark.parametrize(("name", "persona"), PAGES_READ, ids=[f"{n} {p}" for n, p in PAGES_READ])
+def test_a_tables_sort_and_page_parameters_never_break_its_page(world, db, name, persona):
+    """Each table of a page reads its sort and page from the address (with its prefix): any
+    value typed there (a column it has not, a sort on a table that does not sort, a page that
+    is no number) leaves the page answering as before, never a 500."""
+    url, response, _written = request(world, persona, "GET", name)
+    tables = tables_of(response)
+    if not tables:
+        return
+    garbage = {}
+    for table in tables:
+        garbage[table.prefixed_order_by_field] = "zz,-1.5"
+        garbage[table.prefixed_page_field] = "abc"
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = world.sessions[persona]
+    try:
+        again = client.get(
+            url.split("?")[0], {**dict(response.wsgi_request.GET.lists()), **garbage}
+        )
+    except Exception:
+        pytest.fail(
+            f"GET {url} {garbage} en tant que {persona} : erreur 500\n{traceback.format_exc()}"
+        )
+    assert again.status_code == response.status_code, f"{url} {garbage}"
