@@ -28,6 +28,7 @@ from costing.models import (
     Statement,
     StatementLine,
     StatementRemark,
+    StatementStatus,
     UnitCost,
     UsageImport,
     UsageRecord,
@@ -1071,7 +1072,10 @@ def export_dataset(year: int, kind: str, conventions):
     (those of the user's territories), numbers and dates as native values (resources.NATIVE):
     each file format writes them its own way (costing.exports.SPREADSHEET_FORMATS)."""
     if kind == "lignes":
-        current = statements.current_statements(year, conventions)
+        # The standing issued statements, as the titres and mandats: a draft may still change.
+        current = statements.current_statements(year, conventions).filter(
+            status=StatementStatus.ISSUED
+        )
         queryset = (
             StatementLine.objects.filter(statement__in=current)
             .select_related(

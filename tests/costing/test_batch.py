@@ -111,7 +111,8 @@ def test_an_xlsx_cell_starting_with_equals_is_escaped(client, billed, personas):
     service = billed.service
     service.name = '=HYPERLINK("http://exemple.invalid","cliquez")'
     service.save()
-    statements.statements_prepare(2026)
+    for draft in statements.statements_prepare(2026):
+        issue_after_review(draft)
     client.force_login(personas.finance)
     content = client.get(reverse("costing:export", args=[2026, "lignes", "xlsx"])).content
     sheet = openpyxl.load_workbook(io.BytesIO(content)).active

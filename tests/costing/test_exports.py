@@ -33,7 +33,7 @@ def issued(billed):
 def test_xlsx_lines_hold_amounts_units_and_dates_as_formatted_numbers_equal_to_the_cent(
     client, billed, personas
 ):
-    statements.statements_prepare(2026)
+    issued(billed)
     client.force_login(personas.finance)
     rows = xlsx_rows(client, "lignes")
     lines = {line.amount: line for line in StatementLine.objects.all()}
@@ -67,7 +67,7 @@ def test_xlsx_titres_hold_the_statements_totals_as_numbers(client, billed, perso
 def test_the_csv_for_french_excel_has_a_bom_semicolons_decimal_commas_and_french_dates(
     client, billed, personas
 ):
-    statements.statements_prepare(2026)
+    issued(billed)
     client.force_login(personas.finance)
     response = client.get(reverse("costing:export", args=[2026, "lignes", "tableur"]))
     assert response["Content-Type"].startswith("text/csv")
@@ -86,7 +86,7 @@ def test_the_csv_for_french_excel_has_a_bom_semicolons_decimal_commas_and_french
 
 
 def test_the_plain_csv_for_the_finance_software_is_unchanged(client, billed, personas):
-    statements.statements_prepare(2026)
+    issued(billed)
     client.force_login(personas.finance)
     content = client.get(reverse("costing:export", args=[2026, "lignes", "csv"])).content
     assert not content.startswith(b"\xef\xbb\xbf")
@@ -94,6 +94,24 @@ def test_the_plain_csv_for_the_finance_software_is_unchanged(client, billed, per
     assert sorted(row["montant"] for row in rows) == ["3028.88", "8965.47"]
     assert {row["periode_debut"] for row in rows} == {date(2026, 1, 1).isoformat()}
     assert {row["exercice"] for row in rows} == {"2026"}
+
+
+def test_the_lines_export_holds_the_issued_statements_only_as_the_titres_do(
+    client, billed, personas
+):
+    """A draft may still change while its commune reviews it: the finance software receives
+    the lines of the issued statements, which add up to the titres of the same export."""
+    drafts = {s.payer.name: s for s in statements.statements_prepare(2026)}
+    number = issue_after_review(drafts["Commune A"]).number
+    client.force_login(personas.finance)
+    content = client.get(reverse("costing:export", args=[2026, "lignes", "csv"])).content
+    rows = list(csv.DictReader(io.StringIO(content.decode())))
+    assert {row["numero_etat"] for row in rows} == {number}
+    titres = client.get(reverse("costing:export", args=[2026, "titres", "csv"])).content
+    pieces = list(csv.DictReader(io.StringIO(titres.decode())))
+    assert {piece["total_exercice"] for piece in pieces} == {
+        str(sum(Decimal(row["montant"]) for row in rows))
+    }
 
 
 def test_an_unknown_export_format_is_refused(client, billed, personas):
