@@ -34,6 +34,7 @@ from conventions.services import StaleVersion, TransitionRefused, in_force, reco
 from conventions.services.in_force import direction_of
 from mutualisation.forms import RowsConflict
 from mutualisation.rest import DocumentActionsMixin, ErrorSerializer, Refused
+from mutualisation.spreadsheets import safe_text
 
 
 class PartyInputSerializer(serializers.Serializer):
@@ -620,7 +621,8 @@ def open_conventions_csv(rows: list[dict]) -> str:
     writer.writerow(OPEN_CSV_COLUMNS)
     for row in rows:
         writer.writerow(
-            [
+            safe_text(cell)
+            for cell in [
                 row["reference"],
                 row["title"],
                 row["kind"],

@@ -187,12 +187,12 @@ def year_as_csv(reimbursements) -> str:
     for line in reimbursements.result.lines:
         writer.writerow(
             [
-                line.convention,
+                safe_text(line.convention),
                 line.payer.siren,
-                line.payer.name,
+                safe_text(line.payer.name),
                 line.payee.siren,
-                line.payee.name,
-                line.service,
+                safe_text(line.payee.name),
+                safe_text(line.service),
                 line.period.start.isoformat(),
                 line.period.end.isoformat(),
                 line.basis,

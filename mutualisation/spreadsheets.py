@@ -58,7 +58,7 @@ def french_cell(value) -> str:
 def dataset_csv(dataset, *, cell, delimiter: str, bom: bool) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
-    writer.writerow(dataset.headers)
+    writer.writerow([cell(header) for header in dataset.headers])
     for row in dataset:
         writer.writerow([cell(value) for value in row])
     return (("\ufeff" if bom else "") + out.getvalue()).encode()
@@ -83,8 +83,10 @@ def xlsx(dataset) -> bytes:
     workbook = openpyxl.Workbook()
     sheet = workbook.active
     sheet.title = (dataset.title or "export")[:31]
-    sheet.append(list(dataset.headers))
-    for cell in sheet[1]:
+    sheet.append([None] * len(dataset.headers))
+    for cell, header in zip(sheet[1], dataset.headers, strict=True):
+        cell.value = str(header)
+        cell.data_type = "s"  # a service's name heads a column: text, never a formula
         cell.font = Font(bold=True)
     sheet.freeze_panes = "A2"
     for values in dataset:

@@ -459,3 +459,16 @@ def test_the_demo_territorys_adhesions_and_staff_in_2026():
         ("Clermont Auvergne Métropole", 3, Decimal("1.50")),
         ("Clermont-Ferrand", 1, Decimal("0.60")),
     ]
+
+
+def test_a_service_named_like_a_formula_heads_the_exports_as_text(client, territory, both, si):
+    """The services head the columns: a name starting with = is neutralised there too, in the
+    CSV (a quote before it) and in the XLSX (a text cell, never a formula)."""
+    si.name = '=HYPERLINK("https://exemple.invalid","Voir")'
+    si.save()
+    assert log_in(client, "finances")
+    header = csv_rows(export(client, "csv"))[0]
+    assert header[2] == "'" + si.name
+    book = openpyxl.load_workbook(io.BytesIO(export(client, "xlsx").content))
+    cell = book.active.cell(row=1, column=3)
+    assert (cell.value, cell.data_type) == (si.name, "s")

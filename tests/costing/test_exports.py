@@ -156,3 +156,24 @@ def test_no_text_cell_of_a_csv_export_can_run_as_a_formula(client, billed, perso
         titres = [row["titre"] for row in rows if "HYPERLINK" in row["titre"]]
         assert titres, fmt
         assert all(not titre.startswith(("=", "+", "-", "@")) for titre in titres), fmt
+
+
+def test_the_reimbursements_csv_of_the_command_neutralises_formula_names(billed):
+    """``manage.py compute_reimbursements`` writes the year as CSV: an organisation
+    whose name starts with = + - @ is written after a quote."""
+    from costing import exports, services
+
+    territory = billed.territory
+    territory.epci.name = "=1+2"
+    territory.epci.save()
+    territory.commune_a.name = "-Commune A"
+    territory.commune_a.save()
+    rows = list(
+        csv.reader(
+            io.StringIO(exports.year_as_csv(services.compute_reimbursements(2026))), delimiter=";"
+        )
+    )
+    cells = [cell for row in rows[1:-1] for cell in row]
+    assert "'=1+2" in cells
+    assert "'-Commune A" in cells
+    assert not any(cell.startswith(("=", "+", "@")) for cell in cells)
