@@ -24,14 +24,22 @@ from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from conventions import forms, views
-from conventions.models import Convention, Deliberation, Party, Status, Terms, Vote
+from conventions.models import (
+    Convention,
+    ConventionService,
+    Deliberation,
+    Party,
+    Status,
+    Terms,
+    Vote,
+)
 from conventions.serializers import (
     ConventionListSerializer,
     ConventionSerializer,
     DeliberationSerializer,
 )
 from conventions.services import StaleVersion, TransitionRefused, in_force, records, transitions
-from conventions.services.in_force import direction_of
+from conventions.services.in_force import direction_of, parties_on, services_on
 from mutualisation.forms import RowsConflict
 from mutualisation.rest import DocumentActionsMixin, ErrorSerializer, Refused
 from mutualisation.spreadsheets import safe_text
@@ -551,8 +559,14 @@ def in_force_conventions(territory_siren: str = ""):
         Convention.objects.filter(status=Status.IN_FORCE)
         .select_related("territory")
         .prefetch_related(
-            Prefetch("parties", Party.objects.select_related("organisation")),
-            "services__service",
+            Prefetch(
+                "parties",
+                Party.objects.select_related("organisation", "joined_by", "left_by"),
+            ),
+            Prefetch(
+                "services",
+                ConventionService.objects.select_related("service", "added_by", "removed_by"),
+            ),
             Prefetch("deliberations", Deliberation.objects.select_related("organisation")),
         )
         .order_by("reference")
@@ -562,24 +576,27 @@ def in_force_conventions(territory_siren: str = ""):
     return conventions
 
 
-def open_convention(c: Convention) -> dict:
-    """A convention in force as public data: parties, services and the approving deliberations
-    (organisation, date, number, link), no agent nor person."""
+def open_convention(c: Convention, today: date | None = None) -> dict:
+    """A convention in force as public data: its parties and services of today, as the signed
+    acts made them (an avenant not signed yet is a project, not published as the convention's),
+    and the approving deliberations (organisation, date, number, link); no agent nor person."""
+    today = today or timezone.localdate()
+    parties = parties_on(c, today)
     return {
         "reference": c.reference,
         "title": c.title,
         "kind": c.kind,
-        "direction": direction_of(c.parties.all()),
+        "direction": direction_of(parties),
         "territory": c.territory.name,
         "territory_siren": c.territory.siren,
         "start_date": c.start_date,
         "signature_date": c.signature_date,
         "parties": [
             {"name": p.organisation.name, "siren": p.organisation.siren, "role": p.role}
-            for p in c.parties.all()
+            for p in parties
         ],
         "services": [
-            {"code": line.service.code, "name": line.service.name} for line in c.services.all()
+            {"code": line.service.code, "name": line.service.name} for line in services_on(c, today)
         ],
         "deliberations": [
             {

@@ -19,6 +19,7 @@ from datetime import date
 from decimal import Decimal
 
 from django.core.cache import cache
+from django.db.models import Prefetch
 from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
@@ -26,9 +27,17 @@ from django.utils.translation import gettext as _
 from conventions.models import (
     ActionStatus,
     Convention,
+    ConventionService,
+    Party,
 )
 from conventions.services.adhesions import AdhesionStatus, adhesion_matrix
-from conventions.services.in_force import convention_end, covered_in, direction_of
+from conventions.services.in_force import (
+    convention_end,
+    covered_in,
+    direction_of,
+    parties_during,
+    services_during,
+)
 from conventions.services.scheme import current_scheme, scheme_progress
 from conventions.services.staff import staff_made_available
 from costing import engine
@@ -161,20 +170,29 @@ def adhesions(matrix) -> list[dict]:
     return found
 
 
-def annual_report(*, territory, year: int, conventions, communes=None) -> dict:
-    """What the report shows. ``conventions``: the territory's conventions the user may see;
-    ``communes``: None for the territory's staff (everything), else the ids of the user's own
-    organisations (a commune reader reads their own flows, staff and actions, no findings)."""
-    conventions = conventions.filter(territory=territory)
-    in_force = list(
+def conventions_applied(conventions, year: int) -> list[dict]:
+    """The conventions applied during ``year``, by reference, each with its parties and services
+    of the year as the signed acts made them (what a draft avenant would add is a project;
+    what a signed one withdrew before the year is gone). Five queries, however many."""
+    first, last = date(year, 1, 1), date(year, 12, 31)
+    applied = (
         covered_in(conventions.filter(status__in=BILLED_STATUSES), year)
         .select_related("territory")
-        .prefetch_related("parties__organisation", "services__service")
+        .prefetch_related(
+            "terms",
+            Prefetch(
+                "parties", Party.objects.select_related("organisation", "joined_by", "left_by")
+            ),
+            Prefetch(
+                "services",
+                ConventionService.objects.select_related("service", "added_by", "removed_by"),
+            ),
+        )
         .order_by("reference")
     )
     rows = []
-    for convention in in_force:
-        parties = list(convention.parties.all())
+    for convention in applied:
+        parties = parties_during(convention, first, last)
         names = sorted((p.organisation.name for p in parties), key=french_sort_key)
         rows.append(
             {
@@ -182,12 +200,23 @@ def annual_report(*, territory, year: int, conventions, communes=None) -> dict:
                 "direction": direction_of(parties),
                 "organisations": names if len(names) <= NAMES_LISTED else [],
                 "party_count": len(names),
-                "services": [line.service.name for line in convention.services.all()],
+                "services": [
+                    line.service.name for line in services_during(convention, first, last)
+                ],
                 "signed_in_year": bool(
                     convention.signature_date and convention.signature_date.year == year
                 ),
             }
         )
+    return rows
+
+
+def annual_report(*, territory, year: int, conventions, communes=None) -> dict:
+    """What the report shows. ``conventions``: the territory's conventions the user may see;
+    ``communes``: None for the territory's staff (everything), else the ids of the user's own
+    organisations (a commune reader reads their own flows, staff and actions, no findings)."""
+    conventions = conventions.filter(territory=territory)
+    rows = conventions_applied(conventions, year)
     signed = list(
         conventions.filter(signature_date__year=year).order_by("signature_date", "reference")
     )

