@@ -13,18 +13,21 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Prefetch
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from conventions.models import (
     ActionStatus,
     Horizon,
+    Party,
     Scheme,
     SchemeAction,
     SchemeStatus,
     Status,
 )
 from conventions.services import TransitionRefused, fmt, names
-from conventions.services.in_force import add_months
+from conventions.services.in_force import add_months, presence
 from mutualisation.collation import french_sort_key
 from mutualisation.models import EpciMembership, Organisation
 from mutualisation.validators import validate_plausible_date
@@ -210,12 +213,21 @@ class SchemeProgress:
     expected_cost_change: Decimal
 
 
+def under_signed_act(party, today: date) -> bool:
+    """A party the signed acts made (the convention, or a signed avenant even before its
+    date), not withdrawn by a signed avenant in effect: a draft avenant's is a project."""
+    span = presence(party, start="joined_by", end="left_by")
+    return not span.never and (span.until is None or today < span.until)
+
+
 def scheme_progress(scheme: Scheme, *, communes=None) -> SchemeProgress:
     """The scheme's actions by horizon with their conventions; ``communes`` (ids) keeps only the
     actions concerning those communes (a commune reader's)."""
+    today = timezone.localdate()
     actions = list(
         scheme.actions.select_related("service").prefetch_related(
-            "communes", "conventions__parties"
+            "communes",
+            Prefetch("conventions__parties", Party.objects.select_related("joined_by", "left_by")),
         )
     )
     if communes is not None:
@@ -232,6 +244,7 @@ def scheme_progress(scheme: Scheme, *, communes=None) -> SchemeProgress:
             for convention in conventions
             if convention.status in IN_FORCE_OR_SIGNED
             for party in convention.parties.all()
+            if under_signed_act(party, today)
         }
         by_horizon[action.horizon].append(
             ActionProgress(

@@ -282,3 +282,32 @@ def test_the_communes_of_an_action_read_in_french_order(territory):
     )
     [entry] = schemes.scheme_progress(plan).horizons[0].actions
     assert [c.name for c in entry.communes] == ["Cébazat", "Ceyrat", "Cournon-d'Auvergne"]
+
+
+def test_a_commune_a_draft_avenant_would_bring_in_is_not_yet_realised(territory):
+    """« sous convention signée » : the commune an avenant not signed yet would add to the
+    convention is a project; the one a signed avenant brings in counts, even before its date."""
+    from conventions.models import Amendment, Party
+
+    plan = SchemeFactory(territory=territory.epci)
+    action = SchemeActionFactory(scheme=plan, status=ActionStatus.PREPARING)
+    action.communes.set([territory.commune_a, territory.commune_b])
+    convention = ConventionFactory(territory=territory.epci, status=Status.IN_FORCE)
+    draft = Amendment.objects.create(
+        convention=convention, number=1, object="Entrée de A", effective_from=date(2026, 1, 1)
+    )
+    Party.objects.create(
+        convention=convention,
+        organisation=territory.commune_a,
+        role="BENEFICIARY",
+        joined_by=draft,
+    )
+    action.conventions.set([convention])
+    [entry] = schemes.scheme_progress(plan).horizons[0].actions
+    assert entry.realised_communes == 0
+
+    Amendment.objects.filter(pk=draft.pk).update(
+        status=Amendment.AmendmentStatus.SIGNED, effective_from=date(2099, 1, 1)
+    )
+    [entry] = schemes.scheme_progress(plan).horizons[0].actions
+    assert entry.realised_communes == 1
