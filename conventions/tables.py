@@ -1,12 +1,20 @@
 """The conventions list table (django-tables2)."""
 
 import django_tables2 as tables
+from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from conventions.models import Convention, ConventionKind, Direction, Status
-from conventions.services.in_force import direction_of
+from conventions.services.in_force import direction_of, presence, under_signed_act
 from mutualisation.tables import TABLE_ATTRS, header, lifecycle_order
+
+
+def agreed_parties(convention) -> list:
+    """The parties of ``convention`` the signed acts made, and not withdrawn."""
+    today = timezone.localdate()
+    return [p for p in convention.parties.all() if under_signed_act(p, today)]
 
 
 class ConventionTable(tables.Table):
@@ -37,7 +45,7 @@ class ConventionTable(tables.Table):
 
     def render_kind(self, record, value):
         direction = (
-            direction_of(record.parties.all())
+            direction_of(agreed_parties(record))
             if record.kind == ConventionKind.MISE_A_DISPOSITION
             else None
         )
@@ -46,7 +54,17 @@ class ConventionTable(tables.Table):
         return value
 
     def render_parties(self, record):
-        return ", ".join(party.organisation.name for party in record.parties.all())
+        """The parties the signed acts made; one a draft avenant would bring in, said so."""
+        today = timezone.localdate()
+        names = []
+        for party in record.parties.all():
+            if under_signed_act(party, today):
+                names.append(party.organisation.name)
+            elif presence(party, start="joined_by", end="left_by").never:
+                names.append(
+                    gettext("%(name)s (avenant en projet)") % {"name": party.organisation.name}
+                )
+        return ", ".join(names)
 
     def render_status(self, record, value):
         return format_html(

@@ -23,6 +23,7 @@ from conventions.models import (
     ConventionKind,
     Deliberation,
     ImpactSheet,
+    Party,
     Scheme,
     SchemeAction,
     SchemeStatus,
@@ -86,7 +87,11 @@ def convention_list(request):
     visible = Convention.objects.visible_to(request.user)
     filterset = ConventionFilter(
         request.GET,
-        queryset=visible.prefetch_related("parties__organisation"),
+        queryset=visible.prefetch_related(
+            Prefetch(
+                "parties", Party.objects.select_related("organisation", "joined_by", "left_by")
+            )
+        ),
         user=request.user,
     )
     # The columns shown, not the long texts (object, preamble…), for the page's rows only.

@@ -257,6 +257,13 @@ def presence_between(added, removed) -> Presence:
     return Presence(since, until)
 
 
+def under_signed_act(party, today: date) -> bool:
+    """A party the signed acts made (the convention, or a signed avenant even before its
+    date), not withdrawn by a signed avenant in effect: a draft avenant's is a project."""
+    span = presence(party, start="joined_by", end="left_by")
+    return not span.never and (span.until is None or today < span.until)
+
+
 def parties_on(convention: Convention, on: date) -> list:
     """The parties on a date (``convention.parties.all()``: prefetch ``parties__joined_by`` and
     ``parties__left_by`` to spare the queries)."""

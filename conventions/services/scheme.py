@@ -27,7 +27,7 @@ from conventions.models import (
     Status,
 )
 from conventions.services import TransitionRefused, fmt, names
-from conventions.services.in_force import add_months, presence
+from conventions.services.in_force import add_months, under_signed_act
 from mutualisation.collation import french_sort_key
 from mutualisation.models import EpciMembership, Organisation
 from mutualisation.validators import validate_plausible_date
@@ -211,13 +211,6 @@ class SchemeProgress:
     counts: dict[str, int]
     expected_fte_change: Decimal  # the actions not abandoned
     expected_cost_change: Decimal
-
-
-def under_signed_act(party, today: date) -> bool:
-    """A party the signed acts made (the convention, or a signed avenant even before its
-    date), not withdrawn by a signed avenant in effect: a draft avenant's is a project."""
-    span = presence(party, start="joined_by", end="left_by")
-    return not span.never and (span.until is None or today < span.until)
 
 
 def scheme_progress(scheme: Scheme, *, communes=None) -> SchemeProgress:

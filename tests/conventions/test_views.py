@@ -478,3 +478,44 @@ def test_signed_avenant_appears_in_the_pdf(client, personas, mad_descendante, te
         "Vu la convention " + convention.reference + " signée le 20 décembre 2025" in avenant_text
     )
     assert "À compter du 1er juillet 2026" in avenant_text
+
+
+def test_the_list_marks_a_party_a_draft_avenant_would_bring_in_and_drops_one_gone(
+    client, territory, personas
+):
+    """The list names a convention's parties as its signed acts made them: the commune a draft
+    avenant would add is shown as a project, the one a signed avenant took out is gone."""
+    from datetime import date
+
+    from conventions.models import Amendment, Party, PartyRole, Status
+    from tests.factories import ConventionFactory, OrganisationFactory
+
+    convention = ConventionFactory(territory=territory.epci, status=Status.IN_FORCE)
+    Party.objects.create(
+        convention=convention, organisation=territory.epci, role=PartyRole.PROVIDER
+    )
+    gone = OrganisationFactory(name="Commune sortie")
+    signed = Amendment.objects.create(
+        convention=convention,
+        number=1,
+        object="Sortie",
+        effective_from=date(2020, 1, 1),
+        status=Amendment.AmendmentStatus.SIGNED,
+    )
+    Party.objects.create(
+        convention=convention, organisation=gone, role=PartyRole.BENEFICIARY, left_by=signed
+    )
+    draft = Amendment.objects.create(
+        convention=convention, number=2, object="Entrée", effective_from=date(2030, 1, 1)
+    )
+    Party.objects.create(
+        convention=convention,
+        organisation=territory.commune_b,
+        role=PartyRole.BENEFICIARY,
+        joined_by=draft,
+    )
+    client.force_login(personas.manager)
+    page = client.get(reverse("conventions:list")).content.decode()
+    row = next(r for r in page.split("<tr") if convention.reference in r)
+    assert "Commune B (avenant en projet)" in row
+    assert "Commune sortie" not in row
