@@ -804,7 +804,9 @@ class AmendmentForm(ModelForm):
             (p.organisation for p in present if p.role == PartyRole.PROVIDER), None
         )
         self.fields["new_service"].queryset = (
-            Service.objects.filter(provider=owner).exclude(convention_lines__convention=convention)
+            Service.objects.filter(provider=owner, territory_id=convention.territory_id).exclude(
+                convention_lines__convention=convention
+            )
             if owner
             else Service.objects.none()
         )

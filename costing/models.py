@@ -57,8 +57,10 @@ class CostBaseQuerySet(models.QuerySet):
             return self.all()
         if not (scope.organisation_ids or scope.territory_ids):
             return self.none()
+        # (a line of another territory's service on a convention gives no sight of its costs)
         used = ConventionService.objects.filter(
-            convention__in=Convention.objects.visible_to(user)
+            convention__in=Convention.objects.visible_to(user),
+            service__territory_id=F("convention__territory_id"),
         ).values("service_id")
         return self.filter(
             Q(service__territory_id__in=scope.territory_ids)

@@ -89,6 +89,14 @@ def membership_gaps(
         providers = [p.organisation for p in present if p.role == PartyRole.PROVIDER]
         owner = providers[0] if providers else None
     for line in new_services:
+        if line.service.territory_id != convention.territory_id:
+            gaps.append(
+                _(
+                    "Le service « %(service)s » est un service d'un autre territoire : une "
+                    "convention ne met à disposition que des services de son territoire."
+                )
+                % {"service": line.service.name}
+            )
         if owner is not None and line.service.provider_id != owner.pk:
             gaps.append(
                 _(

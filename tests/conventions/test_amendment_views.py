@@ -154,3 +154,74 @@ def test_an_id_beyond_the_databases_integers_is_an_invalid_choice_not_a_crash(
     )
     assert not form.is_valid()
     assert form.errors[field] == [f"Sélectionnez un choix valide. {value} n’en fait pas partie."]
+
+
+@time_machine.travel(TODAY)
+def test_an_avenant_offers_and_adds_only_its_own_territorys_services(
+    client, personas, mad_descendante, territory
+):
+    """The convention's provider also provides a service in another territory: that service,
+    with its cost base, is not offered, is refused in French if posted, and no line of it
+    lands on this convention (its cost lines would then be read by this territory's staff)."""
+    from conventions.models import ConventionService
+    from conventions.services import TransitionRefused, amendments
+    from tests.costing.conftest import cost_base
+    from tests.factories import EpciFactory, ServiceFactory
+
+    convention = mad_descendante.convention
+    Convention.objects.filter(pk=convention.pk).update(status=Status.IN_FORCE)
+    provider = convention.parties.get(role="PROVIDER").organisation
+    elsewhere = EpciFactory(name="Autre EPCI")
+    foreign = ServiceFactory(provider=provider, territory=elsewhere, name="Service d'ailleurs")
+    base = cost_base(foreign)
+    client.force_login(personas.manager)
+    url = reverse("conventions:amendment-create", args=[convention.reference])
+    assert "ailleurs" not in client.get(url).content.decode()
+    response = client.post(
+        url, avenant_data(new_service=foreign.pk, new_unit_type=foreign.unit_type_id)
+    )
+    assert response.status_code == 200
+    assert "Sélectionnez un choix valide" in response.content.decode()
+    assert not ConventionService.objects.filter(service=foreign).exists()
+
+    # The service refuses it too, whatever form or API calls it.
+    from conventions.models import Amendment, Terms
+    from conventions.services.in_force import current_terms
+
+    with pytest.raises(TransitionRefused, match="Service d'ailleurs"):
+        amendments.amendment_create(
+            convention=convention,
+            amendment=Amendment(object="Ajout", effective_from=date(2026, 7, 1)),
+            terms=Terms(
+                **{
+                    f.name: getattr(current_terms(convention), f.name)
+                    for f in Terms._meta.concrete_fields
+                    if f.name not in ("id", "convention", "amendment", "effective_from")
+                }
+            ),
+            new_services=[ConventionService(service=foreign, unit_type=foreign.unit_type)],
+        )
+    assert base.pk
+
+
+@time_machine.travel(TODAY)
+def test_a_line_of_another_territorys_service_gives_no_sight_of_its_cost_lines(
+    personas, mad_descendante
+):
+    """Data entered before the rule above: a reader of a commune party to the convention sees
+    the cost bases of the convention's own services, not of another territory's."""
+    from conventions.models import ConventionService
+    from costing.models import CostBase
+    from tests.costing.conftest import cost_base
+    from tests.factories import EpciFactory, ServiceFactory
+
+    convention = mad_descendante.convention
+    elsewhere = EpciFactory(name="Autre EPCI")
+    foreign = ServiceFactory(provider=elsewhere, territory=elsewhere)
+    ConventionService.objects.create(
+        convention=convention, service=foreign, unit_type=foreign.unit_type
+    )
+    own, theirs = cost_base(mad_descendante.service), cost_base(foreign)
+    visible = set(CostBase.objects.visible_to(personas.reader_a))
+    assert own in visible
+    assert theirs not in visible
