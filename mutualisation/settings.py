@@ -332,6 +332,9 @@ EMAIL_TIMEOUT = env.int("MUTUALIS_EMAIL_TIMEOUT", default=10)
 # for AXES_COOLOFF_TIME; a success resets the count. Attempts are kept in the database and
 # visible in the admin.
 AXES_FAILURE_LIMIT = env.int("MUTUALIS_LOGIN_FAILURE_LIMIT", default=5)
+# The person's address, not the reverse proxy's (mutualisation/proxies.py): otherwise anyone
+# knowing a username locks its owner out, every request coming from the proxy's address.
+AXES_CLIENT_IP_CALLABLE = "mutualisation.proxies.client_ip"
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("MUTUALIS_LOGIN_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
@@ -375,7 +378,14 @@ if _cache_url := env.str("MUTUALIS_CACHE_URL", default=""):
 
 # The REST API (/api/v1/, mutualisation/api.py): a token per user (revocable in the admin) or
 # the browser's session; the same scopes and rules as the screens; French errors in one format.
+# Trusted reverse proxies in front of the application (docs/deployment.md): 1 behind the
+# documented nginx (the production default), 0 when browsers reach it directly (DEBUG's default).
+# The address counted by the login throttling and the API's rate limits is the hop the outermost
+# proxy appended to X-Forwarded-For; what a client writes there itself is never believed.
+MUTUALIS_PROXY_COUNT = env.int("MUTUALIS_PROXY_COUNT", default=0 if DEBUG else 1)
+
 REST_FRAMEWORK = {
+    "NUM_PROXIES": MUTUALIS_PROXY_COUNT,
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",

@@ -199,3 +199,21 @@ def test_the_public_data_lists_only_the_parties_and_services_the_signed_acts_mad
     assert "Commune candidate" not in text
     assert "Service en projet" not in text
     assert leaving.organisation.name not in text.split("\r\n")[1].split(";")[8]
+
+
+def test_the_anonymous_limit_holds_whatever_forwarded_for_a_client_writes():
+    """The address the API counts is REMOTE_ADDR, or behind the configured proxies the hop they
+    appended (MUTUALIS_PROXY_COUNT): a client writing another X-Forwarded-For on each request
+    is still counted as one (60 an hour). Before, each new header was a new client."""
+    from django.test import Client
+
+    answers = [
+        Client(
+            REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=f"10.1.{n // 250}.{n % 250}, 203.0.113.5"
+        )
+        .get(TERRITORIES)
+        .status_code
+        for n in range(61)
+    ]
+    assert answers[:60] == [200] * 60
+    assert answers[60] == 429

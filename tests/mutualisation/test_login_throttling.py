@@ -48,3 +48,39 @@ def test_another_user_is_not_locked_out_by_someone_elses_failures(client, person
     for _ in range(3):
         attempt(client, url, personas.manager.username, "mauvais")
     assert attempt(client, url, personas.finance.username, PASSWORD).status_code == 302
+
+
+def test_behind_the_proxy_someone_elses_failures_do_not_lock_a_person_out(personas, settings):
+    """Behind the documented reverse proxy every request comes from its address: the lockout
+    reads the person's address from the hop the proxy appended to X-Forwarded-For (anything the
+    client wrote before it is ignored). Before, anyone knowing a username locked it out."""
+    from django.test import Client
+
+    settings.AXES_FAILURE_LIMIT = 5
+    settings.MUTUALIS_PROXY_COUNT = 1
+    url = reverse("login")
+    username = personas.finance.username
+    attacker = Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.66")
+    for _ in range(5):
+        attempt(attacker, url, username, "mauvais")
+    assert attempt(attacker, url, username, PASSWORD).status_code == 429
+    # The attacker's forged hops change nothing: the proxy appended their real address.
+    forged = Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.7, 203.0.113.66")
+    assert attempt(forged, url, username, PASSWORD).status_code == 429
+    person = Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.7")
+    assert attempt(person, url, username, PASSWORD).status_code == 302
+
+
+def test_without_a_proxy_a_forwarded_for_header_is_not_believed(personas, settings):
+    from django.test import Client
+
+    settings.AXES_FAILURE_LIMIT = 3
+    settings.MUTUALIS_PROXY_COUNT = 0
+    url = reverse("login")
+    username = personas.finance.username
+    for n in range(3):
+        attempt(Client(HTTP_X_FORWARDED_FOR=f"203.0.113.{n}"), url, username, "mauvais")
+    assert (
+        attempt(Client(HTTP_X_FORWARDED_FOR="203.0.113.9"), url, username, PASSWORD).status_code
+        == 429
+    )
