@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from conventions.models import Convention, Status
 from costing import services
 from costing.models import (
     Instalment,
@@ -75,6 +76,14 @@ def instalments_call(year: int, *, up_to: date, conventions=None) -> list[Instal
     Idempotent: an acompte already called (or cancelled) is never called again nor changed."""
     # the same lock as preparing and issuing the year's statements
     lock_year(year, convention_territories(conventions))
+    pending = planned_not_called(year, conventions)
+    # An acompte is called by a titre, which rests on an enforceable convention: none while it
+    # is only signed (« en vigueur » is the step that checks it).
+    only_signed = set(
+        Convention.objects.filter(
+            pk__in={convention_id for convention_id, _s, _p in pending}, status=Status.SIGNED
+        ).values_list("pk", flat=True)
+    )
     called = [
         Instalment(
             convention_id=convention_id,
@@ -85,8 +94,8 @@ def instalments_call(year: int, *, up_to: date, conventions=None) -> list[Instal
             due_date=planned.due_date,
             amount=planned.amount,
         )
-        for convention_id, settlement, planned in planned_not_called(year, conventions)
-        if planned.due_date <= up_to
+        for convention_id, settlement, planned in pending
+        if planned.due_date <= up_to and convention_id not in only_signed
     ]
     for instalment in called:
         instalment.save()  # one by one, so that the history records each call

@@ -31,7 +31,14 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from conventions.models import Convention, ConventionKind, Deliberation, SettlementMode, Vote
+from conventions.models import (
+    Convention,
+    ConventionKind,
+    Deliberation,
+    SettlementMode,
+    Status,
+    Vote,
+)
 from conventions.services.in_force import applicable_terms, coverage
 from costing import engine, notifications, services
 from costing.exports import line_as_dict, settlement_as_dict
@@ -815,6 +822,18 @@ def issue_refusals(
     ``facts``: refusal_facts of many drafts, loaded at once (a batch)."""
     today = facts["today"] if facts is not None else today or timezone.localdate()
     reasons = []
+    # The titre the état supports rests on an enforceable convention (CGCT L2131-1, L2131-2):
+    # « en vigueur » is the step that checks it (gates.enforceability_gaps).
+    if statement.convention.status == Status.SIGNED:
+        reasons.append(
+            _(
+                "La convention %(reference)s est signée mais pas encore exécutoire : un état, et "
+                "le titre qu'il fonde, ne s'émet que sur une convention en vigueur. Enregistrez "
+                "sa transmission au contrôle de légalité et sa notification, la transmission et "
+                "la publication des délibérations, puis constatez son entrée en vigueur."
+            )
+            % {"reference": statement.convention.reference}
+        )
     end = covered_period_end(statement, facts)
     if today <= end:
         reasons.append(

@@ -1,4 +1,4 @@
-"""A signed, billed convention with a notified unit cost and usage, for statement tests."""
+"""A billed convention in force with a notified unit cost and usage, for statement tests."""
 
 import importlib
 from datetime import date, datetime, time, timedelta
@@ -27,6 +27,7 @@ from costing.models import (
 from tests.conventions.conftest import (  # noqa: F401 (fixtures shared with these tests)
     add_deliberations,
     mad_descendante,
+    make_enforceable,
     service_commun,
 )
 
@@ -66,6 +67,10 @@ def billed(mad_descendante, territory, after_year_end, unit_cost_kwargs):  # noq
         convention = transitions.convention_transition(convention, "deliberate")
         convention = transitions.convention_transition(
             convention, "sign", signature_date=date(2025, 12, 20)
+        )
+        # Enforceable (transmitted, published, notified) and in force: statements rest on it.
+        convention = transitions.convention_transition(
+            make_enforceable(convention), "enter_into_force"
         )
     service = mad_descendante.service
     UnitCost.objects.create(

@@ -32,6 +32,17 @@ def rows(client, kind, year=2026):
     return list(csv.DictReader(io.StringIO(content)))
 
 
+def test_no_acompte_is_called_on_a_convention_signed_but_not_yet_enforceable(billed):
+    """An acompte is a titre too: none on a convention not yet in force (not enforceable);
+    once it is, the acomptes due are called."""
+    from conventions.models import Convention, Status
+
+    Convention.objects.filter(pk=billed.convention.pk).update(status=Status.SIGNED)
+    assert instalments.instalments_call(2026, up_to=date(2026, 4, 30)) == []
+    Convention.objects.filter(pk=billed.convention.pk).update(status=Status.IN_FORCE)
+    assert len(instalments.instalments_call(2026, up_to=date(2026, 4, 30))) == 4
+
+
 def test_due_acomptes_are_called_once_with_their_due_dates(billed):
     called = instalments.instalments_call(2026, up_to=date(2026, 4, 30))
     assert sorted((i.payer.name, i.rank, i.due_date, i.amount) for i in called) == [

@@ -81,6 +81,25 @@ def test_two_territories_issuing_alternately_each_number_their_statements_from_o
     }
 
 
+def test_a_statement_is_not_issued_on_a_convention_signed_but_not_yet_enforceable(billed):
+    """A titre rests on an enforceable convention (CGCT L2131-1): while the convention is only
+    signed (not transmitted, published, notified, declared in force), its statement is refused,
+    and the refusal says what to do; once in force, it is issued."""
+    from conventions.models import Status
+
+    Convention.objects.filter(pk=billed.convention.pk).update(status=Status.SIGNED)
+    draft = drafts()["Commune A"]
+    with pytest.raises(statements.StatementRefused) as refused:
+        issue_after_review(draft)
+    [reason] = [r for r in refused.value.reasons if "exécutoire" in r]
+    assert billed.convention.reference in reason
+    assert "entrée en vigueur" in reason
+    assert not Statement.objects.filter(number__isnull=False).exists()
+
+    Convention.objects.filter(pk=billed.convention.pk).update(status=Status.IN_FORCE)
+    assert issue_after_review(drafts()["Commune A"]).number
+
+
 def test_a_territory_cannot_change_its_statement_prefix_once_it_has_issued_a_number(billed):
     """Drafts carry no number: the prefix may still change. Once EA-2026-0001 is issued, the
     next statement may not start a second series (EAX-2026-0001) for the same territory."""
