@@ -101,6 +101,32 @@ def convention_terminate(convention: Convention, termination: Termination) -> Co
         missing.append(_("La situation des agents (réversibilité) doit être précisée."))
     if termination.effective_on < termination.notified_on:
         missing.append(_("La résiliation ne peut prendre effet avant sa notification."))
+    # The notification is a fact already done, after the signature; the end comes once the
+    # convention has taken effect (otherwise its billing silently vanishes).
+    if termination.notified_on > timezone.localdate():
+        missing.append(
+            _(
+                "La résiliation serait notifiée le %(date)s, date à venir : enregistrez-la une "
+                "fois notifiée."
+            )
+            % {"date": fmt(termination.notified_on)}
+        )
+    if convention.signature_date and termination.notified_on < convention.signature_date:
+        missing.append(
+            _(
+                "La résiliation ne peut être notifiée (%(date)s) avant la signature de la "
+                "convention (%(signed)s)."
+            )
+            % {"date": fmt(termination.notified_on), "signed": fmt(convention.signature_date)}
+        )
+    if termination.effective_on < convention.start_date:
+        missing.append(
+            _(
+                "La résiliation ne peut prendre effet (%(date)s) avant la prise d'effet de la "
+                "convention (%(start)s)."
+            )
+            % {"date": fmt(termination.effective_on), "start": fmt(convention.start_date)}
+        )
     if missing:
         raise TransitionRefused(Status.TERMINATED, missing)
     termination.convention = convention

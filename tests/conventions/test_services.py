@@ -464,6 +464,36 @@ def test_termination_without_the_agents_outcome_is_refused(signed_mad, territory
         )
 
 
+@time_machine.travel(TODAY)
+@pytest.mark.parametrize(
+    ("notified_on", "effective_on", "said"),
+    [
+        (date(2027, 9, 1), date(2028, 3, 1), "notifiée le 01/09/2027, date à venir"),
+        (date(2025, 1, 5), date(2025, 12, 31), "avant la signature de la convention"),
+        (date(2025, 12, 21), date(2025, 12, 31), "avant la prise d'effet de la convention"),
+    ],
+)
+def test_a_termination_with_impossible_dates_is_refused_and_changes_nothing(
+    signed_mad, territory, notified_on, effective_on, said
+):
+    """A termination is notified (a past fact) after the convention was signed, and takes
+    effect once the convention has: otherwise its billing would silently vanish."""
+    with pytest.raises(services.TransitionRefused, match=said):
+        transitions.convention_terminate(
+            signed_mad,
+            Termination(
+                notified_on=notified_on,
+                effective_on=effective_on,
+                requested_by=territory.epci,
+                reason="x",
+                agents_outcome="Retour dans le service d'origine.",
+            ),
+        )
+    signed_mad.refresh_from_db()
+    assert signed_mad.status == Status.SIGNED
+    assert not Termination.objects.filter(convention=signed_mad).exists()
+
+
 def test_alerts_name_ending_conventions_and_notice_dates(signed_mad):
     found = overview.alerts(within_days=60, on=date(2028, 9, 15))
     assert [(a.kind, a.on) for a in found] == [("notice", date(2028, 9, 30))]
