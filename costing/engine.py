@@ -218,6 +218,9 @@ class KeySegment:
     weights: Mapping[int, Decimal] = field(default_factory=dict)  # party id → weight
     managing_mode: str = ""  # one of MANAGING_SHARES, "" when the terms do not say
     managing_value: Decimal | None = None  # the % or the weight of MANAGING_FIXED_PERCENT/WEIGHT
+    # The members during the segment (party ids; None: every party): a key by units shares
+    # the segment's forecast among them only (a member that left forecasts nothing after).
+    members: frozenset[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -591,7 +594,7 @@ def keyed_forecast(year: int, convention: ConventionInput, service: ServiceInput
             weights = {
                 payer_id: units
                 for (payer_id, code), units in convention.forecasts.items()
-                if code == service.code
+                if code == service.code and (segment.members is None or payer_id in segment.members)
             }
             if not any(weights.values()):
                 return {}  # no forecast units: nothing forecast (a compliance finding)

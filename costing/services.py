@@ -1330,15 +1330,19 @@ def keyed_service_input(line, covered: CoveredYear, members, data: YearData):
             _("Aucune base de coûts %(year)s pour « %(service)s » : la répartition est impossible.")
             % {"year": data.year, "service": line.service.name}
         )
-    key_segments = tuple(
-        engine.KeySegment(
-            engine.Period(start, end),
-            key_weights(line, terms, members_on(covered, members, start), data),
-            terms.managing_share_mode,
-            terms.managing_share_value,
+    key_segments = []
+    for start, end, terms in covered.segments:
+        present = members_on(covered, members, start)
+        key_segments.append(
+            engine.KeySegment(
+                engine.Period(start, end),
+                key_weights(line, terms, present, data),
+                terms.managing_share_mode,
+                terms.managing_share_value,
+                frozenset(m.id for m in present),
+            )
         )
-        for start, end, terms in covered.segments
-    )
+    key_segments = tuple(key_segments)
     if base.id not in data.base_costs:  # many conventions share one service's cost base
         data.base_costs[base.id] = keyed_costs(base, data.base_lines.get(base.id, []))
     return {**data.base_costs[base.id], "segments": key_segments}

@@ -763,3 +763,34 @@ def test_the_cost_of_a_year_is_prorated_exactly_whole_or_split_by_an_avenant(cos
         cost, 2025, [KeySegment(engine.Period(date(2025, 1, 1), cut - timedelta(days=1)))]
     )
     assert first_half == halves[:1]
+
+
+def test_a_key_by_units_forecasts_each_segment_among_its_members_only():
+    """A member that left on 1 July shares the forecast cost of January to June only: the
+    second half-year's forecast is shared among those still members (docs/costing.md §4.1)."""
+    first = Period(date(2025, 1, 1), date(2025, 6, 30))  # 181 days: 18 100,00 €
+    second = Period(date(2025, 7, 1), date(2025, 12, 31))  # 184 days: 18 400,00 €
+    service = ServiceInput(
+        "ads",
+        "ADS",
+        None,
+        allocation_key=engine.KEY_UNITS,
+        total_cost=D("36500.00"),
+        forecast_cost=D("36500.00"),
+        segments=(
+            KeySegment(first, members=frozenset({AUBIERE.id, AULNAT.id})),
+            KeySegment(second, members=frozenset({AUBIERE.id})),
+        ),
+    )
+    convention = ConventionInput(
+        "CONV-2025-030",
+        METRO,
+        (AUBIERE, AULNAT),
+        (service,),
+        (YEAR,),
+        forecasts={(AUBIERE.id, "ads"): D(100), (AULNAT.id, "ads"): D(100)},
+    )
+    assert engine.keyed_forecast(2025, convention, service) == {
+        AUBIERE.id: D("9050.00") + D("18400.00"),
+        AULNAT.id: D("9050.00"),
+    }
