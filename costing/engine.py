@@ -271,6 +271,17 @@ class ConventionInput:
     instalment_count: int = 0
     settlement_mode: str = SETTLEMENT_TITRE
     called: Mapping[int, tuple[CalledInstalment, ...]] = field(default_factory=dict)  # payer id
+    # The part of the covered days a payer is a party, when an avenant brings it in or takes it
+    # out during the year (payer id → Period; absent: every covered day).
+    presence: Mapping[int, Period] = field(default_factory=dict)
+
+    def presence_of(self, payer_id: int) -> Period:
+        return self.presence.get(payer_id) or self.covered
+
+    def leaves_early(self, payer_id: int) -> bool:
+        """A payer that stops being a party before the end of the covered days."""
+        span = self.presence.get(payer_id)
+        return span is not None and span.end < self.covered.end
 
     @cached_property
     def covered(self) -> Period:
@@ -637,8 +648,14 @@ def forecast_amounts(
             continue
         for payer in convention.payers:
             units = convention.forecasts.get((payer.id, service.code))
-            if units is not None:
-                totals[payer.id] += round_cents(service.unit_cost * as_decimal(units))
+            if units is None:
+                continue
+            amount = service.unit_cost * as_decimal(units)
+            if convention.leaves_early(payer.id):
+                # Its forecast was stated for the year: it counts for the days it is a party.
+                present = convention.presence_of(payer.id)
+                amount = amount * present.days / convention.covered.days
+            totals[payer.id] += round_cents(amount)
     return dict(totals)
 
 
@@ -676,7 +693,9 @@ def settle(
     planned = (
         ()
         if on_ac or convention.instalment_count < 1 or forecast <= 0  # most: nothing to plan
-        else instalment_plan(convention.covered, forecast, convention.instalment_count)
+        else instalment_plan(
+            convention.presence_of(payer.id), forecast, convention.instalment_count
+        )
     )
     called = convention.called.get(payer.id)  # most payers have none called yet
     return Settlement(

@@ -1493,6 +1493,16 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
         for payer in payers
         if (pk, payer.id) in data.called
     }
+    # The days each payer brought in or taken out by avenant during the year is a party.
+    presence = {}
+    for party, span in covered.parties:
+        if span is ALWAYS or span.never:
+            continue
+        start = max(covered.first, span.since) if span.since else covered.first
+        end = min(covered.last, span.until - timedelta(days=1)) if span.until else covered.last
+        if start <= end and (start, end) != (covered.first, covered.last):
+            presence[party.organisation_id] = engine.Period(start, end)
+    payer_ids = {payer.id for payer in payers}
     return engine.ConventionInput(
         reference=convention.reference,
         payee=payee,
@@ -1508,6 +1518,7 @@ def convention_input(convention: Convention, data: YearData) -> engine.Conventio
         instalment_count=terms.instalment_count,
         settlement_mode=terms.settlement_mode,
         called={payer_id: items for payer_id, items in called.items() if items},
+        presence={pid: span for pid, span in presence.items() if pid in payer_ids},
     )
 
 

@@ -142,6 +142,7 @@ def test_the_open_data_lists_the_conventions_in_force_as_public_acts(client, bil
 
 
 def test_the_open_data_leaves_out_drafts_and_other_territories(client, billed, mad_descendante):  # noqa: F811
+    Convention.objects.filter(pk=billed.convention.pk).update(status=Status.SIGNED)
     signed = client.get("/api/v1/open-data/conventions.json").json()
     assert signed["results"] == []  # signed, not in force
     billed.convention.status = Status.IN_FORCE

@@ -794,3 +794,45 @@ def test_a_key_by_units_forecasts_each_segment_among_its_members_only():
         AUBIERE.id: D("9050.00") + D("18400.00"),
         AULNAT.id: D("9050.00"),
     }
+
+
+def test_acomptes_fall_due_while_each_payer_is_a_party_and_a_leavers_forecast_is_cut():
+    """A commune that leaves on 1 April is called acomptes on the forecast of its 90 days only,
+    due by March; one joining on 1 September, on its own forecast, due from September. Before,
+    both were called four acomptes over the whole year."""
+    leaver = Party(20, "216300020", "Commune sortante")
+    joiner = Party(21, "216300021", "Commune entrante")
+    year = Period(date(2026, 1, 1), date(2026, 12, 31))
+    convention = ConventionInput(
+        "CONV-2026-040",
+        METRO,
+        (AUBIERE, leaver, joiner),
+        (ServiceInput("si", "SI", D("100.00")),),
+        (year,),
+        forecasts={
+            (AUBIERE.id, "si"): D(120),
+            (leaver.id, "si"): D(80),
+            (joiner.id, "si"): D(40),
+        },
+        instalment_count=4,
+        presence={
+            leaver.id: Period(date(2026, 1, 1), date(2026, 3, 31)),
+            joiner.id: Period(date(2026, 9, 1), date(2026, 12, 31)),
+        },
+    )
+    settlements = {s.payer.name: s for s in compute_year(2026, [convention]).settlements}
+    stays, leaves, joins = (
+        settlements[name] for name in (AUBIERE.name, "Commune sortante", "Commune entrante")
+    )
+    assert stays.forecast == D("12000.00")
+    assert [p.due_date.month for p in stays.planned] == [1, 4, 7, 10]
+    assert leaves.forecast == D("1972.60")  # 8 000 € × 90 / 365
+    assert sum(p.amount for p in leaves.planned) == D("1972.60")
+    assert max(p.due_date for p in leaves.planned) <= date(2026, 3, 31)
+    assert joins.forecast == D("4000.00")  # entered for its part of the year
+    assert [p.due_date for p in joins.planned] == [
+        date(2026, 9, 1),
+        date(2026, 10, 1),
+        date(2026, 11, 1),
+        date(2026, 12, 1),
+    ]

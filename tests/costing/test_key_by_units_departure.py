@@ -18,9 +18,7 @@ from tests.costing.test_avenant_changes import avenant_terms, complete_and_sign
 pytestmark = pytest.mark.django_db
 
 
-def test_a_member_leaving_on_1_july_is_forecast_the_first_half_year_only(
-    service_commun, territory
-):
+def test_a_member_leaving_on_1_july_is_forecast_the_first_half_year_only(service_commun, territory):
     t = territory
     convention = bill(service_commun.convention)
     ConventionService.objects.filter(pk=service_commun.line.pk).update(
