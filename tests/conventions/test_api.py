@@ -361,6 +361,10 @@ def test_the_acts_system_records_the_deliberations_then_the_convention_is_delibe
 
 def test_the_signed_conventions_publicity_is_recorded(client, personas, billed):  # noqa: F811
     convention = billed.convention
+    # (billed is in force: back to signed, its publicity not recorded yet)
+    Convention.objects.filter(pk=convention.pk).update(
+        status=Status.SIGNED, transmitted_on=None, acknowledgement_number="", notified_on=None
+    )
     base = f"/api/v1/conventions/{convention.reference}/"
     with_token(client, personas.manager)
     invalid = client.post(
