@@ -31,7 +31,7 @@ from import_export import fields, resources, widgets
 from simple_history.utils import bulk_create_with_history
 
 from conventions.models import Convention, ConventionKind, ConventionService, Party, PartyRole
-from conventions.services.in_force import parties_on, present_on, services_on
+from conventions.services.in_force import present_in_month
 from costing.exports import safe_text
 from costing.models import (
     Instalment,
@@ -381,7 +381,7 @@ class UsageFileChecker:
                     candidate
                     for candidate in lines
                     if month is None
-                    or present_on(candidate, month, start="added_by", end="removed_by")
+                    or present_in_month(candidate, month, start="added_by", end="removed_by")
                 ]
                 convention_line = (covered or lines)[0]
                 if not covered:
@@ -407,7 +407,7 @@ class UsageFileChecker:
                     _("%(organisation)s n'est pas bénéficiaire de %(convention)s.")
                     % {"organisation": beneficiary, "convention": convention.reference},
                 )
-            elif month is not None and not present_on(
+            elif month is not None and not present_in_month(
                 party, month, start="joined_by", end="left_by"
             ):
                 self.error(
@@ -793,14 +793,22 @@ def usage_template_dataset(user, month: datetime.date) -> tablib.Dataset:
         payers = sorted(
             (
                 party.organisation
-                for party in parties_on(convention, month)
-                if party.role in roles
+                for party in convention.parties.all()
+                if present_in_month(party, month, start="joined_by", end="left_by")
+                and party.role in roles
                 and party.organisation_id != convention.managing_organisation_id
                 and (convention.pk, party.organisation_id) not in locked
             ),
             key=lambda organisation: organisation.name,
         )
-        lines = sorted(services_on(convention, month), key=lambda line: line.service.code)
+        lines = sorted(
+            (
+                line
+                for line in convention.services.all()
+                if present_in_month(line, month, start="added_by", end="removed_by")
+            ),
+            key=lambda line: line.service.code,
+        )
         for payer in payers:
             for line in lines:
                 dataset.append(

@@ -59,6 +59,7 @@ from conventions.services.in_force import (
     ALWAYS,
     add_months,
     coverage,
+    first_day_present,
     parties_during,
     parties_on,
     presence,
@@ -1393,12 +1394,13 @@ def usages_of_year(
         for total in totals:
             if total.period_end < first:
                 continue
+            # A record of the month an avenant brings the commune or the service in counts
+            # from that day; one of a month it was never present, nowhere.
             day = max(total.period_start, first)
-            party_span = party_spans.get(total.beneficiary_id)
-            line_span = line_spans.get(total.service_id)
-            if (party_span is not None and not party_span.on(day)) or (
-                line_span is not None and not line_span.on(day)
-            ):
+            for span in (party_spans.get(total.beneficiary_id), line_spans.get(total.service_id)):
+                if span is not None and day is not None:
+                    day = first_day_present(span, day, total.period_end)
+            if day is None:
                 outside.append(total)
                 continue
             usages.append(

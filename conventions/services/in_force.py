@@ -257,6 +257,24 @@ def presence_between(added, removed) -> Presence:
     return Presence(since, until)
 
 
+def first_day_present(span: Presence, first: date, last: date) -> date | None:
+    """The first day from ``first`` to ``last`` on which a record of ``span`` is present (a
+    monthly usage record of the month an avenant brings its commune in counts from that day)."""
+    if span.on(first):
+        return first
+    if span.since is not None and first < span.since <= last and span.on(span.since):
+        return span.since
+    return None
+
+
+def present_in_month(record, month: date, *, start: str, end: str) -> bool:
+    """A party or service line present on at least one day of ``month``'s month."""
+    first = month.replace(day=1)
+    last = add_months(first, 1) - timedelta(days=1)
+    span = presence(record, start=start, end=end)
+    return first_day_present(span, first, last) is not None
+
+
 def under_signed_act(party, today: date) -> bool:
     """A party the signed acts made (the convention, or a signed avenant even before its
     date), not withdrawn by a signed avenant in effect: a draft avenant's is a project."""

@@ -270,3 +270,25 @@ def test_the_import_refuses_usage_of_a_commune_before_it_joins_by_avenant(
         )
     ]
     assert not UsageRecord.objects.filter(beneficiary=commune_c).exists()
+
+
+def test_the_import_takes_the_month_a_commune_joins_mid_month_and_refuses_the_one_before(
+    service_commun, territory, commune_c
+):
+    """Joining on 15 July: its July record is its use from the 15th (imported); June, refused."""
+    from costing.resources import import_usage_file
+
+    convention = bill(service_commun.convention)
+    amendment = joining_avenant(convention, commune_c, date(2026, 7, 15))
+    everyone = [territory.epci, territory.commune_a, territory.commune_b, commune_c]
+    complete_and_sign(amendment, everyone)
+    service = service_commun.line.service.code
+    july = (
+        "convention;beneficiaire;service;mois;quantite\n"
+        f"{convention.reference};{commune_c.siren};{service};2026-07;5\n"
+    ).encode()
+    assert import_usage_file(july, "r.csv", commit=True).imported
+    june = july.replace(b"2026-07", b"2026-06")
+    report = import_usage_file(june, "r2.csv", commit=True)
+    assert [e.column for e in report.errors] == ["beneficiaire"]
+    assert UsageRecord.objects.filter(beneficiary=commune_c).count() == 1
