@@ -173,7 +173,7 @@ def adhesions(matrix) -> list[dict]:
 def conventions_applied(conventions, year: int) -> list[dict]:
     """The conventions applied during ``year``, by reference, each with its parties and services
     of the year as the signed acts made them (what a draft avenant would add is a project;
-    what a signed one withdrew before the year is gone). Five queries, however many."""
+    what a signed one withdrew before the year is gone). Four queries, however many."""
     first, last = date(year, 1, 1), date(year, 12, 31)
     applied = (
         covered_in(conventions.filter(status__in=BILLED_STATUSES), year)
