@@ -38,7 +38,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast, ExtractMonth, Round
 from django.utils import timezone
-from django.utils.formats import number_format
+from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext as _
 
 from conventions.models import (
@@ -64,6 +64,7 @@ from conventions.services.in_force import (
     parties_on,
     presence,
     presence_between,
+    present_in_month,
     terms_in_force,
     terms_segments,
 )
@@ -419,6 +420,19 @@ def usage_grid_save(
     reasons = {reason for reason in locks.values() if reason}
     if reasons:
         raise UsageRefused(sorted(reasons))
+    outside = months_not_party(convention, line, year, changed, values)
+    if outside:
+        raise UsageRefused(
+            [
+                _(
+                    "Recours saisis pour un mois où la commune n'est pas partie à la convention, "
+                    "ou le service pas couvert (entrée ou sortie par avenant) : ils ne seraient "
+                    "pas facturés et empêcheraient le calcul de la convention. Videz ces cases : "
+                    "%(cells)s."
+                )
+                % {"cells": ", ".join(outside)}
+            ]
+        )
     written = 0
     for (beneficiary_id, month), quantity in values.items():
         if (beneficiary_id, month) not in changed:
@@ -446,6 +460,27 @@ def usage_grid_save(
         )
         written += 1
     return written
+
+
+def months_not_party(convention, line, year: int, changed, values) -> list[str]:
+    """The cells filled (« Commune C — juin 2026 ») for a month in which the commune is not a
+    party on any day, or the service line not covered (an avenant's entry or exit)."""
+    parties = {
+        p.organisation_id: p
+        for p in convention.parties.select_related("organisation", "joined_by", "left_by")
+    }
+    found = []
+    for beneficiary_id, month in sorted(changed, key=lambda cell: (cell[1], cell[0])):
+        if values.get((beneficiary_id, month)) is None:
+            continue  # an emptied cell removes its record
+        first, _last = month_bounds(year, month)
+        party = parties.get(beneficiary_id)
+        if party is not None and (
+            not present_in_month(party, first, start="joined_by", end="left_by")
+            or not present_in_month(line, first, start="added_by", end="removed_by")
+        ):
+            found.append(f"{party.organisation.name} — {date_format(first, 'F Y')}")
+    return found
 
 
 def usage_other_sources(*, convention: Convention, service: Service, year: int) -> dict:

@@ -292,3 +292,34 @@ def test_the_import_takes_the_month_a_commune_joins_mid_month_and_refuses_the_on
     report = import_usage_file(june, "r2.csv", commit=True)
     assert [e.column for e in report.errors] == ["beneficiaire"]
     assert UsageRecord.objects.filter(beneficiary=commune_c).count() == 1
+
+
+def test_the_grid_refuses_a_month_before_a_commune_joins_and_takes_its_joining_month(
+    service_commun, territory, commune_c
+):
+    """The grid says which cells would never be billed (before, they were saved and the year's
+    computation then stopped for the whole convention): nothing written, the cells named."""
+    convention = bill(service_commun.convention)
+    amendment = joining_avenant(convention, commune_c, date(2026, 7, 15))
+    complete_and_sign(
+        amendment, [territory.epci, territory.commune_a, territory.commune_b, commune_c]
+    )
+    service = service_commun.line.service
+    with pytest.raises(services.UsageRefused) as refused:
+        services.usage_grid_save(
+            convention=convention,
+            service=service,
+            year=2026,
+            values={(commune_c.pk, 6): D("4"), (commune_c.pk, 7): D("5")},
+        )
+    [reason] = refused.value.reasons
+    assert "Commune C — juin 2026" in reason
+    assert "juillet" not in reason
+    assert not UsageRecord.objects.filter(beneficiary=commune_c).exists()
+    written = services.usage_grid_save(
+        convention=convention,
+        service=service,
+        year=2026,
+        values={(commune_c.pk, 7): D("5")},
+    )
+    assert written == 1
